@@ -1,0 +1,193 @@
+#include "cache/blob_fetch.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <system_error>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace pullgate::cache {
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void write_all(int fd, const char* data, std::size_t size, std::uint64_t offset) {
+  while (size > 0) {
+    auto n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "writing blob temp file");
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+    offset += static_cast<std::uint64_t>(n);
+  }
+}
+
+}  // namespace
+
+BlobFill::Status BlobFill::status() const {
+  std::lock_guard lock(mutex_);
+  return status_;
+}
+
+std::uint64_t BlobFill::sendable(std::uint64_t end) const {
+  std::lock_guard lock(mutex_);
+  if (status_.state == State::complete) return end;
+  if (status_.state != State::streaming || end == 0) return 0;
+  return std::min(status_.written, end - 1);
+}
+
+asio::awaitable<void> BlobFill::wait_for_change(const Status& seen) {
+  auto executor = co_await asio::this_coro::executor;
+  auto timer = std::make_shared<asio::steady_timer>(executor, std::chrono::seconds(1));
+  {
+    std::lock_guard lock(mutex_);
+    if (status_.state != seen.state || status_.written != seen.written) co_return;
+    waiters_.push_back(timer);
+  }
+  // The notifier cancels the timer through this coroutine's executor (a strand or a
+  // single thread), so the cancel cannot run before the wait below has started.
+  co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+void BlobFill::notify_locked(std::unique_lock<std::mutex>& lock) {
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  lock.unlock();
+  for (auto& timer : waiters) asio::post(timer->get_executor(), [timer] { timer->cancel(); });
+}
+
+void BlobFill::set_streaming(std::optional<std::uint64_t> size, FileHandle file) {
+  std::unique_lock lock(mutex_);
+  file_ = std::move(file);
+  status_.size = size;
+  status_.state = State::streaming;
+  notify_locked(lock);
+}
+
+void BlobFill::add_written(std::uint64_t bytes) {
+  std::unique_lock lock(mutex_);
+  status_.written += bytes;
+  if (!waiters_.empty()) notify_locked(lock);
+}
+
+void BlobFill::set_complete() {
+  std::unique_lock lock(mutex_);
+  status_.state = State::complete;
+  status_.size = status_.written;
+  notify_locked(lock);
+}
+
+void BlobFill::set_failed(unsigned upstream_status, std::string error, std::string retry_after) {
+  std::unique_lock lock(mutex_);
+  status_.state = State::failed;
+  status_.upstream_status = upstream_status;
+  status_.error = std::move(error);
+  status_.retry_after = std::move(retry_after);
+  notify_locked(lock);
+}
+
+std::shared_ptr<BlobFill> BlobFetches::join_or_start(const Digest& digest, registry::Upstream& upstream,
+                                                     std::string target, std::string scope,
+                                                     asio::any_io_executor executor) {
+  std::shared_ptr<BlobFill> fill;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = fills_.find(digest); it != fills_.end()) return it->second;
+    fill = std::make_shared<BlobFill>(digest);
+    fills_.emplace(digest, fill);
+    ++started_;
+  }
+  asio::co_spawn(executor, download(fill, upstream, std::move(target), std::move(scope)),
+                 [this, digest](std::exception_ptr) { finish(digest); });
+  return fill;
+}
+
+void BlobFetches::finish(const Digest& digest) {
+  std::lock_guard lock(mutex_);
+  fills_.erase(digest);
+}
+
+std::size_t BlobFetches::in_flight() const {
+  std::lock_guard lock(mutex_);
+  return fills_.size();
+}
+
+std::uint64_t BlobFetches::started() const {
+  std::lock_guard lock(mutex_);
+  return started_;
+}
+
+asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, registry::Upstream& upstream,
+                                            std::string target, std::string scope) {
+  std::optional<TempBlob> temp;
+  try {
+    registry::UpstreamRequest request;
+    request.method = registry::http::verb::get;
+    request.target = std::move(target);
+    request.scope = std::move(scope);
+    auto response = co_await upstream.send(std::move(request));
+    if (response->status() != 200) {
+      auto retry = response->headers()[registry::http::field::retry_after];
+      fill->set_failed(response->status(),
+                       "upstream " + upstream.settings().name + " answered " + std::to_string(response->status()),
+                       std::string(retry));
+      co_return;
+    }
+    auto size = response->content_length();
+    temp = blobs_.create_temp();
+    int reader_fd = ::dup(temp->file.get());
+    if (reader_fd < 0) throw std::system_error(errno, std::generic_category(), "dup");
+    fill->set_streaming(size, FileHandle(reader_fd));
+
+    registry::DigestHasher hasher(fill->digest().algorithm());
+    std::array<char, 128 * 1024> buffer;
+    std::uint64_t written = 0;
+    for (;;) {
+      auto n = co_await response->read_some(asio::buffer(buffer));
+      if (n == 0) break;
+      if (size && written + n > *size) {
+        fill->set_failed(200, "upstream sent more bytes than its Content-Length");
+        blobs_.discard(*temp);
+        co_return;
+      }
+      write_all(temp->file.get(), buffer.data(), n, written);
+      hasher.update(buffer.data(), n);
+      written += n;
+      fill->add_written(n);
+    }
+    if (size && written != *size) {
+      fill->set_failed(200, "upstream body ended at " + std::to_string(written) + " of " +
+                                std::to_string(*size) + " bytes");
+      blobs_.discard(*temp);
+      co_return;
+    }
+    auto actual = hasher.finish();
+    if (actual != fill->digest()) {
+      fill->set_failed(200, "digest mismatch: upstream sent " + actual.str());
+      blobs_.discard(*temp);
+      co_return;
+    }
+    blobs_.publish(*temp, fill->digest());
+    auto now = now_ms();
+    meta_.put_blob(fill->digest(), BlobRecord{written, now, now});
+    fill->set_complete();
+  } catch (const registry::UpstreamError& e) {
+    fill->set_failed(0, std::string("upstream ") + upstream.settings().name + ": " + e.what());
+  } catch (const std::exception& e) {
+    fill->set_failed(0, std::string("storing blob: ") + e.what());
+  }
+  if (temp && fill->status().state == BlobFill::State::failed) blobs_.discard(*temp);
+}
+
+}  // namespace pullgate::cache

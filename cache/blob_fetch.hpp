@@ -1,0 +1,106 @@
+#pragma once
+// Fetch coalescing for blobs: one upstream download per digest however many clients
+// ask meanwhile. The download is written to a temp file and hashed as it arrives;
+// every client reads the temp file behind the writer instead of waiting for the end
+// or fetching again. The file is published only on a verified digest. The last byte
+// of every response is held back until then, so a client never completes a body
+// that turned out wrong: on a mismatch its response ends short.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "cache/blob_store.hpp"
+#include "cache/meta_store.hpp"
+#include "registry/digest.hpp"
+#include "registry/upstream.hpp"
+
+namespace pullgate::cache {
+
+namespace asio = boost::asio;
+
+class BlobFill {
+ public:
+  enum class State {
+    connecting,  // upstream asked, no answer yet
+    streaming,   // upstream said 200; bytes arriving in the temp file
+    complete,    // verified and published; every byte may be served
+    failed,      // upstream refused, reset, or sent bytes that do not match
+  };
+
+  struct Status {
+    State state = State::connecting;
+    std::optional<std::uint64_t> size;  // Content-Length from the upstream, once known
+    std::uint64_t written = 0;          // bytes in the temp file so far
+    unsigned upstream_status = 0;       // the upstream's HTTP status, 0 before / on network error
+    std::string error;                  // why it failed, one line
+    std::string retry_after;            // the upstream's Retry-After on a 429
+  };
+
+  explicit BlobFill(Digest digest) : digest_(std::move(digest)) {}
+
+  const Digest& digest() const { return digest_; }
+  Status status() const;
+  // The temp file, readable with pread while the fill lives (even after publication).
+  int fd() const { return file_.get(); }
+
+  // Bytes [0, n) of a response that ends at `end` (exclusive) that may be sent now:
+  // everything written, except the response's last byte until the blob is verified.
+  std::uint64_t sendable(std::uint64_t end) const;
+
+  // Resumes when the status moves on from `seen` (more bytes, or a new state), or
+  // after a second at the latest. Runs on the caller's executor.
+  asio::awaitable<void> wait_for_change(const Status& seen);
+
+  // Producer side, used by BlobFetches.
+  void set_streaming(std::optional<std::uint64_t> size, FileHandle file);
+  void add_written(std::uint64_t bytes);
+  void set_complete();
+  void set_failed(unsigned upstream_status, std::string error, std::string retry_after = {});
+
+ private:
+  void notify_locked(std::unique_lock<std::mutex>& lock);
+
+  const Digest digest_;
+  mutable std::mutex mutex_;
+  Status status_;
+  FileHandle file_;  // set once, before the state leaves `connecting`
+  std::vector<std::shared_ptr<asio::steady_timer>> waiters_;
+};
+
+class BlobFetches {
+ public:
+  BlobFetches(BlobStore& blobs, MetaStore& meta) : blobs_(blobs), meta_(meta) {}
+
+  // The fill in progress for `digest`, or a new one whose download starts on
+  // `executor` (detached: a client that goes away does not abort it). `target` is
+  // the upstream path of the blob, `scope` its token scope.
+  std::shared_ptr<BlobFill> join_or_start(const Digest& digest, registry::Upstream& upstream,
+                                          std::string target, std::string scope,
+                                          asio::any_io_executor executor);
+
+  std::size_t in_flight() const;
+  // Upstream blob downloads started since start-up (for logs and metrics).
+  std::uint64_t started() const;
+
+ private:
+  asio::awaitable<void> download(std::shared_ptr<BlobFill> fill, registry::Upstream& upstream,
+                                 std::string target, std::string scope);
+  void finish(const Digest& digest);
+
+  BlobStore& blobs_;
+  MetaStore& meta_;
+  mutable std::mutex mutex_;
+  std::unordered_map<Digest, std::shared_ptr<BlobFill>> fills_;
+  std::uint64_t started_ = 0;
+};
+
+}  // namespace pullgate::cache

@@ -1,0 +1,394 @@
+// MetaStore on LMDB. Records are versioned JSON objects ({"v":1,...}); byte
+// strings from the upstream (manifest bytes, response bodies) are base64 inside
+// the JSON because they need not be UTF-8. A record that does not decode is
+// treated as absent: the caller refetches instead of crashing on a bad file.
+#include "cache/meta_store.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <system_error>
+
+#include "cache/lmdb.hpp"
+
+namespace pullgate::cache {
+namespace {
+
+using nlohmann::json;
+
+constexpr int record_version = 1;
+constexpr std::int64_t touch_interval_ms = 60'000;
+constexpr std::string_view schema_key = "schema_version";
+
+// ---- base64 (RFC 4648, with padding) ----
+
+constexpr std::string_view base64_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string base64_encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= in.size(); i += 3) {
+    std::uint32_t n = (std::uint32_t(std::uint8_t(in[i])) << 16) |
+                      (std::uint32_t(std::uint8_t(in[i + 1])) << 8) | std::uint8_t(in[i + 2]);
+    out += base64_alphabet[(n >> 18) & 63];
+    out += base64_alphabet[(n >> 12) & 63];
+    out += base64_alphabet[(n >> 6) & 63];
+    out += base64_alphabet[n & 63];
+  }
+  std::size_t rest = in.size() - i;
+  if (rest > 0) {
+    std::uint32_t n = std::uint32_t(std::uint8_t(in[i])) << 16;
+    if (rest == 2) n |= std::uint32_t(std::uint8_t(in[i + 1])) << 8;
+    out += base64_alphabet[(n >> 18) & 63];
+    out += base64_alphabet[(n >> 12) & 63];
+    out += rest == 2 ? base64_alphabet[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view in) {
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::array<int, 256> table{};
+  table.fill(-1);
+  for (std::size_t i = 0; i < base64_alphabet.size(); ++i) table[std::uint8_t(base64_alphabet[i])] = int(i);
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  for (std::size_t i = 0; i < in.size(); i += 4) {
+    bool last = i + 4 == in.size();
+    int pad = 0;
+    if (last && in[i + 3] == '=') pad = in[i + 2] == '=' ? 2 : 1;
+    std::uint32_t n = 0;
+    for (std::size_t j = 0; j < 4; ++j) {
+      int value = 0;
+      if (j < 4 - std::size_t(pad)) {
+        value = table[std::uint8_t(in[i + j])];
+        if (value < 0) return std::nullopt;
+      }
+      n = (n << 6) | std::uint32_t(value);
+    }
+    out += char((n >> 16) & 0xff);
+    if (pad < 2) out += char((n >> 8) & 0xff);
+    if (pad < 1) out += char(n & 0xff);
+  }
+  return out;
+}
+
+// ---- record encoding ----
+
+// Text fields (media types) must be valid UTF-8 to be stored as JSON; anything
+// else is refused with a clear error rather than silently altered.
+std::string dump(const json& record, std::string_view what) {
+  try {
+    return record.dump();
+  } catch (const json::exception& e) {
+    throw std::invalid_argument("cannot store " + std::string(what) + ": " + e.what());
+  }
+}
+
+json header() { return json{{"v", record_version}}; }
+
+// Parses a stored value into an object of our record version; nullopt otherwise.
+std::optional<json> parse_record(std::string_view value) {
+  json j = json::parse(value, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  auto v = j.find("v");
+  if (v == j.end() || !v->is_number_integer() || v->get<std::int64_t>() != record_version) return std::nullopt;
+  return j;
+}
+
+template <typename T>
+std::optional<T> field(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) return std::nullopt;
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!it->is_string()) return std::nullopt;
+  } else if constexpr (std::is_same_v<T, std::uint64_t>) {
+    if (!it->is_number_unsigned()) return std::nullopt;
+  } else {
+    static_assert(std::is_same_v<T, std::int64_t>);
+    if (!it->is_number_integer()) return std::nullopt;
+  }
+  return it->get<T>();
+}
+
+std::string encode(const TagRecord& r) {
+  json j = header();
+  j["digest"] = r.digest.str();
+  j["media_type"] = r.media_type;
+  j["fetched_at_ms"] = r.fetched_at_ms;
+  return dump(j, "tag record");
+}
+
+std::optional<TagRecord> decode_tag(std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  auto digest_text = field<std::string>(*j, "digest");
+  auto media_type = field<std::string>(*j, "media_type");
+  auto fetched = field<std::int64_t>(*j, "fetched_at_ms");
+  if (!digest_text || !media_type || !fetched) return std::nullopt;
+  auto digest = Digest::parse(*digest_text);
+  if (!digest) return std::nullopt;
+  return TagRecord{*digest, *media_type, *fetched};
+}
+
+std::string encode(const ManifestRecord& r) {
+  json j = header();
+  j["media_type"] = r.media_type;
+  j["bytes_base64"] = base64_encode(r.bytes);
+  j["stored_at_ms"] = r.stored_at_ms;
+  return dump(j, "manifest record");
+}
+
+std::optional<ManifestRecord> decode_manifest(std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  auto media_type = field<std::string>(*j, "media_type");
+  auto bytes_base64 = field<std::string>(*j, "bytes_base64");
+  auto stored = field<std::int64_t>(*j, "stored_at_ms");
+  if (!media_type || !bytes_base64 || !stored) return std::nullopt;
+  auto bytes = base64_decode(*bytes_base64);
+  if (!bytes) return std::nullopt;
+  return ManifestRecord{*media_type, std::move(*bytes), *stored};
+}
+
+std::string encode(const BlobRecord& r) {
+  json j = header();
+  j["size"] = r.size;
+  j["stored_at_ms"] = r.stored_at_ms;
+  j["last_access_ms"] = r.last_access_ms;
+  return dump(j, "blob record");
+}
+
+std::optional<BlobRecord> decode_blob(std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  auto size = field<std::uint64_t>(*j, "size");
+  auto stored = field<std::int64_t>(*j, "stored_at_ms");
+  auto last_access = field<std::int64_t>(*j, "last_access_ms");
+  if (!size || !stored || !last_access) return std::nullopt;
+  return BlobRecord{*size, *stored, *last_access};
+}
+
+std::string encode(const CachedResponse& r) {
+  json j = header();
+  j["content_type"] = r.content_type;
+  j["body_base64"] = base64_encode(r.body);
+  j["fetched_at_ms"] = r.fetched_at_ms;
+  return dump(j, "cached response");
+}
+
+std::optional<CachedResponse> decode_response(std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  auto content_type = field<std::string>(*j, "content_type");
+  auto body_base64 = field<std::string>(*j, "body_base64");
+  auto fetched = field<std::int64_t>(*j, "fetched_at_ms");
+  if (!content_type || !body_base64 || !fetched) return std::nullopt;
+  auto body = base64_decode(*body_base64);
+  if (!body) return std::nullopt;
+  return CachedResponse{*content_type, std::move(*body), *fetched};
+}
+
+// ---- keys ----
+
+// NUL separates the parts, so no part may contain one: otherwise
+// ("a\0b", "c") and ("a", "b\0c") would share a key.
+std::optional<std::string> tag_key(std::string_view upstream, std::string_view repository, std::string_view tag) {
+  for (std::string_view part : {upstream, repository, tag}) {
+    if (part.find('\0') != std::string_view::npos) return std::nullopt;
+  }
+  std::string key;
+  key.reserve(upstream.size() + repository.size() + tag.size() + 2);
+  key.append(upstream).push_back('\0');
+  key.append(repository).push_back('\0');
+  key.append(tag);
+  return key;
+}
+
+// LMDB keys are 1 to 511 bytes (by default). Any other key is replaced by
+// "\0sha256:<hex of the key>"; stored plain keys never start with NUL (those are
+// hashed too), so a hashed key cannot alias a plain one.
+std::string storable_key(std::string key, std::size_t max_key) {
+  if (!key.empty() && key.size() <= max_key && key.front() != '\0') return key;
+  return '\0' + registry::digest_of(registry::DigestAlgorithm::sha256, key).str();
+}
+
+// ---- the store ----
+
+class LmdbMetaStore final : public MetaStore {
+ public:
+  LmdbMetaStore(std::filesystem::path dir, lmdb::Env env) : dir_(std::move(dir)), env_(std::move(env)) {
+    max_key_ = std::size_t(mdb_env_get_maxkeysize(env_.get()));
+    auto txn = lmdb::Txn::write(env_.get());
+    meta_ = txn.open_dbi("meta", MDB_CREATE);
+    tags_ = txn.open_dbi("tags", MDB_CREATE);
+    manifests_ = txn.open_dbi("manifests", MDB_CREATE);
+    blobs_ = txn.open_dbi("blobs", MDB_CREATE);
+    responses_ = txn.open_dbi("responses", MDB_CREATE);
+    check_schema(txn);
+    txn.commit();
+  }
+
+  std::optional<TagRecord> get_tag(std::string_view upstream, std::string_view repository,
+                                   std::string_view tag) override {
+    auto key = tag_key(upstream, repository, tag);
+    if (!key) return std::nullopt;  // such a tag was never stored: put_tag refuses it
+    auto txn = lmdb::Txn::read(env_.get());
+    auto value = txn.get(tags_, storable_key(std::move(*key), max_key_));
+    if (!value) return std::nullopt;
+    return decode_tag(*value);
+  }
+
+  void put_tag(std::string_view upstream, std::string_view repository, std::string_view tag,
+               const TagRecord& record) override {
+    auto key = tag_key(upstream, repository, tag);
+    if (!key) throw std::invalid_argument("cannot store tag record: a name contains a NUL byte");
+    put(tags_, storable_key(std::move(*key), max_key_), encode(record), "put tag");
+  }
+
+  std::optional<ManifestRecord> get_manifest(const Digest& digest) override {
+    auto txn = lmdb::Txn::read(env_.get());
+    auto value = txn.get(manifests_, digest.str());
+    if (!value) return std::nullopt;
+    return decode_manifest(*value);
+  }
+
+  void put_manifest(const Digest& digest, const ManifestRecord& record) override {
+    put(manifests_, digest.str(), encode(record), "put manifest " + digest.str());
+  }
+
+  std::optional<BlobRecord> get_blob(const Digest& digest) override {
+    auto txn = lmdb::Txn::read(env_.get());
+    auto value = txn.get(blobs_, digest.str());
+    if (!value) return std::nullopt;
+    return decode_blob(*value);
+  }
+
+  void put_blob(const Digest& digest, const BlobRecord& record) override {
+    put(blobs_, digest.str(), encode(record), "put blob " + digest.str());
+  }
+
+  void remove_blob(const Digest& digest) override {
+    auto txn = lmdb::Txn::write(env_.get());
+    txn.del(blobs_, digest.str(), "remove blob " + digest.str());
+    txn.commit();
+  }
+
+  void touch_blob(const Digest& digest, std::int64_t now_ms) override {
+    // Warm hits only read: the write lock is taken at most once a minute per blob.
+    auto current = get_blob(digest);
+    if (!current || !needs_touch(*current, now_ms)) return;
+    auto txn = lmdb::Txn::write(env_.get());
+    auto value = txn.get(blobs_, digest.str());
+    if (!value) return;  // removed meanwhile
+    auto record = decode_blob(*value);
+    if (!record || !needs_touch(*record, now_ms)) return;
+    record->last_access_ms = now_ms;
+    txn.put(blobs_, digest.str(), encode(*record), "touch blob " + digest.str());
+    txn.commit();
+  }
+
+  std::optional<CachedResponse> get_response(std::string_view key) override {
+    auto txn = lmdb::Txn::read(env_.get());
+    auto value = txn.get(responses_, storable_key(std::string(key), max_key_));
+    if (!value) return std::nullopt;
+    return decode_response(*value);
+  }
+
+  void put_response(std::string_view key, const CachedResponse& response) override {
+    put(responses_, storable_key(std::string(key), max_key_), encode(response), "put response");
+  }
+
+  std::uint64_t manifest_count() override { return lmdb::Txn::read(env_.get()).entries(manifests_); }
+  std::uint64_t blob_count() override { return lmdb::Txn::read(env_.get()).entries(blobs_); }
+
+ private:
+  static bool needs_touch(const BlobRecord& record, std::int64_t now_ms) {
+    // A clock that went backwards also counts as "recent": never move time back.
+    return now_ms - record.last_access_ms >= touch_interval_ms;
+  }
+
+  void put(MDB_dbi dbi, std::string_view key, std::string_view value, const std::string& what) {
+    auto txn = lmdb::Txn::write(env_.get());
+    txn.put(dbi, key, value, what);
+    txn.commit();
+  }
+
+  void check_schema(lmdb::Txn& txn) {
+    auto value = txn.get(meta_, schema_key);
+    if (!value) {
+      txn.put(meta_, schema_key, json{{"schema_version", schema_version}}.dump(), "write schema version");
+      return;
+    }
+    json j = json::parse(*value, nullptr, /*allow_exceptions=*/false);
+    auto it = j.is_object() ? j.find("schema_version") : j.end();
+    if (!j.is_object() || it == j.end() || !it->is_number_unsigned()) {
+      throw std::runtime_error("metadata store " + dir_.string() + " is corrupt: unreadable schema version");
+    }
+    auto found = it->get<std::uint64_t>();
+    if (found > schema_version) {
+      throw std::runtime_error("metadata store " + dir_.string() + " has schema version " + std::to_string(found) +
+                               ", newer than this build supports (" + std::to_string(schema_version) +
+                               "); refusing to open it");
+    }
+  }
+
+  std::filesystem::path dir_;
+  lmdb::Env env_;
+  std::size_t max_key_ = 0;
+  MDB_dbi meta_ = 0;
+  MDB_dbi tags_ = 0;
+  MDB_dbi manifests_ = 0;
+  MDB_dbi blobs_ = 0;
+  MDB_dbi responses_ = 0;
+};
+
+std::size_t round_up_to_page(std::size_t bytes) {
+  long page = sysconf(_SC_PAGESIZE);
+  std::size_t p = page > 0 ? std::size_t(page) : 4096;
+  return (bytes + p - 1) / p * p;
+}
+
+}  // namespace
+
+std::unique_ptr<MetaStore> MetaStore::open(const std::filesystem::path& dir, std::size_t map_size_bytes) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("metadata directory " + dir.string() + " is not writable: " + ec.message());
+
+  MDB_env* raw = nullptr;
+  lmdb::check(mdb_env_create(&raw), "create environment");
+  lmdb::Env env(raw);
+  // Room for the databases later work adds (verdicts, audit cursor, exceptions, reports).
+  lmdb::check(mdb_env_set_maxdbs(env.get(), 16), "set max databases");
+  // 0 keeps the size recorded in an existing environment (or LMDB's default).
+  if (map_size_bytes > 0) {
+    lmdb::check(mdb_env_set_mapsize(env.get(), round_up_to_page(map_size_bytes)), "set map size");
+  }
+  // MDB_NOTLS: read transactions are not tied to a thread (an io_context runs on several).
+  int rc = mdb_env_open(env.get(), dir.c_str(), MDB_NOTLS, 0640);
+  if (rc != MDB_SUCCESS) {
+    std::string reason = rc == EACCES || rc == EROFS || rc == EPERM ? "is not writable"
+                         : rc == MDB_INVALID || rc == MDB_CORRUPTED || rc == MDB_VERSION_MISMATCH
+                             ? "is corrupt or not a compatible LMDB environment"
+                             : "cannot be opened";
+    throw std::runtime_error("metadata store " + dir.string() + " " + reason + ": " + mdb_strerror(rc));
+  }
+  try {
+    return std::make_unique<LmdbMetaStore>(dir, std::move(env));
+  } catch (const std::runtime_error& e) {
+    // Keep one line that names the directory.
+    std::string message = e.what();
+    std::string prefix = "metadata store " + dir.string();
+    if (message.starts_with(prefix)) throw;
+    throw std::runtime_error(prefix + " cannot be opened: " + message);
+  }
+}
+
+}  // namespace pullgate::cache

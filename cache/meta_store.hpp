@@ -1,0 +1,78 @@
+#pragma once
+// The LMDB environment: tag records, manifests (inline), the blob index, cached
+// small upstream answers (tags/list, referrers) and the schema version. One
+// environment per process; transactions are short and never span a co_await.
+// Safe to call from several threads. Records are encoded as versioned JSON.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "registry/digest.hpp"
+
+namespace pullgate::cache {
+
+using registry::Digest;
+
+struct TagRecord {
+  Digest digest;
+  std::string media_type;
+  std::int64_t fetched_at_ms = 0;  // unix ms of the last upstream confirmation
+};
+
+struct ManifestRecord {
+  std::string media_type;
+  std::string bytes;  // exactly as the upstream sent them
+  std::int64_t stored_at_ms = 0;
+};
+
+struct BlobRecord {
+  std::uint64_t size = 0;
+  std::int64_t stored_at_ms = 0;
+  std::int64_t last_access_ms = 0;
+};
+
+// A small upstream answer kept for offline use (tags/list pages, referrers).
+struct CachedResponse {
+  std::string content_type;
+  std::string body;
+  std::int64_t fetched_at_ms = 0;
+};
+
+class MetaStore {
+ public:
+  static constexpr std::uint32_t schema_version = 1;
+
+  // Creates dir if needed, opens (or creates) the environment. Throws
+  // std::runtime_error with a one-line message: unwritable dir, a newer schema
+  // version than this build knows, a corrupt environment.
+  static std::unique_ptr<MetaStore> open(const std::filesystem::path& dir, std::size_t map_size_bytes);
+  virtual ~MetaStore() = default;
+
+  // Tags are keyed by upstream name, repository and tag.
+  virtual std::optional<TagRecord> get_tag(std::string_view upstream, std::string_view repository,
+                                           std::string_view tag) = 0;
+  virtual void put_tag(std::string_view upstream, std::string_view repository, std::string_view tag,
+                       const TagRecord& record) = 0;
+
+  // Manifests are content addressed: keyed by digest alone.
+  virtual std::optional<ManifestRecord> get_manifest(const Digest& digest) = 0;
+  virtual void put_manifest(const Digest& digest, const ManifestRecord& record) = 0;
+
+  virtual std::optional<BlobRecord> get_blob(const Digest& digest) = 0;
+  virtual void put_blob(const Digest& digest, const BlobRecord& record) = 0;
+  virtual void remove_blob(const Digest& digest) = 0;
+  // Updates last_access_ms; cheap enough for every blob hit (may be coalesced).
+  virtual void touch_blob(const Digest& digest, std::int64_t now_ms) = 0;
+
+  virtual std::optional<CachedResponse> get_response(std::string_view key) = 0;
+  virtual void put_response(std::string_view key, const CachedResponse& response) = 0;
+
+  // Counts, for /readyz and logs.
+  virtual std::uint64_t manifest_count() = 0;
+  virtual std::uint64_t blob_count() = 0;
+};
+
+}  // namespace pullgate::cache

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages pullgate needs, only those missing.
+#   deploy/install-deps.sh          build and run
+#   deploy/install-deps.sh --test   build, run, and the test suite's real components
+set -euo pipefail
+packages=(build-essential cmake pkg-config libboost1.81-all-dev libssl-dev liblmdb-dev nlohmann-json3-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  # googletest for unit tests; a real upstream registry (CNCF Distribution), real
+  # clients (skopeo, containerd/ctr), openssl for test certificates and tokens.
+  packages+=(googletest libgtest-dev python3 docker-registry skopeo containerd openssl curl ca-certificates)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  sudo_cmd=(); [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

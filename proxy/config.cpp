@@ -1,0 +1,304 @@
+#include "proxy/config.hpp"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace pullgate::proxy {
+
+using nlohmann::json;
+
+namespace {
+
+// Reads one typed field; records a mistake instead of throwing.
+class FieldReader {
+ public:
+  FieldReader(const json& object, std::string where, std::vector<std::string>& errors)
+      : object_(object), where_(std::move(where)), errors_(errors) {}
+
+  void string(const char* key, std::string& out) {
+    if (auto* v = find(key)) {
+      if (v->is_string()) out = v->get<std::string>();
+      else mistake(key, "must be a string");
+    }
+  }
+  void boolean(const char* key, bool& out) {
+    if (auto* v = find(key)) {
+      if (v->is_boolean()) out = v->get<bool>();
+      else mistake(key, "must be true or false");
+    }
+  }
+  template <typename Int>
+  void integer(const char* key, Int& out, std::int64_t min, std::int64_t max) {
+    if (auto* v = find(key)) {
+      if (!v->is_number_integer()) return mistake(key, "must be a whole number");
+      auto n = v->get<std::int64_t>();
+      if (n < min || n > max)
+        return mistake(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+      out = static_cast<Int>(n);
+    }
+  }
+  const json* object(const char* key) {
+    auto* v = find(key);
+    if (v && !v->is_object()) {
+      mistake(key, "must be an object");
+      return nullptr;
+    }
+    return v;
+  }
+  // Every key of the object must be one the reader asked for.
+  void refuse_unknown() {
+    for (auto& [key, value] : object_.items())
+      if (!seen_.count(key)) errors_.push_back(where_ + key + ": unknown field");
+  }
+  void mistake(const std::string& key, const std::string& what) {
+    errors_.push_back(where_ + key + ": " + what);
+  }
+  const json* find(const char* key) {
+    seen_.insert(key);
+    auto it = object_.find(key);
+    return it == object_.end() ? nullptr : &*it;
+  }
+
+ private:
+  const json& object_;
+  std::string where_;
+  std::vector<std::string>& errors_;
+  std::set<std::string> seen_;
+};
+
+std::string read_password_file(const std::string& path, std::string& error) {
+  std::ifstream in(path);
+  if (!in) {
+    error = "cannot read " + path;
+    return {};
+  }
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
+// host[:port] of an http(s) URL, or empty when the URL is not one.
+std::string url_authority(const std::string& url) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (url.rfind(scheme, 0) == 0) {
+      auto rest = url.substr(scheme.size());
+      auto end = rest.find_first_of("/?#");
+      return rest.substr(0, end);
+    }
+  }
+  return {};
+}
+
+void parse_upstream(const json& item, std::size_t index, Config& config, std::vector<std::string>& errors) {
+  std::string where = "upstreams[" + std::to_string(index) + "].";
+  if (!item.is_object()) {
+    errors.push_back(where.substr(0, where.size() - 1) + ": must be an object");
+    return;
+  }
+  UpstreamConfig up;
+  FieldReader r(item, where, errors);
+  std::string password_file;
+  std::int64_t connect_s = 10, response_s = 30, read_s = 30;
+  r.string("name", up.settings.name);
+  r.string("url", up.settings.url);
+  r.string("username", up.settings.username);
+  r.string("password", up.settings.password);
+  r.string("password_file", password_file);
+  r.string("ca_file", up.settings.ca_file);
+  r.boolean("insecure", up.settings.insecure);
+  r.integer("tag_ttl_s", up.tag_ttl_s, -1, 365LL * 24 * 3600);
+  r.boolean("default", up.is_default);
+  r.integer("connect_timeout_s", connect_s, 1, 600);
+  r.integer("response_timeout_s", response_s, 1, 3600);
+  r.integer("read_timeout_s", read_s, 1, 3600);
+  if (auto* aliases = r.find("aliases")) {
+    if (!aliases->is_array()) {
+      r.mistake("aliases", "must be a list of strings");
+    } else {
+      for (auto& a : *aliases) {
+        if (a.is_string() && !a.get<std::string>().empty()) up.aliases.push_back(a.get<std::string>());
+        else r.mistake("aliases", "must be a list of non-empty strings");
+      }
+    }
+  }
+  r.refuse_unknown();
+
+  up.settings.connect_timeout = std::chrono::seconds(connect_s);
+  up.settings.response_timeout = std::chrono::seconds(response_s);
+  up.settings.read_timeout = std::chrono::seconds(read_s);
+  auto authority = url_authority(up.settings.url);
+  if (up.settings.url.empty()) r.mistake("url", "is required");
+  else if (authority.empty()) r.mistake("url", "must start with http:// or https:// and name a host");
+  if (up.settings.name.empty()) up.settings.name = authority;
+  if (!password_file.empty()) {
+    if (!up.settings.password.empty()) r.mistake("password_file", "cannot be set together with password");
+    std::string error;
+    up.settings.password = read_password_file(password_file, error);
+    if (!error.empty()) r.mistake("password_file", error);
+  }
+  if (!up.settings.password.empty() && up.settings.username.empty())
+    r.mistake("username", "is required when a password is set");
+  if (!up.settings.ca_file.empty() && !std::ifstream(up.settings.ca_file))
+    r.mistake("ca_file", "cannot read " + up.settings.ca_file);
+  up.docker_hub = up.settings.name == "docker.io" || authority == "registry-1.docker.io" ||
+                  authority == "index.docker.io";
+  config.upstreams.push_back(std::move(up));
+}
+
+void validate(Config& config, std::vector<std::string>& errors) {
+  if (!parse_host_port(config.listen)) errors.push_back("listen: must be HOST:PORT, got \"" + config.listen + "\"");
+  if (config.data_dir.empty()) errors.push_back("data_dir: must not be empty");
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty())
+    errors.push_back("tls: cert_file and key_file must be set together");
+  for (auto* f : {&config.tls_cert_file, &config.tls_key_file})
+    if (!f->empty() && !std::ifstream(*f)) errors.push_back("tls: cannot read " + *f);
+  if (config.upstreams.empty() && !config.offline) errors.push_back("upstreams: at least one upstream is required");
+
+  std::set<std::string> names;
+  int defaults = 0;
+  for (auto& up : config.upstreams) {
+    defaults += up.is_default;
+    std::vector<std::string> all = up.aliases;
+    all.push_back(up.settings.name);
+    for (auto& n : all)
+      if (!names.insert(n).second) errors.push_back("upstreams: name or alias \"" + n + "\" is used twice");
+  }
+  if (defaults > 1) errors.push_back("upstreams: only one upstream may be the default");
+  if (defaults == 0 && !config.upstreams.empty()) config.upstreams.front().is_default = true;
+}
+
+}  // namespace
+
+std::optional<HostPort> parse_host_port(const std::string& text) {
+  std::string host, port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string::npos) return std::nullopt;
+  }
+  if (host.empty() || port.empty() || port.size() > 5) return std::nullopt;
+  unsigned value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + unsigned(c - '0');
+  }
+  if (value > 65535) return std::nullopt;
+  return HostPort{host, static_cast<std::uint16_t>(value)};
+}
+
+Config default_config() {
+  Config config;
+  UpstreamConfig hub;
+  hub.settings.name = "docker.io";
+  hub.settings.url = "https://registry-1.docker.io";
+  hub.aliases = {"registry-1.docker.io", "index.docker.io"};
+  hub.is_default = true;
+  hub.docker_hub = true;
+  config.upstreams.push_back(std::move(hub));
+  return config;
+}
+
+ConfigResult parse_config(const std::string& text) {
+  ConfigResult result;
+  json doc;
+  try {
+    doc = json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    result.errors.push_back(std::string("not valid JSON: ") + e.what());
+    return result;
+  }
+  if (!doc.is_object()) {
+    result.errors.push_back("the config must be a JSON object");
+    return result;
+  }
+  auto& c = result.config;
+  auto& errors = result.errors;
+  FieldReader r(doc, "", errors);
+  std::string data_dir = c.data_dir.string();
+  r.string("listen", c.listen);
+  r.string("data_dir", data_dir);
+  c.data_dir = data_dir;
+  r.integer("threads", c.threads, 1, 256);
+  r.boolean("offline", c.offline);
+  r.string("access_log", c.access_log);
+  if (auto* tls = r.object("tls")) {
+    FieldReader t(*tls, "tls.", errors);
+    t.string("cert_file", c.tls_cert_file);
+    t.string("key_file", c.tls_key_file);
+    t.refuse_unknown();
+  }
+  if (auto* limits = r.object("limits")) {
+    FieldReader l(*limits, "limits.", errors);
+    l.integer("max_header_bytes", c.max_header_bytes, 1024, 1024 * 1024);
+    l.integer("max_requests_per_connection", c.max_requests_per_connection, 1, 10'000'000);
+    l.integer("idle_timeout_s", c.idle_timeout_s, 1, 3600);
+    l.integer("header_timeout_s", c.header_timeout_s, 1, 3600);
+    l.refuse_unknown();
+  }
+  if (auto* cache = r.object("cache")) {
+    FieldReader k(*cache, "cache.", errors);
+    k.integer("lmdb_map_size_mb", c.lmdb_map_size_mb, 16, 1024 * 1024);
+    k.refuse_unknown();
+  }
+  if (auto* ups = r.find("upstreams")) {
+    if (!ups->is_array()) r.mistake("upstreams", "must be a list");
+    else
+      for (std::size_t i = 0; i < ups->size(); ++i) parse_upstream((*ups)[i], i, c, errors);
+  } else {
+    c.upstreams = default_config().upstreams;
+  }
+  r.refuse_unknown();
+  validate(c, errors);
+  return result;
+}
+
+ConfigResult load_config_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ConfigResult result;
+    result.errors.push_back("cannot read config file " + path.string());
+    return result;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str());
+}
+
+void apply_overrides(ConfigResult& result, const Overrides& o) {
+  auto& c = result.config;
+  if (o.listen) c.listen = *o.listen;
+  if (o.data_dir) c.data_dir = *o.data_dir;
+  if (o.threads) c.threads = *o.threads;
+  if (o.offline) c.offline = true;
+  if (o.upstream_url) {
+    UpstreamConfig up;
+    up.settings.url = *o.upstream_url;
+    up.settings.name = url_authority(*o.upstream_url);
+    up.is_default = true;
+    if (up.settings.name.empty())
+      result.errors.push_back("--upstream: must be an http:// or https:// URL, got \"" + *o.upstream_url + "\"");
+    up.docker_hub = up.settings.name == "registry-1.docker.io" || up.settings.name == "docker.io";
+    if (up.docker_hub) up.aliases = {"docker.io"};
+    c.upstreams.clear();
+    c.upstreams.push_back(std::move(up));
+  }
+  // Re-run the checks that flags can break; drop duplicates of earlier lines.
+  std::vector<std::string> again;
+  validate(c, again);
+  for (auto& e : again)
+    if (std::find(result.errors.begin(), result.errors.end(), e) == result.errors.end())
+      result.errors.push_back(e);
+}
+
+}  // namespace pullgate::proxy

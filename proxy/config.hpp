@@ -1,0 +1,70 @@
+#pragma once
+// pullgate's configuration: a JSON file (comments allowed), then command-line flags
+// on top. Validation collects every mistake, one line each, before anything starts.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "registry/upstream.hpp"
+
+namespace pullgate::proxy {
+
+struct UpstreamConfig {
+  registry::UpstreamSettings settings;  // name, url, credentials, TLS, timeouts
+  std::vector<std::string> aliases;     // more names for ?ns= and the path prefix
+  std::int64_t tag_ttl_s = 300;         // -1: a cached tag is never re-checked
+  bool is_default = false;
+  bool docker_hub = false;              // one-segment names get "library/"
+};
+
+struct Config {
+  std::string listen = "0.0.0.0:5000";
+  std::filesystem::path data_dir = "pullgate-data";
+  unsigned threads = 2;
+  bool offline = false;
+  std::string access_log = "-";
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::size_t max_header_bytes = 16 * 1024;
+  unsigned max_requests_per_connection = 10'000;
+  unsigned idle_timeout_s = 60;
+  unsigned header_timeout_s = 15;
+  std::size_t lmdb_map_size_mb = 4096;
+  std::vector<UpstreamConfig> upstreams;
+};
+
+// Command-line overrides of `pullgate serve`.
+struct Overrides {
+  std::optional<std::string> listen;
+  std::optional<std::string> data_dir;
+  std::optional<std::string> upstream_url;
+  std::optional<unsigned> threads;
+  bool offline = false;
+};
+
+struct ConfigResult {
+  Config config;
+  std::vector<std::string> errors;  // one line per mistake; empty means valid
+};
+
+// The built-in default: Docker Hub as the one upstream.
+Config default_config();
+
+// Parses a config document (JSON with comments). Unknown fields are mistakes, so a
+// typo is not silently ignored.
+ConfigResult parse_config(const std::string& text);
+// Reads and parses a file; a missing or unreadable file is one error line.
+ConfigResult load_config_file(const std::filesystem::path& path);
+// Applies flags to a config and validates the result again.
+void apply_overrides(ConfigResult& result, const Overrides& overrides);
+
+// Splits "host:port" / "[v6]:port"; nullopt when malformed.
+struct HostPort {
+  std::string host;
+  std::uint16_t port;
+};
+std::optional<HostPort> parse_host_port(const std::string& text);
+
+}  // namespace pullgate::proxy

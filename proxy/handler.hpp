@@ -1,0 +1,33 @@
+#pragma once
+// The request handler interface between sessions and the mirror.
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+
+#include "proxy/client_stream.hpp"
+
+namespace pullgate::proxy {
+
+using Request = http::request<http::empty_body>;
+
+struct RequestContext {
+  std::string client;  // "address:port"
+  bool has_body = false;  // the request announced a body (the session does not read it)
+};
+
+struct Outcome {
+  unsigned status = 0;
+  std::uint64_t bytes = 0;  // body bytes sent
+  bool close = false;       // the response ended short or must be the last
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
+                                          const RequestContext& context) = 0;
+};
+
+}  // namespace pullgate::proxy

@@ -1,0 +1,60 @@
+#include "proxy/log.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+namespace pullgate::proxy {
+
+std::string utc_timestamp() {
+  auto now = std::chrono::system_clock::now();
+  auto seconds = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[40];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return text;
+}
+
+void log_event(std::string_view level, std::string_view message, nlohmann::json fields) {
+  nlohmann::json line = {{"time", utc_timestamp()}, {"level", level}, {"msg", message}};
+  for (auto& [k, v] : fields.items()) line[k] = v;
+  auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+}
+
+AccessLog::AccessLog(const std::string& destination) {
+  if (destination.empty()) return;
+  if (destination == "-") {
+    file_ = stdout;
+    return;
+  }
+  file_ = std::fopen(destination.c_str(), "a");
+  if (!file_) throw std::runtime_error("cannot open access log " + destination + ": " + std::strerror(errno));
+  owned_ = true;
+}
+
+AccessLog::~AccessLog() {
+  if (owned_ && file_) std::fclose(file_);
+}
+
+void AccessLog::write(const AccessRecord& r) {
+  if (!file_) return;
+  nlohmann::json line = {{"time", utc_timestamp()}, {"client", r.client},   {"method", r.method},
+                         {"path", r.path},           {"upstream", r.upstream}, {"status", r.status},
+                         {"bytes", r.bytes},         {"duration_ms", r.duration_ms},
+                         {"cache", r.cache},         {"request_id", r.request_id}};
+  if (!r.error.empty()) line["error"] = r.error;
+  auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  std::lock_guard lock(mutex_);
+  std::fwrite(text.data(), 1, text.size(), file_);
+  std::fflush(file_);
+}
+
+}  // namespace pullgate::proxy

@@ -1,0 +1,680 @@
+#include "proxy/mirror.hpp"
+
+#include <chrono>
+#include <random>
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "registry/manifest.hpp"
+#include "registry/range.hpp"
+
+namespace pullgate::proxy {
+
+using registry::Digest;
+using registry::ErrorCode;
+using registry::RouteKind;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(rng()));
+  return text;
+}
+
+// The path and query without credentials or oddities, for logs.
+std::string loggable_target(std::string_view target) {
+  std::string out;
+  out.reserve(std::min<std::size_t>(target.size(), 512));
+  for (char c : target.substr(0, 512)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  return out;
+}
+
+std::vector<std::string> accept_values(const Request& request) {
+  std::vector<std::string> values;
+  for (auto it = request.find(http::field::accept); it != request.end() && it->name() == http::field::accept; ++it)
+    values.emplace_back(it->value());
+  return values;
+}
+
+std::string etag_of(const Digest& d) { return "\"" + d.str() + "\""; }
+
+}  // namespace
+
+struct Mirror::Exchange {
+  Exchange(const Request& r, ClientStream& c, const RequestContext& ctx) : request(r), client(c), context(ctx) {}
+  const Request& request;
+  ClientStream& client;
+  const RequestContext& context;
+  Clock::time_point started = Clock::now();
+  std::string request_id = new_request_id();
+  registry::Route route;
+  const UpstreamEntry* upstream = nullptr;
+  std::string repository;  // as the upstream names it
+  bool head = false;
+  Outcome outcome;
+  // A complete answer prepared by a step that does not stream (errors mostly);
+  // written once, when the step returns.
+  std::optional<http::response<http::string_body>> reply;
+  std::string cache = "none";
+  std::string error;
+
+  template <class Body>
+  void decorate(http::response<Body>& res) const {
+    res.version(request.version());
+    res.keep_alive(request.keep_alive() && !context.has_body);
+    res.set("Docker-Distribution-API-Version", "registry/2.0");
+    res.set("X-Request-Id", request_id);
+  }
+  std::string scope() const { return "repository:" + repository + ":pull"; }
+};
+
+Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
+               cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log)
+    : config_(config), upstreams_(upstreams), meta_(meta), blobs_(blobs), fetches_(fetches), access_log_(access_log) {}
+
+asio::awaitable<Outcome> Mirror::handle(const Request& request, ClientStream& client, const RequestContext& context) {
+  Exchange x(request, client, context);
+  std::exception_ptr failure;
+  try {
+    co_await dispatch(x);
+    if (x.reply) co_await send(x, *x.reply);
+  } catch (const boost::system::system_error& e) {
+    // The client went away or stalled: nothing more can be sent on this connection.
+    x.error = std::string("client: ") + e.what();
+    x.outcome.close = true;
+    failure = std::current_exception();
+  }
+  AccessRecord record;
+  record.client = context.client;
+  record.method = std::string(request.method_string());
+  record.path = loggable_target(request.target());
+  record.upstream = x.upstream ? x.upstream->config.settings.name : "";
+  record.status = x.outcome.status;
+  record.bytes = x.outcome.bytes;
+  record.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - x.started).count();
+  record.cache = x.cache;
+  record.request_id = x.request_id;
+  record.error = x.error;
+  access_log_.write(record);
+  if (failure) std::rethrow_exception(failure);
+  co_return x.outcome;
+}
+
+asio::awaitable<void> Mirror::dispatch(Exchange& x) {
+  auto method = x.request.method();
+  auto parsed = registry::parse_route(x.request.target(), [this](std::string_view segment) {
+    for (auto& u : upstreams_) {
+      if (u.config.settings.name == segment) return true;
+      for (auto& a : u.config.aliases)
+        if (a == segment) return true;
+    }
+    return false;
+  });
+  if (auto* err = std::get_if<registry::RouteError>(&parsed)) {
+    reply_error(x, err->status, err->code, err->message);
+    co_return;
+  }
+  x.route = std::move(std::get<registry::Route>(parsed));
+  x.head = method == http::verb::head;
+
+  if (method != http::verb::get && method != http::verb::head) {
+    reply_error(x, 405, ErrorCode::unsupported,
+                        "this registry is a read-only pull-through mirror: " + std::string(x.request.method_string()) +
+                            " is not supported");
+    co_return;
+  }
+  switch (x.route.kind) {
+    case RouteKind::health:
+    case RouteKind::ready:
+    case RouteKind::base: {
+      http::response<http::string_body> res{http::status::ok, 11};
+      x.decorate(res);
+      res.set(http::field::content_type, "application/json");
+      if (x.route.kind == RouteKind::ready) {
+        // Ready: the cache answers a read.
+        (void)meta_.manifest_count();
+      }
+      res.body() = x.route.kind == RouteKind::base ? "{}" : "{\"status\":\"ok\"}";
+      res.prepare_payload();
+      if (x.head) res.body().clear();
+      co_await send(x, res);
+      co_return;
+    }
+    case RouteKind::blob_upload:
+      reply_error(x, 405, ErrorCode::unsupported,
+                          "this registry is a read-only pull-through mirror: uploads are not supported");
+      co_return;
+    default:
+      break;
+  }
+
+  std::string selection_error;
+  x.upstream = select_upstream(x.route, selection_error);
+  if (!x.upstream) {
+    reply_error(x, 404, ErrorCode::name_unknown, selection_error);
+    co_return;
+  }
+  x.repository = upstream_repository(*x.upstream, *x.route.repository);
+
+  switch (x.route.kind) {
+    case RouteKind::manifest:
+      co_await serve_manifest(x);
+      break;
+    case RouteKind::blob:
+      co_await serve_blob(x);
+      break;
+    case RouteKind::tags_list: {
+      std::string target = "/v2/" + x.repository + "/tags/list";
+      std::string query;
+      if (x.route.n) query += "n=" + std::to_string(*x.route.n);
+      if (x.route.last) {
+        if (!query.empty()) query += "&";
+        query += "last=" + *x.route.last;  // a valid tag: nothing to escape
+      }
+      if (!query.empty()) target += "?" + query;
+      std::string key = "tags\n" + x.upstream->config.settings.name + "\n" + x.repository + "\n" + query;
+      co_await serve_forwarded(x, target, key, ErrorCode::name_unknown);
+      break;
+    }
+    case RouteKind::referrers: {
+      std::string target = "/v2/" + x.repository + "/referrers/" + x.route.digest->str();
+      std::string key = "referrers\n" + x.upstream->config.settings.name + "\n" + x.repository + "\n" +
+                        x.route.digest->str();
+      if (x.route.artifact_type) {
+        // artifactType is a media type: letters, digits and ./+- only are forwarded.
+        std::string filtered;
+        for (char c : *x.route.artifact_type)
+          if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '/' || c == '+' || c == '-')
+            filtered += c;
+          else {
+            reply_error(x, 400, ErrorCode::unsupported, "artifactType is not a media type");
+            co_return;
+          }
+        target += "?artifactType=" + filtered;
+        key += "\n" + filtered;
+      }
+      co_await serve_forwarded(x, target, key, ErrorCode::manifest_unknown);
+      break;
+    }
+    default:
+      reply_error(x, 404, ErrorCode::name_unknown, "not found");
+  }
+}
+
+const UpstreamEntry* Mirror::select_upstream(const registry::Route& route, std::string& error) const {
+  auto by_name = [this](std::string_view name) -> const UpstreamEntry* {
+    for (auto& u : upstreams_) {
+      if (u.config.settings.name == name) return &u;
+      for (auto& a : u.config.aliases)
+        if (a == name) return &u;
+    }
+    return nullptr;
+  };
+  if (route.alias) return by_name(*route.alias);
+  if (route.ns) {
+    if (auto* u = by_name(*route.ns)) return u;
+    error = "no upstream named \"" + loggable_target(*route.ns) + "\" is configured on this mirror";
+    return nullptr;
+  }
+  for (auto& u : upstreams_)
+    if (u.config.is_default) return &u;
+  error = "this mirror has no default upstream; name one with ?ns= or a /v2/<upstream>/ prefix";
+  return nullptr;
+}
+
+std::string Mirror::upstream_repository(const UpstreamEntry& upstream, const registry::Repository& repository) const {
+  if (upstream.config.docker_hub && repository.components() == 1) return "library/" + repository.str();
+  return repository.str();
+}
+
+// ---------------------------------------------------------------------------------
+// Manifests
+
+asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
+  std::optional<Digest> digest;
+  if (auto* d = x.route.reference->digest()) {
+    digest = *d;
+  } else {
+    digest = co_await resolve_tag(x, *x.route.reference->tag());
+    if (!digest) co_return;
+  }
+  // The gate's place: from here on the request is about one digest.
+  auto manifest = co_await manifest_bytes(x, *digest);
+  if (!manifest) co_return;
+
+  if (!registry::accepts(accept_values(x.request), manifest->media_type)) {
+    reply_error(x, 404, ErrorCode::manifest_unknown,
+                        "manifest " + digest->str() + " is a " + manifest->media_type +
+                            ", which the request's Accept header does not list");
+    co_return;
+  }
+  http::response<http::string_body> res{http::status::ok, 11};
+  x.decorate(res);
+  res.set(http::field::content_type, manifest->media_type);
+  res.set("Docker-Content-Digest", digest->str());
+  res.set(http::field::etag, etag_of(*digest));
+  res.content_length(manifest->bytes.size());
+  if (!x.head) res.body() = std::move(manifest->bytes);
+  co_await send(x, res);
+}
+
+asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const registry::Tag& tag) {
+  auto& up = *x.upstream;
+  const auto& name = up.config.settings.name;
+  auto cached = meta_.get_tag(name, x.repository, tag.str());
+  auto now = now_ms();
+  bool fresh = cached && (up.config.tag_ttl_s < 0 || now - cached->fetched_at_ms < up.config.tag_ttl_s * 1000);
+  if (cached && (fresh || config_.offline)) {
+    x.cache = "hit";
+    co_return cached->digest;
+  }
+  if (config_.offline) {
+    reply_error(x, 404, ErrorCode::manifest_unknown,
+                        "tag " + tag.str() + " of " + x.repository + " is not cached and this mirror is offline");
+    co_return std::nullopt;
+  }
+  x.cache = "miss";
+  unsigned failed_status = 0;
+  std::string retry_after;
+  try {
+    // HEAD first: it tells the digest without counting as a pull at registries that
+    // rate-limit manifest GETs, and most of the time the bytes are cached already.
+    registry::UpstreamRequest head;
+    head.method = http::verb::head;
+    head.target = "/v2/" + x.repository + "/manifests/" + tag.str();
+    head.scope = x.scope();
+    head.headers = {{"Accept", std::string(registry::media_type::accept_all)}};
+    auto response = co_await up.client->send(head);
+    if (response->status() == 200) {
+      auto header_digest = Digest::parse(std::string(response->headers()["Docker-Content-Digest"]));
+      if (header_digest) {
+        meta_.put_tag(name, x.repository, tag.str(),
+                      cache::TagRecord{*header_digest, std::string(response->headers()[http::field::content_type]), now});
+        co_return header_digest;
+      }
+      // No digest header: take the bytes and hash them ourselves.
+      registry::UpstreamRequest get = head;
+      get.method = http::verb::get;
+      auto full = co_await up.client->send(get);
+      if (full->status() == 200) {
+        auto bytes = co_await registry::read_body(*full, registry::max_manifest_bytes);
+        auto content_type = std::string(full->headers()[http::field::content_type]);
+        auto parsed = registry::parse_manifest(bytes, content_type);
+        if (auto* error = std::get_if<std::string>(&parsed)) {
+          x.error = "upstream manifest invalid: " + *error;
+          reply_error(x, 502, ErrorCode::manifest_invalid,
+                              "upstream " + name + " sent an invalid manifest: " + *error);
+          co_return std::nullopt;
+        }
+        auto d = registry::digest_of(registry::DigestAlgorithm::sha256, bytes);
+        auto media = std::get<registry::ParsedManifest>(parsed).media_type;
+        meta_.put_manifest(d, cache::ManifestRecord{media, std::move(bytes), now});
+        meta_.put_tag(name, x.repository, tag.str(), cache::TagRecord{d, media, now});
+        co_return d;
+      }
+      failed_status = full->status();
+      retry_after = std::string(full->headers()[http::field::retry_after]);
+    } else {
+      failed_status = response->status();
+      retry_after = std::string(response->headers()[http::field::retry_after]);
+    }
+    if (failed_status == 404) {
+      // An answer, not a failure: the upstream says the tag does not exist.
+      reply_upstream_failure(x, 404, ErrorCode::manifest_unknown);
+      co_return std::nullopt;
+    }
+    x.error = "upstream answered " + std::to_string(failed_status);
+  } catch (const registry::UpstreamError& e) {
+    x.error = std::string("upstream: ") + e.what();
+  }
+  if (cached) {
+    // Stale is better than no pull.
+    x.cache = "stale";
+    co_return cached->digest;
+  }
+  if (failed_status)
+    reply_upstream_failure(x, failed_status, ErrorCode::manifest_unknown, retry_after);
+  else
+    reply_error(x, 502, ErrorCode::unknown, "upstream " + name + " is unreachable: " + x.error);
+  co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<cache::ManifestRecord>> Mirror::manifest_bytes(Exchange& x, const Digest& digest) {
+  if (auto cached = meta_.get_manifest(digest)) {
+    if (x.cache == "none") x.cache = "hit";
+    co_return cached;
+  }
+  if (config_.offline) {
+    reply_error(x, 404, ErrorCode::manifest_unknown,
+                        "manifest " + digest.str() + " is not cached and this mirror is offline");
+    co_return std::nullopt;
+  }
+  x.cache = "miss";
+  auto& up = *x.upstream;
+  try {
+    registry::UpstreamRequest get;
+    get.target = "/v2/" + x.repository + "/manifests/" + digest.str();
+    get.scope = x.scope();
+    get.headers = {{"Accept", std::string(registry::media_type::accept_all)}};
+    auto response = co_await up.client->send(get);
+    if (response->status() != 200) {
+      x.error = "upstream answered " + std::to_string(response->status());
+      reply_upstream_failure(x, response->status(), ErrorCode::manifest_unknown,
+                                     response->headers()[http::field::retry_after]);
+      co_return std::nullopt;
+    }
+    auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
+    if (registry::digest_of(digest.algorithm(), bytes) != digest) {
+      x.error = "upstream manifest does not match its digest";
+      reply_error(x, 502, ErrorCode::digest_invalid,
+                          "upstream " + up.config.settings.name + " sent a manifest that does not match " + digest.str());
+      co_return std::nullopt;
+    }
+    auto parsed = registry::parse_manifest(bytes, response->headers()[http::field::content_type]);
+    if (auto* error = std::get_if<std::string>(&parsed)) {
+      x.error = "upstream manifest invalid: " + *error;
+      reply_error(x, 502, ErrorCode::manifest_invalid,
+                          "upstream " + up.config.settings.name + " sent an invalid manifest: " + *error);
+      co_return std::nullopt;
+    }
+    cache::ManifestRecord record{std::get<registry::ParsedManifest>(parsed).media_type, std::move(bytes), now_ms()};
+    meta_.put_manifest(digest, record);
+    co_return record;
+  } catch (const registry::UpstreamError& e) {
+    x.error = std::string("upstream: ") + e.what();
+  }
+  reply_error(x, 502, ErrorCode::unknown, "upstream " + up.config.settings.name + " is unreachable: " + x.error);
+  co_return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------
+// Blobs
+
+asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
+  const auto& digest = *x.route.digest;
+  if (auto opened = blobs_.open(digest)) {
+    x.cache = "hit";
+    meta_.touch_blob(digest, now_ms());
+    co_await serve_cached_blob(x, *opened);
+    co_return;
+  }
+  if (config_.offline) {
+    reply_error(x, 404, ErrorCode::blob_unknown,
+                        "blob " + digest.str() + " is not cached and this mirror is offline");
+    co_return;
+  }
+  x.cache = "miss";
+  if (x.head) {
+    co_await head_upstream_blob(x);
+    co_return;
+  }
+  co_await serve_filling_blob(x);
+}
+
+namespace {
+
+// The header of a blob response, or of a 416, for `size` bytes and the client's Range.
+struct BlobAnswer {
+  http::response<http::empty_body> header;
+  std::uint64_t first = 0, length = 0;
+  bool unsatisfiable = false;
+};
+
+BlobAnswer blob_answer(const Request& request, const Digest& digest, std::uint64_t size) {
+  BlobAnswer a;
+  auto range = registry::parse_range(request[http::field::range], size);
+  auto& h = a.header;
+  h.set(http::field::accept_ranges, "bytes");
+  h.set("Docker-Content-Digest", digest.str());
+  h.set(http::field::etag, etag_of(digest));
+  using Kind = registry::RangeRequest::Kind;
+  if (range.kind == Kind::unsatisfiable || range.kind == Kind::invalid) {
+    h.result(http::status::range_not_satisfiable);
+    h.set(http::field::content_range, "bytes */" + std::to_string(size));
+    h.content_length(0);
+    a.unsatisfiable = true;
+    return a;
+  }
+  h.set(http::field::content_type, "application/octet-stream");
+  if (range.kind == Kind::satisfiable) {
+    h.result(http::status::partial_content);
+    h.set(http::field::content_range, registry::content_range(range.range, size));
+    a.first = range.range.first;
+    a.length = range.range.length();
+  } else {
+    h.result(http::status::ok);
+    a.length = size;
+  }
+  h.content_length(a.length);
+  return a;
+}
+
+}  // namespace
+
+asio::awaitable<void> Mirror::serve_cached_blob(Exchange& x, cache::BlobStore::Opened& blob) {
+  auto answer = blob_answer(x.request, *x.route.digest, blob.size);
+  x.decorate(answer.header);
+  x.outcome.status = answer.header.result_int();
+  co_await x.client.write_header(answer.header);
+  if (x.head || answer.unsatisfiable) co_return;
+  co_await x.client.write_file(blob.file.get(), answer.first, answer.length);
+  x.outcome.bytes = answer.length;
+}
+
+asio::awaitable<void> Mirror::head_upstream_blob(Exchange& x) {
+  const auto& digest = *x.route.digest;
+  auto& up = *x.upstream;
+  try {
+    registry::UpstreamRequest head;
+    head.method = http::verb::head;
+    head.target = "/v2/" + x.repository + "/blobs/" + digest.str();
+    head.scope = x.scope();
+    auto response = co_await up.client->send(head);
+    if (response->status() != 200) {
+      x.error = "upstream answered " + std::to_string(response->status());
+      reply_upstream_failure(x, response->status(), ErrorCode::blob_unknown,
+                                     response->headers()[http::field::retry_after]);
+      co_return;
+    }
+    auto size = response->content_length();
+    if (!size) {
+      x.error = "upstream HEAD has no Content-Length";
+      reply_error(x, 502, ErrorCode::unknown, "upstream " + up.config.settings.name +
+                                                          " did not say the size of " + digest.str());
+      co_return;
+    }
+    auto answer = blob_answer(x.request, digest, *size);
+    x.decorate(answer.header);
+    x.outcome.status = answer.header.result_int();
+    co_await x.client.write_header(answer.header);
+    co_return;
+  } catch (const registry::UpstreamError& e) {
+    x.error = std::string("upstream: ") + e.what();
+  }
+  reply_error(x, 502, ErrorCode::unknown, "upstream " + up.config.settings.name + " is unreachable: " + x.error);
+}
+
+asio::awaitable<void> Mirror::serve_filling_blob(Exchange& x) {
+  const auto& digest = *x.route.digest;
+  auto executor = co_await asio::this_coro::executor;
+  auto fill = fetches_.join_or_start(digest, *x.upstream->client, "/v2/" + x.repository + "/blobs/" + digest.str(),
+                                     x.scope(), executor);
+  // Wait for the upstream's answer (and its size) before answering the client.
+  auto status = fill->status();
+  while (status.state == cache::BlobFill::State::connecting ||
+         (status.state == cache::BlobFill::State::streaming && !status.size)) {
+    co_await fill->wait_for_change(status);
+    status = fill->status();
+  }
+  if (status.state == cache::BlobFill::State::failed) {
+    x.error = status.error;
+    if (status.upstream_status != 0 && status.upstream_status != 200)
+      reply_upstream_failure(x, status.upstream_status, ErrorCode::blob_unknown, status.retry_after);
+    else
+      reply_error(x, 502, ErrorCode::unknown, status.error);
+    co_return;
+  }
+  auto answer = blob_answer(x.request, digest, *status.size);
+  x.decorate(answer.header);
+  x.outcome.status = answer.header.result_int();
+  co_await x.client.write_header(answer.header);
+  if (answer.unsatisfiable) co_return;
+
+  // Stream behind the writer; the response's last byte waits for verification.
+  std::uint64_t sent = 0, end = answer.first + answer.length;
+  for (;;) {
+    status = fill->status();
+    if (status.state == cache::BlobFill::State::failed) {
+      x.error = status.error;
+      x.outcome.close = true;  // the client sees a body shorter than its Content-Length
+      co_return;
+    }
+    auto ready = fill->sendable(end);
+    if (ready > answer.first + sent) {
+      auto n = ready - (answer.first + sent);
+      co_await x.client.write_file(fill->fd(), answer.first + sent, n);
+      sent += n;
+      x.outcome.bytes = sent;
+      if (sent == answer.length) co_return;
+      continue;
+    }
+    if (sent == answer.length) co_return;
+    co_await fill->wait_for_change(status);
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Forwarded answers: tags/list and referrers, cached for offline use.
+
+asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, std::string cache_key,
+                                              ErrorCode not_found_code) {
+  auto& up = *x.upstream;
+  auto answer_from = [&](const cache::CachedResponse& cached) {
+    http::response<http::string_body> res{http::status::ok, 11};
+    x.decorate(res);
+    res.set(http::field::content_type, cached.content_type.empty() ? "application/json" : cached.content_type);
+    res.body() = cached.body;
+    res.prepare_payload();
+    if (x.head) res.body().clear();
+    return res;
+  };
+  if (config_.offline) {
+    if (auto cached = meta_.get_response(cache_key)) {
+      x.cache = "hit";
+      auto res = answer_from(*cached);
+      co_await send(x, res);
+    } else {
+      reply_error(x, 404, not_found_code, "not cached and this mirror is offline");
+    }
+    co_return;
+  }
+  x.cache = "miss";
+  unsigned failed_status = 0;
+  std::string retry_after;
+  try {
+    registry::UpstreamRequest get;
+    get.target = target;
+    get.scope = x.scope();
+    get.headers = {{"Accept", "application/json, application/vnd.oci.image.index.v1+json"}};
+    auto response = co_await up.client->send(get);
+    if (response->status() == 200) {
+      auto body = co_await registry::read_body(*response, 4 * 1024 * 1024);
+      cache::CachedResponse cached{std::string(response->headers()[http::field::content_type]), std::move(body), now_ms()};
+      meta_.put_response(cache_key, cached);
+      auto res = answer_from(cached);
+      if (auto link = response->headers()[http::field::link]; !link.empty()) res.set(http::field::link, link);
+      co_await send(x, res);
+      co_return;
+    }
+    failed_status = response->status();
+    retry_after = std::string(response->headers()[http::field::retry_after]);
+    if (failed_status == 404) {
+      reply_upstream_failure(x, 404, not_found_code);
+      co_return;
+    }
+    x.error = "upstream answered " + std::to_string(failed_status);
+  } catch (const registry::UpstreamError& e) {
+    x.error = std::string("upstream: ") + e.what();
+  }
+  if (auto cached = meta_.get_response(cache_key)) {
+    x.cache = "stale";
+    auto res = answer_from(*cached);
+    co_await send(x, res);
+    co_return;
+  }
+  if (failed_status)
+    reply_upstream_failure(x, failed_status, not_found_code, retry_after);
+  else
+    reply_error(x, 502, ErrorCode::unknown, "upstream " + up.config.settings.name + " is unreachable: " + x.error);
+}
+
+// ---------------------------------------------------------------------------------
+// Answers
+
+asio::awaitable<void> Mirror::send(Exchange& x, http::response<http::string_body>& response) {
+  x.outcome.status = response.result_int();
+  x.outcome.bytes = response.body().size();
+  if (!response.keep_alive()) x.outcome.close = true;
+  co_await x.client.write(response);
+}
+
+void Mirror::reply_error(Exchange& x, unsigned status, ErrorCode code, std::string message) {
+  http::response<http::string_body> res{static_cast<http::status>(status), 11};
+  x.decorate(res);
+  res.set(http::field::content_type, "application/json");
+  res.body() = registry::error_body(code, message);
+  res.prepare_payload();
+  if (x.head) res.body().clear();  // HEAD: the status and length, no body
+  if (x.error.empty() && status >= 400) x.error = message;
+  x.reply = std::move(res);
+}
+
+void Mirror::reply_upstream_failure(Exchange& x, unsigned upstream_status, ErrorCode not_found_code,
+                                    std::string_view retry_after) {
+  const auto& name = x.upstream->config.settings.name;
+  std::string what = x.route.digest ? x.route.digest->str() : x.route.reference ? x.route.reference->str() : "";
+  switch (upstream_status) {
+    case 404:
+      reply_error(x, 404, not_found_code,
+                          "upstream " + name + " does not know " + x.repository + (what.empty() ? "" : " " + what));
+      return;
+    case 401:
+    case 403:
+      // Docker Hub answers 401 for repositories that do not exist as well as for
+      // private ones; either way the mirror cannot get it.
+      reply_error(x, 404, ErrorCode::name_unknown,
+                          "upstream " + name + " refused access to " + x.repository + " (" +
+                              std::to_string(upstream_status) +
+                              "): it does not exist or needs credentials the mirror does not have");
+      return;
+    case 429: {
+      http::response<http::string_body> res{http::status::too_many_requests, 11};
+      x.decorate(res);
+      res.set(http::field::content_type, "application/json");
+      if (!retry_after.empty()) res.set(http::field::retry_after, retry_after);
+      res.body() = registry::error_body(ErrorCode::toomanyrequests,
+                                        "upstream " + name + " is rate-limiting the mirror (429) and " + what +
+                                            " is not cached");
+      res.prepare_payload();
+      if (x.head) res.body().clear();
+      x.reply = std::move(res);
+      return;
+    }
+    default:
+      reply_error(x, 502, ErrorCode::unknown,
+                          "upstream " + name + " answered " + std::to_string(upstream_status) + " for " + x.repository +
+                              (what.empty() ? "" : " " + what));
+  }
+}
+
+}  // namespace pullgate::proxy

@@ -1,0 +1,72 @@
+#pragma once
+// The pull side of the registry API: routing a parsed request to its upstream,
+// resolving tags to digests, serving manifests and blobs from the cache or through
+// it, and answering every failure with an OCI error. Each manifest request resolves
+// its reference to a digest before anything is served: that is where the gate sits.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cache/blob_fetch.hpp"
+#include "cache/blob_store.hpp"
+#include "cache/meta_store.hpp"
+#include "proxy/config.hpp"
+#include "proxy/handler.hpp"
+#include "proxy/log.hpp"
+#include "registry/route.hpp"
+#include "registry/upstream.hpp"
+
+namespace pullgate::proxy {
+
+struct UpstreamEntry {
+  UpstreamConfig config;
+  std::unique_ptr<registry::Upstream> client;
+};
+
+class Mirror final : public Handler {
+ public:
+  Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
+         cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log);
+
+  asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
+                                  const RequestContext& context) override;
+
+ private:
+  struct Exchange;  // one request in progress
+  asio::awaitable<void> dispatch(Exchange& x);
+  asio::awaitable<void> serve_manifest(Exchange& x);
+  asio::awaitable<void> serve_blob(Exchange& x);
+  asio::awaitable<void> serve_cached_blob(Exchange& x, cache::BlobStore::Opened& blob);
+  asio::awaitable<void> serve_filling_blob(Exchange& x);
+  asio::awaitable<void> head_upstream_blob(Exchange& x);
+  asio::awaitable<void> serve_forwarded(Exchange& x, std::string target, std::string cache_key,
+                                        registry::ErrorCode not_found_code);
+
+  // Tag → digest: the cached record while fresh, else the upstream's HEAD, else
+  // (upstream trouble) the stale record. Writes the error response itself and
+  // returns nullopt when there is no digest to be had.
+  asio::awaitable<std::optional<registry::Digest>> resolve_tag(Exchange& x, const registry::Tag& tag);
+  // The manifest bytes for a digest: LMDB, else the upstream (verified, stored).
+  asio::awaitable<std::optional<cache::ManifestRecord>> manifest_bytes(Exchange& x, const registry::Digest& digest);
+
+  asio::awaitable<void> send(Exchange& x, http::response<http::string_body>& response);
+  // Errors are prepared here and written when the step returns. (Besides keeping
+  // the steps short, this keeps string temporaries out of co_await expressions,
+  // which GCC 12 destroys twice.)
+  void reply_error(Exchange& x, unsigned status, registry::ErrorCode code, std::string message);
+  // Maps an upstream status that is not a success to the client's answer.
+  void reply_upstream_failure(Exchange& x, unsigned upstream_status, registry::ErrorCode not_found_code,
+                              std::string_view retry_after = {});
+
+  const UpstreamEntry* select_upstream(const registry::Route& route, std::string& error) const;
+  std::string upstream_repository(const UpstreamEntry& upstream, const registry::Repository& repository) const;
+
+  const Config& config_;
+  std::vector<UpstreamEntry>& upstreams_;
+  cache::MetaStore& meta_;
+  cache::BlobStore& blobs_;
+  cache::BlobFetches& fetches_;
+  AccessLog& access_log_;
+};
+
+}  // namespace pullgate::proxy

@@ -1,0 +1,282 @@
+#include "proxy/server.hpp"
+
+#include <sys/sendfile.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include "proxy/log.hpp"
+#include "registry/errors.hpp"
+
+namespace pullgate::proxy {
+
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+constexpr std::chrono::seconds write_timeout{120};
+
+beast::tcp_stream& tcp_layer(beast::tcp_stream& s) { return s; }
+beast::tcp_stream& tcp_layer(beast::ssl_stream<beast::tcp_stream>& s) { return s.next_layer(); }
+
+template <class Stream>
+class StreamWriter final : public ClientStream {
+ public:
+  explicit StreamWriter(Stream& stream) : stream_(stream) {}
+
+  asio::awaitable<void> write(http::response<http::string_body>& response) override {
+    tcp_layer(stream_).expires_after(write_timeout);
+    co_await http::async_write(stream_, response, asio::use_awaitable);
+  }
+
+  asio::awaitable<void> write_header(http::response<http::empty_body>& header) override {
+    tcp_layer(stream_).expires_after(write_timeout);
+    http::response_serializer<http::empty_body> serializer(header);
+    co_await http::async_write_header(stream_, serializer, asio::use_awaitable);
+  }
+
+  asio::awaitable<void> write_file(int fd, std::uint64_t offset, std::uint64_t length) override {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      co_await send_file(fd, offset, length);
+    } else {
+      co_await copy_file(fd, offset, length);
+    }
+  }
+
+ private:
+  // Zero-copy: the kernel moves file pages to the socket.
+  asio::awaitable<void> send_file(int fd, std::uint64_t offset, std::uint64_t length) {
+    using namespace asio::experimental::awaitable_operators;
+    auto& socket = stream_.socket();
+    socket.native_non_blocking(true);
+    while (length > 0) {
+      off_t off = static_cast<off_t>(offset);
+      auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(length, 4u << 20));
+      auto n = ::sendfile(socket.native_handle(), fd, &off, chunk);
+      if (n > 0) {
+        offset += static_cast<std::uint64_t>(n);
+        length -= static_cast<std::uint64_t>(n);
+        continue;
+      }
+      if (n == 0) throw boost::system::system_error(asio::error::eof, "blob file ended early");
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) throw boost::system::system_error(error_code(errno, boost::system::system_category()));
+      asio::steady_timer timer(co_await asio::this_coro::executor, write_timeout);
+      auto which = co_await (socket.async_wait(tcp::socket::wait_write, asio::use_awaitable) ||
+                             timer.async_wait(asio::use_awaitable));
+      if (which.index() == 1) throw boost::system::system_error(beast::error::timeout);
+    }
+  }
+
+  asio::awaitable<void> copy_file(int fd, std::uint64_t offset, std::uint64_t length) {
+    std::array<char, 64 * 1024> buffer;
+    while (length > 0) {
+      auto want = static_cast<std::size_t>(std::min<std::uint64_t>(length, buffer.size()));
+      auto n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw boost::system::system_error(asio::error::eof, "blob file ended early");
+      tcp_layer(stream_).expires_after(write_timeout);
+      co_await asio::async_write(stream_, asio::buffer(buffer.data(), static_cast<std::size_t>(n)),
+                                 asio::use_awaitable);
+      offset += static_cast<std::uint64_t>(n);
+      length -= static_cast<std::uint64_t>(n);
+    }
+  }
+
+  Stream& stream_;
+};
+
+http::response<http::string_body> protocol_error(unsigned status, std::string_view message) {
+  http::response<http::string_body> res{static_cast<http::status>(status), 11};
+  res.set(http::field::content_type, "application/json");
+  res.set("Docker-Distribution-API-Version", "registry/2.0");
+  res.body() = registry::error_body(registry::ErrorCode::unknown, message);
+  res.keep_alive(false);
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace
+
+Server::Server(asio::io_context& ioc, const Config& config, Handler& handler)
+    : ioc_(ioc), config_(config), handler_(handler), acceptor_(ioc) {
+  auto hp = parse_host_port(config.listen);
+  if (!hp) throw std::runtime_error("listen: bad address " + config.listen);
+  error_code ec;
+  auto address = asio::ip::make_address(hp->host == "localhost" ? "127.0.0.1" : hp->host, ec);
+  if (ec) throw std::runtime_error("listen: " + hp->host + " is not an IP address");
+  tcp::endpoint endpoint(address, hp->port);
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(endpoint, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + config.listen + ": " + ec.message());
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+
+  if (!config.tls_cert_file.empty()) {
+    tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    tls_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                      asio::ssl::context::no_tlsv1_1);
+    tls_->use_certificate_chain_file(config.tls_cert_file, ec);
+    if (ec) throw std::runtime_error("tls: cannot load " + config.tls_cert_file + ": " + ec.message());
+    tls_->use_private_key_file(config.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) throw std::runtime_error("tls: cannot load " + config.tls_key_file + ": " + ec.message());
+  }
+}
+
+tcp::endpoint Server::local_endpoint() const { return acceptor_.local_endpoint(); }
+
+void Server::start() {
+  asio::co_spawn(acceptor_.get_executor(), accept_loop(), [](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log_event("error", "accept loop ended", {{"error", ex.what()}});
+      }
+    }
+  });
+}
+
+void Server::stop() {
+  stopping_ = true;
+  asio::post(acceptor_.get_executor(), [this] {
+    error_code ignored;
+    acceptor_.close(ignored);
+  });
+  std::lock_guard lock(mutex_);
+  for (auto& [id, close] : idle_closers_) close();
+}
+
+std::size_t Server::active_sessions() const {
+  std::lock_guard lock(mutex_);
+  return sessions_;
+}
+
+asio::awaitable<void> Server::accept_loop() {
+  while (!stopping_) {
+    auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(ioc_), as_tuple_awaitable);
+    if (ec == asio::error::operation_aborted || stopping_) break;
+    if (ec) {
+      // EMFILE and friends: log, pause a little, keep serving what is connected.
+      log_event("warn", "accept failed", {{"error", ec.message()}});
+      asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(as_tuple_awaitable);
+      continue;
+    }
+    auto executor = socket.get_executor();
+    asio::co_spawn(executor, session(std::move(socket)), [](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log_event("error", "session failed", {{"error", ex.what()}});
+        }
+      }
+    });
+  }
+}
+
+asio::awaitable<void> Server::session(tcp::socket socket) {
+  error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  std::string client = ec ? "unknown" : remote.address().to_string() + ":" + std::to_string(remote.port());
+  socket.set_option(tcp::no_delay(true), ec);
+  std::uint64_t id;
+  {
+    std::lock_guard lock(mutex_);
+    id = next_id_++;
+    ++sessions_;
+  }
+  struct Leave {
+    Server& server;
+    std::uint64_t id;
+    ~Leave() {
+      std::lock_guard lock(server.mutex_);
+      server.idle_closers_.erase(id);
+      --server.sessions_;
+    }
+  } leave{*this, id};
+
+  beast::tcp_stream stream(std::move(socket));
+  if (!tls_) {
+    co_await serve_requests(stream, id, client);
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    co_return;
+  }
+  beast::ssl_stream<beast::tcp_stream> tls_stream(std::move(stream), *tls_);
+  tls_stream.next_layer().expires_after(std::chrono::seconds(config_.header_timeout_s));
+  auto [hs_ec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::server, as_tuple_awaitable);
+  if (hs_ec) co_return;
+  co_await serve_requests(tls_stream, id, client);
+  tls_stream.next_layer().expires_after(std::chrono::seconds(5));
+  co_await tls_stream.async_shutdown(as_tuple_awaitable);
+}
+
+template <class Stream>
+asio::awaitable<void> Server::serve_requests(Stream& stream, std::uint64_t id, const std::string& client) {
+  beast::flat_buffer buffer(config_.max_header_bytes + 1024);
+  StreamWriter<Stream> writer(stream);
+  auto executor = co_await asio::this_coro::executor;
+  // The closer runs on this session's strand; `alive` tells it whether the stream
+  // still exists by then.
+  auto alive = std::make_shared<int>(0);
+  std::weak_ptr<int> weak_alive = alive;
+  for (unsigned served = 0; served < config_.max_requests_per_connection && !stopping_; ++served) {
+    {
+      // While idle between requests, a shutdown may close this connection.
+      std::lock_guard lock(mutex_);
+      idle_closers_[id] = [executor, &stream, weak_alive] {
+        asio::post(executor, [&stream, weak_alive] {
+          if (weak_alive.lock()) tcp_layer(stream).cancel();
+        });
+      };
+    }
+    http::request_parser<http::empty_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(config_.max_header_bytes));
+    tcp_layer(stream).expires_after(std::chrono::seconds(served == 0 ? config_.header_timeout_s
+                                                                     : config_.idle_timeout_s));
+    auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, as_tuple_awaitable);
+    {
+      std::lock_guard lock(mutex_);
+      idle_closers_.erase(id);
+    }
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+        ec == asio::error::connection_reset || ec == asio::error::eof)
+      break;
+    if (ec) {
+      auto status = ec == http::error::header_limit ? 431u : 400u;
+      auto res = protocol_error(status, status == 431 ? "request header too large" : "malformed request: " + ec.message());
+      co_await writer.write(res);
+      break;
+    }
+    RequestContext context{client, parser.chunked() || (parser.content_length() && *parser.content_length() > 0)};
+    auto& request = parser.get();
+    Outcome outcome;
+    try {
+      outcome = co_await handler_.handle(request, writer, context);
+    } catch (const boost::system::system_error&) {
+      break;  // the client went away or stalled mid-response
+    }
+    if (outcome.close || context.has_body || !request.keep_alive()) break;
+  }
+}
+
+}  // namespace pullgate::proxy

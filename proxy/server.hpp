@@ -1,0 +1,49 @@
+#pragma once
+// Listener and sessions: one coroutine per connection, HTTP/1.1 keep-alive, limits
+// and timeouts, optional TLS, graceful shutdown.
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "proxy/config.hpp"
+#include "proxy/handler.hpp"
+
+namespace pullgate::proxy {
+
+class Server {
+ public:
+  // Binds the listener (throws std::runtime_error with one line when it cannot).
+  Server(asio::io_context& ioc, const Config& config, Handler& handler);
+  asio::ip::tcp::endpoint local_endpoint() const;
+  // Starts accepting; returns at once.
+  void start();
+  // Stops accepting, closes idle connections, lets requests in progress finish.
+  void stop();
+  std::size_t active_sessions() const;
+
+ private:
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> session(asio::ip::tcp::socket socket);
+  template <class Stream>
+  asio::awaitable<void> serve_requests(Stream& stream, std::uint64_t id, const std::string& client);
+
+  asio::io_context& ioc_;
+  const Config& config_;
+  Handler& handler_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::unique_ptr<asio::ssl::context> tls_;
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mutex_;
+  std::uint64_t next_id_ = 0;
+  // Per session: closes it if it is idle between requests.
+  std::unordered_map<std::uint64_t, std::function<void()>> idle_closers_;
+  std::size_t sessions_ = 0;
+};
+
+}  // namespace pullgate::proxy

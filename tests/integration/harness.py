@@ -1,0 +1,685 @@
+"""Shared pieces of pullgate's integration tests.
+
+Everything here starts real processes on loopback ports found at runtime (bind port 0),
+works in temp dirs and cleans up after itself: the upstream (Debian's docker-registry,
+CNCF Distribution 2.8), pullgate, a private containerd, skopeo runs, and image seeding
+through the registry push API. Readiness is polled with a deadline, never slept for.
+"""
+import contextlib
+import gzip
+import hashlib
+import http.client
+import io
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+import urllib.parse
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+MT_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MT_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MT_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+MT_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+MT_DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
+MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MT_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+MT_OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+MT_OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+
+# The six Accept lines skopeo sends (containers/image 5.23), one header each.
+SKOPEO_ACCEPTS = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+]
+ALL_MANIFEST_ACCEPT = ", ".join(SKOPEO_ACCEPTS)
+
+BIG_LAYER_BYTES = 64 * 1024 * 1024
+
+
+def sha256_digest(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    """Polls predicate() until it returns a truthy value; raises after timeout."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except AssertionError:
+            raise
+        except Exception as e:  # the thing polled may not be up yet
+            last_error = e
+        time.sleep(interval)
+    raise TimeoutError("timed out after %ss waiting for %s (last error: %r)" % (timeout, what, last_error))
+
+
+def http_request(host, port, method, path, headers=None, body=None, timeout=30):
+    """One request on a fresh connection. Returns (status, headers as list of pairs, body)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or []):
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        if body:
+            conn.send(body)
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, resp.getheaders(), data
+    finally:
+        conn.close()
+
+
+def header(headers, name):
+    """First value of a header in a list of pairs (case-insensitive), or None."""
+    for k, v in headers:
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def _stop_process(proc, timeout=10):
+    """SIGTERM, then SIGKILL if it does not exit in time. Returns the exit code and
+    whether it exited on SIGTERM within the timeout."""
+    if proc.poll() is not None:
+        return proc.returncode, True
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout), True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(), False
+
+
+# --------------------------------------------------------------------------------------
+# Upstream: CNCF Distribution 2.8
+
+
+class Registry:
+    """A docker-registry on 127.0.0.1:port with filesystem storage in a temp dir.
+
+    stop()/start() keep the port and the storage, for stale-if-error tests. Requests
+    are counted from the registry's own log ("response completed" lines carry
+    http.request.method and http.request.uri).
+    """
+
+    _URI = re.compile(r'http\.request\.uri=("(?:[^"\\]|\\.)*"|\S+)')
+    _METHOD = re.compile(r"http\.request\.method=(\S+)")
+    _UA = re.compile(r'http\.request\.useragent=("(?:[^"\\]|\\.)*"|\S+)')
+
+    def __init__(self, workdir, auth=None):
+        self.dir = tempfile.mkdtemp(prefix="registry-", dir=workdir)
+        self.storage = os.path.join(self.dir, "storage")
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.address = "%s:%d" % (self.host, self.port)
+        self.url = "http://" + self.address
+        self.log_path = os.path.join(self.dir, "registry.log")
+        self.config_path = os.path.join(self.dir, "config.yml")
+        self.proc = None
+        self._log = None
+        self._marker = 0
+        lines = [
+            "version: 0.1",
+            "log:",
+            "  level: info",
+            "  accesslog:",
+            "    disabled: true",
+            "storage:",
+            "  filesystem:",
+            "    rootdirectory: %s" % self.storage,
+            "  delete:",
+            "    enabled: true",
+            "http:",
+            "  addr: %s" % self.address,
+        ]
+        if auth:
+            lines += [
+                "auth:",
+                "  token:",
+                "    realm: %s" % auth["realm"],
+                "    service: %s" % auth["service"],
+                "    issuer: %s" % auth["issuer"],
+                "    rootcertbundle: %s" % auth["rootcertbundle"],
+            ]
+        self.auth = auth
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self, timeout=20):
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", self.config_path],
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("docker-registry exited with %s; log: %s" % (self.proc.returncode, self.log_path))
+            status, _, _ = http_request(self.host, self.port, "GET", "/v2/", timeout=2)
+            return status in (200, 401)
+        wait_until(up, timeout, "docker-registry on " + self.address)
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            _stop_process(self.proc)
+            self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- request counting ------------------------------------------------------------
+
+    def requests(self):
+        """[(method, uri, user_agent)] of every request the registry completed so far."""
+        out = []
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return out
+        for line in text.splitlines():
+            if "http.request.uri=" not in line or "http.request.method=" not in line:
+                continue
+            m = self._METHOD.search(line)
+            u = self._URI.search(line)
+            a = self._UA.search(line)
+            uri = u.group(1)
+            if uri.startswith('"'):
+                uri = json.loads(uri)
+            ua = a.group(1) if a else ""
+            if ua.startswith('"'):
+                ua = json.loads(ua)
+            out.append((m.group(1), uri, ua))
+        return out
+
+    def sync_log(self, timeout=10):
+        """Makes sure every request finished before now is in the log: the registry
+        logs a request when it completes, so a fresh marker request showing up means
+        earlier sequential requests are there too."""
+        self._marker += 1
+        path = "/v2/?pullgate-test-marker=%d" % self._marker
+        http_request(self.host, self.port, "GET", path, timeout=5)
+        wait_until(lambda: any(uri == path for _, uri, _ in self.requests()), timeout,
+                   "registry log marker")
+
+    def count(self, path, method=None, sync=True):
+        """Requests served for exactly this path (query ignored), optionally one method."""
+        if sync:
+            self.sync_log()
+        n = 0
+        for m, uri, _ in self.requests():
+            if urllib.parse.urlsplit(uri).path != path:
+                continue
+            if method is None or m == method:
+                n += 1
+        return n
+
+    def count_prefix(self, prefix, method=None, sync=True):
+        if sync:
+            self.sync_log()
+        return sum(1 for m, uri, _ in self.requests()
+                   if uri.startswith(prefix) and "pullgate-test-marker" not in uri
+                   and (method is None or m == method))
+
+    # -- push API (seeding) ------------------------------------------------------------
+
+    def _headers(self, extra=None):
+        h = list(extra or [])
+        if self.auth and self.auth.get("push_token"):
+            h.append(("Authorization", "Bearer " + self.auth["push_token"](self)))
+        return h
+
+    def push_blob(self, repo, data):
+        digest = sha256_digest(data)
+        status, _, _ = http_request(self.host, self.port, "HEAD", "/v2/%s/blobs/%s" % (repo, digest),
+                                    headers=self._headers())
+        if status == 200:
+            return digest
+        status, headers, body = http_request(self.host, self.port, "POST", "/v2/%s/blobs/uploads/" % repo,
+                                             headers=self._headers(), body=b"")
+        if status != 202:
+            raise RuntimeError("upload start for %s: %d %r" % (repo, status, body))
+        location = header(headers, "Location")
+        parts = urllib.parse.urlsplit(location)
+        query = parts.query + ("&" if parts.query else "") + "digest=" + urllib.parse.quote(digest)
+        target = parts.path + "?" + query
+        status, _, body = http_request(self.host, self.port, "PUT", target,
+                                       headers=self._headers([("Content-Type", "application/octet-stream")]),
+                                       body=data, timeout=120)
+        if status != 201:
+            raise RuntimeError("blob PUT %s: %d %r" % (digest, status, body))
+        return digest
+
+    def push_manifest(self, repo, reference, data, media_type):
+        status, headers, body = http_request(self.host, self.port, "PUT", "/v2/%s/manifests/%s" % (repo, reference),
+                                             headers=self._headers([("Content-Type", media_type)]), body=data)
+        if status != 201:
+            raise RuntimeError("manifest PUT %s:%s: %d %r" % (repo, reference, status, body))
+        return sha256_digest(data)
+
+
+# --------------------------------------------------------------------------------------
+# Image content
+
+
+def _layer_cache_dir():
+    d = os.path.join(tempfile.gettempdir(), "pullgate-it-layers-%d" % os.getuid())
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def _tar_of(files):
+    """A deterministic tar of {name: bytes} (mtime 0, root owned)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Layer:
+    def __init__(self, blob, diff_id, media_type):
+        self.blob = blob            # bytes as stored in the registry
+        self.digest = sha256_digest(blob)
+        self.diff_id = diff_id      # sha256 of the uncompressed tar
+        self.media_type = media_type
+        self.size = len(blob)
+
+
+def small_layer(seed, oci=True, files=3):
+    """A gzip-compressed tar layer with a few files, content determined by seed."""
+    rng = random.Random(seed)
+    content = [("seed-%s/file-%d.txt" % (seed, i), rng.randbytes(rng.randint(100, 40000)))
+               for i in range(files)]
+    tar = _tar_of(content)
+    blob = gzip.compress(tar, compresslevel=6, mtime=0)
+    return Layer(blob, sha256_digest(tar), MT_OCI_LAYER_GZIP if oci else MT_DOCKER_LAYER_GZIP)
+
+
+def big_layer(seed, oci=True, size=BIG_LAYER_BYTES):
+    """An uncompressed tar layer holding `size` incompressible bytes. Generated once per
+    seed and kept on disk (the bytes depend only on the seed) so tests share it."""
+    path = os.path.join(_layer_cache_dir(), "big-%s-%d.tar" % (seed, size))
+    if not os.path.exists(path):
+        data = random.Random("big-%s" % seed).randbytes(size)
+        tar = _tar_of([("big-%s.bin" % seed, data)])
+        tmp = path + ".%d.tmp" % os.getpid()
+        with open(tmp, "wb") as f:
+            f.write(tar)
+        os.replace(tmp, path)
+    with open(path, "rb") as f:
+        tar = f.read()
+    return Layer(tar, sha256_digest(tar), MT_OCI_LAYER_TAR if oci else MT_DOCKER_LAYER_TAR)
+
+
+class Image:
+    """One pushed single-platform image (manifest + config + layers)."""
+
+    def __init__(self, repo, tag, manifest, manifest_type, config, layers):
+        self.repo = repo
+        self.tag = tag
+        self.manifest = manifest
+        self.manifest_type = manifest_type
+        self.digest = sha256_digest(manifest)
+        self.config = config
+        self.config_digest = sha256_digest(config)
+        self.layers = layers
+
+    def blobs(self):
+        """{digest: bytes} of config and layers."""
+        out = {self.config_digest: self.config}
+        for layer in self.layers:
+            out[layer.digest] = layer.blob
+        return out
+
+
+class Index:
+    def __init__(self, repo, tag, manifest, children):
+        self.repo = repo
+        self.tag = tag
+        self.manifest = manifest
+        self.manifest_type = MT_OCI_INDEX
+        self.digest = sha256_digest(manifest)
+        self.children = children  # {(os, arch): Image}
+
+
+def _config_json(layers, arch="amd64", label="pullgate-test"):
+    config = {
+        "architecture": arch,
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/true"], "Labels": {"t": label}},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "pullgate test"} for _ in layers],
+    }
+    return json.dumps(config, indent=2, sort_keys=True).encode()
+
+
+def build_image(repo, tag, layers, oci=True, arch="amd64", label="pullgate-test"):
+    config = _config_json(layers, arch, label)
+    manifest_type = MT_OCI_MANIFEST if oci else MT_DOCKER_MANIFEST
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": manifest_type,
+        "config": {"mediaType": MT_OCI_CONFIG if oci else MT_DOCKER_CONFIG,
+                   "size": len(config), "digest": sha256_digest(config)},
+        "layers": [{"mediaType": l.media_type, "size": l.size, "digest": l.digest} for l in layers],
+    }
+    body = json.dumps(manifest, indent=3).encode()
+    return Image(repo, tag, body, manifest_type, config, layers)
+
+
+def push_image(registry, image, tag=True):
+    for digest, data in image.blobs().items():
+        got = registry.push_blob(image.repo, data)
+        assert got == digest
+    registry.push_manifest(image.repo, image.tag if tag else image.digest, image.manifest, image.manifest_type)
+    return image
+
+
+def seed_schema2(registry, repo="it/schema2", tag="v1", seed="s2", big=False):
+    layers = [small_layer(seed + "-a", oci=False), small_layer(seed + "-b", oci=False)]
+    if big:
+        layers.append(big_layer(seed, oci=False))
+    return push_image(registry, build_image(repo, tag, layers, oci=False, label=seed))
+
+
+def seed_oci(registry, repo="it/oci", tag="v1", seed="oci", big=False):
+    layers = [small_layer(seed + "-a"), small_layer(seed + "-b")]
+    if big:
+        layers.append(big_layer(seed))
+    layers.append(small_layer(seed + "-c"))
+    return push_image(registry, build_image(repo, tag, layers, oci=True, label=seed))
+
+
+def seed_index(registry, repo="it/multi", tag="v1", seed="idx"):
+    children = {}
+    entries = []
+    for arch in ("amd64", "arm64"):
+        layers = [small_layer("%s-%s-a" % (seed, arch)), small_layer("%s-%s-b" % (seed, arch))]
+        image = build_image(repo, tag, layers, oci=True, arch=arch, label="%s-%s" % (seed, arch))
+        push_image(registry, image, tag=False)  # children first, by digest
+        children[("linux", arch)] = image
+        entries.append({"mediaType": MT_OCI_MANIFEST, "size": len(image.manifest), "digest": image.digest,
+                        "platform": {"architecture": arch, "os": "linux"}})
+    body = json.dumps({"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": entries}, indent=2).encode()
+    registry.push_manifest(repo, tag, body, MT_OCI_INDEX)
+    return Index(repo, tag, body, children)
+
+
+# --------------------------------------------------------------------------------------
+# pullgate
+
+
+class Pullgate:
+    """$PULLGATE_BIN serve with a generated config; stdout (access log) and stderr go
+    to files in its temp dir."""
+
+    def __init__(self, workdir, upstreams, offline=False, extra=None, args=None):
+        self.bin = os.environ.get("PULLGATE_BIN", "/work/main/build/pullgate")
+        if not os.access(self.bin, os.X_OK):
+            raise RuntimeError("PULLGATE_BIN %r is not an executable" % self.bin)
+        self.dir = tempfile.mkdtemp(prefix="pullgate-", dir=workdir)
+        self.data_dir = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.address = "%s:%d" % (self.host, self.port)
+        self.stdout_path = os.path.join(self.dir, "stdout.log")
+        self.stderr_path = os.path.join(self.dir, "stderr.log")
+        self.config_path = os.path.join(self.dir, "pullgate.json")
+        self.args = list(args or [])
+        config = {
+            "listen": self.address,
+            "data_dir": self.data_dir,
+            "threads": 2,
+            "offline": offline,
+            "access_log": "-",
+            "upstreams": upstreams,
+        }
+        config.update(extra or {})
+        self.config = config
+        self.write_config()
+        self.proc = None
+
+    def write_config(self):
+        with open(self.config_path, "w") as f:
+            f.write("// generated by tests/integration/harness.py\n")
+            json.dump(self.config, f, indent=2)
+
+    def start(self, timeout=20):
+        self._out = open(self.stdout_path, "ab")
+        self._err = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([self.bin, "serve", "--config", self.config_path] + self.args,
+                                     stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("pullgate exited with %s; stderr: %s" % (self.proc.returncode, self.stderr()))
+            status, _, _ = http_request(self.host, self.port, "GET", "/healthz", timeout=2)
+            return status == 200
+        wait_until(up, timeout, "pullgate /healthz on " + self.address)
+        return self
+
+    def stop(self):
+        """SIGTERM; returns (exit code, exited within 10 s)."""
+        result = (None, True)
+        if self.proc is not None:
+            result = _stop_process(self.proc, timeout=10)
+            self.proc = None
+            self._out.close()
+            self._err.close()
+        return result
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-4000:]
+        except FileNotFoundError:
+            return ""
+
+    def access_log(self):
+        """Parsed access-log lines (JSON objects); lines that are not JSON are skipped."""
+        out = []
+        try:
+            with open(self.stdout_path, "rb") as f:
+                for line in f.read().decode("utf-8", "replace").splitlines():
+                    line = line.strip()
+                    if not line.startswith("{"):
+                        continue
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        continue
+        except FileNotFoundError:
+            pass
+        return out
+
+    def request(self, method, path, headers=None, body=None, timeout=30):
+        return http_request(self.host, self.port, method, path, headers, body, timeout)
+
+    def healthy(self):
+        try:
+            status, _, _ = self.request("GET", "/healthz", timeout=5)
+            return status == 200
+        except OSError:
+            return False
+
+
+def upstream_entry(registry, **kw):
+    entry = {"name": registry.address, "url": registry.url, "default": True, "tag_ttl_s": 300}
+    entry.update(kw)
+    return entry
+
+
+# --------------------------------------------------------------------------------------
+# skopeo
+
+
+def write_registries_conf(path, upstream, mirror, blocked=True):
+    with open(path, "w") as f:
+        f.write('unqualified-search-registries = []\n\n'
+                '[[registry]]\nlocation = "%s"\ninsecure = true\nblocked = %s\n\n'
+                '[[registry.mirror]]\nlocation = "%s"\ninsecure = true\n'
+                % (upstream, "true" if blocked else "false", mirror))
+
+
+def skopeo_copy(registries_conf, src, out_dir, all_images=False, timeout=300):
+    cmd = ["skopeo", "--registries-conf", registries_conf, "--insecure-policy", "copy",
+           "--src-tls-verify=false"]
+    if all_images:
+        cmd.append("--all")
+    cmd += ["docker://" + src, "dir:" + out_dir]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, HOME=os.path.dirname(registries_conf)))
+
+
+# --------------------------------------------------------------------------------------
+# containerd
+
+
+class Containerd:
+    """A private containerd with short root/state/socket paths under /tmp (unix socket
+    paths are limited to 108 bytes), CRI disabled."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="pgc", dir="/tmp")
+        self.root = os.path.join(self.dir, "r")
+        self.state = os.path.join(self.dir, "s")
+        self.sock = os.path.join(self.dir, "c.sock")
+        self.config = os.path.join(self.dir, "c.toml")
+        self.log_path = os.path.join(self.dir, "containerd.log")
+        self.hosts_dir = os.path.join(self.dir, "hosts")
+        os.makedirs(self.hosts_dir)
+        with open(self.config, "w") as f:
+            f.write('version = 2\nroot = "%s"\nstate = "%s"\n'
+                    'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n\n'
+                    '[grpc]\n  address = "%s"\n\n[ttrpc]\n  address = "%s"\n'
+                    % (self.root, self.state, self.sock, self.sock + ".t"))
+        self.proc = None
+
+    def start(self, timeout=30):
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["containerd", "--root", self.root, "--state", self.state,
+                                      "--address", self.sock, "--config", self.config],
+                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("containerd exited with %s; log %s" % (self.proc.returncode, self.log_path))
+            r = subprocess.run(["ctr", "-a", self.sock, "version"], capture_output=True, timeout=5)
+            return r.returncode == 0
+        wait_until(up, timeout, "containerd on " + self.sock, interval=0.1)
+        return self
+
+    def write_hosts(self, upstream, mirror):
+        d = os.path.join(self.hosts_dir, upstream)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "hosts.toml"), "w") as f:
+            f.write('server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n'
+                    % (upstream, mirror))
+
+    def ctr(self, namespace, *args, timeout=300, binary=False):
+        return subprocess.run(["ctr", "-a", self.sock, "-n", namespace] + list(args),
+                              capture_output=True, timeout=timeout, text=not binary)
+
+    def pull(self, namespace, ref, platform=None, snapshotter=None):
+        args = ["images", "pull", "--hosts-dir", self.hosts_dir, "--plain-http"]
+        if platform:
+            args += ["--platform", platform]
+        if snapshotter:
+            args += ["--snapshotter", snapshotter]
+        return self.ctr(namespace, *(args + [ref]))
+
+    def image_digest(self, namespace, ref):
+        """The target digest `ctr images ls` shows for ref, or None."""
+        r = self.ctr(namespace, "images", "ls")
+        for line in r.stdout.splitlines()[1:]:
+            cols = line.split()
+            if cols and cols[0] == ref:
+                for c in cols:
+                    if c.startswith("sha256:"):
+                        return c
+        return None
+
+    def content(self, namespace, digest):
+        r = self.ctr(namespace, "content", "get", digest, binary=True)
+        if r.returncode != 0:
+            return None
+        return r.stdout
+
+    def close(self):
+        if self.proc is not None:
+            _stop_process(self.proc, timeout=15)
+            self.proc = None
+            self._log.close()
+        # Snapshot mounts (overlay) must go before the directory can be removed.
+        with contextlib.suppress(OSError):
+            with open("/proc/self/mountinfo") as f:
+                points = [line.split()[4] for line in f]
+            for point in sorted((p for p in points if p.startswith(self.dir + "/")), key=len, reverse=True):
+                subprocess.run(["umount", "-l", point], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------
+
+
+class Workdir:
+    """A temp dir for one test script, removed at exit."""
+
+    def __init__(self):
+        self.path = tempfile.mkdtemp(prefix="pg-it-")
+
+    def close(self):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def read_dir_output(out_dir):
+    """{name: bytes} of a skopeo dir: output."""
+    out = {}
+    for name in os.listdir(out_dir):
+        with open(os.path.join(out_dir, name), "rb") as f:
+            out[name] = f.read()
+    return out

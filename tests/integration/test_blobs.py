@@ -1,0 +1,179 @@
+"""Blob serving: ranges (cold and warm), cold HEAD, single upstream fetch under
+concurrency, and manifests by digest served from cache."""
+import hashlib
+import http.client
+import os
+import threading
+import unittest
+
+import harness as h
+
+
+class Blobs(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = h.Workdir()
+        cls.addClassCleanup(cls.work.close)
+        cls.registry = h.Registry(cls.work.path).start()
+        cls.addClassCleanup(cls.registry.close)
+        cls.image = h.seed_oci(cls.registry, repo="it/blobs", seed="blobs", big=True)
+        cls.big = next(l for l in cls.image.layers if l.size >= h.BIG_LAYER_BYTES)
+        cls.small = [l for l in cls.image.layers if l is not cls.big]
+        cls.pullgate = h.Pullgate(cls.work.path, [h.upstream_entry(cls.registry)]).start()
+        cls.addClassCleanup(cls.pullgate.close)
+        # pullgate learns which blobs the image references from its manifest.
+        status, _, body = cls.pullgate.request("GET", "/v2/it/blobs/manifests/v1",
+                                               headers=[("Accept", a) for a in h.SKOPEO_ACCEPTS])
+        if status != 200:
+            raise RuntimeError("manifest through pullgate: %d %r" % (status, body[:300]))
+
+    def setUp(self):
+        self.assertTrue(self.pullgate.alive(), "pullgate died: " + self.pullgate.stderr())
+
+    def blob_path(self, digest):
+        return "/v2/it/blobs/blobs/" + digest
+
+    def cache_file(self, digest):
+        hexd = digest.split(":", 1)[1]
+        return os.path.join(self.pullgate.data_dir, "blobs", "sha256", hexd[:2], hexd)
+
+    def upstream_gets(self, digest):
+        return self.registry.count(self.blob_path(digest), "GET")
+
+    def wait_cached(self, digest):
+        h.wait_until(lambda: os.path.exists(self.cache_file(digest)), 30, "blob %s in the cache" % digest)
+
+    def check_range(self, layer, range_header, expected_start, expected_end):
+        status, headers, body = self.pullgate.request("GET", self.blob_path(layer.digest),
+                                                      headers=[("Range", range_header)])
+        self.assertEqual(status, 206, "%s: %r" % (range_header, body[:200]))
+        self.assertEqual(h.header(headers, "Content-Range"),
+                         "bytes %d-%d/%d" % (expected_start, expected_end, layer.size))
+        self.assertEqual(int(h.header(headers, "Content-Length")), expected_end - expected_start + 1)
+        self.assertEqual(body, layer.blob[expected_start:expected_end + 1])
+
+    def check_unsatisfiable(self, layer):
+        for rng in ("bytes=%d-" % layer.size, "bytes=%d-%d" % (layer.size + 10, layer.size + 20)):
+            status, headers, body = self.pullgate.request("GET", self.blob_path(layer.digest),
+                                                          headers=[("Range", rng)])
+            self.assertEqual(status, 416, rng)
+            self.assertEqual(h.header(headers, "Content-Range"), "bytes */%d" % layer.size)
+
+    def test_ranges_cold_then_warm(self):
+        a, b, c = self.small
+        size_a = a.size
+        # Cold: each form on a blob pullgate has never fetched.
+        self.assertFalse(os.path.exists(self.cache_file(a.digest)))
+        self.check_range(a, "bytes=100-", 100, size_a - 1)
+        self.assertFalse(os.path.exists(self.cache_file(b.digest)))
+        self.check_range(b, "bytes=10-99", 10, 99)
+        self.assertFalse(os.path.exists(self.cache_file(c.digest)))
+        self.check_range(c, "bytes=-500", c.size - 500, c.size - 1)
+        config = h.Layer(self.image.config, None, None)
+        self.assertFalse(os.path.exists(self.cache_file(config.digest)))
+        self.check_unsatisfiable(config)
+
+        # Warm: a full GET caches each blob; ranges then come from the cache.
+        for layer in (a, b, c, config):
+            status, headers, body = self.pullgate.request("GET", self.blob_path(layer.digest))
+            self.assertEqual(status, 200)
+            self.assertEqual(body, layer.blob)
+            self.wait_cached(layer.digest)
+            status, headers, body = self.pullgate.request("GET", self.blob_path(layer.digest))
+            self.assertEqual(status, 200)
+            self.assertEqual(h.header(headers, "Accept-Ranges"), "bytes")
+            self.assertEqual(body, layer.blob)
+        upstream_before = {l.digest: self.upstream_gets(l.digest) for l in (a, b, c)}
+        for layer in (a, b, c):
+            with self.subTest(layer=layer.digest):
+                self.check_range(layer, "bytes=0-", 0, layer.size - 1)
+                self.check_range(layer, "bytes=7-", 7, layer.size - 1)
+                self.check_range(layer, "bytes=3-3", 3, 3)
+                self.check_range(layer, "bytes=20-%d" % (layer.size + 1000), 20, layer.size - 1)
+                self.check_range(layer, "bytes=-1", layer.size - 1, layer.size - 1)
+                self.check_range(layer, "bytes=-%d" % (layer.size * 2), 0, layer.size - 1)
+                self.check_unsatisfiable(layer)
+        for layer in (a, b, c):
+            self.assertEqual(self.upstream_gets(layer.digest), upstream_before[layer.digest],
+                             "a warm range went to the upstream")
+
+    def test_cold_head_then_concurrent_gets(self):
+        big = self.big
+        path = self.blob_path(big.digest)
+        # Cold HEAD: answered from an upstream HEAD, never a download.
+        status, headers, body = self.pullgate.request("HEAD", path)
+        self.assertEqual(status, 200)
+        self.assertEqual(body, b"")
+        self.assertEqual(int(h.header(headers, "Content-Length")), big.size)
+        self.assertEqual(h.header(headers, "Docker-Content-Digest"), big.digest)
+        self.assertEqual(self.upstream_gets(big.digest), 0, "a cold HEAD downloaded the blob")
+        self.assertFalse(os.path.exists(self.cache_file(big.digest)))
+
+        # N concurrent cold GETs: one upstream GET, every client gets the right bytes.
+        clients = 8
+        barrier = threading.Barrier(clients)
+        results = [None] * clients
+
+        def pull(i):
+            try:
+                conn = http.client.HTTPConnection(self.pullgate.host, self.pullgate.port, timeout=120)
+                barrier.wait(timeout=30)
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                digest = hashlib.sha256()
+                n = 0
+                while True:
+                    chunk = resp.read(1 << 20)
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    n += len(chunk)
+                results[i] = (resp.status, int(resp.getheader("Content-Length", "-1")), n,
+                              "sha256:" + digest.hexdigest())
+                conn.close()
+            except Exception as e:
+                results[i] = e
+
+        threads = [threading.Thread(target=pull, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        for i, r in enumerate(results):
+            self.assertEqual(r, (200, big.size, big.size, big.digest), "client %d" % i)
+        self.assertEqual(self.upstream_gets(big.digest), 1, "concurrent cold GETs were not coalesced")
+        self.wait_cached(big.digest)
+        # Warm range in the middle of the big blob, still one upstream GET.
+        start, end = 40 * 1024 * 1024 + 13, 41 * 1024 * 1024
+        self.check_range(big, "bytes=%d-%d" % (start, end), start, end)
+        self.assertEqual(self.upstream_gets(big.digest), 1)
+
+    def test_manifest_by_digest_from_cache(self):
+        accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
+        prefix = "/v2/it/blobs/manifests/"
+        before = self.registry.count_prefix(prefix)
+        for method in ("GET", "HEAD", "GET"):
+            status, headers, body = self.pullgate.request(method, prefix + self.image.digest, headers=accept)
+            self.assertEqual(status, 200)
+            self.assertEqual(h.header(headers, "Docker-Content-Digest"), self.image.digest)
+            if method == "GET":
+                self.assertEqual(body, self.image.manifest)
+        self.assertEqual(self.registry.count_prefix(prefix), before,
+                         "pull by digest of a cached manifest contacted the upstream")
+
+        # A manifest never seen: the first fetch by digest goes upstream, later ones do not.
+        other = h.push_image(self.registry, h.build_image("it/blobs", "other", [h.small_layer("other")]), tag=False)
+        path = prefix + other.digest
+        status, _, body = self.pullgate.request("GET", path, headers=accept)
+        self.assertEqual(status, 200)
+        self.assertEqual(body, other.manifest)
+        first = self.registry.count(path)
+        self.assertGreaterEqual(first, 1)
+        for _ in range(3):
+            status, _, body = self.pullgate.request("GET", path, headers=accept)
+            self.assertEqual(body, other.manifest)
+        self.assertEqual(self.registry.count(path), first)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
