@@ -59,8 +59,9 @@ Validates FILE as pullgate would at start-up and prints one line per mistake.
 Exit status: 0 valid, 1 invalid, 2 usage error.
 )";
 
-int fail_usage(const std::string& message, const char* help) {
-  std::cerr << "pullgate: " << message << "\n\n" << help;
+// Usage mistakes: one line, and where to read more.
+int fail_usage(const std::string& message, const char* command) {
+  std::cerr << "pullgate: " << message << " (see `pullgate " << command << "--help`)\n";
   return 2;
 }
 
@@ -69,7 +70,8 @@ int check_config(const std::vector<std::string>& args) {
     std::cout << check_help;
     return 0;
   }
-  if (args.size() != 1) return fail_usage("check-config takes exactly one FILE", check_help);
+  if (args.size() == 1 && args[0].rfind("-", 0) == 0) return fail_usage("unknown option " + args[0], "check-config ");
+  if (args.size() != 1) return fail_usage("check-config takes exactly one FILE", "check-config ");
   auto result = load_config_file(args[0]);
   for (auto& e : result.errors) std::cerr << args[0] << ": " << e << "\n";
   if (!result.errors.empty()) return 1;
@@ -94,7 +96,7 @@ int serve(const std::vector<std::string>& args) {
       overrides.offline = true;
     } else if (a == "--config" || a == "--listen" || a == "--data" || a == "--upstream" || a == "--threads") {
       auto v = value(a.c_str());
-      if (!v) return fail_usage(a + " needs a value", serve_help);
+      if (!v) return fail_usage(a + " needs a value", "serve ");
       if (a == "--config") config_file = *v;
       else if (a == "--listen") overrides.listen = *v;
       else if (a == "--data") overrides.data_dir = *v;
@@ -102,11 +104,11 @@ int serve(const std::vector<std::string>& args) {
       else {
         char* end = nullptr;
         auto n = std::strtoul(v->c_str(), &end, 10);
-        if (v->empty() || *end || n < 1 || n > 256) return fail_usage("--threads must be 1..256", serve_help);
+        if (v->empty() || *end || n < 1 || n > 256) return fail_usage("--threads must be 1..256", "serve ");
         overrides.threads = static_cast<unsigned>(n);
       }
     } else {
-      return fail_usage("unknown option " + a, serve_help);
+      return fail_usage("unknown option " + a, "serve ");
     }
   }
 
@@ -198,5 +200,5 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "serve") return serve(args);
   if (command == "check-config") return check_config(args);
-  return fail_usage("unknown command " + command, main_help);
+  return fail_usage("unknown command " + command, "");
 }

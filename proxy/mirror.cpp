@@ -264,14 +264,18 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   res.set("Docker-Content-Digest", digest->str());
   res.set(http::field::etag, etag_of(*digest));
   res.content_length(manifest->bytes.size());
-  if (!x.head) res.body() = std::move(manifest->bytes);
+  if (!x.head) res.body() = manifest->bytes;
   co_await send(x, res);
 }
 
 asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const registry::Tag& tag) {
   auto& up = *x.upstream;
   const auto& name = up.config.settings.name;
-  auto cached = meta_.get_tag(name, x.repository, tag.str());
+  auto cached = hot_.tag(name, x.repository, tag.str());
+  if (!cached) {
+    cached = meta_.get_tag(name, x.repository, tag.str());
+    if (cached) hot_.remember_tag(name, x.repository, tag.str(), *cached);
+  }
   auto now = now_ms();
   bool fresh = cached && (up.config.tag_ttl_s < 0 || now - cached->fetched_at_ms < up.config.tag_ttl_s * 1000);
   if (cached && (fresh || config_.offline)) {
@@ -298,8 +302,7 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
     if (response->status() == 200) {
       auto header_digest = Digest::parse(std::string(response->headers()["Docker-Content-Digest"]));
       if (header_digest) {
-        meta_.put_tag(name, x.repository, tag.str(),
-                      cache::TagRecord{*header_digest, std::string(response->headers()[http::field::content_type]), now});
+        remember_tag(x, tag, cache::TagRecord{*header_digest, std::string(response->headers()[http::field::content_type]), now});
         co_return header_digest;
       }
       // No digest header: take the bytes and hash them ourselves.
@@ -318,8 +321,8 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
         }
         auto d = registry::digest_of(registry::DigestAlgorithm::sha256, bytes);
         auto media = std::get<registry::ParsedManifest>(parsed).media_type;
-        meta_.put_manifest(d, cache::ManifestRecord{media, std::move(bytes), now});
-        meta_.put_tag(name, x.repository, tag.str(), cache::TagRecord{d, media, now});
+        remember_manifest(d, cache::ManifestRecord{media, std::move(bytes), now});
+        remember_tag(x, tag, cache::TagRecord{d, media, now});
         co_return d;
       }
       failed_status = full->status();
@@ -349,15 +352,34 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
   co_return std::nullopt;
 }
 
-asio::awaitable<std::optional<cache::ManifestRecord>> Mirror::manifest_bytes(Exchange& x, const Digest& digest) {
-  if (auto cached = meta_.get_manifest(digest)) {
+void Mirror::remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record) {
+  meta_.put_tag(x.upstream->config.settings.name, x.repository, tag.str(), record);
+  hot_.remember_tag(x.upstream->config.settings.name, x.repository, tag.str(), record);
+}
+
+std::shared_ptr<const cache::ManifestRecord> Mirror::remember_manifest(const Digest& digest, cache::ManifestRecord record) {
+  meta_.put_manifest(digest, record);
+  auto shared = std::make_shared<const cache::ManifestRecord>(std::move(record));
+  hot_.remember_manifest(digest, shared);
+  return shared;
+}
+
+asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_bytes(Exchange& x, const Digest& digest) {
+  auto cached = hot_.manifest(digest);
+  if (!cached) {
+    if (auto stored = meta_.get_manifest(digest)) {
+      cached = std::make_shared<const cache::ManifestRecord>(std::move(*stored));
+      hot_.remember_manifest(digest, cached);
+    }
+  }
+  if (cached) {
     if (x.cache == "none") x.cache = "hit";
     co_return cached;
   }
   if (config_.offline) {
     reply_error(x, 404, ErrorCode::manifest_unknown,
                         "manifest " + digest.str() + " is not cached and this mirror is offline");
-    co_return std::nullopt;
+    co_return nullptr;
   }
   x.cache = "miss";
   auto& up = *x.upstream;
@@ -371,30 +393,29 @@ asio::awaitable<std::optional<cache::ManifestRecord>> Mirror::manifest_bytes(Exc
       x.error = "upstream answered " + std::to_string(response->status());
       reply_upstream_failure(x, response->status(), ErrorCode::manifest_unknown,
                                      response->headers()[http::field::retry_after]);
-      co_return std::nullopt;
+      co_return nullptr;
     }
     auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
     if (registry::digest_of(digest.algorithm(), bytes) != digest) {
       x.error = "upstream manifest does not match its digest";
       reply_error(x, 502, ErrorCode::digest_invalid,
                           "upstream " + up.config.settings.name + " sent a manifest that does not match " + digest.str());
-      co_return std::nullopt;
+      co_return nullptr;
     }
     auto parsed = registry::parse_manifest(bytes, response->headers()[http::field::content_type]);
     if (auto* error = std::get_if<std::string>(&parsed)) {
       x.error = "upstream manifest invalid: " + *error;
       reply_error(x, 502, ErrorCode::manifest_invalid,
                           "upstream " + up.config.settings.name + " sent an invalid manifest: " + *error);
-      co_return std::nullopt;
+      co_return nullptr;
     }
-    cache::ManifestRecord record{std::get<registry::ParsedManifest>(parsed).media_type, std::move(bytes), now_ms()};
-    meta_.put_manifest(digest, record);
-    co_return record;
+    co_return remember_manifest(digest, cache::ManifestRecord{std::get<registry::ParsedManifest>(parsed).media_type,
+                                                              std::move(bytes), now_ms()});
   } catch (const registry::UpstreamError& e) {
     x.error = std::string("upstream: ") + e.what();
   }
   reply_error(x, 502, ErrorCode::unknown, "upstream " + up.config.settings.name + " is unreachable: " + x.error);
-  co_return std::nullopt;
+  co_return nullptr;
 }
 
 // ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 
 #include "cache/blob_fetch.hpp"
 #include "cache/blob_store.hpp"
+#include "cache/hot_cache.hpp"
 #include "cache/meta_store.hpp"
 #include "proxy/config.hpp"
 #include "proxy/handler.hpp"
@@ -47,7 +48,12 @@ class Mirror final : public Handler {
   // returns nullopt when there is no digest to be had.
   asio::awaitable<std::optional<registry::Digest>> resolve_tag(Exchange& x, const registry::Tag& tag);
   // The manifest bytes for a digest: LMDB, else the upstream (verified, stored).
-  asio::awaitable<std::optional<cache::ManifestRecord>> manifest_bytes(Exchange& x, const registry::Digest& digest);
+  asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> manifest_bytes(Exchange& x,
+                                                                               const registry::Digest& digest);
+  // Stores in LMDB and in the hot cache.
+  void remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record);
+  std::shared_ptr<const cache::ManifestRecord> remember_manifest(const registry::Digest& digest,
+                                                                 cache::ManifestRecord record);
 
   asio::awaitable<void> send(Exchange& x, http::response<http::string_body>& response);
   // Errors are prepared here and written when the step returns. (Besides keeping
@@ -67,6 +73,7 @@ class Mirror final : public Handler {
   cache::BlobStore& blobs_;
   cache::BlobFetches& fetches_;
   AccessLog& access_log_;
+  cache::HotCache hot_{32 * 1024 * 1024};
 };
 
 }  // namespace pullgate::proxy

@@ -683,3 +683,141 @@ def read_dir_output(out_dir):
         with open(os.path.join(out_dir, name), "rb") as f:
             out[name] = f.read()
     return out
+
+
+# --------------------------------------------------------------------------------------
+# TLS: a self-signed certificate for 127.0.0.1, HTTPS requests, an HTTPS upstream and
+# a pullgate serving HTTPS. The certificate is its own CA.
+
+
+def pullgate_bin():
+    return os.environ.get("PULLGATE_BIN", "/work/main/build/pullgate")
+
+
+def make_self_signed_cert(directory, ip="127.0.0.1"):
+    """(cert_path, key_path) of a fresh self-signed RSA certificate with
+    subjectAltName IP:<ip>, made with the openssl CLI."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+                        "-days", "2", "-subj", "/CN=%s" % ip, "-addext", "subjectAltName=IP:%s" % ip,
+                        "-keyout", key, "-out", cert],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("openssl req failed: %s" % r.stderr)
+    return cert, key
+
+
+def https_context(cafile):
+    """A verifying client context that trusts cafile."""
+    import ssl
+    return ssl.create_default_context(cafile=cafile)
+
+
+def https_request(host, port, method, path, headers=None, body=None, timeout=30, context=None):
+    """http_request over TLS. Returns (status, headers as list of pairs, body)."""
+    conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or []):
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        if body:
+            conn.send(body)
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, resp.getheaders(), data
+    finally:
+        conn.close()
+
+
+class TlsRegistry(Registry):
+    """A docker-registry serving HTTPS (http.tls) with the given certificate; seeding
+    and log markers go over HTTPS too."""
+
+    def __init__(self, workdir, cert_file, key_file):
+        super().__init__(workdir)
+        self.url = "https://" + self.address
+        self.cert_file = cert_file
+        self.context = https_context(cert_file)
+        # Without auth the http: section is the last one in the generated config.
+        with open(self.config_path, "a") as f:
+            f.write("  tls:\n    certificate: %s\n    key: %s\n" % (cert_file, key_file))
+
+    def request(self, method, path, headers=None, body=None, timeout=30):
+        return https_request(self.host, self.port, method, path, headers, body, timeout, self.context)
+
+    def start(self, timeout=20):
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", self.config_path],
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("docker-registry exited with %s; log: %s" % (self.proc.returncode, self.log_path))
+            status, _, _ = self.request("GET", "/v2/", timeout=2)
+            return status == 200
+        wait_until(up, timeout, "docker-registry (TLS) on " + self.address)
+        return self
+
+    def sync_log(self, timeout=10):
+        self._marker += 1
+        path = "/v2/?pullgate-test-marker=%d" % self._marker
+        self.request("GET", path, timeout=5)
+        wait_until(lambda: any(uri == path for _, uri, _ in self.requests()), timeout,
+                   "registry log marker")
+
+    def push_blob(self, repo, data):
+        digest = sha256_digest(data)
+        status, _, _ = self.request("HEAD", "/v2/%s/blobs/%s" % (repo, digest))
+        if status == 200:
+            return digest
+        status, headers, body = self.request("POST", "/v2/%s/blobs/uploads/" % repo, body=b"")
+        if status != 202:
+            raise RuntimeError("upload start for %s: %d %r" % (repo, status, body))
+        parts = urllib.parse.urlsplit(header(headers, "Location"))
+        query = parts.query + ("&" if parts.query else "") + "digest=" + urllib.parse.quote(digest)
+        status, _, body = self.request("PUT", parts.path + "?" + query,
+                                       headers=[("Content-Type", "application/octet-stream")],
+                                       body=data, timeout=120)
+        if status != 201:
+            raise RuntimeError("blob PUT %s: %d %r" % (digest, status, body))
+        return digest
+
+    def push_manifest(self, repo, reference, data, media_type):
+        status, _, body = self.request("PUT", "/v2/%s/manifests/%s" % (repo, reference),
+                                       headers=[("Content-Type", media_type)], body=data)
+        if status != 201:
+            raise RuntimeError("manifest PUT %s:%s: %d %r" % (repo, reference, status, body))
+        return sha256_digest(data)
+
+
+class TlsPullgate(Pullgate):
+    """pullgate serving HTTPS with tls.cert_file/key_file; requests verify against the
+    certificate."""
+
+    def __init__(self, workdir, upstreams, cert_file, key_file, extra=None, **kw):
+        extra = dict(extra or {})
+        extra["tls"] = {"cert_file": cert_file, "key_file": key_file}
+        super().__init__(workdir, upstreams, extra=extra, **kw)
+        self.context = https_context(cert_file)
+
+    def start(self, timeout=20):
+        self._out = open(self.stdout_path, "ab")
+        self._err = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([self.bin, "serve", "--config", self.config_path] + self.args,
+                                     stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("pullgate exited with %s; stderr: %s" % (self.proc.returncode, self.stderr()))
+            status, _, _ = self.request("GET", "/healthz", timeout=2)
+            return status == 200
+        wait_until(up, timeout, "pullgate (TLS) /healthz on " + self.address)
+        return self
+
+    def request(self, method, path, headers=None, body=None, timeout=30):
+        return https_request(self.host, self.port, method, path, headers, body, timeout, self.context)

@@ -1,0 +1,78 @@
+#include "cache/hot_cache.hpp"
+
+namespace pullgate::cache {
+
+namespace {
+// What a tag entry costs beyond its key, roughly.
+constexpr std::size_t tag_entry_bytes = 160;
+}
+
+std::string HotCache::tag_key(std::string_view upstream, std::string_view repository, std::string_view tag) {
+  std::string key;
+  key.reserve(upstream.size() + repository.size() + tag.size() + 2);
+  key.append(upstream).push_back('\0');
+  key.append(repository).push_back('\0');
+  key.append(tag);
+  return key;
+}
+
+std::shared_ptr<const ManifestRecord> HotCache::manifest(const Digest& digest) const {
+  std::lock_guard lock(mutex_);
+  auto it = manifests_.find(digest.str());
+  return it == manifests_.end() ? nullptr : it->second;
+}
+
+void HotCache::remember_manifest(const Digest& digest, std::shared_ptr<const ManifestRecord> record) {
+  auto cost = record->bytes.size() + digest.str().size() + 64;
+  if (cost > budget_ / 8) return;  // one record never crowds out the rest
+  std::lock_guard lock(mutex_);
+  make_room_locked(cost);
+  auto [it, inserted] = manifests_.try_emplace(digest.str(), std::move(record));
+  if (inserted) bytes_ += cost;
+}
+
+std::optional<TagRecord> HotCache::tag(std::string_view upstream, std::string_view repository,
+                                       std::string_view tag) const {
+  auto key = tag_key(upstream, repository, tag);
+  std::lock_guard lock(mutex_);
+  auto it = tags_.find(key);
+  if (it == tags_.end()) return std::nullopt;
+  return it->second;
+}
+
+void HotCache::remember_tag(std::string_view upstream, std::string_view repository, std::string_view tag,
+                            const TagRecord& record) {
+  auto key = tag_key(upstream, repository, tag);
+  auto cost = key.size() + tag_entry_bytes;
+  std::lock_guard lock(mutex_);
+  auto it = tags_.find(key);
+  if (it != tags_.end()) {
+    it->second = record;
+    return;
+  }
+  make_room_locked(cost);
+  tags_.emplace(std::move(key), record);
+  bytes_ += cost;
+}
+
+std::size_t HotCache::bytes() const {
+  std::lock_guard lock(mutex_);
+  return bytes_;
+}
+
+void HotCache::make_room_locked(std::size_t incoming) {
+  if (bytes_ + incoming <= budget_) return;
+  // Drop about a quarter of each map; which entries go matters little, since every
+  // one of them is still in LMDB.
+  auto drop = [this](auto& map, auto cost_of) {
+    std::size_t n = map.size() / 4 + 1;
+    for (auto it = map.begin(); it != map.end() && n > 0; --n) {
+      bytes_ -= std::min(bytes_, cost_of(*it));
+      it = map.erase(it);
+    }
+  };
+  drop(manifests_, [](const auto& e) { return e.second->bytes.size() + e.first.size() + 64; });
+  drop(tags_, [](const auto& e) { return e.first.size() + tag_entry_bytes; });
+}
+
+}  // namespace pullgate::cache

@@ -1,0 +1,42 @@
+#pragma once
+// A small in-memory front for the hottest LMDB records: manifests by digest (they
+// never change) and tag records (replaced, never edited). Warm manifest requests are
+// answered from here without decoding a record. Bounded by bytes; when full, about a
+// quarter of the entries are dropped (they are still in LMDB).
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "cache/meta_store.hpp"
+
+namespace pullgate::cache {
+
+class HotCache {
+ public:
+  explicit HotCache(std::size_t budget_bytes) : budget_(budget_bytes) {}
+
+  std::shared_ptr<const ManifestRecord> manifest(const Digest& digest) const;
+  void remember_manifest(const Digest& digest, std::shared_ptr<const ManifestRecord> record);
+
+  std::optional<TagRecord> tag(std::string_view upstream, std::string_view repository, std::string_view tag) const;
+  void remember_tag(std::string_view upstream, std::string_view repository, std::string_view tag,
+                    const TagRecord& record);
+
+  std::size_t bytes() const;
+
+ private:
+  static std::string tag_key(std::string_view upstream, std::string_view repository, std::string_view tag);
+  void make_room_locked(std::size_t incoming);
+
+  const std::size_t budget_;
+  mutable std::mutex mutex_;
+  std::size_t bytes_ = 0;
+  std::unordered_map<std::string, std::shared_ptr<const ManifestRecord>> manifests_;
+  std::unordered_map<std::string, TagRecord> tags_;
+};
+
+}  // namespace pullgate::cache

@@ -1,0 +1,47 @@
+#include "cache/hot_cache.hpp"
+
+#include <gtest/gtest.h>
+
+namespace pullgate::cache {
+namespace {
+
+Digest digest_n(int n) { return registry::digest_of(registry::DigestAlgorithm::sha256, std::to_string(n)); }
+
+TEST(HotCache, RemembersManifestsAndTags) {
+  HotCache hot(1 << 20);
+  auto d = digest_n(1);
+  EXPECT_EQ(hot.manifest(d), nullptr);
+  hot.remember_manifest(d, std::make_shared<const ManifestRecord>(ManifestRecord{"m", "{}", 1}));
+  ASSERT_NE(hot.manifest(d), nullptr);
+  EXPECT_EQ(hot.manifest(d)->bytes, "{}");
+
+  EXPECT_FALSE(hot.tag("up", "repo", "v1"));
+  hot.remember_tag("up", "repo", "v1", TagRecord{d, "m", 5});
+  ASSERT_TRUE(hot.tag("up", "repo", "v1"));
+  EXPECT_EQ(hot.tag("up", "repo", "v1")->fetched_at_ms, 5);
+  hot.remember_tag("up", "repo", "v1", TagRecord{digest_n(2), "m", 6});
+  EXPECT_EQ(hot.tag("up", "repo", "v1")->digest, digest_n(2));
+  // Keys cannot alias across the parts: "up"+"repo/v1" is not "up/repo"+"v1".
+  EXPECT_FALSE(hot.tag("up", "repo\0v", "1"));
+  EXPECT_FALSE(hot.tag("up\0repo", "", "v1"));
+}
+
+TEST(HotCache, StaysWithinItsBudget) {
+  const std::size_t budget = 64 * 1024;
+  HotCache hot(budget);
+  std::string body(1000, 'x');
+  for (int i = 0; i < 1000; ++i) {
+    hot.remember_manifest(digest_n(i), std::make_shared<const ManifestRecord>(ManifestRecord{"m", body, 1}));
+    hot.remember_tag("up", "repo", "t" + std::to_string(i), TagRecord{digest_n(i), "m", 1});
+    ASSERT_LE(hot.bytes(), budget);
+  }
+  // The newest entry is always there right after it was added.
+  EXPECT_NE(hot.manifest(digest_n(999)), nullptr);
+  // A record larger than an eighth of the budget is not kept at all.
+  hot.remember_manifest(digest_n(5000),
+                        std::make_shared<const ManifestRecord>(ManifestRecord{"m", std::string(budget / 4, 'y'), 1}));
+  EXPECT_EQ(hot.manifest(digest_n(5000)), nullptr);
+}
+
+}  // namespace
+}  // namespace pullgate::cache
