@@ -1,6 +1,6 @@
 #pragma once
 // Small RAII wrappers over the LMDB C API: the environment, a transaction that
-// aborts unless committed, and get/put/del on string views. Errors become
+// aborts unless committed, get/put/del on string views and a cursor. Errors become
 // std::runtime_error with the LMDB reason; MDB_MAP_FULL gets its own message
 // because the caller can act on it (later: eviction).
 #include <lmdb.h>
@@ -103,6 +103,38 @@ class Txn {
  private:
   explicit Txn(MDB_txn* txn) : txn_(txn) {}
   MDB_txn* txn_ = nullptr;
+};
+
+// A cursor over one database of a transaction. Declare it after its Txn so it
+// closes first: LMDB frees a write transaction's cursors at commit, and closing
+// one after that would be a double free. Entries are views into the map, valid
+// until the transaction ends (or the next write through it).
+class Cursor {
+ public:
+  using Entry = std::pair<std::string_view, std::string_view>;  // key, value
+
+  Cursor(const Txn& txn, MDB_dbi dbi) { check(mdb_cursor_open(txn.get(), dbi, &cursor_), "open cursor"); }
+  ~Cursor() { mdb_cursor_close(cursor_); }
+  Cursor(const Cursor&) = delete;
+  Cursor& operator=(const Cursor&) = delete;
+
+  std::optional<Entry> first() { return step(MDB_FIRST, {}); }
+  // The first entry whose key is >= key (key must not be empty).
+  std::optional<Entry> seek(std::string_view key) { return step(MDB_SET_RANGE, key); }
+  std::optional<Entry> next() { return step(MDB_NEXT, {}); }
+
+ private:
+  std::optional<Entry> step(MDB_cursor_op op, std::string_view key) {
+    MDB_val k = to_val(key);
+    MDB_val v{};
+    int rc = mdb_cursor_get(cursor_, &k, &v, op);
+    if (rc == MDB_NOTFOUND) return std::nullopt;
+    check(rc, "cursor read");
+    return Entry{std::string_view(static_cast<const char*>(k.mv_data), k.mv_size),
+                 std::string_view(static_cast<const char*>(v.mv_data), v.mv_size)};
+  }
+
+  MDB_cursor* cursor_ = nullptr;
 };
 
 }  // namespace pullgate::cache::lmdb

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 #include "cache/lmdb.hpp"
 
@@ -195,6 +196,59 @@ std::optional<CachedResponse> decode_response(std::string_view value) {
   return CachedResponse{*content_type, std::move(*body), *fetched};
 }
 
+// The decisions a verdict can carry; anything else is refused on write and
+// reads as absent, so a bad record can never be mistaken for an allow.
+bool known_decision(std::string_view decision) {
+  return decision == "allow" || decision == "warn" || decision == "deny";
+}
+
+std::string encode(const VerdictRecord& r) {
+  if (!known_decision(r.decision)) {
+    throw std::invalid_argument("cannot store verdict: unknown decision \"" + r.decision +
+                                "\" (allow, warn or deny)");
+  }
+  json j = header();
+  j["decision"] = r.decision;
+  j["source"] = r.source;
+  j["reasons"] = r.reasons;
+  j["policy_version"] = r.policy_version;
+  j["set_by"] = r.set_by;
+  j["evaluated_at_ms"] = r.evaluated_at_ms;
+  j["expires_at_ms"] = r.expires_at_ms ? json(*r.expires_at_ms) : json(nullptr);
+  return dump(j, "verdict");
+}
+
+std::optional<VerdictRecord> decode_verdict(std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  auto decision = field<std::string>(*j, "decision");
+  auto source = field<std::string>(*j, "source");
+  auto policy_version = field<std::string>(*j, "policy_version");
+  auto set_by = field<std::string>(*j, "set_by");
+  auto evaluated = field<std::int64_t>(*j, "evaluated_at_ms");
+  if (!decision || !known_decision(*decision) || !source || !policy_version || !set_by || !evaluated) {
+    return std::nullopt;
+  }
+  auto reasons_it = j->find("reasons");
+  if (reasons_it == j->end() || !reasons_it->is_array()) return std::nullopt;
+  std::vector<std::string> reasons;
+  reasons.reserve(reasons_it->size());
+  for (const auto& reason : *reasons_it) {
+    if (!reason.is_string()) return std::nullopt;
+    reasons.push_back(reason.get<std::string>());
+  }
+  // "expires_at_ms" is required: null means "does not expire", absence means a bad record.
+  auto expires_it = j->find("expires_at_ms");
+  if (expires_it == j->end()) return std::nullopt;
+  std::optional<std::int64_t> expires;
+  if (!expires_it->is_null()) {
+    if (!expires_it->is_number_integer()) return std::nullopt;
+    expires = expires_it->get<std::int64_t>();
+  }
+  return VerdictRecord{std::move(*decision), std::move(*source), std::move(reasons), std::move(*policy_version),
+                       std::move(*set_by),   *evaluated,         expires};
+}
+
 // ---- keys ----
 
 // NUL separates the parts, so no part may contain one: otherwise
@@ -219,6 +273,23 @@ std::string storable_key(std::string key, std::size_t max_key) {
   return '\0' + registry::digest_of(registry::DigestAlgorithm::sha256, key).str();
 }
 
+// A reference is the key "<referenced digest>\n<manifest digest>" with an empty
+// value: referenced_by is a prefix scan, adding one twice rewrites the same key.
+// A digest never contains '\n', so the prefix "<digest>\n" cannot match a longer
+// digest that starts with the same characters. Two sha512 digests and the
+// separator make 271 bytes, under LMDB's 511-byte key limit.
+constexpr char reference_separator = '\n';
+
+std::string reference_prefix(const Digest& referenced) {
+  std::string prefix = referenced.str();
+  prefix.push_back(reference_separator);
+  return prefix;
+}
+
+std::string reference_key(const Digest& referenced, const Digest& manifest) {
+  return reference_prefix(referenced) + manifest.str();
+}
+
 // ---- the store ----
 
 class LmdbMetaStore final : public MetaStore {
@@ -231,6 +302,11 @@ class LmdbMetaStore final : public MetaStore {
     manifests_ = txn.open_dbi("manifests", MDB_CREATE);
     blobs_ = txn.open_dbi("blobs", MDB_CREATE);
     responses_ = txn.open_dbi("responses", MDB_CREATE);
+    // Added after schema version 1 was first written. Created here when missing,
+    // so an older store opens as is; no existing record changed, hence the schema
+    // version stays 1.
+    verdicts_ = txn.open_dbi("verdicts", MDB_CREATE);
+    refs_ = txn.open_dbi("refs", MDB_CREATE);
     check_schema(txn);
     txn.commit();
   }
@@ -305,6 +381,65 @@ class LmdbMetaStore final : public MetaStore {
     put(responses_, storable_key(std::string(key), max_key_), encode(response), "put response");
   }
 
+  std::optional<VerdictRecord> get_verdict(const Digest& digest) override {
+    auto txn = lmdb::Txn::read(env_.get());
+    auto value = txn.get(verdicts_, digest.str());
+    if (!value) return std::nullopt;
+    return decode_verdict(*value);
+  }
+
+  void put_verdict(const Digest& digest, const VerdictRecord& record) override {
+    put(verdicts_, digest.str(), encode(record), "put verdict " + digest.str());
+  }
+
+  bool remove_verdict(const Digest& digest) override {
+    auto txn = lmdb::Txn::write(env_.get());
+    bool existed = txn.del(verdicts_, digest.str(), "remove verdict " + digest.str());
+    if (existed) txn.commit();
+    return existed;
+  }
+
+  std::vector<std::pair<Digest, VerdictRecord>> list_verdicts(const VerdictFilter& filter) override {
+    std::vector<std::pair<Digest, VerdictRecord>> out;
+    if (filter.limit == 0) return out;
+    auto txn = lmdb::Txn::read(env_.get());
+    lmdb::Cursor cursor(txn, verdicts_);
+    for (auto entry = cursor.first(); entry && out.size() < filter.limit; entry = cursor.next()) {
+      // Keys or records that do not decode are skipped, as get_verdict treats them as absent.
+      auto digest = Digest::parse(entry->first);
+      if (!digest) continue;
+      auto record = decode_verdict(entry->second);
+      if (!record) continue;
+      if (filter.decision && record->decision != *filter.decision) continue;
+      if (filter.source && record->source != *filter.source) continue;
+      out.emplace_back(std::move(*digest), std::move(*record));
+    }
+    return out;
+  }
+
+  void add_references(const Digest& manifest, const std::vector<Digest>& referenced) override {
+    if (referenced.empty()) return;
+    const std::string what = "add references from " + manifest.str();
+    auto txn = lmdb::Txn::write(env_.get());
+    for (const auto& digest : referenced) txn.put(refs_, reference_key(digest, manifest), "", what);
+    txn.commit();
+  }
+
+  std::vector<Digest> referenced_by(const Digest& digest, std::size_t limit) override {
+    std::vector<Digest> out;
+    if (limit == 0) return out;
+    const std::string prefix = reference_prefix(digest);
+    auto txn = lmdb::Txn::read(env_.get());
+    lmdb::Cursor cursor(txn, refs_);
+    for (auto entry = cursor.seek(prefix); entry && entry->first.starts_with(prefix) && out.size() < limit;
+         entry = cursor.next()) {
+      // Only a whole, valid digest after the separator counts; anything else is a bad key.
+      auto manifest = Digest::parse(entry->first.substr(prefix.size()));
+      if (manifest) out.push_back(std::move(*manifest));
+    }
+    return out;
+  }
+
   std::uint64_t manifest_count() override { return lmdb::Txn::read(env_.get()).entries(manifests_); }
   std::uint64_t blob_count() override { return lmdb::Txn::read(env_.get()).entries(blobs_); }
 
@@ -347,6 +482,8 @@ class LmdbMetaStore final : public MetaStore {
   MDB_dbi manifests_ = 0;
   MDB_dbi blobs_ = 0;
   MDB_dbi responses_ = 0;
+  MDB_dbi verdicts_ = 0;
+  MDB_dbi refs_ = 0;
 };
 
 std::size_t round_up_to_page(std::size_t bytes) {

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "registry/digest.hpp"
 
@@ -41,6 +43,23 @@ struct CachedResponse {
   std::int64_t fetched_at_ms = 0;
 };
 
+// A digest's stored verdict (see ../shared/DESIGN.md, "Gate semantics").
+struct VerdictRecord {
+  std::string decision;               // "allow" | "warn" | "deny"
+  std::string source;                 // "manual" | "rule" | "report" | "signature" | ...
+  std::vector<std::string> reasons;   // one line each
+  std::string policy_version;         // the policy it was computed under ("" for manual)
+  std::string set_by;                 // who set it (manual verdicts)
+  std::int64_t evaluated_at_ms = 0;
+  std::optional<std::int64_t> expires_at_ms;  // none: does not expire
+};
+
+struct VerdictFilter {
+  std::optional<std::string> decision;  // only this decision
+  std::optional<std::string> source;    // only this source
+  std::size_t limit = 1000;
+};
+
 class MetaStore {
  public:
   static constexpr std::uint32_t schema_version = 1;
@@ -69,6 +88,20 @@ class MetaStore {
 
   virtual std::optional<CachedResponse> get_response(std::string_view key) = 0;
   virtual void put_response(std::string_view key, const CachedResponse& response) = 0;
+
+  // Verdicts by manifest digest. remove_verdict returns whether one was there.
+  virtual std::optional<VerdictRecord> get_verdict(const Digest& digest) = 0;
+  virtual void put_verdict(const Digest& digest, const VerdictRecord& record) = 0;
+  virtual bool remove_verdict(const Digest& digest) = 0;
+  // In digest order, at most filter.limit entries.
+  virtual std::vector<std::pair<Digest, VerdictRecord>> list_verdicts(const VerdictFilter& filter) = 0;
+
+  // What the mirror has seen a manifest reference: its config and layers (image
+  // manifests) or its child manifests (indexes). Idempotent; one transaction.
+  virtual void add_references(const Digest& manifest, const std::vector<Digest>& referenced) = 0;
+  // The manifests known to reference `digest` (a blob or a child manifest), at most
+  // `limit`, in digest order.
+  virtual std::vector<Digest> referenced_by(const Digest& digest, std::size_t limit) = 0;
 
   // Counts, for /readyz and logs.
   virtual std::uint64_t manifest_count() = 0;

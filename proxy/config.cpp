@@ -251,6 +251,15 @@ ConfigResult parse_config(const std::string& text) {
     k.integer("lmdb_map_size_mb", c.lmdb_map_size_mb, 16, 1024 * 1024);
     k.refuse_unknown();
   }
+  if (auto* gate = r.object("gate")) {
+    FieldReader g(*gate, "gate.", errors);
+    g.string("policy_file", c.policy_file);
+    g.string("audit_log", c.audit_log);
+    g.integer("audit_max_mb", c.audit_max_mb, 1, 1024 * 1024);
+    g.integer("audit_keep", c.audit_keep, 0, 1000);
+    g.string("denial_hint", c.denial_hint);
+    g.refuse_unknown();
+  }
   if (auto* ups = r.find("upstreams")) {
     if (!ups->is_array()) r.mistake("upstreams", "must be a list");
     else
@@ -280,6 +289,7 @@ void apply_overrides(ConfigResult& result, const Overrides& o) {
   if (o.listen) c.listen = *o.listen;
   if (o.data_dir) c.data_dir = *o.data_dir;
   if (o.threads) c.threads = *o.threads;
+  if (o.policy_file) c.policy_file = *o.policy_file;
   if (o.offline) c.offline = true;
   if (o.upstream_url) {
     UpstreamConfig up;

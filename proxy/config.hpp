@@ -33,6 +33,16 @@ struct Config {
   unsigned header_timeout_s = 15;
   std::size_t lmdb_map_size_mb = 4096;
   std::vector<UpstreamConfig> upstreams;
+  // The gate.
+  std::string policy_file;          // empty: everything is allowed (and audited)
+  std::string audit_log;            // empty: <data_dir>/audit.log
+  std::uint64_t audit_max_mb = 100; // rotate above this size
+  unsigned audit_keep = 5;          // rotated files kept
+  std::string denial_hint = "To ask for an exception, contact your platform team";
+
+  std::filesystem::path audit_log_path() const {
+    return audit_log.empty() ? data_dir / "audit.log" : std::filesystem::path(audit_log);
+  }
 };
 
 // Command-line overrides of `pullgate serve`.
@@ -41,6 +51,7 @@ struct Overrides {
   std::optional<std::string> data_dir;
   std::optional<std::string> upstream_url;
   std::optional<unsigned> threads;
+  std::optional<std::string> policy_file;
   bool offline = false;
 };
 

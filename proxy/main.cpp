@@ -14,7 +14,9 @@
 #include "cache/blob_fetch.hpp"
 #include "cache/blob_store.hpp"
 #include "cache/meta_store.hpp"
+#include "proxy/commands.hpp"
 #include "proxy/config.hpp"
+#include "proxy/gate.hpp"
 #include "proxy/log.hpp"
 #include "proxy/mirror.hpp"
 #include "proxy/server.hpp"
@@ -29,6 +31,8 @@ constexpr const char* main_help = R"(pullgate )" PULLGATE_VERSION R"( - a pull-t
 Usage:
   pullgate serve [options]        run the mirror
   pullgate check-config FILE      validate a config file and exit
+  pullgate policy check FILE      validate a policy file and exit
+  pullgate verdict set|get|ls|rm  manage stored verdicts (works while the server runs)
   pullgate --version | --help
 
 Run `pullgate COMMAND --help` for the options of a command.
@@ -47,9 +51,11 @@ Options (each overrides the config file):
                        upstream, named by its host[:port] (for containerd's ?ns=)
   --offline            never contact an upstream; serve only what is cached
   --threads N          I/O threads (default 2)
+  --policy FILE        the gate's policy (JSON); without one everything is allowed
   --help               this text
 
-Signals: SIGTERM or SIGINT stops accepting, finishes requests in progress (up to
+Signals: SIGHUP reloads the policy file (a policy that does not validate is
+refused and the old one stays in force). SIGTERM or SIGINT stops accepting, finishes requests in progress (up to
 30 s) and exits.
 )";
 
@@ -94,13 +100,15 @@ int serve(const std::vector<std::string>& args) {
       return 0;
     } else if (a == "--offline") {
       overrides.offline = true;
-    } else if (a == "--config" || a == "--listen" || a == "--data" || a == "--upstream" || a == "--threads") {
+    } else if (a == "--config" || a == "--listen" || a == "--data" || a == "--upstream" || a == "--threads" ||
+               a == "--policy") {
       auto v = value(a.c_str());
       if (!v) return fail_usage(a + " needs a value", "serve ");
       if (a == "--config") config_file = *v;
       else if (a == "--listen") overrides.listen = *v;
       else if (a == "--data") overrides.data_dir = *v;
       else if (a == "--upstream") overrides.upstream_url = *v;
+      else if (a == "--policy") overrides.policy_file = *v;
       else {
         char* end = nullptr;
         auto n = std::strtoul(v->c_str(), &end, 10);
@@ -122,19 +130,33 @@ int serve(const std::vector<std::string>& args) {
   }
   const Config& config = result.config;
 
+  policy::Policy initial = default_policy();
+  if (!config.policy_file.empty()) {
+    auto loaded = load_policy_file(config.policy_file);
+    for (auto& w : loaded.warnings) std::cerr << "pullgate: policy: " << w << "\n";
+    if (!loaded.policy) {
+      for (auto& e : loaded.errors) std::cerr << "pullgate: policy: " << e << "\n";
+      return 1;
+    }
+    initial = std::move(*loaded.policy);
+  }
+
   try {
     std::filesystem::create_directories(config.data_dir);
     auto meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
     cache::BlobStore blobs(config.data_dir);
     cache::BlobFetches fetches(blobs, *meta);
     AccessLog access_log(config.access_log);
+    AuditLog audit(config.audit_log_path(), config.audit_max_mb * 1024 * 1024, config.audit_keep);
+    PolicyHolder policy(std::move(initial));
+    Gate gate(*meta, policy, audit);
 
     asio::io_context ioc(static_cast<int>(config.threads));
     std::vector<UpstreamEntry> upstreams;
     for (auto& u : config.upstreams)
       upstreams.push_back(UpstreamEntry{u, registry::make_http_upstream(ioc.get_executor(), u.settings)});
 
-    Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log);
+    Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate);
     Server server(ioc, config, mirror);
     server.start();
     auto endpoint = server.local_endpoint();
@@ -145,10 +167,23 @@ int serve(const std::vector<std::string>& args) {
                {"tls", !config.tls_cert_file.empty()},
                {"data_dir", config.data_dir.string()},
                {"offline", config.offline},
+               {"policy", config.policy_file.empty() ? "(built-in: allow all)" : config.policy_file},
+               {"policy_version", policy.get()->version},
+               {"audit_log", config.audit_log_path().string()},
                {"upstreams", names},
                {"cached_manifests", meta->manifest_count()},
                {"cached_blobs", meta->blob_count()},
                {"version", PULLGATE_VERSION}});
+
+    asio::signal_set hangup(ioc, SIGHUP);
+    std::function<void()> wait_hangup = [&] {
+      hangup.async_wait([&](boost::system::error_code ec, int) {
+        if (ec) return;
+        reload_policy(config, policy);
+        wait_hangup();
+      });
+    };
+    wait_hangup();
 
     // Graceful shutdown: stop accepting, let requests finish, bounded wait.
     asio::signal_set signals(ioc, SIGINT, SIGTERM);
@@ -167,6 +202,7 @@ int serve(const std::vector<std::string>& args) {
     signals.async_wait([&](boost::system::error_code ec, int signal) {
       if (ec) return;
       log_event("info", "stopping", {{"signal", signal}, {"open_sessions", server.active_sessions()}});
+      hangup.cancel();
       server.stop();
       deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       wait_drained(0);
@@ -200,5 +236,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "serve") return serve(args);
   if (command == "check-config") return check_config(args);
+  if (command == "policy") return run_policy_command(args);
+  if (command == "verdict") return run_verdict_command(args);
   return fail_usage("unknown command " + command, "");
 }

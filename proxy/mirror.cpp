@@ -79,8 +79,14 @@ struct Mirror::Exchange {
 };
 
 Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
-               cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log)
-    : config_(config), upstreams_(upstreams), meta_(meta), blobs_(blobs), fetches_(fetches), access_log_(access_log) {}
+               cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate)
+    : config_(config),
+      upstreams_(upstreams),
+      meta_(meta),
+      blobs_(blobs),
+      fetches_(fetches),
+      access_log_(access_log),
+      gate_(gate) {}
 
 asio::awaitable<Outcome> Mirror::handle(const Request& request, ClientStream& client, const RequestContext& context) {
   Exchange x(request, client, context);
@@ -248,9 +254,18 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
     digest = co_await resolve_tag(x, *x.route.reference->tag());
     if (!digest) co_return;
   }
-  // The gate's place: from here on the request is about one digest.
+  // From here on the request is about one digest. The bytes come first (a denied
+  // manifest is still cached, never served): the gate needs what it references.
   auto manifest = co_await manifest_bytes(x, *digest);
   if (!manifest) co_return;
+  auto decision = gate_.check_manifest(gate_request(x, "manifest", *digest));
+  if (!decision.serve && !x.head) {
+    reply_denied(x, decision, *digest);
+    co_return;
+  }
+  // A denied HEAD still answers 200: containerd resolves tags with HEAD and shows
+  // its users only the status of a HEAD; its GET of the manifest by digest comes
+  // next and is refused with the reasons in the body, which containerd prints.
 
   if (!registry::accepts(accept_values(x.request), manifest->media_type)) {
     reply_error(x, 404, ErrorCode::manifest_unknown,
@@ -263,6 +278,13 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   res.set(http::field::content_type, manifest->media_type);
   res.set("Docker-Content-Digest", digest->str());
   res.set(http::field::etag, etag_of(*digest));
+  if (decision.decision != policy::Decision::allow && decision.serve) {
+    std::string text;
+    for (auto& r : decision.reasons) text += (text.empty() ? "" : "; ") + r;
+    std::string quoted;
+    for (char c : text) quoted += (c == '"' || c == '\\') ? '\'' : c;
+    res.set(http::field::warning, "299 pullgate \"" + quoted + "\"");
+  }
   res.content_length(manifest->bytes.size());
   if (!x.head) res.body() = manifest->bytes;
   co_await send(x, res);
@@ -320,8 +342,9 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
           co_return std::nullopt;
         }
         auto d = registry::digest_of(registry::DigestAlgorithm::sha256, bytes);
-        auto media = std::get<registry::ParsedManifest>(parsed).media_type;
-        remember_manifest(d, cache::ManifestRecord{media, std::move(bytes), now});
+        const auto& manifest = std::get<registry::ParsedManifest>(parsed);
+        auto media = manifest.media_type;
+        remember_manifest(d, cache::ManifestRecord{media, std::move(bytes), now}, manifest);
         remember_tag(x, tag, cache::TagRecord{d, media, now});
         co_return d;
       }
@@ -357,7 +380,13 @@ void Mirror::remember_tag(Exchange& x, const registry::Tag& tag, const cache::Ta
   hot_.remember_tag(x.upstream->config.settings.name, x.repository, tag.str(), record);
 }
 
-std::shared_ptr<const cache::ManifestRecord> Mirror::remember_manifest(const Digest& digest, cache::ManifestRecord record) {
+std::shared_ptr<const cache::ManifestRecord> Mirror::remember_manifest(const Digest& digest, cache::ManifestRecord record,
+                                                                      const registry::ParsedManifest& parsed) {
+  std::vector<Digest> referenced;
+  for (auto& d : parsed.blobs) referenced.push_back(d.digest);
+  for (auto& d : parsed.children) referenced.push_back(d.digest);
+  // References first: a manifest in the cache always has its blobs known to the gate.
+  if (!referenced.empty()) meta_.add_references(digest, referenced);
   meta_.put_manifest(digest, record);
   auto shared = std::make_shared<const cache::ManifestRecord>(std::move(record));
   hot_.remember_manifest(digest, shared);
@@ -409,8 +438,9 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
                           "upstream " + up.config.settings.name + " sent an invalid manifest: " + *error);
       co_return nullptr;
     }
-    co_return remember_manifest(digest, cache::ManifestRecord{std::get<registry::ParsedManifest>(parsed).media_type,
-                                                              std::move(bytes), now_ms()});
+    const auto& manifest = std::get<registry::ParsedManifest>(parsed);
+    co_return remember_manifest(digest, cache::ManifestRecord{manifest.media_type, std::move(bytes), now_ms()},
+                                manifest);
   } catch (const registry::UpstreamError& e) {
     x.error = std::string("upstream: ") + e.what();
   }
@@ -423,6 +453,11 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
 
 asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
   const auto& digest = *x.route.digest;
+  auto decision = gate_.check_blob(gate_request(x, "blob", digest));
+  if (!decision.serve) {
+    reply_denied(x, decision, digest);
+    co_return;
+  }
   if (auto opened = blobs_.open(digest)) {
     x.cache = "hit";
     meta_.touch_blob(digest, now_ms());
@@ -641,6 +676,23 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, s
 
 // ---------------------------------------------------------------------------------
 // Answers
+
+GateRequest Mirror::gate_request(const Exchange& x, const char* kind, const Digest& digest) const {
+  GateRequest r{kind, x.upstream->config.settings.name, x.repository, std::nullopt, digest,
+                x.context.client, x.request_id, std::string(x.request.method_string())};
+  if (x.route.reference && x.route.reference->tag()) r.tag = x.route.reference->tag()->str();
+  return r;
+}
+
+void Mirror::reply_denied(Exchange& x, const GateDecision& decision, const Digest& digest) {
+  std::string image = x.upstream->config.settings.name + "/" + x.repository;
+  if (x.route.reference && x.route.reference->tag()) image += ":" + x.route.reference->tag()->str();
+  std::string message = "pullgate denied " + image + "@" + digest.str() + ": ";
+  for (std::size_t i = 0; i < decision.reasons.size(); ++i) message += (i ? "; " : "") + decision.reasons[i];
+  message += ". " + config_.denial_hint + " (request id " + x.request_id + ")";
+  x.error = "denied";
+  reply_error(x, 403, ErrorCode::denied, message);
+}
 
 asio::awaitable<void> Mirror::send(Exchange& x, http::response<http::string_body>& response) {
   x.outcome.status = response.result_int();

@@ -12,8 +12,10 @@
 #include "cache/hot_cache.hpp"
 #include "cache/meta_store.hpp"
 #include "proxy/config.hpp"
+#include "proxy/gate.hpp"
 #include "proxy/handler.hpp"
 #include "proxy/log.hpp"
+#include "registry/manifest.hpp"
 #include "registry/route.hpp"
 #include "registry/upstream.hpp"
 
@@ -27,7 +29,7 @@ struct UpstreamEntry {
 class Mirror final : public Handler {
  public:
   Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
-         cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log);
+         cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate);
 
   asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
                                   const RequestContext& context) override;
@@ -52,8 +54,12 @@ class Mirror final : public Handler {
                                                                                const registry::Digest& digest);
   // Stores in LMDB and in the hot cache.
   void remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record);
+  // Also records what the manifest references, for the blob gate.
   std::shared_ptr<const cache::ManifestRecord> remember_manifest(const registry::Digest& digest,
-                                                                 cache::ManifestRecord record);
+                                                                 cache::ManifestRecord record,
+                                                                 const registry::ParsedManifest& parsed);
+  GateRequest gate_request(const Exchange& x, const char* kind, const registry::Digest& digest) const;
+  void reply_denied(Exchange& x, const GateDecision& decision, const registry::Digest& digest);
 
   asio::awaitable<void> send(Exchange& x, http::response<http::string_body>& response);
   // Errors are prepared here and written when the step returns. (Besides keeping
@@ -73,6 +79,7 @@ class Mirror final : public Handler {
   cache::BlobStore& blobs_;
   cache::BlobFetches& fetches_;
   AccessLog& access_log_;
+  Gate& gate_;
   cache::HotCache hot_{32 * 1024 * 1024};
 };
 

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -373,6 +374,301 @@ TEST_F(MetaStoreTest, ConcurrentThreadsShareOneStore) {
   for (auto& w : workers) w.join();
   EXPECT_EQ(mismatches.load(), 0);
   EXPECT_EQ(store->blob_count(), std::uint64_t(threads * per_thread));
+}
+
+// ---- verdicts ----
+
+Digest sha512(char fill) { return Digest::parse("sha512:" + std::string(128, fill)).value(); }
+
+VerdictRecord verdict(std::string decision, std::string source = "rule") {
+  return VerdictRecord{std::move(decision), std::move(source), {"reason one"}, "policy-7", "", 1000, std::nullopt};
+}
+
+std::vector<std::string> listed_digests(const std::vector<std::pair<Digest, VerdictRecord>>& listed) {
+  std::vector<std::string> out;
+  for (const auto& [d, record] : listed) out.push_back(d.str());
+  return out;
+}
+
+TEST_F(MetaStoreTest, VerdictRoundTripAndOverwrite) {
+  auto store = MetaStore::open(dir_, map_size);
+  VerdictRecord record{"deny",  "manual", {"CVE-2024-0001 in openssl", "signé par personne", ""},
+                       "",      "alice",  1700000000123, 1800000000456};
+  store->put_verdict(digest('a'), record);
+  auto read = store->get_verdict(digest('a'));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->decision, "deny");
+  EXPECT_EQ(read->source, "manual");
+  EXPECT_EQ(read->reasons, record.reasons);
+  EXPECT_EQ(read->policy_version, "");
+  EXPECT_EQ(read->set_by, "alice");
+  EXPECT_EQ(read->evaluated_at_ms, 1700000000123);
+  EXPECT_EQ(read->expires_at_ms, std::optional<std::int64_t>(1800000000456));
+
+  // Overwrite with a verdict that does not expire and has no reasons.
+  store->put_verdict(digest('a'), VerdictRecord{"allow", "report", {}, "policy-8", "", 5, std::nullopt});
+  read = store->get_verdict(digest('a'));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->decision, "allow");
+  EXPECT_EQ(read->source, "report");
+  EXPECT_TRUE(read->reasons.empty());
+  EXPECT_EQ(read->policy_version, "policy-8");
+  EXPECT_EQ(read->evaluated_at_ms, 5);
+  EXPECT_FALSE(read->expires_at_ms);
+
+  // sha256 and sha512 digests are separate keys.
+  EXPECT_FALSE(store->get_verdict(sha512('a')));
+  store->put_verdict(sha512('a'), verdict("warn"));
+  EXPECT_EQ(store->get_verdict(sha512('a'))->decision, "warn");
+  EXPECT_EQ(store->get_verdict(digest('a'))->decision, "allow");
+}
+
+TEST_F(MetaStoreTest, AbsentVerdictAndRemove) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_FALSE(store->get_verdict(digest('b')));
+  EXPECT_FALSE(store->remove_verdict(digest('b')));
+  store->put_verdict(digest('b'), verdict("deny"));
+  store->put_verdict(digest('c'), verdict("allow"));
+  EXPECT_TRUE(store->remove_verdict(digest('b')));
+  EXPECT_FALSE(store->get_verdict(digest('b')));
+  EXPECT_FALSE(store->remove_verdict(digest('b')));
+  // The neighbour is untouched.
+  EXPECT_EQ(store->get_verdict(digest('c'))->decision, "allow");
+}
+
+TEST_F(MetaStoreTest, UnknownDecisionOrBadTextIsRefusedNotStored) {
+  auto store = MetaStore::open(dir_, map_size);
+  for (const char* decision : {"", "Allow", "maybe", "deny "}) {
+    EXPECT_THROW(store->put_verdict(digest('a'), verdict(decision)), std::invalid_argument) << decision;
+  }
+  VerdictRecord bad_reason = verdict("deny");
+  bad_reason.reasons.push_back("bad\xff");
+  EXPECT_THROW(store->put_verdict(digest('a'), bad_reason), std::invalid_argument);
+  EXPECT_FALSE(store->get_verdict(digest('a')));
+}
+
+TEST_F(MetaStoreTest, ListVerdictsInDigestOrderWithFiltersAndLimit) {
+  auto store = MetaStore::open(dir_, map_size);
+  // Written out of order on purpose.
+  store->put_verdict(sha512('1'), verdict("deny", "rule"));
+  store->put_verdict(digest('e'), verdict("allow", "manual"));
+  store->put_verdict(digest('3'), verdict("deny", "manual"));
+  store->put_verdict(digest('b'), verdict("warn", "report"));
+  store->put_verdict(digest('0'), verdict("deny", "report"));
+
+  auto all = store->list_verdicts(VerdictFilter{});
+  EXPECT_EQ(listed_digests(all), (std::vector<std::string>{digest('0').str(), digest('3').str(), digest('b').str(),
+                                                           digest('e').str(), sha512('1').str()}));
+  ASSERT_EQ(all.size(), 5u);
+  EXPECT_EQ(all[2].second.decision, "warn");
+  EXPECT_EQ(all[2].second.source, "report");
+
+  auto denied = store->list_verdicts(VerdictFilter{"deny", std::nullopt, 1000});
+  EXPECT_EQ(listed_digests(denied),
+            (std::vector<std::string>{digest('0').str(), digest('3').str(), sha512('1').str()}));
+
+  auto manual = store->list_verdicts(VerdictFilter{std::nullopt, "manual", 1000});
+  EXPECT_EQ(listed_digests(manual), (std::vector<std::string>{digest('3').str(), digest('e').str()}));
+
+  auto denied_manual = store->list_verdicts(VerdictFilter{"deny", "manual", 1000});
+  EXPECT_EQ(listed_digests(denied_manual), (std::vector<std::string>{digest('3').str()}));
+
+  // The limit counts matches, not entries scanned.
+  auto first_two_denied = store->list_verdicts(VerdictFilter{"deny", std::nullopt, 2});
+  EXPECT_EQ(listed_digests(first_two_denied), (std::vector<std::string>{digest('0').str(), digest('3').str()}));
+  EXPECT_EQ(store->list_verdicts(VerdictFilter{std::nullopt, std::nullopt, 1}).size(), 1u);
+  EXPECT_TRUE(store->list_verdicts(VerdictFilter{std::nullopt, std::nullopt, 0}).empty());
+  EXPECT_TRUE(store->list_verdicts(VerdictFilter{"allow", "rule", 1000}).empty());
+}
+
+TEST_F(MetaStoreTest, ListVerdictsOnEmptyStore) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_TRUE(store->list_verdicts(VerdictFilter{}).empty());
+}
+
+TEST_F(MetaStoreTest, CorruptVerdictsAreAbsent) {
+  MetaStore::open(dir_, map_size).reset();
+  const std::string fields = R"("source":"rule","reasons":["r"],"policy_version":"p","set_by":"","evaluated_at_ms":1)";
+  const std::vector<std::pair<char, std::string>> corrupt = {
+      {'1', "not json"},
+      {'2', R"({"v":1,"decision":"maybe",)" + fields + R"(,"expires_at_ms":null})"},
+      {'3', R"({"v":1,"decision":"ALLOW",)" + fields + R"(,"expires_at_ms":null})"},
+      {'4', R"({"v":2,"decision":"allow",)" + fields + R"(,"expires_at_ms":null})"},
+      {'5', R"({"v":1,"decision":"allow",)" + fields + "}"},  // expires_at_ms missing
+      {'6', R"({"v":1,"decision":"allow",)" + fields + R"(,"expires_at_ms":"soon"})"},
+      {'7', R"({"v":1,"decision":"allow","source":"rule","reasons":"r","policy_version":"p","set_by":"",)"
+            R"("evaluated_at_ms":1,"expires_at_ms":null})"},
+      {'8', R"({"v":1,"decision":"allow","source":"rule","reasons":[1],"policy_version":"p","set_by":"",)"
+            R"("evaluated_at_ms":1,"expires_at_ms":null})"},
+      {'9', R"({"v":1,"decision":"allow","reasons":[],"policy_version":"p","set_by":"","evaluated_at_ms":1,)"
+            R"("expires_at_ms":null})"},
+      {'a', R"({"v":1,"decision":"allow","source":"rule","reasons":[],"policy_version":"p","set_by":"",)"
+            R"("evaluated_at_ms":1.5,"expires_at_ms":null})"},
+      {'b', R"(["allow"])"},
+  };
+  for (const auto& [fill, value] : corrupt) write_raw("verdicts", digest(fill).str(), value);
+  // One good record written raw, to show the format above is otherwise right, and
+  // one good record under a key that is not a digest.
+  const std::string good = R"({"v":1,"decision":"deny",)" + fields + R"(,"expires_at_ms":99})";
+  write_raw("verdicts", digest('c').str(), good);
+  write_raw("verdicts", "sha256:short", good);
+
+  auto store = MetaStore::open(dir_, map_size);
+  for (const auto& [fill, value] : corrupt) EXPECT_FALSE(store->get_verdict(digest(fill))) << value;
+  auto read = store->get_verdict(digest('c'));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->decision, "deny");
+  EXPECT_EQ(read->expires_at_ms, std::optional<std::int64_t>(99));
+  // The listing skips what does not decode, including the bad key.
+  EXPECT_EQ(listed_digests(store->list_verdicts(VerdictFilter{})), (std::vector<std::string>{digest('c').str()}));
+  // A corrupt record can be removed and replaced.
+  EXPECT_TRUE(store->remove_verdict(digest('2')));
+  store->put_verdict(digest('3'), verdict("allow"));
+  EXPECT_EQ(store->get_verdict(digest('3'))->decision, "allow");
+}
+
+// ---- references ----
+
+TEST_F(MetaStoreTest, ReferencesAreIdempotent) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_TRUE(store->referenced_by(digest('1'), 100).empty());
+  store->add_references(digest('a'), {digest('1'), digest('2'), digest('1')});
+  store->add_references(digest('a'), {digest('1'), digest('2')});
+  EXPECT_EQ(store->referenced_by(digest('1'), 100), std::vector<Digest>{digest('a')});
+  EXPECT_EQ(store->referenced_by(digest('2'), 100), std::vector<Digest>{digest('a')});
+  // The manifest itself is not referenced by anything.
+  EXPECT_TRUE(store->referenced_by(digest('a'), 100).empty());
+  store->add_references(digest('b'), {});  // nothing to add is fine
+  EXPECT_TRUE(store->referenced_by(digest('b'), 100).empty());
+}
+
+TEST_F(MetaStoreTest, SeveralManifestsReferenceOneBlobInDigestOrder) {
+  auto store = MetaStore::open(dir_, map_size);
+  const Digest shared_layer = digest('5');
+  store->add_references(sha512('e'), {shared_layer});
+  store->add_references(digest('c'), {shared_layer, digest('6')});
+  store->add_references(digest('a'), {digest('7'), shared_layer});
+  EXPECT_EQ(store->referenced_by(shared_layer, 100), (std::vector<Digest>{digest('a'), digest('c'), sha512('e')}));
+  EXPECT_EQ(store->referenced_by(shared_layer, 2), (std::vector<Digest>{digest('a'), digest('c')}));
+  EXPECT_TRUE(store->referenced_by(shared_layer, 0).empty());
+  EXPECT_EQ(store->referenced_by(digest('6'), 100), std::vector<Digest>{digest('c')});
+  EXPECT_EQ(store->referenced_by(digest('7'), 100), std::vector<Digest>{digest('a')});
+
+  // An index and its children: the child manifests are referenced by the index.
+  const Digest index = sha512('0');
+  store->add_references(index, {digest('a'), digest('c')});
+  EXPECT_EQ(store->referenced_by(digest('a'), 100), std::vector<Digest>{index});
+}
+
+// Real digests have fixed lengths, so one can't be a prefix of another; synthetic
+// keys check that the scan stops at the separator anyway and ignores bad keys.
+TEST_F(MetaStoreTest, ReferencePrefixScanDoesNotLeak) {
+  MetaStore::open(dir_, map_size).reset();
+  const std::string a = digest('a').str();
+  write_raw("refs", a + "\n" + digest('1').str(), "");
+  write_raw("refs", a + "0\n" + digest('2').str(), "");                 // a longer "digest" starting with a
+  write_raw("refs", a.substr(0, a.size() - 1) + "\n" + digest('3').str(), "");  // a prefix of a
+  write_raw("refs", a + "\n" + "garbage", "");                            // not a digest after the separator
+  write_raw("refs", a + "\n" + digest('4').str() + "x", "");              // trailing bytes after the digest
+  write_raw("refs", a + "\n", "");                                        // nothing after the separator
+  write_raw("refs", a, "");                                               // no separator at all
+  write_raw("refs", a + "\n" + digest('5').str(), "");
+
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_EQ(store->referenced_by(digest('a'), 100), (std::vector<Digest>{digest('1'), digest('5')}));
+  // Bad keys do not count against the limit.
+  EXPECT_EQ(store->referenced_by(digest('a'), 2), (std::vector<Digest>{digest('1'), digest('5')}));
+  // Adding an existing reference through the store changes nothing.
+  store->add_references(digest('1'), {digest('a')});
+  EXPECT_EQ(store->referenced_by(digest('a'), 100), (std::vector<Digest>{digest('1'), digest('5')}));
+}
+
+TEST_F(MetaStoreTest, ManifestWithTwoHundredLayers) {
+  auto store = MetaStore::open(dir_, map_size);
+  std::vector<Digest> layers;
+  for (int i = 0; i < 200; ++i) {
+    // Half sha512, so the longest keys (two sha512 digests) are exercised.
+    auto algorithm = i % 2 ? registry::DigestAlgorithm::sha512 : registry::DigestAlgorithm::sha256;
+    layers.push_back(registry::digest_of(algorithm, "layer " + std::to_string(i)));
+  }
+  const Digest image = registry::digest_of(registry::DigestAlgorithm::sha512, "image");
+  const Digest other = registry::digest_of(registry::DigestAlgorithm::sha256, "other image");
+  store->add_references(image, layers);
+  store->add_references(other, {layers[0], layers[199]});
+  for (int i = 0; i < 200; ++i) {
+    auto expected = i == 0 || i == 199 ? std::vector<Digest>{image, other} : std::vector<Digest>{image};
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(store->referenced_by(layers[i], 10), expected) << i;
+  }
+}
+
+TEST_F(MetaStoreTest, OpensAStoreWrittenBeforeVerdictsExisted) {
+  // The previous version's layout: these five databases, schema version 1.
+  for (const char* db : {"tags", "manifests", "blobs", "responses"}) write_raw(db, "k", "v");
+  write_raw("meta", "schema_version", R"({"schema_version":1})");
+  write_raw("blobs", digest('1').str(), R"({"v":1,"size":7,"stored_at_ms":1,"last_access_ms":2})");
+  {
+    MDB_env* raw = nullptr;
+    lmdb::check(mdb_env_create(&raw), "create");
+    lmdb::Env env(raw);
+    lmdb::check(mdb_env_set_maxdbs(env.get(), 16), "maxdbs");
+    lmdb::check(mdb_env_open(env.get(), dir_.c_str(), MDB_NOTLS, 0640), "open");
+    auto txn = lmdb::Txn::read(env.get());
+    MDB_dbi dbi = 0;
+    ASSERT_EQ(mdb_dbi_open(txn.get(), "verdicts", 0, &dbi), MDB_NOTFOUND);
+    ASSERT_EQ(mdb_dbi_open(txn.get(), "refs", 0, &dbi), MDB_NOTFOUND);
+  }
+  {
+    auto store = MetaStore::open(dir_, map_size);
+    EXPECT_EQ(store->get_blob(digest('1'))->size, 7u);
+    EXPECT_FALSE(store->get_verdict(digest('a')));
+    EXPECT_TRUE(store->referenced_by(digest('1'), 10).empty());
+    store->put_verdict(digest('a'), verdict("deny"));
+    store->add_references(digest('a'), {digest('1')});
+  }
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_EQ(store->get_verdict(digest('a'))->decision, "deny");
+  EXPECT_EQ(store->referenced_by(digest('1'), 10), std::vector<Digest>{digest('a')});
+  EXPECT_EQ(store->get_blob(digest('1'))->size, 7u);
+}
+
+// The CLI writes verdicts while the server runs: a verdict written by another
+// process is seen by a store that was already open.
+TEST_F(MetaStoreTest, VerdictWrittenByAnotherProcessIsSeen) {
+  auto store = MetaStore::open(dir_, map_size);
+  store->put_verdict(digest('a'), verdict("allow"));
+  EXPECT_FALSE(store->get_verdict(digest('b')));
+
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      auto own = MetaStore::open(dir_, map_size);
+      if (!own->get_verdict(digest('a'))) code = 2;
+      own->put_verdict(digest('b'), VerdictRecord{"deny", "manual", {"blocked by ops"}, "", "cli", 77, 88});
+      if (!own->remove_verdict(digest('a'))) code = 4;
+      own->add_references(digest('b'), {digest('1')});
+      own.reset();
+    } catch (...) {
+      code = 3;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+
+  auto read = store->get_verdict(digest('b'));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->decision, "deny");
+  EXPECT_EQ(read->set_by, "cli");
+  EXPECT_EQ(read->reasons, std::vector<std::string>{"blocked by ops"});
+  EXPECT_EQ(read->expires_at_ms, std::optional<std::int64_t>(88));
+  EXPECT_FALSE(store->get_verdict(digest('a')));
+  EXPECT_EQ(listed_digests(store->list_verdicts(VerdictFilter{})), (std::vector<std::string>{digest('b').str()}));
+  EXPECT_EQ(store->referenced_by(digest('1'), 10), std::vector<Digest>{digest('b')});
 }
 
 }  // namespace

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Targets and the side-by-side table for the pullgate bench.
+
+    report.py RESULTS.json     # prints the table again from a saved run
+"""
+import json
+import sys
+
+MIB = 1 << 20
+SERVERS = ("pullgate", "distribution", "nginx")
+RPS_TARGET = 30000
+THROUGHPUT_SHARE = 0.90
+CPU_FACTOR = 1.5
+SPREAD_MS = 100
+RSS_MIB = 64
+HEAD_BYTES_LIMIT = MIB  # a HEAD's answer is headers; anything near a blob's size is a download
+
+
+def dig(d, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def rps(case):
+    def get(r):
+        if dig(r, "warm", case, "valid") is False:
+            return None
+        return dig(r, "warm", case, "rps")
+    return get
+
+
+def warm_ms(case, key):
+    def get(r):
+        if dig(r, "warm", case, "valid") is False:
+            return None
+        return dig(r, "warm", case, key)
+    return get
+
+
+def cold(key, *path):
+    def get(r):
+        return dig(r, key, *path)
+    return get
+
+
+def cold_mib(key):
+    def get(r):
+        b = dig(r, key, "upstream", "bytes_down")
+        return None if b is None else b / MIB
+    return get
+
+
+def cold_ok(key, *path):
+    """A cold figure only counts if every client got the whole blob."""
+    def get(r):
+        s = r.get(key)
+        if not s or s.get("ok") != s.get("clients"):
+            return None
+        return dig(s, *path)
+    return get
+
+
+def peak_rss(r):
+    values = [dig(r, k, "peak_rss_mib") for k in ("warm_rss", "cold_rss")]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+# label, getter, format, target id, higher_is_better (None: no ratio column)
+ROWS = [
+    ("section", "warm (cached)"),
+    ("manifest by tag, req/s", rps("manifest_tag"), "{:,.0f}", "manifest_tag_rps", True),
+    ("  p50 / p99 ms", (warm_ms("manifest_tag", "p50_ms"), warm_ms("manifest_tag", "p99_ms")), "{:.2f}", None, None),
+    ("  server core busy", warm_ms("manifest_tag", "server_cpu_busy"), "{:.0%}", None, None),
+    ("manifest by digest, req/s", rps("manifest_digest"), "{:,.0f}", "manifest_digest_rps", True),
+    ("  p50 / p99 ms", (warm_ms("manifest_digest", "p50_ms"), warm_ms("manifest_digest", "p99_ms")), "{:.2f}", None, None),
+    ("  server core busy", warm_ms("manifest_digest", "server_cpu_busy"), "{:.0%}", None, None),
+    ("blob HEAD, req/s", rps("blob_head"), "{:,.0f}", "blob_head_rps", True),
+    ("  p50 / p99 ms", (warm_ms("blob_head", "p50_ms"), warm_ms("blob_head", "p99_ms")), "{:.2f}", None, None),
+    ("  server core busy", warm_ms("blob_head", "server_cpu_busy"), "{:.0%}", None, None),
+    ("blob GET throughput, GB/s", cold("throughput", "gb_per_s"), "{:.2f}", "throughput", True),
+    ("server CPU s per GB", cold("throughput", "cpu_s_per_gb"), "{:.3f}", "cpu_per_gb", False),
+    ("peak RSS MiB, 16 warm clients", cold("warm_rss", "peak_rss_mib"), "{:.1f}", None, False),
+    ("section", "cold (empty cache)"),
+    ("1 client: first body byte ms", cold_ok("cold_1", "first_body_ms_min"), "{:.1f}", None, False),
+    ("1 client: total s", cold_ok("cold_1", "total_s_max"), "{:.2f}", None, False),
+    ("1 client: upstream MiB", cold_mib("cold_1"), "{:.1f}", None, False),
+    ("N clients: blob GETs upstream", cold("cold_n", "upstream", "blob_gets"), "{:d}", "cold_single_fetch", False),
+    ("N clients: upstream MiB", cold_mib("cold_n"), "{:.1f}", None, False),
+    ("N clients: first body ms (first)", cold_ok("cold_n", "first_body_ms_min"), "{:.1f}", None, False),
+    ("N clients: first body spread ms", cold_ok("cold_n", "first_body_spread_ms"), "{:.1f}", "cold_first_byte", False),
+    ("N clients: slowest total s", cold_ok("cold_n", "total_s_max"), "{:.2f}", None, False),
+    ("HEAD: upstream bytes", cold("cold_head", "upstream", "bytes_down"), "{:,d}", "cold_head", False),
+    ("HEAD: blob GETs upstream", cold("cold_head", "upstream", "blob_gets"), "{:d}", None, False),
+    ("peak RSS MiB, 16 cold clients", cold("cold_rss", "peak_rss_mib"), "{:.1f}", None, False),
+    ("peak RSS MiB, 16 clients (max)", peak_rss, "{:.1f}", "peak_rss", False),
+]
+
+
+def evaluate(doc):
+    res = doc["results"]
+    pg = res.get("pullgate")
+    nginx = res.get("nginx") or {}
+    blob_mib = doc["meta"]["blob_bytes"] // MIB
+    n = doc["meta"]["cold_clients"]
+    targets = []
+
+    def add(tid, text, value, ok, needs_nginx=False):
+        if not have_pg or (needs_nginx and not nginx):
+            verdict = "n/a"  # pullgate, or the baseline the target is relative to, was not run
+        elif value is None:
+            verdict = "FAIL"  # no figure: it broke or did not serve correctly
+        else:
+            verdict = "PASS" if ok else "FAIL"
+        targets.append({"id": tid, "text": text, "value": value, "verdict": verdict})
+
+    have_pg = pg is not None
+    pg = pg or {}
+    for case, tid in (("manifest_tag", "manifest_tag_rps"), ("manifest_digest", "manifest_digest_rps"),
+                      ("blob_head", "blob_head_rps")):
+        v = rps(case)(pg)
+        add(tid, f">= {RPS_TARGET:,} req/s", v, v is not None and v >= RPS_TARGET)
+    v, base = cold("throughput", "gb_per_s")(pg), cold("throughput", "gb_per_s")(nginx)
+    add("throughput", f">= {THROUGHPUT_SHARE:.0%} of nginx", v,
+        v is not None and base is not None and v >= THROUGHPUT_SHARE * base, needs_nginx=True)
+    v, base = cold("throughput", "cpu_s_per_gb")(pg), cold("throughput", "cpu_s_per_gb")(nginx)
+    add("cpu_per_gb", f"<= {CPU_FACTOR}x nginx", v, v is not None and base is not None and v <= CPU_FACTOR * base,
+        needs_nginx=True)
+    s = pg.get("cold_n") or {}
+    gets = dig(s, "upstream", "blob_gets")
+    all_ok = bool(s) and s.get("ok") == s.get("clients")
+    add("cold_single_fetch", f"== 1 with {n} clients, all served", gets if all_ok else None, gets == 1)
+    v = cold_ok("cold_n", "first_body_spread_ms")(pg)
+    add("cold_first_byte", f"<= {SPREAD_MS} ms after the first", v, v is not None and v <= SPREAD_MS)
+    h = pg.get("cold_head") or {}
+    head_bytes = dig(h, "upstream", "bytes_down")
+    head_ok = h.get("ok") == 1 and h.get("content_length") == doc["image"]["large_bytes"]
+    add("cold_head", f"no blob download (< {HEAD_BYTES_LIMIT // 1024} KiB, 0 GETs)",
+        head_bytes if head_ok else None,
+        head_bytes is not None and head_bytes < HEAD_BYTES_LIMIT and dig(h, "upstream", "blob_gets") == 0)
+    v = peak_rss(pg)
+    add("peak_rss", f"< {RSS_MIB} MiB ({blob_mib} MiB blob)", v, v is not None and v < RSS_MIB)
+    return targets
+
+
+def fmt(value, pattern):
+    if value is None:
+        return "-"
+    try:
+        return pattern.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def table(doc):
+    res = doc["results"]
+    targets = {t["id"]: t for t in doc.get("targets", [])}
+    meta = doc["meta"]
+    cols = ["metric", "pullgate", "distribution", "nginx", "pg/nginx", "pg/dist", "target", "verdict"]
+    rows = []
+    for spec in ROWS:
+        if spec[0] == "section":
+            rows.append(("section", spec[1]))
+            continue
+        label, getter, pattern, tid, direction = spec
+        show_ratio = direction is not None and not isinstance(getter, tuple)
+        cells = [label]
+        values = {}
+        for name in SERVERS:
+            r = res.get(name)
+            if r is None:
+                cells.append("")
+                continue
+            if isinstance(getter, tuple):
+                a, b = (g(r) for g in getter)
+                cells.append(f"{fmt(a, pattern)} / {fmt(b, pattern)}")
+            else:
+                values[name] = getter(r)
+                cells.append(fmt(values[name], pattern))
+        pg = values.get("pullgate")
+        cells.append(ratio(pg, values.get("nginx")) if show_ratio else "")
+        cells.append(ratio(pg, values.get("distribution")) if show_ratio else "")
+        t = targets.get(tid)
+        cells.append(t["text"] if t else "")
+        cells.append(t["verdict"] if t else "")
+        rows.append(cells)
+    widths = [max(len(c[i]) for c in [cols] + [r for r in rows if r[0] != "section"]) for i in range(len(cols))]
+    lines = [
+        f"pullgate bench {meta['date']}  {'QUICK' if meta['quick'] else 'FULL'}: large blob "
+        f"{meta['blob_bytes'] // MIB} MiB, wrk {meta['wrk']} x{meta['runs']} (median), "
+        f"{meta['throughput_gets']} GETs for throughput, N = {meta['cold_clients']} cold clients; "
+        f"servers on CPU {meta['server_cpu']}, clients on CPU {meta['client_cpu']}",
+        "  ".join(c.ljust(w) for c, w in zip(cols, widths)),
+        "  ".join("-" * w for w in widths),
+    ]
+    for r in rows:
+        if r[0] == "section":
+            lines.append(f"[{r[1]}]")
+        else:
+            lines.append("  ".join(c.ljust(w) if i == 0 or i >= 6 else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    for name in SERVERS:
+        for e in (res.get(name) or {}).get("errors", []):
+            lines.append(f"! {name}: {e}")
+        for case, w in ((res.get(name) or {}).get("warm") or {}).items():
+            if not w.get("valid", True):
+                lines.append(f"! {name}: {case}: {w['errors']} of {w['requests']} requests failed "
+                             f"(non-2xx/3xx, connect, read or timeout): figure not counted")
+    load = meta.get("loadavg_start")
+    if load is not None and load > 1.0:
+        lines.append(f"! the machine was busy (load average {load:.2f} at start, {meta.get('loadavg_end', 0):.2f} at end): "
+                     "other processes shared the cores, so the figures are low and noisy")
+    verdicts = [t["verdict"] for t in doc.get("targets", [])]
+    lines.append(f"targets: {verdicts.count('PASS')} PASS, {verdicts.count('FAIL')} FAIL, "
+                 f"{verdicts.count('n/a')} n/a")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: report.py RESULTS.json")
+    with open(sys.argv[1]) as f:
+        saved = json.load(f)
+    saved["targets"] = evaluate(saved)  # with this version's targets
+    print(table(saved))

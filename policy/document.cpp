@@ -1,0 +1,462 @@
+// parse_policy: the policy document (JSON with comments) to a Policy, or errors
+// that each name the JSON path they are about.
+#include <openssl/evp.h>
+
+#include <array>
+#include <initializer_list>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
+
+#include "policy/patterns.hpp"
+#include "policy/policy.hpp"
+#include "policy/rfc3339.hpp"
+
+namespace pullgate::policy {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::size_t max_document_bytes = std::size_t{1} << 20;
+constexpr int max_nesting = 64;
+
+std::string version_of(std::string_view bytes) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> hash{};
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), hash.data(), &length, EVP_sha256(), nullptr) != 1) return {};
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = "sha256:";
+  for (unsigned int i = 0; i < length; ++i) {
+    out += hex[hash[i] >> 4];
+    out += hex[hash[i] & 0xf];
+  }
+  return out;
+}
+
+// Counts brackets outside strings and comments, before the parser sees the text, so a
+// hostile document cannot make anything recurse deeply.
+bool nested_too_deep(std::string_view text) {
+  enum class State { code, string, line_comment, block_comment } state = State::code;
+  int depth = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const char next = i + 1 < text.size() ? text[i + 1] : '\0';
+    switch (state) {
+      case State::code:
+        if (c == '"') {
+          state = State::string;
+        } else if (c == '/' && next == '/') {
+          state = State::line_comment;
+          ++i;
+        } else if (c == '/' && next == '*') {
+          state = State::block_comment;
+          ++i;
+        } else if (c == '[' || c == '{') {
+          if (++depth > max_nesting) return true;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+          --depth;
+        }
+        break;
+      case State::string:
+        if (c == '\\') {
+          ++i;  // the escaped character cannot end the string
+        } else if (c == '"') {
+          state = State::code;
+        }
+        break;
+      case State::line_comment:
+        if (c == '\n') state = State::code;
+        break;
+      case State::block_comment:
+        if (c == '*' && next == '/') {
+          state = State::code;
+          ++i;
+        }
+        break;
+    }
+  }
+  return false;
+}
+
+// nlohmann keeps the last of duplicate keys silently; in a security policy a second
+// "action" quietly replacing the first is a trap, so duplicates are errors.
+class DuplicateKeyFinder {
+ public:
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+        frames_.push_back({true, {}, 0, {}});
+        break;
+      case json::parse_event_t::array_start:
+        frames_.push_back({false, {}, 0, {}});
+        break;
+      case json::parse_event_t::key:
+        if (!frames_.empty() && parsed.is_string()) {
+          Frame& top = frames_.back();
+          top.key = parsed.get<std::string>();
+          if (!top.keys.insert(top.key).second) {
+            duplicates_.push_back(path() + ": duplicate key \"" + top.key + "\"");
+          }
+        }
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!frames_.empty()) frames_.pop_back();
+        element_done();
+        break;
+      case json::parse_event_t::value:
+        element_done();
+        break;
+    }
+    return true;
+  }
+
+  const std::vector<std::string>& duplicates() const { return duplicates_; }
+
+ private:
+  struct Frame {
+    bool object;
+    std::string key;
+    std::size_t index;
+    std::unordered_set<std::string> keys;
+  };
+
+  void element_done() {
+    if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+  }
+
+  std::string path() const {
+    std::string out;
+    for (const Frame& frame : frames_) {
+      out += frame.object ? "." + frame.key : "[" + std::to_string(frame.index) + "]";
+    }
+    return out.starts_with('.') ? out.substr(1) : out;
+  }
+
+  std::vector<Frame> frames_;
+  std::vector<std::string> duplicates_;
+};
+
+std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
+// Reads the parsed JSON into a Policy, collecting every problem rather than stopping
+// at the first, so one `policy check` run shows them all.
+class DocumentReader {
+ public:
+  DocumentReader(std::vector<std::string>& errors, std::vector<std::string>& warnings)
+      : errors_(errors), warnings_(warnings) {}
+
+  void read(const json& root, Policy& policy) {
+    if (!check_object(root, "document", {"default", "scopes", "exceptions"})) return;
+
+    if (const json* scopes = array_field(root, "scopes", "scopes")) {
+      std::map<std::string, std::string> first_path;
+      for (std::size_t i = 0; i < scopes->size(); ++i) {
+        const std::string path = "scopes[" + std::to_string(i) + "]";
+        auto scope = read_scope((*scopes)[i], path);
+        if (!scope) continue;
+        scope->order = i;
+        if (!scope->name.empty()) {
+          const auto [it, inserted] = first_path.emplace(scope->name, path);
+          if (!inserted) fail(path + ".name", "duplicate scope name " + in_quotes(scope->name) + " (first at " + it->second + ")");
+        }
+        policy.scopes.push_back(std::move(*scope));
+      }
+    }
+
+    Scope catch_all;
+    catch_all.name = "default";
+    if (root.contains("default")) {
+      const json& value = root.at("default");
+      if (check_object(value, "default", {"mode", "unknown", "fallback", "rules"})) {
+        read_settings(value, "default", catch_all);
+      }
+    }
+    catch_all.order = policy.scopes.size();
+    policy.scopes.push_back(std::move(catch_all));
+
+    if (const json* exceptions = array_field(root, "exceptions", "exceptions")) {
+      std::map<std::string, std::string> first_path;
+      for (std::size_t i = 0; i < exceptions->size(); ++i) {
+        const std::string path = "exceptions[" + std::to_string(i) + "]";
+        auto exception = read_exception((*exceptions)[i], path);
+        if (!exception) continue;
+        if (!exception->id.empty()) {
+          const auto [it, inserted] = first_path.emplace(exception->id, path);
+          if (!inserted) fail(path + ".id", "duplicate exception id " + in_quotes(exception->id) + " (first at " + it->second + ")");
+        }
+        policy.exceptions.push_back(std::move(*exception));
+      }
+    }
+  }
+
+ private:
+  void fail(const std::string& path, std::string_view message) { errors_.push_back(path + ": " + std::string(message)); }
+  void warn(const std::string& path, std::string_view message) { warnings_.push_back(path + ": " + std::string(message)); }
+
+  bool check_object(const json& value, const std::string& path, std::initializer_list<std::string_view> fields) {
+    if (!value.is_object()) {
+      fail(path, "must be an object");
+      return false;
+    }
+    for (const auto& [key, unused] : value.items()) {
+      bool known = false;
+      for (const std::string_view field : fields) known = known || key == field;
+      if (!known) {
+        std::string expected;
+        for (const std::string_view field : fields) expected += (expected.empty() ? "" : ", ") + std::string(field);
+        fail(path == "document" ? key : path + "." + key, "unknown field; expected one of " + expected);
+      }
+    }
+    return true;
+  }
+
+  const json* array_field(const json& object, const std::string& key, const std::string& path) {
+    if (!object.contains(key)) return nullptr;
+    const json& value = object.at(key);
+    if (!value.is_array()) {
+      fail(path, "must be an array");
+      return nullptr;
+    }
+    return &value;
+  }
+
+  // Absent: nullopt. Wrong type or a control character: an error and nullopt. Text
+  // from the document ends up in one-line reasons and audit records.
+  std::optional<std::string> text_field(const json& object, const std::string& key, const std::string& path) {
+    if (!object.contains(key)) return std::nullopt;
+    const json& value = object.at(key);
+    if (!value.is_string()) {
+      fail(path, "must be a string");
+      return std::nullopt;
+    }
+    std::string text = value.get<std::string>();
+    for (const char c : text) {
+      const auto byte = static_cast<unsigned char>(c);
+      if (byte < 0x20 || byte == 0x7f) {
+        fail(path, "must not contain control characters");
+        return std::nullopt;
+      }
+    }
+    return text;
+  }
+
+  std::optional<std::string> glob_field(const json& object, const std::string& key, const std::string& path,
+                                        detail::GlobKind kind) {
+    auto text = text_field(object, key, path);
+    if (!text) return std::nullopt;
+    if (const auto problem = detail::glob_problem(*text, kind)) {
+      fail(path, "invalid glob " + in_quotes(text->substr(0, 80)) + ": " + *problem);
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  std::optional<std::string> digest_field(const json& object, const std::string& key, const std::string& path) {
+    auto text = text_field(object, key, path);
+    if (!text) return std::nullopt;
+    if (!detail::is_valid_digest(*text)) {
+      fail(path, "must be a digest, sha256:<64 lowercase hex> or sha512:<128 lowercase hex>");
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  template <typename Value>
+  std::optional<Value> choice_field(const json& object, const std::string& key, const std::string& path,
+                                    std::initializer_list<std::pair<std::string_view, Value>> choices,
+                                    std::string_view expected) {
+    if (!object.contains(key)) return std::nullopt;
+    const json& value = object.at(key);
+    if (value.is_string()) {
+      const auto& text = value.get_ref<const std::string&>();
+      for (const auto& [name, choice] : choices) {
+        if (text == name) return choice;
+      }
+    }
+    fail(path, "must be " + std::string(expected));
+    return std::nullopt;
+  }
+
+  std::optional<Decision> decision_field(const json& object, const std::string& key, const std::string& path) {
+    return choice_field<Decision>(object, key, path,
+                                  {{"allow", Decision::allow}, {"warn", Decision::warn}, {"deny", Decision::deny}},
+                                  "allow, warn or deny");
+  }
+
+  // mode, unknown, fallback and rules: what the default scope and named scopes share.
+  void read_settings(const json& object, const std::string& path, Scope& scope) {
+    if (auto mode = choice_field<Mode>(object, "mode", path + ".mode",
+                                       {{"enforce", Mode::enforce}, {"warn", Mode::warn}, {"audit", Mode::audit}},
+                                       "enforce, warn or audit")) {
+      scope.mode = *mode;
+    }
+    if (auto unknown = choice_field<Unknown>(
+            object, "unknown", path + ".unknown",
+            {{"evaluate", Unknown::evaluate}, {"allow", Unknown::allow}, {"warn", Unknown::warn}, {"deny", Unknown::deny}},
+            "evaluate, allow, warn or deny")) {
+      scope.unknown = *unknown;
+    }
+    if (auto fallback = decision_field(object, "fallback", path + ".fallback")) scope.fallback = *fallback;
+    if (const json* rules = array_field(object, "rules", path + ".rules")) {
+      std::optional<std::size_t> match_all;  // the first rule without conditions
+      for (std::size_t i = 0; i < rules->size(); ++i) {
+        const std::string rule_path = path + ".rules[" + std::to_string(i) + "]";
+        auto rule = read_rule((*rules)[i], rule_path);
+        if (!rule) continue;
+        if (match_all) {
+          warn(rule_path, "can never match: rules[" + std::to_string(*match_all) + "] before it matches every image");
+        } else if (rule->repository.empty() && rule->tag.empty() && rule->digest.empty()) {
+          match_all = i;
+        }
+        warn_if_outside_scope(*rule, scope, rule_path);
+        scope.rules.push_back(std::move(*rule));
+      }
+    }
+  }
+
+  // Cheap and certain only when one of the two patterns is a plain name.
+  void warn_if_outside_scope(const Rule& rule, const Scope& scope, const std::string& path) {
+    if (rule.repository.empty()) return;
+    const bool disjoint = (detail::is_literal(scope.repository) && !glob_match(rule.repository, scope.repository)) ||
+                          (detail::is_literal(rule.repository) && !glob_match(scope.repository, rule.repository));
+    if (disjoint) {
+      warn(path, "can never match: repository " + in_quotes(rule.repository) + " lies outside the scope's repository " +
+                     in_quotes(scope.repository));
+    }
+  }
+
+  std::optional<Scope> read_scope(const json& value, const std::string& path) {
+    if (!check_object(value, path, {"name", "upstream", "repository", "mode", "unknown", "fallback", "rules"})) {
+      return std::nullopt;
+    }
+    Scope scope;
+    if (!value.contains("name")) {
+      fail(path + ".name", "missing; every scope needs a name for reasons and audit");
+    } else if (auto name = text_field(value, "name", path + ".name")) {
+      if (name->empty()) {
+        fail(path + ".name", "must not be empty");
+      } else if (*name == "default") {
+        fail(path + ".name", "\"default\" is the catch-all scope; configure it under the top-level \"default\"");
+      } else {
+        scope.name = std::move(*name);
+      }
+    }
+    if (auto upstream = glob_field(value, "upstream", path + ".upstream", detail::GlobKind::upstream)) {
+      scope.upstream = std::move(*upstream);
+    }
+    if (auto repository = glob_field(value, "repository", path + ".repository", detail::GlobKind::repository)) {
+      scope.repository = std::move(*repository);
+    }
+    read_settings(value, path, scope);
+    return scope;
+  }
+
+  std::optional<Rule> read_rule(const json& value, const std::string& path) {
+    if (!check_object(value, path, {"action", "repository", "tag", "digest", "reason"})) return std::nullopt;
+    Rule rule;
+    if (!value.contains("action")) {
+      fail(path + ".action", "missing; must be allow, warn or deny");
+    } else if (auto action = decision_field(value, "action", path + ".action")) {
+      rule.action = *action;
+    }
+    if (auto repository = glob_field(value, "repository", path + ".repository", detail::GlobKind::repository)) {
+      rule.repository = std::move(*repository);
+    }
+    if (auto tag = glob_field(value, "tag", path + ".tag", detail::GlobKind::tag)) rule.tag = std::move(*tag);
+    if (auto digest = digest_field(value, "digest", path + ".digest")) rule.digest = std::move(*digest);
+    if (auto reason = text_field(value, "reason", path + ".reason")) rule.reason = std::move(*reason);
+    return rule;
+  }
+
+  std::optional<Exception> read_exception(const json& value, const std::string& path) {
+    if (!check_object(value, path, {"id", "digest", "repository", "upstream", "reason", "who", "expires"})) {
+      return std::nullopt;
+    }
+    Exception exception;
+    if (!value.contains("id")) {
+      fail(path + ".id", "missing; every exception needs an id for audit and removal");
+    } else if (auto id = text_field(value, "id", path + ".id")) {
+      if (id->empty()) {
+        fail(path + ".id", "must not be empty");
+      } else {
+        exception.id = std::move(*id);
+      }
+    }
+    const bool has_digest = value.contains("digest");
+    const bool has_repository = value.contains("repository");
+    if (auto digest = digest_field(value, "digest", path + ".digest")) exception.digest = std::move(*digest);
+    if (auto repository = glob_field(value, "repository", path + ".repository", detail::GlobKind::repository)) {
+      exception.repository = std::move(*repository);
+    }
+    if (!has_digest && !has_repository) {
+      fail(path, "needs a digest or a repository; an exception for everything would switch the gate off");
+    }
+    if (auto upstream = glob_field(value, "upstream", path + ".upstream", detail::GlobKind::upstream)) {
+      exception.upstream = std::move(*upstream);
+    }
+    if (auto reason = text_field(value, "reason", path + ".reason")) exception.reason = std::move(*reason);
+    if (auto who = text_field(value, "who", path + ".who")) exception.who = std::move(*who);
+    if (value.contains("expires")) {
+      if (auto expires = text_field(value, "expires", path + ".expires")) {
+        exception.expires = detail::parse_rfc3339(*expires);
+        if (!exception.expires) {
+          fail(path + ".expires",
+               "must be an RFC 3339 time such as 2026-12-01T00:00:00Z (years 1678 to 2261), got " +
+                   in_quotes(expires->substr(0, 64)));
+        }
+      }
+    } else {
+      const std::string name = exception.id.empty() ? path : path + " (" + exception.id + ")";
+      warn(name, "no \"expires\"; it applies until someone removes it");
+    }
+    return exception;
+  }
+
+  std::vector<std::string>& errors_;
+  std::vector<std::string>& warnings_;
+};
+
+}  // namespace
+
+ParseResult parse_policy(std::string_view document) {
+  ParseResult result;
+  if (document.size() > max_document_bytes) {
+    result.errors.push_back("document: " + std::to_string(document.size()) + " bytes, more than the limit of " +
+                            std::to_string(max_document_bytes) + " (1 MiB)");
+    return result;
+  }
+  if (nested_too_deep(document)) {
+    result.errors.push_back("document: nested deeper than " + std::to_string(max_nesting) + " levels");
+    return result;
+  }
+
+  DuplicateKeyFinder duplicates;
+  json root;
+  try {
+    root = json::parse(document.begin(), document.end(), std::ref(duplicates), /*allow_exceptions=*/true,
+                       /*ignore_comments=*/true);
+  } catch (const json::exception& e) {
+    // "[json.exception.parse_error.101] parse error at line 1, column 2: ..." minus the tag.
+    std::string message = e.what();
+    if (const auto end = message.find("] "); message.starts_with("[json.") && end != std::string::npos) {
+      message.erase(0, end + 2);
+    }
+    result.errors.push_back("document: invalid JSON: " + message);
+    return result;
+  }
+  result.errors = duplicates.duplicates();
+
+  Policy policy;
+  DocumentReader(result.errors, result.warnings).read(root, policy);
+  if (!result.errors.empty()) return result;
+  policy.version = version_of(document);
+  if (policy.version.empty()) {
+    result.errors.push_back("document: could not compute its sha256 (OpenSSL failed)");
+    return result;
+  }
+  result.policy = std::move(policy);
+  return result;
+}
+
+}  // namespace pullgate::policy

@@ -1,0 +1,51 @@
+#include "policy/policy.hpp"
+
+namespace pullgate::policy {
+
+std::string_view to_string(Decision decision) {
+  switch (decision) {
+    case Decision::allow: return "allow";
+    case Decision::warn: return "warn";
+    case Decision::deny: return "deny";
+  }
+  return "deny";
+}
+
+std::string_view to_string(Mode mode) {
+  switch (mode) {
+    case Mode::enforce: return "enforce";
+    case Mode::warn: return "warn";
+    case Mode::audit: return "audit";
+  }
+  return "enforce";
+}
+
+std::string_view to_string(Unknown unknown) {
+  switch (unknown) {
+    case Unknown::evaluate: return "evaluate";
+    case Unknown::allow: return "allow";
+    case Unknown::warn: return "warn";
+    case Unknown::deny: return "deny";
+  }
+  return "evaluate";
+}
+
+std::string_view to_string(Source source) {
+  switch (source) {
+    case Source::rule: return "rule";
+    case Source::default_: return "default";
+    case Source::manual: return "manual";
+    case Source::exception: return "exception";
+    case Source::unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+std::optional<Decision> parse_decision(std::string_view text) {
+  if (text == "allow") return Decision::allow;
+  if (text == "warn") return Decision::warn;
+  if (text == "deny") return Decision::deny;
+  return std::nullopt;
+}
+
+}  // namespace pullgate::policy

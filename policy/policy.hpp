@@ -1,0 +1,124 @@
+#pragma once
+// The policy document and its evaluation. Pure: no sockets, no LMDB, no clock of
+// its own (`now` is a parameter), so every decision is testable as a value.
+//
+// A decision combines two things:
+//  - rules on where the image comes from (upstream, repository, tag) and on its
+//    digest, evaluated for each request, and
+//  - the digest's stored verdict (manual, or later from reports and signatures),
+//    which the caller looks up and passes in.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace pullgate::policy {
+
+using Clock = std::chrono::system_clock;
+using TimePoint = Clock::time_point;
+
+enum class Decision { allow, warn, deny };
+enum class Mode { enforce, warn, audit };
+// What a digest with no stored verdict gets in a scope.
+enum class Unknown { evaluate, allow, warn, deny };
+enum class Source { rule, default_, manual, exception, unknown };
+
+std::string_view to_string(Decision);
+std::string_view to_string(Mode);
+std::string_view to_string(Unknown);
+std::string_view to_string(Source);
+std::optional<Decision> parse_decision(std::string_view);
+
+// Shell-style glob: '*' matches any run of characters except '/', '**' any run
+// including '/', '?' one character other than '/'. Everything else is literal.
+bool glob_match(std::string_view pattern, std::string_view text);
+
+struct Rule {
+  Decision action = Decision::deny;   // allow | warn | deny
+  std::string repository;             // glob; empty: any
+  std::string tag;                    // glob; empty: any (a pull by digest has no tag)
+  std::string digest;                 // exact digest; empty: any
+  std::string reason;                 // shown to users on a denial
+};
+
+struct Exception {
+  std::string id;                     // stable name, for audit and removal
+  std::string digest;                 // exact digest; empty: any
+  std::string repository;             // glob; empty: any
+  std::string upstream;               // glob; empty: any
+  std::string reason;
+  std::string who;
+  std::optional<TimePoint> expires;   // none: never (discouraged; `policy check` warns)
+};
+
+struct Scope {
+  std::string name;                   // for reasons and audit
+  std::string upstream = "**";        // glob on the upstream name
+  std::string repository = "**";      // glob on the repository
+  Mode mode = Mode::enforce;
+  Unknown unknown = Unknown::evaluate;
+  Decision fallback = Decision::allow; // when no rule matches
+  std::vector<Rule> rules;             // first match wins
+  std::size_t order = 0;               // position in the file, for ties
+};
+
+struct Policy {
+  std::string version;                // sha256 of the document's bytes, "sha256:<hex>"
+  std::vector<Scope> scopes;          // a catch-all default scope is always last
+  std::vector<Exception> exceptions;
+};
+
+struct ParseResult {
+  std::optional<Policy> policy;
+  std::vector<std::string> errors;    // one line each; policy is empty when any
+  std::vector<std::string> warnings;  // one line each (e.g. an exception without expiry)
+};
+
+// JSON with comments. Unknown fields, bad globs, bad digests, bad times (RFC 3339),
+// duplicate scope names or exception ids are errors.
+ParseResult parse_policy(std::string_view document);
+
+// The scope for (upstream, repository): the most specific matching scope, where
+// specificity is the count of literal (non-wildcard) characters in its upstream and
+// repository patterns together; ties go to the scope written first.
+const Scope& scope_for(const Policy& policy, std::string_view upstream, std::string_view repository);
+
+// What the request is about.
+struct Subject {
+  std::string upstream;
+  std::string repository;
+  std::optional<std::string> tag;     // absent when pulled by digest
+  std::string digest;                 // "sha256:..."
+};
+
+// A digest's stored verdict, as the caller found it.
+struct StoredVerdict {
+  Decision decision = Decision::allow;
+  Source source = Source::manual;
+  std::vector<std::string> reasons;
+  std::optional<TimePoint> expires;
+};
+
+struct Outcome {
+  Decision decision = Decision::allow;  // what the verdict says
+  bool serve = true;                    // after the mode: enforce+deny => false
+  Mode mode = Mode::enforce;
+  Source source = Source::default_;
+  std::string scope;
+  std::vector<std::string> reasons;     // human-readable, each one line
+  std::string exception_id;             // when an exception turned a deny around
+  std::string policy_version;
+};
+
+// Order: a matching, unexpired exception allows (source exception); else an
+// unexpired stored verdict decides (its source); else the scope's `unknown` setting
+// (evaluate: the first matching rule, else `fallback`). A rule deny found while a
+// stored verdict allows still denies: location rules always apply. Then the mode:
+// enforce serves allow and warn; warn and audit serve everything.
+Outcome evaluate(const Policy& policy, const Subject& subject, const std::optional<StoredVerdict>& stored,
+                 TimePoint now);
+
+}  // namespace pullgate::policy

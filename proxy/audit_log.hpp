@@ -1,0 +1,41 @@
+#pragma once
+// The audit trail: one JSON line per gate decision, appended and flushed per line,
+// rotated by size (the full file is fsynced and renamed to <path>.1, older ones
+// shift up to <path>.<keep>), so a crash loses nothing already written.
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace pullgate::proxy {
+
+class AuditLog {
+ public:
+  // Throws std::runtime_error when the file cannot be opened.
+  AuditLog(std::filesystem::path path, std::uint64_t max_bytes, unsigned keep);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  // Adds "time" and writes one line. Never throws: a failed write is reported once
+  // on stderr and counted.
+  void write(nlohmann::json record);
+  std::uint64_t failed_writes() const;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  void rotate_locked();
+
+  std::filesystem::path path_;
+  std::uint64_t max_bytes_;
+  unsigned keep_;
+  mutable std::mutex mutex_;
+  std::FILE* file_ = nullptr;
+  std::uint64_t size_ = 0;
+  std::uint64_t failed_ = 0;
+};
+
+}  // namespace pullgate::proxy

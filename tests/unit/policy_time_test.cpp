@@ -1,0 +1,71 @@
+#include <gtest/gtest.h>
+
+#include "policy/rfc3339.hpp"
+
+namespace pullgate::policy {
+namespace {
+
+using std::chrono::seconds;
+using detail::format_rfc3339;
+using detail::parse_rfc3339;
+
+std::int64_t epoch_seconds(const std::optional<TimePoint>& time) {
+  return std::chrono::duration_cast<seconds>(time->time_since_epoch()).count();
+}
+
+TEST(Rfc3339, ParsesUtcAndOffsets) {
+  ASSERT_TRUE(parse_rfc3339("1970-01-01T00:00:00Z"));
+  EXPECT_EQ(epoch_seconds(parse_rfc3339("1970-01-01T00:00:00Z")), 0);
+  EXPECT_EQ(epoch_seconds(parse_rfc3339("2026-12-01T00:00:00Z")), 1796083200);
+  EXPECT_EQ(epoch_seconds(parse_rfc3339("2026-12-01T01:30:00+01:30")), 1796083200);
+  EXPECT_EQ(epoch_seconds(parse_rfc3339("2026-11-30T19:00:00-05:00")), 1796083200);
+  EXPECT_EQ(epoch_seconds(parse_rfc3339("2026-12-01t00:00:00z")), 1796083200);
+  EXPECT_EQ(epoch_seconds(parse_rfc3339("2024-02-29T12:00:00Z")), 1709208000);
+  EXPECT_EQ(epoch_seconds(parse_rfc3339("1969-12-31T23:59:59Z")), -1);
+}
+
+TEST(Rfc3339, FractionalSeconds) {
+  const auto time = parse_rfc3339("2026-12-01T00:00:00.25Z");
+  ASSERT_TRUE(time);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(time->time_since_epoch()).count(), 1796083200250);
+  EXPECT_TRUE(parse_rfc3339("2026-12-01T00:00:00.123456789123Z"));
+  EXPECT_FALSE(parse_rfc3339("2026-12-01T00:00:00.Z"));
+}
+
+TEST(Rfc3339, RefusesWhatIsNotRfc3339) {
+  const char* cases[] = {
+      "",
+      "2026-12-01",
+      "2026-12-01T00:00:00",          // no offset
+      "2026-12-01 00:00:00Z",         // space separator
+      "2026-13-01T00:00:00Z",
+      "2026-00-01T00:00:00Z",
+      "2026-02-29T00:00:00Z",         // not a leap year
+      "2100-02-29T00:00:00Z",         // not a leap year either
+      "2026-04-31T00:00:00Z",
+      "2026-12-01T24:00:00Z",
+      "2026-12-01T00:60:00Z",
+      "2026-12-01T00:00:61Z",
+      "2026-12-01T00:00:00+24:00",
+      "2026-12-01T00:00:00+0100",
+      "2026-12-01T00:00:00Z ",
+      "26-12-01T00:00:00Z",
+      "+2026-12-01T00:00:00Z",
+      "2026-1a-01T00:00:00Z",
+      "9999-12-31T23:59:59Z",         // beyond what a nanosecond TimePoint holds
+      "0001-01-01T00:00:00Z",
+  };
+  for (const char* text : cases) EXPECT_FALSE(parse_rfc3339(text)) << text;
+}
+
+TEST(Rfc3339, FormatsUtc) {
+  EXPECT_EQ(format_rfc3339(TimePoint(seconds(1796083200))), "2026-12-01T00:00:00Z");
+  EXPECT_EQ(format_rfc3339(TimePoint(seconds(-1))), "1969-12-31T23:59:59Z");
+  EXPECT_EQ(format_rfc3339(*parse_rfc3339("2026-12-01T00:00:00.25+00:00")), "2026-12-01T00:00:00.25Z");
+  const auto round_trip = parse_rfc3339(format_rfc3339(TimePoint(seconds(1709208000))));
+  ASSERT_TRUE(round_trip);
+  EXPECT_EQ(epoch_seconds(round_trip), 1709208000);
+}
+
+}  // namespace
+}  // namespace pullgate::policy
