@@ -187,7 +187,11 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
   } catch (const std::exception& e) {
     fill->set_failed(0, std::string("storing blob: ") + e.what());
   }
-  if (temp && fill->status().state == BlobFill::State::failed) blobs_.discard(*temp);
+  auto status = fill->status();
+  if (temp && status.state == BlobFill::State::failed) blobs_.discard(*temp);
+  if (on_download_end) on_download_end(upstream, status.upstream_status ? status.upstream_status
+                                                 : status.state == BlobFill::State::complete ? 200 : 0,
+                                       status.written);
 }
 
 }  // namespace pullgate::cache

@@ -7,6 +7,7 @@
 // that turned out wrong: on a mismatch its response ends short.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -86,6 +87,10 @@ class BlobFetches {
   std::shared_ptr<BlobFill> join_or_start(const Digest& digest, registry::Upstream& upstream,
                                           std::string target, std::string scope,
                                           asio::any_io_executor executor);
+
+  // Called once per download as it ends: the upstream's status (0: no answer) and
+  // the bytes received. Set before serving; used for metrics.
+  std::function<void(const registry::Upstream&, unsigned status, std::uint64_t bytes)> on_download_end;
 
   std::size_t in_flight() const;
   // Upstream blob downloads started since start-up (for logs and metrics).

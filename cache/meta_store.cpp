@@ -249,6 +249,56 @@ std::optional<VerdictRecord> decode_verdict(std::string_view value) {
                        std::move(*set_by),   *evaluated,         expires};
 }
 
+// Refused on write and read as absent: an exception that names neither a digest
+// nor a repository would allow everything from its upstreams.
+bool usable_exception(const ExceptionRecord& r) { return !r.id.empty() && (!r.digest.empty() || !r.repository.empty()); }
+
+std::string encode(const ExceptionRecord& r) {
+  if (!usable_exception(r)) {
+    throw std::invalid_argument("cannot store exception \"" + r.id +
+                                "\": it needs an id and a digest or a repository");
+  }
+  json j = header();
+  j["id"] = r.id;
+  j["digest"] = r.digest;
+  j["repository"] = r.repository;
+  j["upstream"] = r.upstream;
+  j["reason"] = r.reason;
+  j["who"] = r.who;
+  j["created_at_ms"] = r.created_at_ms;
+  j["expires_at_ms"] = r.expires_at_ms ? json(*r.expires_at_ms) : json(nullptr);
+  return dump(j, "exception");
+}
+
+std::optional<ExceptionRecord> decode_exception(std::string_view key, std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  ExceptionRecord r;
+  auto id = field<std::string>(*j, "id");
+  auto digest = field<std::string>(*j, "digest");
+  auto repository = field<std::string>(*j, "repository");
+  auto upstream = field<std::string>(*j, "upstream");
+  auto reason = field<std::string>(*j, "reason");
+  auto who = field<std::string>(*j, "who");
+  auto created = field<std::int64_t>(*j, "created_at_ms");
+  if (!id || *id != key || !digest || !repository || !upstream || !reason || !who || !created) return std::nullopt;
+  auto expires_it = j->find("expires_at_ms");
+  if (expires_it == j->end()) return std::nullopt;
+  if (!expires_it->is_null()) {
+    if (!expires_it->is_number_integer()) return std::nullopt;
+    r.expires_at_ms = expires_it->get<std::int64_t>();
+  }
+  r.id = std::move(*id);
+  r.digest = std::move(*digest);
+  r.repository = std::move(*repository);
+  r.upstream = std::move(*upstream);
+  r.reason = std::move(*reason);
+  r.who = std::move(*who);
+  r.created_at_ms = *created;
+  if (!usable_exception(r)) return std::nullopt;
+  return r;
+}
+
 // ---- keys ----
 
 // NUL separates the parts, so no part may contain one: otherwise
@@ -307,6 +357,7 @@ class LmdbMetaStore final : public MetaStore {
     // version stays 1.
     verdicts_ = txn.open_dbi("verdicts", MDB_CREATE);
     refs_ = txn.open_dbi("refs", MDB_CREATE);
+    exceptions_ = txn.open_dbi("exceptions", MDB_CREATE);
     check_schema(txn);
     txn.commit();
   }
@@ -440,13 +491,58 @@ class LmdbMetaStore final : public MetaStore {
     return out;
   }
 
+  std::optional<ExceptionRecord> get_exception(std::string_view id) override {
+    if (!exception_key_ok(id)) return std::nullopt;  // never stored: put_exception refuses it
+    auto txn = lmdb::Txn::read(env_.get());
+    auto value = txn.get(exceptions_, id);
+    if (!value) return std::nullopt;
+    return decode_exception(id, *value);
+  }
+
+  void put_exception(const ExceptionRecord& record) override {
+    if (!exception_key_ok(record.id)) {
+      throw std::invalid_argument("cannot store exception: the id must be 1 to " + std::to_string(max_key_) +
+                                  " bytes without NUL");
+    }
+    put(exceptions_, record.id, encode(record), "put exception " + record.id);
+  }
+
+  bool remove_exception(std::string_view id) override {
+    if (!exception_key_ok(id)) return false;
+    auto txn = lmdb::Txn::write(env_.get());
+    bool existed = txn.del(exceptions_, id, "remove exception " + std::string(id));
+    if (existed) txn.commit();
+    return existed;
+  }
+
+  std::vector<ExceptionRecord> list_exceptions() override {
+    std::vector<ExceptionRecord> out;
+    auto txn = lmdb::Txn::read(env_.get());
+    lmdb::Cursor cursor(txn, exceptions_);
+    for (auto entry = cursor.first(); entry; entry = cursor.next()) {
+      if (auto record = decode_exception(entry->first, entry->second)) out.push_back(std::move(*record));
+    }
+    return out;
+  }
+
+  std::uint64_t generation() override {
+    MDB_envinfo info{};
+    lmdb::check(mdb_env_info(env_.get(), &info), "read environment info");
+    return static_cast<std::uint64_t>(info.me_last_txnid);
+  }
+
   std::uint64_t manifest_count() override { return lmdb::Txn::read(env_.get()).entries(manifests_); }
   std::uint64_t blob_count() override { return lmdb::Txn::read(env_.get()).entries(blobs_); }
+  std::uint64_t verdict_count() override { return lmdb::Txn::read(env_.get()).entries(verdicts_); }
 
  private:
   static bool needs_touch(const BlobRecord& record, std::int64_t now_ms) {
     // A clock that went backwards also counts as "recent": never move time back.
     return now_ms - record.last_access_ms >= touch_interval_ms;
+  }
+
+  bool exception_key_ok(std::string_view id) const {
+    return !id.empty() && id.size() <= max_key_ && id.find('\0') == std::string_view::npos;
   }
 
   void put(MDB_dbi dbi, std::string_view key, std::string_view value, const std::string& what) {
@@ -484,6 +580,7 @@ class LmdbMetaStore final : public MetaStore {
   MDB_dbi responses_ = 0;
   MDB_dbi verdicts_ = 0;
   MDB_dbi refs_ = 0;
+  MDB_dbi exceptions_ = 0;
 };
 
 std::size_t round_up_to_page(std::size_t bytes) {

@@ -54,6 +54,19 @@ struct VerdictRecord {
   std::optional<std::int64_t> expires_at_ms;  // none: does not expire
 };
 
+// An exception added at run time (CLI, admin API): applies like one written in the
+// policy (see docs/policy.md, "Exceptions"). Keyed by id.
+struct ExceptionRecord {
+  std::string id;
+  std::string digest;      // exact digest; empty: any
+  std::string repository;  // glob; empty: any
+  std::string upstream;    // glob; empty: any
+  std::string reason;
+  std::string who;
+  std::int64_t created_at_ms = 0;
+  std::optional<std::int64_t> expires_at_ms;  // none: never
+};
+
 struct VerdictFilter {
   std::optional<std::string> decision;  // only this decision
   std::optional<std::string> source;    // only this source
@@ -103,9 +116,24 @@ class MetaStore {
   // `limit`, in digest order.
   virtual std::vector<Digest> referenced_by(const Digest& digest, std::size_t limit) = 0;
 
+  // Run-time exceptions by id. put_exception refuses (std::invalid_argument) an
+  // empty id, an id LMDB cannot key, and a record with neither digest nor
+  // repository (it would switch the gate off for a whole upstream).
+  virtual std::optional<ExceptionRecord> get_exception(std::string_view id) = 0;
+  virtual void put_exception(const ExceptionRecord& record) = 0;
+  virtual bool remove_exception(std::string_view id) = 0;
+  // In id order; records that do not decode are skipped.
+  virtual std::vector<ExceptionRecord> list_exceptions() = 0;
+
+  // The id of the environment's last committed write transaction, by any process.
+  // Changes whenever anything is written, so a reader can cache what it derived
+  // from the store (e.g. the exceptions) until the generation moves.
+  virtual std::uint64_t generation() = 0;
+
   // Counts, for /readyz and logs.
   virtual std::uint64_t manifest_count() = 0;
   virtual std::uint64_t blob_count() = 0;
+  virtual std::uint64_t verdict_count() = 0;
 };
 
 }  // namespace pullgate::cache

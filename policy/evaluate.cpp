@@ -150,7 +150,7 @@ const Scope& scope_for(const Policy& policy, std::string_view upstream, std::str
 }
 
 Outcome evaluate(const Policy& policy, const Subject& subject, const std::optional<StoredVerdict>& stored,
-                 TimePoint now) {
+                 TimePoint now, std::span<const Exception> extra_exceptions) {
   const Scope& scope = scope_for(policy, subject.upstream, subject.repository);
   Outcome outcome;
   outcome.mode = scope.mode;
@@ -159,11 +159,14 @@ Outcome evaluate(const Policy& policy, const Subject& subject, const std::option
 
   Verdict verdict = decide_without_exceptions(scope, subject, stored, now);
   const Exception* exception = nullptr;
-  for (const Exception& candidate : policy.exceptions) {
-    if (exception_matches(candidate, subject, now)) {
-      exception = &candidate;
-      break;
+  for (std::span<const Exception> list : {std::span<const Exception>(policy.exceptions), extra_exceptions}) {
+    for (const Exception& candidate : list) {
+      if (exception_matches(candidate, subject, now)) {
+        exception = &candidate;
+        break;
+      }
     }
+    if (exception) break;
   }
   if (exception) {
     outcome.decision = Decision::allow;

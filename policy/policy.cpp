@@ -1,5 +1,7 @@
 #include "policy/policy.hpp"
 
+#include "policy/rfc3339.hpp"
+
 namespace pullgate::policy {
 
 std::string_view to_string(Decision decision) {
@@ -47,5 +49,8 @@ std::optional<Decision> parse_decision(std::string_view text) {
   if (text == "deny") return Decision::deny;
   return std::nullopt;
 }
+
+std::optional<TimePoint> parse_time(std::string_view text) { return detail::parse_rfc3339(text); }
+std::string format_time(TimePoint time) { return detail::format_rfc3339(time); }
 
 }  // namespace pullgate::policy

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -31,6 +32,10 @@ std::string_view to_string(Mode);
 std::string_view to_string(Unknown);
 std::string_view to_string(Source);
 std::optional<Decision> parse_decision(std::string_view);
+
+// RFC 3339 times as the policy reads and writes them ("2026-12-01T00:00:00Z").
+std::optional<TimePoint> parse_time(std::string_view text);
+std::string format_time(TimePoint time);
 
 // Shell-style glob: '*' matches any run of characters except '/', '**' any run
 // including '/', '?' one character other than '/'. Everything else is literal.
@@ -118,7 +123,9 @@ struct Outcome {
 // (evaluate: the first matching rule, else `fallback`). A rule deny found while a
 // stored verdict allows still denies: location rules always apply. Then the mode:
 // enforce serves allow and warn; warn and audit serve everything.
+// extra_exceptions (added at run time, kept in LMDB) apply exactly like the policy's
+// own, consulted after them.
 Outcome evaluate(const Policy& policy, const Subject& subject, const std::optional<StoredVerdict>& stored,
-                 TimePoint now);
+                 TimePoint now, std::span<const Exception> extra_exceptions = {});
 
 }  // namespace pullgate::policy

@@ -30,16 +30,17 @@ AuditLog::~AuditLog() {
   }
 }
 
-void AuditLog::write(nlohmann::json record) {
-  record["time"] = utc_timestamp();
-  auto line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+void AuditLog::write(JsonLine record) {
+  auto line = record.field("time", utc_timestamp()).finish();
   std::lock_guard lock(mutex_);
   if (!file_) {
     ++failed_;
+    if (on_failure_) on_failure_();
     return;
   }
   if (max_bytes_ > 0 && size_ > 0 && size_ + line.size() > max_bytes_) rotate_locked();
   if (!file_ || std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
+    if (on_failure_) on_failure_();
     if (failed_++ == 0) log_event("error", "audit log write failed", {{"path", path_.string()}, {"error", std::strerror(errno)}});
     return;
   }

@@ -5,10 +5,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <string>
 
-#include <nlohmann/json.hpp>
+#include "proxy/json_line.hpp"
 
 namespace pullgate::proxy {
 
@@ -22,8 +23,10 @@ class AuditLog {
 
   // Adds "time" and writes one line. Never throws: a failed write is reported once
   // on stderr and counted.
-  void write(nlohmann::json record);
+  void write(JsonLine record);
   std::uint64_t failed_writes() const;
+  // Counts failed writes there too (metrics); set before use.
+  void count_failures_in(std::function<void()> on_failure) { on_failure_ = std::move(on_failure); }
   const std::filesystem::path& path() const { return path_; }
 
  private:
@@ -36,6 +39,7 @@ class AuditLog {
   std::FILE* file_ = nullptr;
   std::uint64_t size_ = 0;
   std::uint64_t failed_ = 0;
+  std::function<void()> on_failure_;
 };
 
 }  // namespace pullgate::proxy

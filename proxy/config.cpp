@@ -151,6 +151,8 @@ void parse_upstream(const json& item, std::size_t index, Config& config, std::ve
 
 void validate(Config& config, std::vector<std::string>& errors) {
   if (!parse_host_port(config.listen)) errors.push_back("listen: must be HOST:PORT, got \"" + config.listen + "\"");
+  if (!config.admin_listen.empty() && !parse_host_port(config.admin_listen))
+    errors.push_back("admin.listen: must be HOST:PORT or empty, got \"" + config.admin_listen + "\"");
   if (config.data_dir.empty()) errors.push_back("data_dir: must not be empty");
   if (config.tls_cert_file.empty() != config.tls_key_file.empty())
     errors.push_back("tls: cert_file and key_file must be set together");
@@ -253,12 +255,19 @@ ConfigResult parse_config(const std::string& text) {
   }
   if (auto* gate = r.object("gate")) {
     FieldReader g(*gate, "gate.", errors);
+    g.boolean("enabled", c.gate_enabled);
     g.string("policy_file", c.policy_file);
     g.string("audit_log", c.audit_log);
     g.integer("audit_max_mb", c.audit_max_mb, 1, 1024 * 1024);
     g.integer("audit_keep", c.audit_keep, 0, 1000);
     g.string("denial_hint", c.denial_hint);
     g.refuse_unknown();
+  }
+  if (auto* admin = r.object("admin")) {
+    FieldReader a(*admin, "admin.", errors);
+    a.string("listen", c.admin_listen);
+    a.string("token_file", c.admin_token_file);
+    a.refuse_unknown();
   }
   if (auto* ups = r.find("upstreams")) {
     if (!ups->is_array()) r.mistake("upstreams", "must be a list");
@@ -290,6 +299,7 @@ void apply_overrides(ConfigResult& result, const Overrides& o) {
   if (o.data_dir) c.data_dir = *o.data_dir;
   if (o.threads) c.threads = *o.threads;
   if (o.policy_file) c.policy_file = *o.policy_file;
+  if (o.admin_listen) c.admin_listen = *o.admin_listen;
   if (o.offline) c.offline = true;
   if (o.upstream_url) {
     UpstreamConfig up;

@@ -34,12 +34,19 @@ struct Config {
   std::size_t lmdb_map_size_mb = 4096;
   std::vector<UpstreamConfig> upstreams;
   // The gate.
+  bool gate_enabled = true;         // false: a plain pull-through mirror (no verdicts, no audit)
   std::string policy_file;          // empty: everything is allowed (and audited)
   std::string audit_log;            // empty: <data_dir>/audit.log
   std::uint64_t audit_max_mb = 100; // rotate above this size
   unsigned audit_keep = 5;          // rotated files kept
   std::string denial_hint = "To ask for an exception, contact your platform team";
+  // The admin listener (verdicts, exceptions, policy reload, explain, metrics).
+  std::string admin_listen = "127.0.0.1:5001";  // empty: no admin listener
+  std::string admin_token_file;                  // empty: <data_dir>/admin.token, created when missing
 
+  std::filesystem::path admin_token_path() const {
+    return admin_token_file.empty() ? data_dir / "admin.token" : std::filesystem::path(admin_token_file);
+  }
   std::filesystem::path audit_log_path() const {
     return audit_log.empty() ? data_dir / "audit.log" : std::filesystem::path(audit_log);
   }
@@ -52,6 +59,7 @@ struct Overrides {
   std::optional<std::string> upstream_url;
   std::optional<unsigned> threads;
   std::optional<std::string> policy_file;
+  std::optional<std::string> admin_listen;
   bool offline = false;
 };
 

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "proxy/explain.hpp"
+
 namespace pullgate::proxy {
 
 using policy::Decision;
@@ -33,6 +35,12 @@ GateDecision from_outcome(const policy::Outcome& o) {
 
 bool allows(const GateDecision& d) { return d.serve && d.decision != Decision::deny; }
 
+// "10.0.0.5:41234" -> "10.0.0.5"; "[::1]:5" style is not produced by the server.
+std::string host_of(const std::string& client) { return client.substr(0, client.rfind(':')); }
+
+constexpr auto bypass_window = std::chrono::minutes(10);
+constexpr std::size_t max_recent_denials = 4096;
+
 }  // namespace
 
 policy::Policy default_policy() {
@@ -59,15 +67,26 @@ std::optional<policy::StoredVerdict> Gate::usable_verdict(const registry::Digest
   return stored;
 }
 
-GateDecision Gate::decide_locked(const policy::Policy& policy, const policy::Subject& subject, policy::TimePoint now,
-                                 int depth) {
+Gate::Exceptions Gate::runtime_exceptions() {
+  auto generation = meta_.generation();
+  std::lock_guard lock(exceptions_mutex_);
+  if (generation != exceptions_generation_) {
+    exceptions_ = std::make_shared<const std::vector<policy::Exception>>(to_policy_exceptions(meta_.list_exceptions()));
+    exceptions_generation_ = generation;
+  }
+  return exceptions_;
+}
+
+GateDecision Gate::decide_locked(const policy::Policy& policy, const Exceptions& extra, const policy::Subject& subject,
+                                 policy::TimePoint now, int depth) {
   auto digest = *registry::Digest::parse(subject.digest);
   auto stored = usable_verdict(digest, policy, now);
-  auto outcome = policy::evaluate(policy, subject, stored, now);
+  auto outcome = policy::evaluate(policy, subject, stored, now, *extra);
   if (!stored && outcome.source != Source::exception) {
     // First decision for this digest under this policy: store it, so that pulls by
     // digest, child manifests and blobs follow it.
     ++evaluations_;
+    metrics_.gate_evaluations.inc();
     cache::VerdictRecord record;
     record.decision = std::string(policy::to_string(outcome.decision));
     record.source = std::string(policy::to_string(outcome.source));
@@ -86,7 +105,7 @@ GateDecision Gate::decide_locked(const policy::Policy& policy, const policy::Sub
   std::vector<std::string> parent_reasons;
   for (auto& parent : parents) {
     policy::Subject parent_subject{subject.upstream, subject.repository, std::nullopt, parent.str()};
-    auto parent_decision = decide_locked(policy, parent_subject, now, depth + 1);
+    auto parent_decision = decide_locked(policy, extra, parent_subject, now, depth + 1);
     if (allows(parent_decision)) return decision;
     for (auto& r : parent_decision.reasons) parent_reasons.push_back("index " + parent.str() + ": " + r);
   }
@@ -100,17 +119,22 @@ GateDecision Gate::decide_locked(const policy::Policy& policy, const policy::Sub
 GateDecision Gate::decide(const std::string& upstream, const std::string& repository,
                           const std::optional<std::string>& tag, const registry::Digest& digest) {
   auto policy = policy_.get();
+  auto extra = runtime_exceptions();
   std::lock_guard lock(evaluate_mutex_);
-  return decide_locked(*policy, policy::Subject{upstream, repository, tag, digest.str()}, policy::Clock::now(), 0);
+  return decide_locked(*policy, extra, policy::Subject{upstream, repository, tag, digest.str()}, policy::Clock::now(),
+                       0);
 }
 
 GateDecision Gate::check_manifest(const GateRequest& request) {
+  auto started = std::chrono::steady_clock::now();
   auto decision = decide(request.upstream, request.repository, request.tag, request.digest);
-  audit(request, decision);
+  if (!decision.serve) remember_denial(request);
+  record(request, decision, started);
   return decision;
 }
 
 GateDecision Gate::check_blob(const GateRequest& request) {
+  auto started = std::chrono::steady_clock::now();
   auto policy = policy_.get();
   auto now = policy::Clock::now();
   const auto& scope = policy::scope_for(*policy, request.upstream, request.repository);
@@ -125,15 +149,16 @@ GateDecision Gate::check_blob(const GateRequest& request) {
     decision.reasons.push_back("blob " + request.digest.str() +
                                " belongs to no manifest this mirror has seen; pull the image by its tag or manifest "
                                "digest first");
-    audit(request, decision);
+    record(request, decision, started);
     return decision;
   }
   std::vector<std::string> denials;
+  auto extra = runtime_exceptions();
   {
     std::lock_guard lock(evaluate_mutex_);
     for (auto& parent : parents) {
       policy::Subject subject{request.upstream, request.repository, std::nullopt, parent.str()};
-      auto parent_decision = decide_locked(*policy, subject, now, 0);
+      auto parent_decision = decide_locked(*policy, extra, subject, now, 0);
       if (allows(parent_decision)) {
         decision.decision = parent_decision.decision;
         decision.reasons = {"referenced by manifest " + parent.str() + ", which is served"};
@@ -147,29 +172,64 @@ GateDecision Gate::check_blob(const GateRequest& request) {
     decision.decision = Decision::deny;
     decision.serve = scope.mode != policy::Mode::enforce;
     decision.reasons = std::move(denials);
+    if (request.via_ns && denied_lately(parents, host_of(request.client))) {
+      decision.bypass_suspected = true;
+      ++bypass_suspected_;
+      metrics_.gate_bypass_suspected.with({request.upstream}).inc();
+      decision.reasons.push_back("bypass suspected: this client was refused the manifest moments ago and now asks for "
+                                 "its blobs; it has probably taken the manifest from the upstream directly (close the "
+                                 "node's route to the upstream, see docs/clients.md)");
+    }
   }
-  audit(request, decision);
+  record(request, decision, started);
   return decision;
 }
 
-void Gate::audit(const GateRequest& request, const GateDecision& decision) {
-  nlohmann::json record = {
-      {"kind", request.kind},
-      {"client", request.client},
-      {"method", request.method},
-      {"upstream", request.upstream},
-      {"repository", request.repository},
-      {"digest", request.digest.str()},
-      {"decision", policy::to_string(decision.decision)},
-      {"served", decision.serve},
-      {"mode", policy::to_string(decision.mode)},
-      {"source", decision.source},
-      {"reasons", decision.reasons},
-      {"policy_version", decision.policy_version},
-      {"request_id", request.request_id},
-  };
-  if (request.tag) record["tag"] = *request.tag;
-  if (!decision.exception_id.empty()) record["exception"] = decision.exception_id;
+void Gate::remember_denial(const GateRequest& request) {
+  std::lock_guard lock(recent_mutex_);
+  if (recent_denials_.size() >= max_recent_denials) {
+    auto cutoff = std::chrono::steady_clock::now() - bypass_window;
+    std::erase_if(recent_denials_, [&](const auto& e) { return e.second.at < cutoff; });
+    if (recent_denials_.size() >= max_recent_denials) recent_denials_.clear();
+  }
+  recent_denials_[request.digest.str()] = RecentDenial{host_of(request.client), std::chrono::steady_clock::now()};
+}
+
+bool Gate::denied_lately(const std::vector<registry::Digest>& manifests, const std::string& client_host) {
+  std::lock_guard lock(recent_mutex_);
+  auto cutoff = std::chrono::steady_clock::now() - bypass_window;
+  for (auto& m : manifests) {
+    auto it = recent_denials_.find(m.str());
+    if (it != recent_denials_.end() && it->second.at >= cutoff && it->second.client_host == client_host) return true;
+  }
+  return false;
+}
+
+void Gate::record(const GateRequest& request, const GateDecision& decision,
+                  std::chrono::steady_clock::time_point started) {
+  metrics_.gate_decisions.with({request.kind, policy::to_string(decision.decision), policy::to_string(decision.mode),
+                                decision.source})
+      .inc();
+  if (!decision.serve) metrics_.gate_denials.with({request.kind, request.upstream}).inc();
+  metrics_.gate_decision_seconds.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  JsonLine record;
+  record.field("kind", request.kind)
+      .field("client", request.client)
+      .field("method", request.method)
+      .field("upstream", request.upstream)
+      .field("repository", request.repository);
+  if (request.tag) record.field("tag", *request.tag);
+  record.field("digest", request.digest.str())
+      .field("decision", policy::to_string(decision.decision))
+      .field("served", decision.serve)
+      .field("mode", policy::to_string(decision.mode))
+      .field("source", decision.source)
+      .field("reasons", decision.reasons)
+      .field("policy_version", decision.policy_version)
+      .field("request_id", request.request_id);
+  if (!decision.exception_id.empty()) record.field("exception", decision.exception_id);
+  if (decision.bypass_suspected) record.field("bypass_suspected", true);
   audit_.write(std::move(record));
 }
 

@@ -5,6 +5,8 @@
 // that pulls by digest, child manifests and blobs follow the same decision, and
 // writes every decision to the audit log.
 #include <atomic>
+#include <chrono>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -14,6 +16,7 @@
 #include "cache/meta_store.hpp"
 #include "policy/policy.hpp"
 #include "proxy/audit_log.hpp"
+#include "proxy/metrics.hpp"
 
 namespace pullgate::proxy {
 
@@ -49,6 +52,7 @@ struct GateRequest {
   std::string client;
   std::string request_id;
   std::string method;
+  bool via_ns = false;  // containerd's mirror form (?ns=): the client has other hosts to try
 };
 
 struct GateDecision {
@@ -59,11 +63,13 @@ struct GateDecision {
   std::vector<std::string> reasons;
   std::string policy_version;
   std::string exception_id;
+  bool bypass_suspected = false;
 };
 
 class Gate {
  public:
-  Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit) : meta_(meta), policy_(policy), audit_(audit) {}
+  Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics)
+      : meta_(meta), policy_(policy), audit_(audit), metrics_(metrics) {}
 
   GateDecision check_manifest(const GateRequest& request);
   GateDecision check_blob(const GateRequest& request);
@@ -74,23 +80,44 @@ class Gate {
                       const registry::Digest& digest);
 
   std::uint64_t evaluations() const { return evaluations_; }
+  std::uint64_t bypass_suspected() const { return bypass_suspected_; }
 
  private:
   // The stored verdict if it still counts: manual ones until they expire, computed
   // ones only under the current policy version.
   std::optional<policy::StoredVerdict> usable_verdict(const registry::Digest& digest, const policy::Policy& policy,
                                                       policy::TimePoint now);
-  GateDecision decide_locked(const policy::Policy& policy, const policy::Subject& subject, policy::TimePoint now,
-                             int depth);
-  void audit(const GateRequest& request, const GateDecision& decision);
+  using Exceptions = std::shared_ptr<const std::vector<policy::Exception>>;
+  GateDecision decide_locked(const policy::Policy& policy, const Exceptions& extra, const policy::Subject& subject,
+                             policy::TimePoint now, int depth);
+  // Run-time exceptions (LMDB), re-read only when the store's generation moved.
+  Exceptions runtime_exceptions();
+  // Writes the audit record and counts the decision.
+  void record(const GateRequest& request, const GateDecision& decision, std::chrono::steady_clock::time_point started);
 
   cache::MetaStore& meta_;
   PolicyHolder& policy_;
   AuditLog& audit_;
+  PullgateMetrics& metrics_;
   // Evaluation and storing of a digest's verdict happen under this lock, so
   // concurrent first pulls of one digest share one evaluation.
   std::mutex evaluate_mutex_;
   std::atomic<std::uint64_t> evaluations_{0};
+  std::atomic<std::uint64_t> bypass_suspected_{0};
+  // Manifests refused lately, by digest, with who asked and when: a refused blob of
+  // one of them, asked for by the same client through ?ns=, means the client took
+  // the manifest from the upstream behind the mirror's back.
+  struct RecentDenial {
+    std::string client_host;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::mutex exceptions_mutex_;
+  std::uint64_t exceptions_generation_ = ~std::uint64_t{0};
+  Exceptions exceptions_ = std::make_shared<const std::vector<policy::Exception>>();
+  std::mutex recent_mutex_;
+  std::unordered_map<std::string, RecentDenial> recent_denials_;
+  void remember_denial(const GateRequest& request);
+  bool denied_lately(const std::vector<registry::Digest>& manifests, const std::string& client_host);
 };
 
 }  // namespace pullgate::proxy

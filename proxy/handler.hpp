@@ -14,7 +14,8 @@ using Request = http::request<http::empty_body>;
 
 struct RequestContext {
   std::string client;  // "address:port"
-  bool has_body = false;  // the request announced a body (the session does not read it)
+  bool has_body = false;  // the request announced a body the session did not read
+  std::string body;       // the body, on listeners that read bodies (admin)
 };
 
 struct Outcome {

@@ -1,5 +1,7 @@
 #include "proxy/log.hpp"
 
+#include "proxy/json_line.hpp"
+
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -46,12 +48,19 @@ AccessLog::~AccessLog() {
 
 void AccessLog::write(const AccessRecord& r) {
   if (!file_) return;
-  nlohmann::json line = {{"time", utc_timestamp()}, {"client", r.client},   {"method", r.method},
-                         {"path", r.path},           {"upstream", r.upstream}, {"status", r.status},
-                         {"bytes", r.bytes},         {"duration_ms", r.duration_ms},
-                         {"cache", r.cache},         {"request_id", r.request_id}};
-  if (!r.error.empty()) line["error"] = r.error;
-  auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  JsonLine line;
+  line.field("time", utc_timestamp())
+      .field("client", r.client)
+      .field("method", r.method)
+      .field("path", r.path)
+      .field("upstream", r.upstream)
+      .field("status", r.status)
+      .field("bytes", r.bytes)
+      .field("duration_ms", r.duration_ms)
+      .field("cache", r.cache)
+      .field("request_id", r.request_id);
+  if (!r.error.empty()) line.field("error", r.error);
+  auto text = line.finish();
   std::lock_guard lock(mutex_);
   std::fwrite(text.data(), 1, text.size(), file_);
   std::fflush(file_);

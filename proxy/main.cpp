@@ -14,6 +14,7 @@
 #include "cache/blob_fetch.hpp"
 #include "cache/blob_store.hpp"
 #include "cache/meta_store.hpp"
+#include "proxy/admin.hpp"
 #include "proxy/commands.hpp"
 #include "proxy/config.hpp"
 #include "proxy/gate.hpp"
@@ -33,6 +34,9 @@ Usage:
   pullgate check-config FILE      validate a config file and exit
   pullgate policy check FILE      validate a policy file and exit
   pullgate verdict set|get|ls|rm  manage stored verdicts (works while the server runs)
+  pullgate exception add|ls|rm    manage run-time exceptions (works while the server runs)
+  pullgate explain IMAGE|DIGEST   what the gate decides now, and why (reads the cache only)
+  pullgate audit [filters]        print matching audit-log records
   pullgate --version | --help
 
 Run `pullgate COMMAND --help` for the options of a command.
@@ -52,6 +56,8 @@ Options (each overrides the config file):
   --offline            never contact an upstream; serve only what is cached
   --threads N          I/O threads (default 2)
   --policy FILE        the gate's policy (JSON); without one everything is allowed
+  --admin-listen ADDR:PORT  the admin API's address (default 127.0.0.1:5001;
+                       "" turns it off); its token is in <data>/admin.token
   --help               this text
 
 Signals: SIGHUP reloads the policy file (a policy that does not validate is
@@ -101,7 +107,7 @@ int serve(const std::vector<std::string>& args) {
     } else if (a == "--offline") {
       overrides.offline = true;
     } else if (a == "--config" || a == "--listen" || a == "--data" || a == "--upstream" || a == "--threads" ||
-               a == "--policy") {
+               a == "--policy" || a == "--admin-listen") {
       auto v = value(a.c_str());
       if (!v) return fail_usage(a + " needs a value", "serve ");
       if (a == "--config") config_file = *v;
@@ -109,6 +115,7 @@ int serve(const std::vector<std::string>& args) {
       else if (a == "--data") overrides.data_dir = *v;
       else if (a == "--upstream") overrides.upstream_url = *v;
       else if (a == "--policy") overrides.policy_file = *v;
+      else if (a == "--admin-listen") overrides.admin_listen = *v;
       else {
         char* end = nullptr;
         auto n = std::strtoul(v->c_str(), &end, 10);
@@ -147,18 +154,47 @@ int serve(const std::vector<std::string>& args) {
     cache::BlobStore blobs(config.data_dir);
     cache::BlobFetches fetches(blobs, *meta);
     AccessLog access_log(config.access_log);
+    PullgateMetrics metrics;
     AuditLog audit(config.audit_log_path(), config.audit_max_mb * 1024 * 1024, config.audit_keep);
+    audit.count_failures_in([&metrics] { metrics.audit_write_failures.inc(); });
     PolicyHolder policy(std::move(initial));
-    Gate gate(*meta, policy, audit);
+    Gate gate(*meta, policy, audit, metrics);
+    fetches.on_download_end = [&metrics](const registry::Upstream& upstream, unsigned status, std::uint64_t bytes) {
+      metrics.upstream_requests.with({upstream.settings().name, status ? std::to_string(status) : "error"}).inc();
+      metrics.bytes_fetched.inc(bytes);
+    };
+    metrics.track_blob_fetches_in_flight([&fetches] { return static_cast<double>(fetches.in_flight()); });
+    metrics.track_verdicts_stored([&meta] { return static_cast<double>(meta->verdict_count()); });
+    metrics.track_policy_version([&policy] { return policy.get()->version; });
+    auto reload = [&] {
+      bool ok = reload_policy(config, policy);
+      metrics.policy_reloads.with({ok ? "ok" : "refused"}).inc();
+      return ok;
+    };
 
     asio::io_context ioc(static_cast<int>(config.threads));
     std::vector<UpstreamEntry> upstreams;
     for (auto& u : config.upstreams)
       upstreams.push_back(UpstreamEntry{u, registry::make_http_upstream(ioc.get_executor(), u.settings)});
 
-    Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate);
-    Server server(ioc, config, mirror);
+    Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics);
+    Server server(ioc, ServerOptions::mirror(config), mirror);
     server.start();
+
+    std::unique_ptr<AdminApi> admin;
+    std::unique_ptr<Server> admin_server;
+    if (!config.admin_listen.empty()) {
+      AdminApi::Hooks hooks;
+      hooks.reload_policy = reload;
+      hooks.metrics = [&metrics] { return metrics.render(); };
+      admin = std::make_unique<AdminApi>(config, load_or_create_admin_token(config.admin_token_path()), *meta, policy,
+                                         gate, std::move(hooks));
+      admin_server = std::make_unique<Server>(ioc, ServerOptions::admin(config), *admin);
+      admin_server->start();
+      auto a = admin_server->local_endpoint();
+      log_event("info", "admin listening", {{"address", a.address().to_string() + ":" + std::to_string(a.port())},
+                                            {"token_file", config.admin_token_path().string()}});
+    }
     auto endpoint = server.local_endpoint();
     nlohmann::json names = nlohmann::json::array();
     for (auto& u : config.upstreams) names.push_back(u.settings.name + "=" + u.settings.url);
@@ -179,7 +215,7 @@ int serve(const std::vector<std::string>& args) {
     std::function<void()> wait_hangup = [&] {
       hangup.async_wait([&](boost::system::error_code ec, int) {
         if (ec) return;
-        reload_policy(config, policy);
+        reload();
         wait_hangup();
       });
     };
@@ -191,7 +227,8 @@ int serve(const std::vector<std::string>& args) {
     std::function<void(int)> wait_drained;
     auto deadline = std::chrono::steady_clock::now();
     wait_drained = [&](int) {
-      if (server.active_sessions() == 0 || std::chrono::steady_clock::now() > deadline) {
+      auto open = server.active_sessions() + (admin_server ? admin_server->active_sessions() : 0);
+      if (open == 0 || std::chrono::steady_clock::now() > deadline) {
         log_event("info", "stopped", {{"open_sessions", server.active_sessions()}});
         ioc.stop();
         return;
@@ -204,6 +241,7 @@ int serve(const std::vector<std::string>& args) {
       log_event("info", "stopping", {{"signal", signal}, {"open_sessions", server.active_sessions()}});
       hangup.cancel();
       server.stop();
+      if (admin_server) admin_server->stop();
       deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       wait_drained(0);
     });
@@ -238,5 +276,8 @@ int main(int argc, char** argv) {
   if (command == "check-config") return check_config(args);
   if (command == "policy") return run_policy_command(args);
   if (command == "verdict") return run_verdict_command(args);
+  if (command == "exception") return run_exception_command(args);
+  if (command == "explain") return run_explain_command(args);
+  if (command == "audit") return run_audit_command(args);
   return fail_usage("unknown command " + command, "");
 }

@@ -79,14 +79,30 @@ struct Mirror::Exchange {
 };
 
 Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
-               cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate)
+               cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate,
+               PullgateMetrics& metrics)
     : config_(config),
       upstreams_(upstreams),
       meta_(meta),
       blobs_(blobs),
       fetches_(fetches),
       access_log_(access_log),
-      gate_(gate) {}
+      gate_(gate),
+      metrics_(metrics) {}
+
+asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> Mirror::ask_upstream(Exchange& x,
+                                                                                 registry::UpstreamRequest request) {
+  const auto& name = x.upstream->config.settings.name;
+  std::unique_ptr<registry::UpstreamResponse> response;
+  try {
+    response = co_await x.upstream->client->send(std::move(request));
+  } catch (const registry::UpstreamError&) {
+    metrics_.upstream_requests.with({name, "error"}).inc();
+    throw;
+  }
+  metrics_.upstream_requests.with({name, std::to_string(response->status())}).inc();
+  co_return response;
+}
 
 asio::awaitable<Outcome> Mirror::handle(const Request& request, ClientStream& client, const RequestContext& context) {
   Exchange x(request, client, context);
@@ -112,6 +128,15 @@ asio::awaitable<Outcome> Mirror::handle(const Request& request, ClientStream& cl
   record.request_id = x.request_id;
   record.error = x.error;
   access_log_.write(record);
+  metrics_.http_requests.with({record.method, std::to_string(record.status)}).inc();
+  metrics_.http_request_seconds.observe(record.duration_ms / 1000.0);
+  metrics_.bytes_served.inc(record.bytes);
+  if (x.cache == "hit" || x.cache == "miss" || x.cache == "stale") {
+    const char* kind = x.route.kind == RouteKind::manifest ? "manifest"
+                       : x.route.kind == RouteKind::blob   ? "blob"
+                                                           : "response";
+    metrics_.cache_requests.with({kind, x.cache}).inc();
+  }
   if (failure) std::rethrow_exception(failure);
   co_return x.outcome;
 }
@@ -258,7 +283,7 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   // manifest is still cached, never served): the gate needs what it references.
   auto manifest = co_await manifest_bytes(x, *digest);
   if (!manifest) co_return;
-  auto decision = gate_.check_manifest(gate_request(x, "manifest", *digest));
+  auto decision = config_.gate_enabled ? gate_.check_manifest(gate_request(x, "manifest", *digest)) : GateDecision{};
   if (!decision.serve && !x.head) {
     reply_denied(x, decision, *digest);
     co_return;
@@ -302,8 +327,10 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
   bool fresh = cached && (up.config.tag_ttl_s < 0 || now - cached->fetched_at_ms < up.config.tag_ttl_s * 1000);
   if (cached && (fresh || config_.offline)) {
     x.cache = "hit";
+    metrics_.cache_requests.with({"tag", "hit"}).inc();
     co_return cached->digest;
   }
+  metrics_.cache_requests.with({"tag", cached ? "stale" : "miss"}).inc();
   if (config_.offline) {
     reply_error(x, 404, ErrorCode::manifest_unknown,
                         "tag " + tag.str() + " of " + x.repository + " is not cached and this mirror is offline");
@@ -320,7 +347,7 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
     head.target = "/v2/" + x.repository + "/manifests/" + tag.str();
     head.scope = x.scope();
     head.headers = {{"Accept", std::string(registry::media_type::accept_all)}};
-    auto response = co_await up.client->send(head);
+    auto response = co_await ask_upstream(x, head);
     if (response->status() == 200) {
       auto header_digest = Digest::parse(std::string(response->headers()["Docker-Content-Digest"]));
       if (header_digest) {
@@ -330,7 +357,7 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
       // No digest header: take the bytes and hash them ourselves.
       registry::UpstreamRequest get = head;
       get.method = http::verb::get;
-      auto full = co_await up.client->send(get);
+      auto full = co_await ask_upstream(x, get);
       if (full->status() == 200) {
         auto bytes = co_await registry::read_body(*full, registry::max_manifest_bytes);
         auto content_type = std::string(full->headers()[http::field::content_type]);
@@ -417,7 +444,7 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
     get.target = "/v2/" + x.repository + "/manifests/" + digest.str();
     get.scope = x.scope();
     get.headers = {{"Accept", std::string(registry::media_type::accept_all)}};
-    auto response = co_await up.client->send(get);
+    auto response = co_await ask_upstream(x, get);
     if (response->status() != 200) {
       x.error = "upstream answered " + std::to_string(response->status());
       reply_upstream_failure(x, response->status(), ErrorCode::manifest_unknown,
@@ -453,7 +480,7 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
 
 asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
   const auto& digest = *x.route.digest;
-  auto decision = gate_.check_blob(gate_request(x, "blob", digest));
+  auto decision = config_.gate_enabled ? gate_.check_blob(gate_request(x, "blob", digest)) : GateDecision{};
   if (!decision.serve) {
     reply_denied(x, decision, digest);
     co_return;
@@ -535,7 +562,7 @@ asio::awaitable<void> Mirror::head_upstream_blob(Exchange& x) {
     head.method = http::verb::head;
     head.target = "/v2/" + x.repository + "/blobs/" + digest.str();
     head.scope = x.scope();
-    auto response = co_await up.client->send(head);
+    auto response = co_await ask_upstream(x, head);
     if (response->status() != 200) {
       x.error = "upstream answered " + std::to_string(response->status());
       reply_upstream_failure(x, response->status(), ErrorCode::blob_unknown,
@@ -642,7 +669,7 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, s
     get.target = target;
     get.scope = x.scope();
     get.headers = {{"Accept", "application/json, application/vnd.oci.image.index.v1+json"}};
-    auto response = co_await up.client->send(get);
+    auto response = co_await ask_upstream(x, get);
     if (response->status() == 200) {
       auto body = co_await registry::read_body(*response, 4 * 1024 * 1024);
       cache::CachedResponse cached{std::string(response->headers()[http::field::content_type]), std::move(body), now_ms()};
@@ -681,6 +708,7 @@ GateRequest Mirror::gate_request(const Exchange& x, const char* kind, const Dige
   GateRequest r{kind, x.upstream->config.settings.name, x.repository, std::nullopt, digest,
                 x.context.client, x.request_id, std::string(x.request.method_string())};
   if (x.route.reference && x.route.reference->tag()) r.tag = x.route.reference->tag()->str();
+  r.via_ns = x.route.ns.has_value();
   return r;
 }
 

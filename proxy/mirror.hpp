@@ -15,6 +15,7 @@
 #include "proxy/gate.hpp"
 #include "proxy/handler.hpp"
 #include "proxy/log.hpp"
+#include "proxy/metrics.hpp"
 #include "registry/manifest.hpp"
 #include "registry/route.hpp"
 #include "registry/upstream.hpp"
@@ -29,7 +30,8 @@ struct UpstreamEntry {
 class Mirror final : public Handler {
  public:
   Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
-         cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate);
+         cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate,
+         PullgateMetrics& metrics);
 
   asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
                                   const RequestContext& context) override;
@@ -62,6 +64,9 @@ class Mirror final : public Handler {
   void reply_denied(Exchange& x, const GateDecision& decision, const registry::Digest& digest);
 
   asio::awaitable<void> send(Exchange& x, http::response<http::string_body>& response);
+  // Every upstream request of a client request goes through here (counted by status).
+  asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> ask_upstream(Exchange& x,
+                                                                            registry::UpstreamRequest request);
   // Errors are prepared here and written when the step returns. (Besides keeping
   // the steps short, this keeps string temporaries out of co_await expressions,
   // which GCC 12 destroys twice.)
@@ -80,6 +85,7 @@ class Mirror final : public Handler {
   cache::BlobFetches& fetches_;
   AccessLog& access_log_;
   Gate& gate_;
+  PullgateMetrics& metrics_;
   cache::HotCache hot_{32 * 1024 * 1024};
 };
 

@@ -115,8 +115,19 @@ http::response<http::string_body> protocol_error(unsigned status, std::string_vi
 
 }  // namespace
 
-Server::Server(asio::io_context& ioc, const Config& config, Handler& handler)
-    : ioc_(ioc), config_(config), handler_(handler), acceptor_(ioc) {
+ServerOptions ServerOptions::mirror(const Config& c) {
+  return ServerOptions{c.listen, c.tls_cert_file, c.tls_key_file, c.max_header_bytes, c.max_requests_per_connection,
+                       c.idle_timeout_s, c.header_timeout_s, 0};
+}
+
+ServerOptions ServerOptions::admin(const Config& c) {
+  return ServerOptions{c.admin_listen, "", "", c.max_header_bytes, c.max_requests_per_connection,
+                       c.idle_timeout_s, c.header_timeout_s, 1024 * 1024};
+}
+
+Server::Server(asio::io_context& ioc, ServerOptions options, Handler& handler)
+    : ioc_(ioc), config_(std::move(options)), handler_(handler), acceptor_(ioc) {
+  const auto& config = config_;
   auto hp = parse_host_port(config.listen);
   if (!hp) throw std::runtime_error("listen: bad address " + config.listen);
   error_code ec;
@@ -251,6 +262,9 @@ asio::awaitable<void> Server::serve_requests(Stream& stream, std::uint64_t id, c
     }
     http::request_parser<http::empty_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(config_.max_header_bytes));
+    // The body limit is checked against Content-Length when the header completes.
+    if (config_.max_body_bytes > 0) parser.body_limit(config_.max_body_bytes);
+    else parser.body_limit(boost::none);
     tcp_layer(stream).expires_after(std::chrono::seconds(served == 0 ? config_.header_timeout_s
                                                                      : config_.idle_timeout_s));
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, as_tuple_awaitable);
@@ -262,12 +276,37 @@ asio::awaitable<void> Server::serve_requests(Stream& stream, std::uint64_t id, c
         ec == asio::error::connection_reset || ec == asio::error::eof)
       break;
     if (ec) {
-      auto status = ec == http::error::header_limit ? 431u : 400u;
-      auto res = protocol_error(status, status == 431 ? "request header too large" : "malformed request: " + ec.message());
+      auto status = ec == http::error::header_limit ? 431u : ec == http::error::body_limit ? 413u : 400u;
+      auto res = protocol_error(status, status == 431   ? std::string("request header too large")
+                                        : status == 413 ? std::string("request body too large")
+                                                        : "malformed request: " + ec.message());
       co_await writer.write(res);
       break;
     }
     RequestContext context{client, parser.chunked() || (parser.content_length() && *parser.content_length() > 0)};
+    if (context.has_body && config_.max_body_bytes > 0) {
+      // This listener takes bodies (the admin API): read it whole, within a limit.
+      http::request_parser<http::string_body> body_parser(std::move(parser));
+      body_parser.body_limit(config_.max_body_bytes);
+      auto [body_ec, body_n] = co_await http::async_read(stream, buffer, body_parser, as_tuple_awaitable);
+      if (body_ec) {
+        auto status = body_ec == http::error::body_limit ? 413u : 400u;
+        auto res = protocol_error(status, status == 413 ? "request body too large" : "malformed body: " + body_ec.message());
+        co_await writer.write(res);
+        break;
+      }
+      context.body = std::move(body_parser.get().body());
+      context.has_body = false;  // read: the connection can be kept
+      Request request{body_parser.get().base()};
+      Outcome outcome;
+      try {
+        outcome = co_await handler_.handle(request, writer, context);
+      } catch (const boost::system::system_error&) {
+        break;
+      }
+      if (outcome.close || !request.keep_alive()) break;
+      continue;
+    }
     auto& request = parser.get();
     Outcome outcome;
     try {

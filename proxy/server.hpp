@@ -16,10 +16,25 @@
 
 namespace pullgate::proxy {
 
+// What a listener needs to know; the mirror's comes from Config, the admin
+// listener's too but with its own address, no TLS, and request bodies.
+struct ServerOptions {
+  std::string listen;
+  std::string tls_cert_file, tls_key_file;
+  std::size_t max_header_bytes = 16 * 1024;
+  unsigned max_requests_per_connection = 10'000;
+  unsigned idle_timeout_s = 60;
+  unsigned header_timeout_s = 15;
+  std::size_t max_body_bytes = 0;  // 0: bodies are not read (the request is answered, then the connection closes)
+
+  static ServerOptions mirror(const Config& config);
+  static ServerOptions admin(const Config& config);
+};
+
 class Server {
  public:
   // Binds the listener (throws std::runtime_error with one line when it cannot).
-  Server(asio::io_context& ioc, const Config& config, Handler& handler);
+  Server(asio::io_context& ioc, ServerOptions options, Handler& handler);
   asio::ip::tcp::endpoint local_endpoint() const;
   // Starts accepting; returns at once.
   void start();
@@ -34,7 +49,7 @@ class Server {
   asio::awaitable<void> serve_requests(Stream& stream, std::uint64_t id, const std::string& client);
 
   asio::io_context& ioc_;
-  const Config& config_;
+  const ServerOptions config_;
   Handler& handler_;
   asio::ip::tcp::acceptor acceptor_;
   std::unique_ptr<asio::ssl::context> tls_;

@@ -459,6 +459,8 @@ class Pullgate:
         self.port = free_port()
         self.host = "127.0.0.1"
         self.address = "%s:%d" % (self.host, self.port)
+        self.admin_port = free_port()
+        self.admin_address = "%s:%d" % (self.host, self.admin_port)
         self.stdout_path = os.path.join(self.dir, "stdout.log")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.config_path = os.path.join(self.dir, "pullgate.json")
@@ -469,6 +471,7 @@ class Pullgate:
             "threads": 2,
             "offline": offline,
             "access_log": "-",
+            "admin": {"listen": self.admin_address},
             "upstreams": upstreams,
         }
         config.update(extra or {})
@@ -919,3 +922,70 @@ def write_hosts_no_fallback(containerd, upstream, mirror):
     with open(os.path.join(d, "hosts.toml"), "w") as f:
         f.write('server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n'
                 % (mirror, mirror))
+
+
+# --------------------------------------------------------------------------------------
+# The client configurations shipped in deploy/, rendered for a test: the example host
+# and upstream names are replaced, nothing else is changed.
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+DEPLOY_EXAMPLE_MIRROR = "pullgate.example.internal:5000"
+
+
+def deploy_path(relative):
+    return os.path.join(REPO_ROOT, "deploy", relative)
+
+
+def read_deploy_file(relative):
+    with open(deploy_path(relative), encoding="utf-8") as f:
+        return f.read()
+
+
+def render_shipped_hosts_toml(mirror):
+    """deploy/containerd/hosts.toml with the example mirror host replaced by mirror."""
+    text = read_deploy_file("containerd/hosts.toml")
+    if DEPLOY_EXAMPLE_MIRROR not in text:
+        raise RuntimeError("deploy/containerd/hosts.toml no longer names %s" % DEPLOY_EXAMPLE_MIRROR)
+    return text.replace(DEPLOY_EXAMPLE_MIRROR, mirror)
+
+
+def install_shipped_hosts_toml(containerd, upstream, mirror):
+    """Installs the rendered shipped hosts.toml as <hosts-dir>/<upstream>/hosts.toml;
+    returns its text."""
+    text = render_shipped_hosts_toml(mirror)
+    d = os.path.join(containerd.hosts_dir, upstream)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "hosts.toml"), "w") as f:
+        f.write(text)
+    return text
+
+
+def render_shipped_registries_conf(upstream, mirror):
+    """deploy/crio-podman/registries.conf with Docker Hub's names replaced by upstream
+    (registry-1.docker.io first: it contains docker.io) and the example mirror host by
+    mirror. The mirror keeps its path-prefix form <mirror>/<upstream>."""
+    text = read_deploy_file("crio-podman/registries.conf")
+    for needle in (DEPLOY_EXAMPLE_MIRROR, "registry-1.docker.io", "docker.io"):
+        if needle not in text:
+            raise RuntimeError("deploy/crio-podman/registries.conf no longer names %s" % needle)
+    return (text.replace(DEPLOY_EXAMPLE_MIRROR, mirror)
+                .replace("registry-1.docker.io", upstream)
+                .replace("docker.io", upstream))
+
+
+class RequestLogMark:
+    """The upstream's request log from a point on: requests() after mark() only."""
+
+    def __init__(self, registry):
+        self.registry = registry
+        registry.sync_log()
+        self.start = len(registry.requests())
+
+    def requests(self):
+        self.registry.sync_log()
+        return [r for r in self.registry.requests()[self.start:] if "pullgate-test-marker" not in r[1]]
+
+    def from_clients(self):
+        """Requests that did not come from pullgate (nor from the test's own seeding,
+        which sends no User-Agent)."""
+        return [r for r in self.requests() if r[2] and not r[2].startswith("pullgate/")]

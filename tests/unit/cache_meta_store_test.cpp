@@ -427,9 +427,12 @@ TEST_F(MetaStoreTest, AbsentVerdictAndRemove) {
   auto store = MetaStore::open(dir_, map_size);
   EXPECT_FALSE(store->get_verdict(digest('b')));
   EXPECT_FALSE(store->remove_verdict(digest('b')));
+  EXPECT_EQ(store->verdict_count(), 0u);
   store->put_verdict(digest('b'), verdict("deny"));
   store->put_verdict(digest('c'), verdict("allow"));
+  EXPECT_EQ(store->verdict_count(), 2u);
   EXPECT_TRUE(store->remove_verdict(digest('b')));
+  EXPECT_EQ(store->verdict_count(), 1u);
   EXPECT_FALSE(store->get_verdict(digest('b')));
   EXPECT_FALSE(store->remove_verdict(digest('b')));
   // The neighbour is untouched.
@@ -669,6 +672,150 @@ TEST_F(MetaStoreTest, VerdictWrittenByAnotherProcessIsSeen) {
   EXPECT_FALSE(store->get_verdict(digest('a')));
   EXPECT_EQ(listed_digests(store->list_verdicts(VerdictFilter{})), (std::vector<std::string>{digest('b').str()}));
   EXPECT_EQ(store->referenced_by(digest('1'), 10), std::vector<Digest>{digest('b')});
+}
+
+// ---- run-time exceptions and the generation ----
+
+ExceptionRecord exception_record(std::string id, std::string digest_text = "", std::string repository = "") {
+  ExceptionRecord r;
+  r.id = std::move(id);
+  r.digest = std::move(digest_text);
+  r.repository = std::move(repository);
+  r.upstream = "docker.io";
+  r.reason = "hotfix";
+  r.who = "alice";
+  r.created_at_ms = 1000;
+  r.expires_at_ms = 2000;
+  return r;
+}
+
+std::vector<std::string> ids(const std::vector<ExceptionRecord>& records) {
+  std::vector<std::string> out;
+  for (const auto& r : records) out.push_back(r.id);
+  return out;
+}
+
+TEST_F(MetaStoreTest, ExceptionRoundTripOverwriteAndRemove) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_FALSE(store->get_exception("INC-1"));
+  EXPECT_FALSE(store->remove_exception("INC-1"));
+
+  store->put_exception(exception_record("INC-1", digest('a').str()));
+  auto read = store->get_exception("INC-1");
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->id, "INC-1");
+  EXPECT_EQ(read->digest, digest('a').str());
+  EXPECT_EQ(read->repository, "");
+  EXPECT_EQ(read->upstream, "docker.io");
+  EXPECT_EQ(read->reason, "hotfix");
+  EXPECT_EQ(read->who, "alice");
+  EXPECT_EQ(read->created_at_ms, 1000);
+  EXPECT_EQ(read->expires_at_ms, std::optional<std::int64_t>(2000));
+
+  auto never = exception_record("INC-1", "", "team/**");
+  never.expires_at_ms.reset();
+  store->put_exception(never);
+  read = store->get_exception("INC-1");
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->digest, "");
+  EXPECT_EQ(read->repository, "team/**");
+  EXPECT_FALSE(read->expires_at_ms);
+
+  EXPECT_TRUE(store->remove_exception("INC-1"));
+  EXPECT_FALSE(store->get_exception("INC-1"));
+  EXPECT_FALSE(store->remove_exception("INC-1"));
+}
+
+TEST_F(MetaStoreTest, ListExceptionsInIdOrder) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_TRUE(store->list_exceptions().empty());
+  store->put_exception(exception_record("b", "", "x"));
+  store->put_exception(exception_record("a-2", "", "x"));
+  store->put_exception(exception_record("a-10", digest('c').str()));
+  EXPECT_EQ(ids(store->list_exceptions()), (std::vector<std::string>{"a-10", "a-2", "b"}));
+}
+
+TEST_F(MetaStoreTest, ExceptionsThatWouldOpenEverythingOrCannotBeKeyedAreRefused) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_THROW(store->put_exception(exception_record("wide")), std::invalid_argument);  // no digest, no repository
+  EXPECT_THROW(store->put_exception(exception_record("", "", "x")), std::invalid_argument);
+  EXPECT_THROW(store->put_exception(exception_record(std::string(600, 'i'), "", "x")), std::invalid_argument);
+  EXPECT_THROW(store->put_exception(exception_record(std::string("a\0b", 3), "", "x")), std::invalid_argument);
+  EXPECT_TRUE(store->list_exceptions().empty());
+  EXPECT_FALSE(store->get_exception(""));
+  EXPECT_FALSE(store->get_exception(std::string(600, 'i')));
+  EXPECT_FALSE(store->remove_exception(""));
+}
+
+TEST_F(MetaStoreTest, CorruptExceptionsAreAbsent) {
+  {
+    auto store = MetaStore::open(dir_, map_size);
+    store->put_exception(exception_record("good", "", "x"));
+  }
+  const std::string ok_fields =
+      R"("digest":"","repository":"x","upstream":"","reason":"","who":"","created_at_ms":1,"expires_at_ms":null)";
+  write_raw("exceptions", "garbage", "not json");
+  write_raw("exceptions", "old-version", R"({"v":0,"id":"old-version",)" + ok_fields + "}");
+  write_raw("exceptions", "wrong-id", R"({"v":1,"id":"other",)" + ok_fields + "}");
+  write_raw("exceptions", "no-expiry-field",
+            R"({"v":1,"id":"no-expiry-field","digest":"","repository":"x","upstream":"","reason":"","who":"","created_at_ms":1})");
+  write_raw("exceptions", "wide",
+            R"({"v":1,"id":"wide","digest":"","repository":"","upstream":"","reason":"","who":"","created_at_ms":1,"expires_at_ms":null})");
+  write_raw("exceptions", "bad-type", R"({"v":1,"id":"bad-type","digest":"","repository":"x","upstream":"","reason":"","who":"","created_at_ms":1,"expires_at_ms":"soon"})");
+  auto store = MetaStore::open(dir_, map_size);
+  for (const char* id : {"garbage", "old-version", "wrong-id", "no-expiry-field", "wide", "bad-type"})
+    EXPECT_FALSE(store->get_exception(id)) << id;
+  EXPECT_EQ(ids(store->list_exceptions()), std::vector<std::string>{"good"});
+}
+
+TEST_F(MetaStoreTest, GenerationMovesOnEveryCommitAndNotOnReads) {
+  auto store = MetaStore::open(dir_, map_size);
+  auto g0 = store->generation();
+  store->get_tag("u", "r", "t");
+  store->list_exceptions();
+  EXPECT_EQ(store->generation(), g0);
+  store->put_exception(exception_record("a", "", "x"));
+  auto g1 = store->generation();
+  EXPECT_GT(g1, g0);
+  store->put_verdict(digest('a'), verdict("deny"));
+  EXPECT_GT(store->generation(), g1);
+  auto g2 = store->generation();
+  EXPECT_FALSE(store->remove_exception("absent"));  // nothing committed
+  EXPECT_EQ(store->generation(), g2);
+}
+
+TEST_F(MetaStoreTest, ExceptionAndGenerationSeenAcrossProcesses) {
+  auto store = MetaStore::open(dir_, map_size);
+  store->put_exception(exception_record("parent", "", "x"));
+  const auto before = store->generation();
+
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      auto own = MetaStore::open(dir_, map_size);
+      if (!own->get_exception("parent")) code = 2;
+      if (own->generation() != before) code = 4;
+      own->put_exception(exception_record("child", digest('b').str()));
+      if (!own->remove_exception("parent")) code = 5;
+      own.reset();
+    } catch (...) {
+      code = 3;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+
+  // Two commits in the child: the parent's generation moved without it writing.
+  EXPECT_GE(store->generation(), before + 2);
+  EXPECT_EQ(ids(store->list_exceptions()), std::vector<std::string>{"child"});
+  auto read = store->get_exception("child");
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->digest, digest('b').str());
 }
 
 }  // namespace

@@ -284,5 +284,51 @@ TEST(Evaluate, VersionComesFromThePolicy) {
   EXPECT_EQ(evaluate(b, by_tag("x", "1"), std::nullopt, now).policy_version, b.version);
 }
 
+TEST(Evaluate, RunTimeExceptionsApplyLikeThePolicysOwn) {
+  const Policy policy = parsed(R"({
+    "scopes": [{"name": "s", "repository": "team/*", "mode": "enforce",
+                "rules": [{"action": "deny", "reason": "quarantined"}]}],
+    "exceptions": [{"id": "IN-POLICY", "repository": "team/first", "expires": "2030-01-01T00:00:00Z"}]})");
+  const TimePoint expiry = now + hours(1);
+  std::vector<Exception> extra = {
+      Exception{"RT-1", digest_a, "team/*", "docker.io", "rollback", "bob", expiry},
+      Exception{"RT-2", "", "team/first", "", "shadowed", "carol", std::nullopt},
+  };
+
+  // Without them, and with an empty span: the deny stands.
+  EXPECT_EQ(evaluate(policy, by_tag("team/app", "1"), std::nullopt, now).decision, Decision::deny);
+  EXPECT_EQ(evaluate(policy, by_tag("team/app", "1"), std::nullopt, now, {}).decision, Decision::deny);
+
+  Outcome outcome = evaluate(policy, by_tag("team/app", "1"), std::nullopt, now, extra);
+  EXPECT_EQ(outcome.decision, Decision::allow);
+  EXPECT_TRUE(outcome.serve);
+  EXPECT_EQ(outcome.source, Source::exception);
+  EXPECT_EQ(outcome.exception_id, "RT-1");
+  ASSERT_EQ(outcome.reasons.size(), 2u);
+  EXPECT_EQ(outcome.reasons[0], "exception RT-1 (bob, until 2026-11-30T01:00:00Z): rollback");
+  EXPECT_EQ(outcome.reasons[1], "set aside: rule 1 of scope s denies team/app:1: quarantined");
+
+  // Over a stored manual deny, too.
+  const StoredVerdict manual_deny{Decision::deny, Source::manual, {"bad"}, std::nullopt};
+  EXPECT_EQ(evaluate(policy, by_digest("team/app"), manual_deny, now, extra).exception_id, "RT-1");
+
+  // Every condition must hold: digest, upstream.
+  EXPECT_EQ(evaluate(policy, by_tag("team/app", "1", digest_b), std::nullopt, now, extra).decision, Decision::deny);
+  EXPECT_EQ(evaluate(policy, by_tag("team/app", "1", digest_a, "quay.io"), std::nullopt, now, extra).decision,
+            Decision::deny);
+  // Expired at the expiry instant.
+  outcome = evaluate(policy, by_tag("team/app", "1"), std::nullopt, expiry, extra);
+  EXPECT_EQ(outcome.decision, Decision::deny);
+  EXPECT_FALSE(outcome.serve);
+  EXPECT_TRUE(outcome.exception_id.empty());
+
+  // The policy's own exceptions are consulted first.
+  EXPECT_EQ(evaluate(policy, by_tag("team/first", "1"), std::nullopt, now, extra).exception_id, "IN-POLICY");
+  // A run-time exception applies where the policy's has expired.
+  EXPECT_EQ(evaluate(policy, by_tag("team/first", "1"), std::nullopt, TimePoint(seconds(1893456000)), extra)
+                .exception_id,
+            "RT-2");
+}
+
 }  // namespace
 }  // namespace pullgate::policy

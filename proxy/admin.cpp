@@ -1,0 +1,296 @@
+#include "proxy/admin.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "proxy/commands.hpp"
+#include "proxy/explain.hpp"
+#include "proxy/log.hpp"
+#include "registry/route.hpp"
+
+namespace pullgate::proxy {
+
+using nlohmann::json;
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+json error_json(std::string_view message) { return json{{"error", message}}; }
+
+// "a=b&c=d" → decoded map; nullopt when an escape is malformed.
+std::optional<std::map<std::string, std::string>> parse_query(std::string_view query) {
+  std::map<std::string, std::string> out;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (part.empty()) continue;
+    auto eq = part.find('=');
+    auto key = registry::percent_decode(part.substr(0, eq));
+    auto value = registry::percent_decode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1));
+    if (!key || !value) return std::nullopt;
+    out[*key] = *value;
+  }
+  return out;
+}
+
+json verdict_json(const registry::Digest& digest, const cache::VerdictRecord& v) {
+  json j = {{"digest", digest.str()},     {"decision", v.decision},           {"source", v.source},
+            {"reasons", v.reasons},       {"policy_version", v.policy_version}, {"set_by", v.set_by},
+            {"evaluated_at_ms", v.evaluated_at_ms}};
+  j["expires_at_ms"] = v.expires_at_ms ? json(*v.expires_at_ms) : json(nullptr);
+  return j;
+}
+
+}  // namespace
+
+std::string load_or_create_admin_token(const std::filesystem::path& path) {
+  if (std::ifstream in(path); in) {
+    std::string token;
+    std::getline(in, token);
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.size() < 16) throw std::runtime_error("admin token in " + path.string() + " is shorter than 16 characters");
+    return token;
+  }
+  unsigned char raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("cannot make an admin token: no randomness");
+  std::string token;
+  static const char* hex = "0123456789abcdef";
+  for (auto b : raw) token += hex[b >> 4], token += hex[b & 15];
+  std::error_code ec;
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+  auto old = ::umask(077);
+  std::ofstream out(path, std::ios::trunc);
+  ::umask(old);
+  if (!(out << token << "\n")) throw std::runtime_error("cannot write admin token file " + path.string());
+  log_event("info", "created admin token", {{"file", path.string()}});
+  return token;
+}
+
+AdminApi::AdminApi(const Config& config, std::string token, cache::MetaStore& meta, PolicyHolder& policy, Gate& gate,
+                   Hooks hooks)
+    : config_(config), token_(std::move(token)), meta_(meta), policy_(policy), gate_(gate), hooks_(std::move(hooks)) {}
+
+asio::awaitable<Outcome> AdminApi::handle(const Request& request, ClientStream& client, const RequestContext& context) {
+  auto start = std::chrono::steady_clock::now();
+  Reply reply;
+  auto auth = request[http::field::authorization];
+  std::string expected = "Bearer " + token_;
+  bool authorized = auth.size() == expected.size() && CRYPTO_memcmp(auth.data(), expected.data(), auth.size()) == 0;
+  if (!authorized) {
+    reply = {401, error_json("admin API: a valid `Authorization: Bearer <token>` is required").dump()};
+  } else {
+    try {
+      reply = route(request, context);
+    } catch (const std::exception& e) {
+      reply = {500, error_json(e.what()).dump()};
+    }
+  }
+  http::response<http::string_body> res{static_cast<http::status>(reply.status), request.version()};
+  res.set(http::field::content_type, reply.content_type);
+  if (reply.status == 401) res.set(http::field::www_authenticate, "Bearer realm=\"pullgate-admin\"");
+  res.keep_alive(request.keep_alive() && !context.has_body);
+  res.body() = std::move(reply.body);
+  if (res.body().empty() || res.body().back() != '\n') res.body() += "\n";
+  res.prepare_payload();
+  if (request.method() == http::verb::head) res.body().clear();
+  Outcome outcome{reply.status, res.body().size(), !res.keep_alive()};
+  co_await client.write(res);
+  if (reply.status != 200 || request.method() != http::verb::get) {
+    log_event(reply.status < 400 ? "info" : "warn", "admin request",
+              {{"client", context.client},
+               {"method", std::string(request.method_string())},
+               {"path", std::string(request.target().substr(0, request.target().find('?')))},
+               {"status", reply.status},
+               {"duration_ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count()}});
+  }
+  co_return outcome;
+}
+
+AdminApi::Reply AdminApi::route(const Request& request, const RequestContext& context) {
+  std::string_view target = request.target();
+  auto q = target.find('?');
+  std::string path(target.substr(0, q));
+  auto method = request.method();
+  if (path == "/healthz") return {200, json{{"status", "ok"}}.dump()};
+  if (path == "/metrics") {
+    if (method != http::verb::get && method != http::verb::head) return {405, error_json("use GET").dump()};
+    return {200, hooks_.metrics ? hooks_.metrics() : std::string(), "text/plain; version=0.0.4; charset=utf-8"};
+  }
+  if (path == "/v1/policy/reload") {
+    if (method != http::verb::post) return {405, error_json("use POST").dump()};
+    bool ok = hooks_.reload_policy && hooks_.reload_policy();
+    auto current = policy_.get();
+    return {ok ? 200u : 422u,
+            json{{"reloaded", ok}, {"policy_version", current->version},
+                 {"message", ok ? "policy reloaded" : "the policy file did not validate (or none is configured); "
+                                                      "the previous policy stays in force; see the server log"}}
+                .dump()};
+  }
+  if (path == "/v1/exceptions" || path.rfind("/v1/exceptions/", 0) == 0)
+    return exceptions(request, path.size() > 15 ? path.substr(15) : std::string(), context);
+  if (path == "/v1/explain") {
+    if (method != http::verb::get) return {405, error_json("use GET").dump()};
+    return explain(request);
+  }
+  if (path == "/v1/verdicts" || path.rfind("/v1/verdicts/", 0) == 0)
+    return verdicts(request, path.size() > 13 ? path.substr(13) : std::string(), context);
+  return {404, error_json("no such admin endpoint: " + path).dump()};
+}
+
+AdminApi::Reply AdminApi::verdicts(const Request& request, const std::string& rest, const RequestContext& context) {
+  auto method = request.method();
+  std::string_view target = request.target();
+  auto q = target.find('?');
+  auto query = parse_query(q == std::string_view::npos ? std::string_view{} : target.substr(q + 1));
+  if (!query) return {400, error_json("malformed query string").dump()};
+  if (rest.empty()) {
+    if (method != http::verb::get) return {405, error_json("use GET").dump()};
+    cache::VerdictFilter filter;
+    if (auto it = query->find("decision"); it != query->end()) filter.decision = it->second;
+    if (auto it = query->find("source"); it != query->end()) filter.source = it->second;
+    if (auto it = query->find("limit"); it != query->end()) {
+      char* end = nullptr;
+      filter.limit = std::strtoul(it->second.c_str(), &end, 10);
+      if (it->second.empty() || *end || filter.limit == 0) return {400, error_json("limit must be a positive number").dump()};
+    }
+    json list = json::array();
+    for (auto& [d, v] : meta_.list_verdicts(filter)) list.push_back(verdict_json(d, v));
+    return {200, json{{"verdicts", list}}.dump()};
+  }
+  auto digest = registry::Digest::parse(rest);
+  if (!digest) return {400, error_json("not a digest: " + rest.substr(0, 200)).dump()};
+  if (method == http::verb::get) {
+    auto v = meta_.get_verdict(*digest);
+    if (!v) return {404, error_json("no verdict stored for " + digest->str()).dump()};
+    return {200, verdict_json(*digest, *v).dump()};
+  }
+  if (method == http::verb::delete_) {
+    if (!meta_.remove_verdict(*digest)) return {404, error_json("no verdict stored for " + digest->str()).dump()};
+    log_event("info", "verdict removed", {{"digest", digest->str()}, {"client", context.client}});
+    return {200, json{{"removed", digest->str()}}.dump()};
+  }
+  if (method != http::verb::put) return {405, error_json("use GET, PUT or DELETE").dump()};
+  json body;
+  try {
+    body = json::parse(context.body);
+  } catch (const json::parse_error& e) {
+    return {400, error_json(std::string("body is not JSON: ") + e.what()).dump()};
+  }
+  if (!body.is_object()) return {400, error_json("body must be a JSON object").dump()};
+  auto text = [&](const char* key) -> std::optional<std::string> {
+    auto it = body.find(key);
+    if (it == body.end()) return std::string();
+    if (!it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  auto decision = text("decision"), reason = text("reason"), by = text("by");
+  if (!decision || !reason || !by) return {400, error_json("decision, reason and by must be strings").dump()};
+  if (!policy::parse_decision(*decision)) return {400, error_json("decision must be allow, warn or deny").dump()};
+  cache::VerdictRecord record;
+  record.decision = *decision;
+  record.source = "manual";
+  record.reasons = {reason->empty() ? "manual verdict" : *reason};
+  record.set_by = by->empty() ? "admin-api" : *by;
+  record.evaluated_at_ms = now_ms();
+  if (auto it = body.find("expires_in_s"); it != body.end()) {
+    if (!it->is_number_integer() || it->get<std::int64_t>() <= 0)
+      return {400, error_json("expires_in_s must be a positive whole number").dump()};
+    record.expires_at_ms = record.evaluated_at_ms + it->get<std::int64_t>() * 1000;
+  }
+  meta_.put_verdict(*digest, record);
+  log_event("info", "verdict set", {{"digest", digest->str()}, {"decision", *decision}, {"by", record.set_by},
+                                    {"client", context.client}});
+  return {200, verdict_json(*digest, record).dump()};
+}
+
+AdminApi::Reply AdminApi::exceptions(const Request& request, const std::string& rest, const RequestContext& context) {
+  auto method = request.method();
+  if (rest.empty() && method == http::verb::get) {
+    json list = json::array();
+    auto now = now_ms();
+    for (auto& r : meta_.list_exceptions()) list.push_back(exception_json(r, now));
+    return {200, json{{"exceptions", list}}.dump()};
+  }
+  if (!rest.empty()) {
+    if (method != http::verb::delete_) return {405, error_json("use DELETE").dump()};
+    if (!meta_.remove_exception(rest)) return {404, error_json("no exception with id " + rest.substr(0, 200)).dump()};
+    log_event("info", "exception removed", {{"id", rest}, {"client", context.client}});
+    return {200, json{{"removed", rest}}.dump()};
+  }
+  if (method != http::verb::post) return {405, error_json("use GET or POST").dump()};
+  json body;
+  try {
+    body = json::parse(context.body);
+  } catch (const json::parse_error& e) {
+    return {400, error_json(std::string("body is not JSON: ") + e.what()).dump()};
+  }
+  if (!body.is_object()) return {400, error_json("body must be a JSON object").dump()};
+  auto now = now_ms();
+  // expires_in_s is the API's shorthand; the rest is checked exactly as a policy
+  // file's exception is.
+  if (auto it = body.find("expires_in_s"); it != body.end()) {
+    if (!it->is_number_integer() || it->get<std::int64_t>() <= 0)
+      return {400, error_json("expires_in_s must be a positive whole number").dump()};
+    if (body.contains("expires")) return {400, error_json("give expires or expires_in_s, not both").dump()};
+    auto at = policy::TimePoint(std::chrono::milliseconds(now + it->get<std::int64_t>() * 1000));
+    body.erase("expires_in_s");
+    body["expires"] = policy::format_time(at);
+  }
+  if (!body.contains("expires")) return {400, error_json("an exception needs expires or expires_in_s").dump()};
+  for (const char* required : {"id", "reason", "who"})
+    if (!body.contains(required)) return {400, error_json(std::string(required) + " is required").dump()};
+  CheckedException checked;
+  try {
+    checked = check_exception(body, "");
+  } catch (const json::exception&) {
+    return {400, error_json("exception fields must be UTF-8 text").dump()};
+  }
+  if (!checked.errors.empty()) return {400, json{{"error", checked.errors.front()}, {"errors", checked.errors}}.dump()};
+  cache::ExceptionRecord record;
+  record.id = body["id"].get<std::string>();
+  record.reason = body["reason"].get<std::string>();
+  record.who = body["who"].get<std::string>();
+  for (auto [key, field] : {std::pair{"digest", &record.digest}, std::pair{"repository", &record.repository},
+                            std::pair{"upstream", &record.upstream}})
+    if (body.contains(key)) *field = body[key].get<std::string>();
+  record.created_at_ms = now;
+  record.expires_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(checked.expires->time_since_epoch()).count();
+  if (*record.expires_at_ms <= now) return {400, error_json("expires is in the past; the exception would never apply").dump()};
+  if (meta_.get_exception(record.id)) return {409, error_json("an exception with id " + record.id + " exists").dump()};
+  meta_.put_exception(record);
+  log_event("info", "exception added", {{"id", record.id}, {"who", record.who}, {"client", context.client}});
+  return {201, exception_json(record, now).dump()};
+}
+
+AdminApi::Reply AdminApi::explain(const Request& request) {
+  std::string_view target = request.target();
+  auto q = target.find('?');
+  auto query = parse_query(q == std::string_view::npos ? std::string_view{} : target.substr(q + 1));
+  if (!query) return {400, error_json("malformed query string").dump()};
+  std::vector<UpstreamName> names;
+  for (auto& u : config_.upstreams) names.push_back(UpstreamName{u.settings.name, u.aliases, u.docker_hub});
+  std::string text;
+  if (auto it = query->find("image"); it != query->end()) text = it->second;
+  else if (auto d = query->find("digest"); d != query->end()) text = d->second;
+  else return {400, error_json("give image=<upstream>/<repository>:<tag> or digest=<digest>").dump()};
+  auto value = [&](const char* key) { auto it = query->find(key); return it == query->end() ? std::string() : it->second; };
+  auto parsed = parse_explain_query(text, names, value("upstream"), value("repository"));
+  if (!parsed.query) return {400, error_json(parsed.error).dump()};
+  auto extra = to_policy_exceptions(meta_.list_exceptions());
+  auto answer = pullgate::proxy::explain(meta_, *policy_.get(), extra, *parsed.query, policy::Clock::now());
+  return {answer.contains("error") ? 404u : 200u, answer.dump()};
+}
+
+}  // namespace pullgate::proxy

@@ -1,0 +1,64 @@
+#pragma once
+// The admin API, on its own listener (loopback by default). Every request needs
+// `Authorization: Bearer <token>` with the token from the admin token file;
+// anything else gets 401. JSON in, JSON out.
+//
+//   GET    /healthz
+//   GET    /metrics                      Prometheus text format
+//   GET    /v1/verdicts[?decision=&source=&limit=]
+//   GET    /v1/verdicts/<digest>
+//   PUT    /v1/verdicts/<digest>         {"decision","reason","by","expires_in_s"}
+//   DELETE /v1/verdicts/<digest>
+//   GET    /v1/exceptions
+//   POST   /v1/exceptions                {"id","digest"|"repository","upstream","reason","who","expires"|"expires_in_s"}
+//   DELETE /v1/exceptions/<id>
+//   POST   /v1/policy/reload
+//   GET    /v1/explain?image=<upstream>/<repo>:<tag>   (or @<digest>)
+//   GET    /v1/explain?digest=<digest>[&upstream=<name>&repository=<repo>]
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "cache/meta_store.hpp"
+#include "proxy/config.hpp"
+#include "proxy/gate.hpp"
+#include "proxy/handler.hpp"
+
+namespace pullgate::proxy {
+
+// Reads the token (first line) from `path`; creates the file with a random token
+// (mode 0600) when it does not exist. Throws std::runtime_error (one line).
+std::string load_or_create_admin_token(const std::filesystem::path& path);
+
+class AdminApi final : public Handler {
+ public:
+  struct Hooks {
+    std::function<std::string()> metrics;        // renders /metrics
+    std::function<bool()> reload_policy;         // true when the new policy is in force
+  };
+  AdminApi(const Config& config, std::string token, cache::MetaStore& meta, PolicyHolder& policy, Gate& gate,
+           Hooks hooks);
+
+  asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
+                                  const RequestContext& context) override;
+
+ private:
+  struct Reply {
+    unsigned status = 200;
+    std::string body;
+    std::string content_type = "application/json";
+  };
+  Reply route(const Request& request, const RequestContext& context);
+  Reply verdicts(const Request& request, const std::string& rest, const RequestContext& context);
+  Reply exceptions(const Request& request, const std::string& rest, const RequestContext& context);
+  Reply explain(const Request& request);
+
+  const Config& config_;
+  std::string token_;
+  cache::MetaStore& meta_;
+  PolicyHolder& policy_;
+  Gate& gate_;
+  Hooks hooks_;
+};
+
+}  // namespace pullgate::proxy
