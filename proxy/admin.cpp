@@ -100,7 +100,7 @@ asio::awaitable<Outcome> AdminApi::handle(const Request& request, ClientStream& 
   http::response<http::string_body> res{static_cast<http::status>(reply.status), request.version()};
   res.set(http::field::content_type, reply.content_type);
   if (reply.status == 401) res.set(http::field::www_authenticate, "Bearer realm=\"pullgate-admin\"");
-  res.keep_alive(request.keep_alive() && !context.has_body);
+  res.keep_alive(request.keep_alive() && !context.has_body && !context.last);
   res.body() = std::move(reply.body);
   if (res.body().empty() || res.body().back() != '\n') res.body() += "\n";
   res.prepare_payload();

@@ -16,6 +16,7 @@ struct RequestContext {
   std::string client;  // "address:port"
   bool has_body = false;  // the request announced a body the session did not read
   std::string body;       // the body, on listeners that read bodies (admin)
+  bool last = false;      // the connection's last request (limit reached): answer with Connection: close
 };
 
 struct Outcome {

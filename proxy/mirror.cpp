@@ -71,7 +71,7 @@ struct Mirror::Exchange {
   template <class Body>
   void decorate(http::response<Body>& res) const {
     res.version(request.version());
-    res.keep_alive(request.keep_alive() && !context.has_body);
+    res.keep_alive(request.keep_alive() && !context.has_body && !context.last);
     res.set("Docker-Distribution-API-Version", "registry/2.0");
     res.set("X-Request-Id", request_id);
   }

@@ -26,6 +26,11 @@ ADMIN_ENDPOINTS = [
     ("GET", "/v1/verdicts/" + h.sha256_digest(b"auth-probe"), None),
     ("PUT", "/v1/verdicts/" + h.sha256_digest(b"auth-probe"), json.dumps({"decision": "deny"}).encode()),
     ("DELETE", "/v1/verdicts/" + h.sha256_digest(b"auth-probe"), None),
+    ("GET", "/v1/exceptions", None),
+    ("POST", "/v1/exceptions", json.dumps({"id": "auth-probe", "digest": h.sha256_digest(b"auth-probe"),
+                                           "reason": "r", "who": "w", "expires_in_s": 600}).encode()),
+    ("DELETE", "/v1/exceptions/auth-probe", None),
+    ("GET", "/v1/explain?digest=" + h.sha256_digest(b"auth-probe"), None),
     ("POST", "/v1/policy/reload", b""),
     ("GET", "/v1/no-such-endpoint", None),
 ]
@@ -212,9 +217,12 @@ class AdminApi(unittest.TestCase):
                     self.assertIsNotNone(challenge, "401 without WWW-Authenticate")
                     self.assertTrue(challenge.startswith("Bearer"), challenge)
                     self.assertIn("error", json.loads(data))
-        # The unauthorized PUTs stored nothing.
+        # The unauthorized PUTs and POSTs stored nothing.
         status, _, data = self.admin.request("GET", "/v1/verdicts/" + h.sha256_digest(b"auth-probe"))
         self.assertEqual(status, 404, data[:300])
+        status, doc = self.admin.json("GET", "/v1/exceptions")
+        self.assertEqual(status, 200, doc)
+        self.assertNotIn("auth-probe", json.dumps(doc))
         status, doc = self.admin.json("GET", "/healthz")
         self.assertEqual((status, doc.get("status")), (200, "ok"))
 

@@ -51,12 +51,14 @@ def wait_closed(sock, timeout):
         got += chunk
 
 
-def raw_get(sock, path):
-    """One GET on an open socket; returns the response (status, body)."""
+def raw_get(sock, path, with_connection=False):
+    """One GET on an open socket; returns the response (status, body), and its
+    Connection header too when asked."""
     sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
     resp = http.client.HTTPResponse(sock)
     resp.begin()
-    return resp.status, resp.read()
+    result = (resp.status, resp.read())
+    return result + (resp.getheader("Connection"),) if with_connection else result
 
 
 # ======================================================================================
@@ -283,8 +285,12 @@ class RequestLimits(unittest.TestCase):
     def test_max_requests_per_connection(self):
         sock = self.connect()
         for i in range(self.MAX_REQUESTS):
-            status, _ = raw_get(sock, "/healthz")
+            status, _, connection = raw_get(sock, "/healthz", with_connection=True)
             self.assertEqual(status, 200, "request %d" % (i + 1))
+            # The last allowed response says the connection ends, so a client does not
+            # send another request into a closing socket.
+            last = i + 1 == self.MAX_REQUESTS
+            self.assertEqual((connection or "").lower() == "close", last, "request %d: Connection: %r" % (i + 1, connection))
         # The limit is reached: the server closes, the next request gets no answer.
         try:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
