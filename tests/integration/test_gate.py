@@ -337,9 +337,22 @@ class Gate(unittest.TestCase):
 
     # ---------------------------------------------------------------- 10. concurrency
 
+    def evaluations(self):
+        """pullgate_gate_evaluations_total from the admin listener's /metrics."""
+        with open(os.path.join(self.pg.data_dir, "admin.token")) as f:
+            token = f.read().strip()
+        status, _, body = h.http_request(self.pg.host, self.pg.admin_port, "GET", "/metrics",
+                                         headers=[("Authorization", "Bearer " + token)])
+        self.assertEqual(status, 200, body)
+        for line in body.decode().splitlines():
+            if line.startswith("pullgate_gate_evaluations_total "):
+                return float(line.split()[1])
+        self.fail("no pullgate_gate_evaluations_total in /metrics")
+
     def test_10_concurrent_first_pulls_of_denied_digest(self):
         path = "/v2/it/burst/manifests/" + self.burst.digest
         n = 50
+        evaluations_before = self.evaluations()
         barrier = threading.Barrier(n)
         results = [None] * n
 
@@ -360,6 +373,8 @@ class Gate(unittest.TestCase):
         for status, _, body in results:
             messages.add(h.without_request_id(self.assert_denied(status, body, "concurrent GET", BURST_REASON)))
         self.assertEqual(len(messages), 1, "different denials: %r" % messages)
+        # One evaluation for the 50 first pulls: the others found its stored verdict.
+        self.assertEqual(self.evaluations() - evaluations_before, 1)
 
         r = self.pg.cli("verdict", "get", self.burst.digest)
         self.assertEqual(r.returncode, 0, r.stderr)
