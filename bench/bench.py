@@ -249,18 +249,33 @@ class Server:
 
 
 class Pullgate(Server):
+    """pullgate with its gate on (the default, a small policy whose allow rule matches
+    the bench repository) or off (`gate.enabled: false`): same binary, same config
+    otherwise. Each has its own admin listener on a free port, for /metrics."""
     name = "pullgate"
     ready_path = "/healthz"
 
-    def __init__(self, procs, work, upstream_url):
+    def __init__(self, procs, work, upstream_url, gate=True):
+        if not gate:
+            self.name = "pullgate-gate-off"
         super().__init__(procs, work)
         self.upstream_url = upstream_url
+        self.gate = gate
+        self.admin_port = free_port()
+        self.admin_token = "bench-" + os.urandom(16).hex()
+        self.data = os.path.join(self.dir, "data")
 
     def start(self, fresh):
-        data = os.path.join(self.dir, "data")
+        data = self.data
         if fresh:
             shutil.rmtree(data, ignore_errors=True)
         os.makedirs(data, exist_ok=True)
+        policy = os.path.join(self.dir, "policy.json")
+        with open(policy, "w") as f:
+            json.dump(bench_policy(), f, indent=2)
+        token_file = os.path.join(self.dir, "admin.token")
+        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(self.admin_token + "\n")
         config = os.path.join(self.dir, "pullgate.json")
         upstream = {"name": self.upstream_url.split("//", 1)[1], "url": self.upstream_url, "default": True}
         with open(config, "w") as f:
@@ -268,10 +283,38 @@ class Pullgate(Server):
                 "listen": f"{LOOPBACK}:{self.port}", "data_dir": data, "threads": 1,
                 "access_log": os.path.join(self.dir, "access.log") if ACCESS_LOG else "",
                 "upstreams": [upstream],
+                "gate": {"enabled": self.gate, "policy_file": policy},
+                # A free port, never the default 5001 another pullgate on the machine may hold.
+                "admin": {"listen": f"{LOOPBACK}:{self.admin_port}", "token_file": token_file},
             }, f, indent=2)
         argv = [PULLGATE_BIN, "serve", "--config", config, "--listen", f"{LOOPBACK}:{self.port}",
                 "--data", data, "--upstream", self.upstream_url, "--threads", "1"]
-        self.proc = self.procs.start("pullgate", argv, SERVER_CPU)
+        self.proc = self.procs.start(self.name, argv, SERVER_CPU)
+
+    def metric(self, name):
+        """A counter from the admin /metrics (sum over its label sets), None if absent."""
+        status, _, body = http_request(self.admin_port, "GET", "/metrics",
+                                       {"Authorization": f"Bearer {self.admin_token}"}, timeout=10)
+        if status != 200:
+            raise BenchError(f"{self.name}: admin /metrics gave HTTP {status}")
+        total = None
+        for line in body.decode("utf-8", "replace").splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total = (total or 0) + float(line.rsplit(None, 1)[1])
+        return total
+
+    def audit_bytes(self):
+        names = [n for n in os.listdir(self.data) if n.startswith("audit.log")] if os.path.isdir(self.data) else []
+        return sum(os.path.getsize(os.path.join(self.data, n)) for n in names)
+
+
+def bench_policy():
+    """A scope for the bench repository with an allow rule, so a first pull runs the
+    real evaluation (scope choice, rule match) and stores its verdict."""
+    top = seed.REPO.split("/", 1)[0]
+    return {"scopes": [{"name": "bench", "repository": f"{top}/**", "mode": "enforce", "unknown": "evaluate",
+                        "fallback": "deny",
+                        "rules": [{"action": "allow", "repository": f"{top}/**", "reason": "bench image"}]}]}
 
 
 class Distribution(Server):
@@ -435,39 +478,66 @@ def run_headload(port, path, method, accept):
     raise BenchError(f"headload gave no result (exit {out.returncode}): {out.stdout[-500:]} {out.stderr[-500:]}")
 
 
-def warm_rps(server, image):
+def warm_cases(image):
     repo = image["repo"]
-    cases = {
+    return {
         "manifest_tag": (f"/v2/{repo}/manifests/{image['tag']}", "GET", MANIFEST_ACCEPT),
         "manifest_digest": (f"/v2/{repo}/manifests/{image['manifest']['digest']}", "GET", MANIFEST_ACCEPT),
         "blob_head": (f"/v2/{repo}/blobs/{image['large']['digest']}", "HEAD", "*/*"),
     }
+
+
+def load_run(server, case, path, method, accept, label):
+    load = run_headload if method == "HEAD" else run_wrk
+    cpu0 = cpu_seconds(server.pids())
+    r = load(server.port, path, method, accept)
+    # Below ~90% the server core was not saturated: the client or the upstream limited it.
+    r["server_cpu_busy"] = (cpu_seconds(server.pids()) - cpu0) / (r["duration_us"] / 1e6)
+    log(f"  {server.name} {case} {label}: {r['rps']:.0f} req/s p50 {r['p50_us']}us "
+        f"p99 {r['p99_us']}us non-2xx {r['errors']['status']} server core busy {r['server_cpu_busy']:.0%}")
+    return r
+
+
+def summarize_runs(runs):
+    bad = sum(r["errors"]["status"] + r["errors"]["connect"] + r["errors"]["read"] + r["errors"]["timeout"]
+              for r in runs)
+    total = sum(r["requests"] for r in runs)
+    return {
+        "rps": statistics.median(r["rps"] for r in runs),
+        "p50_ms": statistics.median(r["p50_us"] for r in runs) / 1000,
+        "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
+        "errors": bad, "requests": total,
+        "server_cpu_busy": statistics.median(r["server_cpu_busy"] for r in runs),
+        # A server that answers fast with errors has not served the request.
+        "valid": total > 0 and bad <= total * 0.001,
+        "runs": runs,
+    }
+
+
+def warm_rps(server, image):
     results = {}
-    for case, (path, method, accept) in cases.items():
-        runs = []
-        for i in range(RUNS):
-            load = run_headload if method == "HEAD" else run_wrk
-            cpu0 = cpu_seconds(server.pids())
-            r = load(server.port, path, method, accept)
-            # Below ~90% the server core was not saturated: the client or the upstream limited it.
-            r["server_cpu_busy"] = (cpu_seconds(server.pids()) - cpu0) / (r["duration_us"] / 1e6)
-            log(f"  {server.name} {case} run {i + 1}/{RUNS}: {r['rps']:.0f} req/s p50 {r['p50_us']}us "
-                f"p99 {r['p99_us']}us non-2xx {r['errors']['status']} server core busy {r['server_cpu_busy']:.0%}")
-            runs.append(r)
-        bad = sum(r["errors"]["status"] + r["errors"]["connect"] + r["errors"]["read"] + r["errors"]["timeout"]
-                  for r in runs)
-        total = sum(r["requests"] for r in runs)
-        results[case] = {
-            "rps": statistics.median(r["rps"] for r in runs),
-            "p50_ms": statistics.median(r["p50_us"] for r in runs) / 1000,
-            "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
-            "errors": bad, "requests": total,
-            "server_cpu_busy": statistics.median(r["server_cpu_busy"] for r in runs),
-            # A server that answers fast with errors has not served the request.
-            "valid": total > 0 and bad <= total * 0.001,
-            "runs": runs,
-        }
+    for case, (path, method, accept) in warm_cases(image).items():
+        runs = [load_run(server, case, path, method, accept, f"run {i + 1}/{RUNS}") for i in range(RUNS)]
+        results[case] = summarize_runs(runs)
     return results
+
+
+def warm_rps_ab(on, off, image):
+    """The gate's cost: the same load on pullgate with the gate on and with it off,
+    both warm, runs alternating (on/off, then off/on) so that drift on the machine
+    falls on both alike. Returns (gate-on results, gate-off results)."""
+    results_on, results_off = {}, {}
+    for case, (path, method, accept) in warm_cases(image).items():
+        runs_on, runs_off = [], []
+        for i in range(RUNS):
+            order = [(on, runs_on), (off, runs_off)]
+            if i % 2:
+                order.reverse()
+            for server, runs in order:
+                runs.append(load_run(server, case, path, method, accept, f"run {i + 1}/{RUNS}"))
+        results_on[case] = summarize_runs(runs_on)
+        results_off[case] = summarize_runs(runs_off)
+    return results_on, results_off
 
 
 def curl_get(port, path, timeout):
@@ -594,7 +664,8 @@ def check_serving(server, image):
                              f"Content-Length {headers.get('content-length')}")
 
 
-def bench_server(server, image, relay):
+def bench_server(server, image, relay, twin=None):
+    """twin: the same server with its gate off, measured against this one (issue 3)."""
     result = {"errors": []}
     large = image["large"]
     if server.is_mirror:
@@ -617,10 +688,24 @@ def bench_server(server, image, relay):
     try:
         server.restart(fresh=True)
         check_serving(server, image)  # also warms the cache (and the page cache)
+        gate_ab = start_twin(twin, image, result) if twin else None
         time.sleep(1)
         before = relay.stats() if relay else None
-        log(f"{server.name}: warm requests/s")
-        result["warm"] = warm_rps(server, image)
+        if gate_ab is not None:
+            log(f"{server.name}: warm requests/s, gate on and off ({twin.name}) alternating")
+            gate_ab.update(gate_counters(server, twin, "before"))
+            result["warm"], gate_ab["gate_off"] = warm_rps_ab(server, twin, image)
+            gate_ab.update(gate_counters(server, twin, "after"))
+            gate_ab["gate_off_peak_rss_mib"] = vm_hwm_kib(twin.rss_pid()) / 1024
+            twin.stop()
+            result["gate_ab"] = gate_ab
+            log(f"  gate on: {gate_ab['evaluations_after'] - gate_ab['evaluations_before']:.0f} evaluations, "
+                f"{gate_ab['decisions_after'] - gate_ab['decisions_before']:.0f} decisions during the load "
+                f"(0 evaluations: every request hit the stored verdict); audit log files grew "
+                f"{(gate_ab['audit_bytes_after'] - gate_ab['audit_bytes_before']) / MIB:.0f} MiB (after rotation)")
+        else:
+            log(f"{server.name}: warm requests/s")
+            result["warm"] = warm_rps(server, image)
         log(f"{server.name}: warm blob throughput")
         result["throughput"] = warm_throughput(server, image)
         log(f"  {result['throughput']['gb_per_s']:.2f} GB/s, {result['throughput']['cpu_s_per_gb']:.3f} CPU s/GB")
@@ -638,7 +723,34 @@ def bench_server(server, image, relay):
         log(f"{server.name}: warm tests failed: {e}")
     finally:
         server.stop()
+        if twin is not None:
+            twin.stop()
     return result
+
+
+def start_twin(twin, image, result):
+    """The gate-off twin, warm and checked; None (and an error noted) if it is not usable."""
+    try:
+        twin.restart(fresh=True)
+        check_serving(twin, image)
+        return {}
+    except (BenchError, OSError, subprocess.TimeoutExpired) as e:
+        result["errors"].append(f"gate off ({twin.name}): {e}")
+        log(f"{twin.name}: failed: {e}")
+        twin.stop()
+        return None
+
+
+def gate_counters(on, off, when):
+    """Gate counters from the admin /metrics. The warm pulls (check_serving) stored the
+    digest's verdict; evaluations not moving during the load shows every measured
+    request was decided from that stored verdict."""
+    return {
+        f"evaluations_{when}": on.metric("pullgate_gate_evaluations_total") or 0,
+        f"decisions_{when}": on.metric("pullgate_gate_decisions_total") or 0,
+        f"gate_off_decisions_{when}": off.metric("pullgate_gate_decisions_total") or 0,
+        f"audit_bytes_{when}": on.audit_bytes(),
+    }
 
 
 def short(s):
@@ -728,13 +840,15 @@ def main():
 
         results = {}
         for name in SERVERS:
+            twin = None
             if name == "pullgate":
                 server = Pullgate(procs, work, relay_url)
+                twin = Pullgate(procs, work, relay_url, gate=False)
             elif name == "distribution":
                 server = Distribution(procs, work, relay_url)
             else:
                 server = Nginx(procs, work, image, docroot)
-            results[name] = bench_server(server, image, relay)
+            results[name] = bench_server(server, image, relay, twin)
         meta["seconds"] = round(time.monotonic() - started, 1)
         meta["loadavg_end"] = os.getloadavg()[0]
         doc = {"meta": meta, "image": {"manifest": image["manifest"]["digest"], "large": image["large"]["digest"],

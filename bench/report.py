@@ -14,6 +14,10 @@ CPU_FACTOR = 1.5
 SPREAD_MS = 100
 RSS_MIB = 64
 HEAD_BYTES_LIMIT = MIB  # a HEAD's answer is headers; anything near a blob's size is a download
+GATE_COST_PCT = 5.0  # issue 3: the gate costs under 5% of throughput ...
+GATE_P99_US = 50.0  # ... and under 50 us at p99
+GATE_CASES = (("manifest_tag", "manifest by tag"), ("manifest_digest", "manifest by digest"),
+              ("blob_head", "blob HEAD"))
 
 
 def dig(d, *keys):
@@ -100,6 +104,31 @@ ROWS = [
 ]
 
 
+def gate_ab(r):
+    """pullgate's gate-on vs gate-off comparison, or None when it was not measured."""
+    return dig(r, "gate_ab")
+
+
+def gate_verdict_hit(ab):
+    """True when no policy evaluation ran during the load: every request hit the stored verdict."""
+    if not ab or "evaluations_after" not in ab:
+        return None
+    return ab["evaluations_after"] == ab["evaluations_before"] and ab["evaluations_before"] >= 1
+
+
+def gate_figures(r, case):
+    """(on rps, off rps, cost %, on p99 us, off p99 us, p99 diff us); None where not valid."""
+    ab = gate_ab(r)
+    if not ab:
+        return (None,) * 6
+    on, off = dig(r, "warm", case), dig(ab, "gate_off", case)
+    if not on or not off or not on.get("valid") or not off.get("valid") or not gate_verdict_hit(ab):
+        return (None,) * 6
+    cost = (off["rps"] - on["rps"]) / off["rps"] * 100 if off["rps"] else None
+    on_p99, off_p99 = on["p99_ms"] * 1000, off["p99_ms"] * 1000
+    return on["rps"], off["rps"], cost, on_p99, off_p99, on_p99 - off_p99
+
+
 def evaluate(doc):
     res = doc["results"]
     pg = res.get("pullgate")
@@ -143,7 +172,62 @@ def evaluate(doc):
         head_bytes is not None and head_bytes < HEAD_BYTES_LIMIT and dig(h, "upstream", "blob_gets") == 0)
     v = peak_rss(pg)
     add("peak_rss", f"< {RSS_MIB} MiB ({blob_mib} MiB blob)", v, v is not None and v < RSS_MIB)
+    for case, _ in GATE_CASES:
+        _, _, cost, _, _, diff = gate_figures(pg, case)
+        add(f"gate_cost_{case}", f"< {GATE_COST_PCT:g}% of req/s", cost, cost is not None and cost < GATE_COST_PCT)
+        add(f"gate_p99_{case}", f"< {GATE_P99_US:g} us at p99", diff, diff is not None and diff < GATE_P99_US)
     return targets
+
+
+def gate_table(doc, targets):
+    """The gate's cost (issue 3): pullgate with the gate on (stored verdict hit) vs off."""
+    pg = doc["results"].get("pullgate")
+    if pg is None:
+        return []
+    cols = ["gate on vs off", "on req/s", "off req/s", "cost", "target", "verdict",
+            "on p99 us", "off p99 us", "p99 diff us", "target", "verdict"]
+    rows = []
+    for case, label in GATE_CASES:
+        on, off, cost, on_p99, off_p99, diff = gate_figures(pg, case)
+        tc, tp = targets.get(f"gate_cost_{case}", {}), targets.get(f"gate_p99_{case}", {})
+        rows.append([label, fmt(on, "{:,.0f}"), fmt(off, "{:,.0f}"), fmt(cost, "{:+.1f}%"),
+                     tc.get("text", ""), tc.get("verdict", ""), fmt(on_p99, "{:,.0f}"), fmt(off_p99, "{:,.0f}"),
+                     fmt(diff, "{:+,.0f}"), tp.get("text", ""), tp.get("verdict", "")])
+    widths = [max(len(r[i]) for r in [cols] + rows) for i in range(len(cols))]
+    text_cols = (0, 4, 5, 9, 10)
+    lines = ["", "[gate: pullgate with the gate on (stored verdict hit) vs off, same run, runs alternating; "
+                 "cost = (off - on) / off req/s, diff = on - off p99]",
+             "  ".join(c.ljust(w) for c, w in zip(cols, widths)),
+             "  ".join("-" * w for w in widths)]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) if i in text_cols else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    ab = gate_ab(pg)
+    if ab and "evaluations_after" in ab:
+        evals = ab["evaluations_after"] - ab["evaluations_before"]
+        decisions = ab["decisions_after"] - ab["decisions_before"]
+        lines.append(f"  gate on during the load: {decisions:,.0f} gate decisions, {evals:,.0f} policy evaluations "
+                     f"({ab['evaluations_before']:.0f} before it, from the warm-up pulls); gate off: "
+                     f"{ab['gate_off_decisions_after'] - ab['gate_off_decisions_before']:,.0f} decisions; "
+                     f"audit log files on disk grew {(ab['audit_bytes_after'] - ab['audit_bytes_before']) / MIB:,.0f} MiB "
+                     "(after rotation dropped the oldest; one line per decision)")
+        if not gate_verdict_hit(ab):
+            lines.append("! gate: policy evaluations ran during the load (or no verdict was stored first): "
+                         "the requests did not all hit a stored verdict; gate figures not counted")
+        for case, label in GATE_CASES:
+            on, off = dig(pg, "warm", case, "runs"), dig(ab, "gate_off", case, "runs")
+            if on and off:
+                costs = [(b["rps"] - a["rps"]) / b["rps"] * 100 for a, b in zip(on, off) if b["rps"]]
+                diffs = [a["p99_us"] - b["p99_us"] for a, b in zip(on, off)]
+                lines.append(f"  {label} per run pair: cost " + ", ".join(f"{c:+.1f}%" for c in costs) +
+                             "; p99 diff " + ", ".join(f"{d:+,d} us" for d in diffs))
+            w = dig(ab, "gate_off", case)
+            if w and not w.get("valid", True):
+                lines.append(f"! pullgate gate off: {case}: {w['errors']} of {w['requests']} requests failed: "
+                             "figure not counted")
+    elif "pullgate" in doc["results"]:
+        lines.append("! gate: no gate-on vs gate-off figures (see the errors above)")
+    return lines
 
 
 def fmt(value, pattern):
@@ -215,7 +299,10 @@ def table(doc):
             if not w.get("valid", True):
                 lines.append(f"! {name}: {case}: {w['errors']} of {w['requests']} requests failed "
                              f"(non-2xx/3xx, connect, read or timeout): figure not counted")
+    lines += gate_table(doc, targets)
     load = meta.get("loadavg_start")
+    if load is not None:
+        lines.append(f"machine load average (1 min) at start {load:.2f}, at end {meta.get('loadavg_end', 0):.2f}")
     if load is not None and load > 1.0:
         lines.append(f"! the machine was busy (load average {load:.2f} at start, {meta.get('loadavg_end', 0):.2f} at end): "
                      "other processes shared the cores, so the figures are low and noisy")

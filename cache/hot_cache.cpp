@@ -55,6 +55,22 @@ void HotCache::remember_tag(std::string_view upstream, std::string_view reposito
   bytes_ += cost;
 }
 
+bool HotCache::should_touch(const Digest& digest, std::int64_t now_ms) {
+  constexpr std::int64_t interval_ms = 60'000;
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = touched_.try_emplace(digest.str(), now_ms);
+  if (inserted) {
+    if (touched_.size() > 100'000) {  // bounded: forgetting only costs one LMDB touch
+      touched_.clear();
+      touched_.emplace(digest.str(), now_ms);
+    }
+    return true;
+  }
+  if (now_ms - it->second < interval_ms) return false;
+  it->second = now_ms;
+  return true;
+}
+
 std::size_t HotCache::bytes() const {
   std::lock_guard lock(mutex_);
   return bytes_;

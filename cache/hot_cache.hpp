@@ -26,6 +26,10 @@ class HotCache {
   void remember_tag(std::string_view upstream, std::string_view repository, std::string_view tag,
                     const TagRecord& record);
 
+  // Whether a blob hit should update the blob's last access in LMDB: at most once a
+  // minute per blob, so warm reads never touch the store. Records `now_ms` when true.
+  bool should_touch(const Digest& digest, std::int64_t now_ms);
+
   std::size_t bytes() const;
 
  private:
@@ -37,6 +41,7 @@ class HotCache {
   std::size_t bytes_ = 0;
   std::unordered_map<std::string, std::shared_ptr<const ManifestRecord>> manifests_;
   std::unordered_map<std::string, TagRecord> tags_;
+  std::unordered_map<std::string, std::int64_t> touched_;  // digest → last touch (ms)
 };
 
 }  // namespace pullgate::cache

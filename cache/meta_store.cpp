@@ -6,8 +6,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <system_error>
@@ -299,6 +301,69 @@ std::optional<ExceptionRecord> decode_exception(std::string_view key, std::strin
   return r;
 }
 
+std::string encode(const ReportRecord& r) {
+  json j = header();
+  // Opaque to the store: kept as base64 so any bytes the caller chose round-trip.
+  j["summary_base64"] = base64_encode(r.summary_json);
+  j["scanner"] = r.scanner;
+  j["scanned_at_ms"] = r.scanned_at_ms;
+  j["imported_at_ms"] = r.imported_at_ms;
+  return dump(j, "report");
+}
+
+std::optional<ReportRecord> decode_report(std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  auto summary_base64 = field<std::string>(*j, "summary_base64");
+  auto scanner = field<std::string>(*j, "scanner");
+  auto scanned = field<std::int64_t>(*j, "scanned_at_ms");
+  auto imported = field<std::int64_t>(*j, "imported_at_ms");
+  if (!summary_base64 || !scanner || !scanned || !imported) return std::nullopt;
+  auto summary = base64_decode(*summary_base64);
+  if (!summary) return std::nullopt;
+  return ReportRecord{std::move(*summary), std::move(*scanner), *scanned, *imported};
+}
+
+std::string encode(const PendingRecord& r) {
+  json j = header();
+  j["references"] = r.references;
+  j["first_seen_ms"] = r.first_seen_ms;
+  j["last_seen_ms"] = r.last_seen_ms;
+  j["requests"] = r.requests;
+  return dump(j, "pending entry");
+}
+
+std::optional<PendingRecord> decode_pending(std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  auto first = field<std::int64_t>(*j, "first_seen_ms");
+  auto last = field<std::int64_t>(*j, "last_seen_ms");
+  auto requests = field<std::uint64_t>(*j, "requests");
+  if (!first || !last || !requests || *requests > std::numeric_limits<std::uint32_t>::max()) return std::nullopt;
+  auto references_it = j->find("references");
+  if (references_it == j->end() || !references_it->is_array()) return std::nullopt;
+  if (references_it->size() > MetaStore::max_pending_references) return std::nullopt;
+  PendingRecord r;
+  for (const auto& reference : *references_it) {
+    if (!reference.is_string()) return std::nullopt;
+    r.references.push_back(reference.get<std::string>());
+  }
+  r.first_seen_ms = *first;
+  r.last_seen_ms = *last;
+  r.requests = static_cast<std::uint32_t>(*requests);
+  return r;
+}
+
+// Newest last, no duplicates, the oldest dropped past the cap.
+void note_reference(PendingRecord& r, std::string_view reference) {
+  auto& refs = r.references;
+  refs.erase(std::remove(refs.begin(), refs.end(), reference), refs.end());
+  refs.emplace_back(reference);
+  if (refs.size() > MetaStore::max_pending_references) {
+    refs.erase(refs.begin(), refs.end() - std::ptrdiff_t(MetaStore::max_pending_references));
+  }
+}
+
 // ---- keys ----
 
 // NUL separates the parts, so no part may contain one: otherwise
@@ -340,6 +405,27 @@ std::string reference_key(const Digest& referenced, const Digest& manifest) {
   return reference_prefix(referenced) + manifest.str();
 }
 
+// The pending queue's order index: "<first_seen as 16 hex digits>\n<digest>" with
+// an empty value. The time is offset by 2^63 so that the byte order of the hex
+// is the numeric order, negative times included; the digest breaks ties.
+constexpr std::size_t pending_time_width = 16;
+
+std::string pending_order_key(std::int64_t first_seen_ms, const Digest& digest) {
+  static constexpr std::string_view hex = "0123456789abcdef";
+  std::uint64_t biased = static_cast<std::uint64_t>(first_seen_ms) ^ (std::uint64_t{1} << 63);
+  std::string key(pending_time_width, '0');
+  for (std::size_t i = pending_time_width; i-- > 0; biased >>= 4) key[i] = hex[biased & 15];
+  key.push_back('\n');
+  key += digest.str();
+  return key;
+}
+
+// The digest part of an order key; nullopt for a key that is not one.
+std::optional<Digest> pending_order_digest(std::string_view key) {
+  if (key.size() <= pending_time_width + 1 || key[pending_time_width] != '\n') return std::nullopt;
+  return Digest::parse(key.substr(pending_time_width + 1));
+}
+
 // ---- the store ----
 
 class LmdbMetaStore final : public MetaStore {
@@ -358,6 +444,9 @@ class LmdbMetaStore final : public MetaStore {
     verdicts_ = txn.open_dbi("verdicts", MDB_CREATE);
     refs_ = txn.open_dbi("refs", MDB_CREATE);
     exceptions_ = txn.open_dbi("exceptions", MDB_CREATE);
+    reports_ = txn.open_dbi("reports", MDB_CREATE);
+    pending_ = txn.open_dbi("pending", MDB_CREATE);
+    pending_order_ = txn.open_dbi("pending_order", MDB_CREATE);
     check_schema(txn);
     txn.commit();
   }
@@ -525,6 +614,83 @@ class LmdbMetaStore final : public MetaStore {
     return out;
   }
 
+  std::optional<ReportRecord> get_report(const Digest& digest) override {
+    auto txn = lmdb::Txn::read(env_.get());
+    auto value = txn.get(reports_, digest.str());
+    if (!value) return std::nullopt;
+    return decode_report(*value);
+  }
+
+  void put_report(const Digest& digest, const ReportRecord& record) override {
+    const std::string value = encode(record);  // refuses bad text before the write lock
+    auto txn = lmdb::Txn::write(env_.get());
+    txn.put(reports_, digest.str(), value, "put report " + digest.str());
+    erase_pending(txn, digest);
+    txn.commit();
+  }
+
+  bool remove_report(const Digest& digest) override {
+    auto txn = lmdb::Txn::write(env_.get());
+    bool existed = txn.del(reports_, digest.str(), "remove report " + digest.str());
+    if (existed) txn.commit();
+    return existed;
+  }
+
+  void add_pending(const Digest& digest, std::string_view reference, std::int64_t now_ms) override {
+    if (reference.empty() || reference.size() > max_pending_reference_bytes) {
+      throw std::invalid_argument("cannot queue " + digest.str() + " for a scan: the reference must be 1 to " +
+                                  std::to_string(max_pending_reference_bytes) + " bytes");
+    }
+    const std::string what = "add pending " + digest.str();
+    auto txn = lmdb::Txn::write(env_.get());
+    std::optional<PendingRecord> record;
+    if (auto value = txn.get(pending_, digest.str())) record = decode_pending(*value);
+    if (!record) {
+      // New, or a record that does not decode: start over, dropping any stale order entry.
+      erase_pending(txn, digest);
+      record = PendingRecord{{}, now_ms, now_ms, 0};
+    }
+    note_reference(*record, reference);
+    record->last_seen_ms = std::max(record->last_seen_ms, now_ms);  // never move time back
+    if (record->requests < std::numeric_limits<std::uint32_t>::max()) ++record->requests;
+    txn.put(pending_, digest.str(), encode(*record), what);  // a bad reference throws: the txn aborts
+    // Rewritten each time (same key): a record never loses its place in the order.
+    txn.put(pending_order_, pending_order_key(record->first_seen_ms, digest), "", what);
+    txn.commit();
+  }
+
+  std::optional<PendingRecord> get_pending(const Digest& digest) override {
+    auto txn = lmdb::Txn::read(env_.get());
+    auto value = txn.get(pending_, digest.str());
+    if (!value) return std::nullopt;
+    return decode_pending(*value);
+  }
+
+  bool remove_pending(const Digest& digest) override {
+    auto txn = lmdb::Txn::write(env_.get());
+    bool existed = erase_pending(txn, digest);
+    if (existed) txn.commit();
+    return existed;
+  }
+
+  std::vector<std::pair<Digest, PendingRecord>> list_pending(std::size_t limit) override {
+    std::vector<std::pair<Digest, PendingRecord>> out;
+    if (limit == 0) return out;
+    auto txn = lmdb::Txn::read(env_.get());
+    lmdb::Cursor cursor(txn, pending_order_);
+    for (auto entry = cursor.first(); entry && out.size() < limit; entry = cursor.next()) {
+      auto digest = pending_order_digest(entry->first);
+      if (!digest) continue;
+      auto value = txn.get(pending_, digest->str());
+      if (!value) continue;
+      auto record = decode_pending(*value);
+      // An order entry that disagrees with its record is stale; the record's own entry counts.
+      if (!record || pending_order_key(record->first_seen_ms, *digest) != entry->first) continue;
+      out.emplace_back(std::move(*digest), std::move(*record));
+    }
+    return out;
+  }
+
   std::uint64_t generation() override {
     MDB_envinfo info{};
     lmdb::check(mdb_env_info(env_.get(), &info), "read environment info");
@@ -534,11 +700,36 @@ class LmdbMetaStore final : public MetaStore {
   std::uint64_t manifest_count() override { return lmdb::Txn::read(env_.get()).entries(manifests_); }
   std::uint64_t blob_count() override { return lmdb::Txn::read(env_.get()).entries(blobs_); }
   std::uint64_t verdict_count() override { return lmdb::Txn::read(env_.get()).entries(verdicts_); }
+  std::uint64_t report_count() override { return lmdb::Txn::read(env_.get()).entries(reports_); }
+  std::uint64_t pending_count() override { return lmdb::Txn::read(env_.get()).entries(pending_); }
 
  private:
   static bool needs_touch(const BlobRecord& record, std::int64_t now_ms) {
     // A clock that went backwards also counts as "recent": never move time back.
     return now_ms - record.last_access_ms >= touch_interval_ms;
+  }
+
+  // Takes a digest off the pending queue with its order entry, inside the caller's
+  // write transaction. When the record does not decode its order key is unknown,
+  // so the order index is scanned for entries naming the digest (rare: corruption).
+  bool erase_pending(lmdb::Txn& txn, const Digest& digest) {
+    const std::string key = digest.str();
+    const std::string what = "remove pending " + key;
+    auto value = txn.get(pending_, key);
+    if (!value) return false;
+    if (auto record = decode_pending(*value)) {
+      txn.del(pending_order_, pending_order_key(record->first_seen_ms, digest), what);
+    } else {
+      std::vector<std::string> stale;
+      {
+        lmdb::Cursor cursor(txn, pending_order_);
+        for (auto entry = cursor.first(); entry; entry = cursor.next()) {
+          if (pending_order_digest(entry->first) == digest) stale.emplace_back(entry->first);
+        }
+      }
+      for (const auto& order_key : stale) txn.del(pending_order_, order_key, what);
+    }
+    return txn.del(pending_, key, what);
   }
 
   bool exception_key_ok(std::string_view id) const {
@@ -581,6 +772,9 @@ class LmdbMetaStore final : public MetaStore {
   MDB_dbi verdicts_ = 0;
   MDB_dbi refs_ = 0;
   MDB_dbi exceptions_ = 0;
+  MDB_dbi reports_ = 0;
+  MDB_dbi pending_ = 0;
+  MDB_dbi pending_order_ = 0;
 };
 
 std::size_t round_up_to_page(std::size_t bytes) {

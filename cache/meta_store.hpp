@@ -67,6 +67,26 @@ struct ExceptionRecord {
   std::optional<std::int64_t> expires_at_ms;  // none: never
 };
 
+// A scan report imported for a manifest digest. The summary is opaque here: the
+// policy layer encodes and decodes it (encode_summary); stored byte for byte.
+struct ReportRecord {
+  std::string summary_json;
+  std::string scanner;              // e.g. "trivy", "grype"
+  std::int64_t scanned_at_ms = 0;   // when the scanner ran
+  std::int64_t imported_at_ms = 0;  // when the mirror stored it
+};
+
+// A digest waiting for a scan, with the references it was pulled by, so a scanner
+// worker has something pullable.
+struct PendingRecord {
+  // "<upstream>/<repo>:<tag>" or "<upstream>/<repo>@<digest>" forms; at most
+  // MetaStore::max_pending_references kept, newest last, no duplicates.
+  std::vector<std::string> references;
+  std::int64_t first_seen_ms = 0;
+  std::int64_t last_seen_ms = 0;
+  std::uint32_t requests = 0;  // saturates
+};
+
 struct VerdictFilter {
   std::optional<std::string> decision;  // only this decision
   std::optional<std::string> source;    // only this source
@@ -76,6 +96,8 @@ struct VerdictFilter {
 class MetaStore {
  public:
   static constexpr std::uint32_t schema_version = 1;
+  static constexpr std::size_t max_pending_references = 16;
+  static constexpr std::size_t max_pending_reference_bytes = 2048;
 
   // Creates dir if needed, opens (or creates) the environment. Throws
   // std::runtime_error with a one-line message: unwritable dir, a newer schema
@@ -125,6 +147,25 @@ class MetaStore {
   // In id order; records that do not decode are skipped.
   virtual std::vector<ExceptionRecord> list_exceptions() = 0;
 
+  // Scan reports by manifest digest. put_report replaces any report and, in the
+  // same transaction, takes the digest off the pending queue (the wait is over).
+  // Refuses (std::invalid_argument) a scanner name that is not valid UTF-8.
+  virtual std::optional<ReportRecord> get_report(const Digest& digest) = 0;
+  virtual void put_report(const Digest& digest, const ReportRecord& record) = 0;
+  virtual bool remove_report(const Digest& digest) = 0;
+
+  // The pending-scan queue. add_pending creates the entry or updates it (the
+  // reference moves to the newest place, the oldest falls off past the cap,
+  // last_seen never moves back, requests counts up) in one write transaction.
+  // Refuses (std::invalid_argument) an empty reference, one longer than
+  // max_pending_reference_bytes, or one that is not valid UTF-8.
+  virtual void add_pending(const Digest& digest, std::string_view reference, std::int64_t now_ms) = 0;
+  virtual std::optional<PendingRecord> get_pending(const Digest& digest) = 0;
+  virtual bool remove_pending(const Digest& digest) = 0;
+  // Oldest first_seen_ms first (ties in digest order), at most `limit` entries;
+  // entries that do not decode are skipped.
+  virtual std::vector<std::pair<Digest, PendingRecord>> list_pending(std::size_t limit) = 0;
+
   // The id of the environment's last committed write transaction, by any process.
   // Changes whenever anything is written, so a reader can cache what it derived
   // from the store (e.g. the exceptions) until the generation moves.
@@ -134,6 +175,8 @@ class MetaStore {
   virtual std::uint64_t manifest_count() = 0;
   virtual std::uint64_t blob_count() = 0;
   virtual std::uint64_t verdict_count() = 0;
+  virtual std::uint64_t report_count() = 0;
+  virtual std::uint64_t pending_count() = 0;
 };
 
 }  // namespace pullgate::cache

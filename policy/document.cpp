@@ -2,14 +2,19 @@
 // that each name the JSON path they are about.
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <tuple>
 #include <unordered_set>
 
 #include "policy/patterns.hpp"
 #include "policy/policy.hpp"
+#include "policy/report.hpp"
 #include "policy/rfc3339.hpp"
 
 namespace pullgate::policy {
@@ -139,6 +144,83 @@ class DuplicateKeyFinder {
 
 std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
+// The policy's own spelling of severities: the scanners' uppercase names, exactly.
+// (Read here rather than through parse_severity, which is lenient about case.)
+constexpr std::array<std::pair<std::string_view, Severity>, 6> severity_names{{
+    {"CRITICAL", Severity::critical},
+    {"HIGH", Severity::high},
+    {"MEDIUM", Severity::medium},
+    {"LOW", Severity::low},
+    {"NEGLIGIBLE", Severity::negligible},
+    {"UNKNOWN", Severity::unknown},
+}};
+constexpr std::string_view severity_choices = "CRITICAL, HIGH, MEDIUM, LOW, NEGLIGIBLE or UNKNOWN";
+
+std::optional<Severity> severity_named(std::string_view text) {
+  for (const auto& [name, severity] : severity_names) {
+    if (text == name) return severity;
+  }
+  return std::nullopt;
+}
+
+std::string_view name_of(Severity severity) {
+  for (const auto& [name, candidate] : severity_names) {
+    if (candidate == severity) return name;
+  }
+  return "UNKNOWN";
+}
+
+// Longest report age and hold the document may ask for: ten years, ten minutes (a
+// client waiting longer than that has long since given up).
+constexpr std::int64_t max_age_seconds = std::int64_t{3650} * 24 * 3600;
+constexpr std::int64_t max_hold_seconds = 600;
+
+// "90s", "30m", "12h", "7d": a positive whole number and one unit.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+  if (text.size() < 2 || text.size() > 12) return std::nullopt;
+  std::int64_t unit = 0;
+  switch (text.back()) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    default: return std::nullopt;
+  }
+  std::int64_t count = 0;
+  for (const char c : text.substr(0, text.size() - 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    count = count * 10 + (c - '0');  // at most 11 digits: no overflow
+  }
+  if (count == 0 || count > max_age_seconds / unit) return std::nullopt;
+  return std::chrono::seconds(count * unit);
+}
+
+// CVE-2024-1234, GHSA-xxxx-xxxx-xxxx, GO-2022-0001, RUSTSEC-2021-0001, DLA-1234-1, ...:
+// a letter first, then letters, digits and . _ : -; a CVE id in its strict form.
+bool is_valid_vulnerability_id(std::string_view id) {
+  if (id.empty() || id.size() > 128 || !std::isalpha(static_cast<unsigned char>(id.front()))) return false;
+  for (const char c : id) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (!std::isalnum(byte) && c != '.' && c != '_' && c != ':' && c != '-') return false;
+  }
+  std::string upper(id);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (!upper.starts_with("CVE-")) return true;
+  // CVE-YYYY-NNNN with four or more digits in the sequence number.
+  const std::string_view rest = std::string_view(upper).substr(4);
+  if (rest.size() < 9 || rest[4] != '-') return false;
+  for (std::size_t i = 0; i < rest.size(); ++i) {
+    if (i != 4 && (rest[i] < '0' || rest[i] > '9')) return false;
+  }
+  return true;
+}
+
+std::string upper_case(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
 // Reads the parsed JSON into a Policy, collecting every problem rather than stopping
 // at the first, so one `policy check` run shows them all.
 class DocumentReader {
@@ -147,7 +229,7 @@ class DocumentReader {
       : errors_(errors), warnings_(warnings) {}
 
   void read(const json& root, Policy& policy) {
-    if (!check_object(root, "document", {"default", "scopes", "exceptions"})) return;
+    if (!check_object(root, "document", {"default", "scopes", "exceptions", "cve_exceptions"})) return;
 
     if (const json* scopes = array_field(root, "scopes", "scopes")) {
       std::map<std::string, std::string> first_path;
@@ -168,7 +250,7 @@ class DocumentReader {
     catch_all.name = "default";
     if (root.contains("default")) {
       const json& value = root.at("default");
-      if (check_object(value, "default", {"mode", "unknown", "fallback", "rules"})) {
+      if (check_object(value, "default", {"mode", "unknown", "fallback", "rules", "vulnerabilities"})) {
         read_settings(value, "default", catch_all);
       }
     }
@@ -186,6 +268,25 @@ class DocumentReader {
           if (!inserted) fail(path + ".id", "duplicate exception id " + in_quotes(exception->id) + " (first at " + it->second + ")");
         }
         policy.exceptions.push_back(std::move(*exception));
+      }
+    }
+
+    if (const json* exceptions = array_field(root, "cve_exceptions", "cve_exceptions")) {
+      // (upper-case id, package, scope) -> where it was first seen
+      std::map<std::tuple<std::string, std::string, std::string>, std::string> first_path;
+      for (std::size_t i = 0; i < exceptions->size(); ++i) {
+        const std::string path = "cve_exceptions[" + std::to_string(i) + "]";
+        auto exception = read_cve_exception((*exceptions)[i], path, policy.scopes);
+        if (!exception) continue;
+        const auto [it, inserted] =
+            first_path.emplace(std::tuple{upper_case(exception->id), exception->package, exception->scope}, path);
+        if (!inserted) {
+          fail(path, "duplicate cve exception for " + exception->id +
+                         (exception->package.empty() ? "" : " in package " + in_quotes(exception->package)) +
+                         (exception->scope.empty() ? "" : " in scope " + in_quotes(exception->scope)) +
+                         " (first at " + it->second + ")");
+        }
+        policy.cve_exceptions.push_back(std::move(*exception));
       }
     }
   }
@@ -313,6 +414,183 @@ class DocumentReader {
         scope.rules.push_back(std::move(*rule));
       }
     }
+    if (object.contains("vulnerabilities")) {
+      scope.vulnerabilities = read_vulnerabilities(object.at("vulnerabilities"), path + ".vulnerabilities");
+    }
+  }
+
+  // A list of distinct severities; nullopt (with errors) when any entry is bad.
+  std::optional<std::vector<Severity>> severity_list(const json& object, const std::string& key,
+                                                     const std::string& path) {
+    const json* list = array_field(object, key, path);
+    if (!list) return std::nullopt;
+    std::vector<Severity> out;
+    bool good = true;
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const std::string item_path = path + "[" + std::to_string(i) + "]";
+      const json& item = (*list)[i];
+      const auto severity = item.is_string() ? severity_named(item.get_ref<const std::string&>()) : std::nullopt;
+      if (!severity) {
+        fail(item_path, "must be " + std::string(severity_choices));
+        good = false;
+      } else if (std::find(out.begin(), out.end(), *severity) != out.end()) {
+        fail(item_path, "duplicate severity " + std::string(name_of(*severity)));
+        good = false;
+      } else {
+        out.push_back(*severity);
+      }
+    }
+    if (!good) return std::nullopt;
+    return out;
+  }
+
+  std::optional<VulnerabilityPolicy> read_vulnerabilities(const json& value, const std::string& path) {
+    if (!check_object(value, path,
+                      {"block", "warn", "max", "ignore_unfixed", "max_report_age", "unscanned", "hold_s"})) {
+      return std::nullopt;
+    }
+    VulnerabilityPolicy vulnerabilities;
+    vulnerabilities.block = {Severity::critical, Severity::high};
+    vulnerabilities.warn = {Severity::medium};
+    const bool has_block = value.contains("block");
+    const bool has_warn = value.contains("warn");
+    if (auto block = severity_list(value, "block", path + ".block")) vulnerabilities.block = std::move(*block);
+    if (auto warns = severity_list(value, "warn", path + ".warn")) vulnerabilities.warn = std::move(*warns);
+    if (has_block || has_warn) {
+      // With only one list written, the other's defaults give way rather than clash:
+      // "block": ["CRITICAL","HIGH","MEDIUM"] alone means MEDIUM no longer just warns.
+      auto& keep = has_block ? vulnerabilities.block : vulnerabilities.warn;
+      auto& other = has_block ? vulnerabilities.warn : vulnerabilities.block;
+      const bool both = has_block && has_warn;
+      for (auto it = other.begin(); it != other.end();) {
+        if (std::find(keep.begin(), keep.end(), *it) == keep.end()) {
+          ++it;
+        } else if (both) {
+          fail(path + ".warn", "severity " + std::string(name_of(*it)) + " is also in block; list it in one only");
+          ++it;
+        } else {
+          it = other.erase(it);
+        }
+      }
+    }
+    if (value.contains("max")) {
+      const json& max = value.at("max");
+      if (!max.is_object()) {
+        fail(path + ".max", "must be an object such as {\"HIGH\": 3}");
+      } else {
+        for (const auto& [key, count] : max.items()) {
+          const std::string item_path = path + ".max." + key;
+          const auto severity = severity_named(key);
+          if (!severity) {
+            fail(item_path, "unknown severity; expected " + std::string(severity_choices));
+          } else if (!count.is_number_unsigned() ||
+                     count.get<std::uint64_t>() > std::numeric_limits<std::uint32_t>::max()) {
+            fail(item_path, "must be a whole number from 0 to 4294967295");
+          } else {
+            vulnerabilities.max[*severity] = static_cast<std::uint32_t>(count.get<std::uint64_t>());
+          }
+        }
+      }
+    }
+    if (value.contains("ignore_unfixed")) {
+      const json& flag = value.at("ignore_unfixed");
+      if (flag.is_boolean()) {
+        vulnerabilities.ignore_unfixed = flag.get<bool>();
+      } else {
+        fail(path + ".ignore_unfixed", "must be true or false");
+      }
+    }
+    if (value.contains("max_report_age")) {
+      const json& age = value.at("max_report_age");
+      const auto parsed = age.is_string() ? parse_duration(age.get_ref<const std::string&>()) : std::nullopt;
+      if (parsed) {
+        vulnerabilities.max_report_age = *parsed;
+      } else {
+        fail(path + ".max_report_age",
+             "must be a duration such as \"90s\", \"30m\", \"12h\" or \"7d\" (at most 3650d)");
+      }
+    }
+    if (auto unscanned = choice_field<Unscanned>(
+            value, "unscanned", path + ".unscanned",
+            {{"deny", Unscanned::deny}, {"allow", Unscanned::allow}, {"warn", Unscanned::warn}, {"hold", Unscanned::hold}},
+            "deny, allow, warn or hold")) {
+      vulnerabilities.unscanned = *unscanned;
+    }
+    if (value.contains("hold_s")) {
+      const json& hold = value.at("hold_s");
+      if (!hold.is_number_unsigned() || hold.get<std::uint64_t>() == 0 ||
+          hold.get<std::uint64_t>() > static_cast<std::uint64_t>(max_hold_seconds)) {
+        fail(path + ".hold_s", "must be a whole number of seconds from 1 to " + std::to_string(max_hold_seconds));
+      } else {
+        vulnerabilities.hold_for = std::chrono::seconds(hold.get<std::int64_t>());
+        if (vulnerabilities.unscanned != Unscanned::hold) {
+          warn(path + ".hold_s", "has no effect unless \"unscanned\" is \"hold\"");
+        }
+      }
+    }
+    return vulnerabilities;
+  }
+
+  std::optional<CveException> read_cve_exception(const json& value, const std::string& path,
+                                                  const std::vector<Scope>& scopes) {
+    if (!check_object(value, path, {"id", "package", "scope", "reason", "who", "expires"})) return std::nullopt;
+    CveException exception;
+    bool good = true;
+    if (!value.contains("id")) {
+      fail(path + ".id", "missing; must name the vulnerability, such as CVE-2024-1234");
+      good = false;
+    } else if (auto id = text_field(value, "id", path + ".id")) {
+      if (!is_valid_vulnerability_id(*id)) {
+        fail(path + ".id", "must be a vulnerability id such as CVE-2024-1234 or GHSA-xxxx-xxxx-xxxx, got " +
+                               in_quotes(id->substr(0, 64)));
+        good = false;
+      } else {
+        exception.id = std::move(*id);
+      }
+    } else {
+      good = false;
+    }
+    if (auto package = text_field(value, "package", path + ".package")) {
+      if (package->empty()) {
+        fail(path + ".package", "must not be empty; leave it out to match any package");
+        good = false;
+      } else {
+        exception.package = std::move(*package);
+      }
+    } else if (value.contains("package")) {
+      good = false;
+    }
+    if (auto scope = text_field(value, "scope", path + ".scope")) {
+      const bool known = std::any_of(scopes.begin(), scopes.end(),
+                                     [&](const Scope& candidate) { return candidate.name == *scope; });
+      if (!known) {
+        fail(path + ".scope", "names no scope: " + in_quotes(scope->substr(0, 64)));
+        good = false;
+      } else {
+        exception.scope = std::move(*scope);
+      }
+    } else if (value.contains("scope")) {
+      good = false;
+    }
+    if (auto reason = text_field(value, "reason", path + ".reason")) exception.reason = std::move(*reason);
+    if (auto who = text_field(value, "who", path + ".who")) exception.who = std::move(*who);
+    if (!value.contains("expires")) {
+      fail(path + ".expires", "missing; a cve exception must expire");
+      good = false;
+    } else if (auto expires = text_field(value, "expires", path + ".expires")) {
+      if (auto time = detail::parse_rfc3339(*expires)) {
+        exception.expires = *time;
+      } else {
+        fail(path + ".expires", "must be an RFC 3339 time such as 2026-12-01T00:00:00Z (years 1678 to 2261), got " +
+                                    in_quotes(expires->substr(0, 64)));
+        good = false;
+      }
+    } else {
+      good = false;
+    }
+    // A half-read exception would only add confusing duplicate errors.
+    if (!good) return std::nullopt;
+    return exception;
   }
 
   // Cheap and certain only when one of the two patterns is a plain name.
@@ -327,7 +605,8 @@ class DocumentReader {
   }
 
   std::optional<Scope> read_scope(const json& value, const std::string& path) {
-    if (!check_object(value, path, {"name", "upstream", "repository", "mode", "unknown", "fallback", "rules"})) {
+    if (!check_object(value, path,
+                      {"name", "upstream", "repository", "mode", "unknown", "fallback", "rules", "vulnerabilities"})) {
       return std::nullopt;
     }
     Scope scope;

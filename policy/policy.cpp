@@ -39,6 +39,8 @@ std::string_view to_string(Source source) {
     case Source::manual: return "manual";
     case Source::exception: return "exception";
     case Source::unknown: return "unknown";
+    case Source::report: return "report";
+    case Source::unscanned: return "unscanned";
   }
   return "unknown";
 }

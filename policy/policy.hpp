@@ -9,6 +9,7 @@
 //    which the caller looks up and passes in.
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -25,13 +26,19 @@ enum class Decision { allow, warn, deny };
 enum class Mode { enforce, warn, audit };
 // What a digest with no stored verdict gets in a scope.
 enum class Unknown { evaluate, allow, warn, deny };
-enum class Source { rule, default_, manual, exception, unknown };
+// report: a vulnerability report decided (stored by the gate); unscanned: the
+// scope's "unscanned" setting decided for a digest without a fresh report.
+enum class Source { rule, default_, manual, exception, unknown, report, unscanned };
 
 std::string_view to_string(Decision);
 std::string_view to_string(Mode);
 std::string_view to_string(Unknown);
 std::string_view to_string(Source);
 std::optional<Decision> parse_decision(std::string_view);
+
+// Defined in policy/report.hpp (which includes this header); declared here so a scope
+// can name severities.
+enum class Severity;
 
 // RFC 3339 times as the policy reads and writes them ("2026-12-01T00:00:00Z").
 std::optional<TimePoint> parse_time(std::string_view text);
@@ -59,6 +66,32 @@ struct Exception {
   std::optional<TimePoint> expires;   // none: never (discouraged; `policy check` warns)
 };
 
+// What a digest without a (fresh) vulnerability report gets in a scope.
+enum class Unscanned { deny, allow, warn, hold };
+
+// A scope's vulnerability policy (see policy/vulnerabilities.hpp for the judgement).
+// Severity's enumerators are not visible here, so the defaults for `block` (CRITICAL,
+// HIGH) and `warn` (MEDIUM) are filled in by parse_policy, not by this struct.
+struct VulnerabilityPolicy {
+  std::vector<Severity> block;                  // a finding of these severities denies
+  std::vector<Severity> warn;                   // ... warns; any other severity is only logged
+  std::map<Severity, std::uint32_t> max;        // these deny only when their count exceeds the max
+  bool ignore_unfixed = false;                  // findings without a known fix are not counted
+  std::chrono::seconds max_report_age{7 * 24 * 3600};  // older reports count as absent
+  Unscanned unscanned = Unscanned::deny;
+  std::chrono::seconds hold_for{30};            // how long a hold waits for a report
+};
+
+// Sets one finding aside: it is not counted while unexpired.
+struct CveException {
+  std::string id;                     // CVE-2024-1234, GHSA-...; matched case-insensitively
+  std::string package;                // exact package name; empty: any
+  std::string scope;                  // scope name; empty: any
+  std::string reason;
+  std::string who;
+  TimePoint expires{};                // required: from this instant on it no longer applies
+};
+
 struct Scope {
   std::string name;                   // for reasons and audit
   std::string upstream = "**";        // glob on the upstream name
@@ -67,6 +100,7 @@ struct Scope {
   Unknown unknown = Unknown::evaluate;
   Decision fallback = Decision::allow; // when no rule matches
   std::vector<Rule> rules;             // first match wins
+  std::optional<VulnerabilityPolicy> vulnerabilities;  // none: reports are not consulted
   std::size_t order = 0;               // position in the file, for ties
 };
 
@@ -74,6 +108,7 @@ struct Policy {
   std::string version;                // sha256 of the document's bytes, "sha256:<hex>"
   std::vector<Scope> scopes;          // a catch-all default scope is always last
   std::vector<Exception> exceptions;
+  std::vector<CveException> cve_exceptions;
 };
 
 struct ParseResult {
@@ -83,7 +118,9 @@ struct ParseResult {
 };
 
 // JSON with comments. Unknown fields, bad globs, bad digests, bad times (RFC 3339),
-// duplicate scope names or exception ids are errors.
+// duplicate scope names or exception ids are errors; likewise in "vulnerabilities"
+// and "cve_exceptions" (bad severities, durations, ids, unknown scope names, duplicate
+// (id, package, scope)).
 ParseResult parse_policy(std::string_view document);
 
 // The scope for (upstream, repository): the most specific matching scope, where

@@ -13,6 +13,7 @@
 #include "proxy/commands.hpp"
 #include "proxy/explain.hpp"
 #include "proxy/log.hpp"
+#include "proxy/reports.hpp"
 #include "registry/route.hpp"
 
 namespace pullgate::proxy {
@@ -140,6 +141,22 @@ AdminApi::Reply AdminApi::route(const Request& request, const RequestContext& co
   }
   if (path == "/v1/exceptions" || path.rfind("/v1/exceptions/", 0) == 0)
     return exceptions(request, path.size() > 15 ? path.substr(15) : std::string(), context);
+  if (path == "/v1/reports" || path.rfind("/v1/reports/", 0) == 0)
+    return reports(request, path.size() > 12 ? path.substr(12) : std::string(), context);
+  if (path == "/v1/pending") {
+    if (method != http::verb::get) return {405, error_json("use GET").dump()};
+    auto query = parse_query(target.substr(q == std::string_view::npos ? target.size() : q + 1));
+    if (!query) return {400, error_json("malformed query string").dump()};
+    std::size_t limit = 1000;
+    if (auto it = query->find("limit"); it != query->end()) {
+      char* end = nullptr;
+      limit = std::strtoul(it->second.c_str(), &end, 10);
+      if (it->second.empty() || *end || limit == 0) return {400, error_json("limit must be a positive number").dump()};
+    }
+    json list = json::array();
+    for (auto& [digest, record] : meta_.list_pending(limit)) list.push_back(pending_json(digest.str(), record));
+    return {200, json{{"pending", list}, {"count", meta_.pending_count()}}.dump()};
+  }
   if (path == "/v1/explain") {
     if (method != http::verb::get) return {405, error_json("use GET").dump()};
     return explain(request);
@@ -291,6 +308,32 @@ AdminApi::Reply AdminApi::explain(const Request& request) {
   auto extra = to_policy_exceptions(meta_.list_exceptions());
   auto answer = pullgate::proxy::explain(meta_, *policy_.get(), extra, *parsed.query, policy::Clock::now());
   return {answer.contains("error") ? 404u : 200u, answer.dump()};
+}
+
+AdminApi::Reply AdminApi::reports(const Request& request, const std::string& rest, const RequestContext& context) {
+  std::string_view target = request.target();
+  auto q = target.find('?');
+  auto query = parse_query(q == std::string_view::npos ? std::string_view{} : target.substr(q + 1));
+  if (!query) return {400, error_json("malformed query string").dump()};
+  if (!rest.empty()) {
+    if (request.method() != http::verb::get) return {405, error_json("use GET").dump()};
+    auto digest = registry::Digest::parse(rest);
+    if (!digest) return {400, error_json("not a digest: " + rest.substr(0, 200)).dump()};
+    auto record = meta_.get_report(*digest);
+    if (!record) return {404, error_json("no report stored for " + digest->str()).dump()};
+    bool findings = query->count("findings") && query->at("findings") != "0";
+    return {200, report_json(digest->str(), *record, findings).dump()};
+  }
+  if (request.method() != http::verb::post) return {405, error_json("use POST").dump()};
+  std::string override_digest = query->count("digest") ? query->at("digest") : std::string();
+  auto result = import_report(meta_, context.body, override_digest, now_ms());
+  if (!result.ok) return {400, error_json(result.error).dump()};
+  log_event("info", "report imported", {{"digest", result.digest}, {"client", context.client},
+                                        {"counts", result.summary["counts"]}});
+  json out = result.summary;
+  out["digest"] = result.digest;
+  out["verdict_reset"] = result.replaced_verdict;
+  return {200, out.dump()};
 }
 
 }  // namespace pullgate::proxy

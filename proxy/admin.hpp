@@ -12,6 +12,9 @@
 //   GET    /v1/exceptions
 //   POST   /v1/exceptions                {"id","digest"|"repository","upstream","reason","who","expires"|"expires_in_s"}
 //   DELETE /v1/exceptions/<id>
+//   POST   /v1/reports[?digest=<d>]       body: a Trivy or Grype JSON report
+//   GET    /v1/reports/<digest>[?findings=1]
+//   GET    /v1/pending[?limit=N]          digests awaiting a scan, oldest first
 //   POST   /v1/policy/reload
 //   GET    /v1/explain?image=<upstream>/<repo>:<tag>   (or @<digest>)
 //   GET    /v1/explain?digest=<digest>[&upstream=<name>&repository=<repo>]
@@ -52,6 +55,7 @@ class AdminApi final : public Handler {
   Reply verdicts(const Request& request, const std::string& rest, const RequestContext& context);
   Reply exceptions(const Request& request, const std::string& rest, const RequestContext& context);
   Reply explain(const Request& request);
+  Reply reports(const Request& request, const std::string& rest, const RequestContext& context);
 
   const Config& config_;
   std::string token_;

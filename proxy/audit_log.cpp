@@ -5,6 +5,9 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <chrono>
+#include <thread>
+
 
 #include "proxy/log.hpp"
 
@@ -23,40 +26,124 @@ AuditLog::AuditLog(fs::path path, std::uint64_t max_bytes, unsigned keep)
 }
 
 AuditLog::~AuditLog() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  if (writer_.joinable()) writer_.join();
+  flush();
+  std::lock_guard lock(file_mutex_);
   if (file_) {
-    std::fflush(file_);
     ::fsync(fileno(file_));
     std::fclose(file_);
   }
 }
 
+void AuditLog::start_writer() {
+  std::lock_guard lock(mutex_);
+  if (!writer_.joinable()) writer_ = std::thread([this] { writer_loop(); });
+}
+
+void AuditLog::writer_loop() {
+  std::string batch;
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    writer_waiting_ = true;
+    wake_.wait(lock, [this] { return stop_ || !pending_.empty(); });
+    writer_waiting_ = false;
+    if (pending_.empty() && stop_) return;
+    batch.clear();
+    batch.swap(pending_);
+    lock.unlock();
+    {
+      std::lock_guard file_lock(file_mutex_);
+      write_out(batch);
+    }
+    // Let a millisecond of lines gather: one write and no wake-ups for all of
+    // them, instead of a wake-up per decision.
+    if (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    lock.lock();
+  }
+}
+
 void AuditLog::write(JsonLine record) {
   auto line = record.field("time", utc_timestamp()).finish();
-  std::lock_guard lock(mutex_);
-  if (!file_) {
-    ++failed_;
-    if (on_failure_) on_failure_();
-    return;
+  {
+    std::lock_guard lock(mutex_);
+    if (writer_.joinable() && !stop_ && pending_.size() < max_pending_bytes) {
+      pending_ += line;
+      if (writer_waiting_) {
+        writer_waiting_ = false;
+        wake_.notify_one();
+      }
+      return;
+    }
   }
-  if (max_bytes_ > 0 && size_ > 0 && size_ + line.size() > max_bytes_) rotate_locked();
-  if (!file_ || std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
-    if (on_failure_) on_failure_();
-    if (failed_++ == 0) log_event("error", "audit log write failed", {{"path", path_.string()}, {"error", std::strerror(errno)}});
-    return;
+  // No writer, or it has fallen behind: write this line here (in order after
+  // what is queued).
+  flush();
+  std::lock_guard file_lock(file_mutex_);
+  write_out(line);
+}
+
+void AuditLog::flush() {
+  std::string batch;
+  std::lock_guard file_lock(file_mutex_);
+  {
+    std::lock_guard lock(mutex_);
+    batch.swap(pending_);
   }
-  size_ += line.size();
+  write_out(batch);
+}
+
+void AuditLog::write_out(std::string_view rest) {
+  // Rotation happens between lines: a batch is split where the file fills up.
+  while (!rest.empty()) {
+    std::size_t take = rest.size();
+    if (max_bytes_ > 0) {
+      std::size_t room = max_bytes_ > size_ ? max_bytes_ - size_ : 0;
+      if (take > room) {
+        // As many whole lines as still fit; none: rotate first (a single line longer
+        // than the limit goes alone into a fresh file).
+        auto cut = rest.substr(0, room).rfind('\n');
+        if (cut != std::string_view::npos) {
+          take = cut + 1;
+        } else if (size_ > 0) {
+          rotate_locked();
+          continue;
+        } else {
+          take = rest.find('\n') + 1;
+        }
+      }
+    }
+    auto chunk = rest.substr(0, take);
+    if (!file_ || std::fwrite(chunk.data(), 1, chunk.size(), file_) != chunk.size() || std::fflush(file_) != 0) {
+      if (on_failure_) on_failure_();
+      if (failed_++ == 0)
+        log_event("error", "audit log write failed", {{"path", path_.string()}, {"error", std::strerror(errno)}});
+      return;
+    }
+    size_ += chunk.size();
+    rest.remove_prefix(take);
+  }
 }
 
 std::uint64_t AuditLog::failed_writes() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(file_mutex_);
   return failed_;
 }
 
 void AuditLog::rotate_locked() {
-  std::fflush(file_);
-  ::fsync(fileno(file_));
-  std::fclose(file_);
-  file_ = nullptr;
+  if (file_) {
+    std::fflush(file_);
+    // The full file is made durable off the serving thread: an fsync of a 100 MB
+    // file must not stall every request behind it.
+    int durable = ::dup(fileno(file_));
+    std::fclose(file_);
+    file_ = nullptr;
+    if (durable >= 0) std::thread([durable] { ::fsync(durable); ::close(durable); }).detach();
+  }
   std::error_code ec;
   for (unsigned i = keep_; i >= 1; --i) {
     fs::path from = i == 1 ? path_ : fs::path(path_.string() + "." + std::to_string(i - 1));

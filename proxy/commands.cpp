@@ -1,5 +1,7 @@
 #include "proxy/commands.hpp"
 
+#include "proxy/reports.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -707,6 +709,119 @@ int run_audit_command(const std::vector<std::string>& all) {
   if (malformed)
     std::cerr << "pullgate: skipped " << malformed << " malformed line" << (malformed == 1 ? "" : "s") << "\n";
   return 0;
+}
+
+namespace {
+
+constexpr const char* report_help = R"(Usage:
+  pullgate report import FILE [--digest DIGEST]   file a Trivy or Grype JSON report ("-": stdin)
+  pullgate report get DIGEST                      the stored summary with its findings
+  pullgate pending ls [--limit N]                 digests awaiting a scan, oldest first
+Each takes --data DIR or --config FILE to find the cache (default ./pullgate-data).
+
+A report is filed under the MANIFEST digest it names (Trivy: Metadata.RepoDigests,
+never ImageID, which is the config digest; Grype: source.target.manifestDigest).
+--digest files a report that names none, and must match one that does. Importing
+ends the digest's wait in the pending queue and makes the next pull decide again.
+Works while the server runs.
+)";
+
+}  // namespace
+
+int run_report_command(const std::vector<std::string>& all) {
+  if (all.empty() || all[0] == "--help" || all[0] == "-h") {
+    std::cout << report_help;
+    return all.empty() ? 2 : 0;
+  }
+  const std::string command = all[0];
+  if (command != "import" && command != "get") return usage("unknown report command " + command, "report");
+  auto cli = parse_cli(all, 1, {"--data", "--config", "--digest"});
+  if (cli.help) {
+    std::cout << report_help;
+    return 0;
+  }
+  if (!cli.error.empty()) return usage(cli.error, "report");
+  if (cli.positional.size() != 1)
+    return usage("report " + command + " takes exactly one " + (command == "import" ? "FILE" : "DIGEST"), "report");
+  auto config = cli_config(cli);
+  if (!config) return 1;
+
+  if (command == "import") {
+    std::string document;
+    if (cli.positional[0] == "-") {
+      std::stringstream in;
+      in << std::cin.rdbuf();
+      document = in.str();
+    } else {
+      std::ifstream in(cli.positional[0], std::ios::binary);
+      if (!in) {
+        std::cerr << "pullgate: cannot read report " << cli.positional[0] << "\n";
+        return 1;
+      }
+      std::stringstream text;
+      text << in.rdbuf();
+      document = text.str();
+    }
+    auto meta = open_existing_store(*config);
+    if (!meta) return 1;
+    auto override_digest = cli.get("--digest") ? *cli.get("--digest") : std::string();
+    auto result = import_report(*meta, document, override_digest, now_ms());
+    if (!result.ok) {
+      std::cerr << "pullgate: " << cli.positional[0] << ": " << result.error << "\n";
+      return 1;
+    }
+    nlohmann::json out = result.summary;
+    out["digest"] = result.digest;
+    out["verdict_reset"] = result.replaced_verdict;
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+  auto digest = registry::Digest::parse(cli.positional[0]);
+  if (!digest) return usage("not a digest: " + cli.positional[0], "report");
+  auto meta = open_existing_store(*config);
+  if (!meta) return 1;
+  auto record = meta->get_report(*digest);
+  if (!record) {
+    std::cerr << "pullgate: no report stored for " << digest->str() << "\n";
+    return 1;
+  }
+  std::cout << report_json(digest->str(), *record, true).dump(2) << "\n";
+  return 0;
+}
+
+int run_pending_command(const std::vector<std::string>& all) {
+  if (all.empty() || all[0] == "--help" || all[0] == "-h") {
+    std::cout << report_help;
+    return all.empty() ? 2 : 0;
+  }
+  if (all[0] != "ls") return usage("unknown pending command " + all[0], "pending");
+  auto cli = parse_cli(all, 1, {"--data", "--config", "--limit"});
+  if (cli.help) {
+    std::cout << report_help;
+    return 0;
+  }
+  if (!cli.error.empty()) return usage(cli.error, "pending");
+  if (!cli.positional.empty()) return usage("pending ls takes no arguments", "pending");
+  std::size_t limit = 1000;
+  if (auto* v = cli.get("--limit")) {
+    char* end = nullptr;
+    limit = std::strtoul(v->c_str(), &end, 10);
+    if (v->empty() || *end || limit == 0) return usage("--limit must be a positive number", "pending");
+  }
+  auto config = cli_config(cli);
+  if (!config) return 1;
+  auto meta = open_existing_store(*config);
+  if (!meta) return 1;
+  for (auto& [digest, record] : meta->list_pending(limit)) std::cout << pending_json(digest.str(), record).dump() << "\n";
+  return 0;
+}
+
+nlohmann::json pending_json(const std::string& digest, const cache::PendingRecord& record) {
+  return {{"digest", digest},
+          {"references", record.references},
+          {"first_seen", format_ms(record.first_seen_ms)},
+          {"last_seen", format_ms(record.last_seen_ms)},
+          {"requests", record.requests}};
 }
 
 }  // namespace pullgate::proxy

@@ -34,6 +34,11 @@ struct CheckedException {
 };
 CheckedException check_exception(const nlohmann::json& fields, std::string_view field_prefix = "--");
 
+// A pending-queue entry as JSON (CLI and admin API).
+nlohmann::json pending_json(const std::string& digest, const cache::PendingRecord& record);
+
+int run_report_command(const std::vector<std::string>& args);
+int run_pending_command(const std::vector<std::string>& args);
 int run_policy_command(const std::vector<std::string>& args);
 int run_verdict_command(const std::vector<std::string>& args);
 // `pullgate exception add|ls|rm`: run-time exceptions in the LMDB environment.

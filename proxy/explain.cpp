@@ -1,5 +1,8 @@
 #include "proxy/explain.hpp"
 
+#include "policy/report.hpp"
+#include "policy/vulnerabilities.hpp"
+
 #include <chrono>
 #include <ctime>
 
@@ -30,7 +33,8 @@ std::string format_ms(std::int64_t ms) {
 }
 
 std::optional<Source> parse_source(std::string_view s) {
-  for (auto source : {Source::rule, Source::default_, Source::manual, Source::exception, Source::unknown})
+  for (auto source : {Source::rule, Source::default_, Source::manual, Source::exception, Source::unknown,
+                      Source::report, Source::unscanned})
     if (policy::to_string(source) == s) return source;
   return std::nullopt;
 }
@@ -87,6 +91,15 @@ Found decide_manifest(Context& c, const policy::Subject& subject, int depth) {
   auto digest = *registry::Digest::parse(subject.digest);
   auto usable = usable_verdict(c.meta.get_verdict(digest), c.policy, c.now);
   auto outcome = policy::evaluate(c.policy, subject, usable.stored, c.now, c.extra);
+  // As the gate: a scope with a vulnerability policy judges the digest's report
+  // when no stored verdict counts (explain queues nothing and waits for nothing).
+  const auto& scope = policy::scope_for(c.policy, subject.upstream, subject.repository);
+  if (!usable.stored && outcome.source != policy::Source::exception && outcome.source != policy::Source::manual &&
+      scope.vulnerabilities) {
+    std::optional<policy::ReportSummary> report;
+    if (auto record = c.meta.get_report(digest)) report = policy::decode_summary(record->summary_json);
+    if (auto judgement = policy::judge_report(c.policy, scope, report, c.now)) policy::combine(outcome, *judgement);
+  }
   Found found{outcome.decision,
               outcome.serve,
               outcome.mode,

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "policy/report.hpp"
+#include "policy/vulnerabilities.hpp"
 #include "proxy/explain.hpp"
 
 namespace pullgate::proxy {
@@ -16,7 +18,8 @@ std::int64_t to_ms(policy::TimePoint t) {
 }
 
 std::optional<Source> parse_source(std::string_view s) {
-  for (auto source : {Source::rule, Source::default_, Source::manual, Source::exception, Source::unknown})
+  for (auto source : {Source::rule, Source::default_, Source::manual, Source::exception, Source::unknown,
+                      Source::report, Source::unscanned})
     if (policy::to_string(source) == s) return source;
   return std::nullopt;
 }
@@ -67,6 +70,39 @@ std::optional<policy::StoredVerdict> Gate::usable_verdict(const registry::Digest
   return stored;
 }
 
+Gate::Judged Gate::judge(const policy::Policy& policy, const policy::Subject& subject, const registry::Digest& digest,
+                         policy::Outcome& outcome, policy::TimePoint now) {
+  Judged judged;
+  const auto& scope = policy::scope_for(policy, subject.upstream, subject.repository);
+  if (!scope.vulnerabilities || outcome.source == Source::manual) return judged;
+  std::optional<policy::ReportSummary> report;
+  if (auto record = meta_.get_report(digest)) report = policy::decode_summary(record->summary_json);
+  auto judgement = policy::judge_report(policy, scope, report, now);
+  if (!judgement) return judged;
+
+  if (judgement->unscanned) {
+    std::string reference = subject.upstream + "/" + subject.repository +
+                            (subject.tag ? ":" + *subject.tag : "@" + subject.digest);
+    meta_.add_pending(digest, reference, to_ms(now));
+    for (auto& r : judgement->reasons)
+      if (r.find("awaiting a scan") != std::string::npos) r += " (queued for scanners: GET /v1/pending)";
+  }
+  if (judgement->hold && scope.mode == policy::Mode::enforce && outcome.decision != Decision::deny)
+    judged.hold_for = judgement->hold_for;
+  policy::combine(outcome, *judgement);
+
+  // A verdict made from a report stops counting when the report gets too old, or
+  // when a CVE exception that set a finding aside expires.
+  if (report && report->scanned_at && !judgement->unscanned)
+    judged.valid_until_ms = to_ms(*report->scanned_at + scope.vulnerabilities->max_report_age);
+  if (!judgement->excepted.empty()) {
+    for (auto& exception : policy.cve_exceptions)
+      if (exception.expires > now && (!judged.valid_until_ms || to_ms(exception.expires) < *judged.valid_until_ms))
+        judged.valid_until_ms = to_ms(exception.expires);
+  }
+  return judged;
+}
+
 Gate::Exceptions Gate::runtime_exceptions() {
   auto generation = meta_.generation();
   std::lock_guard lock(exceptions_mutex_);
@@ -82,6 +118,13 @@ GateDecision Gate::decide_locked(const policy::Policy& policy, const Exceptions&
   auto digest = *registry::Digest::parse(subject.digest);
   auto stored = usable_verdict(digest, policy, now);
   auto outcome = policy::evaluate(policy, subject, stored, now, *extra);
+  Judged judged;
+  if (!stored && outcome.source != Source::exception) judged = judge(policy, subject, digest, outcome, now);
+  if (judged.hold_for.count() > 0) {
+    auto decision = from_outcome(outcome);
+    decision.hold_for = judged.hold_for;
+    return decision;
+  }
   if (!stored && outcome.source != Source::exception) {
     // First decision for this digest under this policy: store it, so that pulls by
     // digest, child manifests and blobs follow it.
@@ -93,6 +136,7 @@ GateDecision Gate::decide_locked(const policy::Policy& policy, const Exceptions&
     record.reasons = outcome.reasons;
     record.policy_version = policy.version;
     record.evaluated_at_ms = to_ms(now);
+    record.expires_at_ms = judged.valid_until_ms;
     meta_.put_verdict(digest, record);
   }
   auto decision = from_outcome(outcome);
@@ -125,17 +169,89 @@ GateDecision Gate::decide(const std::string& upstream, const std::string& reposi
                        0);
 }
 
-GateDecision Gate::check_manifest(const GateRequest& request) {
+std::string Gate::memo_key(const GateRequest& r) {
+  std::string key;
+  key.reserve(r.kind.size() + r.digest.str().size() + r.upstream.size() + r.repository.size() + 48);
+  key.append(r.kind).push_back('\0');
+  key.append(r.digest.str()).push_back('\0');
+  key.append(r.upstream).push_back('\0');
+  key.append(r.repository).push_back('\0');
+  if (r.tag) key.append(*r.tag);
+  else key.push_back('@');
+  return key;
+}
+
+SharedDecision Gate::memo_get(const std::string& key, std::uint64_t generation,
+                             const std::shared_ptr<const policy::Policy>& policy) {
+  std::lock_guard lock(memo_mutex_);
+  auto it = memo_.find(key);
+  if (it == memo_.end()) return nullptr;
+  const auto& m = it->second;
+  if (m.generation != generation || m.policy != policy || std::chrono::steady_clock::now() >= m.until) {
+    memo_.erase(it);
+    return nullptr;
+  }
+  return m.decision;
+}
+
+void Gate::memo_put(std::string key, SharedDecision decision, std::uint64_t generation,
+                    std::shared_ptr<const policy::Policy> policy) {
+  std::lock_guard lock(memo_mutex_);
+  if (memo_.size() >= 20'000) memo_.clear();  // bounded; a miss only costs one evaluation
+  memo_.insert_or_assign(std::move(key), Memo{std::move(decision), generation, std::move(policy),
+                                              std::chrono::steady_clock::now() + std::chrono::seconds(1)});
+}
+
+SharedDecision Gate::finish(GateDecision decision) {
+  JsonLine fields;
+  fields.field("decision", policy::to_string(decision.decision))
+      .field("served", decision.serve)
+      .field("mode", policy::to_string(decision.mode))
+      .field("source", decision.source)
+      .field("reasons", decision.reasons)
+      .field("policy_version", decision.policy_version);
+  if (!decision.exception_id.empty()) fields.field("exception", decision.exception_id);
+  if (decision.bypass_suspected) fields.field("bypass_suspected", true);
+  auto text = fields.finish();  // "{...}\n": keep what is between the braces
+  decision.audit_fields = text.substr(1, text.size() - 3);
+  return std::make_shared<const GateDecision>(std::move(decision));
+}
+
+SharedDecision Gate::check_manifest(const GateRequest& request) {
   auto started = std::chrono::steady_clock::now();
-  auto decision = decide(request.upstream, request.repository, request.tag, request.digest);
-  if (!decision.serve) remember_denial(request);
-  record(request, decision, started);
+  // Read before deciding: a write made while deciding (the verdict stored) leaves
+  // the entry stale rather than hiding a concurrent change.
+  auto generation = meta_.generation();
+  auto policy = policy_.get();
+  auto key = memo_key(request);
+  auto decision = memo_get(key, generation, policy);
+  if (!decision) {
+    decision = finish(decide(request.upstream, request.repository, request.tag, request.digest));
+    if (decision->hold_for.count() == 0) memo_put(std::move(key), decision, generation, policy);
+  }
+  if (!decision->serve) remember_denial(request);
+  record(request, *decision, started);
   return decision;
 }
 
-GateDecision Gate::check_blob(const GateRequest& request) {
+SharedDecision Gate::check_blob(const GateRequest& request) {
   auto started = std::chrono::steady_clock::now();
+  auto generation = meta_.generation();
   auto policy = policy_.get();
+  auto key = memo_key(request);
+  if (auto hit = memo_get(key, generation, policy)) {
+    record(request, *hit, started);
+    return hit;
+  }
+  auto decision = finish(decide_blob(request, policy));
+  // Only blobs that are served are remembered: a refusal is rare, and whether it
+  // looks like a bypass depends on who asks and when.
+  if (allows(*decision)) memo_put(std::move(key), decision, generation, policy);
+  record(request, *decision, started);
+  return decision;
+}
+
+GateDecision Gate::decide_blob(const GateRequest& request, const std::shared_ptr<const policy::Policy>& policy) {
   auto now = policy::Clock::now();
   const auto& scope = policy::scope_for(*policy, request.upstream, request.repository);
   GateDecision decision;
@@ -149,7 +265,6 @@ GateDecision Gate::check_blob(const GateRequest& request) {
     decision.reasons.push_back("blob " + request.digest.str() +
                                " belongs to no manifest this mirror has seen; pull the image by its tag or manifest "
                                "digest first");
-    record(request, decision, started);
     return decision;
   }
   std::vector<std::string> denials;
@@ -181,7 +296,6 @@ GateDecision Gate::check_blob(const GateRequest& request) {
                                  "node's route to the upstream, see docs/clients.md)");
     }
   }
-  record(request, decision, started);
   return decision;
 }
 
@@ -220,16 +334,7 @@ void Gate::record(const GateRequest& request, const GateDecision& decision,
       .field("upstream", request.upstream)
       .field("repository", request.repository);
   if (request.tag) record.field("tag", *request.tag);
-  record.field("digest", request.digest.str())
-      .field("decision", policy::to_string(decision.decision))
-      .field("served", decision.serve)
-      .field("mode", policy::to_string(decision.mode))
-      .field("source", decision.source)
-      .field("reasons", decision.reasons)
-      .field("policy_version", decision.policy_version)
-      .field("request_id", request.request_id);
-  if (!decision.exception_id.empty()) record.field("exception", decision.exception_id);
-  if (decision.bypass_suspected) record.field("bypass_suspected", true);
+  record.field("digest", request.digest.str()).raw(decision.audit_fields).field("request_id", request.request_id);
   audit_.write(std::move(record));
 }
 

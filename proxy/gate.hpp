@@ -64,15 +64,23 @@ struct GateDecision {
   std::string policy_version;
   std::string exception_id;
   bool bypass_suspected = false;
+  // A hold: the digest awaits a scan and the scope says to wait this long for the
+  // report before denying (the mirror waits; the decision is not remembered).
+  std::chrono::seconds hold_for{0};
+  // The decision's audit fields, rendered once ("decision":..,"reasons":[..],...)
+  // and reused while the decision is remembered.
+  std::string audit_fields;
 };
+
+using SharedDecision = std::shared_ptr<const GateDecision>;
 
 class Gate {
  public:
   Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics)
       : meta_(meta), policy_(policy), audit_(audit), metrics_(metrics) {}
 
-  GateDecision check_manifest(const GateRequest& request);
-  GateDecision check_blob(const GateRequest& request);
+  SharedDecision check_manifest(const GateRequest& request);
+  SharedDecision check_blob(const GateRequest& request);
 
   // The decision for a manifest digest without a request (explain, blobs): stored
   // verdict, else an evaluation with no tag. Not audited.
@@ -90,8 +98,19 @@ class Gate {
   using Exceptions = std::shared_ptr<const std::vector<policy::Exception>>;
   GateDecision decide_locked(const policy::Policy& policy, const Exceptions& extra, const policy::Subject& subject,
                              policy::TimePoint now, int depth);
+  // The scope's vulnerability policy applied to the digest's report (if the scope
+  // has one): combined into `outcome`; queues unscanned digests as pending.
+  // Returns when the stored verdict made from it stops counting (report age, CVE
+  // exception expiry), and whether it is a hold (not to be stored).
+  struct Judged {
+    std::optional<std::int64_t> valid_until_ms;
+    std::chrono::seconds hold_for{0};
+  };
+  Judged judge(const policy::Policy& policy, const policy::Subject& subject, const registry::Digest& digest,
+               policy::Outcome& outcome, policy::TimePoint now);
   // Run-time exceptions (LMDB), re-read only when the store's generation moved.
   Exceptions runtime_exceptions();
+  GateDecision decide_blob(const GateRequest& request, const std::shared_ptr<const policy::Policy>& policy);
   // Writes the audit record and counts the decision.
   void record(const GateRequest& request, const GateDecision& decision, std::chrono::steady_clock::time_point started);
 
@@ -111,6 +130,25 @@ class Gate {
     std::string client_host;
     std::chrono::steady_clock::time_point at;
   };
+  // Decisions of the last second, by request shape. An entry counts while the store
+  // has not been written (by any process: a verdict or exception set from the CLI
+  // applies to the next pull) and the policy is the same; the one-second life bounds
+  // how late a time-based change (an expiry) can take effect.
+  struct Memo {
+    SharedDecision decision;
+    std::uint64_t generation;
+    std::shared_ptr<const policy::Policy> policy;
+    std::chrono::steady_clock::time_point until;
+  };
+  SharedDecision memo_get(const std::string& key, std::uint64_t generation,
+                          const std::shared_ptr<const policy::Policy>& policy);
+  void memo_put(std::string key, SharedDecision decision, std::uint64_t generation,
+                std::shared_ptr<const policy::Policy> policy);
+  static SharedDecision finish(GateDecision decision);  // renders audit_fields
+  static std::string memo_key(const GateRequest& request);
+  std::mutex memo_mutex_;
+  std::unordered_map<std::string, Memo> memo_;
+
   std::mutex exceptions_mutex_;
   std::uint64_t exceptions_generation_ = ~std::uint64_t{0};
   Exceptions exceptions_ = std::make_shared<const std::vector<policy::Exception>>();

@@ -39,7 +39,18 @@ void JsonLine::key(std::string_view k) {
 
 void JsonLine::string(std::string_view s) {
   out_ += '"';
-  for (std::size_t i = 0; i < s.size();) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    // Plain printable ASCII (nearly everything) is copied a run at a time.
+    std::size_t run = i;
+    while (run < s.size()) {
+      auto c = static_cast<unsigned char>(s[run]);
+      if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') break;
+      ++run;
+    }
+    out_.append(s.data() + i, run - i);
+    i = run;
+    if (i == s.size()) break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c == '"' || c == '\\') {
       out_ += '\\';
@@ -49,9 +60,6 @@ void JsonLine::string(std::string_view s) {
       char esc[8];
       std::snprintf(esc, sizeof esc, "\\u%04x", c);
       out_ += esc;
-      ++i;
-    } else if (c < 0x80) {
-      out_ += static_cast<char>(c);
       ++i;
     } else if (auto n = utf8_sequence(s, i)) {
       out_.append(s.substr(i, n));
@@ -112,6 +120,14 @@ JsonLine& JsonLine::field(std::string_view k, const std::vector<std::string>& va
     string(values[i]);
   }
   out_ += ']';
+  return *this;
+}
+
+JsonLine& JsonLine::raw(std::string_view fields) {
+  if (fields.empty()) return *this;
+  if (!first_) out_ += ',';
+  first_ = false;
+  out_.append(fields);
   return *this;
 }
 

@@ -25,6 +25,8 @@ class JsonLine {
   JsonLine& field(std::string_view key, double value);
   JsonLine& field(std::string_view key, bool value);
   JsonLine& field(std::string_view key, const std::vector<std::string>& values);
+  // Fields rendered earlier by another JsonLine (the text between its braces).
+  JsonLine& raw(std::string_view fields);
   // "{...}\n"; the builder is empty afterwards.
   std::string finish();
 

@@ -11,13 +11,26 @@ namespace pullgate::proxy {
 
 std::string utc_timestamp() {
   auto now = std::chrono::system_clock::now();
-  auto seconds = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[40];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  auto ms_total = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  auto seconds = static_cast<std::time_t>(ms_total / 1000);
+  // The date and time change once a second; only the milliseconds are formatted
+  // per call (this runs for every access and audit line).
+  thread_local std::time_t cached_second = -1;
+  thread_local char cached[80];
+  if (seconds != cached_second) {
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_second = seconds;
+  }
+  auto ms = static_cast<int>(ms_total % 1000);
+  std::string text(cached);
+  text += '.';
+  text += static_cast<char>('0' + ms / 100);
+  text += static_cast<char>('0' + ms / 10 % 10);
+  text += static_cast<char>('0' + ms % 10);
+  text += 'Z';
   return text;
 }
 

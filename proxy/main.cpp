@@ -34,6 +34,8 @@ Usage:
   pullgate check-config FILE      validate a config file and exit
   pullgate policy check FILE      validate a policy file and exit
   pullgate verdict set|get|ls|rm  manage stored verdicts (works while the server runs)
+  pullgate report import|get      file and read scanner reports (Trivy, Grype JSON)
+  pullgate pending ls             digests awaiting a scan
   pullgate exception add|ls|rm    manage run-time exceptions (works while the server runs)
   pullgate explain IMAGE|DIGEST   what the gate decides now, and why (reads the cache only)
   pullgate audit [filters]        print matching audit-log records
@@ -165,6 +167,10 @@ int serve(const std::vector<std::string>& args) {
     };
     metrics.track_blob_fetches_in_flight([&fetches] { return static_cast<double>(fetches.in_flight()); });
     metrics.track_verdicts_stored([&meta] { return static_cast<double>(meta->verdict_count()); });
+    metrics.registry.gauge_callback("pullgate_pending_scans", "Digests awaiting a vulnerability report (GET /v1/pending).",
+                                    [&meta] { return static_cast<double>(meta->pending_count()); });
+    metrics.registry.gauge_callback("pullgate_reports_stored", "Vulnerability reports stored.",
+                                    [&meta] { return static_cast<double>(meta->report_count()); });
     metrics.track_policy_version([&policy] { return policy.get()->version; });
     auto reload = [&] {
       bool ok = reload_policy(config, policy);
@@ -177,6 +183,7 @@ int serve(const std::vector<std::string>& args) {
     for (auto& u : config.upstreams)
       upstreams.push_back(UpstreamEntry{u, registry::make_http_upstream(ioc.get_executor(), u.settings)});
 
+    audit.start_writer();
     Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics);
     Server server(ioc, ServerOptions::mirror(config), mirror);
     server.start();
@@ -276,6 +283,8 @@ int main(int argc, char** argv) {
   if (command == "check-config") return check_config(args);
   if (command == "policy") return run_policy_command(args);
   if (command == "verdict") return run_verdict_command(args);
+  if (command == "report") return run_report_command(args);
+  if (command == "pending") return run_pending_command(args);
   if (command == "exception") return run_exception_command(args);
   if (command == "explain") return run_explain_command(args);
   if (command == "audit") return run_audit_command(args);

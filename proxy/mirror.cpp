@@ -3,6 +3,8 @@
 #include <chrono>
 #include <random>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -283,7 +285,21 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   // manifest is still cached, never served): the gate needs what it references.
   auto manifest = co_await manifest_bytes(x, *digest);
   if (!manifest) co_return;
-  auto decision = config_.gate_enabled ? gate_.check_manifest(gate_request(x, "manifest", *digest)) : GateDecision{};
+  static const auto ungated = std::make_shared<const GateDecision>();
+  auto shared_decision = config_.gate_enabled ? gate_.check_manifest(gate_request(x, "manifest", *digest)) : ungated;
+  if (shared_decision->hold_for.count() > 0 && !x.head) {
+    // The scope holds unscanned images: wait for a scanner's report (checked once
+    // a second), then decide again; without one by then, the decision stands.
+    auto executor = co_await asio::this_coro::executor;
+    auto deadline = std::chrono::steady_clock::now() + shared_decision->hold_for;
+    asio::steady_timer timer(executor);
+    while (std::chrono::steady_clock::now() < deadline && !meta_.get_report(*digest)) {
+      timer.expires_after(std::chrono::seconds(1));
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    if (meta_.get_report(*digest)) shared_decision = gate_.check_manifest(gate_request(x, "manifest", *digest));
+  }
+  const GateDecision& decision = *shared_decision;
   if (!decision.serve && !x.head) {
     reply_denied(x, decision, *digest);
     co_return;
@@ -480,14 +496,16 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
 
 asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
   const auto& digest = *x.route.digest;
-  auto decision = config_.gate_enabled ? gate_.check_blob(gate_request(x, "blob", digest)) : GateDecision{};
+  static const auto ungated = std::make_shared<const GateDecision>();
+  const auto shared_decision = config_.gate_enabled ? gate_.check_blob(gate_request(x, "blob", digest)) : ungated;
+  const GateDecision& decision = *shared_decision;
   if (!decision.serve) {
     reply_denied(x, decision, digest);
     co_return;
   }
   if (auto opened = blobs_.open(digest)) {
     x.cache = "hit";
-    meta_.touch_blob(digest, now_ms());
+    if (auto now = now_ms(); hot_.should_touch(digest, now)) meta_.touch_blob(digest, now);
     co_await serve_cached_blob(x, *opened);
     co_return;
   }

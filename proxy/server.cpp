@@ -122,7 +122,7 @@ ServerOptions ServerOptions::mirror(const Config& c) {
 
 ServerOptions ServerOptions::admin(const Config& c) {
   return ServerOptions{c.admin_listen, "", "", c.max_header_bytes, c.max_requests_per_connection,
-                       c.idle_timeout_s, c.header_timeout_s, 1024 * 1024};
+                       c.idle_timeout_s, c.header_timeout_s, 64 * 1024 * 1024};  // scanner reports are large
 }
 
 Server::Server(asio::io_context& ioc, ServerOptions options, Handler& handler)

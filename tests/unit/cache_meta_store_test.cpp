@@ -818,5 +818,311 @@ TEST_F(MetaStoreTest, ExceptionAndGenerationSeenAcrossProcesses) {
   EXPECT_EQ(read->digest, digest('b').str());
 }
 
+
+// ---- scan reports and the pending-scan queue ----
+
+ReportRecord report(std::string summary, std::string scanner = "trivy") {
+  return ReportRecord{std::move(summary), std::move(scanner), 1000, 2000};
+}
+
+std::vector<std::string> pending_digests(const std::vector<std::pair<Digest, PendingRecord>>& listed) {
+  std::vector<std::string> out;
+  for (const auto& [d, r] : listed) out.push_back(d.str());
+  return out;
+}
+
+TEST_F(MetaStoreTest, ReportRoundTripReplaceAndRemove) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_FALSE(store->get_report(digest('a')));
+  EXPECT_EQ(store->report_count(), 0u);
+
+  const std::string summary = R"({"v":1,"critical":2,"ids":["CVE-2024-1"]})";
+  store->put_report(digest('a'), ReportRecord{summary, "trivy", 111, 222});
+  auto read = store->get_report(digest('a'));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->summary_json, summary);
+  EXPECT_EQ(read->scanner, "trivy");
+  EXPECT_EQ(read->scanned_at_ms, 111);
+  EXPECT_EQ(read->imported_at_ms, 222);
+  EXPECT_EQ(store->report_count(), 1u);
+
+  // Opaque: any bytes the caller chose come back exactly, empty included.
+  const std::string odd("x\0\xff\n", 4);
+  store->put_report(digest('a'), ReportRecord{odd, "grype", -5, 7});
+  read = store->get_report(digest('a'));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->summary_json, odd);
+  EXPECT_EQ(read->scanner, "grype");
+  EXPECT_EQ(read->scanned_at_ms, -5);
+  EXPECT_EQ(store->report_count(), 1u);
+  store->put_report(digest('b'), report(""));
+  EXPECT_EQ(store->get_report(digest('b'))->summary_json, "");
+  EXPECT_EQ(store->report_count(), 2u);
+
+  EXPECT_TRUE(store->remove_report(digest('a')));
+  EXPECT_FALSE(store->remove_report(digest('a')));
+  EXPECT_FALSE(store->get_report(digest('a')));
+  EXPECT_TRUE(store->get_report(digest('b')));
+  EXPECT_EQ(store->report_count(), 1u);
+}
+
+TEST_F(MetaStoreTest, ReportWithBadScannerTextIsRefusedNotStored) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_THROW(store->put_report(digest('a'), report("{}", "bad\xff")), std::invalid_argument);
+  EXPECT_FALSE(store->get_report(digest('a')));
+  EXPECT_EQ(store->report_count(), 0u);
+}
+
+TEST_F(MetaStoreTest, PendingCreatesThenUpdates) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_FALSE(store->get_pending(digest('a')));
+  EXPECT_EQ(store->pending_count(), 0u);
+
+  store->add_pending(digest('a'), "docker.io/library/alpine:3.19", 100);
+  auto read = store->get_pending(digest('a'));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->references, std::vector<std::string>{"docker.io/library/alpine:3.19"});
+  EXPECT_EQ(read->first_seen_ms, 100);
+  EXPECT_EQ(read->last_seen_ms, 100);
+  EXPECT_EQ(read->requests, 1u);
+
+  store->add_pending(digest('a'), "docker.io/library/alpine@" + digest('a').str(), 300);
+  // A clock that went backwards does not move last_seen back, nor first_seen.
+  store->add_pending(digest('a'), "docker.io/library/alpine:3.19", 200);
+  read = store->get_pending(digest('a'));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->references, (std::vector<std::string>{"docker.io/library/alpine@" + digest('a').str(),
+                                                        "docker.io/library/alpine:3.19"}));
+  EXPECT_EQ(read->first_seen_ms, 100);
+  EXPECT_EQ(read->last_seen_ms, 300);
+  EXPECT_EQ(read->requests, 3u);
+  EXPECT_EQ(store->pending_count(), 1u);
+}
+
+TEST_F(MetaStoreTest, PendingReferencesAreCappedDedupedNewestLast) {
+  auto store = MetaStore::open(dir_, map_size);
+  const std::size_t cap = MetaStore::max_pending_references;
+  for (std::size_t i = 0; i < cap + 4; ++i) store->add_pending(digest('a'), "u/r:" + std::to_string(i), 10);
+  auto read = store->get_pending(digest('a'));
+  ASSERT_TRUE(read);
+  ASSERT_EQ(read->references.size(), cap);
+  EXPECT_EQ(read->references.front(), "u/r:4");  // the four oldest fell off
+  EXPECT_EQ(read->references.back(), "u/r:" + std::to_string(cap + 3));
+  EXPECT_EQ(read->requests, cap + 4);
+
+  // Asked again: no duplicate, it moves to the newest place; nothing else drops.
+  store->add_pending(digest('a'), "u/r:4", 11);
+  read = store->get_pending(digest('a'));
+  ASSERT_EQ(read->references.size(), cap);
+  EXPECT_EQ(read->references.back(), "u/r:4");
+  EXPECT_EQ(read->references.front(), "u/r:5");
+  EXPECT_EQ(std::count(read->references.begin(), read->references.end(), "u/r:4"), 1);
+  EXPECT_EQ(read->requests, cap + 5);
+}
+
+TEST_F(MetaStoreTest, BadPendingReferencesAreRefusedNotStored) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_THROW(store->add_pending(digest('a'), "", 1), std::invalid_argument);
+  EXPECT_THROW(store->add_pending(digest('a'), std::string(MetaStore::max_pending_reference_bytes + 1, 'x'), 1),
+               std::invalid_argument);
+  EXPECT_THROW(store->add_pending(digest('a'), "u/r:\xff", 1), std::invalid_argument);
+  EXPECT_FALSE(store->get_pending(digest('a')));
+  EXPECT_EQ(store->pending_count(), 0u);
+  EXPECT_TRUE(store->list_pending(10).empty());
+
+  // A refused reference leaves an existing entry exactly as it was.
+  store->add_pending(digest('a'), "u/r:1", 5);
+  EXPECT_THROW(store->add_pending(digest('a'), "u/r:\xff", 6), std::invalid_argument);
+  auto read = store->get_pending(digest('a'));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->references, std::vector<std::string>{"u/r:1"});
+  EXPECT_EQ(read->requests, 1u);
+  EXPECT_EQ(read->last_seen_ms, 5);
+  store->add_pending(digest('b'), std::string(MetaStore::max_pending_reference_bytes, 'x'), 1);
+  EXPECT_EQ(store->pending_count(), 2u);
+}
+
+TEST_F(MetaStoreTest, ListPendingOldestFirstWithLimit) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_TRUE(store->list_pending(10).empty());
+  // Digest order and time order differ; a negative time sorts before zero.
+  store->add_pending(digest('1'), "u/r:1", 300);
+  store->add_pending(digest('2'), "u/r:2", 100);
+  store->add_pending(digest('3'), "u/r:3", -50);
+  store->add_pending(digest('4'), "u/r:4", 100);  // same time as '2': digest order
+  store->add_pending(digest('5'), "u/r:5", 1'700'000'000'000);
+  store->add_pending(digest('0'), "u/r:0", 0);
+  // A later request does not move an entry: the order is by first_seen.
+  store->add_pending(digest('3'), "u/r:3b", 9'000'000'000'000);
+
+  auto all = store->list_pending(100);
+  EXPECT_EQ(pending_digests(all), (std::vector<std::string>{digest('3').str(), digest('0').str(), digest('2').str(),
+                                                            digest('4').str(), digest('1').str(), digest('5').str()}));
+  EXPECT_EQ(all[0].second.references, (std::vector<std::string>{"u/r:3", "u/r:3b"}));
+  EXPECT_EQ(all[0].second.first_seen_ms, -50);
+  EXPECT_EQ(pending_digests(store->list_pending(2)), (std::vector<std::string>{digest('3').str(), digest('0').str()}));
+  EXPECT_TRUE(store->list_pending(0).empty());
+  EXPECT_EQ(store->pending_count(), 6u);
+
+  EXPECT_TRUE(store->remove_pending(digest('0')));
+  EXPECT_FALSE(store->remove_pending(digest('0')));
+  EXPECT_FALSE(store->remove_pending(digest('9')));
+  EXPECT_FALSE(store->get_pending(digest('0')));
+  EXPECT_EQ(pending_digests(store->list_pending(2)), (std::vector<std::string>{digest('3').str(), digest('2').str()}));
+  EXPECT_EQ(store->pending_count(), 5u);
+
+  // Removed and asked for again: a new wait, at the back of the queue.
+  store->add_pending(digest('3'), "u/r:3c", 2'000'000'000'000);
+  auto again = store->list_pending(100);
+  ASSERT_EQ(again.size(), 5u);
+  EXPECT_EQ(again.back().first, digest('5'));
+  store->remove_pending(digest('3'));
+  store->add_pending(digest('3'), "u/r:3c", 2'000'000'000'000);
+  again = store->list_pending(100);
+  ASSERT_EQ(again.size(), 5u);
+  EXPECT_EQ(again.back().first, digest('3'));
+  EXPECT_EQ(again.back().second.references, std::vector<std::string>{"u/r:3c"});
+  EXPECT_EQ(again.back().second.requests, 1u);
+}
+
+TEST_F(MetaStoreTest, ReportEndsTheWaitInOneTransaction) {
+  auto store = MetaStore::open(dir_, map_size);
+  store->add_pending(digest('a'), "u/r:a", 1);
+  store->add_pending(digest('b'), "u/r:b", 2);
+  const auto before = store->generation();
+
+  store->put_report(digest('a'), report("{}"));
+  // One commit wrote the report and cleared the queue entry.
+  EXPECT_EQ(store->generation(), before + 1);
+  EXPECT_TRUE(store->get_report(digest('a')));
+  EXPECT_FALSE(store->get_pending(digest('a')));
+  EXPECT_EQ(pending_digests(store->list_pending(10)), std::vector<std::string>{digest('b').str()});
+  EXPECT_EQ(store->pending_count(), 1u);
+  EXPECT_EQ(store->report_count(), 1u);
+
+  // A refused report leaves the wait in place.
+  EXPECT_THROW(store->put_report(digest('b'), report("{}", "bad\xff")), std::invalid_argument);
+  EXPECT_TRUE(store->get_pending(digest('b')));
+  EXPECT_EQ(store->pending_count(), 1u);
+
+  // A report for a digest nobody waits for is stored; the queue is untouched.
+  store->put_report(digest('c'), report("{}"));
+  EXPECT_EQ(store->pending_count(), 1u);
+  EXPECT_EQ(store->report_count(), 2u);
+  // Removing a report does not queue the digest again; that is the gate's call.
+  EXPECT_TRUE(store->remove_report(digest('a')));
+  EXPECT_FALSE(store->get_pending(digest('a')));
+}
+
+TEST_F(MetaStoreTest, CorruptReportsAndPendingAreAbsent) {
+  {
+    auto store = MetaStore::open(dir_, map_size);
+    store->add_pending(digest('c'), "u/r:c", 50);  // a good entry next to the bad ones
+  }
+  const std::vector<std::pair<char, std::string>> bad_reports = {
+      {'1', "not json"},
+      {'2', R"({"v":2,"summary_base64":"","scanner":"t","scanned_at_ms":1,"imported_at_ms":1})"},
+      {'3', R"({"v":1,"summary_base64":"@@@@","scanner":"t","scanned_at_ms":1,"imported_at_ms":1})"},
+      {'4', R"({"v":1,"summary_base64":"","scanner":7,"scanned_at_ms":1,"imported_at_ms":1})"},
+      {'5', R"({"v":1,"summary_base64":"","scanner":"t","scanned_at_ms":1})"},
+  };
+  for (const auto& [fill, value] : bad_reports) write_raw("reports", digest(fill).str(), value);
+  const std::vector<std::pair<char, std::string>> bad_pending = {
+      {'1', "[]"},
+      {'2', R"({"v":1,"references":"u/r:t","first_seen_ms":1,"last_seen_ms":1,"requests":1})"},
+      {'3', R"({"v":1,"references":[1],"first_seen_ms":1,"last_seen_ms":1,"requests":1})"},
+      {'4', R"({"v":1,"references":[],"first_seen_ms":1,"last_seen_ms":1,"requests":-1})"},
+      {'5', R"({"v":1,"references":[],"first_seen_ms":1,"last_seen_ms":1,"requests":4294967296})"},
+      {'6', R"({"v":1,"references":[],"first_seen_ms":"1","last_seen_ms":1,"requests":1})"},
+  };
+  for (const auto& [fill, value] : bad_pending) {
+    write_raw("pending", digest(fill).str(), value);
+    // Order entries for the bad records, placed before the good one.
+    write_raw("pending_order", "0000000000000000\n" + digest(fill).str(), "");
+  }
+  // Order entries that name nothing, or are not order keys at all.
+  write_raw("pending_order", "0000000000000000\n" + digest('9').str(), "");
+  write_raw("pending_order", "zz", "");
+  write_raw("pending_order", "0000000000000001\nmd5:abc", "");
+
+  auto store = MetaStore::open(dir_, map_size);
+  for (const auto& [fill, value] : bad_reports) EXPECT_FALSE(store->get_report(digest(fill))) << value;
+  for (const auto& [fill, value] : bad_pending) EXPECT_FALSE(store->get_pending(digest(fill))) << value;
+  EXPECT_EQ(pending_digests(store->list_pending(100)), std::vector<std::string>{digest('c').str()});
+
+  // A corrupt entry can be removed; a new request over one starts a fresh wait
+  // and leaves no stale order entry behind.
+  EXPECT_TRUE(store->remove_pending(digest('1')));
+  EXPECT_FALSE(store->get_pending(digest('1')));
+  store->add_pending(digest('2'), "u/r:2", 100);
+  auto fresh = store->get_pending(digest('2'));
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->first_seen_ms, 100);
+  EXPECT_EQ(fresh->requests, 1u);
+  EXPECT_EQ(pending_digests(store->list_pending(100)), (std::vector<std::string>{digest('c').str(), digest('2').str()}));
+  // A report over a corrupt entry clears it too; a corrupt report is replaced.
+  store->put_report(digest('3'), report("{}"));
+  EXPECT_FALSE(store->get_pending(digest('3')));
+  EXPECT_EQ(store->get_report(digest('3'))->summary_json, "{}");
+  EXPECT_TRUE(store->remove_report(digest('1')));
+}
+
+TEST_F(MetaStoreTest, OpensAStoreWrittenBeforeReportsExisted) {
+  for (const char* db : {"tags", "manifests", "blobs", "responses", "verdicts", "refs", "exceptions"}) {
+    write_raw(db, "k", "v");
+  }
+  write_raw("meta", "schema_version", R"({"schema_version":1})");
+  {
+    auto store = MetaStore::open(dir_, map_size);
+    EXPECT_FALSE(store->get_report(digest('a')));
+    EXPECT_TRUE(store->list_pending(10).empty());
+    store->add_pending(digest('a'), "u/r:a", 1);
+    store->put_report(digest('b'), report("{}"));
+  }
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_EQ(store->pending_count(), 1u);
+  EXPECT_EQ(store->report_count(), 1u);
+}
+
+// The CLI imports reports while the server runs: a report written by another
+// process is seen by the server's open store, and the wait it ends is gone.
+TEST_F(MetaStoreTest, ReportImportedByAnotherProcessIsSeen) {
+  auto store = MetaStore::open(dir_, map_size);
+  store->add_pending(digest('a'), "docker.io/library/alpine:3.19", 10);
+  store->add_pending(digest('b'), "docker.io/library/busybox:1", 20);
+
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      auto own = MetaStore::open(dir_, map_size);
+      auto queue = own->list_pending(10);
+      if (queue.size() != 2 || queue[0].first != digest('a')) code = 2;
+      own->put_report(digest('a'), ReportRecord{R"({"critical":1})", "trivy", 30, 40});
+      own->add_pending(digest('c'), "ghcr.io/x/y:z", 50);
+      own.reset();
+    } catch (...) {
+      code = 3;
+    }
+    ::_exit(code);  // no destructors: the parent's environment is not ours to close
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+
+  auto read = store->get_report(digest('a'));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->summary_json, R"({"critical":1})");
+  EXPECT_EQ(read->scanner, "trivy");
+  EXPECT_EQ(read->scanned_at_ms, 30);
+  EXPECT_EQ(read->imported_at_ms, 40);
+  EXPECT_FALSE(store->get_pending(digest('a')));
+  EXPECT_EQ(pending_digests(store->list_pending(10)), (std::vector<std::string>{digest('b').str(), digest('c').str()}));
+  EXPECT_EQ(store->pending_count(), 2u);
+  EXPECT_EQ(store->report_count(), 1u);
+}
+
 }  // namespace
 }  // namespace pullgate::cache

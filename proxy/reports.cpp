@@ -1,0 +1,85 @@
+#include "proxy/reports.hpp"
+
+#include <chrono>
+
+namespace pullgate::proxy {
+
+namespace {
+
+nlohmann::json counts_json(const policy::ReportSummary& s) {
+  nlohmann::json counts = nlohmann::json::object();
+  for (auto& [severity, n] : s.counts) counts[std::string(policy::to_string(severity))] = n;
+  return counts;
+}
+
+std::string time_text(std::int64_t ms) {
+  return policy::format_time(policy::TimePoint(std::chrono::milliseconds(ms)));
+}
+
+}  // namespace
+
+ImportResult import_report(cache::MetaStore& meta, std::string_view document, std::string_view digest_override,
+                           std::int64_t now_ms) {
+  ImportResult result;
+  auto parsed = policy::parse_report(document, digest_override);
+  if (!parsed.summary) {
+    result.error = parsed.error;
+    return result;
+  }
+  const auto& summary = *parsed.summary;
+  auto digest = registry::Digest::parse(summary.digest);
+  if (!digest) {
+    result.error = "the report names no valid manifest digest";
+    return result;
+  }
+  cache::ReportRecord record;
+  record.summary_json = policy::encode_summary(summary);
+  record.scanner = summary.scanner;
+  record.scanned_at_ms =
+      summary.scanned_at
+          ? std::chrono::duration_cast<std::chrono::milliseconds>(summary.scanned_at->time_since_epoch()).count()
+          : now_ms;
+  record.imported_at_ms = now_ms;
+  meta.put_report(*digest, record);  // also ends the digest's wait in the pending queue
+  // A computed verdict was decided without this report: decide again on next use.
+  // Manual verdicts stand.
+  if (auto verdict = meta.get_verdict(*digest); verdict && verdict->source != "manual") {
+    meta.remove_verdict(*digest);
+    result.replaced_verdict = true;
+  }
+  result.ok = true;
+  result.digest = digest->str();
+  result.summary = {{"scanner", summary.scanner},
+                    {"scanned_at", time_text(record.scanned_at_ms)},
+                    {"counts", counts_json(summary)},
+                    {"findings", summary.findings.size()}};
+  return result;
+}
+
+nlohmann::json report_json(const std::string& digest, const cache::ReportRecord& record, bool with_findings) {
+  nlohmann::json j = {{"digest", digest},
+                      {"scanner", record.scanner},
+                      {"scanned_at", time_text(record.scanned_at_ms)},
+                      {"imported_at", time_text(record.imported_at_ms)}};
+  if (auto summary = policy::decode_summary(record.summary_json)) {
+    j["scanner_version"] = summary->scanner_version;
+    j["counts"] = counts_json(*summary);
+    if (with_findings) {
+      nlohmann::json findings = nlohmann::json::array();
+      for (auto& f : summary->findings)
+        findings.push_back({{"id", f.id},
+                            {"package", f.package},
+                            {"installed_version", f.installed_version},
+                            {"fixed_version", f.fixed_version},
+                            {"severity", policy::to_string(f.severity)}});
+      j["findings"] = findings;
+    } else {
+      j["findings"] = summary->findings.size();
+    }
+  } else {
+    j["error"] = "the stored summary does not decode";
+  }
+  return j;
+}
+
+}  // namespace pullgate::proxy
