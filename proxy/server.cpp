@@ -283,7 +283,9 @@ asio::awaitable<void> Server::serve_requests(Stream& stream, std::uint64_t id, c
       co_await writer.write(res);
       break;
     }
-    RequestContext context{client, parser.chunked() || (parser.content_length() && *parser.content_length() > 0)};
+    RequestContext context;
+    context.client = client;
+    context.has_body = parser.chunked() || (parser.content_length() && *parser.content_length() > 0);
     context.last = served + 1 >= config_.max_requests_per_connection || stopping_;
     if (context.has_body && config_.max_body_bytes > 0) {
       // This listener takes bodies (the admin API): read it whole, within a limit.
