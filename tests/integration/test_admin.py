@@ -507,6 +507,14 @@ class AdminApi(unittest.TestCase):
         # Records are ~570 bytes: 2500 HEADs pass 1 MiB once (and not twice).
         made = 1 + 2500
         heads(2500)
+        # Audit lines are written by their own thread a moment after the response:
+        # wait (bounded) until the last one is on disk.
+        def all_written():
+            try:
+                return len(all_lines()) >= made
+            except AssertionError:  # read while a batch was being written: look again
+                return False
+        h.wait_until(all_written, 10, "%d audit records on disk" % made)
         self.assertTrue(os.path.exists(rotated[0]), "no audit.log.1 after %d records" % made)
         self.assertFalse(os.path.exists(rotated[2]))
         lines = all_lines()
