@@ -469,10 +469,7 @@ class LmdbMetaStore final : public MetaStore {
   }
 
   std::optional<ManifestRecord> get_manifest(const Digest& digest) override {
-    auto txn = lmdb::Txn::read(env_.get());
-    auto value = txn.get(manifests_, digest.str());
-    if (!value) return std::nullopt;
-    return decode_manifest(*value);
+    return read(manifests_, digest.str(), decode_manifest);
   }
 
   void put_manifest(const Digest& digest, const ManifestRecord& record) override {
@@ -480,10 +477,7 @@ class LmdbMetaStore final : public MetaStore {
   }
 
   std::optional<BlobRecord> get_blob(const Digest& digest) override {
-    auto txn = lmdb::Txn::read(env_.get());
-    auto value = txn.get(blobs_, digest.str());
-    if (!value) return std::nullopt;
-    return decode_blob(*value);
+    return read(blobs_, digest.str(), decode_blob);
   }
 
   void put_blob(const Digest& digest, const BlobRecord& record) override {
@@ -522,10 +516,7 @@ class LmdbMetaStore final : public MetaStore {
   }
 
   std::optional<VerdictRecord> get_verdict(const Digest& digest) override {
-    auto txn = lmdb::Txn::read(env_.get());
-    auto value = txn.get(verdicts_, digest.str());
-    if (!value) return std::nullopt;
-    return decode_verdict(*value);
+    return read(verdicts_, digest.str(), decode_verdict);
   }
 
   void put_verdict(const Digest& digest, const VerdictRecord& record) override {
@@ -615,10 +606,7 @@ class LmdbMetaStore final : public MetaStore {
   }
 
   std::optional<ReportRecord> get_report(const Digest& digest) override {
-    auto txn = lmdb::Txn::read(env_.get());
-    auto value = txn.get(reports_, digest.str());
-    if (!value) return std::nullopt;
-    return decode_report(*value);
+    return read(reports_, digest.str(), decode_report);
   }
 
   void put_report(const Digest& digest, const ReportRecord& record) override {
@@ -660,10 +648,7 @@ class LmdbMetaStore final : public MetaStore {
   }
 
   std::optional<PendingRecord> get_pending(const Digest& digest) override {
-    auto txn = lmdb::Txn::read(env_.get());
-    auto value = txn.get(pending_, digest.str());
-    if (!value) return std::nullopt;
-    return decode_pending(*value);
+    return read(pending_, digest.str(), decode_pending);
   }
 
   bool remove_pending(const Digest& digest) override {
@@ -734,6 +719,16 @@ class LmdbMetaStore final : public MetaStore {
 
   bool exception_key_ok(std::string_view id) const {
     return !id.empty() && id.size() <= max_key_ && id.find('\0') == std::string_view::npos;
+  }
+
+  // One record by key, decoded (copied out) inside a short read transaction;
+  // absent and undecodable both read as nullopt.
+  template <class Decode>
+  auto read(MDB_dbi dbi, std::string_view key, Decode decode) -> decltype(decode(std::string_view{})) {
+    auto txn = lmdb::Txn::read(env_.get());
+    auto value = txn.get(dbi, key);
+    if (!value) return std::nullopt;
+    return decode(*value);
   }
 
   void put(MDB_dbi dbi, std::string_view key, std::string_view value, const std::string& what) {

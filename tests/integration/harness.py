@@ -77,9 +77,8 @@ def wait_until(predicate, timeout, what, interval=0.05):
     raise TimeoutError("timed out after %ss waiting for %s (last error: %r)" % (timeout, what, last_error))
 
 
-def http_request(host, port, method, path, headers=None, body=None, timeout=30):
-    """One request on a fresh connection. Returns (status, headers as list of pairs, body)."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+def _exchange(conn, method, path, headers, body):
+    """One request on `conn`, closed after. Returns (status, headers as list of pairs, body)."""
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
         for name, value in (headers or []):
@@ -94,6 +93,11 @@ def http_request(host, port, method, path, headers=None, body=None, timeout=30):
         return resp.status, resp.getheaders(), data
     finally:
         conn.close()
+
+
+def http_request(host, port, method, path, headers=None, body=None, timeout=30):
+    """One request on a fresh connection. Returns (status, headers as list of pairs, body)."""
+    return _exchange(http.client.HTTPConnection(host, port, timeout=timeout), method, path, headers, body)
 
 
 def header(headers, name):
@@ -719,21 +723,8 @@ def https_context(cafile):
 
 def https_request(host, port, method, path, headers=None, body=None, timeout=30, context=None):
     """http_request over TLS. Returns (status, headers as list of pairs, body)."""
-    conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        for name, value in (headers or []):
-            conn.putheader(name, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders()
-        if body:
-            conn.send(body)
-        resp = conn.getresponse()
-        data = resp.read()
-        return resp.status, resp.getheaders(), data
-    finally:
-        conn.close()
+    return _exchange(http.client.HTTPSConnection(host, port, timeout=timeout, context=context),
+                     method, path, headers, body)
 
 
 class TlsRegistry(Registry):
