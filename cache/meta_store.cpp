@@ -113,6 +113,8 @@ std::optional<T> field(const json& j, const char* name) {
     if (!it->is_string()) return std::nullopt;
   } else if constexpr (std::is_same_v<T, std::uint64_t>) {
     if (!it->is_number_unsigned()) return std::nullopt;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) return std::nullopt;
   } else {
     static_assert(std::is_same_v<T, std::int64_t>);
     if (!it->is_number_integer()) return std::nullopt;
@@ -324,6 +326,37 @@ std::optional<ReportRecord> decode_report(std::string_view value) {
   return ReportRecord{std::move(*summary), std::move(*scanner), *scanned, *imported};
 }
 
+std::string encode(const SignalRecord& r) {
+  json j = header();
+  j["policy_version"] = r.policy_version;
+  j["checked_at_ms"] = r.checked_at_ms;
+  j["signature"] = r.signature;
+  j["signature_detail"] = r.signature_detail;
+  j["key"] = r.key;
+  j["sbom"] = r.sbom;
+  j["sbom_detail"] = r.sbom_detail;
+  j["artifact"] = r.artifact;
+  return dump(j, "signal record");
+}
+
+std::optional<SignalRecord> decode_signals(std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  SignalRecord r;
+  auto version = field<std::string>(*j, "policy_version");
+  auto checked = field<std::int64_t>(*j, "checked_at_ms");
+  auto signature = field<std::string>(*j, "signature");
+  auto signature_detail = field<std::string>(*j, "signature_detail");
+  auto key = field<std::string>(*j, "key");
+  auto sbom = field<std::string>(*j, "sbom");
+  auto sbom_detail = field<std::string>(*j, "sbom_detail");
+  auto artifact = field<bool>(*j, "artifact");
+  if (!version || !checked || !signature || !signature_detail || !key || !sbom || !sbom_detail || !artifact)
+    return std::nullopt;
+  return SignalRecord{std::move(*version), *checked,          std::move(*signature), std::move(*signature_detail),
+                      std::move(*key),     std::move(*sbom), std::move(*sbom_detail), *artifact};
+}
+
 std::string encode(const PendingRecord& r) {
   json j = header();
   j["references"] = r.references;
@@ -447,6 +480,7 @@ class LmdbMetaStore final : public MetaStore {
     reports_ = txn.open_dbi("reports", MDB_CREATE);
     pending_ = txn.open_dbi("pending", MDB_CREATE);
     pending_order_ = txn.open_dbi("pending_order", MDB_CREATE);
+    signals_ = txn.open_dbi("signals", MDB_CREATE);
     check_schema(txn);
     txn.commit();
   }
@@ -624,6 +658,17 @@ class LmdbMetaStore final : public MetaStore {
     return existed;
   }
 
+  std::optional<SignalRecord> get_signals(const Digest& digest) override {
+    return read(signals_, digest.str(), decode_signals);
+  }
+
+  void put_signals(const Digest& digest, const SignalRecord& record) override {
+    const std::string value = encode(record);
+    auto txn = lmdb::Txn::write(env_.get());
+    txn.put(signals_, digest.str(), value, "put signals " + digest.str());
+    txn.commit();
+  }
+
   void add_pending(const Digest& digest, std::string_view reference, std::int64_t now_ms) override {
     if (reference.empty() || reference.size() > max_pending_reference_bytes) {
       throw std::invalid_argument("cannot queue " + digest.str() + " for a scan: the reference must be 1 to " +
@@ -770,6 +815,7 @@ class LmdbMetaStore final : public MetaStore {
   MDB_dbi reports_ = 0;
   MDB_dbi pending_ = 0;
   MDB_dbi pending_order_ = 0;
+  MDB_dbi signals_ = 0;
 };
 
 std::size_t round_up_to_page(std::size_t bytes) {

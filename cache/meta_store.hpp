@@ -87,6 +87,19 @@ struct PendingRecord {
   std::uint32_t requests = 0;  // saturates
 };
 
+// What was found about a manifest digest's signatures and SBOM, under one policy
+// version (its keys); filled by proxy/signals.cpp, read by the gate.
+struct SignalRecord {
+  std::string policy_version;
+  std::int64_t checked_at_ms = 0;
+  std::string signature;         // "valid" | "invalid" | "missing" | "" (not looked for)
+  std::string signature_detail;  // one line
+  std::string key;               // the verifying key, when valid
+  std::string sbom;              // "found" | "missing" | "" (not looked for)
+  std::string sbom_detail;       // one line
+  bool artifact = false;         // itself a signature, attestation or SBOM manifest
+};
+
 struct VerdictFilter {
   std::optional<std::string> decision;  // only this decision
   std::optional<std::string> source;    // only this source
@@ -159,6 +172,9 @@ class MetaStore {
   // last_seen never moves back, requests counts up) in one write transaction.
   // Refuses (std::invalid_argument) an empty reference, one longer than
   // max_pending_reference_bytes, or one that is not valid UTF-8.
+  virtual std::optional<SignalRecord> get_signals(const Digest& digest) = 0;
+  virtual void put_signals(const Digest& digest, const SignalRecord& record) = 0;
+
   virtual void add_pending(const Digest& digest, std::string_view reference, std::int64_t now_ms) = 0;
   virtual std::optional<PendingRecord> get_pending(const Digest& digest) = 0;
   virtual bool remove_pending(const Digest& digest) = 0;

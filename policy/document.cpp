@@ -16,6 +16,7 @@
 #include "policy/policy.hpp"
 #include "policy/report.hpp"
 #include "policy/rfc3339.hpp"
+#include "policy/signature.hpp"
 
 namespace pullgate::policy {
 namespace {
@@ -229,7 +230,9 @@ class DocumentReader {
       : errors_(errors), warnings_(warnings) {}
 
   void read(const json& root, Policy& policy) {
-    if (!check_object(root, "document", {"default", "scopes", "exceptions", "cve_exceptions"})) return;
+    if (!check_object(root, "document", {"default", "scopes", "exceptions", "cve_exceptions", "keys"})) return;
+    if (root.contains("keys")) read_keys(root.at("keys"), policy);
+    keys_ = &policy.keys;
 
     if (const json* scopes = array_field(root, "scopes", "scopes")) {
       std::map<std::string, std::string> first_path;
@@ -250,12 +253,14 @@ class DocumentReader {
     catch_all.name = "default";
     if (root.contains("default")) {
       const json& value = root.at("default");
-      if (check_object(value, "default", {"mode", "unknown", "fallback", "rules", "vulnerabilities"})) {
+      if (check_object(value, "default",
+                       {"mode", "unknown", "fallback", "rules", "vulnerabilities", "signatures", "sbom"})) {
         read_settings(value, "default", catch_all);
       }
     }
     catch_all.order = policy.scopes.size();
     policy.scopes.push_back(std::move(catch_all));
+    for (const auto& scope : policy.scopes) policy.needs_signals |= scope.signatures || scope.sbom;
 
     if (const json* exceptions = array_field(root, "exceptions", "exceptions")) {
       std::map<std::string, std::string> first_path;
@@ -417,6 +422,118 @@ class DocumentReader {
     if (object.contains("vulnerabilities")) {
       scope.vulnerabilities = read_vulnerabilities(object.at("vulnerabilities"), path + ".vulnerabilities");
     }
+    if (object.contains("signatures")) scope.signatures = read_signatures(object.at("signatures"), path + ".signatures");
+    if (object.contains("sbom")) scope.sbom = read_sbom(object.at("sbom"), path + ".sbom");
+  }
+
+  static bool is_key_name(std::string_view name) {
+    if (name.empty() || name.size() > 64) return false;
+    for (char c : name)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') return false;
+    return true;
+  }
+
+  void read_keys(const json& value, Policy& policy) {
+    if (!value.is_object()) {
+      fail("keys", "must be an object: key name -> {\"pem\": ...} or {\"pem_file\": ...}");
+      return;
+    }
+    for (const auto& [name, entry] : value.items()) {
+      const std::string path = "keys." + name;
+      if (!is_key_name(name)) {
+        fail(path, "a key name is 1 to 64 letters, digits, '.', '_' or '-'");
+        continue;
+      }
+      if (!check_object(entry, path, {"pem", "pem_file"})) continue;
+      VerificationKey key;
+      key.name = name;
+      const bool has_pem = entry.contains("pem"), has_file = entry.contains("pem_file");
+      if (has_pem == has_file) {
+        fail(path, "give exactly one of pem (the PEM text) or pem_file (a path)");
+        continue;
+      }
+      if (has_pem) {
+        const json& pem = entry.at("pem");
+        if (!pem.is_string()) {
+          fail(path + ".pem", "must be a string");
+          continue;
+        }
+        auto parsed = PublicKey::from_pem(name, pem.get<std::string>());
+        if (auto* error = std::get_if<std::string>(&parsed)) {
+          fail(path + ".pem", *error);
+          continue;
+        }
+        key.key = std::make_shared<const PublicKey>(std::move(std::get<PublicKey>(parsed)));
+      } else {
+        auto file = text_field(entry, "pem_file", path + ".pem_file");
+        if (!file) continue;
+        if (file->empty()) {
+          fail(path + ".pem_file", "must not be empty");
+          continue;
+        }
+        key.pem_file = std::move(*file);
+      }
+      policy.keys.push_back(std::move(key));
+    }
+  }
+
+  std::optional<std::chrono::seconds> recheck_field(const json& object, const std::string& path) {
+    if (!object.contains("recheck_s")) return std::nullopt;
+    const json& value = object.at("recheck_s");
+    if (!value.is_number_integer() || value.get<std::int64_t>() < 1 || value.get<std::int64_t>() > 86400) {
+      fail(path, "must be a whole number of seconds from 1 to 86400");
+      return std::nullopt;
+    }
+    return std::chrono::seconds(value.get<std::int64_t>());
+  }
+
+  std::optional<SignaturePolicy> read_signatures(const json& value, const std::string& path) {
+    if (!check_object(value, path, {"keys", "recheck_s"})) return std::nullopt;
+    SignaturePolicy signatures;
+    const json* keys = array_field(value, "keys", path + ".keys");
+    if (!keys || keys->empty()) {
+      if (!value.contains("keys") || (keys && keys->empty()))
+        fail(path + ".keys", "must list at least one key name from the top-level \"keys\"");
+      return std::nullopt;
+    }
+    bool good = true;
+    for (std::size_t i = 0; i < keys->size(); ++i) {
+      const std::string item_path = path + ".keys[" + std::to_string(i) + "]";
+      const json& item = (*keys)[i];
+      if (!item.is_string()) {
+        fail(item_path, "must be a key name");
+        good = false;
+        continue;
+      }
+      const auto& name = item.get_ref<const std::string&>();
+      bool known = false;
+      for (const auto& k : *keys_) known = known || k.name == name;
+      if (!known) {
+        fail(item_path, "no key named " + in_quotes(name.substr(0, 64)) + " in the top-level \"keys\"");
+        good = false;
+      } else if (std::find(signatures.keys.begin(), signatures.keys.end(), name) != signatures.keys.end()) {
+        fail(item_path, "duplicate key " + in_quotes(name));
+        good = false;
+      } else {
+        signatures.keys.push_back(name);
+      }
+    }
+    if (auto recheck = recheck_field(value, path + ".recheck_s")) signatures.recheck = *recheck;
+    if (!good) return std::nullopt;
+    return signatures;
+  }
+
+  std::optional<SbomPolicy> read_sbom(const json& value, const std::string& path) {
+    if (!check_object(value, path, {"required", "recheck_s"})) return std::nullopt;
+    SbomPolicy sbom;
+    bool required = true;
+    if (value.contains("required")) {
+      if (!value.at("required").is_boolean()) fail(path + ".required", "must be true or false");
+      else required = value.at("required").get<bool>();
+    }
+    if (auto recheck = recheck_field(value, path + ".recheck_s")) sbom.recheck = *recheck;
+    if (!required) return std::nullopt;
+    return sbom;
   }
 
   // A list of distinct severities; nullopt (with errors) when any entry is bad.
@@ -606,7 +723,8 @@ class DocumentReader {
 
   std::optional<Scope> read_scope(const json& value, const std::string& path) {
     if (!check_object(value, path,
-                      {"name", "upstream", "repository", "mode", "unknown", "fallback", "rules", "vulnerabilities"})) {
+                      {"name", "upstream", "repository", "mode", "unknown", "fallback", "rules", "vulnerabilities",
+                       "signatures", "sbom"})) {
       return std::nullopt;
     }
     Scope scope;
@@ -694,9 +812,12 @@ class DocumentReader {
 
   std::vector<std::string>& errors_;
   std::vector<std::string>& warnings_;
+  const std::vector<VerificationKey>* keys_ = nullptr;  // the document's keys, read before the scopes
 };
 
 }  // namespace
+
+std::string content_version(std::string_view bytes) { return version_of(bytes); }
 
 ParseResult parse_policy(std::string_view document) {
   ParseResult result;

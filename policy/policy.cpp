@@ -41,8 +41,17 @@ std::string_view to_string(Source source) {
     case Source::unknown: return "unknown";
     case Source::report: return "report";
     case Source::unscanned: return "unscanned";
+    case Source::signature: return "signature";
+    case Source::sbom: return "sbom";
   }
   return "unknown";
+}
+
+std::optional<Source> parse_source(std::string_view text) {
+  for (auto source : {Source::rule, Source::default_, Source::manual, Source::exception, Source::unknown,
+                      Source::report, Source::unscanned, Source::signature, Source::sbom})
+    if (to_string(source) == text) return source;
+  return std::nullopt;
 }
 
 std::optional<Decision> parse_decision(std::string_view text) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -28,13 +29,15 @@ enum class Mode { enforce, warn, audit };
 enum class Unknown { evaluate, allow, warn, deny };
 // report: a vulnerability report decided (stored by the gate); unscanned: the
 // scope's "unscanned" setting decided for a digest without a fresh report.
-enum class Source { rule, default_, manual, exception, unknown, report, unscanned };
+// signature, sbom: the scope's signature or SBOM requirement decided.
+enum class Source { rule, default_, manual, exception, unknown, report, unscanned, signature, sbom };
 
 std::string_view to_string(Decision);
 std::string_view to_string(Mode);
 std::string_view to_string(Unknown);
 std::string_view to_string(Source);
 std::optional<Decision> parse_decision(std::string_view);
+std::optional<Source> parse_source(std::string_view);
 
 // Defined in policy/report.hpp (which includes this header); declared here so a scope
 // can name severities.
@@ -92,6 +95,28 @@ struct CveException {
   TimePoint expires{};                // required: from this instant on it no longer applies
 };
 
+class PublicKey;  // policy/signature.hpp
+
+// A verification key named in the policy ("keys"): inline PEM, read when the document
+// is parsed, or a PEM file, read by whoever loads the document from disk (see
+// load_key_files in proxy/commands.hpp), since parsing does no I/O.
+struct VerificationKey {
+  std::string name;
+  std::string pem_file;                    // as written (relative to the policy file's directory)
+  std::shared_ptr<const PublicKey> key;    // null until read
+};
+
+// A scope's signature requirement: a valid cosign signature by any of these keys.
+struct SignaturePolicy {
+  std::vector<std::string> keys;           // names in Policy::keys
+  std::chrono::seconds recheck{60};        // how long "no valid signature" stands before the registry is asked again
+};
+
+// A scope's SBOM requirement: an SBOM attached to the image.
+struct SbomPolicy {
+  std::chrono::seconds recheck{60};        // how long "no SBOM" stands before the registry is asked again
+};
+
 struct Scope {
   std::string name;                   // for reasons and audit
   std::string upstream = "**";        // glob on the upstream name
@@ -101,6 +126,8 @@ struct Scope {
   Decision fallback = Decision::allow; // when no rule matches
   std::vector<Rule> rules;             // first match wins
   std::optional<VulnerabilityPolicy> vulnerabilities;  // none: reports are not consulted
+  std::optional<SignaturePolicy> signatures;           // none: signatures are not required
+  std::optional<SbomPolicy> sbom;                      // none: SBOMs are not required
   std::size_t order = 0;               // position in the file, for ties
 };
 
@@ -109,7 +136,19 @@ struct Policy {
   std::vector<Scope> scopes;          // a catch-all default scope is always last
   std::vector<Exception> exceptions;
   std::vector<CveException> cve_exceptions;
+  std::vector<VerificationKey> keys;
+  bool needs_signals = false;         // some scope requires signatures or an SBOM
+
+  const VerificationKey* key_named(std::string_view name) const {
+    for (const auto& k : keys)
+      if (k.name == name) return &k;
+    return nullptr;
+  }
 };
+
+// "sha256:<hex>" of the bytes: the policy version of a document (and of the key
+// files it names, folded in by their loader).
+std::string content_version(std::string_view bytes);
 
 struct ParseResult {
   std::optional<Policy> policy;

@@ -13,7 +13,10 @@
 #include "proxy/commands.hpp"
 #include "proxy/explain.hpp"
 #include "proxy/log.hpp"
+#include "policy/signature.hpp"
 #include "proxy/reports.hpp"
+#include "registry/errors.hpp"
+#include "registry/names.hpp"
 #include "registry/route.hpp"
 
 namespace pullgate::proxy {
@@ -54,18 +57,42 @@ json verdict_json(const registry::Digest& digest, const cache::VerdictRecord& v)
   return j;
 }
 
+// How a scanner names a pending digest on the pull API of this listener: the
+// repository, behind the upstream's path prefix unless it is the default upstream.
+// Upstream names with a port cannot be a path component of a reference, so an
+// alias that can is needed for those.
+std::optional<std::string> scan_reference(const Config& config, const std::string& digest,
+                                          const std::vector<std::string>& references) {
+  for (const auto& reference : references) {
+    auto slash = reference.find('/');
+    if (slash == std::string::npos) continue;
+    auto upstream = reference.substr(0, slash);
+    auto rest = reference.substr(slash + 1);
+    auto repository = rest.substr(0, rest.find_first_of(":@"));
+    for (const auto& u : config.upstreams) {
+      if (u.settings.name != upstream) continue;
+      if (u.is_default && registry::Repository::parse(repository)) return repository + "@" + digest;
+      std::vector<std::string> prefixes{u.settings.name};
+      prefixes.insert(prefixes.end(), u.aliases.begin(), u.aliases.end());
+      for (const auto& prefix : prefixes)
+        if (registry::Repository::parse(prefix + "/" + repository)) return prefix + "/" + repository + "@" + digest;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-std::string load_or_create_admin_token(const std::filesystem::path& path) {
+std::string load_or_create_token(const std::filesystem::path& path) {
   if (std::ifstream in(path); in) {
     std::string token;
     std::getline(in, token);
     while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-    if (token.size() < 16) throw std::runtime_error("admin token in " + path.string() + " is shorter than 16 characters");
+    if (token.size() < 16) throw std::runtime_error("token in " + path.string() + " is shorter than 16 characters");
     return token;
   }
   unsigned char raw[32];
-  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("cannot make an admin token: no randomness");
+  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("cannot make a token: no randomness");
   std::string token;
   static const char* hex = "0123456789abcdef";
   for (auto b : raw) token += hex[b >> 4], token += hex[b & 15];
@@ -74,23 +101,94 @@ std::string load_or_create_admin_token(const std::filesystem::path& path) {
   auto old = ::umask(077);
   std::ofstream out(path, std::ios::trunc);
   ::umask(old);
-  if (!(out << token << "\n")) throw std::runtime_error("cannot write admin token file " + path.string());
-  log_event("info", "created admin token", {{"file", path.string()}});
+  if (!(out << token << "\n")) throw std::runtime_error("cannot write token file " + path.string());
+  log_event("info", "created token", {{"file", path.string()}});
   return token;
 }
 
-AdminApi::AdminApi(const Config& config, std::string token, cache::MetaStore& meta, PolicyHolder& policy, Gate& gate,
-                   Hooks hooks)
-    : config_(config), token_(std::move(token)), meta_(meta), policy_(policy), gate_(gate), hooks_(std::move(hooks)) {}
+AdminApi::AdminApi(const Config& config, std::string token, std::string scanner_token, cache::MetaStore& meta,
+                   PolicyHolder& policy, Gate& gate, Handler& pull, Hooks hooks)
+    : config_(config),
+      token_(std::move(token)),
+      scanner_token_(std::move(scanner_token)),
+      pull_(pull),
+      meta_(meta),
+      policy_(policy),
+      gate_(gate),
+      hooks_(std::move(hooks)) {}
+
+namespace {
+
+bool same_secret(std::string_view given, std::string_view expected) {
+  return given.size() == expected.size() && CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
+}
+
+bool is_pull_api(std::string_view target) {
+  auto path = target.substr(0, target.find('?'));
+  return path == "/v2" || path.rfind("/v2/", 0) == 0;
+}
+
+}  // namespace
+
+AdminApi::Caller AdminApi::caller(const Request& request) const {
+  std::string_view auth = request[http::field::authorization];
+  std::string_view secret;
+  if (auth.rfind("Bearer ", 0) == 0) {
+    secret = auth.substr(7);
+  } else if (auth.rfind("Basic ", 0) == 0) {
+    // Registry clients answer the Basic challenge with user:password; the password
+    // is the token, the user name is only for the client's sake.
+    static thread_local std::string decoded;
+    if (!policy::base64_decode(auth.substr(6), decoded)) return Caller::nobody;
+    auto colon = decoded.find(':');
+    if (colon == std::string::npos) return Caller::nobody;
+    secret = std::string_view(decoded).substr(colon + 1);
+  } else {
+    return Caller::nobody;
+  }
+  if (same_secret(secret, token_)) return Caller::admin;
+  if (!scanner_token_.empty() && same_secret(secret, scanner_token_)) return Caller::scanner;
+  return Caller::nobody;
+}
+
+bool AdminApi::scanner_may(const Request& request) const {
+  std::string_view target = request.target();
+  auto path = target.substr(0, target.find('?'));
+  auto method = request.method();
+  if (path == "/healthz") return true;
+  if (path == "/v1/pending") return method == http::verb::get;
+  if (path == "/v1/reports") return method == http::verb::post;
+  return false;
+}
 
 asio::awaitable<Outcome> AdminApi::handle(const Request& request, ClientStream& client, const RequestContext& context) {
   auto start = std::chrono::steady_clock::now();
+  auto who = caller(request);
+  if (is_pull_api(request.target())) {
+    if (who != Caller::nobody) {
+      RequestContext scanner_context = context;
+      scanner_context.scanner = true;
+      co_return co_await pull_.handle(request, client, scanner_context);
+    }
+    // The registry API's own answer, so that registry clients send credentials.
+    http::response<http::string_body> res{http::status::unauthorized, request.version()};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::www_authenticate, "Basic realm=\"pullgate-scanner\"");
+    res.set("Docker-Distribution-API-Version", "registry/2.0");
+    res.keep_alive(request.keep_alive() && !context.has_body && !context.last);
+    res.body() = registry::error_body(registry::ErrorCode::unauthorized,
+                                      "scanner pulls need the scanner token (Basic password or Bearer)");
+    res.prepare_payload();
+    if (request.method() == http::verb::head) res.body().clear();
+    Outcome outcome{401, res.body().size(), !res.keep_alive()};
+    co_await client.write(res);
+    co_return outcome;
+  }
   Reply reply;
-  auto auth = request[http::field::authorization];
-  std::string expected = "Bearer " + token_;
-  bool authorized = auth.size() == expected.size() && CRYPTO_memcmp(auth.data(), expected.data(), auth.size()) == 0;
-  if (!authorized) {
+  if (who == Caller::nobody) {
     reply = {401, error_json("admin API: a valid `Authorization: Bearer <token>` is required").dump()};
+  } else if (who == Caller::scanner && !scanner_may(request)) {
+    reply = {403, error_json("the scanner token allows only GET /v1/pending, POST /v1/reports and pulls under /v2/").dump()};
   } else {
     try {
       reply = route(request, context);
@@ -154,7 +252,11 @@ AdminApi::Reply AdminApi::route(const Request& request, const RequestContext& co
       if (it->second.empty() || *end || limit == 0) return {400, error_json("limit must be a positive number").dump()};
     }
     json list = json::array();
-    for (auto& [digest, record] : meta_.list_pending(limit)) list.push_back(pending_json(digest.str(), record));
+    for (auto& [digest, record] : meta_.list_pending(limit)) {
+      auto entry = pending_json(digest.str(), record);
+      if (auto ref = scan_reference(config_, digest.str(), record.references)) entry["scan_reference"] = *ref;
+      list.push_back(std::move(entry));
+    }
     return {200, json{{"pending", list}, {"count", meta_.pending_count()}}.dump()};
   }
   if (path == "/v1/explain") {

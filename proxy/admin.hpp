@@ -3,6 +3,12 @@
 // `Authorization: Bearer <token>` with the token from the admin token file;
 // anything else gets 401. JSON in, JSON out.
 //
+// Scanners use the same listener with their own token (the scanner token file):
+// it grants GET /v1/pending, POST /v1/reports and the registry pull API under /v2/,
+// where pulls skip the gate (a scanner must fetch what the gate holds back) and are
+// audited as scanner pulls. Registry clients send it as Basic credentials (any user
+// name, the token as password) after the 401 challenge, or as a Bearer token.
+//
 //   GET    /healthz
 //   GET    /metrics                      Prometheus text format
 //   GET    /v1/verdicts[?decision=&source=&limit=]
@@ -31,7 +37,7 @@ namespace pullgate::proxy {
 
 // Reads the token (first line) from `path`; creates the file with a random token
 // (mode 0600) when it does not exist. Throws std::runtime_error (one line).
-std::string load_or_create_admin_token(const std::filesystem::path& path);
+std::string load_or_create_token(const std::filesystem::path& path);
 
 class AdminApi final : public Handler {
  public:
@@ -39,8 +45,9 @@ class AdminApi final : public Handler {
     std::function<std::string()> metrics;        // renders /metrics
     std::function<bool()> reload_policy;         // true when the new policy is in force
   };
-  AdminApi(const Config& config, std::string token, cache::MetaStore& meta, PolicyHolder& policy, Gate& gate,
-           Hooks hooks);
+  // pull: the mirror, which serves scanners' /v2/ requests (past the gate).
+  AdminApi(const Config& config, std::string token, std::string scanner_token, cache::MetaStore& meta,
+           PolicyHolder& policy, Gate& gate, Handler& pull, Hooks hooks);
 
   asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
                                   const RequestContext& context) override;
@@ -57,8 +64,14 @@ class AdminApi final : public Handler {
   Reply explain(const Request& request);
   Reply reports(const Request& request, const std::string& rest, const RequestContext& context);
 
+  enum class Caller { nobody, admin, scanner };
+  Caller caller(const Request& request) const;
+  bool scanner_may(const Request& request) const;
+
   const Config& config_;
   std::string token_;
+  std::string scanner_token_;
+  Handler& pull_;
   cache::MetaStore& meta_;
   PolicyHolder& policy_;
   Gate& gate_;

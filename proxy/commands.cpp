@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cache/meta_store.hpp"
+#include "policy/signature.hpp"
 #include "proxy/explain.hpp"
 #include "proxy/log.hpp"
 
@@ -269,7 +270,39 @@ policy::ParseResult load_policy_file(const std::string& path) {
   }
   std::stringstream text;
   text << in.rdbuf();
-  return policy::parse_policy(text.str());
+  auto result = policy::parse_policy(text.str());
+  if (!result.policy) return result;
+  // Keys given as files: read now, relative to the policy file; their content is
+  // part of the policy, so it is folded into the version.
+  auto base = std::filesystem::path(path).parent_path();
+  std::string versioned = result.policy->version;
+  for (auto& key : result.policy->keys) {
+    if (!key.key) {
+      auto file = std::filesystem::path(key.pem_file);
+      if (file.is_relative()) file = base / file;
+      std::ifstream pem_in(file, std::ios::binary);
+      std::stringstream pem;
+      if (pem_in) pem << pem_in.rdbuf();
+      if (!pem_in || pem.str().size() > 64 * 1024) {
+        result.errors.push_back("keys." + key.name + ".pem_file: cannot read " + file.string() +
+                                (pem_in ? " (larger than 64 KiB)" : ""));
+        continue;
+      }
+      auto parsed = policy::PublicKey::from_pem(key.name, pem.str());
+      if (auto* error = std::get_if<std::string>(&parsed)) {
+        result.errors.push_back("keys." + key.name + ".pem_file: " + file.string() + ": " + *error);
+        continue;
+      }
+      key.key = std::make_shared<const policy::PublicKey>(std::move(std::get<policy::PublicKey>(parsed)));
+    }
+    versioned += "\n" + key.name + "=" + key.key->fingerprint();
+  }
+  if (!result.errors.empty()) {
+    result.policy.reset();
+    return result;
+  }
+  if (!result.policy->keys.empty()) result.policy->version = policy::content_version(versioned);
+  return result;
 }
 
 bool reload_policy(const Config& config, PolicyHolder& holder) {

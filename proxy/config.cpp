@@ -267,6 +267,7 @@ ConfigResult parse_config(const std::string& text) {
     FieldReader a(*admin, "admin.", errors);
     a.string("listen", c.admin_listen);
     a.string("token_file", c.admin_token_file);
+    a.string("scanner_token_file", c.scanner_token_file);
     a.refuse_unknown();
   }
   if (auto* ups = r.find("upstreams")) {

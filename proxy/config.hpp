@@ -43,9 +43,14 @@ struct Config {
   // The admin listener (verdicts, exceptions, policy reload, explain, metrics).
   std::string admin_listen = "127.0.0.1:5001";  // empty: no admin listener
   std::string admin_token_file;                  // empty: <data_dir>/admin.token, created when missing
+  // Scanners pull through the admin listener, past the gate, with this token.
+  std::string scanner_token_file;                // empty: <data_dir>/scanner.token, created when missing
 
   std::filesystem::path admin_token_path() const {
     return admin_token_file.empty() ? data_dir / "admin.token" : std::filesystem::path(admin_token_file);
+  }
+  std::filesystem::path scanner_token_path() const {
+    return scanner_token_file.empty() ? data_dir / "scanner.token" : std::filesystem::path(scanner_token_file);
   }
   std::filesystem::path audit_log_path() const {
     return audit_log.empty() ? data_dir / "audit.log" : std::filesystem::path(audit_log);

@@ -2,6 +2,7 @@
 
 #include "policy/report.hpp"
 #include "policy/vulnerabilities.hpp"
+#include "proxy/signals.hpp"
 
 #include <chrono>
 #include <ctime>
@@ -32,13 +33,6 @@ std::string format_ms(std::int64_t ms) {
   return text;
 }
 
-std::optional<Source> parse_source(std::string_view s) {
-  for (auto source : {Source::rule, Source::default_, Source::manual, Source::exception, Source::unknown,
-                      Source::report, Source::unscanned})
-    if (policy::to_string(source) == s) return source;
-  return std::nullopt;
-}
-
 // What one decision step found; mirrors GateDecision plus the scope name.
 struct Found {
   Decision decision = Decision::allow;
@@ -66,7 +60,7 @@ Usable usable_verdict(const std::optional<cache::VerdictRecord>& record, const p
   if (record->expires_at_ms && *record->expires_at_ms <= to_ms(now))
     return {std::nullopt, "expired at " + format_ms(*record->expires_at_ms)};
   auto decision = policy::parse_decision(record->decision);
-  auto source = parse_source(record->source);
+  auto source = policy::parse_source(record->source);
   if (!decision || !source) return {std::nullopt, "unknown source \"" + record->source + "\""};
   if (*source != Source::manual && record->policy_version != policy.version)
     return {std::nullopt, "computed under policy " + record->policy_version + ", not the current " + policy.version};
@@ -100,6 +94,10 @@ Found decide_manifest(Context& c, const policy::Subject& subject, int depth) {
     if (auto record = c.meta.get_report(digest)) report = policy::decode_summary(record->summary_json);
     if (auto judgement = policy::judge_report(c.policy, scope, report, c.now)) policy::combine(outcome, *judgement);
   }
+  // And its signature and SBOM requirements, from what the mirror found when it
+  // last looked (explain itself never asks the upstream).
+  if (!usable.stored && outcome.source != policy::Source::exception && outcome.source != policy::Source::manual)
+    judge_signals(c.meta, c.policy, scope, digest, outcome, to_ms(c.now));
   Found found{outcome.decision,
               outcome.serve,
               outcome.mode,
@@ -333,6 +331,14 @@ json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<con
   out["exception"] = exception_json(c, found.exception_id);
   out["policy_version"] = policy.version;
   out["stored_verdict"] = stored_json(record, usable);
+  if (auto signals = meta.get_signals(digest)) {
+    json j = {{"checked_at", format_ms(signals->checked_at_ms)}, {"policy_version", signals->policy_version}};
+    if (signals->artifact) j["artifact"] = true;
+    if (!signals->signature.empty())
+      j["signature"] = {{"state", signals->signature}, {"key", signals->key}, {"detail", signals->signature_detail}};
+    if (!signals->sbom.empty()) j["sbom"] = {{"state", signals->sbom}, {"detail", signals->sbom_detail}};
+    out["signals"] = j;
+  }
   json refs = json::array();
   for (auto& p : parents) refs.push_back(p.str());
   out["referenced_by"] = refs;

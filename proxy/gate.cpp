@@ -5,6 +5,7 @@
 #include "policy/report.hpp"
 #include "policy/vulnerabilities.hpp"
 #include "proxy/explain.hpp"
+#include "proxy/signals.hpp"
 
 namespace pullgate::proxy {
 
@@ -15,13 +16,6 @@ namespace {
 
 std::int64_t to_ms(policy::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-std::optional<Source> parse_source(std::string_view s) {
-  for (auto source : {Source::rule, Source::default_, Source::manual, Source::exception, Source::unknown,
-                      Source::report, Source::unscanned})
-    if (policy::to_string(source) == s) return source;
-  return std::nullopt;
 }
 
 GateDecision from_outcome(const policy::Outcome& o) {
@@ -57,7 +51,7 @@ std::optional<policy::StoredVerdict> Gate::usable_verdict(const registry::Digest
   if (!record) return std::nullopt;
   if (record->expires_at_ms && *record->expires_at_ms <= to_ms(now)) return std::nullopt;
   auto decision = policy::parse_decision(record->decision);
-  auto source = parse_source(record->source);
+  auto source = policy::parse_source(record->source);
   if (!decision || !source) return std::nullopt;
   // Computed verdicts count only under the policy they were computed with.
   if (*source != Source::manual && record->policy_version != policy.version) return std::nullopt;
@@ -119,7 +113,13 @@ GateDecision Gate::decide_locked(const policy::Policy& policy, const Exceptions&
   auto stored = usable_verdict(digest, policy, now);
   auto outcome = policy::evaluate(policy, subject, stored, now, *extra);
   Judged judged;
-  if (!stored && outcome.source != Source::exception) judged = judge(policy, subject, digest, outcome, now);
+  if (!stored && outcome.source != Source::exception) {
+    judged = judge(policy, subject, digest, outcome, now);
+    // Signatures and SBOMs, as found by the mirror before it asked (proxy/signals.hpp).
+    const auto& scope = policy::scope_for(policy, subject.upstream, subject.repository);
+    if (auto until = judge_signals(meta_, policy, scope, digest, outcome, to_ms(now)))
+      if (!judged.valid_until_ms || *until < *judged.valid_until_ms) judged.valid_until_ms = until;
+  }
   if (judged.hold_for.count() > 0) {
     auto decision = from_outcome(outcome);
     decision.hold_for = judged.hold_for;
@@ -247,6 +247,17 @@ SharedDecision Gate::check_blob(const GateRequest& request) {
   // Only blobs that are served are remembered: a refusal is rare, and whether it
   // looks like a bypass depends on who asks and when.
   if (allows(*decision)) memo_put(std::move(key), decision, generation, policy);
+  record(request, *decision, started);
+  return decision;
+}
+
+SharedDecision Gate::pass_scanner(const GateRequest& request) {
+  auto started = std::chrono::steady_clock::now();
+  GateDecision d;
+  d.source = "scanner";
+  d.reasons = {"scanner pull on the admin listener (scanner token): served past the gate"};
+  d.policy_version = policy_.get()->version;  // the audit names the policy in force, as for every decision
+  auto decision = finish(std::move(d));
   record(request, *decision, started);
   return decision;
 }

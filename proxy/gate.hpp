@@ -81,6 +81,9 @@ class Gate {
 
   SharedDecision check_manifest(const GateRequest& request);
   SharedDecision check_blob(const GateRequest& request);
+  // A scanner's pull (admin listener, scanner token): served past the gate, audited
+  // with source "scanner" so the audit log shows every byte that left.
+  SharedDecision pass_scanner(const GateRequest& request);
 
   // The decision for a manifest digest without a request (explain, blobs): stored
   // verdict, else an evaluation with no tag. Not audited.

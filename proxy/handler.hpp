@@ -17,6 +17,7 @@ struct RequestContext {
   bool has_body = false;  // the request announced a body the session did not read
   std::string body;       // the body, on listeners that read bodies (admin)
   bool last = false;      // the connection's last request (limit reached): answer with Connection: close
+  bool scanner = false;   // a scanner's pull on the admin listener: past the gate (audited as such)
 };
 
 struct Outcome {

@@ -184,7 +184,7 @@ int serve(const std::vector<std::string>& args) {
       upstreams.push_back(UpstreamEntry{u, registry::make_http_upstream(ioc.get_executor(), u.settings)});
 
     audit.start_writer();
-    Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics);
+    Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics, policy);
     Server server(ioc, ServerOptions::mirror(config), mirror);
     server.start();
 
@@ -194,13 +194,15 @@ int serve(const std::vector<std::string>& args) {
       AdminApi::Hooks hooks;
       hooks.reload_policy = reload;
       hooks.metrics = [&metrics] { return metrics.render(); };
-      admin = std::make_unique<AdminApi>(config, load_or_create_admin_token(config.admin_token_path()), *meta, policy,
-                                         gate, std::move(hooks));
+      admin = std::make_unique<AdminApi>(config, load_or_create_token(config.admin_token_path()),
+                                         load_or_create_token(config.scanner_token_path()), *meta, policy, gate,
+                                         mirror, std::move(hooks));
       admin_server = std::make_unique<Server>(ioc, ServerOptions::admin(config), *admin);
       admin_server->start();
       auto a = admin_server->local_endpoint();
       log_event("info", "admin listening", {{"address", a.address().to_string() + ":" + std::to_string(a.port())},
-                                            {"token_file", config.admin_token_path().string()}});
+                                            {"token_file", config.admin_token_path().string()},
+                                            {"scanner_token_file", config.scanner_token_path().string()}});
     }
     auto endpoint = server.local_endpoint();
     nlohmann::json names = nlohmann::json::array();

@@ -82,7 +82,7 @@ struct Mirror::Exchange {
 
 Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
                cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate,
-               PullgateMetrics& metrics)
+               PullgateMetrics& metrics, PolicyHolder& policy)
     : config_(config),
       upstreams_(upstreams),
       meta_(meta),
@@ -90,7 +90,9 @@ Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cach
       fetches_(fetches),
       access_log_(access_log),
       gate_(gate),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      policy_(policy),
+      signals_(meta, blobs, metrics, config.offline) {}
 
 asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> Mirror::ask_upstream(Exchange& x,
                                                                                  registry::UpstreamRequest request) {
@@ -285,8 +287,7 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   // manifest is still cached, never served): the gate needs what it references.
   auto manifest = co_await manifest_bytes(x, *digest);
   if (!manifest) co_return;
-  static const auto ungated = std::make_shared<const GateDecision>();
-  auto shared_decision = config_.gate_enabled ? gate_.check_manifest(gate_request(x, "manifest", *digest)) : ungated;
+  auto shared_decision = co_await gate_manifest(x, *digest, *manifest);
   if (shared_decision->hold_for.count() > 0 && !x.head) {
     // The scope holds unscanned images: wait for a scanner's report (checked once
     // a second), then decide again; without one by then, the decision stands.
@@ -497,7 +498,9 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
 asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
   const auto& digest = *x.route.digest;
   static const auto ungated = std::make_shared<const GateDecision>();
-  const auto shared_decision = config_.gate_enabled ? gate_.check_blob(gate_request(x, "blob", digest)) : ungated;
+  const auto shared_decision = !config_.gate_enabled   ? ungated
+                               : x.context.scanner     ? gate_.pass_scanner(gate_request(x, "blob", digest))
+                                                       : gate_.check_blob(gate_request(x, "blob", digest));
   const GateDecision& decision = *shared_decision;
   if (!decision.serve) {
     reply_denied(x, decision, digest);
@@ -721,6 +724,20 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, s
 
 // ---------------------------------------------------------------------------------
 // Answers
+
+asio::awaitable<SharedDecision> Mirror::gate_manifest(Exchange& x, const Digest& digest,
+                                                     const cache::ManifestRecord& manifest) {
+  static const auto ungated = std::make_shared<const GateDecision>();
+  if (!config_.gate_enabled) co_return ungated;
+  auto request = gate_request(x, "manifest", digest);
+  if (x.context.scanner) co_return gate_.pass_scanner(request);
+  if (auto policy = policy_.get(); policy->needs_signals) {
+    const auto& scope = policy::scope_for(*policy, request.upstream, request.repository);
+    if (scope.signatures || scope.sbom)
+      co_await signals_.prepare(*x.upstream->client, x.repository, digest, manifest, *policy, scope);
+  }
+  co_return gate_.check_manifest(request);
+}
 
 GateRequest Mirror::gate_request(const Exchange& x, const char* kind, const Digest& digest) const {
   GateRequest r{kind, x.upstream->config.settings.name, x.repository, std::nullopt, digest,

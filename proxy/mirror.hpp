@@ -16,6 +16,7 @@
 #include "proxy/handler.hpp"
 #include "proxy/log.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/signals.hpp"
 #include "registry/manifest.hpp"
 #include "registry/route.hpp"
 #include "registry/upstream.hpp"
@@ -31,7 +32,7 @@ class Mirror final : public Handler {
  public:
   Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
          cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate,
-         PullgateMetrics& metrics);
+         PullgateMetrics& metrics, PolicyHolder& policy);
 
   asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
                                   const RequestContext& context) override;
@@ -61,6 +62,10 @@ class Mirror final : public Handler {
                                                                  cache::ManifestRecord record,
                                                                  const registry::ParsedManifest& parsed);
   GateRequest gate_request(const Exchange& x, const char* kind, const registry::Digest& digest) const;
+  // The gate's decision for a manifest: first the signatures and SBOM the scope
+  // requires are looked up (when not known yet), then the gate decides.
+  asio::awaitable<SharedDecision> gate_manifest(Exchange& x, const registry::Digest& digest,
+                                                const cache::ManifestRecord& manifest);
   void reply_denied(Exchange& x, const GateDecision& decision, const registry::Digest& digest);
 
   asio::awaitable<void> send(Exchange& x, http::response<http::string_body>& response);
@@ -86,7 +91,9 @@ class Mirror final : public Handler {
   AccessLog& access_log_;
   Gate& gate_;
   PullgateMetrics& metrics_;
+  PolicyHolder& policy_;
   cache::HotCache hot_{32 * 1024 * 1024};
+  Signals signals_;
 };
 
 }  // namespace pullgate::proxy

@@ -1,0 +1,647 @@
+// Cosign signatures, DSSE envelopes and Sigstore bundles verified with OpenSSL 3 EVP.
+#include "policy/signature.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <limits>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+namespace pullgate::policy {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::size_t max_json_depth = 64;     // artifacts are shallow; deeper is hostile
+constexpr std::size_t max_quoted_length = 160;  // of untrusted text quoted in a detail
+constexpr std::size_t listed_subjects = 3;
+
+// OpenSSL keeps a per-thread error queue; a failed call must not leave entries behind
+// for whoever calls OpenSSL next on this thread.
+struct ErrorQueueGuard {
+  ~ErrorQueueGuard() { ERR_clear_error(); }
+};
+
+struct BioFree {
+  void operator()(BIO* bio) const { BIO_free(bio); }
+};
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+
+bool equal_ignoring_case(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+std::string lowercase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Details are printed on one line: control characters become '?', overlong text is cut.
+std::string printable(std::string_view text) {
+  std::string out(text.substr(0, max_quoted_length));
+  for (char& c : out) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) c = '?';
+  }
+  if (text.size() > max_quoted_length) out += "...";
+  return out;
+}
+
+std::string in_quotes(std::string_view text) { return "\"" + printable(text) + "\""; }
+
+std::string hex(const unsigned char* bytes, std::size_t size) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size * 2);
+  for (std::size_t i = 0; i < size; ++i) {
+    out += digits[bytes[i] >> 4];
+    out += digits[bytes[i] & 0xf];
+  }
+  return out;
+}
+
+// The deepest nesting of arrays and objects, counted without building anything, so
+// that "[[[[..." never turns into millions of nodes.
+std::size_t nesting_depth(std::string_view text) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+std::optional<json> parse_json(std::string_view text) {
+  if (nesting_depth(text) > max_json_depth) return std::nullopt;
+  try {
+    json parsed = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded()) return std::nullopt;
+    return parsed;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// Members of untrusted objects, looked up without operator[] (which is undefined on a
+// missing key of a const object).
+const json* member(const json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  const auto found = object.find(std::string(key));
+  return found == object.end() ? nullptr : &*found;
+}
+
+const std::string* string_member(const json& object, std::string_view key) {
+  const json* value = member(object, key);
+  return value && value->is_string() ? value->get_ptr<const std::string*>() : nullptr;
+}
+
+SignatureCheck checked(SignatureCheck::Result result, std::string detail, std::string key = {}) {
+  SignatureCheck check;
+  check.result = result;
+  check.detail = std::move(detail);
+  check.key = std::move(key);
+  return check;
+}
+
+SignatureCheck malformed(std::string detail) { return checked(SignatureCheck::Result::malformed, std::move(detail)); }
+
+// "release (ecdsa-p256) or ci (ed25519)"
+std::string key_list(std::span<const PublicKey> keys) {
+  std::string out;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (i > 0) out += i + 1 == keys.size() ? " or " : ", ";
+    out += keys[i].name() + " (" + keys[i].algorithm() + ")";
+  }
+  return out;
+}
+
+SignatureCheck no_keys() {
+  return checked(SignatureCheck::Result::wrong_key, "no keys to verify the signature with (the policy lists no keys)");
+}
+
+SignatureCheck not_verified(std::span<const PublicKey> keys) {
+  return checked(SignatureCheck::Result::wrong_key,
+                 "signature does not verify with key " + key_list(keys) +
+                     ": signed by another key, or the payload was altered");
+}
+
+// The first key that verifies any of the signatures.
+const PublicKey* verifier(std::string_view message, const std::vector<std::string>& signatures,
+                          std::span<const PublicKey> keys) {
+  for (const PublicKey& key : keys) {
+    for (const std::string& signature : signatures) {
+      if (key.verify(message, signature)) return &key;
+    }
+  }
+  return nullptr;
+}
+
+// "sha256:<hex>" -> {"sha256", "<hex>"}; the caller's digest, split for statements.
+std::pair<std::string_view, std::string_view> split_digest(std::string_view digest) {
+  const auto colon = digest.find(':');
+  if (colon == std::string_view::npos) return {{}, digest};
+  return {digest.substr(0, colon), digest.substr(colon + 1)};
+}
+
+// A DSSE envelope already parsed (bare, or a bundle's dsseEnvelope).
+SignatureCheck verify_envelope(const json& envelope, std::string_view digest, std::span<const PublicKey> keys,
+                               std::string_view required_predicate) {
+  if (!envelope.is_object()) return malformed("DSSE envelope is not a JSON object");
+  const std::string* payload_type = string_member(envelope, "payloadType");
+  if (!payload_type) return malformed("DSSE envelope has no payloadType");
+  if (*payload_type != in_toto_payload_type) {
+    return malformed("DSSE payloadType is " + in_quotes(*payload_type) + ", not " + std::string(in_toto_payload_type));
+  }
+  const std::string* payload = string_member(envelope, "payload");
+  if (!payload) return malformed("DSSE envelope has no payload");
+  std::string body;
+  if (!base64_decode(*payload, body)) return malformed("DSSE payload is not base64");
+
+  const json* entries = member(envelope, "signatures");
+  if (!entries || !entries->is_array() || entries->empty()) return malformed("DSSE envelope has no signatures");
+  // Entries are not covered by any signature: one unreadable entry must not hide a good one.
+  std::vector<std::string> signatures;
+  for (const json& entry : *entries) {
+    const std::string* sig = string_member(entry, "sig");
+    std::string raw;
+    if (sig && base64_decode(*sig, raw) && !raw.empty()) signatures.push_back(std::move(raw));
+  }
+  if (signatures.empty()) return malformed("DSSE envelope has no readable signature (signatures[].sig, base64)");
+
+  const std::optional<json> statement = parse_json(body);
+  if (!statement || !statement->is_object()) return malformed("DSSE payload is not a JSON in-toto statement");
+  const std::string* statement_type = string_member(*statement, "_type");
+  if (!statement_type || !statement_type->starts_with("https://in-toto.io/Statement/")) {
+    return malformed("DSSE payload is not an in-toto statement (_type)");
+  }
+  const std::string* predicate_type = string_member(*statement, "predicateType");
+  if (!predicate_type) return malformed("in-toto statement has no predicateType");
+  const json* subjects = member(*statement, "subject");
+  if (!subjects || !subjects->is_array() || subjects->empty()) return malformed("in-toto statement has no subject");
+  // Every subject's digests, as "algorithm:hex", for matching and for the detail.
+  std::vector<std::pair<std::string, std::string>> named;
+  for (const json& subject : *subjects) {
+    const json* digests = member(subject, "digest");
+    if (!digests || !digests->is_object()) return malformed("in-toto statement subject has no digest");
+    for (const auto& [algorithm, value] : digests->items()) {
+      if (!value.is_string()) return malformed("in-toto statement subject digest is not a string");
+      named.emplace_back(algorithm, value.get<std::string>());
+    }
+  }
+
+  const std::string predicate = *predicate_type;
+  auto with_predicate = [&predicate](SignatureCheck check) {
+    check.predicate_type = predicate;
+    return check;
+  };
+
+  if (keys.empty()) return with_predicate(no_keys());
+  const std::string pae = "DSSEv1 " + std::to_string(payload_type->size()) + " " + *payload_type + " " +
+                          std::to_string(body.size()) + " " + body;
+  const PublicKey* key = verifier(pae, signatures, keys);
+  if (!key) return with_predicate(not_verified(keys));
+
+  const std::pair<std::string_view, std::string_view> wanted = split_digest(digest);
+  const bool names_digest = std::any_of(named.begin(), named.end(), [&wanted](const auto& pair) {
+    return equal_ignoring_case(pair.first, wanted.first) && equal_ignoring_case(pair.second, wanted.second);
+  });
+  if (!names_digest) {
+    std::string names;
+    for (std::size_t i = 0; i < named.size() && i < listed_subjects; ++i) {
+      names += (i == 0 ? "" : ", ") + printable(named[i].first + ":" + named[i].second);
+    }
+    if (named.empty()) names = "no digest";
+    if (named.size() > listed_subjects) names += " and " + std::to_string(named.size() - listed_subjects) + " more";
+    return with_predicate(checked(SignatureCheck::Result::wrong_digest,
+                                  "signed by " + key->name() + ", but the payload names " + names + ", not " +
+                                      printable(digest),
+                                  key->name()));
+  }
+  if (!required_predicate.empty() && predicate != required_predicate) {
+    return with_predicate(checked(SignatureCheck::Result::wrong_type,
+                                  "signed by " + key->name() + ", but the statement's predicateType is " +
+                                      in_quotes(predicate) + ", not " + std::string(required_predicate),
+                                  key->name()));
+  }
+  return with_predicate(checked(SignatureCheck::Result::valid,
+                                "signed by " + key->name() + " (" + key->algorithm() + "), predicateType " +
+                                    printable(predicate),
+                                key->name()));
+}
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+bool valid_hex(std::string_view text, std::size_t length) {
+  return text.size() == length &&
+         std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+bool valid_digest(std::string_view digest) {
+  if (digest.starts_with("sha256:")) return valid_hex(digest.substr(7), 64);
+  if (digest.starts_with("sha512:")) return valid_hex(digest.substr(7), 128);
+  return false;
+}
+
+// A descriptor's digest and size, checked; `where` names it in errors ("layers[1]").
+std::optional<std::string> read_descriptor(const json& descriptor, const std::string& where, std::string& media_type,
+                                           std::string& digest, std::int64_t& size) {
+  if (!descriptor.is_object()) return where + " is not an object";
+  const std::string* type = string_member(descriptor, "mediaType");
+  if (!type) return where + ".mediaType is missing or not a string";
+  const std::string* text = string_member(descriptor, "digest");
+  if (!text) return where + ".digest is missing or not a string";
+  if (!valid_digest(*text)) return where + ".digest " + in_quotes(*text) + " is not sha256:<64 hex> or sha512:<128 hex>";
+  const json* length = member(descriptor, "size");
+  if (!length || !(length->is_number_integer())) return where + ".size is missing or not an integer";
+  if (length->is_number_unsigned()) {
+    if (length->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return where + ".size is too large";
+    }
+  } else if (length->get<std::int64_t>() < 0) {
+    return where + ".size is negative";
+  }
+  media_type = *type;
+  digest = *text;
+  size = length->get<std::int64_t>();
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::variant<PublicKey, std::string> PublicKey::from_pem(std::string name, std::string_view pem) {
+  const ErrorQueueGuard clear_errors;
+  if (pem.find("PRIVATE KEY-----") != std::string_view::npos) {
+    return "key " + name + " is a private key; a public key is needed (e.g. `openssl pkey -pubout`)";
+  }
+  if (pem.find("-----BEGIN CERTIFICATE-----") != std::string_view::npos) {
+    return "key " + name + " is a certificate; give the public key, e.g. `openssl x509 -pubkey -noout`";
+  }
+  if (pem.find("-----BEGIN RSA PUBLIC KEY-----") != std::string_view::npos) {
+    return "key " + name +
+           " is a PKCS#1 RSA PUBLIC KEY; give the PUBLIC KEY form (`openssl rsa -RSAPublicKey_in -pubout`)";
+  }
+  if (pem.find("-----BEGIN PUBLIC KEY-----") == std::string_view::npos) {
+    return "key " + name + " is not a PEM public key (no -----BEGIN PUBLIC KEY----- line)";
+  }
+  if (pem.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) return "key " + name + " is too large";
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return "key " + name + ": out of memory";
+  std::shared_ptr<EVP_PKEY> key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  if (!key) return "key " + name + " is not a readable PEM public key";
+
+  std::string algorithm;
+  if (EVP_PKEY_is_a(key.get(), "EC")) {
+    std::array<char, 80> group{};
+    std::size_t length = 0;
+    if (EVP_PKEY_get_utf8_string_param(key.get(), OSSL_PKEY_PARAM_GROUP_NAME, group.data(), group.size(), &length) !=
+        1) {
+      return "key " + name + " is an EC key with an unnamed curve; only P-256 and P-384 are accepted";
+    }
+    const int curve = OBJ_txt2nid(group.data());
+    if (curve == NID_X9_62_prime256v1) {
+      algorithm = "ecdsa-p256";
+    } else if (curve == NID_secp384r1) {
+      algorithm = "ecdsa-p384";
+    } else {
+      return "key " + name + " is on curve " + printable(group.data()) + "; only P-256 and P-384 are accepted";
+    }
+  } else if (EVP_PKEY_is_a(key.get(), "RSA")) {
+    const int bits = EVP_PKEY_get_bits(key.get());
+    if (bits < 2048) {
+      return "key " + name + " is RSA of " + std::to_string(bits) + " bits; at least 2048 bits are needed";
+    }
+    algorithm = "rsa";
+  } else if (EVP_PKEY_is_a(key.get(), "ED25519")) {
+    algorithm = "ed25519";
+  } else {
+    const char* type = EVP_PKEY_get0_type_name(key.get());
+    return "key " + name + " is a " + printable(type ? type : "unknown") +
+           " key; accepted are ECDSA P-256/P-384, RSA (2048 bits or more) and Ed25519";
+  }
+
+  unsigned char* der = nullptr;
+  const int der_length = i2d_PUBKEY(key.get(), &der);
+  if (der_length <= 0) return "key " + name + " cannot be encoded as DER";
+  std::array<unsigned char, EVP_MAX_MD_SIZE> sum{};
+  unsigned int sum_length = 0;
+  const int digested = EVP_Digest(der, static_cast<std::size_t>(der_length), sum.data(), &sum_length, EVP_sha256(),
+                                  nullptr);
+  OPENSSL_free(der);
+  if (digested != 1) return "key " + name + ": sha256 of the key failed";
+
+  PublicKey out;
+  out.name_ = std::move(name);
+  out.algorithm_ = std::move(algorithm);
+  out.fingerprint_ = hex(sum.data(), sum_length);
+  out.key_ = std::move(key);
+  return out;
+}
+
+bool PublicKey::verify(std::string_view message, std::string_view signature) const {
+  if (!key_) return false;
+  const ErrorQueueGuard clear_errors;
+  const auto* message_bytes = reinterpret_cast<const unsigned char*>(message.data());
+  const auto* signature_bytes = reinterpret_cast<const unsigned char*>(signature.data());
+
+  // One attempt with a fresh context: a digest context cannot be reused after a
+  // one-shot verify, and RSA tries two paddings.
+  auto attempt = [&](const EVP_MD* md, int rsa_padding) {
+    MdCtxPtr ctx(EVP_MD_CTX_new());
+    if (!ctx) return false;
+    EVP_PKEY_CTX* key_ctx = nullptr;  // owned by ctx
+    if (EVP_DigestVerifyInit(ctx.get(), &key_ctx, md, nullptr, key_.get()) != 1) return false;
+    if (rsa_padding == RSA_PKCS1_PSS_PADDING) {
+      if (EVP_PKEY_CTX_set_rsa_padding(key_ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+          EVP_PKEY_CTX_set_rsa_mgf1_md(key_ctx, EVP_sha256()) != 1 ||
+          EVP_PKEY_CTX_set_rsa_pss_saltlen(key_ctx, RSA_PSS_SALTLEN_AUTO) != 1) {
+        return false;
+      }
+    }
+    return EVP_DigestVerify(ctx.get(), signature_bytes, signature.size(), message_bytes, message.size()) == 1;
+  };
+
+  if (algorithm_ == "ed25519") return attempt(nullptr, 0);
+  if (algorithm_ == "ecdsa-p384") return attempt(EVP_sha384(), 0);
+  if (algorithm_ == "ecdsa-p256") return attempt(EVP_sha256(), 0);
+  if (algorithm_ == "rsa") {
+    return attempt(EVP_sha256(), RSA_PKCS1_PADDING) || attempt(EVP_sha256(), RSA_PKCS1_PSS_PADDING);
+  }
+  return false;
+}
+
+std::string_view to_string(SignatureCheck::Result result) {
+  switch (result) {
+    case SignatureCheck::Result::valid:
+      return "valid";
+    case SignatureCheck::Result::wrong_key:
+      return "wrong_key";
+    case SignatureCheck::Result::wrong_digest:
+      return "wrong_digest";
+    case SignatureCheck::Result::wrong_type:
+      return "wrong_type";
+    case SignatureCheck::Result::malformed:
+      return "malformed";
+  }
+  return "malformed";
+}
+
+SignatureCheck verify_simple_signing(std::string_view payload, std::string_view signature_base64,
+                                     std::string_view digest, std::span<const PublicKey> keys) {
+  std::string signature;
+  if (!base64_decode(signature_base64, signature) || signature.empty()) {
+    return malformed("the signature annotation is empty or not base64");
+  }
+  const std::optional<json> parsed = parse_json(payload);
+  if (!parsed || !parsed->is_object()) return malformed("the simple-signing payload is not a JSON object");
+  const json* critical = member(*parsed, "critical");
+  if (!critical || !critical->is_object()) return malformed("the simple-signing payload has no critical object");
+  const json* image = member(*critical, "image");
+  if (!image || !image->is_object()) return malformed("the simple-signing payload has no critical.image object");
+  // Older cosign wrote "Docker-manifest-digest": the key is matched ignoring case.
+  const std::string* named = nullptr;
+  for (const auto& [name, value] : image->items()) {
+    if (!equal_ignoring_case(name, "docker-manifest-digest")) continue;
+    if (named || !value.is_string()) {
+      return malformed("the simple-signing payload has more than one or a non-string docker-manifest-digest");
+    }
+    named = value.get_ptr<const std::string*>();
+  }
+  if (!named) return malformed("the simple-signing payload has no critical.image.docker-manifest-digest");
+  const std::string* type = string_member(*critical, "type");
+  if (!type) return malformed("the simple-signing payload has no critical.type");
+
+  if (keys.empty()) return no_keys();
+  const PublicKey* key = verifier(payload, {signature}, keys);
+  if (!key) return not_verified(keys);
+  if (!equal_ignoring_case(*named, digest)) {
+    return checked(SignatureCheck::Result::wrong_digest,
+                   "signed by " + key->name() + ", but the payload names " + printable(*named) + ", not " +
+                       printable(digest),
+                   key->name());
+  }
+  if (*type != cosign_signature_type) {
+    return checked(SignatureCheck::Result::wrong_type,
+                   "signed by " + key->name() + ", but critical.type is " + in_quotes(*type) + ", not a " +
+                       std::string(cosign_signature_type),
+                   key->name());
+  }
+  return checked(SignatureCheck::Result::valid,
+                 "signed by " + key->name() + " (" + key->algorithm() + ") for " + printable(digest), key->name());
+}
+
+SignatureCheck verify_dsse_envelope(std::string_view envelope_json, std::string_view digest,
+                                    std::span<const PublicKey> keys, std::string_view required_predicate) {
+  const std::optional<json> envelope = parse_json(envelope_json);
+  if (!envelope) return malformed("the DSSE envelope is not JSON");
+  return verify_envelope(*envelope, digest, keys, required_predicate);
+}
+
+SignatureCheck verify_bundle(std::string_view bundle_json, std::string_view digest, std::span<const PublicKey> keys,
+                             std::string_view required_predicate) {
+  const std::optional<json> bundle = parse_json(bundle_json);
+  if (!bundle || !bundle->is_object()) return malformed("the Sigstore bundle is not a JSON object");
+  const json* media_type = member(*bundle, "mediaType");
+  if (media_type && (!media_type->is_string() || !media_type->get<std::string>().starts_with(bundle_media_type_prefix))) {
+    return malformed("the bundle's mediaType is not " + std::string(bundle_media_type_prefix) + "...");
+  }
+  const json* envelope = member(*bundle, "dsseEnvelope");
+  if (!envelope) {
+    if (member(*bundle, "messageSignature")) {
+      return malformed("the bundle holds a messageSignature, not a DSSE envelope (an image signature is DSSE)");
+    }
+    return malformed("the bundle has no dsseEnvelope");
+  }
+  SignatureCheck check = verify_envelope(*envelope, digest, keys, required_predicate);
+  if (check.result != SignatureCheck::Result::wrong_key || keys.empty()) return check;
+
+  // The hint says which key signed: naming it tells the user which key is missing.
+  const json* material = member(*bundle, "verificationMaterial");
+  const json* public_key = material ? member(*material, "publicKey") : nullptr;
+  const std::string* hint = public_key ? string_member(*public_key, "hint") : nullptr;
+  if (hint && !hint->empty()) {
+    const bool known = std::any_of(keys.begin(), keys.end(),
+                                   [&](const PublicKey& key) { return equal_ignoring_case(key.fingerprint(), *hint); });
+    if (!known) check.detail += "; the bundle names key " + printable(*hint);
+  }
+  return check;
+}
+
+std::variant<ArtifactManifest, std::string> parse_artifact_manifest(std::string_view manifest_json) {
+  const std::optional<json> manifest = parse_json(manifest_json);
+  if (!manifest || !manifest->is_object()) return std::string("artifact manifest is not a JSON object");
+  const json* schema = member(*manifest, "schemaVersion");
+  if (!schema || !schema->is_number_integer() || schema->get<std::int64_t>() != 2) {
+    return std::string("artifact manifest: schemaVersion is not 2");
+  }
+  if (const json* media_type = member(*manifest, "mediaType")) {
+    if (!media_type->is_string()) return std::string("artifact manifest: mediaType is not a string");
+    const std::string& type = media_type->get_ref<const std::string&>();
+    if (type != "application/vnd.oci.image.manifest.v1+json" &&
+        type != "application/vnd.docker.distribution.manifest.v2+json") {
+      return "artifact manifest: mediaType " + in_quotes(type) + " is not an image manifest";
+    }
+  }
+
+  ArtifactManifest out;
+  const json* config = member(*manifest, "config");
+  if (!config) return std::string("artifact manifest: config is missing");
+  std::string config_type, config_digest;
+  std::int64_t config_size = 0;
+  if (auto error = read_descriptor(*config, "config", config_type, config_digest, config_size)) {
+    return "artifact manifest: " + *error;
+  }
+  if (const json* artifact_type = member(*manifest, "artifactType")) {
+    if (!artifact_type->is_string()) return std::string("artifact manifest: artifactType is not a string");
+    out.artifact_type = artifact_type->get<std::string>();
+  }
+  if (out.artifact_type.empty()) out.artifact_type = config_type;
+
+  if (const json* subject = member(*manifest, "subject")) {
+    std::string subject_type;
+    std::int64_t subject_size = 0;
+    if (auto error = read_descriptor(*subject, "subject", subject_type, out.subject, subject_size)) {
+      return "artifact manifest: " + *error;
+    }
+  }
+
+  const json* layers = member(*manifest, "layers");
+  if (!layers || !layers->is_array()) return std::string("artifact manifest: layers is missing or not an array");
+  for (std::size_t i = 0; i < layers->size(); ++i) {
+    const json& descriptor = (*layers)[i];
+    const std::string where = "layers[" + std::to_string(i) + "]";
+    ArtifactLayer layer;
+    if (auto error = read_descriptor(descriptor, where, layer.media_type, layer.digest, layer.size)) {
+      return "artifact manifest: " + *error;
+    }
+    if (const json* annotations = member(descriptor, "annotations")) {
+      if (!annotations->is_object()) return "artifact manifest: " + where + ".annotations is not an object";
+      for (const auto& [name, value] : annotations->items()) {
+        if (!value.is_string()) {
+          return "artifact manifest: " + where + ".annotations[" + in_quotes(name) + "] is not a string";
+        }
+        if (name == cosign_signature_annotation) layer.signature_base64 = value.get<std::string>();
+        if (name == "predicateType") layer.predicate_type = value.get<std::string>();
+      }
+    }
+    out.layers.push_back(std::move(layer));
+  }
+  return out;
+}
+
+bool is_sbom_media_type(std::string_view media_type) {
+  static constexpr std::array<std::string_view, 6> sbom_types{
+      "application/spdx+json",          "text/spdx+json",
+      "text/spdx",                      "application/vnd.cyclonedx+json",
+      "application/vnd.cyclonedx+xml",  "application/vnd.syft+json",
+  };
+  std::string_view essence = media_type.substr(0, media_type.find(';'));
+  while (!essence.empty() && (essence.back() == ' ' || essence.back() == '\t')) essence.remove_suffix(1);
+  while (!essence.empty() && (essence.front() == ' ' || essence.front() == '\t')) essence.remove_prefix(1);
+  const std::string lowered = lowercase(essence);
+  return std::find(sbom_types.begin(), sbom_types.end(), lowered) != sbom_types.end();
+}
+
+bool is_sbom_predicate(std::string_view predicate_type) {
+  static constexpr std::array<std::string_view, 3> prefixes{
+      "https://spdx.dev/Document",
+      "https://cyclonedx.org/bom",
+      "https://syft.dev/bom",
+  };
+  return std::any_of(prefixes.begin(), prefixes.end(),
+                     [&](std::string_view prefix) { return predicate_type.starts_with(prefix); });
+}
+
+bool base64_decode(std::string_view text, std::string& out) {
+  // Padding is optional, but when present it completes the last group exactly.
+  std::size_t padding = 0;
+  while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;
+  if (padding > 0 && text.size() % 4 != 0) return false;
+  const std::string_view digits = text.substr(0, text.size() - padding);
+  if (digits.size() % 4 == 1) return false;
+
+  std::string decoded;
+  decoded.reserve(digits.size() / 4 * 3 + 2);
+  std::uint32_t buffer = 0;
+  int bits = 0;
+  for (const char c : digits) {
+    const int value = base64_value(c);
+    if (value < 0) return false;
+    buffer = (buffer << 6) | static_cast<std::uint32_t>(value);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      decoded += static_cast<char>((buffer >> bits) & 0xff);
+    }
+  }
+  // Leftover bits must be zero: one text per byte string, as encoders write it.
+  if ((buffer & ((1u << bits) - 1)) != 0) return false;
+  out = std::move(decoded);
+  return true;
+}
+
+std::string base64_encode(std::string_view bytes) {
+  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const std::uint32_t group = (static_cast<unsigned char>(bytes[i]) << 16) |
+                                (static_cast<unsigned char>(bytes[i + 1]) << 8) | static_cast<unsigned char>(bytes[i + 2]);
+    out += alphabet[(group >> 18) & 63];
+    out += alphabet[(group >> 12) & 63];
+    out += alphabet[(group >> 6) & 63];
+    out += alphabet[group & 63];
+  }
+  if (const std::size_t rest = bytes.size() - i; rest > 0) {
+    std::uint32_t group = static_cast<unsigned char>(bytes[i]) << 16;
+    if (rest == 2) group |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+    out += alphabet[(group >> 18) & 63];
+    out += alphabet[(group >> 12) & 63];
+    out += rest == 2 ? alphabet[(group >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+}  // namespace pullgate::policy

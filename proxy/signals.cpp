@@ -1,0 +1,557 @@
+#include "proxy/signals.hpp"
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "policy/signature.hpp"
+#include "registry/manifest.hpp"
+
+namespace pullgate::proxy {
+
+using registry::Digest;
+using nlohmann::json;
+namespace http = boost::beast::http;
+
+namespace {
+
+constexpr std::size_t max_artifact_blob = 1024 * 1024;  // payloads, bundles: a few KiB in practice
+constexpr std::size_t max_referrers = 64;               // entries of a referrers list looked at
+constexpr std::size_t max_layers = 16;                  // signature layers looked at per manifest
+constexpr std::size_t max_parents = 8;                  // indexes looked at for a child
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t seconds_ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
+
+bool signature_ok(const cache::SignalRecord& r) { return r.artifact || r.signature == "valid"; }
+bool sbom_ok(const cache::SignalRecord& r) { return r.artifact || r.sbom == "found"; }
+
+// A manifest that is itself evidence (a signature, attestation or SBOM artifact)
+// is not asked to be signed in turn.
+bool is_artifact(const policy::ArtifactManifest& m) {
+  const auto& t = m.artifact_type;
+  if (!m.subject.empty()) return true;
+  if (t.rfind("application/vnd.dev.cosign", 0) == 0 || t.rfind(policy::bundle_media_type_prefix, 0) == 0 ||
+      t == policy::dsse_envelope_media_type || policy::is_sbom_media_type(t))
+    return true;
+  for (const auto& layer : m.layers)
+    if (layer.media_type == policy::simple_signing_media_type || layer.media_type == policy::dsse_envelope_media_type ||
+        layer.media_type.rfind(policy::bundle_media_type_prefix, 0) == 0)
+      return true;
+  return false;
+}
+
+std::string joined(const std::vector<std::string>& parts, std::size_t at_most = 3) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size() && i < at_most; ++i) out += (i ? "; " : "") + parts[i];
+  if (parts.size() > at_most) out += "; and " + std::to_string(parts.size() - at_most) + " more";
+  return out;
+}
+
+}  // namespace
+
+bool signals_current(const cache::SignalRecord& record, const policy::Policy& policy, const policy::Scope& scope,
+                     std::int64_t now) {
+  if (record.policy_version != policy.version) return false;
+  if (record.artifact) return true;
+  if (scope.signatures) {
+    if (record.signature.empty()) return false;
+    if (record.signature != "valid" && now >= record.checked_at_ms + seconds_ms(scope.signatures->recheck)) return false;
+  }
+  if (scope.sbom) {
+    if (record.sbom.empty()) return false;
+    if (record.sbom != "found" && now >= record.checked_at_ms + seconds_ms(scope.sbom->recheck)) return false;
+  }
+  return true;
+}
+
+std::optional<std::int64_t> judge_signals(cache::MetaStore& meta, const policy::Policy& policy,
+                                          const policy::Scope& scope, const Digest& digest, policy::Outcome& outcome,
+                                          std::int64_t now) {
+  if (!scope.signatures && !scope.sbom) return std::nullopt;
+  auto own = meta.get_signals(digest);
+  if (own && !signals_current(*own, policy, scope, now)) own.reset();
+  // The indexes that list this digest, with current records: their signature and
+  // SBOM cover it.
+  std::vector<std::pair<Digest, cache::SignalRecord>> parents;
+  for (auto& parent : meta.referenced_by(digest, max_parents)) {
+    auto record = meta.get_signals(parent);
+    if (record && signals_current(*record, policy, scope, now)) parents.emplace_back(parent, std::move(*record));
+  }
+  std::optional<std::int64_t> valid_until;
+  auto until = [&](std::int64_t t) {
+    if (!valid_until || t < *valid_until) valid_until = t;
+  };
+  std::vector<std::string> denials;
+  policy::Source source = policy::Source::signature;
+  std::vector<std::string> notes;
+
+  if (scope.signatures) {
+    const cache::SignalRecord* by = own && signature_ok(*own) ? &*own : nullptr;
+    std::string through;
+    for (auto& [parent, record] : parents)
+      if (!by && signature_ok(record) && !record.artifact) {
+        by = &record;
+        through = " (through index " + parent.str() + ")";
+      }
+    if (by && by->artifact) {
+      notes.push_back("a signature or SBOM artifact: not itself required to be signed");
+    } else if (by) {
+      notes.push_back("signed by key " + by->key + through + ": " + by->signature_detail);
+    } else if (!own) {
+      denials.push_back("the signature of " + digest.str() + " has not been checked yet");
+      until(now);
+    } else {
+      denials.push_back(own->signature_detail);
+      until(own->checked_at_ms + seconds_ms(scope.signatures->recheck));
+    }
+  }
+  if (scope.sbom) {
+    const cache::SignalRecord* by = own && sbom_ok(*own) ? &*own : nullptr;
+    for (auto& [parent, record] : parents)
+      if (!by && sbom_ok(record) && !record.artifact) by = &record;
+    if (by && !by->artifact) {
+      notes.push_back(by->sbom_detail);
+    } else if (!by && !own) {
+      if (denials.empty()) source = policy::Source::sbom;
+      denials.push_back("whether " + digest.str() + " has an SBOM has not been checked yet");
+      until(now);
+    } else if (!by) {
+      if (denials.empty()) source = policy::Source::sbom;
+      denials.push_back(own->sbom_detail);
+      until(own->checked_at_ms + seconds_ms(scope.sbom->recheck));
+    }
+  }
+  if (!denials.empty()) {
+    if (outcome.decision != policy::Decision::deny) {
+      outcome.decision = policy::Decision::deny;
+      outcome.source = source;
+      outcome.reasons = denials;
+    } else {
+      outcome.reasons.insert(outcome.reasons.end(), denials.begin(), denials.end());
+    }
+    outcome.serve = outcome.mode != policy::Mode::enforce;
+  } else {
+    // Served because the evidence checks out: say so, unless a rule or a report
+    // decided on its own account.
+    if (outcome.decision != policy::Decision::deny &&
+        (outcome.source == policy::Source::default_ || outcome.source == policy::Source::unknown))
+      outcome.source = scope.signatures ? policy::Source::signature : policy::Source::sbom;
+    outcome.reasons.insert(outcome.reasons.end(), notes.begin(), notes.end());
+  }
+  return valid_until;
+}
+
+// ---------------------------------------------------------------------------------
+// Finding and verifying
+
+struct Signals::Lookup {
+  registry::Upstream& upstream;
+  const std::string& repository;
+  const Digest& digest;
+  const policy::Policy& policy;
+  const policy::Scope& scope;
+  Signals& self;
+  std::vector<policy::PublicKey> keys;
+  std::string unreachable;  // set when the upstream failed and the cache had nothing
+
+  std::string hex() const { return digest.str().substr(digest.str().find(':') + 1); }
+  std::string algorithm() const { return digest.str().substr(0, digest.str().find(':')); }
+
+  enum class Found { yes, absent, unavailable };
+
+  void count(const std::string& status) { self.metrics_.upstream_requests.with({upstream.settings().name, status}).inc(); }
+
+  registry::UpstreamRequest get(std::string target, std::string accept) {
+    registry::UpstreamRequest request;
+    request.target = std::move(target);
+    request.scope = "repository:" + repository + ":pull";
+    request.headers = {{"Accept", std::move(accept)}};
+    return request;
+  }
+
+  // Manifest bytes by digest: the cache, else the upstream (verified, stored).
+  asio::awaitable<std::optional<std::string>> manifest(const Digest& d) {
+    if (auto cached = self.meta_.get_manifest(d)) co_return cached->bytes;
+    if (self.offline_) co_return std::nullopt;
+    try {
+      auto request = get("/v2/" + repository + "/manifests/" + d.str(), std::string(registry::media_type::accept_all));
+      auto response = co_await upstream.send(std::move(request));
+      count(std::to_string(response->status()));
+      if (response->status() != 200) co_return std::nullopt;
+      auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
+      if (registry::digest_of(d.algorithm(), bytes) != d) co_return std::nullopt;
+      store_manifest(d, bytes, std::string(response->headers()[http::field::content_type]));
+      co_return bytes;
+    } catch (const registry::UpstreamError& e) {
+      count("error");
+      unreachable = e.what();
+    }
+    co_return std::nullopt;
+  }
+
+  void store_manifest(const Digest& d, const std::string& bytes, const std::string& content_type) {
+    auto parsed = registry::parse_manifest(bytes, content_type);
+    auto* manifest = std::get_if<registry::ParsedManifest>(&parsed);
+    if (!manifest) return;  // kept out of the cache: the mirror could not serve it either
+    std::vector<Digest> referenced;
+    for (auto& b : manifest->blobs) referenced.push_back(b.digest);
+    for (auto& c : manifest->children) referenced.push_back(c.digest);
+    if (!referenced.empty()) self.meta_.add_references(d, referenced);
+    self.meta_.put_manifest(d, cache::ManifestRecord{manifest->media_type, bytes, now_ms()});
+  }
+
+  // Manifest bytes by tag: the upstream when it answers (the tag record refreshed),
+  // else the cached tag; absent when the upstream says there is no such tag.
+  asio::awaitable<std::pair<Found, std::string>> manifest_by_tag(const std::string& tag) {
+    const auto& name = upstream.settings().name;
+    if (!self.offline_) {
+      try {
+        auto request = get("/v2/" + repository + "/manifests/" + tag, std::string(registry::media_type::accept_all));
+        auto response = co_await upstream.send(std::move(request));
+        count(std::to_string(response->status()));
+        if (response->status() == 404) co_return std::pair{Found::absent, std::string()};
+        if (response->status() == 200) {
+          auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
+          auto content_type = std::string(response->headers()[http::field::content_type]);
+          auto d = registry::digest_of(registry::DigestAlgorithm::sha256, bytes);
+          if (auto header = Digest::parse(std::string(response->headers()["Docker-Content-Digest"]))) {
+            if (registry::digest_of(header->algorithm(), bytes) != *header) co_return std::pair{Found::unavailable, std::string()};
+            d = *header;
+          }
+          store_manifest(d, bytes, content_type);
+          self.meta_.put_tag(name, repository, tag, cache::TagRecord{d, content_type, now_ms()});
+          co_return std::pair{Found::yes, std::move(bytes)};
+        }
+      } catch (const registry::UpstreamError& e) {
+        count("error");
+        unreachable = e.what();
+      }
+    }
+    if (auto cached = self.meta_.get_tag(name, repository, tag))
+      if (auto m = self.meta_.get_manifest(cached->digest)) co_return std::pair{Found::yes, m->bytes};
+    co_return std::pair{self.offline_ ? Found::absent : Found::unavailable, std::string()};
+  }
+
+  // A small blob (payload, bundle): the blob store, else the upstream (verified,
+  // stored like any blob).
+  asio::awaitable<std::optional<std::string>> blob(const Digest& d, std::int64_t size) {
+    if (size < 0 || static_cast<std::uint64_t>(size) > max_artifact_blob) co_return std::nullopt;
+    if (auto opened = self.blobs_.open(d)) {
+      std::string bytes(opened->size, '\0');
+      if (opened->size > max_artifact_blob) co_return std::nullopt;
+      std::size_t done = 0;
+      while (done < bytes.size()) {
+        auto n = ::pread(opened->file.get(), bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+        if (n <= 0) co_return std::nullopt;
+        done += static_cast<std::size_t>(n);
+      }
+      co_return bytes;
+    }
+    if (self.offline_) co_return std::nullopt;
+    try {
+      auto request = get("/v2/" + repository + "/blobs/" + d.str(), "*/*");
+      auto response = co_await upstream.send(std::move(request));
+      count(std::to_string(response->status()));
+      if (response->status() != 200) co_return std::nullopt;
+      auto bytes = co_await registry::read_body(*response, max_artifact_blob);
+      if (registry::digest_of(d.algorithm(), bytes) != d) co_return std::nullopt;
+      try {
+        auto temp = self.blobs_.create_temp();
+        std::size_t done = 0;
+        while (done < bytes.size()) {
+          auto n = ::write(temp.file.get(), bytes.data() + done, bytes.size() - done);
+          if (n <= 0) {
+            self.blobs_.discard(temp);
+            co_return bytes;  // verified; only not cached (disk full)
+          }
+          done += static_cast<std::size_t>(n);
+        }
+        self.blobs_.publish(temp, d);
+        auto now = now_ms();
+        self.meta_.put_blob(d, cache::BlobRecord{bytes.size(), now, now});
+      } catch (const std::system_error&) {
+        // Not cached (disk full, too many files): the check still goes on.
+      }
+      co_return bytes;
+    } catch (const registry::UpstreamError& e) {
+      count("error");
+      unreachable = e.what();
+    }
+    co_return std::nullopt;
+  }
+
+  // The referrers list: the API, else (404: not supported) its fallback tag. Cached
+  // under the mirror's own key for referrers answers, for offline use.
+  asio::awaitable<std::pair<Found, std::string>> referrers(std::string& where) {
+    const auto& name = upstream.settings().name;
+    std::string key = "referrers\n" + name + "\n" + repository + "\n" + digest.str();
+    if (!self.offline_) {
+      try {
+        auto request = get("/v2/" + repository + "/referrers/" + digest.str(), "application/vnd.oci.image.index.v1+json");
+        auto response = co_await upstream.send(std::move(request));
+        count(std::to_string(response->status()));
+        if (response->status() == 200) {
+          auto body = co_await registry::read_body(*response, 4 * 1024 * 1024);
+          self.meta_.put_response(
+              key, cache::CachedResponse{std::string(response->headers()[http::field::content_type]), body, now_ms()});
+          where = "the referrers API";
+          co_return std::pair{Found::yes, std::move(body)};
+        }
+        if (response->status() != 404) {
+          if (auto cached = self.meta_.get_response(key)) {
+            where = "the referrers API (cached)";
+            co_return std::pair{Found::yes, cached->body};
+          }
+        }
+      } catch (const registry::UpstreamError& e) {
+        count("error");
+        unreachable = e.what();
+        if (auto cached = self.meta_.get_response(key)) {
+          where = "the referrers API (cached)";
+          co_return std::pair{Found::yes, cached->body};
+        }
+      }
+    } else if (auto cached = self.meta_.get_response(key)) {
+      where = "the referrers API (cached)";
+      co_return std::pair{Found::yes, cached->body};
+    }
+    const std::string tag = algorithm() + "-" + hex();
+    where = "tag " + tag;
+    auto found = co_await manifest_by_tag(tag);
+    co_return found;
+  }
+};
+
+namespace {
+
+// Referrer entries of an OCI index: (digest, artifactType).
+std::vector<std::pair<Digest, std::string>> referrer_entries(const std::string& index_json) {
+  std::vector<std::pair<Digest, std::string>> out;
+  json index = json::parse(index_json, nullptr, false);
+  if (!index.is_object()) return out;
+  auto manifests = index.find("manifests");
+  if (manifests == index.end() || !manifests->is_array()) return out;
+  for (const auto& entry : *manifests) {
+    if (out.size() >= max_referrers) break;
+    if (!entry.is_object()) continue;
+    auto d = entry.find("digest");
+    if (d == entry.end() || !d->is_string()) continue;
+    auto digest = Digest::parse(d->get<std::string>());
+    if (!digest) continue;
+    std::string type;
+    if (auto t = entry.find("artifactType"); t != entry.end() && t->is_string()) type = t->get<std::string>();
+    out.emplace_back(*digest, std::move(type));
+  }
+  return out;
+}
+
+}  // namespace
+
+asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cache::ManifestRecord& manifest) {
+  cache::SignalRecord record;
+  record.policy_version = lookup.policy.version;
+  record.checked_at_ms = now_ms();
+  auto parsed = policy::parse_artifact_manifest(manifest.bytes);
+  if (auto* m = std::get_if<policy::ArtifactManifest>(&parsed); m && is_artifact(*m)) {
+    record.artifact = true;
+    co_return record;
+  }
+  const bool want_signature = lookup.scope.signatures.has_value();
+  const bool want_sbom = lookup.scope.sbom.has_value();
+  const auto& digest = lookup.digest.str();
+  std::vector<std::string> failures;  // one line per signature that did not pass
+  std::vector<std::string> looked;    // where signatures were looked for
+  bool signed_ok = false, sbom_found = false;
+  std::string sbom_where;
+
+  auto take = [&](const policy::SignatureCheck& check, const std::string& where) {
+    if (check.result == policy::SignatureCheck::Result::valid) {
+      if (!signed_ok) {
+        signed_ok = true;
+        record.key = check.key;
+        record.signature_detail = "cosign signature found in " + where;
+      }
+    } else {
+      failures.push_back(where + ": " + check.detail);
+    }
+  };
+  // The simple-signing layers of a cosign signature manifest.
+  auto check_signature_manifest = [&](const std::string& bytes, const std::string& where) -> asio::awaitable<void> {
+    auto artifact = policy::parse_artifact_manifest(bytes);
+    if (auto* error = std::get_if<std::string>(&artifact)) {
+      failures.push_back(where + ": " + *error);
+      co_return;
+    }
+    std::size_t n = 0;
+    for (const auto& layer : std::get<policy::ArtifactManifest>(artifact).layers) {
+      if (signed_ok || ++n > max_layers) break;
+      if (layer.media_type != policy::simple_signing_media_type) continue;
+      if (layer.signature_base64.empty()) {
+        failures.push_back(where + ": a signature layer without its " +
+                           std::string(policy::cosign_signature_annotation) + " annotation");
+        continue;
+      }
+      const Digest payload_digest = *Digest::parse(layer.digest);
+      auto payload = co_await lookup.blob(payload_digest, layer.size);
+      if (!payload) {
+        failures.push_back(where + ": its payload " + layer.digest + " could not be fetched");
+        continue;
+      }
+      take(policy::verify_simple_signing(*payload, layer.signature_base64, digest, lookup.keys), where);
+    }
+  };
+
+  if (want_signature) {
+    std::string tag = lookup.algorithm() + "-" + lookup.hex() + ".sig";
+    looked.push_back("tag " + tag);
+    auto [found, bytes] = co_await lookup.manifest_by_tag(tag);
+    const std::string where = "tag " + tag;
+    if (found == Lookup::Found::yes) co_await check_signature_manifest(bytes, where);
+  }
+  if (!signed_ok || (want_sbom && !sbom_found)) {
+    std::string where;
+    auto [found, index] = co_await lookup.referrers(where);
+    looked.push_back(where);
+    if (found == Lookup::Found::yes) {
+      for (const auto& [referrer, type] : referrer_entries(index)) {
+        const bool sig = type == policy::cosign_sig_artifact_type;
+        const bool bundle = type.rfind(policy::bundle_media_type_prefix, 0) == 0;
+        if (want_sbom && !sbom_found && policy::is_sbom_media_type(type)) {
+          sbom_found = true;
+          sbom_where = "referrer " + referrer.str() + " (" + type + ") via " + where;
+          continue;
+        }
+        if (!sig && !bundle) continue;
+        if (sig && (signed_ok || !want_signature)) continue;
+        auto bytes = co_await lookup.manifest(referrer);
+        std::string at = "referrer " + referrer.str() + " via " + where;
+        if (!bytes) {
+          if (want_signature && !signed_ok) failures.push_back(at + ": could not be fetched");
+          continue;
+        }
+        if (sig) {
+          co_await check_signature_manifest(*bytes, at);
+          continue;
+        }
+        auto artifact = policy::parse_artifact_manifest(*bytes);
+        auto* m = std::get_if<policy::ArtifactManifest>(&artifact);
+        if (!m) {
+          failures.push_back(at + ": " + std::get<std::string>(artifact));
+          continue;
+        }
+        for (const auto& layer : m->layers) {
+          if (layer.media_type.rfind(policy::bundle_media_type_prefix, 0) != 0) continue;
+          const Digest bundle_digest = *Digest::parse(layer.digest);
+          auto bundle_bytes = co_await lookup.blob(bundle_digest, layer.size);
+          if (!bundle_bytes) {
+            failures.push_back(at + ": its bundle " + layer.digest + " could not be fetched");
+            break;
+          }
+          auto check = policy::verify_bundle(*bundle_bytes, digest, lookup.keys);
+          if (policy::is_sbom_predicate(check.predicate_type)) {
+            if (!sbom_found) {
+              sbom_found = true;
+              sbom_where = "SBOM attestation " + referrer.str() + " (" + check.predicate_type + ") via " + where;
+            }
+          } else if (want_signature && !signed_ok) {
+            if (check.result == policy::SignatureCheck::Result::valid &&
+                check.predicate_type != policy::cosign_sign_predicate) {
+              check.result = policy::SignatureCheck::Result::wrong_type;
+              check.detail = "signed by " + check.key + ", but the statement's predicate is " + check.predicate_type +
+                             ", not an image signature";
+            }
+            take(check, at + " (bundle)");
+          }
+          break;
+        }
+      }
+    }
+  }
+  if (want_sbom && !sbom_found) {
+    for (const char* suffix : {".sbom", ".att"}) {
+      std::string tag = lookup.algorithm() + "-" + lookup.hex() + suffix;
+      auto [found, bytes] = co_await lookup.manifest_by_tag(tag);
+      if (found != Lookup::Found::yes) continue;
+      auto artifact = policy::parse_artifact_manifest(bytes);
+      auto* m = std::get_if<policy::ArtifactManifest>(&artifact);
+      if (!m) continue;
+      for (const auto& layer : m->layers) {
+        if (policy::is_sbom_media_type(layer.media_type) || policy::is_sbom_predicate(layer.predicate_type)) {
+          sbom_found = true;
+          sbom_where = "tag " + tag + " (" + (layer.predicate_type.empty() ? layer.media_type : layer.predicate_type) +
+                       ")";
+          break;
+        }
+      }
+      if (sbom_found) break;
+    }
+  }
+
+  if (want_signature) {
+    if (signed_ok) {
+      record.signature = "valid";
+    } else if (!failures.empty()) {
+      record.signature = "invalid";
+      record.signature_detail = "no valid signature for " + digest + ": " + joined(failures);
+    } else {
+      record.signature = "missing";
+      std::string places;
+      for (std::size_t i = 0; i < looked.size(); ++i) places += (i ? ", " : "") + looked[i];
+      record.signature_detail = "no signature found for " + digest + " (looked at " + places + ")";
+      if (!lookup.unreachable.empty())
+        record.signature_detail += "; the upstream could not be asked: " + lookup.unreachable;
+    }
+  }
+  if (want_sbom) {
+    if (sbom_found) {
+      record.sbom = "found";
+      record.sbom_detail = "SBOM attached: " + sbom_where;
+    } else {
+      record.sbom = "missing";
+      record.sbom_detail = "no SBOM attached to " + digest + " (looked at the referrers and tags " +
+                           lookup.algorithm() + "-" + lookup.hex() + ".sbom and .att)";
+      if (!lookup.unreachable.empty()) record.sbom_detail += "; the upstream could not be asked: " + lookup.unreachable;
+    }
+  }
+  co_return record;
+}
+
+asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::string& repository,
+                                       const Digest& digest, const cache::ManifestRecord& manifest,
+                                       const policy::Policy& policy, const policy::Scope& scope) {
+  if (!scope.signatures && !scope.sbom) co_return;
+  auto now = now_ms();
+  if (auto own = meta_.get_signals(digest); own && signals_current(*own, policy, scope, now)) co_return;
+  // An index that lists this digest and answers every requirement covers it.
+  auto parents = meta_.referenced_by(digest, max_parents);
+  for (auto& parent : parents) {
+    auto record = meta_.get_signals(parent);
+    if (record && !record->artifact && signals_current(*record, policy, scope, now) &&
+        (!scope.signatures || record->signature == "valid") && (!scope.sbom || record->sbom == "found"))
+      co_return;
+  }
+  Lookup lookup{upstream, repository, digest, policy, scope, *this, {}, {}};
+  if (scope.signatures)
+    for (const auto& name : scope.signatures->keys)
+      if (auto* key = policy.key_named(name); key && key->key) lookup.keys.push_back(*key->key);
+  auto record = co_await examine(lookup, manifest);
+  meta_.put_signals(digest, record);
+  if (record.artifact || (signature_ok(record) && sbom_ok(record))) co_return;
+  // Not answered by its own artifacts: the indexes that list it may be signed.
+  for (auto& parent : parents) {
+    auto existing = meta_.get_signals(parent);
+    if (existing && signals_current(*existing, policy, scope, now)) continue;
+    auto parent_manifest = meta_.get_manifest(parent);
+    if (!parent_manifest) continue;
+    Lookup parent_lookup{upstream, repository, parent, policy, scope, *this, lookup.keys, {}};
+    auto parent_record = co_await examine(parent_lookup, *parent_manifest);
+    meta_.put_signals(parent, parent_record);
+  }
+}
+
+}  // namespace pullgate::proxy

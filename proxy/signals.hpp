@@ -1,0 +1,63 @@
+#pragma once
+// Signatures and SBOMs at pull time. Before the gate decides a manifest in a scope
+// that requires a signature or an SBOM, the mirror asks this to find what is attached
+// to the digest in its repository (cosign's legacy tags, the OCI 1.1 referrers API and
+// its fallback tag), verify signatures against the policy's keys, and store what it
+// found as the digest's signal record in LMDB. The gate then reads the record (and
+// those of the indexes that list the digest: a signature on an index covers its
+// children). The artifacts themselves go through the cache like any content, so the
+// check works with the upstream gone.
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "cache/blob_store.hpp"
+#include "cache/meta_store.hpp"
+#include "policy/policy.hpp"
+#include "proxy/metrics.hpp"
+#include "registry/upstream.hpp"
+
+namespace pullgate::proxy {
+
+namespace asio = boost::asio;
+
+// Whether the record answers every requirement of the scope under this policy now:
+// checked under the policy's version, and a negative finding not older than the
+// scope's recheck interval.
+bool signals_current(const cache::SignalRecord& record, const policy::Policy& policy, const policy::Scope& scope,
+                     std::int64_t now_ms);
+
+// The scope's signature and SBOM requirements applied to a manifest digest's record
+// (and its indexes' records), combined into `outcome` (source signature or sbom on a
+// denial). Returns when a verdict made from this stops counting (a negative finding
+// is looked at again after recheck_s), or nullopt when it never does by itself.
+std::optional<std::int64_t> judge_signals(cache::MetaStore& meta, const policy::Policy& policy,
+                                          const policy::Scope& scope, const registry::Digest& digest,
+                                          policy::Outcome& outcome, std::int64_t now_ms);
+
+class Signals {
+ public:
+  Signals(cache::MetaStore& meta, cache::BlobStore& blobs, PullgateMetrics& metrics, bool offline)
+      : meta_(meta), blobs_(blobs), metrics_(metrics), offline_(offline) {}
+
+  // Makes sure `digest` (a manifest of `repository` on `upstream`, whose bytes are
+  // `manifest`) has a current signal record for the scope, unless an index listing
+  // it already answers for it. Never throws for what the upstream does; a failure to
+  // look is recorded as a finding ("could not look ...") and rechecked later.
+  asio::awaitable<void> prepare(registry::Upstream& upstream, const std::string& repository,
+                                const registry::Digest& digest, const cache::ManifestRecord& manifest,
+                                const policy::Policy& policy, const policy::Scope& scope);
+
+ private:
+  struct Lookup;  // one digest's search
+  asio::awaitable<cache::SignalRecord> examine(Lookup& lookup, const cache::ManifestRecord& manifest);
+
+  cache::MetaStore& meta_;
+  cache::BlobStore& blobs_;
+  PullgateMetrics& metrics_;
+  bool offline_;
+};
+
+}  // namespace pullgate::proxy

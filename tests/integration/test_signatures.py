@@ -1,0 +1,314 @@
+"""Cosign signatures and SBOMs at the gate, with real components: a real upstream
+(CNCF Distribution 2.8) holding images signed with keys made by the openssl CLI,
+a referrers front adding the OCI 1.1 referrers API that Distribution lacks, and a
+pullgate whose policy requires signatures (keys given inline and as files, absolute
+and relative to the policy) in one scope and an SBOM in another. Covers: cosign's
+legacy `.sig` tag (ECDSA) pulled with skopeo and raw HTTP; a Sigstore bundle (Ed25519)
+found through the referrers fallback tag; an RSA signature found through the
+referrers API; unsigned, wrong-key, tampered and wrong-digest signatures refused in
+the legacy and the bundle format; a signed index covering its children; an unsigned
+image allowed once signed and recheck_s has passed; a signed image still allowed with
+the upstream down after a policy reload; an SBOM required (legacy tag, referrer)."""
+import json
+import os
+import shutil
+import unittest
+
+import cosign as c
+import harness as h
+
+RECHECK_S = 2
+FRONT_NAME = "referrers.test"
+
+
+class Signatures(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = h.Workdir()
+        cls.addClassCleanup(cls.work.close)
+        cls.registry = h.Registry(cls.work.path).start()
+        cls.addClassCleanup(cls.registry.close)
+        cls.front = c.ReferrersFront(cls.registry).start()
+        cls.addClassCleanup(cls.front.close)
+        reg = cls.registry
+
+        cls.release = c.KeyPair(cls.work.path, "release", "ecdsa")
+        cls.ci = c.KeyPair(cls.work.path, "ci", "ed25519")
+        cls.build = c.KeyPair(cls.work.path, "build", "rsa")
+        cls.stranger = c.KeyPair(cls.work.path, "stranger", "ecdsa")  # in no policy
+
+        def img(repo):
+            return h.seed_oci(reg, repo=repo, seed="sig-" + repo.replace("/", "-"))
+
+        # Good signatures, one per format and key type.
+        cls.legacy = img("signed/legacy")
+        c.push_legacy_signature(reg, cls.legacy, cls.release)
+        cls.bundle = img("signed/bundle")
+        c.push_referrers(reg, cls.bundle, [c.bundle_referrer(cls.bundle, cls.ci), c.sbom_referrer(cls.bundle)])
+        # Only the referrers API (the front) knows this one's signature: no .sig tag,
+        # no fallback tag in the registry.
+        cls.rsa = img("signed/rsa")
+        rsa_sig = c.signature_referrer(cls.rsa, cls.build).push(reg)
+        cls.front.set_referrers(cls.rsa.repo, cls.rsa.digest, [rsa_sig])
+
+        # Bad ones.
+        cls.unsigned = img("signed/unsigned")
+        cls.legacy_wrong_key = img("signed/legacy-wrong-key")
+        c.push_legacy_signature(reg, cls.legacy_wrong_key, cls.stranger)
+        cls.legacy_tampered = img("signed/legacy-tampered")
+        c.push_legacy_signature(reg, cls.legacy_tampered, cls.release, tamper=True)
+        cls.legacy_wrong_digest = img("signed/legacy-wrong-digest")
+        c.push_legacy_signature(reg, cls.legacy_wrong_digest, cls.release, names=cls.legacy.digest)
+        cls.bundle_unsigned = img("signed/bundle-unsigned")  # referrers hold only an SBOM
+        c.push_referrers(reg, cls.bundle_unsigned, [c.sbom_referrer(cls.bundle_unsigned)])
+        cls.bundle_wrong_key = img("signed/bundle-wrong-key")
+        c.push_referrers(reg, cls.bundle_wrong_key, [c.bundle_referrer(cls.bundle_wrong_key, cls.stranger)])
+        cls.bundle_tampered = img("signed/bundle-tampered")
+        c.push_referrers(reg, cls.bundle_tampered, [c.bundle_referrer(cls.bundle_tampered, cls.ci, tamper=True)])
+        cls.bundle_wrong_digest = img("signed/bundle-wrong-digest")
+        c.push_referrers(reg, cls.bundle_wrong_digest,
+                         [c.bundle_referrer(cls.bundle_wrong_digest, cls.ci, names=cls.bundle.digest)])
+
+        cls.index = h.seed_index(reg, repo="signed/multi", seed="sig-multi")
+        c.push_legacy_signature(reg, cls.index, cls.release)
+        cls.unsigned_index = h.seed_index(reg, repo="signed/multi-unsigned", seed="sig-multi-unsigned")
+        cls.late = img("signed/late")          # signed during its test
+        cls.offline = img("signed/offline")
+        c.push_legacy_signature(reg, cls.offline, cls.release)
+
+        cls.sbom_tagged = img("sbom/tagged")
+        c.push_sbom_tag(reg, cls.sbom_tagged)
+        cls.sbom_referred = img("sbom/referred")
+        c.push_referrers(reg, cls.sbom_referred, [c.sbom_referrer(cls.sbom_referred)])
+        cls.sbom_none = img("sbom/none")
+
+        front_upstream = {"name": FRONT_NAME, "url": cls.front.url, "tag_ttl_s": 300}
+        cls.pg = h.GatedPullgate(cls.work.path, [h.upstream_entry(reg), front_upstream], {})
+        cls.addClassCleanup(cls.pg.close)
+        # "ci" is named relative to the policy file, "build" by an absolute path.
+        shutil.copy(cls.ci.public_path, os.path.join(os.path.dirname(cls.pg.policy_path), "ci.pub"))
+        cls.policy = {
+            "keys": {"release": {"pem": cls.release.public_pem},
+                     "ci": {"pem_file": "ci.pub"},
+                     "build": {"pem_file": cls.build.public_path}},
+            "default": {"mode": "enforce", "unknown": "evaluate", "fallback": "allow"},
+            "scopes": [
+                {"name": "signed", "repository": "signed/**",
+                 "signatures": {"keys": ["release", "ci", "build"], "recheck_s": RECHECK_S}},
+                {"name": "sbom-required", "repository": "sbom/**", "sbom": {"required": True}},
+            ],
+        }
+        cls.pg.write_policy(cls.policy)
+        cls.pg.start()
+        path = os.path.join(cls.pg.data_dir, "admin.token")
+
+        def read_token():
+            with open(path) as f:
+                token = f.readline().strip()
+            return token if len(token) >= 16 else None
+        cls.token = h.wait_until(read_token, 10, "the admin token in " + path)
+
+    def setUp(self):
+        self.assertTrue(self.pg.alive(), "pullgate died before this test: " + self.pg.stderr())
+
+    def tearDown(self):
+        self.assertTrue(self.pg.alive(), "pullgate died in this test: " + self.pg.stderr())
+
+    # ---------------------------------------------------------------- helpers
+
+    def get(self, path, timeout=30):
+        return self.pg.request("GET", path, headers=[("Accept", a) for a in h.SKOPEO_ACCEPTS], timeout=timeout)
+
+    @staticmethod
+    def manifest_path(image, reference=None, ns=None):
+        path = "/v2/%s/manifests/%s" % (image.repo, reference or image.tag)
+        return path + ("?ns=" + ns if ns else "")
+
+    def assert_pulled(self, image, reference=None, ns=None, what=""):
+        """Manifest and every blob of image through pullgate, byte for byte."""
+        path = self.manifest_path(image, reference, ns)
+        status, headers, body = self.get(path)
+        self.assertEqual(status, 200, "%s GET %s: %d %r" % (what, path, status, body[:400]))
+        self.assertEqual(body, image.manifest, what + " " + path)
+        self.assertEqual(h.header(headers, "Docker-Content-Digest"), image.digest, what + " " + path)
+        for digest, data in image.blobs().items():
+            blob_path = "/v2/%s/blobs/%s" % (image.repo, digest) + ("?ns=" + ns if ns else "")
+            status, _, got = self.pg.request("GET", blob_path)
+            self.assertEqual(status, 200, "%s GET %s: %d %r" % (what, blob_path, status, got[:300]))
+            self.assertEqual(got, data, what + " " + blob_path)
+
+    def assert_denied(self, image, *texts, reference=None, ns=None, what=""):
+        path = self.manifest_path(image, reference, ns)
+        status, _, body = self.get(path)
+        self.assertEqual(status, 403, "%s GET %s: expected 403 DENIED, got %d %r" % (what, path, status, body[:400]))
+        code, message = h.oci_error(body)
+        self.assertEqual(code, "DENIED", "%s %r" % (what, body[:400]))
+        for text in texts:
+            self.assertIn(text, message, "%s GET %s" % (what, path))
+        return message
+
+    def status_of(self, image, reference=None):
+        return self.get(self.manifest_path(image, reference))[0]
+
+    def admin(self, method, path, body=None):
+        hs = [("Authorization", "Bearer " + self.token)]
+        if body is not None:
+            hs.append(("Content-Type", "application/json"))
+        return h.http_request(self.pg.host, self.pg.admin_port, method, path, headers=hs, body=body)
+
+    def skopeo(self, ref):
+        name = ref.replace("/", "_").replace(":", "_")
+        conf = os.path.join(self.work.path, "registries-%s.conf" % name)
+        h.write_registries_conf(conf, self.registry.address, self.pg.address, blocked=True)
+        out = os.path.join(self.work.path, "skopeo-%s-%d" % (name, len(os.listdir(self.work.path))))
+        return h.skopeo_copy(conf, "%s/%s" % (self.registry.address, ref), out, timeout=120), out
+
+    def audit_for(self, digest, **fields):
+        return [a for a in self.pg.audit_records()
+                if a.get("digest") == digest and all(a.get(k) == v for k, v in fields.items())]
+
+    def wait_audit(self, digest, **fields):
+        return h.wait_until(lambda: self.audit_for(digest, **fields), 10,
+                            "an audit record for %s with %r" % (digest, fields))
+
+    # ---------------------------------------------------------------- good signatures
+
+    def test_01_legacy_ecdsa_signature_allows_skopeo_and_raw_http(self):
+        r, out_dir = self.skopeo("signed/legacy:v1")
+        self.assertEqual(r.returncode, 0, "skopeo of a signed image failed: " + r.stderr)
+        files = h.read_dir_output(out_dir)
+        self.assertEqual(files["manifest.json"], self.legacy.manifest)
+        for digest, data in self.legacy.blobs().items():
+            self.assertEqual(files[digest.split(":", 1)[1]], data, digest)
+        self.assert_pulled(self.legacy, what="legacy signature:")
+        self.assert_pulled(self.legacy, reference=self.legacy.digest, what="legacy signature, by digest:")
+        rec = self.wait_audit(self.legacy.digest, kind="manifest", decision="allow")[-1]
+        self.assertEqual(rec["source"], "signature", rec)
+
+    def test_02_bundle_ed25519_found_through_the_fallback_tag(self):
+        self.assert_pulled(self.bundle, what="bundle via the fallback tag:")
+        rec = self.wait_audit(self.bundle.digest, kind="manifest", decision="allow")[-1]
+        self.assertEqual(rec["source"], "signature", rec)
+
+    def test_03_rsa_signature_found_through_the_referrers_api(self):
+        # Distribution 2.8 itself has no referrers API: without the front there is no
+        # way to this signature.
+        status, _, _ = h.http_request(self.registry.host, self.registry.port, "GET",
+                                      "/v2/%s/referrers/%s" % (self.rsa.repo, self.rsa.digest))
+        self.assertEqual(status, 404)
+        self.assert_pulled(self.rsa, ns=FRONT_NAME, what="RSA signature via the referrers API:")
+        self.assertGreaterEqual(self.front.requests_for(self.rsa.repo, self.rsa.digest), 1,
+                                "pullgate never asked the referrers API")
+        rec = self.wait_audit(self.rsa.digest, kind="manifest", decision="allow")[-1]
+        self.assertEqual(rec["source"], "signature", rec)
+
+    # ---------------------------------------------------------------- bad signatures
+
+    def test_04_unsigned_refused(self):
+        message = self.assert_denied(self.unsigned, "no signature", what="unsigned:")
+        self.assertIn(self.unsigned.digest, message)
+        self.assert_denied(self.unsigned, "no signature", reference=self.unsigned.digest, what="unsigned, by digest:")
+        r, _ = self.skopeo("signed/unsigned:v1")
+        self.assertNotEqual(r.returncode, 0, "skopeo pulled an unsigned image: " + r.stdout)
+        self.assertIn("no signature", r.stderr)
+        # Referrers that hold no signature (an SBOM only) are as good as none.
+        self.assert_denied(self.bundle_unsigned, "no signature", what="referrers without a signature:")
+        # explain says the same, from what the mirror found, without pulling.
+        status, _, body = self.admin("GET", "/v1/explain?image=%s/%s:%s" % (self.registry.address, self.unsigned.repo,
+                                                                             self.unsigned.tag))
+        self.assertEqual(status, 200, body[:400])
+        doc = json.loads(body)
+        self.assertEqual((doc["decision"], doc["served"], doc["source"]), ("deny", False, "signature"), doc)
+        self.assertEqual(doc["signals"]["signature"]["state"], "missing", doc)
+        self.assertIn("no signature", " ".join(doc["reasons"]))
+
+    def test_04b_containerd_shows_the_reason(self):
+        ctrd = h.Containerd().start()
+        self.addCleanup(ctrd.close)
+        h.install_shipped_hosts_toml(ctrd, self.registry.address, self.pg.address)
+        good = ctrd.pull("sig", "%s/%s:%s" % (self.registry.address, self.legacy.repo, self.legacy.tag))
+        self.assertEqual(good.returncode, 0, "ctr pull of a signed image failed: " + good.stderr)
+        bad = ctrd.pull("sig", "%s/%s:%s" % (self.registry.address, self.unsigned.repo, self.unsigned.tag))
+        self.assertNotEqual(bad.returncode, 0, "ctr pulled an unsigned image: " + bad.stdout)
+        self.assertIn("no signature", bad.stderr + bad.stdout)
+
+    def test_05_wrong_key_refused(self):
+        for image, form in ((self.legacy_wrong_key, "legacy"), (self.bundle_wrong_key, "bundle")):
+            with self.subTest(form=form):
+                message = self.assert_denied(image, "does not verify with key", what=form + " wrong key:")
+                self.assertIn("release", message, "the policy's key names are not listed")
+
+    def test_06_tampered_payload_refused(self):
+        for image, form in ((self.legacy_tampered, "legacy"), (self.bundle_tampered, "bundle")):
+            with self.subTest(form=form):
+                self.assert_denied(image, "does not verify with key", what=form + " tampered:")
+
+    def test_07_signature_naming_another_digest_refused(self):
+        for image, other, form in ((self.legacy_wrong_digest, self.legacy.digest, "legacy"),
+                                   (self.bundle_wrong_digest, self.bundle.digest, "bundle")):
+            with self.subTest(form=form):
+                self.assert_denied(image, "names " + other, what=form + " wrong digest:")
+
+    # ---------------------------------------------------------------- index, recheck
+
+    def test_08_signed_index_covers_its_children(self):
+        status, _, body = self.get(self.manifest_path(self.index))
+        self.assertEqual(status, 200, "signed index: %d %r" % (status, body[:400]))
+        self.assertEqual(body, self.index.manifest)
+        for (_, arch), child in sorted(self.index.children.items()):
+            with self.subTest(arch=arch):
+                self.assert_pulled(child, reference=child.digest, what="child %s of the signed index:" % arch)
+        rec = self.wait_audit(self.index.digest, kind="manifest", decision="allow")[-1]
+        self.assertEqual(rec["source"], "signature", rec)
+        # The control: the children of an unsigned index, pulled the same way, are refused.
+        status, _, body = self.get(self.manifest_path(self.unsigned_index))
+        self.assertEqual(status, 403, "unsigned index: %d %r" % (status, body[:400]))
+        for (_, arch), child in sorted(self.unsigned_index.children.items()):
+            with self.subTest(arch=arch, index="unsigned"):
+                self.assert_denied(child, "no signature", reference=child.digest,
+                                   what="child %s of the unsigned index:" % arch)
+
+    def test_09_unsigned_then_signed_allowed_after_recheck(self):
+        self.assert_denied(self.late, "no signature", what="before signing:")
+        c.push_legacy_signature(self.registry, self.late, self.release)
+        h.wait_until(lambda: self.status_of(self.late) == 200, RECHECK_S + 15,
+                     "signed/late to be allowed once signed and recheck_s passed", interval=0.2)
+        self.assert_pulled(self.late, what="after signing:")
+
+    # ---------------------------------------------------------------- SBOM
+
+    def test_10_sbom_required(self):
+        self.assert_pulled(self.sbom_tagged, what="SBOM under the .sbom tag:")
+        self.assert_pulled(self.sbom_referred, what="SBOM as a referrer:")
+        self.assert_denied(self.sbom_none, "no SBOM", what="no SBOM:")
+
+    # ---------------------------------------------------------------- offline (last: stops the upstream)
+
+    def test_99_signature_cached_for_an_offline_reload(self):
+        self.assert_pulled(self.offline, what="online:")
+        old_version = self.wait_audit(self.offline.digest, kind="manifest", decision="allow")[-1]["policy_version"]
+        self.registry.stop()
+        self.addCleanup(self.registry.start)
+        # A comment is enough for a new version (the version also covers the key
+        # files, so it is not the policy file's own sha256).
+        self.pg.write_policy("// reloaded while the upstream is down\n" + json.dumps(self.policy, indent=2) + "\n")
+        self.addCleanup(self.restore_policy)
+        status, _, body = self.admin("POST", "/v1/policy/reload")
+        self.assertEqual(status, 200, body[:400])
+        doc = json.loads(body)
+        self.assertTrue(doc["reloaded"], doc)
+        new_version = doc["policy_version"]
+        self.assertNotEqual(new_version, old_version, "the reload kept the old policy version")
+        self.assert_pulled(self.offline, what="upstream down, policy reloaded:")
+        self.assert_pulled(self.offline, reference=self.offline.digest, what="upstream down, by digest:")
+        rec = self.wait_audit(self.offline.digest, kind="manifest", decision="allow", policy_version=new_version)[-1]
+        self.assertEqual(rec["source"], "signature", rec)
+
+    def restore_policy(self):
+        self.pg.write_policy(self.policy)
+        status, _, body = self.admin("POST", "/v1/policy/reload")
+        self.assertEqual(status, 200, body[:400])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
