@@ -45,6 +45,9 @@ BLOB_MIB = env_int("BENCH_BLOB_MIB", 256 if QUICK else 1024)
 RUNS = env_int("BENCH_RUNS", 1 if QUICK else 3)
 WRK_SECONDS = env_int("BENCH_WRK_SECONDS", 10)
 WRK_CONNECTIONS = env_int("BENCH_WRK_CONNECTIONS", 32)
+# The gate's latency cost is also measured at light load: one connection, so each
+# request's latency is its own service time, not the queue behind 31 others.
+LIGHT_CONNECTIONS = env_int("BENCH_LIGHT_CONNECTIONS", 1)
 THROUGHPUT_GETS = env_int("BENCH_THROUGHPUT_GETS", 3 if QUICK else 5)
 RSS_CLIENTS = env_int("BENCH_RSS_CLIENTS", 16)
 COLD_CLIENTS = env_int("BENCH_COLD_CLIENTS", 8)
@@ -439,9 +442,9 @@ def relay_delta(before, after, blob_digest):
 
 # ---------------------------------------------------------------- measurements
 
-def run_wrk(port, path, method, accept):
+def run_wrk(port, path, method, accept, connections=None):
     env = dict(os.environ, BENCH_METHOD=method, BENCH_ACCEPT=accept)
-    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{WRK_SECONDS}s",
+    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections or WRK_CONNECTIONS}", f"-d{WRK_SECONDS}s",
             "--latency", "--timeout", "5s", "-s", os.path.join(HERE, "wrk.lua"), f"http://{LOOPBACK}:{port}{path}"]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=WRK_SECONDS + 60)
     for line in out.stdout.splitlines():
@@ -465,10 +468,10 @@ def build_headload(work):
     HEADLOAD = path
 
 
-def run_headload(port, path, method, accept):
+def run_headload(port, path, method, accept, connections=None):
     """wrk 4.1 hangs on HEAD responses with a Content-Length; headload measures them."""
     argv = ["taskset", "-c", CLIENT_CPU, HEADLOAD, str(port), path, method, accept,
-            str(WRK_CONNECTIONS), str(WRK_SECONDS)]
+            str(connections or WRK_CONNECTIONS), str(WRK_SECONDS)]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=WRK_SECONDS + 60)
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
@@ -487,10 +490,10 @@ def warm_cases(image):
     }
 
 
-def load_run(server, case, path, method, accept, label):
+def load_run(server, case, path, method, accept, label, connections=None):
     load = run_headload if method == "HEAD" else run_wrk
     cpu0 = cpu_seconds(server.pids())
-    r = load(server.port, path, method, accept)
+    r = load(server.port, path, method, accept, connections)
     # Below ~90% the server core was not saturated: the client or the upstream limited it.
     r["server_cpu_busy"] = (cpu_seconds(server.pids()) - cpu0) / (r["duration_us"] / 1e6)
     log(f"  {server.name} {case} {label}: {r['rps']:.0f} req/s p50 {r['p50_us']}us "
@@ -528,15 +531,17 @@ def warm_rps_ab(on, off, image):
     falls on both alike. Returns (gate-on results, gate-off results)."""
     results_on, results_off = {}, {}
     for case, (path, method, accept) in warm_cases(image).items():
-        runs_on, runs_off = [], []
-        for i in range(RUNS):
-            order = [(on, runs_on), (off, runs_off)]
-            if i % 2:
-                order.reverse()
-            for server, runs in order:
-                runs.append(load_run(server, case, path, method, accept, f"run {i + 1}/{RUNS}"))
-        results_on[case] = summarize_runs(runs_on)
-        results_off[case] = summarize_runs(runs_off)
+        for suffix, connections in (("", None), ("_light", LIGHT_CONNECTIONS)):
+            runs_on, runs_off = [], []
+            for i in range(RUNS):
+                order = [(on, runs_on), (off, runs_off)]
+                if i % 2:
+                    order.reverse()
+                for server, runs in order:
+                    label = f"run {i + 1}/{RUNS}" + (f", {connections} connection(s)" if connections else "")
+                    runs.append(load_run(server, case, path, method, accept, label, connections))
+            results_on[case + suffix] = summarize_runs(runs_on)
+            results_off[case + suffix] = summarize_runs(runs_off)
     return results_on, results_off
 
 
@@ -551,7 +556,29 @@ def curl_get(port, path, timeout):
     return {"status": int(fields[0]), "bytes": int(fields[1]), "ttfb_s": float(fields[2]), "total_s": float(fields[3])}
 
 
+def dirty_kib():
+    """Dirty and under-writeback page cache, KiB (/proc/meminfo)."""
+    total = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(("Dirty:", "Writeback:")):
+                total += int(line.split()[1])
+    return total
+
+
+def settle(what):
+    """Writes the dirty page cache out before a measurement, so that no server pays for
+    the disk writes of the one measured before it (pullgate's audit log of the warm
+    runs, a cold fill): the kernel's writeback runs on the cores the next one uses."""
+    os.sync()
+    deadline = time.monotonic() + 60
+    while dirty_kib() > 64 * 1024 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log(f"  settled before {what}: {dirty_kib() / 1024:.0f} MiB dirty")
+
+
 def warm_throughput(server, image):
+    settle(f"{server.name} warm throughput")
     large = image["large"]
     path = f"/v2/{image['repo']}/blobs/{large['digest']}"
     pids = server.pids()
@@ -689,6 +716,7 @@ def bench_server(server, image, relay, twin=None):
         server.restart(fresh=True)
         check_serving(server, image)  # also warms the cache (and the page cache)
         gate_ab = start_twin(twin, image, result) if twin else None
+        settle(f"{server.name} warm requests")
         time.sleep(1)
         before = relay.stats() if relay else None
         if gate_ab is not None:

@@ -117,16 +117,23 @@ def gate_verdict_hit(ab):
 
 
 def gate_figures(r, case):
-    """(on rps, off rps, cost %, on p99 us, off p99 us, p99 diff us); None where not valid."""
+    """(on rps, off rps, cost %, on p99 us, off p99 us, p99 diff us, p99 diff us at saturation); None where
+    not valid. The p99 figures are from the light-load runs (one connection: a request's own latency); at
+    saturation a p99 is mostly the queue behind the other connections, so its difference restates the
+    throughput cost, and is shown for information."""
     ab = gate_ab(r)
     if not ab:
-        return (None,) * 6
+        return (None,) * 7
     on, off = dig(r, "warm", case), dig(ab, "gate_off", case)
     if not on or not off or not on.get("valid") or not off.get("valid") or not gate_verdict_hit(ab):
-        return (None,) * 6
+        return (None,) * 7
     cost = (off["rps"] - on["rps"]) / off["rps"] * 100 if off["rps"] else None
-    on_p99, off_p99 = on["p99_ms"] * 1000, off["p99_ms"] * 1000
-    return on["rps"], off["rps"], cost, on_p99, off_p99, on_p99 - off_p99
+    saturated_diff = (on["p99_ms"] - off["p99_ms"]) * 1000
+    light_on, light_off = dig(r, "warm", case + "_light"), dig(ab, "gate_off", case + "_light")
+    if not light_on or not light_off or not light_on.get("valid") or not light_off.get("valid"):
+        return on["rps"], off["rps"], cost, None, None, None, saturated_diff
+    on_p99, off_p99 = light_on["p99_ms"] * 1000, light_off["p99_ms"] * 1000
+    return on["rps"], off["rps"], cost, on_p99, off_p99, on_p99 - off_p99, saturated_diff
 
 
 def evaluate(doc):
@@ -173,9 +180,10 @@ def evaluate(doc):
     v = peak_rss(pg)
     add("peak_rss", f"< {RSS_MIB} MiB ({blob_mib} MiB blob)", v, v is not None and v < RSS_MIB)
     for case, _ in GATE_CASES:
-        _, _, cost, _, _, diff = gate_figures(pg, case)
+        _, _, cost, _, _, diff, _ = gate_figures(pg, case)
         add(f"gate_cost_{case}", f"< {GATE_COST_PCT:g}% of req/s", cost, cost is not None and cost < GATE_COST_PCT)
-        add(f"gate_p99_{case}", f"< {GATE_P99_US:g} us at p99", diff, diff is not None and diff < GATE_P99_US)
+        add(f"gate_p99_{case}", f"< {GATE_P99_US:g} us at p99 (light load)", diff,
+            diff is not None and diff < GATE_P99_US)
     return targets
 
 
@@ -185,18 +193,19 @@ def gate_table(doc, targets):
     if pg is None:
         return []
     cols = ["gate on vs off", "on req/s", "off req/s", "cost", "target", "verdict",
-            "on p99 us", "off p99 us", "p99 diff us", "target", "verdict"]
+            "on p99 us", "off p99 us", "p99 diff us", "target", "verdict", "p99 diff us saturated"]
     rows = []
     for case, label in GATE_CASES:
-        on, off, cost, on_p99, off_p99, diff = gate_figures(pg, case)
+        on, off, cost, on_p99, off_p99, diff, saturated = gate_figures(pg, case)
         tc, tp = targets.get(f"gate_cost_{case}", {}), targets.get(f"gate_p99_{case}", {})
         rows.append([label, fmt(on, "{:,.0f}"), fmt(off, "{:,.0f}"), fmt(cost, "{:+.1f}%"),
                      tc.get("text", ""), tc.get("verdict", ""), fmt(on_p99, "{:,.0f}"), fmt(off_p99, "{:,.0f}"),
-                     fmt(diff, "{:+,.0f}"), tp.get("text", ""), tp.get("verdict", "")])
+                     fmt(diff, "{:+,.0f}"), tp.get("text", ""), tp.get("verdict", ""), fmt(saturated, "{:+,.0f}")])
     widths = [max(len(r[i]) for r in [cols] + rows) for i in range(len(cols))]
     text_cols = (0, 4, 5, 9, 10)
     lines = ["", "[gate: pullgate with the gate on (stored verdict hit) vs off, same run, runs alternating; "
-                 "cost = (off - on) / off req/s, diff = on - off p99]",
+                 "cost = (off - on) / off req/s at saturation; p99 at light load (one connection), on - off; "
+                 "last column: the p99 difference at saturation, mostly queueing, for information]",
              "  ".join(c.ljust(w) for c, w in zip(cols, widths)),
              "  ".join("-" * w for w in widths)]
     for r in rows:
@@ -214,7 +223,7 @@ def gate_table(doc, targets):
         if not gate_verdict_hit(ab):
             lines.append("! gate: policy evaluations ran during the load (or no verdict was stored first): "
                          "the requests did not all hit a stored verdict; gate figures not counted")
-        for case, label in GATE_CASES:
+        for case, label in [c for base in GATE_CASES for c in (base, (base[0] + "_light", base[1] + ", light load"))]:
             on, off = dig(pg, "warm", case, "runs"), dig(ab, "gate_off", case, "runs")
             if on and off:
                 costs = [(b["rps"] - a["rps"]) / b["rps"] * 100 for a, b in zip(on, off) if b["rps"]]

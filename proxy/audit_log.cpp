@@ -60,15 +60,20 @@ void AuditLog::writer_loop() {
       std::lock_guard file_lock(file_mutex_);
       write_out(batch);
     }
-    // Let a millisecond of lines gather: one write and no wake-ups for all of
-    // them, instead of a wake-up per decision.
-    if (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    // Let a few milliseconds of lines gather: one write and no wake-ups for all of
+    // them, instead of a wake-up per decision (each wake-up is a context switch on
+    // a core that serves requests).
+    if (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(4));
     lock.lock();
   }
 }
 
 void AuditLog::write(JsonLine record) {
   auto line = record.field("time", utc_timestamp()).finish();
+  write_line(line);
+}
+
+void AuditLog::write_line(std::string_view line) {
   {
     std::lock_guard lock(mutex_);
     if (writer_.joinable() && !stop_ && pending_.size() < max_pending_bytes) {

@@ -39,6 +39,8 @@ class AuditLog {
   // Adds "time" and queues one line. Never throws: a failed write is reported once
   // on stderr and counted.
   void write(JsonLine record);
+  // Queues one complete line ("{...}\n", "time" included) built by the caller.
+  void write_line(std::string_view line);
   // Writes what is queued (also called by the destructor).
   void flush();
 

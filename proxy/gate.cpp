@@ -5,6 +5,7 @@
 #include "policy/report.hpp"
 #include "policy/vulnerabilities.hpp"
 #include "proxy/explain.hpp"
+#include "proxy/log.hpp"
 #include "proxy/signals.hpp"
 
 namespace pullgate::proxy {
@@ -33,7 +34,7 @@ GateDecision from_outcome(const policy::Outcome& o) {
 bool allows(const GateDecision& d) { return d.serve && d.decision != Decision::deny; }
 
 // "10.0.0.5:41234" -> "10.0.0.5"; "[::1]:5" style is not produced by the server.
-std::string host_of(const std::string& client) { return client.substr(0, client.rfind(':')); }
+std::string host_of(std::string_view client) { return std::string(client.substr(0, client.rfind(':'))); }
 
 constexpr auto bypass_window = std::chrono::minutes(10);
 constexpr std::size_t max_recent_denials = 4096;
@@ -169,37 +170,89 @@ GateDecision Gate::decide(const std::string& upstream, const std::string& reposi
                        0);
 }
 
-std::string Gate::memo_key(const GateRequest& r) {
-  std::string key;
-  key.reserve(r.kind.size() + r.digest.str().size() + r.upstream.size() + r.repository.size() + 48);
+namespace {
+
+std::atomic<std::uint64_t> next_gate_id{1};
+
+// Heterogeneous lookup: a key assembled in a reused buffer finds its entry without a copy.
+struct KeyHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+}  // namespace
+
+Gate::Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics)
+    : meta_(meta), policy_(policy), audit_(audit), metrics_(metrics), id_(next_gate_id++) {}
+
+struct Gate::MemoTable {
+  std::uint64_t gate_id = 0;
+  std::unordered_map<std::string, Memo, KeyHash, std::equal_to<>> entries;
+  std::string key;  // reused for every lookup
+};
+
+Gate::MemoTable& Gate::memo_table() {
+  thread_local MemoTable table;
+  if (table.gate_id != id_) {
+    table.entries.clear();
+    table.gate_id = id_;
+  }
+  return table;
+}
+
+namespace {
+
+void memo_key(std::string& key, const GateRequest& r) {
+  key.clear();
   key.append(r.kind).push_back('\0');
+  key.append(r.method).push_back('\0');
   key.append(r.digest.str()).push_back('\0');
   key.append(r.upstream).push_back('\0');
   key.append(r.repository).push_back('\0');
   if (r.tag) key.append(*r.tag);
   else key.push_back('@');
-  return key;
 }
 
-SharedDecision Gate::memo_get(const std::string& key, std::uint64_t generation,
-                             const std::shared_ptr<const policy::Policy>& policy) {
-  std::lock_guard lock(memo_mutex_);
-  auto it = memo_.find(key);
-  if (it == memo_.end()) return nullptr;
-  const auto& m = it->second;
-  if (m.generation != generation || m.policy != policy || std::chrono::steady_clock::now() >= m.until) {
-    memo_.erase(it);
+}  // namespace
+
+Gate::Memo* Gate::memo_find(MemoTable& table, const GateRequest& request, std::uint64_t generation,
+                            const policy::Policy* policy, std::chrono::steady_clock::time_point now) {
+  memo_key(table.key, request);
+  auto it = table.entries.find(std::string_view(table.key));
+  if (it == table.entries.end()) return nullptr;
+  auto& m = it->second;
+  if (m.generation != generation || m.policy.get() != policy || now >= m.until) {
+    table.entries.erase(it);
     return nullptr;
   }
-  return m.decision;
+  return &m;
 }
 
-void Gate::memo_put(std::string key, SharedDecision decision, std::uint64_t generation,
-                    std::shared_ptr<const policy::Policy> policy) {
-  std::lock_guard lock(memo_mutex_);
-  if (memo_.size() >= 20'000) memo_.clear();  // bounded; a miss only costs one evaluation
-  memo_.insert_or_assign(std::move(key), Memo{std::move(decision), generation, std::move(policy),
-                                              std::chrono::steady_clock::now() + std::chrono::seconds(1)});
+Gate::Memo Gate::prepare(SharedDecision decision, const GateRequest& request) {
+  Memo m;
+  JsonLine middle;
+  middle.field("kind", request.kind).field("method", request.method).field("upstream", request.upstream);
+  middle.field("repository", request.repository);
+  if (request.tag) middle.field("tag", *request.tag);
+  middle.field("digest", request.digest.str()).raw(decision->audit_fields);
+  auto text = middle.finish();  // "{...}\n": keep what is between the braces
+  m.audit_middle = text.substr(1, text.size() - 3);
+  m.decisions = &metrics_.gate_decisions.with(
+      {request.kind, policy::to_string(decision->decision), policy::to_string(decision->mode), decision->source});
+  if (!decision->serve) m.denials = &metrics_.gate_denials.with({request.kind, request.upstream});
+  m.decision = std::move(decision);
+  return m;
+}
+
+Gate::Memo& Gate::memo_put(MemoTable& table, SharedDecision decision, const GateRequest& request,
+                           std::uint64_t generation, std::shared_ptr<const policy::Policy> policy) {
+  if (table.entries.size() >= 20'000) table.entries.clear();  // bounded; a miss only costs one evaluation
+  Memo m = prepare(std::move(decision), request);
+  m.generation = generation;
+  m.policy = std::move(policy);
+  m.until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  memo_key(table.key, request);
+  return table.entries.insert_or_assign(table.key, std::move(m)).first->second;
 }
 
 SharedDecision Gate::finish(GateDecision decision) {
@@ -222,32 +275,41 @@ SharedDecision Gate::check_manifest(const GateRequest& request) {
   // Read before deciding: a write made while deciding (the verdict stored) leaves
   // the entry stale rather than hiding a concurrent change.
   auto generation = meta_.generation();
-  auto policy = policy_.get();
-  auto key = memo_key(request);
-  auto decision = memo_get(key, generation, policy);
-  if (!decision) {
-    decision = finish(decide(request.upstream, request.repository, request.tag, request.digest));
-    if (decision->hold_for.count() == 0) memo_put(std::move(key), decision, generation, policy);
+  auto& table = memo_table();
+  if (auto* hit = memo_find(table, request, generation, policy_.current(), started)) {
+    if (!hit->decision->serve) remember_denial(request);
+    record(request, *hit, started);
+    return hit->decision;
   }
+  auto policy = policy_.get();
+  auto decision = finish(decide(std::string(request.upstream), std::string(request.repository),
+                                request.tag ? std::optional<std::string>(*request.tag) : std::nullopt, request.digest));
   if (!decision->serve) remember_denial(request);
-  record(request, *decision, started);
+  if (decision->hold_for.count() > 0) {
+    // A hold is not remembered: the next look may find the report.
+    record(request, prepare(decision, request), started);
+    return decision;
+  }
+  record(request, memo_put(table, decision, request, generation, std::move(policy)), started);
   return decision;
 }
 
 SharedDecision Gate::check_blob(const GateRequest& request) {
   auto started = std::chrono::steady_clock::now();
   auto generation = meta_.generation();
-  auto policy = policy_.get();
-  auto key = memo_key(request);
-  if (auto hit = memo_get(key, generation, policy)) {
+  auto& table = memo_table();
+  if (auto* hit = memo_find(table, request, generation, policy_.current(), started)) {
     record(request, *hit, started);
-    return hit;
+    return hit->decision;
   }
+  auto policy = policy_.get();
   auto decision = finish(decide_blob(request, policy));
   // Only blobs that are served are remembered: a refusal is rare, and whether it
   // looks like a bypass depends on who asks and when.
-  if (allows(*decision)) memo_put(std::move(key), decision, generation, policy);
-  record(request, *decision, started);
+  if (allows(*decision))
+    record(request, memo_put(table, decision, request, generation, std::move(policy)), started);
+  else
+    record(request, prepare(decision, request), started);
   return decision;
 }
 
@@ -258,7 +320,7 @@ SharedDecision Gate::pass_scanner(const GateRequest& request) {
   d.reasons = {"scanner pull on the admin listener (scanner token): served past the gate"};
   d.policy_version = policy_.get()->version;  // the audit names the policy in force, as for every decision
   auto decision = finish(std::move(d));
-  record(request, *decision, started);
+  record(request, prepare(decision, request), started);
   return decision;
 }
 
@@ -283,7 +345,8 @@ GateDecision Gate::decide_blob(const GateRequest& request, const std::shared_ptr
   {
     std::lock_guard lock(evaluate_mutex_);
     for (auto& parent : parents) {
-      policy::Subject subject{request.upstream, request.repository, std::nullopt, parent.str()};
+      policy::Subject subject{std::string(request.upstream), std::string(request.repository), std::nullopt,
+                              parent.str()};
       auto parent_decision = decide_locked(*policy, extra, subject, now, 0);
       if (allows(parent_decision)) {
         decision.decision = parent_decision.decision;
@@ -330,23 +393,25 @@ bool Gate::denied_lately(const std::vector<registry::Digest>& manifests, const s
   return false;
 }
 
-void Gate::record(const GateRequest& request, const GateDecision& decision,
-                  std::chrono::steady_clock::time_point started) {
-  metrics_.gate_decisions.with({request.kind, policy::to_string(decision.decision), policy::to_string(decision.mode),
-                                decision.source})
-      .inc();
-  if (!decision.serve) metrics_.gate_denials.with({request.kind, request.upstream}).inc();
+void Gate::record(const GateRequest& request, const Memo& memo, std::chrono::steady_clock::time_point started) {
+  memo.decisions->inc();
+  if (memo.denials) memo.denials->inc();
+  // The line is assembled in a per-thread buffer: time, client and request id are
+  // the request's own, the rest was rendered when the decision was made.
+  thread_local std::string line;
+  line.clear();
+  line.append("{\"time\":\"");
+  append_utc_timestamp(line);
+  line.append("\",\"client\":");
+  JsonLine::append_string(line, request.client);
+  line.push_back(',');
+  line.append(memo.audit_middle);
+  line.append(",\"request_id\":");
+  JsonLine::append_string(line, request.request_id);
+  line.append("}\n");
+  audit_.write_line(line);
   metrics_.gate_decision_seconds.observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  JsonLine record;
-  record.field("kind", request.kind)
-      .field("client", request.client)
-      .field("method", request.method)
-      .field("upstream", request.upstream)
-      .field("repository", request.repository);
-  if (request.tag) record.field("tag", *request.tag);
-  record.field("digest", request.digest.str()).raw(decision.audit_fields).field("request_id", request.request_id);
-  audit_.write(std::move(record));
 }
 
 }  // namespace pullgate::proxy

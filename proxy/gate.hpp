@@ -23,35 +23,46 @@ namespace pullgate::proxy {
 // The policy in force; replaced whole on reload.
 class PolicyHolder {
  public:
-  explicit PolicyHolder(policy::Policy initial) : current_(std::make_shared<const policy::Policy>(std::move(initial))) {}
+  explicit PolicyHolder(policy::Policy initial) { set(std::move(initial)); }
   std::shared_ptr<const policy::Policy> get() const {
     std::lock_guard lock(mutex_);
     return current_;
   }
+  // The policy in force, to compare with one held (never to dereference: it may be
+  // replaced at any moment; whoever holds the old one keeps it, and so its address).
+  const policy::Policy* current() const { return raw_.load(std::memory_order_acquire); }
+  // Whether the policy in force requires signatures or SBOMs anywhere.
+  bool needs_signals() const { return needs_signals_.load(std::memory_order_acquire); }
   void set(policy::Policy next) {
     auto p = std::make_shared<const policy::Policy>(std::move(next));
     std::lock_guard lock(mutex_);
+    needs_signals_.store(p->needs_signals, std::memory_order_release);
+    raw_.store(p.get(), std::memory_order_release);
     current_ = std::move(p);
   }
 
  private:
   mutable std::mutex mutex_;
   std::shared_ptr<const policy::Policy> current_;
+  std::atomic<const policy::Policy*> raw_{nullptr};
+  std::atomic<bool> needs_signals_{false};
 };
 
 // The policy used when the config names no policy file: everything is allowed and
 // audited.
 policy::Policy default_policy();
 
+// What the gate is asked, as views into the request being served (valid for the
+// call): nothing is copied on the path every request takes.
 struct GateRequest {
-  std::string kind;        // "manifest" | "blob"
-  std::string upstream;
-  std::string repository;
-  std::optional<std::string> tag;
-  registry::Digest digest;
-  std::string client;
-  std::string request_id;
-  std::string method;
+  std::string_view kind;        // "manifest" | "blob"
+  std::string_view upstream;
+  std::string_view repository;
+  std::optional<std::string_view> tag;
+  const registry::Digest& digest;
+  std::string_view client;
+  std::string_view request_id;
+  std::string_view method;
   bool via_ns = false;  // containerd's mirror form (?ns=): the client has other hosts to try
 };
 
@@ -76,8 +87,7 @@ using SharedDecision = std::shared_ptr<const GateDecision>;
 
 class Gate {
  public:
-  Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics)
-      : meta_(meta), policy_(policy), audit_(audit), metrics_(metrics) {}
+  Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics);
 
   SharedDecision check_manifest(const GateRequest& request);
   SharedDecision check_blob(const GateRequest& request);
@@ -114,8 +124,6 @@ class Gate {
   // Run-time exceptions (LMDB), re-read only when the store's generation moved.
   Exceptions runtime_exceptions();
   GateDecision decide_blob(const GateRequest& request, const std::shared_ptr<const policy::Policy>& policy);
-  // Writes the audit record and counts the decision.
-  void record(const GateRequest& request, const GateDecision& decision, std::chrono::steady_clock::time_point started);
 
   cache::MetaStore& meta_;
   PolicyHolder& policy_;
@@ -133,24 +141,33 @@ class Gate {
     std::string client_host;
     std::chrono::steady_clock::time_point at;
   };
-  // Decisions of the last second, by request shape. An entry counts while the store
-  // has not been written (by any process: a verdict or exception set from the CLI
-  // applies to the next pull) and the policy is the same; the one-second life bounds
-  // how late a time-based change (an expiry) can take effect.
+  // Decisions of the last second, by request shape, per thread (no lock on the
+  // path every pull takes). An entry counts while the store has not been written
+  // (by any process: a verdict or exception set from the CLI applies to the next
+  // pull) and the policy is the same; the one-second life bounds how late a
+  // time-based change (an expiry) can take effect. With the decision, an entry keeps
+  // what recording it needs: the audit line's fixed middle and the metric children.
   struct Memo {
     SharedDecision decision;
-    std::uint64_t generation;
+    std::uint64_t generation = 0;
     std::shared_ptr<const policy::Policy> policy;
     std::chrono::steady_clock::time_point until;
+    std::string audit_middle;       // "kind":..,...,"policy_version":.. (no braces)
+    Counter* decisions = nullptr;   // gate_decisions{kind,decision,mode,source}
+    Counter* denials = nullptr;     // gate_denials{kind,upstream}, when refused
   };
-  SharedDecision memo_get(const std::string& key, std::uint64_t generation,
-                          const std::shared_ptr<const policy::Policy>& policy);
-  void memo_put(std::string key, SharedDecision decision, std::uint64_t generation,
-                std::shared_ptr<const policy::Policy> policy);
+  struct MemoTable;
+  MemoTable& memo_table();
+  // The entry for `request` if it still counts, else nullptr.
+  Memo* memo_find(MemoTable& table, const GateRequest& request, std::uint64_t generation,
+                  const policy::Policy* policy, std::chrono::steady_clock::time_point now);
+  Memo& memo_put(MemoTable& table, SharedDecision decision, const GateRequest& request, std::uint64_t generation,
+                 std::shared_ptr<const policy::Policy> policy);
+  Memo prepare(SharedDecision decision, const GateRequest& request);
+  // Writes the audit record and counts the decision.
+  void record(const GateRequest& request, const Memo& memo, std::chrono::steady_clock::time_point started);
   static SharedDecision finish(GateDecision decision);  // renders audit_fields
-  static std::string memo_key(const GateRequest& request);
-  std::mutex memo_mutex_;
-  std::unordered_map<std::string, Memo> memo_;
+  const std::uint64_t id_;  // tells this gate's per-thread memo entries from another gate's
 
   std::mutex exceptions_mutex_;
   std::uint64_t exceptions_generation_ = ~std::uint64_t{0};

@@ -15,7 +15,9 @@ void JsonLine::key(std::string_view k) {
   out_ += ':';
 }
 
-void JsonLine::string(std::string_view s) {
+void JsonLine::string(std::string_view s) { append_string(out_, s); }
+
+void JsonLine::append_string(std::string& out_, std::string_view s) {
   out_ += '"';
   std::size_t i = 0;
   while (i < s.size()) {

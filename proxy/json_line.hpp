@@ -30,6 +30,10 @@ class JsonLine {
   // "{...}\n"; the builder is empty afterwards.
   std::string finish();
 
+  // `s` as a JSON string (quoted, escaped, invalid UTF-8 as U+FFFD), appended to out:
+  // for hot paths that assemble a line from parts rendered earlier.
+  static void append_string(std::string& out, std::string_view s);
+
  private:
   void key(std::string_view k);
   void string(std::string_view s);

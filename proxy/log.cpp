@@ -9,7 +9,7 @@
 
 namespace pullgate::proxy {
 
-std::string utc_timestamp() {
+void append_utc_timestamp(std::string& out) {
   auto now = std::chrono::system_clock::now();
   auto ms_total = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   auto seconds = static_cast<std::time_t>(ms_total / 1000);
@@ -17,20 +17,25 @@ std::string utc_timestamp() {
   // per call (this runs for every access and audit line).
   thread_local std::time_t cached_second = -1;
   thread_local char cached[80];
+  thread_local std::size_t cached_length = 0;
   if (seconds != cached_second) {
     std::tm tm{};
     gmtime_r(&seconds, &tm);
-    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    int n = std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                          tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_length = n > 0 ? static_cast<std::size_t>(n) : 0;
     cached_second = seconds;
   }
   auto ms = static_cast<int>(ms_total % 1000);
-  std::string text(cached);
-  text += '.';
-  text += static_cast<char>('0' + ms / 100);
-  text += static_cast<char>('0' + ms / 10 % 10);
-  text += static_cast<char>('0' + ms % 10);
-  text += 'Z';
+  const char tail[] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                       static_cast<char>('0' + ms % 10), 'Z'};
+  out.append(cached, cached_length);
+  out.append(tail, sizeof tail);
+}
+
+std::string utc_timestamp() {
+  std::string text;
+  append_utc_timestamp(text);
   return text;
 }
 

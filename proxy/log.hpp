@@ -12,6 +12,8 @@ namespace pullgate::proxy {
 
 // "2026-11-25T18:33:20.123Z"
 std::string utc_timestamp();
+// The same, appended to `out` (no allocation once `out` has room).
+void append_utc_timestamp(std::string& out);
 
 // {"time":..,"level":..,"msg":.., ...fields}
 void log_event(std::string_view level, std::string_view message, nlohmann::json fields = nlohmann::json::object());

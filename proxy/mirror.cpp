@@ -731,7 +731,8 @@ asio::awaitable<SharedDecision> Mirror::gate_manifest(Exchange& x, const Digest&
   if (!config_.gate_enabled) co_return ungated;
   auto request = gate_request(x, "manifest", digest);
   if (x.context.scanner) co_return gate_.pass_scanner(request);
-  if (auto policy = policy_.get(); policy->needs_signals) {
+  if (policy_.needs_signals()) {
+    auto policy = policy_.get();
     const auto& scope = policy::scope_for(*policy, request.upstream, request.repository);
     if (scope.signatures || scope.sbom)
       co_await signals_.prepare(*x.upstream->client, x.repository, digest, manifest, *policy, scope);
@@ -741,7 +742,7 @@ asio::awaitable<SharedDecision> Mirror::gate_manifest(Exchange& x, const Digest&
 
 GateRequest Mirror::gate_request(const Exchange& x, const char* kind, const Digest& digest) const {
   GateRequest r{kind, x.upstream->config.settings.name, x.repository, std::nullopt, digest,
-                x.context.client, x.request_id, std::string(x.request.method_string())};
+                x.context.client, x.request_id, x.request.method_string()};
   if (x.route.reference && x.route.reference->tag()) r.tag = x.route.reference->tag()->str();
   r.via_ns = x.route.ns.has_value();
   return r;

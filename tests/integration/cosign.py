@@ -444,16 +444,10 @@ class ReferrersFront:
                 body = self._request_body()
                 conn = http.client.HTTPConnection(front.registry.host, front.registry.port, timeout=120)
                 try:
-                    conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                    for name, value in self.headers.items():
-                        if name.lower() in front._HOP_BY_HOP or name.lower() == "content-length":
-                            continue
-                        conn.putheader(name, value)  # Host too: the registry builds Locations from it
-                    if body is not None:
-                        conn.putheader("Content-Length", str(len(body)))
-                    conn.endheaders()
-                    if body:
-                        conn.send(body)
+                    # Host goes along too: the registry builds Locations from it.
+                    forwarded = [(name, value) for name, value in self.headers.items()
+                                 if name.lower() not in front._HOP_BY_HOP and name.lower() != "content-length"]
+                    h.send_request(conn, self.command, self.path, forwarded, body, skip_host=True)
                     resp = conn.getresponse()
                 except OSError as e:
                     conn.close()

@@ -77,17 +77,23 @@ def wait_until(predicate, timeout, what, interval=0.05):
     raise TimeoutError("timed out after %ss waiting for %s (last error: %r)" % (timeout, what, last_error))
 
 
+def send_request(conn, method, path, headers, body, skip_host=False):
+    """Writes one request on `conn`: the headers as given (pairs), Content-Length when
+    there is a body (None: no body, no Content-Length), no Accept-Encoding added."""
+    conn.putrequest(method, path, skip_host=skip_host, skip_accept_encoding=True)
+    for name, value in (headers or []):
+        conn.putheader(name, value)
+    if body is not None:
+        conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    if body:
+        conn.send(body)
+
+
 def _exchange(conn, method, path, headers, body):
     """One request on `conn`, closed after. Returns (status, headers as list of pairs, body)."""
     try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        for name, value in (headers or []):
-            conn.putheader(name, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders()
-        if body:
-            conn.send(body)
+        send_request(conn, method, path, headers, body)
         resp = conn.getresponse()
         data = resp.read()
         return resp.status, resp.getheaders(), data
@@ -582,6 +588,17 @@ def skopeo_copy(registries_conf, src, out_dir, all_images=False, timeout=300):
                           env=dict(os.environ, HOME=os.path.dirname(registries_conf)))
 
 
+def skopeo_via_mirror(workdir, registry, pg, ref, all_images=False, timeout=120):
+    """skopeo copy of <registry>/<ref> into a fresh dir: under workdir, with a
+    registries.conf that blocks the upstream and names pg as its mirror. Returns
+    (completed process, the output dir)."""
+    name = "%s-%d" % (ref.replace("/", "_").replace(":", "_"), pg.port)
+    conf = os.path.join(workdir, "registries-%s.conf" % name)
+    write_registries_conf(conf, registry.address, pg.address, blocked=True)
+    out = os.path.join(workdir, "skopeo-%s-%d" % (name, len(os.listdir(workdir))))
+    return skopeo_copy(conf, "%s/%s" % (registry.address, ref), out, all_images=all_images, timeout=timeout), out
+
+
 # --------------------------------------------------------------------------------------
 # containerd
 
@@ -690,6 +707,38 @@ def read_dir_output(out_dir):
         with open(os.path.join(out_dir, name), "rb") as f:
             out[name] = f.read()
     return out
+
+
+def assert_dir_output(test, out_dir, image):
+    """Asserts on `test` that a skopeo dir: output holds image's manifest and every one
+    of its blobs, byte for byte."""
+    files = read_dir_output(out_dir)
+    test.assertEqual(files.get("manifest.json"), image.manifest, "manifest differs in " + out_dir)
+    for digest, data in image.blobs().items():
+        test.assertEqual(files.get(digest.split(":", 1)[1]), data, "blob %s differs" % digest)
+
+
+def workdir_and_upstream(test_class):
+    """For setUpClass: a Workdir and a started Registry in it, both closed with the
+    class. Returns (workdir, registry)."""
+    work = Workdir()
+    test_class.addClassCleanup(work.close)
+    registry = Registry(work.path).start()
+    test_class.addClassCleanup(registry.close)
+    return work, registry
+
+
+class PullgateAlive:
+    """unittest.TestCase mixin: every test starts and ends with the class's pullgate
+    (self.pg) running, so a crash is blamed on the test that caused it."""
+
+    def setUp(self):
+        super().setUp()
+        self.assertTrue(self.pg.alive(), "pullgate died before this test: " + self.pg.stderr())
+
+    def tearDown(self):
+        self.assertTrue(self.pg.alive(), "pullgate died in this test: " + self.pg.stderr())
+        super().tearDown()
 
 
 # --------------------------------------------------------------------------------------
@@ -879,6 +928,41 @@ def oci_error(body):
     doc = json.loads(body)
     first = doc["errors"][0]
     return first["code"], first["message"]
+
+
+def assert_oci_denied(test, status, body, what, *texts):
+    """Asserts on `test` (a TestCase) a 403 whose OCI error code is DENIED and whose
+    message holds every one of texts; returns the message."""
+    test.assertEqual(status, 403, "%s: expected 403 DENIED, got %d %r" % (what, status, body[:300]))
+    code, message = oci_error(body)
+    test.assertEqual(code, "DENIED", "%s: %r" % (what, body[:300]))
+    for text in texts:
+        test.assertIn(text, message, "%s: %r" % (what, message))
+    return message
+
+
+def read_token(pg, name="admin.token", timeout=10):
+    """The token pullgate keeps in its data dir (first line of `name`), waited for:
+    pullgate writes it while it starts."""
+    path = os.path.join(pg.data_dir, name)
+
+    def read():
+        with open(path) as f:
+            token = f.readline().strip()
+        return token if len(token) >= 16 else None
+    return wait_until(read, timeout, "the token in " + path)
+
+
+def admin_request(pg, token, method, path, body=None, headers=None, timeout=30):
+    """One request to pg's admin listener with `Authorization: Bearer <token>` (token
+    None: no Authorization added) and a JSON Content-Type when there is a body.
+    Returns (status, headers as list of pairs, body)."""
+    hs = list(headers or [])
+    if token is not None:
+        hs.insert(0, ("Authorization", "Bearer " + token))
+    if body is not None:
+        hs.append(("Content-Type", "application/json"))
+    return http_request(pg.host, pg.admin_port, method, path, headers=hs, body=body, timeout=timeout)
 
 
 def without_request_id(message):

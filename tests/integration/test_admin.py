@@ -36,35 +36,22 @@ ADMIN_ENDPOINTS = [
 ]
 
 
-def admin_token(pg, timeout=10):
-    """The admin token pullgate created in its data dir (first line)."""
-    path = os.path.join(pg.data_dir, "admin.token")
-
-    def read():
-        with open(path) as f:
-            token = f.readline().strip()
-        return token if len(token) >= 16 else None
-    return h.wait_until(read, timeout, "the admin token in " + path)
-
-
 class Admin:
     """Requests to one pullgate's admin listener, with its token unless told otherwise."""
 
     def __init__(self, pg):
         self.pg = pg
-        self.token = admin_token(pg)
+        self.token = h.read_token(pg)
         h.wait_until(lambda: self.request("GET", "/healthz")[0] == 200, 10, "the admin listener")
 
     def request(self, method, path, body=None, token=True, authorization=None, headers=None, timeout=30):
+        """authorization: the exact Authorization value to send instead of the token;
+        token=False: no Authorization at all."""
         hs = list(headers or [])
         if authorization is not None:
             hs.append(("Authorization", authorization))
-        elif token:
-            hs.append(("Authorization", "Bearer " + self.token))
-        if body is not None:
-            hs.append(("Content-Type", "application/json"))
-        return h.http_request(self.pg.host, self.pg.admin_port, method, path, headers=hs, body=body,
-                              timeout=timeout)
+        bearer = self.token if token and authorization is None else None
+        return h.admin_request(self.pg, bearer, method, path, body=body, headers=hs, timeout=timeout)
 
     def json(self, method, path, doc=None):
         """(status, parsed JSON body) with the token."""
@@ -122,13 +109,10 @@ def metric_sum(parsed, name, **labels):
                if n == name and all(l.get(k) == val for k, val in labels.items()))
 
 
-class AdminApi(unittest.TestCase):
+class AdminApi(h.PullgateAlive, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = h.Workdir()
-        cls.addClassCleanup(cls.work.close)
-        cls.registry = h.Registry(cls.work.path).start()
-        cls.addClassCleanup(cls.registry.close)
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
         reg = cls.registry
         img = lambda repo, tag="v1": h.push_image(reg, h.build_image(repo, tag, [h.small_layer("adm-" + repo)],
                                                                    label=repo))
@@ -146,12 +130,6 @@ class AdminApi(unittest.TestCase):
         cls.pg = h.GatedPullgate(cls.work.path, [h.upstream_entry(reg)], cls.policy).start()
         cls.addClassCleanup(cls.pg.close)
         cls.admin = Admin(cls.pg)
-
-    def setUp(self):
-        self.assertTrue(self.pg.alive(), "pullgate died before this test: " + self.pg.stderr())
-
-    def tearDown(self):
-        self.assertTrue(self.pg.alive(), "pullgate died in this test: " + self.pg.stderr())
 
     # ---------------------------------------------------------------- helpers
 
@@ -171,12 +149,7 @@ class AdminApi(unittest.TestCase):
     def assert_denied(self, image, *texts, pg=None, what=""):
         path = self.manifest_path(image)
         status, _, body = self.get(path, pg)
-        self.assertEqual(status, 403, "%s GET %s: expected 403 DENIED, got %d %r" % (what, path, status, body[:300]))
-        code, message = h.oci_error(body)
-        self.assertEqual(code, "DENIED", body[:300])
-        for text in texts:
-            self.assertIn(text, message, what)
-        return message
+        return h.assert_oci_denied(self, status, body, "%s GET %s" % (what, path), *texts)
 
     def status_of(self, image, pg=None):
         return self.get(self.manifest_path(image), pg)[0]

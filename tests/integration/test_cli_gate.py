@@ -24,10 +24,7 @@ def one_line(text):
 class CliGate(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = h.Workdir()
-        cls.addClassCleanup(cls.work.close)
-        cls.registry = h.Registry(cls.work.path).start()
-        cls.addClassCleanup(cls.registry.close)
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
         cls.app = h.seed_oci(cls.registry, repo="it/app", seed="cli-gate-app")
         cls.bad = h.seed_oci(cls.registry, repo="it/bad", seed="cli-gate-bad")
         policy = {"default": {"mode": "enforce", "unknown": "evaluate", "fallback": "allow",
@@ -39,10 +36,7 @@ class CliGate(unittest.TestCase):
         cls.up = cls.registry.address  # the upstream's configured name
 
         # A real client pulls the allowed image by tag through the mirror.
-        conf = os.path.join(cls.pg.dir, "registries.conf")
-        h.write_registries_conf(conf, cls.up, cls.pg.address, blocked=True)
-        out = os.path.join(cls.pg.dir, "skopeo-app")
-        r = h.skopeo_copy(conf, "%s/it/app:v1" % cls.up, out, timeout=120)
+        r, _ = h.skopeo_via_mirror(cls.pg.dir, cls.registry, cls.pg, "it/app:v1")
         if r.returncode != 0:
             raise RuntimeError("skopeo pull of it/app:v1 failed: " + r.stderr)
         # The denied image: its manifest by tag is refused, and so is a layer.
@@ -219,8 +213,12 @@ class CliGate(unittest.TestCase):
         return [json.loads(line) for line in r.stdout.splitlines()]
 
     def test_audit_filters_on_real_pulls(self):
-        everything = self.records(self.audit())
-        self.assertEqual(len(everything), len(self.pg.audit_records()))
+        # The writer thread appends lines a few milliseconds after each decision: wait
+        # until the CLI and a direct read of the file agree on a settled log.
+        def settled():
+            everything = self.records(self.audit())
+            return everything if len(everything) == len(self.pg.audit_records()) else None
+        everything = h.wait_until(settled, 10, "the audit log to settle")
         self.assertGreaterEqual(len(everything), 4)  # manifest + blobs of it/app, it/bad twice
 
         denied = self.records(self.audit("--decision", "deny"))

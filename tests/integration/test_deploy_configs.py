@@ -16,13 +16,10 @@ HINT = "Ask #platform-security for an exception"
 ALIAS = "upstream.test"
 
 
-class ShippedClientConfigs(unittest.TestCase):
+class ShippedClientConfigs(h.PullgateAlive, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = h.Workdir()
-        cls.addClassCleanup(cls.work.close)
-        cls.registry = h.Registry(cls.work.path).start()
-        cls.addClassCleanup(cls.registry.close)
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
         reg = cls.registry
         cls.bad = h.push_image(reg, h.build_image("it/bad", "v1", [h.small_layer("deploy-bad-a"),
                                                                    h.small_layer("deploy-bad-b")], label="bad"))
@@ -36,12 +33,6 @@ class ShippedClientConfigs(unittest.TestCase):
         }
         cls.pg = h.GatedPullgate(cls.work.path, [h.upstream_entry(reg, aliases=[ALIAS])], policy, denial_hint=HINT).start()
         cls.addClassCleanup(cls.pg.close)
-
-    def setUp(self):
-        self.assertTrue(self.pg.alive(), "pullgate died before this test: " + self.pg.stderr())
-
-    def tearDown(self):
-        self.assertTrue(self.pg.alive(), "pullgate died in this test: " + self.pg.stderr())
 
     # ---------------------------------------------------------------- helpers
 
@@ -64,12 +55,6 @@ class ShippedClientConfigs(unittest.TestCase):
     def pullgate_requests_since(self, count_before):
         return [(e.get("method"), e.get("target") or e.get("path"), e.get("status"))
                 for e in self.pg.access_log()[count_before:]]
-
-    def assert_files_equal(self, out, image):
-        files = h.read_dir_output(out)
-        self.assertEqual(files.get("manifest.json"), image.manifest, "manifest differs")
-        for digest, data in image.blobs().items():
-            self.assertEqual(files.get(digest.split(":", 1)[1]), data, "blob %s differs" % digest)
 
     # ---------------------------------------------------------------- 1. containerd, shipped
 
@@ -119,7 +104,7 @@ class ShippedClientConfigs(unittest.TestCase):
         r, out = self.skopeo(conf, "it/good:v1", "alias-good")
         exchange = "skopeo stderr: %s\npullgate answered: %r" % (r.stderr, self.pullgate_requests_since(access_before))
         self.assertEqual(r.returncode, 0, "allowed image failed through the path-prefix mirror\n" + exchange)
-        self.assert_files_equal(out, self.good)
+        h.assert_dir_output(self, out, self.good)
         prefixed = [x for x in self.pullgate_requests_since(access_before)
                     if x[1] and x[1].startswith("/v2/%s/it/good/" % ALIAS)]
         self.assertTrue(prefixed, "skopeo did not use the /v2/<upstream>/ path prefix: " + exchange)
@@ -169,7 +154,7 @@ class ShippedClientConfigs(unittest.TestCase):
         audit_before = len(self.pg.audit_records())
         r, out = self.skopeo(conf_text, "it/bad:v1", "usual-bad")
         self.assertEqual(r.returncode, 0, "skopeo did not fall back: " + r.stderr)
-        self.assert_files_equal(out, self.bad)
+        h.assert_dir_output(self, out, self.bad)
         direct = [x for x in mark.from_clients()]
         self.assertIn("/v2/it/bad/manifests/v1", [urlpath(x[1]) for x in direct],
                       "the upstream did not serve skopeo the manifest: %r" % direct)

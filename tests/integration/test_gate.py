@@ -23,13 +23,10 @@ def rfc3339(delta):
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Gate(unittest.TestCase):
+class Gate(h.PullgateAlive, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = h.Workdir()
-        cls.addClassCleanup(cls.work.close)
-        cls.registry = h.Registry(cls.work.path).start()
-        cls.addClassCleanup(cls.registry.close)
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
         reg = cls.registry
 
         # it/bad and it/good share their first layer.
@@ -73,12 +70,6 @@ class Gate(unittest.TestCase):
         cls.pg = h.GatedPullgate(cls.work.path, [h.upstream_entry(reg)], cls.policy, denial_hint=HINT).start()
         cls.addClassCleanup(cls.pg.close)
 
-    def setUp(self):
-        self.assertTrue(self.pg.alive(), "pullgate died before this test: " + self.pg.stderr())
-
-    def tearDown(self):
-        self.assertTrue(self.pg.alive(), "pullgate died in this test: " + self.pg.stderr())
-
     # ---------------------------------------------------------------- helpers
 
     def get(self, path, method="GET", headers=None, pg=None, accept=True):
@@ -87,12 +78,7 @@ class Gate(unittest.TestCase):
 
     def assert_denied(self, status, body, what, *texts):
         """403 with code DENIED and every text in the message; returns the message."""
-        self.assertEqual(status, 403, "%s: expected 403 DENIED, got %d %r" % (what, status, body[:300]))
-        code, message = h.oci_error(body)
-        self.assertEqual(code, "DENIED", "%s: %r" % (what, body[:300]))
-        for text in texts:
-            self.assertIn(text, message, what)
-        return message
+        return h.assert_oci_denied(self, status, body, what, *texts)
 
     def assert_blob_denied(self, repo, digest, pg=None):
         """GET, HEAD (no body on the wire) and a Range GET of a blob: all 403 DENIED."""
@@ -107,13 +93,7 @@ class Gate(unittest.TestCase):
         self.assert_denied(status, body, "Range GET " + path)
 
     def skopeo(self, ref, pg=None, all_images=False):
-        pg = pg or self.pg
-        name = ref.replace("/", "_").replace(":", "_")
-        conf = os.path.join(self.work.path, "registries-%s-%d.conf" % (name, pg.port))
-        h.write_registries_conf(conf, self.registry.address, pg.address, blocked=True)
-        out = os.path.join(self.work.path, "skopeo-%s-%d-%d" % (name, pg.port, len(os.listdir(self.work.path))))
-        r = h.skopeo_copy(conf, "%s/%s" % (self.registry.address, ref), out, all_images=all_images, timeout=120)
-        return r, out
+        return h.skopeo_via_mirror(self.work.path, self.registry, pg or self.pg, ref, all_images=all_images)
 
     def audit_for(self, digest, pg=None, **fields):
         return [a for a in (pg or self.pg).audit_records()
@@ -195,10 +175,7 @@ class Gate(unittest.TestCase):
         self.assert_denied(status, body, "GET it/bad:v1")
         r, out = self.skopeo("it/good:v1")
         self.assertEqual(r.returncode, 0, "skopeo failed: %s\npullgate stderr: %s" % (r.stderr, self.pg.stderr()))
-        files = h.read_dir_output(out)
-        self.assertEqual(files["manifest.json"], self.good.manifest)
-        for digest, data in self.good.blobs().items():
-            self.assertEqual(files.get(digest.split(":", 1)[1]), data, "blob %s differs" % digest)
+        h.assert_dir_output(self, out, self.good)
         shared = self.shared_layer.digest
         status, _, body = self.pg.request("GET", "/v2/it/good/blobs/" + shared)
         self.assertEqual(status, 200, body[:300])
@@ -231,10 +208,7 @@ class Gate(unittest.TestCase):
     def test_06_warn_mode_serves_with_warning_and_audits(self):
         r, out = self.skopeo("it/warned:v1")
         self.assertEqual(r.returncode, 0, "skopeo failed in warn mode: %s" % r.stderr)
-        files = h.read_dir_output(out)
-        self.assertEqual(files["manifest.json"], self.warned.manifest)
-        for digest, data in self.warned.blobs().items():
-            self.assertEqual(files.get(digest.split(":", 1)[1]), data)
+        h.assert_dir_output(self, out, self.warned)
         for method in ("GET", "HEAD"):
             status, headers, body = self.get("/v2/it/warned/manifests/v1", method=method)
             self.assertEqual(status, 200, body[:300])
@@ -339,10 +313,7 @@ class Gate(unittest.TestCase):
 
     def evaluations(self):
         """pullgate_gate_evaluations_total from the admin listener's /metrics."""
-        with open(os.path.join(self.pg.data_dir, "admin.token")) as f:
-            token = f.read().strip()
-        status, _, body = h.http_request(self.pg.host, self.pg.admin_port, "GET", "/metrics",
-                                         headers=[("Authorization", "Bearer " + token)])
+        status, _, body = h.admin_request(self.pg, h.read_token(self.pg), "GET", "/metrics")
         self.assertEqual(status, 200, body)
         for line in body.decode().splitlines():
             if line.startswith("pullgate_gate_evaluations_total "):

@@ -53,13 +53,10 @@ def grype_report(digest, keep=("Critical", "Medium", "Low", "Negligible")):
     return doc
 
 
-class Reports(unittest.TestCase):
+class Reports(h.PullgateAlive, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = h.Workdir()
-        cls.addClassCleanup(cls.work.close)
-        cls.registry = h.Registry(cls.work.path).start()
-        cls.addClassCleanup(cls.registry.close)
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
         reg = cls.registry
         cls.scan = h.seed_oci(reg, repo="it/scan", seed="rep-scan")
         cls.crit = h.seed_oci(reg, repo="it/crit", seed="rep-crit")
@@ -71,7 +68,7 @@ class Reports(unittest.TestCase):
         cls.policy = cls.policy_with([])
         cls.pg = h.GatedPullgate(cls.work.path, [h.upstream_entry(reg)], cls.policy).start()
         cls.addClassCleanup(cls.pg.close)
-        cls.token = cls.admin_token()
+        cls.token = h.read_token(cls.pg)
 
     @classmethod
     def policy_with(cls, cve_exceptions):
@@ -87,47 +84,19 @@ class Reports(unittest.TestCase):
             "cve_exceptions": cve_exceptions,
         }
 
-    @classmethod
-    def admin_token(cls):
-        path = os.path.join(cls.pg.data_dir, "admin.token")
-
-        def read():
-            with open(path) as f:
-                token = f.readline().strip()
-            return token if len(token) >= 16 else None
-        return h.wait_until(read, 10, "the admin token in " + path)
-
-    def setUp(self):
-        self.assertTrue(self.pg.alive(), "pullgate died before this test: " + self.pg.stderr())
-
-    def tearDown(self):
-        self.assertTrue(self.pg.alive(), "pullgate died in this test: " + self.pg.stderr())
-
     # ---------------------------------------------------------------- helpers
 
     def get(self, path, timeout=30):
         return self.pg.request("GET", path, headers=[("Accept", a) for a in h.SKOPEO_ACCEPTS], timeout=timeout)
 
     def admin(self, method, path, body=None):
-        hs = [("Authorization", "Bearer " + self.token)]
-        if body is not None:
-            hs.append(("Content-Type", "application/json"))
-        return h.http_request(self.pg.host, self.pg.admin_port, method, path, headers=hs, body=body)
+        return h.admin_request(self.pg, self.token, method, path, body=body)
 
     def assert_denied(self, status, body, what, *texts):
-        self.assertEqual(status, 403, "%s: expected 403 DENIED, got %d %r" % (what, status, body[:300]))
-        code, message = h.oci_error(body)
-        self.assertEqual(code, "DENIED", "%s: %r" % (what, body[:300]))
-        for text in texts:
-            self.assertIn(text, message, "%s: %r" % (what, message))
-        return message
+        return h.assert_oci_denied(self, status, body, what, *texts)
 
     def skopeo(self, ref):
-        name = ref.replace("/", "_").replace(":", "_")
-        conf = os.path.join(self.work.path, "registries-%s.conf" % name)
-        h.write_registries_conf(conf, self.registry.address, self.pg.address, blocked=True)
-        out = os.path.join(self.work.path, "skopeo-%s-%d" % (name, len(os.listdir(self.work.path))))
-        return h.skopeo_copy(conf, "%s/%s" % (self.registry.address, ref), out, timeout=60), out
+        return h.skopeo_via_mirror(self.work.path, self.registry, self.pg, ref, timeout=60)
 
     def write_report(self, doc, name):
         path = os.path.join(self.work.path, name)
@@ -193,10 +162,7 @@ class Reports(unittest.TestCase):
 
         r, out_dir = self.skopeo("it/scan:v1")
         self.assertEqual(r.returncode, 0, r.stderr)
-        files = h.read_dir_output(out_dir)
-        self.assertEqual(files["manifest.json"], self.scan.manifest)
-        for digest, data in self.scan.blobs().items():
-            self.assertEqual(files[digest.split(":", 1)[1]], data, digest)
+        h.assert_dir_output(self, out_dir, self.scan)
 
     # ---------------------------------------------------------------- 3. CRITICAL, exceptions
 

@@ -27,13 +27,10 @@ CRITICAL_ID = "CVE-2023-38545"  # the one CRITICAL finding in the Trivy fixture
 WORKER_DEADLINE_S = 120
 
 
-class ScannerWorker(unittest.TestCase):
+class ScannerWorker(h.PullgateAlive, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = h.Workdir()
-        cls.addClassCleanup(cls.work.close)
-        cls.registry = h.Registry(cls.work.path).start()
-        cls.addClassCleanup(cls.registry.close)
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
         reg = cls.registry
         cls.clean = h.seed_oci(reg, repo="it/clean", seed="scanw-clean")
         cls.crit = h.seed_oci(reg, repo="it/crit", seed="scanw-crit")
@@ -44,26 +41,10 @@ class ScannerWorker(unittest.TestCase):
         }
         cls.pg = h.GatedPullgate(cls.work.path, [h.upstream_entry(reg)], policy).start()
         cls.addClassCleanup(cls.pg.close)
-        cls.admin_token = cls.read_token("admin.token")
+        cls.admin_token = h.read_token(cls.pg, "admin.token")
         cls.scanner_token_path = os.path.join(cls.pg.data_dir, "scanner.token")
-        cls.scanner_token = cls.read_token("scanner.token")
+        cls.scanner_token = h.read_token(cls.pg, "scanner.token")
         cls.runs = 0
-
-    @classmethod
-    def read_token(cls, name):
-        path = os.path.join(cls.pg.data_dir, name)
-
-        def read():
-            with open(path) as f:
-                token = f.readline().strip()
-            return token if len(token) >= 16 else None
-        return h.wait_until(read, 10, "the token in " + path)
-
-    def setUp(self):
-        self.assertTrue(self.pg.alive(), "pullgate died before this test: " + self.pg.stderr())
-
-    def tearDown(self):
-        self.assertTrue(self.pg.alive(), "pullgate died in this test: " + self.pg.stderr())
 
     # ---------------------------------------------------------------- helpers
 
@@ -71,10 +52,7 @@ class ScannerWorker(unittest.TestCase):
         return self.pg.request("GET", path, headers=[("Accept", a) for a in h.SKOPEO_ACCEPTS])
 
     def admin(self, method, path, token=None, body=None, headers=None):
-        hs = [("Authorization", "Bearer " + (token or self.admin_token))] + list(headers or [])
-        if body is not None:
-            hs.append(("Content-Type", "application/json"))
-        return h.http_request(self.pg.host, self.pg.admin_port, method, path, headers=hs, body=body)
+        return h.admin_request(self.pg, token or self.admin_token, method, path, body=body, headers=headers)
 
     def pending(self):
         status, _, body = self.admin("GET", "/v1/pending")
@@ -82,19 +60,10 @@ class ScannerWorker(unittest.TestCase):
         return {e["digest"]: e for e in json.loads(body)["pending"]}
 
     def assert_denied(self, status, body, what, *texts):
-        self.assertEqual(status, 403, "%s: expected 403 DENIED, got %d %r" % (what, status, body[:300]))
-        code, message = h.oci_error(body)
-        self.assertEqual(code, "DENIED", "%s: %r" % (what, body[:300]))
-        for text in texts:
-            self.assertIn(text, message, "%s: %r" % (what, message))
-        return message
+        return h.assert_oci_denied(self, status, body, what, *texts)
 
     def skopeo(self, ref):
-        name = ref.replace("/", "_").replace(":", "_")
-        conf = os.path.join(self.work.path, "registries-%s.conf" % name)
-        h.write_registries_conf(conf, self.registry.address, self.pg.address, blocked=True)
-        out = os.path.join(self.work.path, "skopeo-%s-%d" % (name, len(os.listdir(self.work.path))))
-        return h.skopeo_copy(conf, "%s/%s" % (self.registry.address, ref), out, timeout=60), out
+        return h.skopeo_via_mirror(self.work.path, self.registry, self.pg, ref, timeout=60)
 
     def make_pending(self, image):
         """Pulls image through the mirror (refused: unscanned) and checks that its digest
@@ -200,10 +169,7 @@ class ScannerWorker(unittest.TestCase):
         self.assertEqual(body, self.clean.manifest)
         r, out_dir = self.skopeo("it/clean:v1")
         self.assertEqual(r.returncode, 0, r.stderr)
-        files = h.read_dir_output(out_dir)
-        self.assertEqual(files["manifest.json"], self.clean.manifest)
-        for digest, data in self.clean.blobs().items():
-            self.assertEqual(files[digest.split(":", 1)[1]], data, digest)
+        h.assert_dir_output(self, out_dir, self.clean)
 
     def test_02_critical_finding_keeps_the_image_denied(self):
         self.make_pending(self.crit)

@@ -21,13 +21,10 @@ RECHECK_S = 2
 FRONT_NAME = "referrers.test"
 
 
-class Signatures(unittest.TestCase):
+class Signatures(h.PullgateAlive, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = h.Workdir()
-        cls.addClassCleanup(cls.work.close)
-        cls.registry = h.Registry(cls.work.path).start()
-        cls.addClassCleanup(cls.registry.close)
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
         cls.front = c.ReferrersFront(cls.registry).start()
         cls.addClassCleanup(cls.front.close)
         reg = cls.registry
@@ -100,19 +97,7 @@ class Signatures(unittest.TestCase):
         }
         cls.pg.write_policy(cls.policy)
         cls.pg.start()
-        path = os.path.join(cls.pg.data_dir, "admin.token")
-
-        def read_token():
-            with open(path) as f:
-                token = f.readline().strip()
-            return token if len(token) >= 16 else None
-        cls.token = h.wait_until(read_token, 10, "the admin token in " + path)
-
-    def setUp(self):
-        self.assertTrue(self.pg.alive(), "pullgate died before this test: " + self.pg.stderr())
-
-    def tearDown(self):
-        self.assertTrue(self.pg.alive(), "pullgate died in this test: " + self.pg.stderr())
+        cls.token = h.read_token(cls.pg)
 
     # ---------------------------------------------------------------- helpers
 
@@ -140,28 +125,16 @@ class Signatures(unittest.TestCase):
     def assert_denied(self, image, *texts, reference=None, ns=None, what=""):
         path = self.manifest_path(image, reference, ns)
         status, _, body = self.get(path)
-        self.assertEqual(status, 403, "%s GET %s: expected 403 DENIED, got %d %r" % (what, path, status, body[:400]))
-        code, message = h.oci_error(body)
-        self.assertEqual(code, "DENIED", "%s %r" % (what, body[:400]))
-        for text in texts:
-            self.assertIn(text, message, "%s GET %s" % (what, path))
-        return message
+        return h.assert_oci_denied(self, status, body, "%s GET %s" % (what, path), *texts)
 
     def status_of(self, image, reference=None):
         return self.get(self.manifest_path(image, reference))[0]
 
     def admin(self, method, path, body=None):
-        hs = [("Authorization", "Bearer " + self.token)]
-        if body is not None:
-            hs.append(("Content-Type", "application/json"))
-        return h.http_request(self.pg.host, self.pg.admin_port, method, path, headers=hs, body=body)
+        return h.admin_request(self.pg, self.token, method, path, body=body)
 
     def skopeo(self, ref):
-        name = ref.replace("/", "_").replace(":", "_")
-        conf = os.path.join(self.work.path, "registries-%s.conf" % name)
-        h.write_registries_conf(conf, self.registry.address, self.pg.address, blocked=True)
-        out = os.path.join(self.work.path, "skopeo-%s-%d" % (name, len(os.listdir(self.work.path))))
-        return h.skopeo_copy(conf, "%s/%s" % (self.registry.address, ref), out, timeout=120), out
+        return h.skopeo_via_mirror(self.work.path, self.registry, self.pg, ref, timeout=120)
 
     def audit_for(self, digest, **fields):
         return [a for a in self.pg.audit_records()
@@ -176,10 +149,7 @@ class Signatures(unittest.TestCase):
     def test_01_legacy_ecdsa_signature_allows_skopeo_and_raw_http(self):
         r, out_dir = self.skopeo("signed/legacy:v1")
         self.assertEqual(r.returncode, 0, "skopeo of a signed image failed: " + r.stderr)
-        files = h.read_dir_output(out_dir)
-        self.assertEqual(files["manifest.json"], self.legacy.manifest)
-        for digest, data in self.legacy.blobs().items():
-            self.assertEqual(files[digest.split(":", 1)[1]], data, digest)
+        h.assert_dir_output(self, out_dir, self.legacy)
         self.assert_pulled(self.legacy, what="legacy signature:")
         self.assert_pulled(self.legacy, reference=self.legacy.digest, what="legacy signature, by digest:")
         rec = self.wait_audit(self.legacy.digest, kind="manifest", decision="allow")[-1]
