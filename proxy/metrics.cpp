@@ -404,7 +404,11 @@ PullgateMetrics::PullgateMetrics()
                                              "Policy reloads, by result (ok, or refused when the new policy is invalid).",
                                              {"result"})),
       audit_write_failures(registry.counter("pullgate_audit_write_failures_total",
-                                            "Audit records that could not be written.")) {
+                                            "Audit records that could not be written.")),
+      signal_checks(registry.counter_family(
+          "pullgate_signal_checks_total",
+          "Looks at a digest's signatures and SBOMs in its registry, by kind (signature, sbom) and what was found.",
+          {"kind", "result"})) {
   // Known label sets start at zero, so rate() and ratios are defined from the first scrape.
   for (auto kind : {"manifest", "tag", "blob", "response"})
     for (auto result : {"hit", "miss", "stale"}) cache_requests.with({kind, result});

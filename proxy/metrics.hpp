@@ -213,6 +213,7 @@ struct PullgateMetrics {
   Counter& bytes_fetched;
   CounterFamily& policy_reloads;         // {result=ok|refused}
   Counter& audit_write_failures;
+  CounterFamily& signal_checks;          // {kind=signature|sbom, result=valid|invalid|missing|found|artifact}
 
   // Scrape-time gauges the server owns the data for; each may be registered once.
   void track_blob_fetches_in_flight(std::function<double()> read);  // pullgate_blob_fetches_in_flight

@@ -521,6 +521,15 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
   co_return record;
 }
 
+void Signals::count(const cache::SignalRecord& record) {
+  if (record.artifact) {
+    metrics_.signal_checks.with({"signature", "artifact"}).inc();
+    return;
+  }
+  if (!record.signature.empty()) metrics_.signal_checks.with({"signature", record.signature}).inc();
+  if (!record.sbom.empty()) metrics_.signal_checks.with({"sbom", record.sbom}).inc();
+}
+
 asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::string& repository,
                                        const Digest& digest, const cache::ManifestRecord& manifest,
                                        const policy::Policy& policy, const policy::Scope& scope) {
@@ -541,6 +550,7 @@ asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::
       if (auto* key = policy.key_named(name); key && key->key) lookup.keys.push_back(*key->key);
   auto record = co_await examine(lookup, manifest);
   meta_.put_signals(digest, record);
+  count(record);
   if (record.artifact || (signature_ok(record) && sbom_ok(record))) co_return;
   // Not answered by its own artifacts: the indexes that list it may be signed.
   for (auto& parent : parents) {
@@ -551,6 +561,7 @@ asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::
     Lookup parent_lookup{upstream, repository, parent, policy, scope, *this, lookup.keys, {}};
     auto parent_record = co_await examine(parent_lookup, *parent_manifest);
     meta_.put_signals(parent, parent_record);
+    count(parent_record);
   }
 }
 

@@ -53,6 +53,7 @@ class Signals {
  private:
   struct Lookup;  // one digest's search
   asio::awaitable<cache::SignalRecord> examine(Lookup& lookup, const cache::ManifestRecord& manifest);
+  void count(const cache::SignalRecord& record);  // pullgate_signal_checks_total
 
   cache::MetaStore& meta_;
   cache::BlobStore& blobs_;

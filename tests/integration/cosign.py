@@ -317,6 +317,31 @@ def sbom_referrer(image):
     return Artifact(image.repo, manifest, h.MT_OCI_MANIFEST, MT_SPDX_JSON, [EMPTY_CONFIG, sbom], sbom)
 
 
+SPDX_PREDICATE = "https://spdx.dev/Document"
+CYCLONEDX_PREDICATE = "https://cyclonedx.org/bom"
+MT_DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
+
+
+def sbom_attestation_referrer(image, key):
+    """An SBOM attestation as a Sigstore bundle referrer: an in-toto statement with the
+    SPDX predicate type about image, signed by key."""
+    return bundle_referrer(image, key, predicate_type=SPDX_PREDICATE)
+
+
+def push_legacy_attestation(registry, image, key, predicate_type=CYCLONEDX_PREDICATE):
+    """cosign's legacy attestation: tag sha256-<hex>.att, one DSSE envelope layer with
+    the predicateType annotation."""
+    statement = in_toto_statement(image.repo, image.digest, predicate_type, {"bomFormat": "CycloneDX"})
+    signature = key.sign(pae(IN_TOTO_PAYLOAD_TYPE, statement))
+    envelope = json.dumps({"payload": b64(statement), "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                           "signatures": [{"sig": b64(signature), "keyid": ""}]}, separators=(",", ":")).encode()
+    config = _cosign_config([envelope])
+    layer = _descriptor_of(MT_DSSE_ENVELOPE, envelope, {"predicateType": predicate_type})
+    manifest = _manifest(h.MT_OCI_CONFIG, config, [layer])
+    artifact = Artifact(image.repo, manifest, h.MT_OCI_MANIFEST, None, [config, envelope], envelope)
+    return artifact.push(registry, "sha256-%s.att" % hex_of(image.digest))
+
+
 # --------------------------------------------------------------------------------------
 # Referrers index: the referrers API answer and the fallback tag
 

@@ -5,6 +5,7 @@ containerd (ctr) and raw HTTP against a real upstream (CNCF Distribution 2.8).""
 import datetime
 import json
 import os
+import subprocess
 import threading
 import unittest
 
@@ -396,6 +397,36 @@ class Gate(h.PullgateAlive, unittest.TestCase):
         r = h.pullgate_cli("policy", "check", not_json)
         self.assertEqual(r.returncode, 1)
         self.assertIn("invalid JSON", r.stderr)
+
+    def test_11b_policy_check_reads_key_files(self):
+        keys = os.path.join(self.work.path, "keys")
+        os.makedirs(keys, exist_ok=True)
+        private = os.path.join(keys, "release.key")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-out", private], check=True, capture_output=True)
+        public = os.path.join(keys, "release.pub")
+        subprocess.run(["openssl", "pkey", "-in", private, "-pubout", "-out", public], check=True, capture_output=True)
+        policy = os.path.join(keys, "policy.json")
+
+        def check(key_entry):
+            with open(policy, "w") as f:
+                json.dump({"keys": {"release": key_entry},
+                           "default": {"signatures": {"keys": ["release"]}}}, f)
+            return h.pullgate_cli("policy", "check", policy)
+
+        r = check({"pem_file": "release.pub"})  # relative to the policy file
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("ok", r.stdout)
+        for entry, text in (({"pem_file": "missing.pub"}, "cannot read"),
+                            ({"pem_file": "release.key"}, "public key"),
+                            ({"pem_file": "policy.json"}, "keys.release.pem_file")):
+            with self.subTest(entry=entry):
+                r = check(entry)
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                lines = [line for line in r.stderr.splitlines() if line.strip()]
+                self.assertEqual(len(lines), 1, r.stderr)
+                self.assertIn("keys.release.pem_file", lines[0])
+                self.assertIn(text, lines[0])
 
 
 if __name__ == "__main__":

@@ -460,7 +460,9 @@ class GracefulShutdown(unittest.TestCase):
     def start_download(self):
         """pullgate mirroring a TrickleUpstream, with a client 64 KiB into the slow
         layer. Returns (fake, pullgate, response, bytes received)."""
-        fake = TrickleUpstream(h.big_layer("trickle", size=2 * 1024 * 1024))
+        # A first quarter of 2 MiB: more than the megabyte the fill may hold back
+        # while the upstream stalls, so part of it reaches the client at once.
+        fake = TrickleUpstream(h.big_layer("trickle", size=8 * 1024 * 1024))
         self.addCleanup(fake.close)
         pg = h.Pullgate(WORK.path, [{"name": fake.address, "url": "http://" + fake.address,
                                      "default": True}]).start()

@@ -11,6 +11,7 @@ image allowed once signed and recheck_s has passed; a signed image still allowed
 the upstream down after a policy reload; an SBOM required (legacy tag, referrer)."""
 import json
 import os
+import re
 import shutil
 import unittest
 
@@ -78,6 +79,12 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
         cls.sbom_referred = img("sbom/referred")
         c.push_referrers(reg, cls.sbom_referred, [c.sbom_referrer(cls.sbom_referred)])
         cls.sbom_none = img("sbom/none")
+        cls.sbom_attested = img("sbom/attested")  # an SPDX attestation in a bundle, via the fallback tag
+        c.push_referrers(reg, cls.sbom_attested, [c.sbom_attestation_referrer(cls.sbom_attested, cls.ci)])
+        cls.sbom_att_tag = img("sbom/att-tag")  # a CycloneDX attestation under the legacy .att tag
+        c.push_legacy_attestation(reg, cls.sbom_att_tag, cls.release)
+        cls.sbom_wrong_predicate = img("sbom/signature-only")  # a signature bundle is no SBOM
+        c.push_referrers(reg, cls.sbom_wrong_predicate, [c.bundle_referrer(cls.sbom_wrong_predicate, cls.ci)])
 
         front_upstream = {"name": FRONT_NAME, "url": cls.front.url, "tag_ttl_s": 300}
         cls.pg = h.GatedPullgate(cls.work.path, [h.upstream_entry(reg), front_upstream], {})
@@ -251,6 +258,26 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
         self.assert_pulled(self.sbom_tagged, what="SBOM under the .sbom tag:")
         self.assert_pulled(self.sbom_referred, what="SBOM as a referrer:")
         self.assert_denied(self.sbom_none, "no SBOM", what="no SBOM:")
+        self.assert_pulled(self.sbom_attested, what="SPDX attestation in a bundle:")
+        self.assert_pulled(self.sbom_att_tag, what="CycloneDX attestation under the .att tag:")
+        self.assert_denied(self.sbom_wrong_predicate, "no SBOM", what="a signature bundle only:")
+        rec = self.wait_audit(self.sbom_none.digest, kind="manifest", decision="deny")[-1]
+        self.assertEqual(rec["source"], "sbom", rec)
+
+    def test_11_metrics_count_what_was_found(self):
+        self.assert_pulled(self.legacy, what="legacy signature:")
+        self.assert_denied(self.unsigned, "no signature", what="unsigned:")
+        self.assert_denied(self.legacy_wrong_key, "does not verify with key", what="wrong key:")
+        self.assert_denied(self.sbom_none, "no SBOM", what="no SBOM:")
+        status, _, body = self.admin("GET", "/metrics")
+        self.assertEqual(status, 200, body[:300])
+        text = body.decode()
+        for kind, result in (("signature", "valid"), ("signature", "missing"), ("signature", "invalid"),
+                             ("sbom", "missing")):
+            with self.subTest(kind=kind, result=result):
+                m = re.search(r'^pullgate_signal_checks_total\{kind="%s",result="%s"\} (\d+)' % (kind, result),
+                              text, re.M)
+                self.assertTrue(m and int(m.group(1)) >= 1, "no %s/%s count in /metrics" % (kind, result))
 
     # ---------------------------------------------------------------- offline (last: stops the upstream)
 

@@ -517,6 +517,7 @@ TEST(PullgateMetrics, RendersEveryFamilyWithHelp) {
   m.bytes_fetched.inc(2048);
   m.policy_reloads.with({"refused"}).inc();
   m.audit_write_failures.inc();
+  m.signal_checks.with({"signature", "valid"}).inc();
   std::atomic<int> in_flight{3};
   m.track_blob_fetches_in_flight([&] { return static_cast<double>(in_flight.load()); });
   m.track_verdicts_stored([] { return 12.0; });
@@ -532,7 +533,8 @@ TEST(PullgateMetrics, RendersEveryFamilyWithHelp) {
       {"pullgate_upstream_requests_total", "counter"}, {"pullgate_http_requests_total", "counter"},
       {"pullgate_http_request_seconds", "histogram"}, {"pullgate_bytes_served_total", "counter"},
       {"pullgate_bytes_fetched_total", "counter"},    {"pullgate_policy_reloads_total", "counter"},
-      {"pullgate_audit_write_failures_total", "counter"}, {"pullgate_blob_fetches_in_flight", "gauge"},
+      {"pullgate_audit_write_failures_total", "counter"}, {"pullgate_signal_checks_total", "counter"},
+      {"pullgate_blob_fetches_in_flight", "gauge"},
       {"pullgate_verdicts_stored", "gauge"},          {"pullgate_policy_info", "gauge"},
   };
   ASSERT_EQ(parsed.families.size(), expected.size());
