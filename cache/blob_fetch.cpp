@@ -1,9 +1,11 @@
 #include "cache/blob_fetch.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <array>
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <cerrno>
 #include <system_error>
@@ -148,6 +150,20 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
     }
     auto size = response->content_length();
     temp = blobs_.create_temp();
+    if (size && *size > 0) {
+      // Reserve the blob's room at once: the file gets contiguous extents (a cached
+      // blob is read back sequentially), and a disk without room for it says so now,
+      // before any client has been sent a byte, instead of cutting them off halfway.
+      if (*size > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) ||
+          (::fallocate(temp->file.get(), FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(*size)) != 0 &&
+           (errno == ENOSPC || errno == EFBIG))) {
+        blobs_.discard(*temp);
+        temp.reset();
+        fill->set_failed(0, "no room on the mirror's disk for " + fill->digest().str() + " (" +
+                                std::to_string(*size) + " bytes)");
+        co_return;
+      }
+    }
     int reader_fd = ::dup(temp->file.get());
     if (reader_fd < 0) throw std::system_error(errno, std::generic_category(), "dup");
     fill->set_streaming(size, FileHandle(reader_fd));

@@ -3,6 +3,7 @@
 #include "cache/blob_fetch.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -173,6 +174,29 @@ TEST_F(BlobFetchTest, UpstreamRefusalCarriesItsStatus) {
   EXPECT_EQ(status.state, BlobFill::State::failed);
   EXPECT_EQ(status.upstream_status, 404u);
   EXPECT_EQ(status.written, 0u);
+}
+
+TEST_F(BlobFetchTest, ABlobTheDiskCannotHoldFailsBeforeAnyByte) {
+  struct statvfs fs_info {};
+  ASSERT_EQ(::statvfs(root_.c_str(), &fs_info), 0);
+  const std::uint64_t free_bytes = static_cast<std::uint64_t>(fs_info.f_bavail) * fs_info.f_frsize;
+  // Twice the free space (a disk that cannot hold it), and a size no file can have.
+  for (std::uint64_t size : {free_bytes * 2 + (1u << 30), std::uint64_t{1} << 62}) {
+    Script script;
+    script.content_length = size;
+    script.chunks = {bytes(4096, 'n')};
+    ScriptedUpstream upstream(script);
+    auto digest = registry::digest_of(DigestAlgorithm::sha256, "never stored " + std::to_string(size));
+    auto fill = fetches_->join_or_start(digest, upstream, "/v2/r/blobs/" + digest.str(), "s", ioc_.get_executor());
+    ioc_.run();
+    ioc_.restart();
+    auto status = fill->status();
+    EXPECT_EQ(status.state, BlobFill::State::failed) << size;
+    EXPECT_NE(status.error.find("no room on the mirror's disk"), std::string::npos) << status.error;
+    EXPECT_EQ(status.written, 0u);
+    EXPECT_EQ(temp_files(), 0u);
+    EXPECT_FALSE(blobs_->open(digest));
+  }
 }
 
 TEST(BlobFill, HoldsBackTheLastByteOfEveryResponseUntilVerified) {
