@@ -581,10 +581,10 @@ def warm_throughput(server, image):
     settle(f"{server.name} warm throughput")
     large = image["large"]
     path = f"/v2/{image['repo']}/blobs/{large['digest']}"
-    # One GET first, not counted (reported on its own row): after the minutes of the
-    # request phase the first sendfile of the blob is slow for reasons outside the
-    # server loop (pullgate's ran at 0.7-1.6 GB/s, nginx's at 2.3-2.5, while the
-    # GETs after it match). The counted GETs measure serving a blob that is warm.
+    # One GET first, not counted (reported on its own row): this machine runs DAMON,
+    # which reclaims page cache left unused for a few minutes, so after the request
+    # phase the first GET may read the blob from disk (pullgate's warm phase is the
+    # longest). The counted GETs measure serving a blob that is in the page cache.
     first = curl_get(server.port, path, STEP_TIMEOUT)
     if first["status"] != 200 or first["bytes"] != large["size"]:
         raise BenchError(f"{server.name} warm GET gave HTTP {first['status']} with {first['bytes']} bytes")
