@@ -1,5 +1,6 @@
 #include "proxy/audit_log.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -147,7 +148,13 @@ void AuditLog::rotate_locked() {
     int durable = ::dup(fileno(file_));
     std::fclose(file_);
     file_ = nullptr;
-    if (durable >= 0) std::thread([durable] { ::fsync(durable); ::close(durable); }).detach();
+    // Once on disk, its pages leave the page cache: an audit file is written once and
+    // rarely read, and the cache is better spent on blobs.
+    if (durable >= 0)
+      std::thread([durable] {
+        if (::fsync(durable) == 0) ::posix_fadvise(durable, 0, 0, POSIX_FADV_DONTNEED);
+        ::close(durable);
+      }).detach();
   }
   std::error_code ec;
   for (unsigned i = keep_; i >= 1; --i) {
