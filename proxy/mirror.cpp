@@ -455,6 +455,22 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
     co_return nullptr;
   }
   x.cache = "miss";
+  // One upstream GET per digest at a time: concurrent cold pulls wait for the first.
+  const std::string flight_key = x.upstream->config.settings.name + "\n" + digest.str();
+  auto joined = manifest_flights_.join(flight_key);
+  if (!joined.leader) {
+    co_await cache::SingleFlight::wait(*joined.flight);
+    if (auto stored = meta_.get_manifest(digest)) {
+      auto shared = std::make_shared<const cache::ManifestRecord>(std::move(*stored));
+      hot_.remember_manifest(digest, shared);
+      co_return shared;
+    }
+    // The first one failed: this request asks the upstream itself (and says why, if
+    // it fails too).
+    joined = manifest_flights_.join(flight_key);
+  }
+  std::optional<cache::FlightLeader> leading;
+  if (joined.leader) leading.emplace(manifest_flights_, flight_key, joined.flight);
   auto& up = *x.upstream;
   try {
     registry::UpstreamRequest get;

@@ -11,6 +11,7 @@
 #include "cache/blob_store.hpp"
 #include "cache/hot_cache.hpp"
 #include "cache/meta_store.hpp"
+#include "cache/single_flight.hpp"
 #include "proxy/config.hpp"
 #include "proxy/gate.hpp"
 #include "proxy/handler.hpp"
@@ -93,6 +94,7 @@ class Mirror final : public Handler {
   PullgateMetrics& metrics_;
   PolicyHolder& policy_;
   cache::HotCache hot_{32 * 1024 * 1024};
+  cache::SingleFlight manifest_flights_;
   Signals signals_;
 };
 

@@ -22,6 +22,7 @@ import re
 import subprocess
 import tempfile
 import threading
+import time
 import urllib.parse
 
 import harness as h
@@ -381,6 +382,8 @@ class ReferrersFront:
 
     def __init__(self, registry):
         self.registry = registry
+        self.manifest_delay = 0.0  # seconds each passed-through manifest GET waits (to make requests overlap)
+        self.manifest_gets = []    # paths of the manifest GETs passed through
         self.referrers = {}   # (repo, digest) -> [Artifact descriptor dicts]
         self.referrers_requests = []
         self._lock = threading.Lock()
@@ -466,6 +469,10 @@ class ReferrersFront:
             def _proxy(self):
                 if self._referrers():
                     return
+                if self.command == "GET" and "/manifests/" in self.path:
+                    with front._lock:
+                        front.manifest_gets.append(self.path)
+                    time.sleep(front.manifest_delay)
                 body = self._request_body()
                 conn = http.client.HTTPConnection(front.registry.host, front.registry.port, timeout=120)
                 try:

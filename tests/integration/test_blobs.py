@@ -6,6 +6,7 @@ import os
 import threading
 import unittest
 
+import cosign
 import harness as h
 
 
@@ -173,6 +174,36 @@ class Blobs(unittest.TestCase):
             status, _, body = self.pullgate.request("GET", path, headers=accept)
             self.assertEqual(body, other.manifest)
         self.assertEqual(self.registry.count(path), first)
+
+    def test_concurrent_cold_manifest_pulls_ask_the_upstream_once(self):
+        """Eight clients ask for a manifest nobody has pulled, at the same moment, through a
+        front that holds every manifest GET for half a second (so the requests overlap
+        for certain): pullgate asks the upstream once and all eight get the bytes."""
+        front = cosign.ReferrersFront(self.registry).start()  # passes everything through to the registry
+        self.addCleanup(front.close)
+        front.manifest_delay = 0.5
+        pg = h.Pullgate(self.work.path, [{"name": front.address, "url": front.url, "default": True}]).start()
+        self.addCleanup(pg.close)
+        image = h.push_image(self.registry, h.build_image("it/rollout", "v1", [h.small_layer("rollout")]), tag=False)
+        path = "/v2/it/rollout/manifests/" + image.digest
+        accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
+        barrier = threading.Barrier(8)
+        results = []
+
+        def client():
+            barrier.wait()
+            results.append(pg.request("GET", path, headers=accept))
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(len(results), 8)
+        for status, headers, body in results:
+            self.assertEqual(status, 200, body[:300])
+            self.assertEqual(body, image.manifest)
+            self.assertEqual(h.header(headers, "Docker-Content-Digest"), image.digest)
+        self.assertEqual(front.manifest_gets.count(path), 1, front.manifest_gets)
 
 
 if __name__ == "__main__":
