@@ -1,6 +1,7 @@
 #include "cache/blob_fetch.hpp"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <array>
@@ -154,7 +155,13 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
       // Reserve the blob's room at once: the file gets contiguous extents (a cached
       // blob is read back sequentially), and a disk without room for it says so now,
       // before any client has been sent a byte, instead of cutting them off halfway.
-      if (*size > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) ||
+      // The free space is asked first: a fallocate that fails for want of room may
+      // have taken all there was before failing, and other writers (LMDB, the audit
+      // log, other fills) would meet a full disk until the file is gone.
+      struct statvfs fs {};
+      const bool room_known = ::fstatvfs(temp->file.get(), &fs) == 0;
+      const std::uint64_t available = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+      if (*size > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) || (room_known && *size > available) ||
           (::fallocate(temp->file.get(), FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(*size)) != 0 &&
            (errno == ENOSPC || errno == EFBIG))) {
         blobs_.discard(*temp);
