@@ -8,6 +8,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "registry/link.hpp"
 #include "registry/manifest.hpp"
 #include "registry/range.hpp"
 
@@ -712,7 +713,15 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, s
       cache::CachedResponse cached{std::string(response->headers()[http::field::content_type]), std::move(body), now_ms()};
       meta_.put_response(cache_key, cached);
       auto res = answer_from(cached);
-      if (auto link = response->headers()[http::field::link]; !link.empty()) res.set(http::field::link, link);
+      if (auto link = response->headers()[http::field::link]; !link.empty()) {
+        // Pages follow through the mirror, under the name the client used.
+        std::string client_repository =
+            (x.route.alias ? *x.route.alias + "/" : std::string()) + x.route.repository->str();
+        std::optional<std::string_view> ns;
+        if (x.route.ns) ns = *x.route.ns;
+        if (auto mirrored = registry::mirror_link(link, x.repository, client_repository, ns))
+          res.set(http::field::link, *mirrored);
+      }
       co_await send(x, res);
       co_return;
     }
