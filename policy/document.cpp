@@ -196,7 +196,7 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
   return std::chrono::seconds(count * unit);
 }
 
-// CVE-2024-1234, GHSA-xxxx-xxxx-xxxx, GO-2022-0001, RUSTSEC-2021-0001, DLA-1234-1, ...:
+// CVE-2024-1234, GHSA-xqr8-7jwr-rhp7, GO-2022-0001, RUSTSEC-2021-0001, DLA-1234-1, ...:
 // a letter first, then letters, digits and . _ : -; a CVE id in its strict form.
 bool is_valid_vulnerability_id(std::string_view id) {
   if (id.empty() || id.size() > 128 || !std::isalpha(static_cast<unsigned char>(id.front()))) return false;
@@ -658,7 +658,7 @@ class DocumentReader {
       good = false;
     } else if (auto id = text_field(value, "id", path + ".id")) {
       if (!is_valid_vulnerability_id(*id)) {
-        fail(path + ".id", "must be a vulnerability id such as CVE-2024-1234 or GHSA-xxxx-xxxx-xxxx, got " +
+        fail(path + ".id", "must be a vulnerability id such as CVE-2024-1234 or GHSA-xqr8-7jwr-rhp7, got " +
                                in_quotes(id->substr(0, 64)));
         good = false;
       } else {

@@ -64,4 +64,9 @@ std::optional<Decision> parse_decision(std::string_view text) {
 std::optional<TimePoint> parse_time(std::string_view text) { return detail::parse_rfc3339(text); }
 std::string format_time(TimePoint time) { return detail::format_rfc3339(time); }
 
+std::string format_ms(std::int64_t ms_since_epoch) {
+  const std::int64_t seconds = ms_since_epoch >= 0 ? ms_since_epoch / 1000 : (ms_since_epoch - 999) / 1000;
+  return format_time(TimePoint(std::chrono::seconds(seconds)));
+}
+
 }  // namespace pullgate::policy

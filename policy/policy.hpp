@@ -46,6 +46,9 @@ enum class Severity;
 // RFC 3339 times as the policy reads and writes them ("2026-12-01T00:00:00Z").
 std::optional<TimePoint> parse_time(std::string_view text);
 std::string format_time(TimePoint time);
+// Milliseconds since the epoch, in whole seconds ("2026-12-01T00:00:00Z"): how stored
+// records' times are shown by the CLI, the admin API and explain.
+std::string format_ms(std::int64_t ms_since_epoch);
 
 // Shell-style glob: '*' matches any run of characters except '/', '**' any run
 // including '/', '?' one character other than '/'. Everything else is literal.

@@ -49,6 +49,22 @@ std::optional<std::map<std::string, std::string>> parse_query(std::string_view q
   return out;
 }
 
+// A request body that must be a JSON object; nullopt with `error` saying why not.
+std::optional<json> object_body(const std::string& text, std::string& error) {
+  json body;
+  try {
+    body = json::parse(text);
+  } catch (const json::parse_error& e) {
+    error = std::string("body is not JSON: ") + e.what();
+    return std::nullopt;
+  }
+  if (!body.is_object()) {
+    error = "body must be a JSON object";
+    return std::nullopt;
+  }
+  return body;
+}
+
 json verdict_json(const registry::Digest& digest, const cache::VerdictRecord& v) {
   json j = {{"digest", digest.str()},     {"decision", v.decision},           {"source", v.source},
             {"reasons", v.reasons},       {"policy_version", v.policy_version}, {"set_by", v.set_by},
@@ -301,13 +317,10 @@ AdminApi::Reply AdminApi::verdicts(const Request& request, const std::string& re
     return {200, json{{"removed", digest->str()}}.dump()};
   }
   if (method != http::verb::put) return {405, error_json("use GET, PUT or DELETE").dump()};
-  json body;
-  try {
-    body = json::parse(context.body);
-  } catch (const json::parse_error& e) {
-    return {400, error_json(std::string("body is not JSON: ") + e.what()).dump()};
-  }
-  if (!body.is_object()) return {400, error_json("body must be a JSON object").dump()};
+  std::string body_error;
+  auto parsed_body = object_body(context.body, body_error);
+  if (!parsed_body) return {400, error_json(body_error).dump()};
+  json& body = *parsed_body;
   auto text = [&](const char* key) -> std::optional<std::string> {
     auto it = body.find(key);
     if (it == body.end()) return std::string();
@@ -349,13 +362,10 @@ AdminApi::Reply AdminApi::exceptions(const Request& request, const std::string& 
     return {200, json{{"removed", rest}}.dump()};
   }
   if (method != http::verb::post) return {405, error_json("use GET or POST").dump()};
-  json body;
-  try {
-    body = json::parse(context.body);
-  } catch (const json::parse_error& e) {
-    return {400, error_json(std::string("body is not JSON: ") + e.what()).dump()};
-  }
-  if (!body.is_object()) return {400, error_json("body must be a JSON object").dump()};
+  std::string body_error;
+  auto parsed_body = object_body(context.body, body_error);
+  if (!parsed_body) return {400, error_json(body_error).dump()};
+  json& body = *parsed_body;
   auto now = now_ms();
   // expires_in_s is the API's shorthand; the rest is checked exactly as a policy
   // file's exception is.

@@ -50,14 +50,7 @@ std::int64_t now_ms() {
       .count();
 }
 
-std::string format_ms(std::int64_t ms) {
-  auto t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
+using policy::format_ms;
 
 // "30m", "12h", "7d", "90s" -> milliseconds.
 std::optional<std::int64_t> parse_duration(const std::string& text) {

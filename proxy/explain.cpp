@@ -24,14 +24,7 @@ std::int64_t to_ms(policy::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-std::string format_ms(std::int64_t ms) {
-  auto t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
+using policy::format_ms;
 
 // What one decision step found; mirrors GateDecision plus the scope name.
 struct Found {

@@ -288,7 +288,11 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   // manifest is still cached, never served): the gate needs what it references.
   auto manifest = co_await manifest_bytes(x, *digest);
   if (!manifest) co_return;
-  auto shared_decision = co_await gate_manifest(x, *digest, *manifest);
+  // Signatures and SBOMs the scope requires are looked up first (when not known yet);
+  // only policies that require them pay for the coroutine.
+  if (config_.gate_enabled && !x.context.scanner && policy_.needs_signals())
+    co_await prepare_signals(x, *digest, *manifest);
+  auto shared_decision = gate_check(x, "manifest", *digest);
   if (shared_decision->hold_for.count() > 0 && !x.head) {
     // The scope holds unscanned images: wait for a scanner's report (checked once
     // a second), then decide again; without one by then, the decision stands.
@@ -299,7 +303,7 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
       timer.expires_after(std::chrono::seconds(1));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     }
-    if (meta_.get_report(*digest)) shared_decision = gate_.check_manifest(gate_request(x, "manifest", *digest));
+    if (meta_.get_report(*digest)) shared_decision = gate_check(x, "manifest", *digest);
   }
   const GateDecision& decision = *shared_decision;
   if (!decision.serve && !x.head) {
@@ -514,10 +518,7 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
 
 asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
   const auto& digest = *x.route.digest;
-  static const auto ungated = std::make_shared<const GateDecision>();
-  const auto shared_decision = !config_.gate_enabled   ? ungated
-                               : x.context.scanner     ? gate_.pass_scanner(gate_request(x, "blob", digest))
-                                                       : gate_.check_blob(gate_request(x, "blob", digest));
+  const auto shared_decision = gate_check(x, "blob", digest);
   const GateDecision& decision = *shared_decision;
   if (!decision.serve) {
     reply_denied(x, decision, digest);
@@ -750,19 +751,20 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, s
 // ---------------------------------------------------------------------------------
 // Answers
 
-asio::awaitable<SharedDecision> Mirror::gate_manifest(Exchange& x, const Digest& digest,
-                                                     const cache::ManifestRecord& manifest) {
+asio::awaitable<void> Mirror::prepare_signals(Exchange& x, const Digest& digest,
+                                             const cache::ManifestRecord& manifest) {
+  auto policy = policy_.get();
+  const auto& scope = policy::scope_for(*policy, x.upstream->config.settings.name, x.repository);
+  if (scope.signatures || scope.sbom)
+    co_await signals_.prepare(*x.upstream->client, x.repository, digest, manifest, *policy, scope);
+}
+
+SharedDecision Mirror::gate_check(const Exchange& x, const char* kind, const Digest& digest) {
   static const auto ungated = std::make_shared<const GateDecision>();
-  if (!config_.gate_enabled) co_return ungated;
-  auto request = gate_request(x, "manifest", digest);
-  if (x.context.scanner) co_return gate_.pass_scanner(request);
-  if (policy_.needs_signals()) {
-    auto policy = policy_.get();
-    const auto& scope = policy::scope_for(*policy, request.upstream, request.repository);
-    if (scope.signatures || scope.sbom)
-      co_await signals_.prepare(*x.upstream->client, x.repository, digest, manifest, *policy, scope);
-  }
-  co_return gate_.check_manifest(request);
+  if (!config_.gate_enabled) return ungated;
+  auto request = gate_request(x, kind, digest);
+  if (x.context.scanner) return gate_.pass_scanner(request);
+  return std::string_view(kind) == "blob" ? gate_.check_blob(request) : gate_.check_manifest(request);
 }
 
 GateRequest Mirror::gate_request(const Exchange& x, const char* kind, const Digest& digest) const {

@@ -63,10 +63,13 @@ class Mirror final : public Handler {
                                                                  cache::ManifestRecord record,
                                                                  const registry::ParsedManifest& parsed);
   GateRequest gate_request(const Exchange& x, const char* kind, const registry::Digest& digest) const;
-  // The gate's decision for a manifest: first the signatures and SBOM the scope
-  // requires are looked up (when not known yet), then the gate decides.
-  asio::awaitable<SharedDecision> gate_manifest(Exchange& x, const registry::Digest& digest,
-                                                const cache::ManifestRecord& manifest);
+  // The signatures and SBOM the request's scope requires, looked up (when not known
+  // yet) before the gate decides; called only when the policy requires them anywhere.
+  asio::awaitable<void> prepare_signals(Exchange& x, const registry::Digest& digest,
+                                        const cache::ManifestRecord& manifest);
+  // The gate's decision (kind "manifest" or "blob"): none when the gate is off, the
+  // scanner's pass on the admin listener, else the gate's check.
+  SharedDecision gate_check(const Exchange& x, const char* kind, const registry::Digest& digest);
   void reply_denied(Exchange& x, const GateDecision& decision, const registry::Digest& digest);
 
   asio::awaitable<void> send(Exchange& x, http::response<http::string_body>& response);

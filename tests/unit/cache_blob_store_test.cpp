@@ -1,5 +1,7 @@
 // BlobStore on a real directory: temp → publish → open, and crash leftovers.
 #include <gtest/gtest.h>
+
+#include "tests/unit/temp_dir.hpp"
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,9 +42,7 @@ std::size_t entries(const fs::path& dir) {
 class BlobStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/pullgate-blobs-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
+    dir_ = testing_support::make_temp_dir("pullgate-blobs");
   }
   void TearDown() override { fs::remove_all(dir_); }
 

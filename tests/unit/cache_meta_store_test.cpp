@@ -1,5 +1,7 @@
 // MetaStore on a real LMDB environment in a fresh temp directory per test.
 #include <gtest/gtest.h>
+
+#include "tests/unit/temp_dir.hpp"
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,9 +29,7 @@ Digest digest(char fill) { return Digest::parse("sha256:" + std::string(64, fill
 class MetaStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/pullgate-meta-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
+    dir_ = testing_support::make_temp_dir("pullgate-meta");
   }
   void TearDown() override { fs::remove_all(dir_); }
 

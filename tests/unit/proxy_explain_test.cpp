@@ -1,6 +1,8 @@
 // explain on a real MetaStore in a temp dir: parsing image references, what it
 // reads (tag records, verdicts, references) and that it decides as the Gate does.
 #include <gtest/gtest.h>
+
+#include "tests/unit/temp_dir.hpp"
 #include <unistd.h>
 
 #include <filesystem>
@@ -108,9 +110,7 @@ TEST(ToPolicyExceptions, CopiesEveryField) {
 class ExplainTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/pullgate-explain-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
+    dir_ = testing_support::make_temp_dir("pullgate-explain");
     meta_ = cache::MetaStore::open(dir_ / "lmdb", 64 << 20);
   }
   void TearDown() override {
