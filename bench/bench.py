@@ -43,6 +43,10 @@ def env_int(name, default):
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 BLOB_MIB = env_int("BENCH_BLOB_MIB", 256 if QUICK else 1024)
 RUNS = env_int("BENCH_RUNS", 1 if QUICK else 3)
+# The gate's cost is a few percent, the machine's run-to-run noise about as much: its
+# on/off pairs are many short runs, the cost the median of the pairs' costs.
+GATE_PAIRS = env_int("BENCH_GATE_PAIRS", 3 if QUICK else 8)
+GATE_SECONDS = env_int("BENCH_GATE_SECONDS", 4)
 WRK_SECONDS = env_int("BENCH_WRK_SECONDS", 10)
 WRK_CONNECTIONS = env_int("BENCH_WRK_CONNECTIONS", 32)
 # The gate's latency cost is also measured at light load: one connection, so each
@@ -442,11 +446,12 @@ def relay_delta(before, after, blob_digest):
 
 # ---------------------------------------------------------------- measurements
 
-def run_wrk(port, path, method, accept, connections=None):
+def run_wrk(port, path, method, accept, connections=None, seconds=None):
     env = dict(os.environ, BENCH_METHOD=method, BENCH_ACCEPT=accept)
-    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections or WRK_CONNECTIONS}", f"-d{WRK_SECONDS}s",
+    seconds = seconds or WRK_SECONDS
+    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections or WRK_CONNECTIONS}", f"-d{seconds}s",
             "--latency", "--timeout", "5s", "-s", os.path.join(HERE, "wrk.lua"), f"http://{LOOPBACK}:{port}{path}"]
-    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=WRK_SECONDS + 60)
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60)
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
             r = json.loads(line[len("BENCH_JSON "):])
@@ -468,11 +473,12 @@ def build_headload(work):
     HEADLOAD = path
 
 
-def run_headload(port, path, method, accept, connections=None):
+def run_headload(port, path, method, accept, connections=None, seconds=None):
     """wrk 4.1 hangs on HEAD responses with a Content-Length; headload measures them."""
+    seconds = seconds or WRK_SECONDS
     argv = ["taskset", "-c", CLIENT_CPU, HEADLOAD, str(port), path, method, accept,
-            str(connections or WRK_CONNECTIONS), str(WRK_SECONDS)]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=WRK_SECONDS + 60)
+            str(connections or WRK_CONNECTIONS), str(seconds)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
             r = json.loads(line[len("BENCH_JSON "):])
@@ -490,10 +496,10 @@ def warm_cases(image):
     }
 
 
-def load_run(server, case, path, method, accept, label, connections=None):
+def load_run(server, case, path, method, accept, label, connections=None, seconds=None):
     load = run_headload if method == "HEAD" else run_wrk
     cpu0 = cpu_seconds(server.pids())
-    r = load(server.port, path, method, accept, connections)
+    r = load(server.port, path, method, accept, connections, seconds)
     # Below ~90% the server core was not saturated: the client or the upstream limited it.
     r["server_cpu_busy"] = (cpu_seconds(server.pids()) - cpu0) / (r["duration_us"] / 1e6)
     log(f"  {server.name} {case} {label}: {r['rps']:.0f} req/s p50 {r['p50_us']}us "
@@ -527,19 +533,20 @@ def warm_rps(server, image):
 
 def warm_rps_ab(on, off, image):
     """The gate's cost: the same load on pullgate with the gate on and with it off,
-    both warm, runs alternating (on/off, then off/on) so that drift on the machine
-    falls on both alike. Returns (gate-on results, gate-off results)."""
+    both warm, GATE_PAIRS pairs of GATE_SECONDS runs alternating (on/off, then
+    off/on) so that drift on the machine falls on both alike. Returns (gate-on
+    results, gate-off results); run i of one pairs with run i of the other."""
     results_on, results_off = {}, {}
     for case, (path, method, accept) in warm_cases(image).items():
         for suffix, connections in (("", None), ("_light", LIGHT_CONNECTIONS)):
             runs_on, runs_off = [], []
-            for i in range(RUNS):
+            for i in range(GATE_PAIRS):
                 order = [(on, runs_on), (off, runs_off)]
                 if i % 2:
                     order.reverse()
                 for server, runs in order:
-                    label = f"run {i + 1}/{RUNS}" + (f", {connections} connection(s)" if connections else "")
-                    runs.append(load_run(server, case, path, method, accept, label, connections))
+                    label = f"pair {i + 1}/{GATE_PAIRS}" + (f", {connections} connection(s)" if connections else "")
+                    runs.append(load_run(server, case, path, method, accept, label, connections, GATE_SECONDS))
             results_on[case + suffix] = summarize_runs(runs_on)
             results_off[case + suffix] = summarize_runs(runs_off)
     return results_on, results_off
@@ -841,7 +848,8 @@ def main():
     procs = Procs(work)
     started = time.monotonic()
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": QUICK,
-            "blob_bytes": BLOB_MIB * MIB, "runs": RUNS, "wrk": f"-t1 -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s",
+            "blob_bytes": BLOB_MIB * MIB, "runs": RUNS, "gate_pairs": GATE_PAIRS, "gate_seconds": GATE_SECONDS,
+            "wrk": f"-t1 -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s",
             "throughput_gets": THROUGHPUT_GETS, "cold_clients": COLD_CLIENTS, "rss_clients": RSS_CLIENTS,
             "access_log": ACCESS_LOG, "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
             "pullgate_bin": PULLGATE_BIN, "servers": SERVERS, "versions": versions(),

@@ -4,6 +4,7 @@
     report.py RESULTS.json     # prints the table again from a saved run
 """
 import json
+import statistics
 import sys
 
 MIB = 1 << 20
@@ -117,6 +118,21 @@ def gate_verdict_hit(ab):
     return ab["evaluations_after"] == ab["evaluations_before"] and ab["evaluations_before"] >= 1
 
 
+def pair_costs(on, off):
+    """The cost of each on/off run pair, in %."""
+    return [(b["rps"] - a["rps"]) / b["rps"] * 100 for a, b in zip(on.get("runs", []), off.get("runs", [])) if b["rps"]]
+
+
+def pair_cost(on, off):
+    """The gate's throughput cost: the median of the run pairs' costs (each pair ran back
+    to back, so the machine's drift cancels within a pair); results without runs (old
+    JSON): the cost of the medians."""
+    costs = pair_costs(on, off)
+    if costs:
+        return statistics.median(costs)
+    return (off["rps"] - on["rps"]) / off["rps"] * 100 if off["rps"] else None
+
+
 def gate_figures(r, case):
     """(on rps, off rps, cost %, on p99 us, off p99 us, p99 diff us, p99 diff us at saturation); None where
     not valid. The p99 figures are from the light-load runs (one connection: a request's own latency); at
@@ -128,7 +144,7 @@ def gate_figures(r, case):
     on, off = dig(r, "warm", case), dig(ab, "gate_off", case)
     if not on or not off or not on.get("valid") or not off.get("valid") or not gate_verdict_hit(ab):
         return (None,) * 7
-    cost = (off["rps"] - on["rps"]) / off["rps"] * 100 if off["rps"] else None
+    cost = pair_cost(on, off)
     saturated_diff = (on["p99_ms"] - off["p99_ms"]) * 1000
     light_on, light_off = dig(r, "warm", case + "_light"), dig(ab, "gate_off", case + "_light")
     if not light_on or not light_off or not light_on.get("valid") or not light_off.get("valid"):
@@ -205,7 +221,7 @@ def gate_table(doc, targets):
     widths = [max(len(r[i]) for r in [cols] + rows) for i in range(len(cols))]
     text_cols = (0, 4, 5, 9, 10)
     lines = ["", "[gate: pullgate with the gate on (stored verdict hit) vs off, same run, runs alternating; "
-                 "cost = (off - on) / off req/s at saturation; p99 at light load (one connection), on - off; "
+                 "cost = median over the run pairs of (off - on) / off req/s at saturation; p99 at light load (one connection), on - off; "
                  "last column: the p99 difference at saturation, mostly queueing, for information]",
              "  ".join(c.ljust(w) for c, w in zip(cols, widths)),
              "  ".join("-" * w for w in widths)]
@@ -227,7 +243,7 @@ def gate_table(doc, targets):
         for case, label in [c for base in GATE_CASES for c in (base, (base[0] + "_light", base[1] + ", light load"))]:
             on, off = dig(pg, "warm", case, "runs"), dig(ab, "gate_off", case, "runs")
             if on and off:
-                costs = [(b["rps"] - a["rps"]) / b["rps"] * 100 for a, b in zip(on, off) if b["rps"]]
+                costs = pair_costs({"runs": on}, {"runs": off})
                 diffs = [a["p99_us"] - b["p99_us"] for a, b in zip(on, off)]
                 lines.append(f"  {label} per run pair: cost " + ", ".join(f"{c:+.1f}%" for c in costs) +
                              "; p99 diff " + ", ".join(f"{d:+,d} us" for d in diffs))

@@ -2,15 +2,18 @@
 // The audit trail: one JSON line per gate decision, rotated by size (the full file
 // is fsynced and renamed to <path>.1, older ones shift up to <path>.<keep>).
 //
+// A path that is not a regular file (/dev/null, a FIFO) is written, never rotated.
+//
 // In the server, lines are written by a writer thread of their own: a decision
-// appends its line to a buffer and wakes the writer, which hands everything queued
-// to the kernel in one write(2). Serving threads never wait for the disk (under
-// heavy load the kernel throttles writers of dirty pages for milliseconds), and
-// many decisions cost one system call. If the disk falls behind by more than
-// 8 MiB, deciders write themselves (back-pressure, nothing dropped). A process
-// crash can lose the lines queued in that instant (microseconds under load); an
-// OS crash what was not fsynced (each rotated file is, and the file at exit).
-// Without the writer (command-line use) every line is written at once.
+// appends its line to a queue (waking the writer if it is idle), and the writer
+// hands what gathered in the last 16 ms to the kernel in one write(2). Serving
+// threads never wait for the disk (under heavy load the kernel throttles writers
+// of dirty pages for milliseconds), and many decisions cost one system call. If
+// the disk falls behind by more than 8 MiB, deciders write themselves
+// (back-pressure, nothing dropped). A process crash can lose the lines of the last
+// 16 ms; an OS crash what was not fsynced (each rotated file is, and the file at
+// exit). Without the writer (command-line use) every line is written at once.
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -40,7 +43,39 @@ class AuditLog {
   // on stderr and counted.
   void write(JsonLine record);
   // Queues one complete line ("{...}\n", "time" included) built by the caller.
-  void write_line(std::string_view line);
+  void write_line(std::string_view line) {
+    write_with([line](std::string& out) { out.append(line); });
+  }
+  // Queues one complete line that `build(std::string&)` appends to the string it is
+  // given: with the writer running, that is the queue itself (under its lock, so
+  // `build` must be quick; if it throws, what it appended is taken back), and the
+  // line is never copied.
+  template <class Build>
+  void write_with(Build&& build) {
+    {
+      std::lock_guard lock(mutex_);
+      if (queueing_locked()) {
+        const auto mark = pending_.size();
+        try {
+          build(pending_);
+        } catch (...) {
+          pending_.resize(mark);
+          throw;
+        }
+        if (writer_waiting_) {
+          writer_waiting_ = false;
+          wake_.notify_one();
+        }
+        return;
+      }
+    }
+    // No writer, or it has fallen behind: write this line here (in order after
+    // what is queued).
+    thread_local std::string line;
+    line.clear();
+    build(line);
+    write_now(line);
+  }
   // Writes what is queued (also called by the destructor).
   void flush();
 
@@ -50,11 +85,16 @@ class AuditLog {
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  bool queueing_locked() const {  // with mutex_ held
+    return writer_.joinable() && !stop_ && pending_.size() < max_pending_bytes;
+  }
+  void write_now(std::string_view line);  // after what is queued
   void write_out(std::string_view lines);  // with file_mutex_ held
   void rotate_locked();
   void writer_loop();
 
   static constexpr std::size_t max_pending_bytes = 8 * 1024 * 1024;
+  static constexpr std::chrono::milliseconds batch_interval{16};
 
   std::filesystem::path path_;
   std::uint64_t max_bytes_;

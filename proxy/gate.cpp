@@ -1,6 +1,7 @@
 #include "proxy/gate.hpp"
 
 #include <chrono>
+#include <cstring>
 
 #include "policy/report.hpp"
 #include "policy/vulnerabilities.hpp"
@@ -174,11 +175,16 @@ namespace {
 
 std::atomic<std::uint64_t> next_gate_id{1};
 
-// Heterogeneous lookup: a key assembled in a reused buffer finds its entry without a copy.
-struct KeyHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
+// A digest's last eight characters as a number: hex of a cryptographic hash, so
+// already as good a hash as any (nothing to compute per lookup).
+std::uint64_t digest_key(const registry::Digest& d) {
+  const auto& s = d.str();
+  std::uint64_t key = 0;
+  std::memcpy(&key, s.data() + s.size() - sizeof key, sizeof key);
+  return key;
+}
+
+constexpr std::size_t max_memo_entries = 20'000;
 
 }  // namespace
 
@@ -187,45 +193,40 @@ Gate::Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, Pullga
 
 struct Gate::MemoTable {
   std::uint64_t gate_id = 0;
-  std::unordered_map<std::string, Memo, KeyHash, std::equal_to<>> entries;
-  std::string key;  // reused for every lookup
+  // By digest_key; the few entries for one digest (tags, methods, kinds) side by side.
+  std::unordered_map<std::uint64_t, std::vector<Memo>> buckets;
+  std::size_t size = 0;
 };
 
 Gate::MemoTable& Gate::memo_table() {
   thread_local MemoTable table;
   if (table.gate_id != id_) {
-    table.entries.clear();
+    table.buckets.clear();
+    table.size = 0;
     table.gate_id = id_;
   }
   return table;
 }
 
-namespace {
-
-void memo_key(std::string& key, const GateRequest& r) {
-  key.clear();
-  key.append(r.kind).push_back('\0');
-  key.append(r.method).push_back('\0');
-  key.append(r.digest.str()).push_back('\0');
-  key.append(r.upstream).push_back('\0');
-  key.append(r.repository).push_back('\0');
-  if (r.tag) key.append(*r.tag);
-  else key.push_back('@');
+bool Gate::Memo::answers(const GateRequest& r) const {
+  return digest == r.digest.str() && repository == r.repository && kind == r.kind && method == r.method &&
+         upstream == r.upstream && tag.has_value() == r.tag.has_value() && (!tag || *tag == *r.tag);
 }
 
-}  // namespace
-
 Gate::Memo* Gate::memo_find(MemoTable& table, const GateRequest& request, std::uint64_t generation,
-                            const policy::Policy* policy, std::chrono::steady_clock::time_point now) {
-  memo_key(table.key, request);
-  auto it = table.entries.find(std::string_view(table.key));
-  if (it == table.entries.end()) return nullptr;
-  auto& m = it->second;
-  if (m.generation != generation || m.policy.get() != policy || now >= m.until) {
-    table.entries.erase(it);
+                            const policy::Policy* policy, std::chrono::system_clock::time_point now) {
+  auto bucket = table.buckets.find(digest_key(request.digest));
+  if (bucket == table.buckets.end()) return nullptr;
+  auto& entries = bucket->second;
+  for (auto it = entries.begin(); it != entries.end(); ++it) {
+    if (!it->answers(request)) continue;
+    if (it->generation == generation && it->policy.get() == policy && now >= it->made && now < it->until) return &*it;
+    entries.erase(it);
+    --table.size;
+    if (entries.empty()) table.buckets.erase(bucket);
     return nullptr;
   }
-  return &m;
+  return nullptr;
 }
 
 Gate::Memo Gate::prepare(SharedDecision decision, const GateRequest& request) {
@@ -245,14 +246,28 @@ Gate::Memo Gate::prepare(SharedDecision decision, const GateRequest& request) {
 }
 
 Gate::Memo& Gate::memo_put(MemoTable& table, SharedDecision decision, const GateRequest& request,
-                           std::uint64_t generation, std::shared_ptr<const policy::Policy> policy) {
-  if (table.entries.size() >= 20'000) table.entries.clear();  // bounded; a miss only costs one evaluation
+                           std::uint64_t generation, std::shared_ptr<const policy::Policy> policy,
+                           std::chrono::system_clock::time_point now) {
+  if (table.size >= max_memo_entries) {  // bounded; a miss only costs one evaluation
+    table.buckets.clear();
+    table.size = 0;
+  }
   Memo m = prepare(std::move(decision), request);
+  m.kind = request.kind;
+  m.method = request.method;
+  m.upstream = request.upstream;
+  m.repository = request.repository;
+  m.digest = request.digest.str();
+  if (request.tag) m.tag = std::string(*request.tag);
   m.generation = generation;
   m.policy = std::move(policy);
-  m.until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  memo_key(table.key, request);
-  return table.entries.insert_or_assign(table.key, std::move(m)).first->second;
+  m.made = now;
+  m.until = now + std::chrono::seconds(1);
+  auto& entries = table.buckets[digest_key(request.digest)];
+  for (auto& e : entries)
+    if (e.answers(request)) return e = std::move(m);
+  ++table.size;
+  return entries.emplace_back(std::move(m));
 }
 
 SharedDecision Gate::finish(GateDecision decision) {
@@ -271,7 +286,7 @@ SharedDecision Gate::finish(GateDecision decision) {
 }
 
 SharedDecision Gate::check_manifest(const GateRequest& request) {
-  auto started = std::chrono::steady_clock::now();
+  auto started = std::chrono::system_clock::now();
   // Read before deciding: a write made while deciding (the verdict stored) leaves
   // the entry stale rather than hiding a concurrent change.
   auto generation = meta_.generation();
@@ -290,12 +305,12 @@ SharedDecision Gate::check_manifest(const GateRequest& request) {
     record(request, prepare(decision, request), started);
     return decision;
   }
-  record(request, memo_put(table, decision, request, generation, std::move(policy)), started);
+  record(request, memo_put(table, decision, request, generation, std::move(policy), started), started);
   return decision;
 }
 
 SharedDecision Gate::check_blob(const GateRequest& request) {
-  auto started = std::chrono::steady_clock::now();
+  auto started = std::chrono::system_clock::now();
   auto generation = meta_.generation();
   auto& table = memo_table();
   if (auto* hit = memo_find(table, request, generation, policy_.current(), started)) {
@@ -307,14 +322,14 @@ SharedDecision Gate::check_blob(const GateRequest& request) {
   // Only blobs that are served are remembered: a refusal is rare, and whether it
   // looks like a bypass depends on who asks and when.
   if (allows(*decision))
-    record(request, memo_put(table, decision, request, generation, std::move(policy)), started);
+    record(request, memo_put(table, decision, request, generation, std::move(policy), started), started);
   else
     record(request, prepare(decision, request), started);
   return decision;
 }
 
 SharedDecision Gate::pass_scanner(const GateRequest& request) {
-  auto started = std::chrono::steady_clock::now();
+  auto started = std::chrono::system_clock::now();
   GateDecision d;
   d.source = "scanner";
   d.reasons = {"scanner pull on the admin listener (scanner token): served past the gate"};
@@ -393,25 +408,26 @@ bool Gate::denied_lately(const std::vector<registry::Digest>& manifests, const s
   return false;
 }
 
-void Gate::record(const GateRequest& request, const Memo& memo, std::chrono::steady_clock::time_point started) {
+void Gate::record(const GateRequest& request, const Memo& memo, std::chrono::system_clock::time_point started) {
   memo.decisions->inc();
   if (memo.denials) memo.denials->inc();
-  // The line is assembled in a per-thread buffer: time, client and request id are
-  // the request's own, the rest was rendered when the decision was made.
-  thread_local std::string line;
-  line.clear();
-  line.append("{\"time\":\"");
-  append_utc_timestamp(line);
-  line.append("\",\"client\":");
-  JsonLine::append_string(line, request.client);
-  line.push_back(',');
-  line.append(memo.audit_middle);
-  line.append(",\"request_id\":");
-  JsonLine::append_string(line, request.request_id);
-  line.append("}\n");
-  audit_.write_line(line);
-  metrics_.gate_decision_seconds.observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  // The line is assembled straight into the audit queue: time, client and request
+  // id are the request's own, the rest was rendered when the decision was made.
+  audit_.write_with([&](std::string& line) {
+    line.append("{\"time\":\"");
+    append_utc_timestamp(line, started);
+    line.append("\",\"client\":");
+    JsonLine::append_string(line, request.client);
+    line.push_back(',');
+    line.append(memo.audit_middle);
+    line.append(",\"request_id\":");
+    JsonLine::append_string(line, request.request_id);
+    line.append("}\n");
+  });
+  // Wall clock for both ends (the line's time is the start): one clock read per
+  // decision fewer. A step of the clock during the decision counts as zero.
+  auto took = std::chrono::system_clock::now() - started;
+  metrics_.gate_decision_seconds.observe(took.count() > 0 ? std::chrono::duration<double>(took).count() : 0.0);
 }
 
 }  // namespace pullgate::proxy

@@ -148,24 +148,29 @@ class Gate {
   // time-based change (an expiry) can take effect. With the decision, an entry keeps
   // what recording it needs: the audit line's fixed middle and the metric children.
   struct Memo {
+    // The request shape it answers (compared field by field: no key is built).
+    std::string kind, method, upstream, repository, digest;
+    std::optional<std::string> tag;
     SharedDecision decision;
     std::uint64_t generation = 0;
     std::shared_ptr<const policy::Policy> policy;
-    std::chrono::steady_clock::time_point until;
+    // Counts from `made` until `until` (wall clock: a step backwards ends it too).
+    std::chrono::system_clock::time_point made, until;
     std::string audit_middle;       // "kind":..,...,"policy_version":.. (no braces)
     Counter* decisions = nullptr;   // gate_decisions{kind,decision,mode,source}
     Counter* denials = nullptr;     // gate_denials{kind,upstream}, when refused
+    bool answers(const GateRequest& r) const;
   };
   struct MemoTable;
   MemoTable& memo_table();
   // The entry for `request` if it still counts, else nullptr.
   Memo* memo_find(MemoTable& table, const GateRequest& request, std::uint64_t generation,
-                  const policy::Policy* policy, std::chrono::steady_clock::time_point now);
+                  const policy::Policy* policy, std::chrono::system_clock::time_point now);
   Memo& memo_put(MemoTable& table, SharedDecision decision, const GateRequest& request, std::uint64_t generation,
-                 std::shared_ptr<const policy::Policy> policy);
+                 std::shared_ptr<const policy::Policy> policy, std::chrono::system_clock::time_point now);
   Memo prepare(SharedDecision decision, const GateRequest& request);
-  // Writes the audit record and counts the decision.
-  void record(const GateRequest& request, const Memo& memo, std::chrono::steady_clock::time_point started);
+  // Writes the audit record (its time is `started`) and counts the decision.
+  void record(const GateRequest& request, const Memo& memo, std::chrono::system_clock::time_point started);
   static SharedDecision finish(GateDecision decision);  // renders audit_fields
   const std::uint64_t id_;  // tells this gate's per-thread memo entries from another gate's
 

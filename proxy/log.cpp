@@ -9,8 +9,9 @@
 
 namespace pullgate::proxy {
 
-void append_utc_timestamp(std::string& out) {
-  auto now = std::chrono::system_clock::now();
+void append_utc_timestamp(std::string& out) { append_utc_timestamp(out, std::chrono::system_clock::now()); }
+
+void append_utc_timestamp(std::string& out, std::chrono::system_clock::time_point now) {
   auto ms_total = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   auto seconds = static_cast<std::time_t>(ms_total / 1000);
   // The date and time change once a second; only the milliseconds are formatted

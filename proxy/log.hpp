@@ -1,6 +1,7 @@
 #pragma once
 // Logs: server events as JSON lines on stderr; the access log as JSON lines on its
 // own stream, one per request, flushed per line.
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -14,6 +15,7 @@ namespace pullgate::proxy {
 std::string utc_timestamp();
 // The same, appended to `out` (no allocation once `out` has room).
 void append_utc_timestamp(std::string& out);
+void append_utc_timestamp(std::string& out, std::chrono::system_clock::time_point at);
 
 // {"time":..,"level":..,"msg":.., ...fields}
 void log_event(std::string_view level, std::string_view message, nlohmann::json fields = nlohmann::json::object());

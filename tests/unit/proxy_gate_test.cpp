@@ -1,0 +1,142 @@
+// The gate's per-thread decision memo: every decision is audited and counted, hit
+// or not; an entry answers only the request shape it was made for; a write to the
+// store (by any process) or a new policy ends it at once.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cache/meta_store.hpp"
+#include "proxy/audit_log.hpp"
+#include "proxy/gate.hpp"
+#include "proxy/metrics.hpp"
+#include "tests/unit/temp_dir.hpp"
+
+namespace pullgate::proxy {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+registry::Digest digest(char fill) { return *registry::Digest::parse("sha256:" + std::string(64, fill)); }
+
+policy::Policy parsed(const std::string& document) {
+  auto result = policy::parse_policy(document);
+  EXPECT_TRUE(result.policy) << (result.errors.empty() ? "" : result.errors.front());
+  return result.policy ? *result.policy : policy::Policy{};
+}
+
+class GateMemoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing_support::make_temp_dir("pullgate-gate");
+    meta_ = cache::MetaStore::open(dir_ / "lmdb", 64 << 20);
+    audit_ = std::make_unique<AuditLog>(dir_ / "audit.log", 0, 2);  // no writer: lines land at once
+    gate_ = std::make_unique<Gate>(*meta_, holder_, *audit_, metrics_);
+  }
+  void TearDown() override {
+    gate_.reset();
+    audit_.reset();
+    meta_.reset();
+    fs::remove_all(dir_);
+  }
+
+  SharedDecision check(std::string_view repository, std::optional<std::string_view> tag, const registry::Digest& d,
+                       std::string_view method = "GET", std::string_view kind = "manifest") {
+    GateRequest r{kind, "a.io", repository, tag, d, "10.0.0.7:4242", "req-1", method};
+    return kind == "blob" ? gate_->check_blob(r) : gate_->check_manifest(r);
+  }
+
+  std::vector<json> audit_lines() {
+    std::vector<json> out;
+    std::ifstream in(dir_ / "audit.log");
+    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+    return out;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<cache::MetaStore> meta_;
+  PolicyHolder holder_{parsed(R"({"default": {"rules": [{"action": "deny", "repository": "it/bad", "reason": "CVE"}]}})")};
+  PullgateMetrics metrics_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<Gate> gate_;
+};
+
+TEST_F(GateMemoTest, EveryDecisionIsAuditedWithItsOwnRequestShape) {
+  check("it/app", "v1", digest('a'));
+  check("it/app", "v1", digest('a'));                // memo hit
+  check("it/app", "v1", digest('a'), "HEAD");        // same digest, other method
+  check("it/app", std::nullopt, digest('a'));        // by digest
+  check("it/app", "v2", digest('a'));                // other tag
+  check("it/other", "v1", digest('a'));              // other repository
+  EXPECT_EQ(gate_->evaluations(), 1u);  // one digest, one stored verdict
+
+  auto lines = audit_lines();
+  ASSERT_EQ(lines.size(), 6u);
+  for (auto& l : lines) {
+    EXPECT_EQ(l["decision"], "allow");
+    EXPECT_EQ(l["client"], "10.0.0.7:4242");
+    EXPECT_EQ(l["request_id"], "req-1");
+    EXPECT_EQ(l["digest"], digest('a').str());
+    EXPECT_EQ(l["policy_version"], holder_.get()->version);
+  }
+  EXPECT_EQ(lines[1]["tag"], "v1");
+  EXPECT_EQ(lines[2]["method"], "HEAD");
+  EXPECT_FALSE(lines[3].contains("tag"));
+  EXPECT_EQ(lines[4]["tag"], "v2");
+  EXPECT_EQ(lines[5]["repository"], "it/other");
+  const std::string source = lines[0]["source"];
+  EXPECT_EQ(metrics_.gate_decisions.with({"manifest", "allow", "enforce", source}).value(), 6u) << source;
+  EXPECT_EQ(metrics_.gate_decision_seconds.snapshot().count, 6u);
+}
+
+TEST_F(GateMemoTest, DigestsThatShareTheirLastCharactersStayApart) {
+  // Entries are bucketed by the digest's last characters: two digests alike there
+  // must still get their own decisions.
+  auto good = *registry::Digest::parse("sha256:" + std::string(56, 'a') + std::string(8, 'f'));
+  auto other = *registry::Digest::parse("sha256:" + std::string(56, 'b') + std::string(8, 'f'));
+  meta_->put_verdict(other, cache::VerdictRecord{"deny", "manual", {"hand-set"}, "", "ops", 1, std::nullopt});
+  EXPECT_TRUE(check("it/app", "v1", good)->serve);
+  EXPECT_FALSE(check("it/app", "v1", other)->serve);
+  EXPECT_TRUE(check("it/app", "v1", good)->serve);
+  EXPECT_FALSE(check("it/app", "v1", other)->serve);
+}
+
+TEST_F(GateMemoTest, AStoreWriteEndsTheEntryAtOnce) {
+  EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
+  EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
+  // As `pullgate verdict set` does from another process: the store's generation moves.
+  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"hand-set"}, "", "ops", 1, std::nullopt});
+  auto d = check("it/app", "v1", digest('a'));
+  EXPECT_FALSE(d->serve);
+  EXPECT_EQ(d->source, "manual");
+  meta_->remove_verdict(digest('a'));
+  EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
+}
+
+TEST_F(GateMemoTest, ANewPolicyEndsTheEntryAtOnce) {
+  EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
+  holder_.set(parsed(R"({"default": {"rules": [{"action": "deny", "repository": "it/app", "reason": "retired"}]}})"));
+  auto d = check("it/app", "v1", digest('a'));
+  EXPECT_FALSE(d->serve);
+  EXPECT_EQ(d->reasons.size(), 1u);
+  auto lines = audit_lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0]["policy_version"], lines[1]["policy_version"]);
+}
+
+TEST_F(GateMemoTest, ABlobEntryIsNotAManifestEntry) {
+  // A manifest allowed by digest 'a', and a blob request for the same digest string:
+  // the blob rule (known only from manifests seen) decides the blob, not the memo.
+  EXPECT_TRUE(check("it/app", std::nullopt, digest('a'))->serve);
+  auto blob = check("it/app", std::nullopt, digest('a'), "GET", "blob");
+  EXPECT_FALSE(blob->serve);
+  EXPECT_EQ(audit_lines().back()["kind"], "blob");
+}
+
+}  // namespace
+}  // namespace pullgate::proxy
