@@ -535,15 +535,30 @@ asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::
                                        const policy::Policy& policy, const policy::Scope& scope) {
   if (!scope.signatures && !scope.sbom) co_return;
   auto now = now_ms();
-  if (auto own = meta_.get_signals(digest); own && signals_current(*own, policy, scope, now)) co_return;
-  // An index that lists this digest and answers every requirement covers it.
   auto parents = meta_.referenced_by(digest, max_parents);
-  for (auto& parent : parents) {
-    auto record = meta_.get_signals(parent);
-    if (record && !record->artifact && signals_current(*record, policy, scope, now) &&
-        (!scope.signatures || record->signature == "valid") && (!scope.sbom || record->sbom == "found"))
-      co_return;
+  auto answered = [&] {
+    if (auto own = meta_.get_signals(digest); own && signals_current(*own, policy, scope, now)) return true;
+    // An index that lists this digest and answers every requirement covers it.
+    for (auto& parent : parents) {
+      auto record = meta_.get_signals(parent);
+      if (record && !record->artifact && signals_current(*record, policy, scope, now) &&
+          (!scope.signatures || record->signature == "valid") && (!scope.sbom || record->sbom == "found"))
+        return true;
+    }
+    return false;
+  };
+  if (answered()) co_return;
+  // One look per digest at a time: a rollout's concurrent first pulls wait for the
+  // first one's findings instead of each asking the upstream for the same artifacts.
+  const std::string flight_key = upstream.settings().name + "\n" + digest.str() + "\n" + policy.version;
+  auto joined = flights_.join(flight_key);
+  if (!joined.leader) {
+    co_await cache::SingleFlight::wait(*joined.flight);
+    if (answered()) co_return;
+    joined = flights_.join(flight_key);  // the first look failed to record: look again
   }
+  std::optional<cache::FlightLeader> leading;
+  if (joined.leader) leading.emplace(flights_, flight_key, joined.flight);
   Lookup lookup{upstream, repository, digest, policy, scope, *this, {}, {}};
   if (scope.signatures)
     for (const auto& name : scope.signatures->keys)

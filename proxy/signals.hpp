@@ -15,6 +15,7 @@
 
 #include "cache/blob_store.hpp"
 #include "cache/meta_store.hpp"
+#include "cache/single_flight.hpp"
 #include "policy/policy.hpp"
 #include "proxy/metrics.hpp"
 #include "registry/upstream.hpp"
@@ -59,6 +60,7 @@ class Signals {
   cache::BlobStore& blobs_;
   PullgateMetrics& metrics_;
   bool offline_;
+  cache::SingleFlight flights_;  // by upstream, digest and policy version
 };
 
 }  // namespace pullgate::proxy

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import unittest
 
 import cosign as c
@@ -71,6 +72,8 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
         c.push_legacy_signature(reg, cls.index, cls.release)
         cls.unsigned_index = h.seed_index(reg, repo="signed/multi-unsigned", seed="sig-multi-unsigned")
         cls.late = img("signed/late")          # signed during its test
+        cls.burst = img("signed/burst")        # pulled by many clients at once
+        c.push_legacy_signature(reg, cls.burst, cls.release)
         cls.offline = img("signed/offline")
         c.push_legacy_signature(reg, cls.offline, cls.release)
 
@@ -263,6 +266,33 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
         self.assert_denied(self.sbom_wrong_predicate, "no SBOM", what="a signature bundle only:")
         rec = self.wait_audit(self.sbom_none.digest, kind="manifest", decision="deny")[-1]
         self.assertEqual(rec["source"], "sbom", rec)
+
+    def test_10b_concurrent_first_pulls_look_for_signatures_once(self):
+        # A rollout: many nodes pull a new image at the same moment. One of them looks
+        # for its signatures (referrers API, .sig tag); the others wait for that.
+        path = self.manifest_path(self.burst, reference=self.burst.digest, ns=FRONT_NAME)
+        sig_path = "/v2/%s/manifests/%s.sig" % (self.burst.repo, self.burst.digest.replace(":", "-"))
+        self.front.manifest_delay = 0.3  # every manifest GET through the front overlaps the others
+        self.addCleanup(setattr, self.front, "manifest_delay", 0.0)
+        results = [None] * 8
+
+        def pull(i):
+            results[i] = self.get(path, timeout=60)
+        threads = [threading.Thread(target=pull, args=(i,)) for i in range(len(results))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        for status, _, body in results:
+            self.assertEqual(status, 200, body[:400])
+            self.assertEqual(body, self.burst.manifest)
+        self.assertLessEqual(self.front.requests_for(self.burst.repo, self.burst.digest), 1,
+                             "the referrers API was asked more than once")
+        sig_gets = [p for p in self.front.manifest_gets if p.split("?")[0] == sig_path]
+        self.assertEqual(len(sig_gets), 1, self.front.manifest_gets)
+        records = h.wait_until(lambda: (lambda r: r if len(r) >= 8 else None)(
+            self.audit_for(self.burst.digest, kind="manifest")), 10, "8 audit records")
+        self.assertEqual({(r["decision"], r["source"]) for r in records}, {("allow", "signature")}, records)
 
     def test_11_metrics_count_what_was_found(self):
         self.assert_pulled(self.legacy, what="legacy signature:")
