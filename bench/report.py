@@ -87,7 +87,7 @@ ROWS = [
     ("  p50 / p99 ms", (warm_ms("blob_head", "p50_ms"), warm_ms("blob_head", "p99_ms")), "{:.2f}", None, None),
     ("  server core busy", warm_ms("blob_head", "server_cpu_busy"), "{:.0%}", None, None),
     ("blob GET throughput, GB/s", cold("throughput", "gb_per_s"), "{:.2f}", "throughput", True),
-    ("  first GET, not counted, GB/s", cold("throughput", "first_get_gb_per_s"), "{:.2f}", None, False),
+    ("  from disk (page cache dropped), GB/s", cold("throughput", "first_get_gb_per_s"), "{:.2f}", None, False),
     ("server CPU s per GB", cold("throughput", "cpu_s_per_gb"), "{:.3f}", "cpu_per_gb", False),
     ("peak RSS MiB, 16 warm clients", cold("warm_rss", "peak_rss_mib"), "{:.1f}", None, False),
     ("section", "cold (empty cache)"),
