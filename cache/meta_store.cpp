@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cache/lmdb.hpp"
+#include "registry/base64.hpp"
 
 namespace pullgate::cache {
 namespace {
@@ -26,63 +27,15 @@ constexpr int record_version = 1;
 constexpr std::int64_t touch_interval_ms = 60'000;
 constexpr std::string_view schema_key = "schema_version";
 
-// ---- base64 (RFC 4648, with padding) ----
-
-constexpr std::string_view base64_alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64_encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    std::uint32_t n = (std::uint32_t(std::uint8_t(in[i])) << 16) |
-                      (std::uint32_t(std::uint8_t(in[i + 1])) << 8) | std::uint8_t(in[i + 2]);
-    out += base64_alphabet[(n >> 18) & 63];
-    out += base64_alphabet[(n >> 12) & 63];
-    out += base64_alphabet[(n >> 6) & 63];
-    out += base64_alphabet[n & 63];
-  }
-  std::size_t rest = in.size() - i;
-  if (rest > 0) {
-    std::uint32_t n = std::uint32_t(std::uint8_t(in[i])) << 16;
-    if (rest == 2) n |= std::uint32_t(std::uint8_t(in[i + 1])) << 8;
-    out += base64_alphabet[(n >> 18) & 63];
-    out += base64_alphabet[(n >> 12) & 63];
-    out += rest == 2 ? base64_alphabet[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::array<int, 256> table{};
-  table.fill(-1);
-  for (std::size_t i = 0; i < base64_alphabet.size(); ++i) table[std::uint8_t(base64_alphabet[i])] = int(i);
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  for (std::size_t i = 0; i < in.size(); i += 4) {
-    bool last = i + 4 == in.size();
-    int pad = 0;
-    if (last && in[i + 3] == '=') pad = in[i + 2] == '=' ? 2 : 1;
-    std::uint32_t n = 0;
-    for (std::size_t j = 0; j < 4; ++j) {
-      int value = 0;
-      if (j < 4 - std::size_t(pad)) {
-        value = table[std::uint8_t(in[i + j])];
-        if (value < 0) return std::nullopt;
-      }
-      n = (n << 6) | std::uint32_t(value);
-    }
-    out += char((n >> 16) & 0xff);
-    if (pad < 2) out += char((n >> 8) & 0xff);
-    if (pad < 1) out += char(n & 0xff);
-  }
-  return out;
-}
-
 // ---- record encoding ----
+
+// Bytes inside JSON records are base64 (registry/base64.hpp).
+using registry::base64_encode;
+std::optional<std::string> base64_decode(std::string_view text) {
+  std::string out;
+  if (!registry::base64_decode(text, out)) return std::nullopt;
+  return out;
+}
 
 // Text fields (media types) must be valid UTF-8 to be stored as JSON; anything
 // else is refused with a clear error rather than silently altered.
@@ -858,6 +811,15 @@ std::unique_ptr<MetaStore> MetaStore::open(const std::filesystem::path& dir, std
     if (message.starts_with(prefix)) throw;
     throw std::runtime_error(prefix + " cannot be opened: " + message);
   }
+}
+
+void store_manifest(MetaStore& meta, const Digest& digest, const ManifestRecord& record,
+                    const registry::ParsedManifest& parsed) {
+  std::vector<Digest> referenced;
+  for (auto& d : parsed.blobs) referenced.push_back(d.digest);
+  for (auto& d : parsed.children) referenced.push_back(d.digest);
+  if (!referenced.empty()) meta.add_references(digest, referenced);
+  meta.put_manifest(digest, record);
 }
 
 }  // namespace pullgate::cache

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "registry/digest.hpp"
+#include "registry/manifest.hpp"
 
 namespace pullgate::cache {
 
@@ -194,5 +195,10 @@ class MetaStore {
   virtual std::uint64_t report_count() = 0;
   virtual std::uint64_t pending_count() = 0;
 };
+
+// Stores a manifest that parsed as `parsed`, its references (blobs, children) first:
+// a manifest in the cache always has what it references known to the gate.
+void store_manifest(MetaStore& meta, const Digest& digest, const ManifestRecord& record,
+                    const registry::ParsedManifest& parsed);
 
 }  // namespace pullgate::cache

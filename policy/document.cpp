@@ -232,7 +232,7 @@ class DocumentReader {
   void read(const json& root, Policy& policy) {
     if (!check_object(root, "document", {"default", "scopes", "exceptions", "cve_exceptions", "keys"})) return;
     if (root.contains("keys")) read_keys(root.at("keys"), policy);
-    keys_ = &policy.keys;
+    policy_ = &policy;
 
     if (const json* scopes = array_field(root, "scopes", "scopes")) {
       std::map<std::string, std::string> first_path;
@@ -506,9 +506,7 @@ class DocumentReader {
         continue;
       }
       const auto& name = item.get_ref<const std::string&>();
-      bool known = false;
-      for (const auto& k : *keys_) known = known || k.name == name;
-      if (!known) {
+      if (!policy_->key_named(name)) {
         fail(item_path, "no key named " + in_quotes(name.substr(0, 64)) + " in the top-level \"keys\"");
         good = false;
       } else if (std::find(signatures.keys.begin(), signatures.keys.end(), name) != signatures.keys.end()) {
@@ -812,7 +810,7 @@ class DocumentReader {
 
   std::vector<std::string>& errors_;
   std::vector<std::string>& warnings_;
-  const std::vector<VerificationKey>* keys_ = nullptr;  // the document's keys, read before the scopes
+  const Policy* policy_ = nullptr;  // the document's keys are read before the scopes
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/patterns.hpp"
+#include "policy/text.hpp"
 
 namespace pullgate::policy {
 namespace {
@@ -47,16 +48,7 @@ bool nested_too_deep(std::string_view text) {
 }
 
 // Report text quoted inside an error: short, one line, printable.
-std::string shown(std::string_view text) {
-  constexpr std::size_t max_shown = 80;
-  std::string out = "\"";
-  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
-  }
-  if (text.size() > max_shown) out += "...";
-  return out + "\"";
-}
+std::string shown(std::string_view text) { return "\"" + printable(text, 80) + "\""; }
 
 std::string one_line(std::string text) {
   for (char& c : text) {

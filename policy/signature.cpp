@@ -18,6 +18,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/patterns.hpp"
+#include "policy/text.hpp"
+#include "registry/base64.hpp"
+
 namespace pullgate::policy {
 namespace {
 
@@ -42,28 +46,14 @@ struct MdCtxFree {
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
 
-bool equal_ignoring_case(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-  });
-}
-
 std::string lowercase(std::string_view text) {
   std::string out(text);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
-// Details are printed on one line: control characters become '?', overlong text is cut.
-std::string printable(std::string_view text) {
-  std::string out(text.substr(0, max_quoted_length));
-  for (char& c : out) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte == 0x7f) c = '?';
-  }
-  if (text.size() > max_quoted_length) out += "...";
-  return out;
-}
+// Details are printed on one line (policy/text.hpp).
+std::string printable(std::string_view text) { return policy::printable(text, max_quoted_length); }
 
 std::string in_quotes(std::string_view text) { return "\"" + printable(text) + "\""; }
 
@@ -189,7 +179,7 @@ SignatureCheck verify_envelope(const json& envelope, std::string_view digest, st
   const std::string* payload = string_member(envelope, "payload");
   if (!payload) return malformed("DSSE envelope has no payload");
   std::string body;
-  if (!base64_decode(*payload, body)) return malformed("DSSE payload is not base64");
+  if (!registry::base64_decode(*payload, body)) return malformed("DSSE payload is not base64");
 
   const json* entries = member(envelope, "signatures");
   if (!entries || !entries->is_array() || entries->empty()) return malformed("DSSE envelope has no signatures");
@@ -198,7 +188,7 @@ SignatureCheck verify_envelope(const json& envelope, std::string_view digest, st
   for (const json& entry : *entries) {
     const std::string* sig = string_member(entry, "sig");
     std::string raw;
-    if (sig && base64_decode(*sig, raw) && !raw.empty()) signatures.push_back(std::move(raw));
+    if (sig && registry::base64_decode(*sig, raw) && !raw.empty()) signatures.push_back(std::move(raw));
   }
   if (signatures.empty()) return malformed("DSSE envelope has no readable signature (signatures[].sig, base64)");
 
@@ -263,26 +253,6 @@ SignatureCheck verify_envelope(const json& envelope, std::string_view digest, st
                                 key->name()));
 }
 
-int base64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-bool valid_hex(std::string_view text, std::size_t length) {
-  return text.size() == length &&
-         std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-bool valid_digest(std::string_view digest) {
-  if (digest.starts_with("sha256:")) return valid_hex(digest.substr(7), 64);
-  if (digest.starts_with("sha512:")) return valid_hex(digest.substr(7), 128);
-  return false;
-}
-
 // A descriptor's digest and size, checked; `where` names it in errors ("layers[1]").
 std::optional<std::string> read_descriptor(const json& descriptor, const std::string& where, std::string& media_type,
                                            std::string& digest, std::int64_t& size) {
@@ -291,7 +261,7 @@ std::optional<std::string> read_descriptor(const json& descriptor, const std::st
   if (!type) return where + ".mediaType is missing or not a string";
   const std::string* text = string_member(descriptor, "digest");
   if (!text) return where + ".digest is missing or not a string";
-  if (!valid_digest(*text)) return where + ".digest " + in_quotes(*text) + " is not sha256:<64 hex> or sha512:<128 hex>";
+  if (!detail::is_valid_digest(*text)) return where + ".digest " + in_quotes(*text) + " is not sha256:<64 hex> or sha512:<128 hex>";
   const json* length = member(descriptor, "size");
   if (!length || !(length->is_number_integer())) return where + ".size is missing or not an integer";
   if (length->is_number_unsigned()) {
@@ -429,7 +399,7 @@ std::string_view to_string(SignatureCheck::Result result) {
 SignatureCheck verify_simple_signing(std::string_view payload, std::string_view signature_base64,
                                      std::string_view digest, std::span<const PublicKey> keys) {
   std::string signature;
-  if (!base64_decode(signature_base64, signature) || signature.empty()) {
+  if (!registry::base64_decode(signature_base64, signature) || signature.empty()) {
     return malformed("the signature annotation is empty or not base64");
   }
   const std::optional<json> parsed = parse_json(payload);
@@ -590,58 +560,6 @@ bool is_sbom_predicate(std::string_view predicate_type) {
   };
   return std::any_of(prefixes.begin(), prefixes.end(),
                      [&](std::string_view prefix) { return predicate_type.starts_with(prefix); });
-}
-
-bool base64_decode(std::string_view text, std::string& out) {
-  // Padding is optional, but when present it completes the last group exactly.
-  std::size_t padding = 0;
-  while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;
-  if (padding > 0 && text.size() % 4 != 0) return false;
-  const std::string_view digits = text.substr(0, text.size() - padding);
-  if (digits.size() % 4 == 1) return false;
-
-  std::string decoded;
-  decoded.reserve(digits.size() / 4 * 3 + 2);
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (const char c : digits) {
-    const int value = base64_value(c);
-    if (value < 0) return false;
-    buffer = (buffer << 6) | static_cast<std::uint32_t>(value);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      decoded += static_cast<char>((buffer >> bits) & 0xff);
-    }
-  }
-  // Leftover bits must be zero: one text per byte string, as encoders write it.
-  if ((buffer & ((1u << bits) - 1)) != 0) return false;
-  out = std::move(decoded);
-  return true;
-}
-
-std::string base64_encode(std::string_view bytes) {
-  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t group = (static_cast<unsigned char>(bytes[i]) << 16) |
-                                (static_cast<unsigned char>(bytes[i + 1]) << 8) | static_cast<unsigned char>(bytes[i + 2]);
-    out += alphabet[(group >> 18) & 63];
-    out += alphabet[(group >> 12) & 63];
-    out += alphabet[(group >> 6) & 63];
-    out += alphabet[group & 63];
-  }
-  if (const std::size_t rest = bytes.size() - i; rest > 0) {
-    std::uint32_t group = static_cast<unsigned char>(bytes[i]) << 16;
-    if (rest == 2) group |= static_cast<unsigned char>(bytes[i + 1]) << 8;
-    out += alphabet[(group >> 18) & 63];
-    out += alphabet[(group >> 12) & 63];
-    out += rest == 2 ? alphabet[(group >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
 }
 
 }  // namespace pullgate::policy

@@ -126,9 +126,4 @@ std::variant<ArtifactManifest, std::string> parse_artifact_manifest(std::string_
 bool is_sbom_media_type(std::string_view media_type);
 bool is_sbom_predicate(std::string_view predicate_type);
 
-// Base64 (standard alphabet, padding optional, no whitespace inside); nullopt-like:
-// false when the text is not base64.
-bool base64_decode(std::string_view text, std::string& out);
-std::string base64_encode(std::string_view bytes);
-
 }  // namespace pullgate::policy

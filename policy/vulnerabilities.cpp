@@ -7,6 +7,7 @@
 #include <map>
 
 #include "policy/rfc3339.hpp"
+#include "policy/text.hpp"
 
 namespace pullgate::policy {
 namespace {
@@ -20,23 +21,8 @@ std::string severity_name(Severity severity) {
   return name;
 }
 
-// Report text is untrusted and reasons are printed on one line: control characters
-// become '?', and overlong fields are cut.
-std::string printable(std::string_view text) {
-  std::string out(text.substr(0, max_field_length));
-  for (char& c : out) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte == 0x7f) c = '?';
-  }
-  if (text.size() > max_field_length) out += "...";
-  return out;
-}
-
-bool equal_ignoring_case(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
-  });
-}
+// Report text is untrusted and reasons are printed on one line (policy/text.hpp).
+std::string printable(std::string_view text) { return policy::printable(text, max_field_length); }
 
 std::string duration_text(std::chrono::seconds duration) {
   const auto seconds = duration.count();

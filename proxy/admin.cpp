@@ -13,8 +13,8 @@
 #include "proxy/commands.hpp"
 #include "proxy/explain.hpp"
 #include "proxy/log.hpp"
-#include "policy/signature.hpp"
 #include "proxy/reports.hpp"
+#include "registry/base64.hpp"
 #include "registry/errors.hpp"
 #include "registry/names.hpp"
 #include "registry/route.hpp"
@@ -155,7 +155,7 @@ AdminApi::Caller AdminApi::caller(const Request& request) const {
     // Registry clients answer the Basic challenge with user:password; the password
     // is the token, the user name is only for the client's sake.
     static thread_local std::string decoded;
-    if (!policy::base64_decode(auth.substr(6), decoded)) return Caller::nobody;
+    if (!registry::base64_decode(auth.substr(6), decoded)) return Caller::nobody;
     auto colon = decoded.find(':');
     if (colon == std::string::npos) return Caller::nobody;
     secret = std::string_view(decoded).substr(colon + 1);

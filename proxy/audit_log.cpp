@@ -73,11 +73,6 @@ void AuditLog::writer_loop() {
   }
 }
 
-void AuditLog::write(JsonLine record) {
-  auto line = record.field("time", utc_timestamp()).finish();
-  write_line(line);
-}
-
 void AuditLog::write_now(std::string_view line) {
   flush();
   std::lock_guard file_lock(file_mutex_);

@@ -12,19 +12,17 @@
 // the disk falls behind by more than 8 MiB, deciders write themselves
 // (back-pressure, nothing dropped). A process crash can lose the lines of the last
 // 16 ms; an OS crash what was not fsynced (each rotated file is, and the file at
-// exit). Without the writer (command-line use) every line is written at once.
+// exit). Before the writer is started, every line is written at once.
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <mutex>
 #include <string>
-
-#include <condition_variable>
+#include <string_view>
 #include <thread>
-
-#include "proxy/json_line.hpp"
 
 namespace pullgate::proxy {
 
@@ -39,9 +37,8 @@ class AuditLog {
   // Starts the writer thread; lines are queued from now on.
   void start_writer();
 
-  // Adds "time" and queues one line. Never throws: a failed write is reported once
-  // on stderr and counted.
-  void write(JsonLine record);
+  // Writing never throws for the file's sake: a failed write is reported once on
+  // stderr and counted.
   // Queues one complete line ("{...}\n", "time" included) built by the caller.
   void write_line(std::string_view line) {
     write_with([line](std::string& out) { out.append(line); });

@@ -6,6 +6,7 @@
 #include "policy/report.hpp"
 #include "policy/vulnerabilities.hpp"
 #include "proxy/explain.hpp"
+#include "proxy/json_line.hpp"
 #include "proxy/log.hpp"
 #include "proxy/signals.hpp"
 
@@ -68,8 +69,18 @@ std::optional<policy::StoredVerdict> Gate::usable_verdict(const registry::Digest
 
 Gate::Judged Gate::judge(const policy::Policy& policy, const policy::Subject& subject, const registry::Digest& digest,
                          policy::Outcome& outcome, policy::TimePoint now) {
-  Judged judged;
   const auto& scope = policy::scope_for(policy, subject.upstream, subject.repository);
+  auto judged = judge_report(policy, scope, subject, digest, outcome, now);
+  // Signatures and SBOMs, as found by the mirror before it asked (proxy/signals.hpp).
+  if (auto until = judge_signals(meta_, policy, scope, digest, outcome, to_ms(now)))
+    if (!judged.valid_until_ms || *until < *judged.valid_until_ms) judged.valid_until_ms = until;
+  return judged;
+}
+
+Gate::Judged Gate::judge_report(const policy::Policy& policy, const policy::Scope& scope,
+                                const policy::Subject& subject, const registry::Digest& digest,
+                                policy::Outcome& outcome, policy::TimePoint now) {
+  Judged judged;
   if (!scope.vulnerabilities || outcome.source == Source::manual) return judged;
   std::optional<policy::ReportSummary> report;
   if (auto record = meta_.get_report(digest)) report = policy::decode_summary(record->summary_json);
@@ -117,10 +128,6 @@ GateDecision Gate::decide_locked(const policy::Policy& policy, const Exceptions&
   Judged judged;
   if (!stored && outcome.source != Source::exception) {
     judged = judge(policy, subject, digest, outcome, now);
-    // Signatures and SBOMs, as found by the mirror before it asked (proxy/signals.hpp).
-    const auto& scope = policy::scope_for(policy, subject.upstream, subject.repository);
-    if (auto until = judge_signals(meta_, policy, scope, digest, outcome, to_ms(now)))
-      if (!judged.valid_until_ms || *until < *judged.valid_until_ms) judged.valid_until_ms = until;
   }
   if (judged.hold_for.count() > 0) {
     auto decision = from_outcome(outcome);
@@ -162,12 +169,11 @@ GateDecision Gate::decide_locked(const policy::Policy& policy, const Exceptions&
   return decision;
 }
 
-GateDecision Gate::decide(const std::string& upstream, const std::string& repository,
+GateDecision Gate::decide(const policy::Policy& policy, const std::string& upstream, const std::string& repository,
                           const std::optional<std::string>& tag, const registry::Digest& digest) {
-  auto policy = policy_.get();
   auto extra = runtime_exceptions();
   std::lock_guard lock(evaluate_mutex_);
-  return decide_locked(*policy, extra, policy::Subject{upstream, repository, tag, digest.str()}, policy::Clock::now(),
+  return decide_locked(policy, extra, policy::Subject{upstream, repository, tag, digest.str()}, policy::Clock::now(),
                        0);
 }
 
@@ -296,8 +302,9 @@ SharedDecision Gate::check_manifest(const GateRequest& request) {
     record(request, *hit, started);
     return hit->decision;
   }
+  // The policy the decision is made under is the one the memo entry holds.
   auto policy = policy_.get();
-  auto decision = finish(decide(std::string(request.upstream), std::string(request.repository),
+  auto decision = finish(decide(*policy, std::string(request.upstream), std::string(request.repository),
                                 request.tag ? std::optional<std::string>(*request.tag) : std::nullopt, request.digest));
   if (!decision->serve) remember_denial(request);
   if (decision->hold_for.count() > 0) {

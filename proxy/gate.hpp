@@ -95,10 +95,13 @@ class Gate {
   // with source "scanner" so the audit log shows every byte that left.
   SharedDecision pass_scanner(const GateRequest& request);
 
-  // The decision for a manifest digest without a request (explain, blobs): stored
-  // verdict, else an evaluation with no tag. Not audited.
+  // The decision for a manifest digest under the policy in force, as check_manifest
+  // makes it (stored verdict, else an evaluation, stored), without a request: not
+  // audited, not remembered.
   GateDecision decide(const std::string& upstream, const std::string& repository, const std::optional<std::string>& tag,
-                      const registry::Digest& digest);
+                      const registry::Digest& digest) {
+    return decide(*policy_.get(), upstream, repository, tag, digest);
+  }
 
   std::uint64_t evaluations() const { return evaluations_; }
   std::uint64_t bypass_suspected() const { return bypass_suspected_; }
@@ -109,18 +112,23 @@ class Gate {
   std::optional<policy::StoredVerdict> usable_verdict(const registry::Digest& digest, const policy::Policy& policy,
                                                       policy::TimePoint now);
   using Exceptions = std::shared_ptr<const std::vector<policy::Exception>>;
+  GateDecision decide(const policy::Policy& policy, const std::string& upstream, const std::string& repository,
+                      const std::optional<std::string>& tag, const registry::Digest& digest);
   GateDecision decide_locked(const policy::Policy& policy, const Exceptions& extra, const policy::Subject& subject,
                              policy::TimePoint now, int depth);
-  // The scope's vulnerability policy applied to the digest's report (if the scope
-  // has one): combined into `outcome`; queues unscanned digests as pending.
-  // Returns when the stored verdict made from it stops counting (report age, CVE
-  // exception expiry), and whether it is a hold (not to be stored).
+  // The scope's signals combined into `outcome`: its vulnerability policy applied to
+  // the digest's report (judge_report; queues unscanned digests as pending), then
+  // its signature and SBOM requirements (judge_signals). Returns when the stored
+  // verdict made from them stops counting (report age, CVE exception expiry, a
+  // negative finding's recheck), and whether it is a hold (not to be stored).
   struct Judged {
     std::optional<std::int64_t> valid_until_ms;
     std::chrono::seconds hold_for{0};
   };
   Judged judge(const policy::Policy& policy, const policy::Subject& subject, const registry::Digest& digest,
                policy::Outcome& outcome, policy::TimePoint now);
+  Judged judge_report(const policy::Policy& policy, const policy::Scope& scope, const policy::Subject& subject,
+                      const registry::Digest& digest, policy::Outcome& outcome, policy::TimePoint now);
   // Run-time exceptions (LMDB), re-read only when the store's generation moved.
   Exceptions runtime_exceptions();
   GateDecision decide_blob(const GateRequest& request, const std::shared_ptr<const policy::Policy>& policy);

@@ -224,8 +224,7 @@ asio::awaitable<void> Mirror::dispatch(Exchange& x) {
     }
     case RouteKind::referrers: {
       std::string target = "/v2/" + x.repository + "/referrers/" + x.route.digest->str();
-      std::string key = "referrers\n" + x.upstream->config.settings.name + "\n" + x.repository + "\n" +
-                        x.route.digest->str();
+      std::string key = referrers_cache_key(x.upstream->config.settings.name, x.repository, *x.route.digest);
       if (x.route.artifact_type) {
         // artifactType is a media type: letters, digits and ./+- only are forwarded.
         std::string filtered;
@@ -431,12 +430,7 @@ void Mirror::remember_tag(Exchange& x, const registry::Tag& tag, const cache::Ta
 
 std::shared_ptr<const cache::ManifestRecord> Mirror::remember_manifest(const Digest& digest, cache::ManifestRecord record,
                                                                       const registry::ParsedManifest& parsed) {
-  std::vector<Digest> referenced;
-  for (auto& d : parsed.blobs) referenced.push_back(d.digest);
-  for (auto& d : parsed.children) referenced.push_back(d.digest);
-  // References first: a manifest in the cache always has its blobs known to the gate.
-  if (!referenced.empty()) meta_.add_references(digest, referenced);
-  meta_.put_manifest(digest, record);
+  cache::store_manifest(meta_, digest, record, parsed);
   auto shared = std::make_shared<const cache::ManifestRecord>(std::move(record));
   hot_.remember_manifest(digest, shared);
   return shared;

@@ -159,8 +159,9 @@ struct Signals::Lookup {
   std::vector<policy::PublicKey> keys;
   std::string unreachable;  // set when the upstream failed and the cache had nothing
 
-  std::string hex() const { return digest.str().substr(digest.str().find(':') + 1); }
-  std::string algorithm() const { return digest.str().substr(0, digest.str().find(':')); }
+  // "sha256-<hex>": cosign's tags for the digest's artifacts start with it, and it is
+  // the referrers API's fallback tag.
+  std::string tag_base() const { return std::string(digest.algorithm_name()) + "-" + std::string(digest.hex()); }
 
   enum class Found { yes, absent, unavailable };
 
@@ -198,11 +199,7 @@ struct Signals::Lookup {
     auto parsed = registry::parse_manifest(bytes, content_type);
     auto* manifest = std::get_if<registry::ParsedManifest>(&parsed);
     if (!manifest) return;  // kept out of the cache: the mirror could not serve it either
-    std::vector<Digest> referenced;
-    for (auto& b : manifest->blobs) referenced.push_back(b.digest);
-    for (auto& c : manifest->children) referenced.push_back(c.digest);
-    if (!referenced.empty()) self.meta_.add_references(d, referenced);
-    self.meta_.put_manifest(d, cache::ManifestRecord{manifest->media_type, bytes, now_ms()});
+    cache::store_manifest(self.meta_, d, cache::ManifestRecord{manifest->media_type, bytes, now_ms()}, *manifest);
   }
 
   // Manifest bytes by tag: the upstream when it answers (the tag record refreshed),
@@ -288,8 +285,7 @@ struct Signals::Lookup {
   // The referrers list: the API, else (404: not supported) its fallback tag. Cached
   // under the mirror's own key for referrers answers, for offline use.
   asio::awaitable<std::pair<Found, std::string>> referrers(std::string& where) {
-    const auto& name = upstream.settings().name;
-    std::string key = "referrers\n" + name + "\n" + repository + "\n" + digest.str();
+    std::string key = referrers_cache_key(upstream.settings().name, repository, digest);
     if (!self.offline_) {
       try {
         auto request = get("/v2/" + repository + "/referrers/" + digest.str(), "application/vnd.oci.image.index.v1+json");
@@ -320,7 +316,7 @@ struct Signals::Lookup {
       where = "the referrers API (cached)";
       co_return std::pair{Found::yes, cached->body};
     }
-    const std::string tag = algorithm() + "-" + hex();
+    const std::string tag = tag_base();
     where = "tag " + tag;
     auto found = co_await manifest_by_tag(tag);
     co_return found;
@@ -407,7 +403,7 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
   };
 
   if (want_signature) {
-    std::string tag = lookup.algorithm() + "-" + lookup.hex() + ".sig";
+    std::string tag = lookup.tag_base() + ".sig";
     looked.push_back("tag " + tag);
     auto [found, bytes] = co_await lookup.manifest_by_tag(tag);
     const std::string where = "tag " + tag;
@@ -474,7 +470,7 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
   }
   if (want_sbom && !sbom_found) {
     for (const char* suffix : {".sbom", ".att"}) {
-      std::string tag = lookup.algorithm() + "-" + lookup.hex() + suffix;
+      std::string tag = lookup.tag_base() + suffix;
       auto [found, bytes] = co_await lookup.manifest_by_tag(tag);
       if (found != Lookup::Found::yes) continue;
       auto artifact = policy::parse_artifact_manifest(bytes);
@@ -514,7 +510,7 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
     } else {
       record.sbom = "missing";
       record.sbom_detail = "no SBOM attached to " + digest + " (looked at the referrers and tags " +
-                           lookup.algorithm() + "-" + lookup.hex() + ".sbom and .att)";
+                           lookup.tag_base() + ".sbom and .att)";
       if (!lookup.unreachable.empty()) record.sbom_detail += "; the upstream could not be asked: " + lookup.unreachable;
     }
   }

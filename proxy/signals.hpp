@@ -10,6 +10,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -37,6 +38,13 @@ bool signals_current(const cache::SignalRecord& record, const policy::Policy& po
 std::optional<std::int64_t> judge_signals(cache::MetaStore& meta, const policy::Policy& policy,
                                           const policy::Scope& scope, const registry::Digest& digest,
                                           policy::Outcome& outcome, std::int64_t now_ms);
+
+// The key under which a referrers answer is cached (the mirror's referrers route and
+// the signal lookup share it, so either finds what the other stored).
+inline std::string referrers_cache_key(std::string_view upstream, std::string_view repository,
+                                       const registry::Digest& digest) {
+  return "referrers\n" + std::string(upstream) + "\n" + std::string(repository) + "\n" + digest.str();
+}
 
 class Signals {
  public:

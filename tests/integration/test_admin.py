@@ -511,6 +511,31 @@ class AdminApi(h.PullgateAlive, unittest.TestCase):
         self.assertEqual(times, sorted(times), "the kept files are not the newest, in order")
         self.assertTrue(pg.alive(), pg.stderr())
 
+    def test_06b_audit_lines_survive_a_kill(self):
+        # The writer thread hands what gathered to the kernel every 16 ms: a process
+        # killed outright loses at most its last moments' lines, never those of
+        # decisions made well before.
+        pg = h.GatedPullgate(self.work.path, [h.upstream_entry(self.registry)], self.policy)
+        pg.start()
+        self.addCleanup(pg.close)
+        path = self.manifest_path(self.rot_img)
+        conn = http.client.HTTPConnection(pg.host, pg.port, timeout=30)
+        self.addCleanup(conn.close)
+        made = 300
+        for _ in range(made):
+            conn.request("HEAD", path, headers={"Accept": h.ALL_MANIFEST_ACCEPT})
+            resp = conn.getresponse()
+            resp.read()
+            self.assertEqual(resp.status, 200)
+        time.sleep(0.5)  # far longer than the writer's 16 ms
+        pg.proc.kill()
+        pg.proc.wait()
+        with open(pg.audit_path, "rb") as f:
+            data = f.read()
+        self.assertTrue(data.endswith(b"\n"), "the file ends inside a line")
+        heads = [r for r in pg.audit_records() if r.get("method") == "HEAD" and r.get("digest") == self.rot_img.digest]
+        self.assertEqual(len(heads), made, "decisions made 0.5 s before the kill are missing from the audit log")
+
     # ---------------------------------------------------------------- 7. serve --policy
 
     def test_07_serve_policy_flag(self):

@@ -416,7 +416,7 @@ class Gate(h.PullgateAlive, unittest.TestCase):
 
         r = check({"pem_file": "release.pub"})  # relative to the policy file
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("ok", r.stdout)
+        self.assertTrue(r.stdout.startswith(policy + ": ok, version sha256:"), r.stdout)
         for entry, text in (({"pem_file": "missing.pub"}, "cannot read"),
                             ({"pem_file": "release.key"}, "public key"),
                             ({"pem_file": "policy.json"}, "keys.release.pem_file")):

@@ -139,6 +139,20 @@ class ScannerWorker(h.PullgateAlive, unittest.TestCase):
         self.assertEqual(doc["scanner"].lower(), "trivy", doc)
         return {k.upper(): v for k, v in doc["counts"].items()}
 
+    def scan_round(self, image, keep):
+        """One worker round with `image` pending and trivy reporting the `keep`
+        severities: the worker pulled it with the scanner credentials, logged it as
+        scanned, and filed a report that took it off the pending list. Returns the
+        report's counts by severity."""
+        self.make_pending(image)
+        r, lines, records = self.run_worker(FAKE_TRIVY_KEEP=keep)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_pulled_with_credentials(records, image)
+        self.assertEqual(self.worker_line(lines, image.digest)["msg"], "scanned", lines)
+        counts = self.report_counts(image.digest)
+        self.assertNotIn(image.digest, self.pending(), "still pending after the worker's report")
+        return counts
+
     # ---------------------------------------------------------------- tests
 
     def test_00_nothing_pending_is_a_clean_round(self):
@@ -148,17 +162,10 @@ class ScannerWorker(h.PullgateAlive, unittest.TestCase):
         self.assertEqual(records, [], "trivy ran with nothing pending")
 
     def test_01_clean_report_releases_the_image(self):
-        self.make_pending(self.clean)
-        r, lines, records = self.run_worker(FAKE_TRIVY_KEEP="MEDIUM,LOW")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assert_pulled_with_credentials(records, self.clean)
-        self.assertEqual(self.worker_line(lines, self.clean.digest)["msg"], "scanned", lines)
-
-        counts = self.report_counts(self.clean.digest)
+        counts = self.scan_round(self.clean, "MEDIUM,LOW")
         self.assertEqual(counts.get("MEDIUM"), 2, counts)
         self.assertEqual(counts.get("LOW"), 1, counts)
         self.assertEqual(counts.get("HIGH", 0) + counts.get("CRITICAL", 0), 0, counts)
-        self.assertNotIn(self.clean.digest, self.pending(), "still pending after the worker's report")
         # The audit log is written by its own thread: give it a moment.
         h.wait_until(lambda: any(a.get("digest") == self.clean.digest and a.get("source") == "scanner"
                                  for a in self.pg.audit_records()),
@@ -172,13 +179,7 @@ class ScannerWorker(h.PullgateAlive, unittest.TestCase):
         h.assert_dir_output(self, out_dir, self.clean)
 
     def test_02_critical_finding_keeps_the_image_denied(self):
-        self.make_pending(self.crit)
-        r, lines, records = self.run_worker(FAKE_TRIVY_KEEP="CRITICAL,MEDIUM,LOW")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assert_pulled_with_credentials(records, self.crit)
-        self.assertEqual(self.worker_line(lines, self.crit.digest)["msg"], "scanned", lines)
-        self.assertEqual(self.report_counts(self.crit.digest).get("CRITICAL"), 1)
-        self.assertNotIn(self.crit.digest, self.pending())
+        self.assertEqual(self.scan_round(self.crit, "CRITICAL,MEDIUM,LOW").get("CRITICAL"), 1)
 
         status, _, body = self.get("/v2/it/crit/manifests/v1")
         message = self.assert_denied(status, body, "GET it/crit:v1 with a CRITICAL finding", CRITICAL_ID)
