@@ -14,6 +14,16 @@ bool SingleFlight::Flight::done() const {
   return done_;
 }
 
+void SingleFlight::Flight::set_outcome(int outcome) {
+  std::lock_guard lock(mutex_);
+  outcome_ = outcome;
+}
+
+int SingleFlight::Flight::outcome() const {
+  std::lock_guard lock(mutex_);
+  return outcome_;
+}
+
 SingleFlight::Joined SingleFlight::join(const std::string& key) {
   std::lock_guard lock(mutex_);
   auto& flight = flights_[key];

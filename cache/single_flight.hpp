@@ -1,10 +1,10 @@
 #pragma once
 // One fetch per key at a time. The first to ask for a key leads: it fetches and then
 // finishes the flight; whoever asks meanwhile waits for that, then looks in the cache
-// (and fetches on its own only if the leader failed). Manifests use it, so that a
-// rollout pulling one new image on many nodes asks the upstream once, not once per
-// node (at Docker Hub every manifest GET counts against the rate limit). Blobs have
-// BlobFetches, which also streams to the waiters.
+// (and fetches on its own only if the leader failed). Manifests and tags use it, so
+// that a rollout pulling one new image on many nodes asks the upstream once, not
+// once per node (at Docker Hub every manifest GET counts against the rate limit).
+// Blobs have BlobFetches, which also streams to the waiters.
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -24,11 +24,16 @@ class SingleFlight {
   class Flight {
    public:
     bool done() const;
+    // What the leader found, for its waiters to act on without asking again; set
+    // before the flight ends (0 until then). What the numbers mean is the caller's.
+    void set_outcome(int outcome);
+    int outcome() const;
 
    private:
     friend class SingleFlight;
     mutable std::mutex mutex_;
     bool done_ = false;
+    int outcome_ = 0;
     std::vector<std::shared_ptr<asio::steady_timer>> waiters_;
   };
 

@@ -358,6 +358,36 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
     co_return std::nullopt;
   }
   x.cache = "miss";
+  // One upstream check of a tag at a time: pulls of a tag that is not cached, or
+  // whose TTL ran out, at the same moment (a rollout on many nodes) wait for the
+  // first one's answer instead of each asking the upstream.
+  enum : int { tag_failed = 0, tag_resolved = 1, tag_not_found = 2 };
+  const std::string flight_key = name + "\n" + x.repository + "\n" + tag.str();
+  auto joined = tag_flights_.join(flight_key);
+  if (!joined.leader) {
+    co_await cache::SingleFlight::wait(*joined.flight);
+    const int outcome = joined.flight->outcome();
+    if (outcome == tag_resolved) {
+      if (auto answered = meta_.get_tag(name, x.repository, tag.str())) co_return answered->digest;
+    } else if (outcome == tag_not_found) {
+      reply_upstream_failure(x, 404, ErrorCode::manifest_unknown);
+      co_return std::nullopt;
+    } else if (cached) {
+      // The upstream just failed the first one: stale is better than no pull, and
+      // better than a second wait for the same failure.
+      x.cache = "stale";
+      x.error = "upstream failed a concurrent check of this tag";
+      co_return cached->digest;
+    }
+    // Nothing to go on: this request asks the upstream itself (and says why, if it
+    // fails too).
+    joined = tag_flights_.join(flight_key);
+  }
+  std::optional<cache::FlightLeader> leading;
+  if (joined.leader) leading.emplace(tag_flights_, flight_key, joined.flight);
+  auto settle = [&](int outcome) {
+    if (leading) joined.flight->set_outcome(outcome);
+  };
   unsigned failed_status = 0;
   std::string retry_after;
   try {
@@ -373,6 +403,7 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
       auto header_digest = Digest::parse(std::string(response->headers()["Docker-Content-Digest"]));
       if (header_digest) {
         remember_tag(x, tag, cache::TagRecord{*header_digest, std::string(response->headers()[http::field::content_type]), now});
+        settle(tag_resolved);
         co_return header_digest;
       }
       // No digest header: take the bytes and hash them ourselves.
@@ -394,6 +425,7 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
         auto media = manifest.media_type;
         remember_manifest(d, cache::ManifestRecord{media, std::move(bytes), now}, manifest);
         remember_tag(x, tag, cache::TagRecord{d, media, now});
+        settle(tag_resolved);
         co_return d;
       }
       failed_status = full->status();
@@ -404,6 +436,7 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
     }
     if (failed_status == 404) {
       // An answer, not a failure: the upstream says the tag does not exist.
+      settle(tag_not_found);
       reply_upstream_failure(x, 404, ErrorCode::manifest_unknown);
       co_return std::nullopt;
     }

@@ -98,6 +98,7 @@ class Mirror final : public Handler {
   PolicyHolder& policy_;
   cache::HotCache hot_{32 * 1024 * 1024};
   cache::SingleFlight manifest_flights_;
+  cache::SingleFlight tag_flights_;  // upstream checks of a tag, by upstream, repository and tag
   Signals signals_;
 };
 

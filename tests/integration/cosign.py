@@ -382,8 +382,10 @@ class ReferrersFront:
 
     def __init__(self, registry):
         self.registry = registry
-        self.manifest_delay = 0.0  # seconds each passed-through manifest GET waits (to make requests overlap)
+        self.manifest_delay = 0.0  # seconds each manifest GET and HEAD waits (to make requests overlap)
         self.manifest_gets = []    # paths of the manifest GETs passed through
+        self.manifest_heads = []   # paths of the manifest HEADs passed through
+        self.manifest_status = None  # when set, manifest GETs and HEADs get this status instead (after the delay)
         self.referrers = {}   # (repo, digest) -> [Artifact descriptor dicts]
         self.referrers_requests = []
         self._lock = threading.Lock()
@@ -469,10 +471,19 @@ class ReferrersFront:
             def _proxy(self):
                 if self._referrers():
                     return
-                if self.command == "GET" and "/manifests/" in self.path:
+                if self.command in ("GET", "HEAD") and "/manifests/" in self.path:
                     with front._lock:
-                        front.manifest_gets.append(self.path)
+                        (front.manifest_gets if self.command == "GET" else front.manifest_heads).append(self.path)
                     time.sleep(front.manifest_delay)
+                    if front.manifest_status is not None:
+                        message = b"manifest answers switched off by the test"
+                        self.send_response(front.manifest_status)
+                        self.send_header("Content-Type", "text/plain")
+                        self.send_header("Content-Length", str(len(message)))
+                        self.end_headers()
+                        if self.command == "GET":
+                            self.wfile.write(message)
+                        return
                 body = self._request_body()
                 conn = http.client.HTTPConnection(front.registry.host, front.registry.port, timeout=120)
                 try:

@@ -1,5 +1,6 @@
 """Blob serving: ranges (cold and warm), cold HEAD, single upstream fetch under
-concurrency, and manifests by digest served from cache."""
+concurrency, manifests by digest served from cache, and one upstream question per
+manifest or tag when many clients ask at once."""
 import hashlib
 import http.client
 import os
@@ -175,35 +176,95 @@ class Blobs(unittest.TestCase):
             self.assertEqual(body, other.manifest)
         self.assertEqual(self.registry.count(path), first)
 
-    def test_concurrent_cold_manifest_pulls_ask_the_upstream_once(self):
-        """Eight clients ask for a manifest nobody has pulled, at the same moment, through a
-        front that holds every manifest GET for half a second (so the requests overlap
-        for certain): pullgate asks the upstream once and all eight get the bytes."""
+    def slow_front(self, tag_ttl_s=300):
+        """A front that holds every manifest GET and HEAD for half a second (so that
+        concurrent requests overlap for certain), and a pullgate behind it."""
         front = cosign.ReferrersFront(self.registry).start()  # passes everything through to the registry
         self.addCleanup(front.close)
         front.manifest_delay = 0.5
-        pg = h.Pullgate(self.work.path, [{"name": front.address, "url": front.url, "default": True}]).start()
+        pg = h.Pullgate(self.work.path, [{"name": front.address, "url": front.url, "default": True,
+                                          "tag_ttl_s": tag_ttl_s}]).start()
         self.addCleanup(pg.close)
-        image = h.push_image(self.registry, h.build_image("it/rollout", "v1", [h.small_layer("rollout")]), tag=False)
-        path = "/v2/it/rollout/manifests/" + image.digest
-        accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
-        barrier = threading.Barrier(8)
-        results = []
+        return front, pg
 
-        def client():
+    @staticmethod
+    def at_once(requests):
+        """Runs the callables at the same moment; their results in order."""
+        barrier = threading.Barrier(len(requests))
+        results = [None] * len(requests)
+
+        def run(i):
             barrier.wait()
-            results.append(pg.request("GET", path, headers=accept))
-        threads = [threading.Thread(target=client) for _ in range(8)]
+            results[i] = requests[i]()
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
         for t in threads:
             t.start()
         for t in threads:
             t.join(60)
-        self.assertEqual(len(results), 8)
-        for status, headers, body in results:
+        return results
+
+    def check_served(self, results, image, methods=None):
+        """Every result is the image's manifest (no body for a HEAD; methods: of each
+        request, GET when not given)."""
+        for (status, headers, body), method in zip(results, methods or ["GET"] * len(results)):
             self.assertEqual(status, 200, body[:300])
-            self.assertEqual(body, image.manifest)
+            self.assertEqual(body, image.manifest if method == "GET" else b"")
             self.assertEqual(h.header(headers, "Docker-Content-Digest"), image.digest)
+            self.assertEqual(int(h.header(headers, "Content-Length")), len(image.manifest))
+
+    def test_concurrent_cold_manifest_pulls_ask_the_upstream_once(self):
+        """Eight clients ask for a manifest nobody has pulled, at the same moment:
+        pullgate asks the upstream once and all eight get the bytes."""
+        front, pg = self.slow_front()
+        image = h.push_image(self.registry, h.build_image("it/rollout", "v1", [h.small_layer("rollout")]), tag=False)
+        path = "/v2/it/rollout/manifests/" + image.digest
+        accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
+        results = self.at_once([lambda: pg.request("GET", path, headers=accept)] * 8)
+        self.check_served(results, image)
         self.assertEqual(front.manifest_gets.count(path), 1, front.manifest_gets)
+
+    def test_concurrent_pulls_of_a_tag_ask_the_upstream_once(self):
+        """Eight clients resolve a tag nobody has pulled, at the same moment, four with
+        HEAD (containerd) and four with GET (skopeo): one HEAD of the tag goes upstream
+        and all eight get its digest."""
+        front, pg = self.slow_front()
+        image = h.push_image(self.registry, h.build_image("it/rollout-tag", "v1", [h.small_layer("rollout-tag")]))
+        path = "/v2/it/rollout-tag/manifests/v1"
+        accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
+        methods = ["HEAD", "GET"] * 4
+        results = self.at_once([lambda m=m: pg.request(m, path, headers=accept) for m in methods])
+        self.check_served(results, image, methods)
+        self.assertEqual(front.manifest_heads.count(path), 1, front.manifest_heads)
+        self.assertEqual(front.manifest_gets.count("/v2/it/rollout-tag/manifests/" + image.digest), 1,
+                         front.manifest_gets)
+
+    def test_concurrent_pulls_of_a_missing_tag_get_one_answer(self):
+        """Eight clients ask for a tag the upstream does not have: one HEAD goes upstream
+        and all eight get its answer, 404 MANIFEST_UNKNOWN."""
+        front, pg = self.slow_front()
+        path = "/v2/it/rollout-tag/manifests/no-such-tag"
+        accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
+        results = self.at_once([lambda: pg.request("GET", path, headers=accept)] * 8)
+        for status, _, body in results:
+            self.assertEqual(status, 404, body[:300])
+            self.assertEqual(h.oci_error(body)[0], "MANIFEST_UNKNOWN", body[:300])
+        self.assertEqual(front.manifest_heads.count(path), 1, front.manifest_heads)
+
+    def test_concurrent_rechecks_on_a_failing_upstream_serve_the_cached_tag(self):
+        """A tag re-checked on every pull (tag_ttl_s 0) while the upstream fails its
+        manifest requests (503): eight pulls at once ask the upstream once, and all
+        eight get the digest pulled before, without waiting for a second failure."""
+        front, pg = self.slow_front(tag_ttl_s=0)
+        image = h.push_image(self.registry, h.build_image("it/rollout-stale", "v1", [h.small_layer("stale")]))
+        path = "/v2/it/rollout-stale/manifests/v1"
+        accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
+        status, _, body = pg.request("GET", path, headers=accept)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(front.manifest_heads.count(path), 1)
+        front.manifest_status = 503
+        results = self.at_once([lambda: pg.request("GET", path, headers=accept)] * 8)
+        self.check_served(results, image)
+        self.assertEqual(front.manifest_heads.count(path), 2, front.manifest_heads)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-// SingleFlight: one leader per key, followers wake when it finishes, and the key is
-// free again afterwards.
+// SingleFlight: one leader per key, followers wake when it finishes and see what it
+// found, and the key is free again afterwards.
 #include "cache/single_flight.hpp"
 
 #include <gtest/gtest.h>
@@ -50,6 +50,7 @@ TEST(SingleFlight, WaitersWakeWhenTheLeaderFinishes) {
         ioc,
         [&woke, flight = follower.flight]() -> asio::awaitable<void> {
           co_await SingleFlight::wait(*flight);
+          EXPECT_EQ(flight->outcome(), 2);
           ++woke;
         },
         asio::detached);
@@ -61,7 +62,9 @@ TEST(SingleFlight, WaitersWakeWhenTheLeaderFinishes) {
         asio::steady_timer timer(ioc, std::chrono::milliseconds(20));
         co_await timer.async_wait(asio::use_awaitable);
         EXPECT_EQ(woke, 0);
+        EXPECT_EQ(leader.flight->outcome(), 0);
         FlightLeader done(flights, "m", leader.flight);
+        leader.flight->set_outcome(2);  // before the guard ends the flight
       },
       asio::detached);
   ioc.run();
