@@ -288,7 +288,25 @@ SharedDecision Gate::finish(GateDecision decision) {
   if (decision.bypass_suspected) fields.field("bypass_suspected", true);
   auto text = fields.finish();  // "{...}\n": keep what is between the braces
   decision.audit_fields = text.substr(1, text.size() - 3);
+  if (decision.decision != Decision::allow && decision.serve) {
+    // The reasons, joined, in a quoted-string (RFC 9111 section 5.5) with nothing to
+    // escape (quotes and backslashes become ') and no control character (a space).
+    std::string quoted;
+    for (auto& r : decision.reasons) {
+      if (!quoted.empty()) quoted += "; ";
+      for (char c : r) {
+        auto u = static_cast<unsigned char>(c);
+        quoted += (c == '"' || c == '\\') ? '\'' : (u < 0x20 || u == 0x7f) ? ' ' : c;
+      }
+    }
+    decision.warning = "299 pullgate \"" + quoted + "\"";
+  }
   return std::make_shared<const GateDecision>(std::move(decision));
+}
+
+bool Gate::remembers(const GateRequest& request) {
+  return memo_find(memo_table(), request, meta_.generation(), policy_.current(), std::chrono::system_clock::now()) !=
+         nullptr;
 }
 
 SharedDecision Gate::check_manifest(const GateRequest& request) {

@@ -78,6 +78,9 @@ struct GateDecision {
   // A hold: the digest awaits a scan and the scope says to wait this long for the
   // report before denying (the mirror waits; the decision is not remembered).
   std::chrono::seconds hold_for{0};
+  // A served decision other than allow: the value of the manifest response's
+  // Warning header (299 pullgate "<reasons>"), rendered once. Empty otherwise.
+  std::string warning;
   // The decision's audit fields, rendered once ("decision":..,"reasons":[..],...)
   // and reused while the decision is remembered.
   std::string audit_fields;
@@ -94,6 +97,11 @@ class Gate {
   // A scanner's pull (admin listener, scanner token): served past the gate, audited
   // with source "scanner" so the audit log shows every byte that left.
   SharedDecision pass_scanner(const GateRequest& request);
+
+  // Whether check_manifest would answer `request` from a decision it remembers (made
+  // within the second, nothing stored since, same policy): the signatures and SBOMs
+  // it was made with need no second look.
+  bool remembers(const GateRequest& request);
 
   // The decision for a manifest digest under the policy in force, as check_manifest
   // makes it (stored verdict, else an evaluation, stored), without a request: not

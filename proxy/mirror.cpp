@@ -288,8 +288,10 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   auto manifest = co_await manifest_bytes(x, *digest);
   if (!manifest) co_return;
   // Signatures and SBOMs the scope requires are looked up first (when not known yet);
-  // only policies that require them pay for the coroutine.
-  if (config_.gate_enabled && !x.context.scanner && policy_.needs_signals())
+  // only policies that require them pay for the coroutine, and only when the gate
+  // does not remember its decision for this request (made with them, moments ago).
+  if (config_.gate_enabled && !x.context.scanner && policy_.needs_signals() &&
+      !gate_.remembers(gate_request(x, "manifest", *digest)))
     co_await prepare_signals(x, *digest, *manifest);
   auto shared_decision = gate_check(x, "manifest", *digest);
   if (shared_decision->hold_for.count() > 0 && !x.head) {
@@ -324,13 +326,7 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   res.set(http::field::content_type, manifest->media_type);
   res.set("Docker-Content-Digest", digest->str());
   res.set(http::field::etag, etag_of(*digest));
-  if (decision.decision != policy::Decision::allow && decision.serve) {
-    std::string text;
-    for (auto& r : decision.reasons) text += (text.empty() ? "" : "; ") + r;
-    std::string quoted;
-    for (char c : text) quoted += (c == '"' || c == '\\') ? '\'' : c;
-    res.set(http::field::warning, "299 pullgate \"" + quoted + "\"");
-  }
+  if (!decision.warning.empty()) res.set(http::field::warning, decision.warning);
   res.content_length(manifest->bytes.size());
   if (!x.head) res.body() = manifest->bytes;
   co_await send(x, res);

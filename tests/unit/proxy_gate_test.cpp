@@ -1,6 +1,7 @@
 // The gate's per-thread decision memo: every decision is audited and counted, hit
 // or not; an entry answers only the request shape it was made for; a write to the
-// store (by any process) or a new policy ends it at once.
+// store (by any process) or a new policy ends it at once. And the Warning header a
+// served non-allow decision carries.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -45,9 +46,14 @@ class GateMemoTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
+  static GateRequest request(std::string_view repository, std::optional<std::string_view> tag,
+                             const registry::Digest& d, std::string_view method = "GET",
+                             std::string_view kind = "manifest") {
+    return GateRequest{kind, "a.io", repository, tag, d, "10.0.0.7:4242", "req-1", method};
+  }
   SharedDecision check(std::string_view repository, std::optional<std::string_view> tag, const registry::Digest& d,
                        std::string_view method = "GET", std::string_view kind = "manifest") {
-    GateRequest r{kind, "a.io", repository, tag, d, "10.0.0.7:4242", "req-1", method};
+    auto r = request(repository, tag, d, method, kind);
     return kind == "blob" ? gate_->check_blob(r) : gate_->check_manifest(r);
   }
 
@@ -107,10 +113,18 @@ TEST_F(GateMemoTest, DigestsThatShareTheirLastCharactersStayApart) {
 }
 
 TEST_F(GateMemoTest, AStoreWriteEndsTheEntryAtOnce) {
+  EXPECT_FALSE(gate_->remembers(request("it/app", "v1", digest('a'))));
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
+  // The first decision stored the digest's verdict, a write after the entry was
+  // made: the entry counts from the next decision on.
+  EXPECT_FALSE(gate_->remembers(request("it/app", "v1", digest('a'))));
+  EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
+  EXPECT_TRUE(gate_->remembers(request("it/app", "v1", digest('a'))));
+  EXPECT_FALSE(gate_->remembers(request("it/app", "v1", digest('a'), "HEAD")));  // its own request shape only
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
   // As `pullgate verdict set` does from another process: the store's generation moves.
   meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"hand-set"}, "", "ops", 1, std::nullopt});
+  EXPECT_FALSE(gate_->remembers(request("it/app", "v1", digest('a'))));
   auto d = check("it/app", "v1", digest('a'));
   EXPECT_FALSE(d->serve);
   EXPECT_EQ(d->source, "manual");
@@ -120,13 +134,17 @@ TEST_F(GateMemoTest, AStoreWriteEndsTheEntryAtOnce) {
 
 TEST_F(GateMemoTest, ANewPolicyEndsTheEntryAtOnce) {
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
+  EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
+  EXPECT_TRUE(gate_->remembers(request("it/app", "v1", digest('a'))));
   holder_.set(parsed(R"({"default": {"rules": [{"action": "deny", "repository": "it/app", "reason": "retired"}]}})"));
+  EXPECT_FALSE(gate_->remembers(request("it/app", "v1", digest('a'))));
   auto d = check("it/app", "v1", digest('a'));
   EXPECT_FALSE(d->serve);
   EXPECT_EQ(d->reasons.size(), 1u);
   auto lines = audit_lines();
-  ASSERT_EQ(lines.size(), 2u);
-  EXPECT_NE(lines[0]["policy_version"], lines[1]["policy_version"]);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["policy_version"], lines[1]["policy_version"]);
+  EXPECT_NE(lines[1]["policy_version"], lines[2]["policy_version"]);
 }
 
 TEST_F(GateMemoTest, ABlobEntryIsNotAManifestEntry) {
@@ -136,6 +154,21 @@ TEST_F(GateMemoTest, ABlobEntryIsNotAManifestEntry) {
   auto blob = check("it/app", std::nullopt, digest('a'), "GET", "blob");
   EXPECT_FALSE(blob->serve);
   EXPECT_EQ(audit_lines().back()["kind"], "blob");
+}
+
+TEST_F(GateMemoTest, AServedWarningCarriesItsReasonsInOneQuotedString) {
+  // Reasons come from policy files, scanner reports and hand-set verdicts: quotes,
+  // backslashes and control characters must not end the quoted-string or the line.
+  meta_->put_verdict(digest('a'), cache::VerdictRecord{"warn", "manual", {"say \"no\" to C:\\temp", "a\r\nX-Evil: 1"},
+                                                       "", "ops", 1, std::nullopt});
+  auto d = check("it/app", "v1", digest('a'));
+  EXPECT_TRUE(d->serve);
+  EXPECT_EQ(d->warning, "299 pullgate \"manual verdict: warn (say 'no' to C:'temp; a  X-Evil: 1)\"");
+  // Allowed, or refused: no Warning.
+  EXPECT_TRUE(check("it/other", "v1", digest('b'))->warning.empty());
+  auto refused = check("it/bad", "v1", digest('c'));
+  EXPECT_FALSE(refused->serve);
+  EXPECT_TRUE(refused->warning.empty());
 }
 
 }  // namespace
