@@ -1,24 +1,15 @@
 #include "proxy/explain.hpp"
 
-#include "policy/report.hpp"
-#include "policy/vulnerabilities.hpp"
-#include "proxy/signals.hpp"
-
 #include <chrono>
-#include <ctime>
 
+#include "proxy/decision.hpp"
 #include "registry/names.hpp"
 
 namespace pullgate::proxy {
 
 using nlohmann::json;
-using policy::Decision;
-using policy::Source;
 
 namespace {
-
-constexpr std::size_t parent_limit_manifest = 32;  // as Gate::decide_locked
-constexpr std::size_t parent_limit_blob = 64;      // as Gate::check_blob
 
 std::int64_t to_ms(policy::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -26,132 +17,7 @@ std::int64_t to_ms(policy::TimePoint t) {
 
 using policy::format_ms;
 
-// What one decision step found; mirrors GateDecision plus the scope name.
-struct Found {
-  Decision decision = Decision::allow;
-  bool serve = true;
-  policy::Mode mode = policy::Mode::enforce;
-  std::string scope;
-  std::string source;
-  std::vector<std::string> reasons;
-  std::string exception_id;
-};
-
-bool allows(const Found& f) { return f.serve && f.decision != Decision::deny; }
-
-// Whether the stored verdict still counts, and why not; the rule of
-// Gate::usable_verdict: manual ones until they expire, computed ones only under the
-// current policy version.
-struct Usable {
-  std::optional<policy::StoredVerdict> stored;
-  std::string why_not;  // empty when stored is set or there is no record
-};
-
-Usable usable_verdict(const std::optional<cache::VerdictRecord>& record, const policy::Policy& policy,
-                      policy::TimePoint now) {
-  if (!record) return {};
-  if (record->expires_at_ms && *record->expires_at_ms <= to_ms(now))
-    return {std::nullopt, "expired at " + format_ms(*record->expires_at_ms)};
-  auto decision = policy::parse_decision(record->decision);
-  auto source = policy::parse_source(record->source);
-  if (!decision || !source) return {std::nullopt, "unknown source \"" + record->source + "\""};
-  if (*source != Source::manual && record->policy_version != policy.version)
-    return {std::nullopt, "computed under policy " + record->policy_version + ", not the current " + policy.version};
-  policy::StoredVerdict stored;
-  stored.decision = *decision;
-  stored.source = *source;
-  stored.reasons = record->reasons;
-  if (record->expires_at_ms) stored.expires = policy::TimePoint(std::chrono::milliseconds(*record->expires_at_ms));
-  return {stored, ""};
-}
-
-struct Context {
-  cache::MetaStore& meta;
-  const policy::Policy& policy;
-  std::span<const policy::Exception> extra;
-  policy::TimePoint now;
-};
-
-// Gate::decide_locked without storing: the gate stores exactly what evaluate returns
-// here when there is no usable verdict, so the decision is the same.
-Found decide_manifest(Context& c, const policy::Subject& subject, int depth) {
-  auto digest = *registry::Digest::parse(subject.digest);
-  auto usable = usable_verdict(c.meta.get_verdict(digest), c.policy, c.now);
-  auto outcome = policy::evaluate(c.policy, subject, usable.stored, c.now, c.extra);
-  // As the gate: a scope with a vulnerability policy judges the digest's report
-  // when no stored verdict counts (explain queues nothing and waits for nothing).
-  const auto& scope = policy::scope_for(c.policy, subject.upstream, subject.repository);
-  if (!usable.stored && outcome.source != policy::Source::exception && outcome.source != policy::Source::manual &&
-      scope.vulnerabilities) {
-    std::optional<policy::ReportSummary> report;
-    if (auto record = c.meta.get_report(digest)) report = policy::decode_summary(record->summary_json);
-    if (auto judgement = policy::judge_report(c.policy, scope, report, c.now)) policy::combine(outcome, *judgement);
-  }
-  // And its signature and SBOM requirements, from what the mirror found when it
-  // last looked (explain itself never asks the upstream).
-  if (!usable.stored && outcome.source != policy::Source::exception && outcome.source != policy::Source::manual)
-    judge_signals(c.meta, c.policy, scope, digest, outcome, to_ms(c.now));
-  Found found{outcome.decision,
-              outcome.serve,
-              outcome.mode,
-              outcome.scope,
-              std::string(policy::to_string(outcome.source)),
-              outcome.reasons,
-              outcome.exception_id};
-  if (!allows(found) || depth > 0) return found;
-
-  // A denied index denies its children: refused when every index known to list it is denied.
-  auto parents = c.meta.referenced_by(digest, parent_limit_manifest);
-  if (parents.empty()) return found;
-  std::vector<std::string> parent_reasons;
-  for (auto& parent : parents) {
-    policy::Subject parent_subject{subject.upstream, subject.repository, std::nullopt, parent.str()};
-    auto parent_found = decide_manifest(c, parent_subject, depth + 1);
-    if (allows(parent_found)) return found;
-    for (auto& r : parent_found.reasons) parent_reasons.push_back("index " + parent.str() + ": " + r);
-  }
-  found.decision = Decision::deny;
-  found.serve = found.mode != policy::Mode::enforce;
-  found.source = "index";
-  found.reasons = std::move(parent_reasons);
-  found.exception_id.clear();
-  return found;
-}
-
-// Gate::check_blob: served when one manifest that references it is served.
-Found decide_blob(Context& c, const std::string& upstream, const std::string& repository,
-                  const std::vector<registry::Digest>& parents, const registry::Digest& digest) {
-  const auto& scope = policy::scope_for(c.policy, upstream, repository);
-  Found found;
-  found.mode = scope.mode;
-  found.scope = scope.name;
-  found.source = "manifest";
-  if (parents.empty()) {
-    found.decision = Decision::deny;
-    found.serve = scope.mode != policy::Mode::enforce;
-    found.reasons.push_back("blob " + digest.str() +
-                            " belongs to no manifest this mirror has seen; pull the image by its tag or manifest "
-                            "digest first");
-    return found;
-  }
-  std::vector<std::string> denials;
-  for (auto& parent : parents) {
-    auto parent_found = decide_manifest(c, policy::Subject{upstream, repository, std::nullopt, parent.str()}, 0);
-    if (allows(parent_found)) {
-      found.decision = parent_found.decision;
-      found.reasons = {"referenced by manifest " + parent.str() + ", which is served"};
-      found.serve = true;
-      return found;
-    }
-    for (auto& r : parent_found.reasons) denials.push_back("manifest " + parent.str() + ": " + r);
-  }
-  found.decision = Decision::deny;
-  found.serve = scope.mode != policy::Mode::enforce;
-  found.reasons = std::move(denials);
-  return found;
-}
-
-json exception_json(const Context& c, const std::string& id) {
+json exception_json(const DecisionContext& c, const std::string& id) {
   if (id.empty()) return nullptr;
   auto describe = [](const policy::Exception& e, const char* origin) {
     json j = {{"id", e.id},     {"origin", origin}, {"digest", e.digest}, {"repository", e.repository},
@@ -167,7 +33,7 @@ json exception_json(const Context& c, const std::string& id) {
   return json{{"id", id}};
 }
 
-json stored_json(const std::optional<cache::VerdictRecord>& record, const Usable& usable) {
+json stored_json(const std::optional<cache::VerdictRecord>& record, const UsableVerdict& usable) {
   if (!record) return nullptr;
   json j = {{"decision", record->decision},
             {"source", record->source},
@@ -271,7 +137,7 @@ std::vector<policy::Exception> to_policy_exceptions(const std::vector<cache::Exc
 
 json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<const policy::Exception> extra,
              const ExplainQuery& query, policy::TimePoint now) {
-  Context c{meta, policy, extra, now};
+  const DecisionContext c{meta, policy, extra, now, false, nullptr};  // looks only: stores nothing, queues nothing
   json out = {{"image", query.image}};
   const std::string where = query.upstream + "/" + query.repository;
 
@@ -298,7 +164,7 @@ json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<con
   const registry::Digest& digest = *resolved_digest;
 
   auto record = meta.get_verdict(digest);
-  auto parents = meta.referenced_by(digest, parent_limit_blob);
+  auto parents = meta.referenced_by(digest, blob_parent_limit);
   bool manifest = query.tag || meta.get_manifest(digest) || record;
   bool blob = !manifest && (meta.get_blob(digest) || !parents.empty());
   if (!manifest && !blob) {
@@ -306,8 +172,9 @@ json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<con
     return out;
   }
 
-  Found found = manifest ? decide_manifest(c, policy::Subject{query.upstream, query.repository, query.tag, digest.str()}, 0)
-                         : decide_blob(c, query.upstream, query.repository, parents, digest);
+  GateDecision found = manifest ? decide_manifest(c, policy::Subject{query.upstream, query.repository, query.tag,
+                                                                      digest.str()})
+                                : decide_blob(c, query.upstream, query.repository, parents, digest);
   auto usable = usable_verdict(record, policy, now);
 
   out["kind"] = manifest ? "manifest" : "blob";

@@ -1,8 +1,8 @@
 #pragma once
 // Explain: what the gate decides now for an image or a digest, and why, from the
 // LMDB environment alone (never contacts an upstream, stores nothing). Used by
-// `pullgate explain` and the admin API. It follows Gate::decide_locked and
-// Gate::check_blob step by step, so both give the same decision.
+// `pullgate explain` and the admin API. It takes the gate's own decision steps
+// (proxy/decision.hpp) without their effects, so both give the same decision.
 #include <optional>
 #include <span>
 #include <string>

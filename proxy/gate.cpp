@@ -3,12 +3,9 @@
 #include <chrono>
 #include <cstring>
 
-#include "policy/report.hpp"
-#include "policy/vulnerabilities.hpp"
 #include "proxy/explain.hpp"
 #include "proxy/json_line.hpp"
 #include "proxy/log.hpp"
-#include "proxy/signals.hpp"
 
 namespace pullgate::proxy {
 
@@ -16,24 +13,6 @@ using policy::Decision;
 using policy::Source;
 
 namespace {
-
-std::int64_t to_ms(policy::TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-GateDecision from_outcome(const policy::Outcome& o) {
-  GateDecision d;
-  d.serve = o.serve;
-  d.decision = o.decision;
-  d.mode = o.mode;
-  d.source = std::string(policy::to_string(o.source));
-  d.reasons = o.reasons;
-  d.policy_version = o.policy_version;
-  d.exception_id = o.exception_id;
-  return d;
-}
-
-bool allows(const GateDecision& d) { return d.serve && d.decision != Decision::deny; }
 
 // "10.0.0.5:41234" -> "10.0.0.5"; "[::1]:5" style is not produced by the server.
 std::string host_of(std::string_view client) { return std::string(client.substr(0, client.rfind(':'))); }
@@ -48,68 +27,6 @@ policy::Policy default_policy() {
   return std::move(*parsed.policy);
 }
 
-std::optional<policy::StoredVerdict> Gate::usable_verdict(const registry::Digest& digest, const policy::Policy& policy,
-                                                          policy::TimePoint now) {
-  auto record = meta_.get_verdict(digest);
-  if (!record) return std::nullopt;
-  if (record->expires_at_ms && *record->expires_at_ms <= to_ms(now)) return std::nullopt;
-  auto decision = policy::parse_decision(record->decision);
-  auto source = policy::parse_source(record->source);
-  if (!decision || !source) return std::nullopt;
-  // Computed verdicts count only under the policy they were computed with.
-  if (*source != Source::manual && record->policy_version != policy.version) return std::nullopt;
-  policy::StoredVerdict stored;
-  stored.decision = *decision;
-  stored.source = *source;
-  stored.reasons = record->reasons;
-  if (record->expires_at_ms)
-    stored.expires = policy::TimePoint(std::chrono::milliseconds(*record->expires_at_ms));
-  return stored;
-}
-
-Gate::Judged Gate::judge(const policy::Policy& policy, const policy::Subject& subject, const registry::Digest& digest,
-                         policy::Outcome& outcome, policy::TimePoint now) {
-  const auto& scope = policy::scope_for(policy, subject.upstream, subject.repository);
-  auto judged = judge_report(policy, scope, subject, digest, outcome, now);
-  // Signatures and SBOMs, as found by the mirror before it asked (proxy/signals.hpp).
-  if (auto until = judge_signals(meta_, policy, scope, digest, outcome, to_ms(now)))
-    if (!judged.valid_until_ms || *until < *judged.valid_until_ms) judged.valid_until_ms = until;
-  return judged;
-}
-
-Gate::Judged Gate::judge_report(const policy::Policy& policy, const policy::Scope& scope,
-                                const policy::Subject& subject, const registry::Digest& digest,
-                                policy::Outcome& outcome, policy::TimePoint now) {
-  Judged judged;
-  if (!scope.vulnerabilities || outcome.source == Source::manual) return judged;
-  std::optional<policy::ReportSummary> report;
-  if (auto record = meta_.get_report(digest)) report = policy::decode_summary(record->summary_json);
-  auto judgement = policy::judge_report(policy, scope, report, now);
-  if (!judgement) return judged;
-
-  if (judgement->unscanned) {
-    std::string reference = subject.upstream + "/" + subject.repository +
-                            (subject.tag ? ":" + *subject.tag : "@" + subject.digest);
-    meta_.add_pending(digest, reference, to_ms(now));
-    for (auto& r : judgement->reasons)
-      if (r.find("awaiting a scan") != std::string::npos) r += " (queued for scanners: GET /v1/pending)";
-  }
-  if (judgement->hold && scope.mode == policy::Mode::enforce && outcome.decision != Decision::deny)
-    judged.hold_for = judgement->hold_for;
-  policy::combine(outcome, *judgement);
-
-  // A verdict made from a report stops counting when the report gets too old, or
-  // when a CVE exception that set a finding aside expires.
-  if (report && report->scanned_at && !judgement->unscanned)
-    judged.valid_until_ms = to_ms(*report->scanned_at + scope.vulnerabilities->max_report_age);
-  if (!judgement->excepted.empty()) {
-    for (auto& exception : policy.cve_exceptions)
-      if (exception.expires > now && (!judged.valid_until_ms || to_ms(exception.expires) < *judged.valid_until_ms))
-        judged.valid_until_ms = to_ms(exception.expires);
-  }
-  return judged;
-}
-
 Gate::Exceptions Gate::runtime_exceptions() {
   auto generation = meta_.generation();
   std::lock_guard lock(exceptions_mutex_);
@@ -120,61 +37,19 @@ Gate::Exceptions Gate::runtime_exceptions() {
   return exceptions_;
 }
 
-GateDecision Gate::decide_locked(const policy::Policy& policy, const Exceptions& extra, const policy::Subject& subject,
-                                 policy::TimePoint now, int depth) {
-  auto digest = *registry::Digest::parse(subject.digest);
-  auto stored = usable_verdict(digest, policy, now);
-  auto outcome = policy::evaluate(policy, subject, stored, now, *extra);
-  Judged judged;
-  if (!stored && outcome.source != Source::exception) {
-    judged = judge(policy, subject, digest, outcome, now);
-  }
-  if (judged.hold_for.count() > 0) {
-    auto decision = from_outcome(outcome);
-    decision.hold_for = judged.hold_for;
-    return decision;
-  }
-  if (!stored && outcome.source != Source::exception) {
-    // First decision for this digest under this policy: store it, so that pulls by
-    // digest, child manifests and blobs follow it.
-    ++evaluations_;
-    metrics_.gate_evaluations.inc();
-    cache::VerdictRecord record;
-    record.decision = std::string(policy::to_string(outcome.decision));
-    record.source = std::string(policy::to_string(outcome.source));
-    record.reasons = outcome.reasons;
-    record.policy_version = policy.version;
-    record.evaluated_at_ms = to_ms(now);
-    record.expires_at_ms = judged.valid_until_ms;
-    meta_.put_verdict(digest, record);
-  }
-  auto decision = from_outcome(outcome);
-  if (!allows(decision) || depth > 0) return decision;
-
-  // A denied index denies its children: a child is refused when every index known
-  // to list it is denied.
-  auto parents = meta_.referenced_by(digest, 32);
-  if (parents.empty()) return decision;
-  std::vector<std::string> parent_reasons;
-  for (auto& parent : parents) {
-    policy::Subject parent_subject{subject.upstream, subject.repository, std::nullopt, parent.str()};
-    auto parent_decision = decide_locked(policy, extra, parent_subject, now, depth + 1);
-    if (allows(parent_decision)) return decision;
-    for (auto& r : parent_decision.reasons) parent_reasons.push_back("index " + parent.str() + ": " + r);
-  }
-  decision.decision = Decision::deny;
-  decision.serve = decision.mode != policy::Mode::enforce;
-  decision.source = "index";
-  decision.reasons = std::move(parent_reasons);
-  return decision;
+DecisionContext Gate::context(const policy::Policy& policy, const Exceptions& extra, policy::TimePoint now) {
+  return DecisionContext{meta_, policy, *extra, now, true, [this] {
+                           ++evaluations_;
+                           metrics_.gate_evaluations.inc();
+                         }};
 }
 
 GateDecision Gate::decide(const policy::Policy& policy, const std::string& upstream, const std::string& repository,
                           const std::optional<std::string>& tag, const registry::Digest& digest) {
   auto extra = runtime_exceptions();
   std::lock_guard lock(evaluate_mutex_);
-  return decide_locked(policy, extra, policy::Subject{upstream, repository, tag, digest.str()}, policy::Clock::now(),
-                       0);
+  return decide_manifest(context(policy, extra, policy::Clock::now()),
+                         policy::Subject{upstream, repository, tag, digest.str()});
 }
 
 namespace {
@@ -365,50 +240,24 @@ SharedDecision Gate::pass_scanner(const GateRequest& request) {
 }
 
 GateDecision Gate::decide_blob(const GateRequest& request, const std::shared_ptr<const policy::Policy>& policy) {
-  auto now = policy::Clock::now();
-  const auto& scope = policy::scope_for(*policy, request.upstream, request.repository);
-  GateDecision decision;
-  decision.mode = scope.mode;
-  decision.policy_version = policy->version;
-  decision.source = "manifest";
-  auto parents = meta_.referenced_by(request.digest, 64);
-  if (parents.empty()) {
-    decision.decision = Decision::deny;
-    decision.serve = scope.mode != policy::Mode::enforce;
-    decision.reasons.push_back("blob " + request.digest.str() +
-                               " belongs to no manifest this mirror has seen; pull the image by its tag or manifest "
-                               "digest first");
-    return decision;
-  }
-  std::vector<std::string> denials;
+  auto parents = meta_.referenced_by(request.digest, blob_parent_limit);
   auto extra = runtime_exceptions();
+  GateDecision decision;
   {
     std::lock_guard lock(evaluate_mutex_);
-    for (auto& parent : parents) {
-      policy::Subject subject{std::string(request.upstream), std::string(request.repository), std::nullopt,
-                              parent.str()};
-      auto parent_decision = decide_locked(*policy, extra, subject, now, 0);
-      if (allows(parent_decision)) {
-        decision.decision = parent_decision.decision;
-        decision.reasons = {"referenced by manifest " + parent.str() + ", which is served"};
-        decision.serve = true;
-        break;
-      }
-      for (auto& r : parent_decision.reasons) denials.push_back("manifest " + parent.str() + ": " + r);
-    }
+    decision = proxy::decide_blob(context(*policy, extra, policy::Clock::now()), request.upstream, request.repository,
+                                  parents, request.digest);
   }
-  if (decision.reasons.empty()) {
-    decision.decision = Decision::deny;
-    decision.serve = scope.mode != policy::Mode::enforce;
-    decision.reasons = std::move(denials);
-    if (request.via_ns && denied_lately(parents, host_of(request.client))) {
-      decision.bypass_suspected = true;
-      ++bypass_suspected_;
-      metrics_.gate_bypass_suspected.with({request.upstream}).inc();
-      decision.reasons.push_back("bypass suspected: this client was refused the manifest moments ago and now asks for "
-                                 "its blobs; it has probably taken the manifest from the upstream directly (close the "
-                                 "node's route to the upstream, see docs/clients.md)");
-    }
+  // Refused although manifests reference it: if this client was refused one of them
+  // moments ago and now asks through ?ns=, it took that manifest from the upstream.
+  if (!parents.empty() && decision.decision == Decision::deny && request.via_ns &&
+      denied_lately(parents, host_of(request.client))) {
+    decision.bypass_suspected = true;
+    ++bypass_suspected_;
+    metrics_.gate_bypass_suspected.with({request.upstream}).inc();
+    decision.reasons.push_back("bypass suspected: this client was refused the manifest moments ago and now asks for "
+                               "its blobs; it has probably taken the manifest from the upstream directly (close the "
+                               "node's route to the upstream, see docs/clients.md)");
   }
   return decision;
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cache/meta_store.hpp"
+#include "proxy/decision.hpp"
 #include "policy/policy.hpp"
 #include "proxy/audit_log.hpp"
 #include "proxy/metrics.hpp"
@@ -66,26 +67,6 @@ struct GateRequest {
   bool via_ns = false;  // containerd's mirror form (?ns=): the client has other hosts to try
 };
 
-struct GateDecision {
-  bool serve = true;
-  policy::Decision decision = policy::Decision::allow;
-  policy::Mode mode = policy::Mode::enforce;
-  std::string source;
-  std::vector<std::string> reasons;
-  std::string policy_version;
-  std::string exception_id;
-  bool bypass_suspected = false;
-  // A hold: the digest awaits a scan and the scope says to wait this long for the
-  // report before denying (the mirror waits; the decision is not remembered).
-  std::chrono::seconds hold_for{0};
-  // A served decision other than allow: the value of the manifest response's
-  // Warning header (299 pullgate "<reasons>"), rendered once. Empty otherwise.
-  std::string warning;
-  // The decision's audit fields, rendered once ("decision":..,"reasons":[..],...)
-  // and reused while the decision is remembered.
-  std::string audit_fields;
-};
-
 using SharedDecision = std::shared_ptr<const GateDecision>;
 
 class Gate {
@@ -115,28 +96,12 @@ class Gate {
   std::uint64_t bypass_suspected() const { return bypass_suspected_; }
 
  private:
-  // The stored verdict if it still counts: manual ones until they expire, computed
-  // ones only under the current policy version.
-  std::optional<policy::StoredVerdict> usable_verdict(const registry::Digest& digest, const policy::Policy& policy,
-                                                      policy::TimePoint now);
   using Exceptions = std::shared_ptr<const std::vector<policy::Exception>>;
   GateDecision decide(const policy::Policy& policy, const std::string& upstream, const std::string& repository,
                       const std::optional<std::string>& tag, const registry::Digest& digest);
-  GateDecision decide_locked(const policy::Policy& policy, const Exceptions& extra, const policy::Subject& subject,
-                             policy::TimePoint now, int depth);
-  // The scope's signals combined into `outcome`: its vulnerability policy applied to
-  // the digest's report (judge_report; queues unscanned digests as pending), then
-  // its signature and SBOM requirements (judge_signals). Returns when the stored
-  // verdict made from them stops counting (report age, CVE exception expiry, a
-  // negative finding's recheck), and whether it is a hold (not to be stored).
-  struct Judged {
-    std::optional<std::int64_t> valid_until_ms;
-    std::chrono::seconds hold_for{0};
-  };
-  Judged judge(const policy::Policy& policy, const policy::Subject& subject, const registry::Digest& digest,
-               policy::Outcome& outcome, policy::TimePoint now);
-  Judged judge_report(const policy::Policy& policy, const policy::Scope& scope, const policy::Subject& subject,
-                      const registry::Digest& digest, policy::Outcome& outcome, policy::TimePoint now);
+  // The decision steps (proxy/decision.hpp) as the gate takes them: storing first
+  // verdicts and counting them, queueing unscanned digests.
+  DecisionContext context(const policy::Policy& policy, const Exceptions& extra, policy::TimePoint now);
   // Run-time exceptions (LMDB), re-read only when the store's generation moved.
   Exceptions runtime_exceptions();
   GateDecision decide_blob(const GateRequest& request, const std::shared_ptr<const policy::Policy>& policy);

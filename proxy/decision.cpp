@@ -1,0 +1,188 @@
+#include "proxy/decision.hpp"
+
+#include "policy/report.hpp"
+#include "policy/vulnerabilities.hpp"
+#include "proxy/signals.hpp"
+
+namespace pullgate::proxy {
+
+using policy::Decision;
+using policy::Source;
+
+namespace {
+
+std::int64_t to_ms(policy::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+GateDecision from_outcome(const policy::Outcome& o) {
+  GateDecision d;
+  d.serve = o.serve;
+  d.decision = o.decision;
+  d.mode = o.mode;
+  d.scope = o.scope;
+  d.source = std::string(policy::to_string(o.source));
+  d.reasons = o.reasons;
+  d.policy_version = o.policy_version;
+  d.exception_id = o.exception_id;
+  return d;
+}
+
+// What the scope's signals add to an outcome: until when a verdict made from them
+// counts (report age, CVE exception expiry, a negative finding's recheck), and
+// whether it is a hold (not to be stored).
+struct Judged {
+  std::optional<std::int64_t> valid_until_ms;
+  std::chrono::seconds hold_for{0};
+};
+
+// The scope's vulnerability policy on the digest's report.
+Judged judge_report(const DecisionContext& c, const policy::Scope& scope, const policy::Subject& subject,
+                    const registry::Digest& digest, policy::Outcome& outcome) {
+  Judged judged;
+  if (!scope.vulnerabilities || outcome.source == Source::manual) return judged;
+  std::optional<policy::ReportSummary> report;
+  if (auto record = c.meta.get_report(digest)) report = policy::decode_summary(record->summary_json);
+  auto judgement = policy::judge_report(c.policy, scope, report, c.now);
+  if (!judgement) return judged;
+
+  if (judgement->unscanned && c.store) {
+    std::string reference = subject.upstream + "/" + subject.repository +
+                            (subject.tag ? ":" + *subject.tag : "@" + subject.digest);
+    c.meta.add_pending(digest, reference, to_ms(c.now));
+    for (auto& r : judgement->reasons)
+      if (r.find("awaiting a scan") != std::string::npos) r += " (queued for scanners: GET /v1/pending)";
+  }
+  if (judgement->hold && scope.mode == policy::Mode::enforce && outcome.decision != Decision::deny)
+    judged.hold_for = judgement->hold_for;
+  policy::combine(outcome, *judgement);
+
+  // A verdict made from a report stops counting when the report gets too old, or
+  // when a CVE exception that set a finding aside expires.
+  if (report && report->scanned_at && !judgement->unscanned)
+    judged.valid_until_ms = to_ms(*report->scanned_at + scope.vulnerabilities->max_report_age);
+  if (!judgement->excepted.empty()) {
+    for (auto& exception : c.policy.cve_exceptions)
+      if (exception.expires > c.now && (!judged.valid_until_ms || to_ms(exception.expires) < *judged.valid_until_ms))
+        judged.valid_until_ms = to_ms(exception.expires);
+  }
+  return judged;
+}
+
+// The report, then signatures and SBOMs as the mirror found them before it asked
+// (proxy/signals.hpp).
+Judged judge(const DecisionContext& c, const policy::Subject& subject, const registry::Digest& digest,
+             policy::Outcome& outcome) {
+  const auto& scope = policy::scope_for(c.policy, subject.upstream, subject.repository);
+  auto judged = judge_report(c, scope, subject, digest, outcome);
+  if (auto until = judge_signals(c.meta, c.policy, scope, digest, outcome, to_ms(c.now)))
+    if (!judged.valid_until_ms || *until < *judged.valid_until_ms) judged.valid_until_ms = until;
+  return judged;
+}
+
+GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject& subject, int depth) {
+  auto digest = *registry::Digest::parse(subject.digest);
+  auto stored = usable_verdict(c.meta.get_verdict(digest), c.policy, c.now).stored;
+  auto outcome = policy::evaluate(c.policy, subject, stored, c.now, c.extra);
+  Judged judged;
+  if (!stored && outcome.source != Source::exception) judged = judge(c, subject, digest, outcome);
+  if (judged.hold_for.count() > 0) {
+    auto decision = from_outcome(outcome);
+    decision.hold_for = judged.hold_for;
+    return decision;
+  }
+  if (!stored && outcome.source != Source::exception && c.store) {
+    // First decision for this digest under this policy: store it, so that pulls by
+    // digest, child manifests and blobs follow it.
+    if (c.on_evaluation) c.on_evaluation();
+    cache::VerdictRecord record;
+    record.decision = std::string(policy::to_string(outcome.decision));
+    record.source = std::string(policy::to_string(outcome.source));
+    record.reasons = outcome.reasons;
+    record.policy_version = c.policy.version;
+    record.evaluated_at_ms = to_ms(c.now);
+    record.expires_at_ms = judged.valid_until_ms;
+    c.meta.put_verdict(digest, record);
+  }
+  auto decision = from_outcome(outcome);
+  if (!allows(decision) || depth > 0) return decision;
+
+  // A denied index denies its children: a child is refused when every index known
+  // to list it is refused.
+  auto parents = c.meta.referenced_by(digest, index_parent_limit);
+  if (parents.empty()) return decision;
+  std::vector<std::string> parent_reasons;
+  for (auto& parent : parents) {
+    policy::Subject parent_subject{subject.upstream, subject.repository, std::nullopt, parent.str()};
+    auto parent_decision = decide_manifest_at(c, parent_subject, depth + 1);
+    if (allows(parent_decision)) return decision;
+    for (auto& r : parent_decision.reasons) parent_reasons.push_back("index " + parent.str() + ": " + r);
+  }
+  decision.decision = Decision::deny;
+  decision.serve = decision.mode != policy::Mode::enforce;
+  decision.source = "index";
+  decision.reasons = std::move(parent_reasons);
+  decision.exception_id.clear();
+  return decision;
+}
+
+}  // namespace
+
+UsableVerdict usable_verdict(const std::optional<cache::VerdictRecord>& record, const policy::Policy& policy,
+                             policy::TimePoint now) {
+  if (!record) return {};
+  if (record->expires_at_ms && *record->expires_at_ms <= to_ms(now))
+    return {std::nullopt, "expired at " + policy::format_ms(*record->expires_at_ms)};
+  auto decision = policy::parse_decision(record->decision);
+  auto source = policy::parse_source(record->source);
+  if (!decision || !source) return {std::nullopt, "unknown source \"" + record->source + "\""};
+  // Computed verdicts count only under the policy they were computed with.
+  if (*source != Source::manual && record->policy_version != policy.version)
+    return {std::nullopt, "computed under policy " + record->policy_version + ", not the current " + policy.version};
+  policy::StoredVerdict stored;
+  stored.decision = *decision;
+  stored.source = *source;
+  stored.reasons = record->reasons;
+  if (record->expires_at_ms) stored.expires = policy::TimePoint(std::chrono::milliseconds(*record->expires_at_ms));
+  return {std::move(stored), ""};
+}
+
+GateDecision decide_manifest(const DecisionContext& c, const policy::Subject& subject) {
+  return decide_manifest_at(c, subject, 0);
+}
+
+GateDecision decide_blob(const DecisionContext& c, std::string_view upstream, std::string_view repository,
+                         const std::vector<registry::Digest>& parents, const registry::Digest& digest) {
+  const auto& scope = policy::scope_for(c.policy, upstream, repository);
+  GateDecision decision;
+  decision.mode = scope.mode;
+  decision.scope = scope.name;
+  decision.policy_version = c.policy.version;
+  decision.source = "manifest";
+  if (parents.empty()) {
+    decision.decision = Decision::deny;
+    decision.serve = scope.mode != policy::Mode::enforce;
+    decision.reasons.push_back("blob " + digest.str() +
+                               " belongs to no manifest this mirror has seen; pull the image by its tag or manifest "
+                               "digest first");
+    return decision;
+  }
+  std::vector<std::string> denials;
+  for (auto& parent : parents) {
+    policy::Subject subject{std::string(upstream), std::string(repository), std::nullopt, parent.str()};
+    auto parent_decision = decide_manifest_at(c, subject, 0);
+    if (allows(parent_decision)) {
+      decision.decision = parent_decision.decision;
+      decision.reasons = {"referenced by manifest " + parent.str() + ", which is served"};
+      decision.serve = true;
+      return decision;
+    }
+    for (auto& r : parent_decision.reasons) denials.push_back("manifest " + parent.str() + ": " + r);
+  }
+  decision.decision = Decision::deny;
+  decision.serve = scope.mode != policy::Mode::enforce;
+  decision.reasons = std::move(denials);
+  return decision;
+}
+
+}  // namespace pullgate::proxy

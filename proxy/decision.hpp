@@ -1,0 +1,81 @@
+#pragma once
+// The gate's decision steps, in one place for the two that take them: the gate,
+// which stores what it finds (a first verdict, an unscanned digest queued for
+// scanners), and explain, which only looks. Both take the same steps, so explain
+// says what the gate decides.
+//
+// A manifest: its stored verdict if it still counts (manual ones until they expire,
+// computed ones only under the current policy version); else the policy's
+// evaluation, then the scope's vulnerability policy on the digest's report and its
+// signature and SBOM requirements on what the mirror found. A denied index denies
+// its children: a child is refused when every index known to list it is refused.
+// A blob: served when one manifest this mirror has seen referencing it is served.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/meta_store.hpp"
+#include "policy/policy.hpp"
+
+namespace pullgate::proxy {
+
+struct GateDecision {
+  bool serve = true;
+  policy::Decision decision = policy::Decision::allow;
+  policy::Mode mode = policy::Mode::enforce;
+  std::string scope;  // the scope that decided
+  std::string source;
+  std::vector<std::string> reasons;
+  std::string policy_version;
+  std::string exception_id;
+  bool bypass_suspected = false;
+  // A hold: the digest awaits a scan and the scope says to wait this long for the
+  // report before denying (the mirror waits; the decision is not remembered).
+  std::chrono::seconds hold_for{0};
+  // A served decision other than allow: the value of the manifest response's
+  // Warning header (299 pullgate "<reasons>"), rendered once. Empty otherwise.
+  std::string warning;
+  // The decision's audit fields, rendered once ("decision":..,"reasons":[..],...)
+  // and reused while the decision is remembered.
+  std::string audit_fields;
+};
+
+inline bool allows(const GateDecision& d) { return d.serve && d.decision != policy::Decision::deny; }
+
+// How many manifests known to reference a digest are looked at.
+inline constexpr std::size_t index_parent_limit = 32;  // indexes listing a manifest
+inline constexpr std::size_t blob_parent_limit = 64;   // manifests referencing a blob
+
+struct DecisionContext {
+  cache::MetaStore& meta;
+  const policy::Policy& policy;
+  std::span<const policy::Exception> extra;  // run-time exceptions (LMDB)
+  policy::TimePoint now;
+  // The gate's side of a decision; explain leaves it off. When on, a first
+  // evaluation is stored as the digest's verdict (and `on_evaluation` called), and
+  // an unscanned digest is queued for scanners.
+  bool store = false;
+  std::function<void()> on_evaluation;
+};
+
+// The stored verdict if it still counts; else why not (empty when there is none).
+struct UsableVerdict {
+  std::optional<policy::StoredVerdict> stored;
+  std::string why_not;
+};
+UsableVerdict usable_verdict(const std::optional<cache::VerdictRecord>& record, const policy::Policy& policy,
+                             policy::TimePoint now);
+
+GateDecision decide_manifest(const DecisionContext& c, const policy::Subject& subject);
+// `parents`: the manifests known to reference the blob (meta.referenced_by, at most
+// blob_parent_limit).
+GateDecision decide_blob(const DecisionContext& c, std::string_view upstream, std::string_view repository,
+                         const std::vector<registry::Digest>& parents, const registry::Digest& digest);
+
+}  // namespace pullgate::proxy
