@@ -276,8 +276,10 @@ TEST_F(ExplainTest, SameDecisionAsTheGate) {
                 "rules": [{"action": "deny", "reason": "legacy"}]},
                {"name": "strict", "repository": "prod/**", "unknown": "deny"}],
     "default": {"rules": [{"action": "deny", "repository": "it/bad", "reason": "CVE"},
+                          {"action": "deny", "repository": "it/kid", "reason": "retired"},
                           {"action": "warn", "tag": "latest", "reason": "pin a version"}]},
-    "exceptions": [{"id": "P-1", "repository": "it/excused", "expires": "2200-01-01T00:00:00Z"}]})");
+    "exceptions": [{"id": "P-1", "repository": "it/excused", "expires": "2200-01-01T00:00:00Z"},
+                   {"id": "P-2", "digest": "sha256:)" + std::string(64, '7') + R"(", "expires": "2200-01-01T00:00:00Z"}]})");
   PolicyHolder holder(policy);
   AuditLog audit(dir_ / "audit.log", 1 << 20, 2);
   PullgateMetrics metrics;
@@ -304,8 +306,24 @@ TEST_F(ExplainTest, SameDecisionAsTheGate) {
       EXPECT_EQ(answer["reasons"], json(decided.reasons));
       EXPECT_EQ(answer["exception"].is_null() ? "" : answer["exception"]["id"].get<std::string>(),
                 decided.exception_id);
+      EXPECT_EQ(answer["scope"], decided.scope);
     }
   }
+
+  // A child excepted by digest, listed by a refused index: refused with the index's
+  // reasons, and no exception named (it did not decide).
+  cache_image("a.io", "it/kid", "v1", digest('9'));
+  meta_->add_references(digest('9'), {digest('7')});
+  meta_->put_manifest(digest('7'), cache::ManifestRecord{"application/vnd.oci.image.manifest.v1+json", "{}", 1});
+  auto answer = run(policy, "a.io/it/kid@" + digest('7').str());
+  auto decided = gate.decide("a.io", "it/kid", std::nullopt, digest('7'));
+  EXPECT_EQ(decided.decision, policy::Decision::deny);
+  EXPECT_EQ(decided.source, "index");
+  EXPECT_EQ(decided.exception_id, "");
+  EXPECT_EQ(answer["decision"], "deny");
+  EXPECT_EQ(answer["source"], "index");
+  EXPECT_TRUE(answer["exception"].is_null());
+  EXPECT_EQ(answer["reasons"], json(decided.reasons));
 }
 
 }  // namespace
