@@ -54,22 +54,19 @@ std::uint64_t BlobFill::sendable(std::uint64_t end) const {
 
 asio::awaitable<void> BlobFill::wait_for_change(const Status& seen) {
   auto executor = co_await asio::this_coro::executor;
-  auto timer = std::make_shared<asio::steady_timer>(executor, std::chrono::seconds(1));
+  std::shared_ptr<asio::steady_timer> timer;
   {
     std::lock_guard lock(mutex_);
     if (status_.state != seen.state || status_.written != seen.written) co_return;
-    waiters_.push_back(timer);
+    timer = waiters_.add(executor);
   }
-  // The notifier cancels the timer through this coroutine's executor (a strand or a
-  // single thread), so the cancel cannot run before the wait below has started.
   co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
 void BlobFill::notify_locked(std::unique_lock<std::mutex>& lock) {
-  auto waiters = std::move(waiters_);
-  waiters_.clear();
+  auto waiters = waiters_.take();
   lock.unlock();
-  for (auto& timer : waiters) asio::post(timer->get_executor(), [timer] { timer->cancel(); });
+  WakeList::wake(waiters);
 }
 
 void BlobFill::set_streaming(std::optional<std::uint64_t> size, FileHandle file) {

@@ -19,6 +19,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "cache/wake_list.hpp"
+
 #include "cache/blob_store.hpp"
 #include "cache/meta_store.hpp"
 #include "registry/digest.hpp"
@@ -74,7 +76,7 @@ class BlobFill {
   mutable std::mutex mutex_;
   Status status_;
   FileHandle file_;  // set once, before the state leaves `connecting`
-  std::vector<std::shared_ptr<asio::steady_timer>> waiters_;
+  WakeList waiters_;
 };
 
 class BlobFetches {

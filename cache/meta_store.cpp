@@ -172,6 +172,7 @@ std::string encode(const VerdictRecord& r) {
   j["set_by"] = r.set_by;
   j["evaluated_at_ms"] = r.evaluated_at_ms;
   j["expires_at_ms"] = r.expires_at_ms ? json(*r.expires_at_ms) : json(nullptr);
+  j["scope"] = r.scope;
   return dump(j, "verdict");
 }
 
@@ -202,8 +203,15 @@ std::optional<VerdictRecord> decode_verdict(std::string_view value) {
     if (!expires_it->is_number_integer()) return std::nullopt;
     expires = expires_it->get<std::int64_t>();
   }
+  // "scope" came later: a record without one was computed before verdicts were kept
+  // per scope, and counts in none (it is computed again).
+  std::string scope;
+  if (auto it = j->find("scope"); it != j->end()) {
+    if (!it->is_string()) return std::nullopt;
+    scope = it->get<std::string>();
+  }
   return VerdictRecord{std::move(*decision), std::move(*source), std::move(reasons), std::move(*policy_version),
-                       std::move(*set_by),   *evaluated,         expires};
+                       std::move(*set_by),   *evaluated,         expires,           std::move(scope)};
 }
 
 // Refused on write and read as absent: an exception that names neither a digest

@@ -53,6 +53,10 @@ struct VerdictRecord {
   std::string set_by;                 // who set it (manual verdicts)
   std::int64_t evaluated_at_ms = 0;
   std::optional<std::int64_t> expires_at_ms;  // none: does not expire
+  // The policy scope a computed verdict was evaluated in ("" for manual ones): it
+  // counts only there. Another scope (other rules, other signal requirements) decides
+  // for itself.
+  std::string scope;
 };
 
 // An exception added at run time (CLI, admin API): applies like one written in the

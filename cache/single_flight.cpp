@@ -38,15 +38,13 @@ void SingleFlight::finish(const std::string& key, const std::shared_ptr<Flight>&
     auto it = flights_.find(key);
     if (it != flights_.end() && it->second == flight) flights_.erase(it);
   }
-  std::vector<std::shared_ptr<asio::steady_timer>> waiters;
+  WakeList::Timers waiters;
   {
     std::lock_guard lock(flight->mutex_);
     flight->done_ = true;
-    waiters.swap(flight->waiters_);
+    waiters = flight->waiters_.take();
   }
-  // Cancelled through each waiter's own executor, so that the cancel cannot run
-  // before its wait has started.
-  for (auto& timer : waiters) asio::post(timer->get_executor(), [timer] { timer->cancel(); });
+  WakeList::wake(waiters);
 }
 
 asio::awaitable<void> SingleFlight::wait(Flight& flight) {
@@ -54,11 +52,11 @@ asio::awaitable<void> SingleFlight::wait(Flight& flight) {
   for (;;) {
     // A second at most per wait: the flight's state is looked at again even if a
     // wake-up were missed.
-    auto timer = std::make_shared<asio::steady_timer>(executor, std::chrono::seconds(1));
+    std::shared_ptr<asio::steady_timer> timer;
     {
       std::lock_guard lock(flight.mutex_);
       if (flight.done_) co_return;
-      flight.waiters_.push_back(timer);
+      timer = flight.waiters_.add(executor);
     }
     co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
   }

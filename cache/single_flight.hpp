@@ -15,6 +15,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "cache/wake_list.hpp"
+
 namespace pullgate::cache {
 
 namespace asio = boost::asio;
@@ -34,7 +36,7 @@ class SingleFlight {
     mutable std::mutex mutex_;
     bool done_ = false;
     int outcome_ = 0;
-    std::vector<std::shared_ptr<asio::steady_timer>> waiters_;
+    WakeList waiters_;
   };
 
   struct Joined {

@@ -70,6 +70,7 @@ json verdict_json(const registry::Digest& digest, const cache::VerdictRecord& v)
             {"reasons", v.reasons},       {"policy_version", v.policy_version}, {"set_by", v.set_by},
             {"evaluated_at_ms", v.evaluated_at_ms}};
   j["expires_at_ms"] = v.expires_at_ms ? json(*v.expires_at_ms) : json(nullptr);
+  j["scope"] = v.scope;
   return j;
 }
 

@@ -74,6 +74,7 @@ nlohmann::json verdict_json(const registry::Digest& digest, const cache::Verdict
                       {"source", v.source},           {"reasons", v.reasons},
                       {"policy_version", v.policy_version}, {"evaluated_at", format_ms(v.evaluated_at_ms)}};
   if (!v.set_by.empty()) j["set_by"] = v.set_by;
+  if (!v.scope.empty()) j["scope"] = v.scope;
   j["expires_at"] = v.expires_at_ms ? nlohmann::json(format_ms(*v.expires_at_ms)) : nlohmann::json(nullptr);
   return j;
 }

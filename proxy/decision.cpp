@@ -82,7 +82,9 @@ Judged judge(const DecisionContext& c, const policy::Subject& subject, const reg
 
 GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject& subject, int depth) {
   auto digest = *registry::Digest::parse(subject.digest);
-  auto stored = usable_verdict(c.meta.get_verdict(digest), c.policy, c.now).stored;
+  const auto& scope = policy::scope_for(c.policy, subject.upstream, subject.repository);
+  auto usable = usable_verdict(c.meta.get_verdict(digest), c.policy, scope.name, c.now);
+  const auto& stored = usable.stored;
   auto outcome = policy::evaluate(c.policy, subject, stored, c.now, c.extra);
   Judged judged;
   if (!stored && outcome.source != Source::exception) judged = judge(c, subject, digest, outcome);
@@ -91,9 +93,9 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
     decision.hold_for = judged.hold_for;
     return decision;
   }
-  if (!stored && outcome.source != Source::exception && c.store) {
+  if (!stored && outcome.source != Source::exception && c.store && !usable.other_scope) {
     // First decision for this digest under this policy: store it, so that pulls by
-    // digest, child manifests and blobs follow it.
+    // digest, child manifests and blobs in this scope follow it.
     if (c.on_evaluation) c.on_evaluation();
     cache::VerdictRecord record;
     record.decision = std::string(policy::to_string(outcome.decision));
@@ -102,6 +104,7 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
     record.policy_version = c.policy.version;
     record.evaluated_at_ms = to_ms(c.now);
     record.expires_at_ms = judged.valid_until_ms;
+    record.scope = scope.name;
     c.meta.put_verdict(digest, record);
   }
   auto decision = from_outcome(outcome);
@@ -129,7 +132,7 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
 }  // namespace
 
 UsableVerdict usable_verdict(const std::optional<cache::VerdictRecord>& record, const policy::Policy& policy,
-                             policy::TimePoint now) {
+                             std::string_view scope, policy::TimePoint now) {
   if (!record) return {};
   if (record->expires_at_ms && *record->expires_at_ms <= to_ms(now))
     return {std::nullopt, "expired at " + policy::format_ms(*record->expires_at_ms)};
@@ -139,6 +142,12 @@ UsableVerdict usable_verdict(const std::optional<cache::VerdictRecord>& record, 
   // Computed verdicts count only under the policy they were computed with.
   if (*source != Source::manual && record->policy_version != policy.version)
     return {std::nullopt, "computed under policy " + record->policy_version + ", not the current " + policy.version};
+  // A verdict computed in one scope says nothing about another: its rules, its
+  // `unknown` setting and its vulnerability, signature and SBOM requirements differ.
+  if (*source != Source::manual && record->scope != scope)
+    return {std::nullopt,
+            "computed in scope \"" + record->scope + "\", not in this request's scope \"" + std::string(scope) + "\"",
+            !record->scope.empty()};
   policy::StoredVerdict stored;
   stored.decision = *decision;
   stored.source = *source;

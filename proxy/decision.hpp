@@ -5,7 +5,8 @@
 // says what the gate decides.
 //
 // A manifest: its stored verdict if it still counts (manual ones until they expire,
-// computed ones only under the current policy version); else the policy's
+// computed ones only under the current policy version, in the scope they were
+// computed in); else the policy's
 // evaluation, then the scope's vulnerability policy on the digest's report and its
 // signature and SBOM requirements on what the mirror found. A denied index denies
 // its children: a child is refused when every index known to list it is refused.
@@ -64,13 +65,18 @@ struct DecisionContext {
   std::function<void()> on_evaluation;
 };
 
-// The stored verdict if it still counts; else why not (empty when there is none).
+// The stored verdict if it still counts for a subject in `scope`: manual ones
+// until they expire, computed ones only under the current policy version and in
+// the scope they were computed in. Else why not (empty when there is none).
 struct UsableVerdict {
   std::optional<policy::StoredVerdict> stored;
   std::string why_not;
+  // The record is current but belongs to another scope: it stays (that scope's
+  // decision), and this scope decides without storing.
+  bool other_scope = false;
 };
 UsableVerdict usable_verdict(const std::optional<cache::VerdictRecord>& record, const policy::Policy& policy,
-                             policy::TimePoint now);
+                             std::string_view scope, policy::TimePoint now);
 
 GateDecision decide_manifest(const DecisionContext& c, const policy::Subject& subject);
 // `parents`: the manifests known to reference the blob (meta.referenced_by, at most

@@ -39,6 +39,7 @@ json stored_json(const std::optional<cache::VerdictRecord>& record, const Usable
             {"source", record->source},
             {"reasons", record->reasons},
             {"policy_version", record->policy_version},
+            {"scope", record->scope},
             {"evaluated_at", format_ms(record->evaluated_at_ms)},
             {"counts", usable.stored.has_value()}};
   if (!record->set_by.empty()) j["set_by"] = record->set_by;
@@ -175,7 +176,7 @@ json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<con
   GateDecision found = manifest ? decide_manifest(c, policy::Subject{query.upstream, query.repository, query.tag,
                                                                       digest.str()})
                                 : decide_blob(c, query.upstream, query.repository, parents, digest);
-  auto usable = usable_verdict(record, policy, now);
+  auto usable = usable_verdict(record, policy, policy::scope_for(policy, query.upstream, query.repository).name, now);
 
   out["kind"] = manifest ? "manifest" : "blob";
   out["digest"] = digest.str();

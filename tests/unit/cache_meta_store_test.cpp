@@ -221,6 +221,23 @@ TEST_F(MetaStoreTest, CorruptRecordsAreAbsent) {
   EXPECT_EQ(store->get_manifest(digest('f'))->bytes, "{}");
 }
 
+TEST_F(MetaStoreTest, AVerdictWrittenBeforeScopesReadsWithNoScope) {
+  // Computed verdicts gained "scope" later; an older record still reads (and, with no
+  // scope, counts in none: the gate computes it again). A scope that is not a string
+  // makes a bad record.
+  MetaStore::open(dir_, map_size).reset();
+  const std::string old_record = R"({"v":1,"decision":"allow","source":"rule","reasons":["r"],"policy_version":"p",)"
+                                 R"("set_by":"","evaluated_at_ms":1,"expires_at_ms":null})";
+  write_raw("verdicts", digest('a').str(), old_record);
+  write_raw("verdicts", digest('b').str(), old_record.substr(0, old_record.size() - 1) + R"(,"scope":7})");
+  auto store = MetaStore::open(dir_, map_size);
+  auto read = store->get_verdict(digest('a'));
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->decision, "allow");
+  EXPECT_EQ(read->scope, "");
+  EXPECT_FALSE(store->get_verdict(digest('b')));
+}
+
 TEST_F(MetaStoreTest, NewerSchemaIsRefused) {
   MetaStore::open(dir_, map_size).reset();
   write_raw("meta", "schema_version", R"({"schema_version":2})");
@@ -381,7 +398,8 @@ TEST_F(MetaStoreTest, ConcurrentThreadsShareOneStore) {
 Digest sha512(char fill) { return Digest::parse("sha512:" + std::string(128, fill)).value(); }
 
 VerdictRecord verdict(std::string decision, std::string source = "rule") {
-  return VerdictRecord{std::move(decision), std::move(source), {"reason one"}, "policy-7", "", 1000, std::nullopt};
+  return VerdictRecord{std::move(decision), std::move(source), {"reason one"}, "policy-7", "", 1000, std::nullopt,
+                       "scope-a"};
 }
 
 std::vector<std::string> listed_digests(const std::vector<std::pair<Digest, VerdictRecord>>& listed) {
@@ -393,7 +411,7 @@ std::vector<std::string> listed_digests(const std::vector<std::pair<Digest, Verd
 TEST_F(MetaStoreTest, VerdictRoundTripAndOverwrite) {
   auto store = MetaStore::open(dir_, map_size);
   VerdictRecord record{"deny",  "manual", {"CVE-2024-0001 in openssl", "signé par personne", ""},
-                       "",      "alice",  1700000000123, 1800000000456};
+                       "",      "alice",  1700000000123, 1800000000456, ""};
   store->put_verdict(digest('a'), record);
   auto read = store->get_verdict(digest('a'));
   ASSERT_TRUE(read);
@@ -406,9 +424,10 @@ TEST_F(MetaStoreTest, VerdictRoundTripAndOverwrite) {
   EXPECT_EQ(read->expires_at_ms, std::optional<std::int64_t>(1800000000456));
 
   // Overwrite with a verdict that does not expire and has no reasons.
-  store->put_verdict(digest('a'), VerdictRecord{"allow", "report", {}, "policy-8", "", 5, std::nullopt});
+  store->put_verdict(digest('a'), VerdictRecord{"allow", "report", {}, "policy-8", "", 5, std::nullopt, "prod"});
   read = store->get_verdict(digest('a'));
   ASSERT_TRUE(read);
+  EXPECT_EQ(read->scope, "prod");
   EXPECT_EQ(read->decision, "allow");
   EXPECT_EQ(read->source, "report");
   EXPECT_TRUE(read->reasons.empty());
@@ -649,7 +668,7 @@ TEST_F(MetaStoreTest, VerdictWrittenByAnotherProcessIsSeen) {
     try {
       auto own = MetaStore::open(dir_, map_size);
       if (!own->get_verdict(digest('a'))) code = 2;
-      own->put_verdict(digest('b'), VerdictRecord{"deny", "manual", {"blocked by ops"}, "", "cli", 77, 88});
+      own->put_verdict(digest('b'), VerdictRecord{"deny", "manual", {"blocked by ops"}, "", "cli", 77, 88, ""});
       if (!own->remove_verdict(digest('a'))) code = 4;
       own->add_references(digest('b'), {digest('1')});
       own.reset();

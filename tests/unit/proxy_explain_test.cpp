@@ -212,7 +212,7 @@ TEST_F(ExplainTest, StoredVerdictsAndWhetherTheyCount) {
   cache_image("a.io", "it/app", "v1", digest('a'));
   auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now_.time_since_epoch()).count();
 
-  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"ops said no"}, "", "carol", now_ms, {}});
+  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"ops said no"}, "", "carol", now_ms, {}, ""});
   auto answer = run(policy, "a.io/it/app:v1");
   EXPECT_EQ(answer["decision"], "deny");
   EXPECT_EQ(answer["source"], "manual");
@@ -221,7 +221,7 @@ TEST_F(ExplainTest, StoredVerdictsAndWhetherTheyCount) {
   EXPECT_EQ(answer["reasons"], json::array({"manual verdict: deny (ops said no)"}));
 
   // An expired manual verdict does not count.
-  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"x"}, "", "carol", now_ms, now_ms - 1});
+  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"x"}, "", "carol", now_ms, now_ms - 1, ""});
   answer = run(policy, "a.io/it/app:v1");
   EXPECT_EQ(answer["decision"], "allow");
   EXPECT_EQ(answer["source"], "default");
@@ -229,14 +229,14 @@ TEST_F(ExplainTest, StoredVerdictsAndWhetherTheyCount) {
   EXPECT_NE(answer["stored_verdict"]["why_not"].get<std::string>().find("expired"), std::string::npos);
 
   // A computed verdict from another policy version does not count.
-  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "rule", {"old rule"}, "sha256:old", "", now_ms, {}});
+  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "rule", {"old rule"}, "sha256:old", "", now_ms, {}, "default"});
   answer = run(policy, "a.io/it/app:v1");
   EXPECT_EQ(answer["decision"], "allow");
   EXPECT_EQ(answer["stored_verdict"]["counts"], false);
   EXPECT_NE(answer["stored_verdict"]["why_not"].get<std::string>().find("sha256:old"), std::string::npos);
 
   // Under the current version it does.
-  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "rule", {"old rule"}, policy.version, "", now_ms, {}});
+  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "rule", {"old rule"}, policy.version, "", now_ms, {}, "default"});
   answer = run(policy, "a.io/it/app:v1");
   EXPECT_EQ(answer["decision"], "deny");
   EXPECT_EQ(answer["source"], "rule");
@@ -248,7 +248,7 @@ TEST_F(ExplainTest, ADeniedIndexDeniesItsChildAndSharedLayersFollowTheServedImag
   meta_->add_references(digest('1'), {digest('2')});  // the index lists a child
   auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now_.time_since_epoch()).count();
   // What the gate stored when the index was pulled by tag.
-  meta_->put_verdict(digest('1'), cache::VerdictRecord{"deny", "rule", {"rule 1 denies"}, policy.version, "", now_ms, {}});
+  meta_->put_verdict(digest('1'), cache::VerdictRecord{"deny", "rule", {"rule 1 denies"}, policy.version, "", now_ms, {}, "default"});
   meta_->put_manifest(digest('2'), cache::ManifestRecord{"application/vnd.oci.image.manifest.v1+json", "{}", 1});
   auto answer = run(policy, "a.io/it/multi@" + digest('2').str());
   EXPECT_EQ(answer["kind"], "manifest");

@@ -105,7 +105,7 @@ TEST_F(GateMemoTest, DigestsThatShareTheirLastCharactersStayApart) {
   // must still get their own decisions.
   auto good = *registry::Digest::parse("sha256:" + std::string(56, 'a') + std::string(8, 'f'));
   auto other = *registry::Digest::parse("sha256:" + std::string(56, 'b') + std::string(8, 'f'));
-  meta_->put_verdict(other, cache::VerdictRecord{"deny", "manual", {"hand-set"}, "", "ops", 1, std::nullopt});
+  meta_->put_verdict(other, cache::VerdictRecord{"deny", "manual", {"hand-set"}, "", "ops", 1, std::nullopt, ""});
   EXPECT_TRUE(check("it/app", "v1", good)->serve);
   EXPECT_FALSE(check("it/app", "v1", other)->serve);
   EXPECT_TRUE(check("it/app", "v1", good)->serve);
@@ -123,7 +123,7 @@ TEST_F(GateMemoTest, AStoreWriteEndsTheEntryAtOnce) {
   EXPECT_FALSE(gate_->remembers(request("it/app", "v1", digest('a'), "HEAD")));  // its own request shape only
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
   // As `pullgate verdict set` does from another process: the store's generation moves.
-  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"hand-set"}, "", "ops", 1, std::nullopt});
+  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"hand-set"}, "", "ops", 1, std::nullopt, ""});
   EXPECT_FALSE(gate_->remembers(request("it/app", "v1", digest('a'))));
   auto d = check("it/app", "v1", digest('a'));
   EXPECT_FALSE(d->serve);
@@ -147,6 +147,31 @@ TEST_F(GateMemoTest, ANewPolicyEndsTheEntryAtOnce) {
   EXPECT_NE(lines[1]["policy_version"], lines[2]["policy_version"]);
 }
 
+TEST_F(GateMemoTest, AVerdictComputedInOneScopeDoesNotDecideAnother) {
+  // One image in a lenient and a strict scope: the lenient scope's stored allow must
+  // not skip the strict scope's `unknown: deny` (or its report and signal checks).
+  holder_.set(parsed(R"({"scopes": [{"name": "dev", "repository": "dev/**", "unknown": "evaluate", "fallback": "allow"},
+                                    {"name": "prod", "repository": "prod/**", "unknown": "deny"}]})"));
+  EXPECT_TRUE(check("dev/app", "v1", digest('a'))->serve);
+  auto stored = meta_->get_verdict(digest('a'));
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->scope, "dev");
+  auto strict = check("prod/app", "v1", digest('a'));
+  EXPECT_FALSE(strict->serve);
+  EXPECT_EQ(strict->scope, "prod");
+  EXPECT_EQ(strict->source, "unknown");
+  // The strict scope decided without replacing the lenient scope's verdict, which
+  // still decides there.
+  EXPECT_EQ(meta_->get_verdict(digest('a'))->scope, "dev");
+  EXPECT_EQ(gate_->evaluations(), 1u);
+  EXPECT_TRUE(check("dev/app", "v1", digest('a'))->serve);
+  EXPECT_FALSE(check("prod/app", std::nullopt, digest('a'))->serve);
+  // A blob of the image, asked for in the strict scope, follows the strict decision.
+  meta_->add_references(digest('a'), {digest('b')});
+  EXPECT_FALSE(check("prod/app", std::nullopt, digest('b'), "GET", "blob")->serve);
+  EXPECT_TRUE(check("dev/app", std::nullopt, digest('b'), "GET", "blob")->serve);
+}
+
 TEST_F(GateMemoTest, ABlobEntryIsNotAManifestEntry) {
   // A manifest allowed by digest 'a', and a blob request for the same digest string:
   // the blob rule (known only from manifests seen) decides the blob, not the memo.
@@ -160,7 +185,7 @@ TEST_F(GateMemoTest, AServedWarningCarriesItsReasonsInOneQuotedString) {
   // Reasons come from policy files, scanner reports and hand-set verdicts: quotes,
   // backslashes and control characters must not end the quoted-string or the line.
   meta_->put_verdict(digest('a'), cache::VerdictRecord{"warn", "manual", {"say \"no\" to C:\\temp", "a\r\nX-Evil: 1"},
-                                                       "", "ops", 1, std::nullopt});
+                                                       "", "ops", 1, std::nullopt, ""});
   auto d = check("it/app", "v1", digest('a'));
   EXPECT_TRUE(d->serve);
   EXPECT_EQ(d->warning, "299 pullgate \"manual verdict: warn (say 'no' to C:'temp; a  X-Evil: 1)\"");
