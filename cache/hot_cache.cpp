@@ -55,6 +55,19 @@ void HotCache::remember_tag(std::string_view upstream, std::string_view reposito
   bytes_ += cost;
 }
 
+bool HotCache::seen(const Digest& digest, std::string_view upstream, std::string_view repository) const {
+  auto key = tag_key(digest.str(), upstream, repository);
+  std::lock_guard lock(mutex_);
+  return seen_.contains(key);
+}
+
+void HotCache::remember_seen(const Digest& digest, std::string_view upstream, std::string_view repository) {
+  auto key = tag_key(digest.str(), upstream, repository);
+  std::lock_guard lock(mutex_);
+  if (seen_.size() >= 100'000) seen_.clear();
+  seen_.insert(std::move(key));
+}
+
 bool HotCache::should_touch(const Digest& digest, std::int64_t now_ms) {
   constexpr std::int64_t interval_ms = 60'000;
   std::lock_guard lock(mutex_);

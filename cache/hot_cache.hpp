@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "cache/meta_store.hpp"
 
@@ -25,6 +26,12 @@ class HotCache {
   std::optional<TagRecord> tag(std::string_view upstream, std::string_view repository, std::string_view tag) const;
   void remember_tag(std::string_view upstream, std::string_view repository, std::string_view tag,
                     const TagRecord& record);
+
+  // Where manifests were seen (MetaStore::seen_in), as far as this process knows: the
+  // warm path asks on every manifest request. Bounded like should_touch (forgetting
+  // costs one LMDB read).
+  bool seen(const Digest& digest, std::string_view upstream, std::string_view repository) const;
+  void remember_seen(const Digest& digest, std::string_view upstream, std::string_view repository);
 
   // Whether a blob hit should update the blob's last access in LMDB: at most once a
   // minute per blob, so warm reads never touch the store. Records `now_ms` when true.
@@ -42,6 +49,7 @@ class HotCache {
   std::unordered_map<std::string, std::shared_ptr<const ManifestRecord>> manifests_;
   std::unordered_map<std::string, TagRecord> tags_;
   std::unordered_map<std::string, std::int64_t> touched_;  // digest → last touch (ms)
+  std::unordered_set<std::string> seen_;  // "<digest>\0<upstream>\0<repository>"
 };
 
 }  // namespace pullgate::cache

@@ -399,6 +399,19 @@ std::string reference_key(const Digest& referenced, const Digest& manifest) {
   return reference_prefix(referenced) + manifest.str();
 }
 
+// Where a manifest was seen: "<digest>\n<upstream>\n<repository>", empty value (a
+// long one hashed by storable_key: looked up exactly, never scanned).
+std::optional<std::string> seen_key(const Digest& manifest, std::string_view upstream, std::string_view repository) {
+  for (std::string_view part : {upstream, repository})
+    if (part.empty() || part.find('\n') != std::string_view::npos || part.find('\0') != std::string_view::npos)
+      return std::nullopt;
+  std::string key = manifest.str();
+  key.push_back('\n');
+  key.append(upstream).push_back('\n');
+  key.append(repository);
+  return key;
+}
+
 // The pending queue's order index: "<first_seen as 16 hex digits>\n<digest>" with
 // an empty value. The time is offset by 2^63 so that the byte order of the hex
 // is the numeric order, negative times included; the digest breaks ties.
@@ -443,7 +456,56 @@ class LmdbMetaStore final : public MetaStore {
     pending_order_ = txn.open_dbi("pending_order", MDB_CREATE);
     signals_ = txn.open_dbi("signals", MDB_CREATE);
     check_schema(txn);
+    // "seen" came last: a store written before it learns where its manifests were
+    // seen from its tag records (and the indexes they name); a manifest pulled only
+    // by digest is confirmed with the upstream on its next pull.
+    MDB_dbi seen = 0;
+    int rc = mdb_dbi_open(txn.get(), "seen", 0, &seen);
+    if (rc == MDB_NOTFOUND) {
+      seen_ = txn.open_dbi("seen", MDB_CREATE);
+      backfill_seen(txn);
+    } else {
+      lmdb::check(rc, "open database seen");
+      seen_ = seen;
+    }
     txn.commit();
+  }
+
+  void mark_seen(const Digest& manifest, std::string_view upstream, std::string_view repository) override {
+    auto key = seen_key(manifest, upstream, repository);
+    if (!key) throw std::invalid_argument("cannot record where a manifest was seen: bad upstream or repository name");
+    auto stored = storable_key(std::move(*key), max_key_);
+    {
+      auto txn = lmdb::Txn::read(env_.get());
+      if (txn.get(seen_, stored)) return;  // known: no write, the store's generation stays
+    }
+    put(seen_, stored, "", "mark manifest seen");
+  }
+
+  bool seen_in(const Digest& manifest, std::string_view upstream, std::string_view repository) override {
+    auto key = seen_key(manifest, upstream, repository);
+    if (!key) return false;
+    auto txn = lmdb::Txn::read(env_.get());
+    return txn.get(seen_, storable_key(std::move(*key), max_key_)).has_value();
+  }
+
+  std::vector<Digest> referenced_by_in(const Digest& digest, std::string_view upstream, std::string_view repository,
+                                       std::size_t limit) override {
+    std::vector<Digest> out;
+    if (limit == 0) return out;
+    const std::string prefix = reference_prefix(digest);
+    auto txn = lmdb::Txn::read(env_.get());
+    lmdb::Cursor cursor(txn, refs_);
+    std::size_t scanned = 0;
+    for (auto entry = cursor.seek(prefix); entry && entry->first.starts_with(prefix) && out.size() < limit &&
+                                           scanned < max_references_scanned;
+         entry = cursor.next(), ++scanned) {
+      auto manifest = Digest::parse(entry->first.substr(prefix.size()));
+      if (!manifest) continue;
+      auto key = seen_key(*manifest, upstream, repository);
+      if (key && txn.get(seen_, storable_key(std::move(*key), max_key_))) out.push_back(std::move(*manifest));
+    }
+    return out;
   }
 
   std::optional<TagRecord> get_tag(std::string_view upstream, std::string_view repository,
@@ -743,6 +805,43 @@ class LmdbMetaStore final : public MetaStore {
     txn.commit();
   }
 
+  // Each tag record names an upstream, a repository and the manifest it resolved
+  // to there; an index seen there has its child manifests there too.
+  void backfill_seen(lmdb::Txn& txn) {
+    std::unordered_map<std::string, std::vector<std::string>> children;  // index digest -> child digests
+    {
+      lmdb::Cursor refs(txn, refs_);
+      for (auto entry = refs.first(); entry; entry = refs.next()) {
+        auto separator = entry->first.find(reference_separator);
+        if (separator == std::string_view::npos) continue;
+        auto child = entry->first.substr(0, separator);
+        if (txn.get(manifests_, child))
+          children[std::string(entry->first.substr(separator + 1))].emplace_back(child);
+      }
+    }
+    std::vector<std::string> keys;
+    lmdb::Cursor tags(txn, tags_);
+    for (auto entry = tags.first(); entry; entry = tags.next()) {
+      auto key = entry->first;
+      if (key.empty() || key.front() == '\0') continue;  // a hashed key: the names are not in it
+      auto first = key.find('\0');
+      auto second = first == std::string_view::npos ? first : key.find('\0', first + 1);
+      if (second == std::string_view::npos) continue;
+      auto record = decode_tag(entry->second);
+      if (!record) continue;
+      auto upstream = key.substr(0, first);
+      auto repository = key.substr(first + 1, second - first - 1);
+      auto add = [&](const Digest& d) {
+        if (auto k = seen_key(d, upstream, repository)) keys.push_back(storable_key(std::move(*k), max_key_));
+      };
+      add(record->digest);
+      if (auto it = children.find(record->digest.str()); it != children.end())
+        for (auto& child : it->second)
+          if (auto d = Digest::parse(child)) add(*d);
+    }
+    for (auto& k : keys) txn.put(seen_, k, "", "backfill seen manifests");
+  }
+
   void check_schema(lmdb::Txn& txn) {
     auto value = txn.get(meta_, schema_key);
     if (!value) {
@@ -772,6 +871,7 @@ class LmdbMetaStore final : public MetaStore {
   MDB_dbi responses_ = 0;
   MDB_dbi verdicts_ = 0;
   MDB_dbi refs_ = 0;
+  MDB_dbi seen_ = 0;
   MDB_dbi exceptions_ = 0;
   MDB_dbi reports_ = 0;
   MDB_dbi pending_ = 0;

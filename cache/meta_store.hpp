@@ -156,6 +156,20 @@ class MetaStore {
   // `limit`, in digest order.
   virtual std::vector<Digest> referenced_by(const Digest& digest, std::size_t limit) = 0;
 
+  // Where the mirror has seen a manifest: the upstreams and repositories it came from
+  // (a tag there resolved to it, it was fetched there, or an index fetched there
+  // lists it). Manifests and blobs are cached by digest, for every repository; a
+  // repository's content is only what was seen in it, so that naming another
+  // repository (one the policy allows) never gets a refused image's bytes out of the
+  // cache. mark_seen writes only when the pair is new.
+  virtual void mark_seen(const Digest& manifest, std::string_view upstream, std::string_view repository) = 0;
+  virtual bool seen_in(const Digest& manifest, std::string_view upstream, std::string_view repository) = 0;
+  // referenced_by, only the manifests seen in (upstream, repository): at most `limit`
+  // of them, from at most max_references_scanned references.
+  virtual std::vector<Digest> referenced_by_in(const Digest& digest, std::string_view upstream,
+                                               std::string_view repository, std::size_t limit) = 0;
+  static constexpr std::size_t max_references_scanned = 4096;
+
   // Run-time exceptions by id. put_exception refuses (std::invalid_argument) an
   // empty id, an id LMDB cannot key, and a record with neither digest nor
   // repository (it would switch the gate off for a whole upstream).

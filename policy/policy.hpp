@@ -49,6 +49,12 @@ std::string format_time(TimePoint time);
 // Milliseconds since the epoch, in whole seconds ("2026-12-01T00:00:00Z"): how stored
 // records' times are shown by the CLI, the admin API and explain.
 std::string format_ms(std::int64_t ms_since_epoch);
+// A stored time (milliseconds since the epoch) as a TimePoint, clamped to what one
+// can hold (years 1678 to 2261): a record from far ahead must not wrap around into
+// the past (an expiry that far away is "never").
+TimePoint time_from_ms(std::int64_t ms_since_epoch);
+// The furthest ahead an expiry may be set from the CLI or the admin API.
+inline constexpr std::int64_t max_expiry_ms = 100LL * 365 * 86'400'000;
 
 // Shell-style glob: '*' matches any run of characters except '/', '**' any run
 // including '/', '?' one character other than '/'. Everything else is literal.

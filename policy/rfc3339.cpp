@@ -68,6 +68,8 @@ std::optional<TimePoint> parse_rfc3339(std::string_view text) {
   const auto second = digits(text, 17, 2);
   if (!hour || !minute || !second || !is_at(text, 13, ':') || !is_at(text, 16, ':')) return std::nullopt;
   if (*month < 1 || *month > 12 || *day < 1 || *day > days_in_month(*year, *month)) return std::nullopt;
+  // The whole years a TimePoint holds (it ends in April 2262), as documented.
+  if (*year < 1678 || *year > 2261) return std::nullopt;
   // 60 is a leap second; TimePoint has none, so it lands on the next minute's start.
   if (*hour > 23 || *minute > 59 || *second > 60) return std::nullopt;
 

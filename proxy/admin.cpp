@@ -338,8 +338,9 @@ AdminApi::Reply AdminApi::verdicts(const Request& request, const std::string& re
   record.set_by = by->empty() ? "admin-api" : *by;
   record.evaluated_at_ms = now_ms();
   if (auto it = body.find("expires_in_s"); it != body.end()) {
-    if (!it->is_number_integer() || it->get<std::int64_t>() <= 0)
-      return {400, error_json("expires_in_s must be a positive whole number").dump()};
+    if (!it->is_number_integer() || it->get<std::int64_t>() <= 0 ||
+        it->get<std::int64_t>() > policy::max_expiry_ms / 1000)
+      return {400, error_json("expires_in_s must be a whole number of seconds, more than 0, at most 100 years").dump()};
     record.expires_at_ms = record.evaluated_at_ms + it->get<std::int64_t>() * 1000;
   }
   meta_.put_verdict(*digest, record);
@@ -371,10 +372,11 @@ AdminApi::Reply AdminApi::exceptions(const Request& request, const std::string& 
   // expires_in_s is the API's shorthand; the rest is checked exactly as a policy
   // file's exception is.
   if (auto it = body.find("expires_in_s"); it != body.end()) {
-    if (!it->is_number_integer() || it->get<std::int64_t>() <= 0)
-      return {400, error_json("expires_in_s must be a positive whole number").dump()};
+    if (!it->is_number_integer() || it->get<std::int64_t>() <= 0 ||
+        it->get<std::int64_t>() > policy::max_expiry_ms / 1000)
+      return {400, error_json("expires_in_s must be a whole number of seconds, more than 0, at most 100 years").dump()};
     if (body.contains("expires")) return {400, error_json("give expires or expires_in_s, not both").dump()};
-    auto at = policy::TimePoint(std::chrono::milliseconds(now + it->get<std::int64_t>() * 1000));
+    auto at = policy::time_from_ms(now + it->get<std::int64_t>() * 1000);
     body.erase("expires_in_s");
     body["expires"] = policy::format_time(at);
   }

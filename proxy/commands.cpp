@@ -52,21 +52,25 @@ std::int64_t now_ms() {
 
 using policy::format_ms;
 
-// "30m", "12h", "7d", "90s" -> milliseconds.
+// "30m", "12h", "7d", "90s" -> milliseconds; positive and at most 100 years
+// (policy::max_expiry_ms), else nullopt.
 std::optional<std::int64_t> parse_duration(const std::string& text) {
   if (text.size() < 2 || text.size() > 12) return std::nullopt;
-  std::int64_t n = 0;
+  std::int64_t n = 0;  // at most 11 digits: no overflow here
   for (std::size_t i = 0; i + 1 < text.size(); ++i) {
     if (text[i] < '0' || text[i] > '9') return std::nullopt;
     n = n * 10 + (text[i] - '0');
   }
+  std::int64_t unit = 0;
   switch (text.back()) {
-    case 's': return n * 1000;
-    case 'm': return n * 60'000;
-    case 'h': return n * 3'600'000;
-    case 'd': return n * 86'400'000;
+    case 's': unit = 1000; break;
+    case 'm': unit = 60'000; break;
+    case 'h': unit = 3'600'000; break;
+    case 'd': unit = 86'400'000; break;
     default: return std::nullopt;
   }
+  if (n <= 0 || n > policy::max_expiry_ms / unit) return std::nullopt;
+  return n * unit;
 }
 
 nlohmann::json verdict_json(const registry::Digest& digest, const cache::VerdictRecord& v) {
@@ -425,7 +429,8 @@ int run_verdict_command(const std::vector<std::string>& all) {
     record.evaluated_at_ms = now_ms();
     if (!expires_in.empty()) {
       auto ms = parse_duration(expires_in);
-      if (!ms) return usage("--expires-in takes a duration such as 30m, 12h or 7d", "verdict");
+      if (!ms) return usage("--expires-in takes a duration such as 30m, 12h or 7d (more than 0, at most 100 years)",
+                            "verdict");
       record.expires_at_ms = record.evaluated_at_ms + *ms;
     }
     meta->put_verdict(*digest, record);
@@ -493,8 +498,10 @@ int run_exception_command(const std::vector<std::string>& all) {
     std::string expires;
     if (auto* in = cli.get("--expires-in")) {
       auto ms = parse_duration(*in);
-      if (!ms || *ms <= 0) return usage("--expires-in takes a duration such as 90s, 30m, 12h or 7d", "exception");
-      expires = audit_time(policy::TimePoint(std::chrono::milliseconds(record.created_at_ms + *ms)));
+      if (!ms)
+        return usage("--expires-in takes a duration such as 90s, 30m, 12h or 7d (more than 0, at most 100 years)",
+                     "exception");
+      expires = audit_time(policy::time_from_ms(record.created_at_ms + *ms));
     } else {
       expires = *cli.get("--expires");
     }

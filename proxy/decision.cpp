@@ -110,9 +110,9 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
   auto decision = from_outcome(outcome);
   if (!allows(decision) || depth > 0) return decision;
 
-  // A denied index denies its children: a child is refused when every index known
-  // to list it is refused.
-  auto parents = c.meta.referenced_by(digest, index_parent_limit);
+  // A denied index denies its children: a child is refused when every index seen in
+  // this repository listing it is refused.
+  auto parents = c.meta.referenced_by_in(digest, subject.upstream, subject.repository, index_parent_limit);
   if (parents.empty()) return decision;
   std::vector<std::string> parent_reasons;
   for (auto& parent : parents) {
@@ -152,7 +152,7 @@ UsableVerdict usable_verdict(const std::optional<cache::VerdictRecord>& record, 
   stored.decision = *decision;
   stored.source = *source;
   stored.reasons = record->reasons;
-  if (record->expires_at_ms) stored.expires = policy::TimePoint(std::chrono::milliseconds(*record->expires_at_ms));
+  if (record->expires_at_ms) stored.expires = policy::time_from_ms(*record->expires_at_ms);
   return {std::move(stored), ""};
 }
 
@@ -171,9 +171,9 @@ GateDecision decide_blob(const DecisionContext& c, std::string_view upstream, st
   if (parents.empty()) {
     decision.decision = Decision::deny;
     decision.serve = scope.mode != policy::Mode::enforce;
-    decision.reasons.push_back("blob " + digest.str() +
-                               " belongs to no manifest this mirror has seen; pull the image by its tag or manifest "
-                               "digest first");
+    decision.reasons.push_back("blob " + digest.str() + " belongs to no manifest this mirror has seen in " +
+                               std::string(upstream) + "/" + std::string(repository) +
+                               "; pull the image from this repository by its tag or manifest digest first");
     return decision;
   }
   std::vector<std::string> denials;

@@ -9,8 +9,9 @@
 // computed in); else the policy's
 // evaluation, then the scope's vulnerability policy on the digest's report and its
 // signature and SBOM requirements on what the mirror found. A denied index denies
-// its children: a child is refused when every index known to list it is refused.
-// A blob: served when one manifest this mirror has seen referencing it is served.
+// its children: a child is refused when every index listing it is refused. A blob:
+// served when one manifest referencing it is served. Only indexes and manifests seen
+// in the request's upstream and repository count (MetaStore::seen_in).
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -79,8 +80,8 @@ UsableVerdict usable_verdict(const std::optional<cache::VerdictRecord>& record, 
                              std::string_view scope, policy::TimePoint now);
 
 GateDecision decide_manifest(const DecisionContext& c, const policy::Subject& subject);
-// `parents`: the manifests known to reference the blob (meta.referenced_by, at most
-// blob_parent_limit).
+// `parents`: the manifests seen in (upstream, repository) that reference the blob
+// (meta.referenced_by_in, at most blob_parent_limit).
 GateDecision decide_blob(const DecisionContext& c, std::string_view upstream, std::string_view repository,
                          const std::vector<registry::Digest>& parents, const registry::Digest& digest);
 

@@ -130,7 +130,7 @@ std::vector<policy::Exception> to_policy_exceptions(const std::vector<cache::Exc
     e.upstream = r.upstream;
     e.reason = r.reason;
     e.who = r.who;
-    if (r.expires_at_ms) e.expires = policy::TimePoint(std::chrono::milliseconds(*r.expires_at_ms));
+    if (r.expires_at_ms) e.expires = policy::time_from_ms(*r.expires_at_ms);
     out.push_back(std::move(e));
   }
   return out;
@@ -165,9 +165,10 @@ json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<con
   const registry::Digest& digest = *resolved_digest;
 
   auto record = meta.get_verdict(digest);
-  auto parents = meta.referenced_by(digest, blob_parent_limit);
+  // What decides a blob: the manifests seen in this repository that reference it.
+  auto parents = meta.referenced_by_in(digest, query.upstream, query.repository, blob_parent_limit);
   bool manifest = query.tag || meta.get_manifest(digest) || record;
-  bool blob = !manifest && (meta.get_blob(digest) || !parents.empty());
+  bool blob = !manifest && (meta.get_blob(digest) || !meta.referenced_by(digest, 1).empty());
   if (!manifest && !blob) {
     out["error"] = "digest " + digest.str() + " is unknown to this mirror (no manifest, blob, verdict or reference)";
     return out;

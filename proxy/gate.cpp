@@ -240,7 +240,7 @@ SharedDecision Gate::pass_scanner(const GateRequest& request) {
 }
 
 GateDecision Gate::decide_blob(const GateRequest& request, const std::shared_ptr<const policy::Policy>& policy) {
-  auto parents = meta_.referenced_by(request.digest, blob_parent_limit);
+  auto parents = meta_.referenced_by_in(request.digest, request.upstream, request.repository, blob_parent_limit);
   auto extra = runtime_exceptions();
   GateDecision decision;
   {

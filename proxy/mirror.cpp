@@ -419,7 +419,7 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
         auto d = registry::digest_of(registry::DigestAlgorithm::sha256, bytes);
         const auto& manifest = std::get<registry::ParsedManifest>(parsed);
         auto media = manifest.media_type;
-        remember_manifest(d, cache::ManifestRecord{media, std::move(bytes), now}, manifest);
+        remember_manifest(x, d, cache::ManifestRecord{media, std::move(bytes), now}, manifest);
         remember_tag(x, tag, cache::TagRecord{d, media, now});
         settle(tag_resolved);
         co_return d;
@@ -453,16 +453,74 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
 }
 
 void Mirror::remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record) {
+  mark_seen(x, record.digest);  // the upstream says the repository has it
   meta_.put_tag(x.upstream->config.settings.name, x.repository, tag.str(), record);
   hot_.remember_tag(x.upstream->config.settings.name, x.repository, tag.str(), record);
 }
 
-std::shared_ptr<const cache::ManifestRecord> Mirror::remember_manifest(const Digest& digest, cache::ManifestRecord record,
+std::shared_ptr<const cache::ManifestRecord> Mirror::remember_manifest(const Exchange& x, const Digest& digest,
+                                                                      cache::ManifestRecord record,
                                                                       const registry::ParsedManifest& parsed) {
   cache::store_manifest(meta_, digest, record, parsed);
+  // A registry keeps an index's child manifests in the index's repository.
+  for (auto& child : parsed.children) mark_seen(x, child.digest);
+  mark_seen(x, digest);
   auto shared = std::make_shared<const cache::ManifestRecord>(std::move(record));
   hot_.remember_manifest(digest, shared);
   return shared;
+}
+
+bool Mirror::seen_here(const Exchange& x, const Digest& digest) {
+  const auto& upstream = x.upstream->config.settings.name;
+  if (hot_.seen(digest, upstream, x.repository)) return true;
+  if (!meta_.seen_in(digest, upstream, x.repository)) return false;
+  hot_.remember_seen(digest, upstream, x.repository);
+  return true;
+}
+
+void Mirror::mark_seen(const Exchange& x, const Digest& digest) {
+  const auto& upstream = x.upstream->config.settings.name;
+  meta_.mark_seen(digest, upstream, x.repository);
+  hot_.remember_seen(digest, upstream, x.repository);
+}
+
+asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
+  auto& up = *x.upstream;
+  const std::string where = up.config.settings.name + "/" + x.repository;
+  if (config_.offline) {
+    reply_error(x, 404, ErrorCode::manifest_unknown,
+                "manifest " + digest.str() + " is cached from another repository, not from " + where +
+                    ", and this mirror is offline: it cannot ask the upstream whether " + where + " has it");
+    co_return false;
+  }
+  try {
+    registry::UpstreamRequest head;
+    head.method = http::verb::head;
+    head.target = "/v2/" + x.repository + "/manifests/" + digest.str();
+    head.scope = x.scope();
+    head.headers = {{"Accept", std::string(registry::media_type::accept_all)}};
+    auto response = co_await ask_upstream(x, head);
+    if (response->status() == 200) {
+      auto said = std::string(response->headers()["Docker-Content-Digest"]);
+      if (!said.empty() && said != digest.str()) {
+        x.error = "upstream answered for another digest";
+        reply_error(x, 502, ErrorCode::digest_invalid,
+                    "upstream " + up.config.settings.name + " answered " + said + " for " + digest.str());
+        co_return false;
+      }
+      mark_seen(x, digest);
+      co_return true;
+    }
+    x.error = "upstream answered " + std::to_string(response->status());
+    reply_upstream_failure(x, response->status(), ErrorCode::manifest_unknown,
+                           response->headers()[http::field::retry_after]);
+  } catch (const registry::UpstreamError& e) {
+    x.error = std::string("upstream: ") + e.what();
+    reply_error(x, 502, ErrorCode::unknown,
+                "manifest " + digest.str() + " is cached from another repository, and upstream " +
+                    up.config.settings.name + " is unreachable to confirm that " + where + " has it: " + e.what());
+  }
+  co_return false;
 }
 
 asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_bytes(Exchange& x, const Digest& digest) {
@@ -474,6 +532,10 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
     }
   }
   if (cached) {
+    // Cached by digest for every repository, served in this one only if seen here
+    // (or the upstream confirms it): naming another repository must not get a
+    // refused image's manifest out of the cache.
+    if (!seen_here(x, digest) && !co_await confirm_here(x, digest)) co_return nullptr;
     if (x.cache == "none") x.cache = "hit";
     co_return cached;
   }
@@ -483,12 +545,13 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
     co_return nullptr;
   }
   x.cache = "miss";
-  // One upstream GET per digest at a time: concurrent cold pulls wait for the first.
-  const std::string flight_key = x.upstream->config.settings.name + "\n" + digest.str();
+  // One upstream GET per digest and repository at a time: concurrent cold pulls
+  // wait for the first.
+  const std::string flight_key = x.upstream->config.settings.name + "\n" + x.repository + "\n" + digest.str();
   auto joined = manifest_flights_.join(flight_key);
   if (!joined.leader) {
     co_await cache::SingleFlight::wait(*joined.flight);
-    if (auto stored = meta_.get_manifest(digest)) {
+    if (auto stored = seen_here(x, digest) ? meta_.get_manifest(digest) : std::nullopt) {
       auto shared = std::make_shared<const cache::ManifestRecord>(std::move(*stored));
       hot_.remember_manifest(digest, shared);
       co_return shared;
@@ -527,7 +590,7 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
       co_return nullptr;
     }
     const auto& manifest = std::get<registry::ParsedManifest>(parsed);
-    co_return remember_manifest(digest, cache::ManifestRecord{manifest.media_type, std::move(bytes), now_ms()},
+    co_return remember_manifest(x, digest, cache::ManifestRecord{manifest.media_type, std::move(bytes), now_ms()},
                                 manifest);
   } catch (const registry::UpstreamError& e) {
     x.error = std::string("upstream: ") + e.what();

@@ -53,13 +53,22 @@ class Mirror final : public Handler {
   // (upstream trouble) the stale record. Writes the error response itself and
   // returns nullopt when there is no digest to be had.
   asio::awaitable<std::optional<registry::Digest>> resolve_tag(Exchange& x, const registry::Tag& tag);
-  // The manifest bytes for a digest: LMDB, else the upstream (verified, stored).
+  // The manifest bytes for a digest in the request's repository: LMDB if it was seen
+  // there (else the upstream confirms with a HEAD that the repository has it), else
+  // the upstream (verified, stored).
   asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> manifest_bytes(Exchange& x,
                                                                                const registry::Digest& digest);
+  // Whether the manifest was seen in the request's upstream and repository.
+  bool seen_here(const Exchange& x, const registry::Digest& digest);
+  void mark_seen(const Exchange& x, const registry::Digest& digest);
+  // Asks the upstream whether the request's repository has a manifest cached from
+  // elsewhere; true (and marked seen) if it does. Writes the error response itself.
+  asio::awaitable<bool> confirm_here(Exchange& x, const registry::Digest& digest);
   // Stores in LMDB and in the hot cache.
   void remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record);
-  // Also records what the manifest references, for the blob gate.
-  std::shared_ptr<const cache::ManifestRecord> remember_manifest(const registry::Digest& digest,
+  // Also records what the manifest references, for the blob gate, and that it and
+  // the manifests it lists were seen in the request's repository.
+  std::shared_ptr<const cache::ManifestRecord> remember_manifest(const Exchange& x, const registry::Digest& digest,
                                                                  cache::ManifestRecord record,
                                                                  const registry::ParsedManifest& parsed);
   GateRequest gate_request(const Exchange& x, const char* kind, const registry::Digest& digest) const;

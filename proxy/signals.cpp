@@ -30,9 +30,20 @@ std::int64_t seconds_ms(std::chrono::seconds s) { return static_cast<std::int64_
 bool signature_ok(const cache::SignalRecord& r) { return r.artifact || r.signature == "valid"; }
 bool sbom_ok(const cache::SignalRecord& r) { return r.artifact || r.sbom == "found"; }
 
+// A layer a container runtime unpacks as a filesystem: what makes an image runnable.
+bool is_filesystem_layer(std::string_view media_type) {
+  return media_type.starts_with("application/vnd.oci.image.layer.") ||
+         media_type.starts_with("application/vnd.docker.image.rootfs.");
+}
+
 // A manifest that is itself evidence (a signature, attestation or SBOM artifact)
-// is not asked to be signed in turn.
+// is not asked to be signed in turn. What marks one (a subject, an artifact type, a
+// signature layer) is written by whoever pushed it, so a manifest with a layer a
+// runtime would unpack is an image, whatever else it says: adding a subject to an
+// unsigned image must not exempt it.
 bool is_artifact(const policy::ArtifactManifest& m) {
+  for (const auto& layer : m.layers)
+    if (is_filesystem_layer(layer.media_type)) return false;
   const auto& t = m.artifact_type;
   if (!m.subject.empty()) return true;
   if (t.rfind("application/vnd.dev.cosign", 0) == 0 || t.rfind(policy::bundle_media_type_prefix, 0) == 0 ||

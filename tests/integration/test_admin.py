@@ -260,6 +260,9 @@ class AdminApi(h.PullgateAlive, unittest.TestCase):
             ("expires_in_s negative", b'{"decision": "deny", "expires_in_s": -5}'),
             ("expires_in_s fractional", b'{"decision": "deny", "expires_in_s": 1.5}'),
             ("expires_in_s a string", b'{"decision": "deny", "expires_in_s": "60"}'),
+            # Past 2262 a time wraps around: such a verdict would read as long expired.
+            ("expires_in_s beyond 100 years", b'{"decision": "deny", "expires_in_s": 8640000000}'),
+            ("expires_in_s overflowing", b'{"decision": "deny", "expires_in_s": 9223372036854775807}'),
             ("empty body", b""),
         ]
         for what, body in bodies:
@@ -577,6 +580,14 @@ class AdminApi(h.PullgateAlive, unittest.TestCase):
         h.wait_until(lambda: self.status_of(image) == 200, 10, "the CLI's 1 s verdict to lapse", interval=0.1)
         self.assertGreaterEqual(time.time() - started, 0.9)
         self.assert_served(image, what="after the CLI verdict lapsed:")
+        # Durations the CLI refuses with one line: none, and more than 100 years (past
+        # 2262 a time wraps around, and the verdict would read as long expired).
+        for duration in ("0s", "36600d", "99999999999d"):
+            r = self.pg.cli("verdict", "set", image.digest, "deny", "--expires-in", duration)
+            self.assertEqual(r.returncode, 2, "%s: %s" % (duration, r.stderr))
+            self.assertIn("at most 100 years", r.stderr)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assert_served(image, what="after refused CLI verdicts:")
 
 
 if __name__ == "__main__":

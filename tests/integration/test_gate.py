@@ -364,6 +364,77 @@ class Gate(h.PullgateAlive, unittest.TestCase):
 
     # ---------------------------------------------------------------- 11. policy check
 
+    def test_10b_another_repository_name_gets_nothing_out_of_the_cache(self):
+        """Manifests and blobs are cached by digest. Naming a repository the policy allows
+        must not get a refused image's bytes out: not after a reload made its stored
+        verdict stale, not for its blobs, not when it was pulled while still allowed.
+        A digest the allowed repository really has is served once the upstream confirms."""
+        reason = "cross-repository test: it/xbad is refused"
+        allow_all = {"default": {"mode": "enforce", "unknown": "evaluate", "fallback": "allow"}}
+        deny_bad = {"default": {"unknown": "evaluate", "fallback": "allow",
+                                "rules": [{"action": "deny", "repository": "it/xbad", "reason": reason}]}}
+        bad = h.push_image(self.registry, h.build_image("it/xbad", "v1", [h.small_layer("xrepo-bad")], label="xb"))
+        both = h.push_image(self.registry, h.build_image("it/xboth-a", "v1", [h.small_layer("xrepo-both")],
+                                                         label="xboth"))
+        h.push_image(self.registry, h.build_image("it/xboth-b", "v1", [h.small_layer("xrepo-both")], label="xboth"))
+        pg = h.GatedPullgate(self.work.path, [h.upstream_entry(self.registry)], allow_all).start()
+        self.addCleanup(pg.close)
+        # Pulled while allowed: manifest, config and layer in the cache.
+        self.assertEqual(self.skopeo("it/xbad:v1", pg=pg)[0].returncode, 0)
+        pg.write_policy(deny_bad)
+        pg.reload()
+        h.wait_until(lambda: self.get("/v2/it/xbad/manifests/v1", pg=pg)[0] == 403, 10, "the reload")
+        # A second reload: the stored deny is from an older policy version now.
+        reloads = pg.stderr().count("policy reloaded")
+        deny_bad["default"]["rules"].append({"action": "deny", "repository": "it/xnever", "reason": "unrelated"})
+        pg.write_policy(deny_bad)
+        pg.reload()
+        h.wait_until(lambda: pg.stderr().count("policy reloaded") > reloads, 10, "the second reload")
+        for repo in ("it/good", "it/none-such"):
+            with self.subTest(repo=repo):
+                status, _, body = self.get("/v2/%s/manifests/%s" % (repo, bad.digest), pg=pg)
+                self.assertEqual(status, 404, body[:300])
+                self.assertEqual(h.oci_error(body)[0], "MANIFEST_UNKNOWN")
+                self.assertNotIn(bad.manifest, body)
+                for blob in bad.blobs():
+                    self.assert_blob_denied(repo, blob, pg=pg)
+        status, _, body = self.get("/v2/it/xbad/manifests/%s" % bad.digest, pg=pg)
+        self.assert_denied(status, body, "it/xbad by digest", reason)
+
+        # One image pushed to two repositories: pulled from one, then asked for by digest
+        # in the other. The upstream confirms once with a HEAD; the bytes come from the cache.
+        self.assertEqual(self.get("/v2/it/xboth-a/manifests/v1", pg=pg)[0], 200)
+        path_b = "/v2/it/xboth-b/manifests/%s" % both.digest
+        before = self.registry.count(path_b, "HEAD"), self.registry.count(path_b, "GET")
+        for _ in range(2):
+            status, _, body = self.get(path_b, pg=pg)
+            self.assertEqual(status, 200, body[:300])
+            self.assertEqual(body, both.manifest)
+        self.assertEqual(self.registry.count(path_b, "HEAD") - before[0], 1)
+        self.assertEqual(self.registry.count(path_b, "GET") - before[1], 0)
+        for blob, data in both.blobs().items():
+            status, _, body = pg.request("GET", "/v2/it/xboth-b/blobs/" + blob)
+            self.assertEqual(status, 200)
+            self.assertEqual(body, data)
+
+    def test_10c_a_verdict_from_a_lenient_scope_does_not_decide_a_strict_one(self):
+        """One image in dev/** (allowed) and prod/** (unknown: deny): pulling it from dev
+        first must not let prod reuse dev's stored allow."""
+        policy = {"scopes": [{"name": "dev", "repository": "it/dev/**", "unknown": "evaluate", "fallback": "allow"},
+                             {"name": "prod", "repository": "it/prod/**", "unknown": "deny"}]}
+        layers = [h.small_layer("scope-promoted")]
+        dev = h.push_image(self.registry, h.build_image("it/dev/app", "v1", layers, label="promoted"))
+        prod = h.push_image(self.registry, h.build_image("it/prod/app", "v1", layers, label="promoted"))
+        self.assertEqual(dev.digest, prod.digest)
+        pg = h.GatedPullgate(self.work.path, [h.upstream_entry(self.registry)], policy).start()
+        self.addCleanup(pg.close)
+        self.assertEqual(self.get("/v2/it/dev/app/manifests/v1", pg=pg)[0], 200)
+        status, _, body = self.get("/v2/it/prod/app/manifests/v1", pg=pg)
+        self.assert_denied(status, body, "it/prod/app after it/dev/app")
+        for blob in prod.blobs():
+            self.assert_blob_denied("it/prod/app", blob, pg=pg)
+        self.assertEqual(self.get("/v2/it/dev/app/manifests/v1", pg=pg)[0], 200)
+
     def test_11_policy_check(self):
         good = os.path.join(self.work.path, "good-policy.json")
         with open(good, "w") as f:

@@ -71,6 +71,14 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
         cls.index = h.seed_index(reg, repo="signed/multi", seed="sig-multi")
         c.push_legacy_signature(reg, cls.index, cls.release)
         cls.unsigned_index = h.seed_index(reg, repo="signed/multi-unsigned", seed="sig-multi-unsigned")
+        # An unsigned runnable image claiming to be an artifact (a subject naming a signed
+        # image): what a pusher writes in a manifest must not exempt it.
+        base = h.build_image("signed/posing", "v1", [h.small_layer("sig-posing")], label="posing")
+        doc = json.loads(base.manifest)
+        doc["subject"] = {"mediaType": h.MT_OCI_MANIFEST, "digest": cls.legacy.digest, "size": len(cls.legacy.manifest)}
+        doc["artifactType"] = "application/vnd.dev.cosign.artifact.sig.v1+json"
+        cls.posing = h.push_image(reg, h.Image(base.repo, base.tag, json.dumps(doc).encode(), base.manifest_type,
+                                               base.config, base.layers))
         cls.late = img("signed/late")          # signed during its test
         cls.burst = img("signed/burst")        # pulled by many clients at once
         c.push_legacy_signature(reg, cls.burst, cls.release)
@@ -198,6 +206,11 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
         r, _ = self.skopeo("signed/unsigned:v1")
         self.assertNotEqual(r.returncode, 0, "skopeo pulled an unsigned image: " + r.stdout)
         self.assertIn("no signature", r.stderr)
+        # Nor is an unsigned image that says it is an artifact; its layers are refused too.
+        self.assert_denied(self.posing, "no signature", what="unsigned, posing as an artifact:")
+        for digest in self.posing.blobs():
+            status, _, body = self.pg.request("GET", "/v2/%s/blobs/%s" % (self.posing.repo, digest))
+            h.assert_oci_denied(self, status, body, "a layer of the posing image")
         # Referrers that hold no signature (an SBOM only) are as good as none.
         self.assert_denied(self.bundle_unsigned, "no signature", what="referrers without a signature:")
         # explain says the same, from what the mirror found, without pulling.

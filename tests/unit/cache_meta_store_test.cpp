@@ -33,14 +33,20 @@ class MetaStoreTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // Writes a raw value with plain LMDB, bypassing the store's encoding.
-  void write_raw(const char* db, std::string_view key, std::string_view value) {
+  // The store's environment opened with plain LMDB, bypassing the store.
+  lmdb::Env raw_env() {
     MDB_env* raw = nullptr;
     lmdb::check(mdb_env_create(&raw), "create");
     lmdb::Env env(raw);
     lmdb::check(mdb_env_set_maxdbs(env.get(), 16), "maxdbs");
     lmdb::check(mdb_env_set_mapsize(env.get(), map_size), "mapsize");
     lmdb::check(mdb_env_open(env.get(), dir_.c_str(), MDB_NOTLS, 0640), "open");
+    return env;
+  }
+
+  // Writes a raw value, bypassing the store's encoding.
+  void write_raw(const char* db, std::string_view key, std::string_view value) {
+    auto env = raw_env();
     auto txn = lmdb::Txn::write(env.get());
     MDB_dbi dbi = txn.open_dbi(db, MDB_CREATE);
     txn.put(dbi, key, value, "raw put");
@@ -236,6 +242,61 @@ TEST_F(MetaStoreTest, AVerdictWrittenBeforeScopesReadsWithNoScope) {
   EXPECT_EQ(read->decision, "allow");
   EXPECT_EQ(read->scope, "");
   EXPECT_FALSE(store->get_verdict(digest('b')));
+}
+
+TEST_F(MetaStoreTest, WhereAManifestWasSeen) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_FALSE(store->seen_in(digest('a'), "a.io", "team/app"));
+  store->mark_seen(digest('a'), "a.io", "team/app");
+  auto generation = store->generation();
+  store->mark_seen(digest('a'), "a.io", "team/app");  // known: no write
+  EXPECT_EQ(store->generation(), generation);
+  EXPECT_TRUE(store->seen_in(digest('a'), "a.io", "team/app"));
+  EXPECT_FALSE(store->seen_in(digest('a'), "a.io", "team/other"));
+  EXPECT_FALSE(store->seen_in(digest('a'), "b.io", "team/app"));
+  EXPECT_FALSE(store->seen_in(digest('b'), "a.io", "team/app"));
+  // Names that cannot be keyed are never seen, and refused on write.
+  EXPECT_FALSE(store->seen_in(digest('a'), "a.io\nteam", "app"));
+  EXPECT_THROW(store->mark_seen(digest('a'), "", "team/app"), std::invalid_argument);
+  // A name too long for a key is hashed and still found exactly.
+  const std::string long_repo = "team/" + std::string(600, 'r');
+  store->mark_seen(digest('a'), "a.io", long_repo);
+  EXPECT_TRUE(store->seen_in(digest('a'), "a.io", long_repo));
+  EXPECT_FALSE(store->seen_in(digest('a'), "a.io", long_repo + "x"));
+
+  // A blob's parents, only those seen in the repository asked about.
+  store->add_references(digest('a'), {digest('f')});
+  store->add_references(digest('b'), {digest('f')});
+  store->mark_seen(digest('b'), "a.io", "evil/x");
+  EXPECT_EQ(store->referenced_by(digest('f'), 10).size(), 2u);
+  EXPECT_EQ(store->referenced_by_in(digest('f'), "a.io", "team/app", 10), std::vector<Digest>{digest('a')});
+  EXPECT_EQ(store->referenced_by_in(digest('f'), "a.io", "evil/x", 10), std::vector<Digest>{digest('b')});
+  EXPECT_TRUE(store->referenced_by_in(digest('f'), "a.io", "team/none", 10).empty());
+  EXPECT_TRUE(store->referenced_by_in(digest('f'), "a.io", "team/app", 0).empty());
+}
+
+TEST_F(MetaStoreTest, AStoreFromBeforeSeenLearnsItFromItsTags) {
+  {
+    auto store = MetaStore::open(dir_, map_size);
+    store->put_tag("a.io", "team/app", "v1", TagRecord{digest('1'), "index", 1});
+    store->put_manifest(digest('1'), ManifestRecord{"index", "{}", 1});
+    store->put_manifest(digest('2'), ManifestRecord{"image", "{}", 1});
+    store->add_references(digest('1'), {digest('2')});  // the index lists a child manifest
+    store->add_references(digest('2'), {digest('b')});  // which has a layer
+    store->put_manifest(digest('3'), ManifestRecord{"image", "{}", 1});  // pulled by digest only
+  }
+  {  // as written before "seen" existed
+    auto env = raw_env();
+    auto txn = lmdb::Txn::write(env.get());
+    lmdb::check(mdb_drop(txn.get(), txn.open_dbi("seen", 0), 1), "drop seen");
+    txn.commit();
+  }
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_TRUE(store->seen_in(digest('1'), "a.io", "team/app"));
+  EXPECT_TRUE(store->seen_in(digest('2'), "a.io", "team/app"));
+  EXPECT_FALSE(store->seen_in(digest('b'), "a.io", "team/app"));  // a blob: not a manifest
+  EXPECT_FALSE(store->seen_in(digest('3'), "a.io", "team/app"));  // confirmed upstream on its next pull
+  EXPECT_FALSE(store->seen_in(digest('1'), "a.io", "team/other"));
 }
 
 TEST_F(MetaStoreTest, NewerSchemaIsRefused) {

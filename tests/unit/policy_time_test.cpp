@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "policy/rfc3339.hpp"
 
 namespace pullgate::policy {
@@ -54,8 +56,22 @@ TEST(Rfc3339, RefusesWhatIsNotRfc3339) {
       "2026-1a-01T00:00:00Z",
       "9999-12-31T23:59:59Z",         // beyond what a nanosecond TimePoint holds
       "0001-01-01T00:00:00Z",
+      "2262-03-01T00:00:00Z",         // representable, but past the documented 2261
+      "1677-10-01T00:00:00Z",
   };
   for (const char* text : cases) EXPECT_FALSE(parse_rfc3339(text)) << text;
+  EXPECT_TRUE(parse_rfc3339("2261-12-31T23:59:59Z"));
+  EXPECT_TRUE(parse_rfc3339("1678-01-01T00:00:00Z"));
+}
+
+TEST(TimeFromMs, ClampsWhatATimePointCannotHold) {
+  EXPECT_EQ(time_from_ms(1796083200000), TimePoint(seconds(1796083200)));
+  EXPECT_EQ(time_from_ms(-1000), TimePoint(seconds(-1)));
+  // 100000 days ahead: past 2262, so "never" rather than a wrap into the past.
+  const std::int64_t far = 1796083200000 + 100000LL * 86'400'000;
+  EXPECT_EQ(time_from_ms(far), TimePoint::max());
+  EXPECT_EQ(time_from_ms(std::numeric_limits<std::int64_t>::max()), TimePoint::max());
+  EXPECT_EQ(time_from_ms(std::numeric_limits<std::int64_t>::min()), TimePoint::min());
 }
 
 TEST(Rfc3339, FormatsUtc) {

@@ -124,9 +124,11 @@ class ExplainTest : public ::testing::Test {
     return result.policy ? *result.policy : policy::Policy{};
   }
 
-  // A cached image: tag record and manifest bytes, as the mirror stores them.
+  // A cached image: tag record and manifest bytes, as the mirror stores them, seen in
+  // its repository.
   void cache_image(const std::string& upstream, const std::string& repository, const std::string& tag,
                    const registry::Digest& d) {
+    meta_->mark_seen(d, upstream, repository);
     meta_->put_tag(upstream, repository, tag, cache::TagRecord{d, "application/vnd.oci.image.manifest.v1+json", 1000});
     meta_->put_manifest(d, cache::ManifestRecord{"application/vnd.oci.image.manifest.v1+json", "{}", 1000});
   }
@@ -246,6 +248,7 @@ TEST_F(ExplainTest, ADeniedIndexDeniesItsChildAndSharedLayersFollowTheServedImag
   auto policy = parsed(R"({"default": {"rules": [{"action": "deny", "repository": "it/multi", "tag": "v1"}]}})");
   cache_image("a.io", "it/multi", "v1", digest('1'));
   meta_->add_references(digest('1'), {digest('2')});  // the index lists a child
+  meta_->mark_seen(digest('2'), "a.io", "it/multi");
   auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now_.time_since_epoch()).count();
   // What the gate stored when the index was pulled by tag.
   meta_->put_verdict(digest('1'), cache::VerdictRecord{"deny", "rule", {"rule 1 denies"}, policy.version, "", now_ms, {}, "default"});
@@ -314,6 +317,7 @@ TEST_F(ExplainTest, SameDecisionAsTheGate) {
   // reasons, and no exception named (it did not decide).
   cache_image("a.io", "it/kid", "v1", digest('9'));
   meta_->add_references(digest('9'), {digest('7')});
+  meta_->mark_seen(digest('7'), "a.io", "it/kid");
   meta_->put_manifest(digest('7'), cache::ManifestRecord{"application/vnd.oci.image.manifest.v1+json", "{}", 1});
   auto answer = run(policy, "a.io/it/kid@" + digest('7').str());
   auto decided = gate.decide("a.io", "it/kid", std::nullopt, digest('7'));

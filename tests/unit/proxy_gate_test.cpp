@@ -168,6 +168,8 @@ TEST_F(GateMemoTest, AVerdictComputedInOneScopeDoesNotDecideAnother) {
   EXPECT_FALSE(check("prod/app", std::nullopt, digest('a'))->serve);
   // A blob of the image, asked for in the strict scope, follows the strict decision.
   meta_->add_references(digest('a'), {digest('b')});
+  meta_->mark_seen(digest('a'), "a.io", "dev/app");
+  meta_->mark_seen(digest('a'), "a.io", "prod/app");
   EXPECT_FALSE(check("prod/app", std::nullopt, digest('b'), "GET", "blob")->serve);
   EXPECT_TRUE(check("dev/app", std::nullopt, digest('b'), "GET", "blob")->serve);
 }
