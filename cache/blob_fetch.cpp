@@ -132,6 +132,21 @@ std::uint64_t BlobFetches::started() const {
 
 asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, registry::Upstream& upstream,
                                             std::string target, std::string scope) {
+  // Reported once however the download ends, the early returns included.
+  struct Reported {
+    const BlobFetches& fetches;
+    const registry::Upstream& upstream;
+    const BlobFill& fill;
+    ~Reported() {
+      if (!fetches.on_download_end) return;
+      auto status = fill.status();
+      fetches.on_download_end(upstream,
+                              status.upstream_status                       ? status.upstream_status
+                              : status.state == BlobFill::State::complete ? 200
+                                                                           : 0,
+                              status.written);
+    }
+  } reported{*this, upstream, *fill};
   std::optional<TempBlob> temp;
   try {
     registry::UpstreamRequest request;
@@ -229,11 +244,7 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
   } catch (const std::exception& e) {
     fill->set_failed(0, std::string("storing blob: ") + e.what());
   }
-  auto status = fill->status();
-  if (temp && status.state == BlobFill::State::failed) blobs_.discard(*temp);
-  if (on_download_end) on_download_end(upstream, status.upstream_status ? status.upstream_status
-                                                 : status.state == BlobFill::State::complete ? 200 : 0,
-                                       status.written);
+  if (temp && fill->status().state == BlobFill::State::failed) blobs_.discard(*temp);
 }
 
 }  // namespace pullgate::cache

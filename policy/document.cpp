@@ -71,7 +71,8 @@ bool nested_too_deep(std::string_view text) {
         }
         break;
       case State::line_comment:
-        if (c == '\n') state = State::code;
+        // As nlohmann's lexer: a line comment also ends at a carriage return or NUL.
+        if (c == '\n' || c == '\r' || c == '\0') state = State::code;
         break;
       case State::block_comment:
         if (c == '*' && next == '/') {

@@ -8,9 +8,11 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "proxy/log.hpp"
 #include "registry/link.hpp"
 #include "registry/manifest.hpp"
 #include "registry/range.hpp"
+#include "registry/upstream_url.hpp"
 
 namespace pullgate::proxy {
 
@@ -112,6 +114,7 @@ asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> Mirror::ask_upstrea
 asio::awaitable<Outcome> Mirror::handle(const Request& request, ClientStream& client, const RequestContext& context) {
   Exchange x(request, client, context);
   std::exception_ptr failure;
+  std::string internal;
   try {
     co_await dispatch(x);
     if (x.reply) co_await send(x, *x.reply);
@@ -120,6 +123,26 @@ asio::awaitable<Outcome> Mirror::handle(const Request& request, ClientStream& cl
     x.error = std::string("client: ") + e.what();
     x.outcome.close = true;
     failure = std::current_exception();
+  } catch (const std::exception& e) {
+    internal = e.what();
+  }
+  if (!internal.empty()) {
+    // The mirror's own trouble (the LMDB map full, no file descriptors left, a disk
+    // error): the request fails with a clear error, not a dropped connection.
+    x.error = "internal: " + internal;
+    log_event("error", "request failed", {{"request_id", x.request_id}, {"error", internal}});
+    if (x.outcome.status == 0) {
+      reply_error(x, 500, ErrorCode::unknown,
+                  "pullgate could not serve this request: " + internal + " (request id " + x.request_id + ")");
+      x.outcome.close = true;  // whatever state the request left behind goes with the connection
+      x.reply->keep_alive(false);
+      try {
+        co_await send(x, *x.reply);
+      } catch (const boost::system::system_error&) {
+      }
+    } else {
+      x.outcome.close = true;  // a response is under way: ending the connection is all there is
+    }
   }
   AccessRecord record;
   record.client = context.client;
@@ -215,7 +238,8 @@ asio::awaitable<void> Mirror::dispatch(Exchange& x) {
       if (x.route.n) query += "n=" + std::to_string(*x.route.n);
       if (x.route.last) {
         if (!query.empty()) query += "&";
-        query += "last=" + *x.route.last;  // a valid tag: nothing to escape
+        // Encoded: a decoded `&` or `#` must not become the upstream query's own.
+        query += "last=" + registry::percent_encode(*x.route.last);
       }
       if (!query.empty()) target += "?" + query;
       std::string key = "tags\n" + x.upstream->config.settings.name + "\n" + x.repository + "\n" + query;

@@ -33,8 +33,10 @@ asio::awaitable<std::unique_ptr<Connection>> Connection::open(asio::any_io_execu
   // stream's timer and socket must not be touched concurrently.
   auto strand = asio::make_strand(executor);
   asio::ip::tcp::resolver resolver(strand);
-  auto [resolve_error, endpoints] =
-      co_await resolver.async_resolve(origin.host, std::to_string(origin.port), use_tuple);
+  // Named, not a temporary: GCC 12 destroys string temporaries of a co_await
+  // expression twice.
+  const std::string port = std::to_string(origin.port);
+  auto [resolve_error, endpoints] = co_await resolver.async_resolve(origin.host, port, use_tuple);
   if (resolve_error) {
     throw UpstreamError(UpstreamError::Kind::connect,
                         "resolve " + origin.host + ": " + resolve_error.message());

@@ -240,6 +240,16 @@ class PullThroughPullgate(unittest.TestCase):
                      for m, uri, ua in self.registry.requests()
                      if ua.startswith("pullgate/") and urllib.parse.urlsplit(uri).path == path]
         self.assertIn({"n": ["2"], "last": ["t2"]}, forwarded, "n/last not forwarded to the upstream")
+        # A decoded `&` or `#` in last stays inside last: it never adds to the upstream's query.
+        status, _, body = self.get(path + "?last=a%26n%3D999%23frag&n=1")
+        self.assertEqual(status, 200, body[:300])
+        self.registry.sync_log()
+        sneaky = [uri for m, uri, ua in self.registry.requests()
+                  if ua.startswith("pullgate/") and urllib.parse.urlsplit(uri).path == path and "frag" in uri]
+        self.assertTrue(sneaky, "the request with last=a&n=999#frag did not reach the upstream")
+        for uri in sneaky:
+            self.assertEqual(urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query),
+                             {"n": ["1"], "last": ["a&n=999#frag"]}, uri)
 
     def test_referrers_passed_through(self):
         # Its own instance, so a crash here does not take the other tests with it.

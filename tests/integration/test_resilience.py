@@ -249,6 +249,46 @@ class StaleAndOffline(unittest.TestCase):
                 self.assertTrue(in_time)
 
 
+class FullMetadataStore(unittest.TestCase):
+    def test_a_full_lmdb_map_fails_requests_with_an_error_and_keeps_serving(self):
+        """The smallest LMDB map (16 MiB) and manifests near Distribution's 4 MiB limit:
+        once the map is full, a new manifest gets 500 with an OCI error that says so
+        (not a dropped connection), and what is cached is still served."""
+        work = h.Workdir()
+        self.addCleanup(work.close)
+        registry = h.Registry(work.path).start()
+        self.addCleanup(registry.close)
+        pg = h.Pullgate(work.path, [h.upstream_entry(registry)], extra={"cache": {"lmdb_map_size_mb": 16}}).start()
+        self.addCleanup(pg.close)
+        accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
+        layer = h.small_layer("full-map")
+        served, failed = [], []
+        for i in range(8):
+            base = h.build_image("it/full", "v%d" % i, [layer], label="full-%d" % i)
+            doc = json.loads(base.manifest)
+            doc["annotations"] = {"padding": "x" * (3_500_000 + i)}
+            image = h.push_image(registry, h.Image(base.repo, base.tag, json.dumps(doc).encode(),
+                                                   base.manifest_type, base.config, base.layers))
+            status, headers, body = pg.request("GET", "/v2/it/full/manifests/v%d" % i, headers=accept)
+            if status == 200:
+                self.assertEqual(body, image.manifest)
+                served.append(image)
+                continue
+            self.assertEqual(status, 500, body[:300])
+            code, message = h.oci_error(body)
+            self.assertEqual(code, "UNKNOWN")
+            self.assertIn("metadata store is full", message)
+            self.assertEqual(h.header(headers, "Connection"), "close")
+            failed.append(image)
+        self.assertTrue(served, "nothing fit in the map")
+        self.assertTrue(failed, "the map never filled")
+        self.assertTrue(pg.alive(), pg.stderr())
+        status, _, body = pg.request("GET", "/v2/it/full/manifests/" + served[0].digest, headers=accept)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(body, served[0].manifest)
+        self.assertIn("metadata store is full", pg.stderr())
+
+
 class MisbehavingUpstream(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -284,8 +324,17 @@ class MisbehavingUpstream(unittest.TestCase):
             self.assertEqual(declared, layer.size)
             self.assertLess(len(got), layer.size)
 
+    def upstream_requests(self):
+        """pullgate_upstream_requests_total for the fake, all statuses and "error"."""
+        status, _, body = h.admin_request(self.pullgate, h.read_token(self.pullgate), "GET", "/metrics")
+        self.assertEqual(status, 200)
+        label = 'upstream="%s"' % self.fake.address
+        return sum(float(line.rsplit(None, 1)[1]) for line in body.decode().splitlines()
+                   if line.startswith("pullgate_upstream_requests_total{") and label in line)
+
     def check_bad_blob(self, name):
         path = self.blob_path(name)
+        counted = self.upstream_requests()
         before = self.fake.count("GET", path)
         result = read_body(self.pullgate.host, self.pullgate.port, path)
         self.assert_never_complete_and_wrong(name, result)
@@ -298,6 +347,8 @@ class MisbehavingUpstream(unittest.TestCase):
         h.wait_until(lambda: self.fake.count("GET", path) == before + 2, 10, "a second upstream GET")
         self.assertFalse(self.cached(name))
         self.assertTrue(self.pullgate.healthy())
+        # Failed downloads are counted like any other upstream request.
+        h.wait_until(lambda: self.upstream_requests() == counted + 2, 10, "two more upstream requests in /metrics")
 
     def test_good_blob(self):
         status, declared, got, complete = read_body(self.pullgate.host, self.pullgate.port, self.blob_path("good"))

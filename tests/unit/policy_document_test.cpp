@@ -241,6 +241,14 @@ TEST(ParsePolicy, DeepNestingIsRefusedBeforeParsing) {
   // Brackets in strings and comments do not count.
   const std::string hidden = R"({"scopes": [{"name": ")" + std::string(100, '[') + R"("}]} // )" + std::string(100, '{');
   EXPECT_TRUE(parse_policy(hidden).policy) << joined(parse_policy(hidden).errors);
+  // A line comment ends at a carriage return too (as the JSON parser reads it): what
+  // follows is counted.
+  for (const std::string& end : {std::string("\r"), std::string(1, '\0')}) {
+    const std::string after = R"({"scopes": // x)" + end + std::string(100, '[') + std::string(100, ']') + "}";
+    const auto deep_after = parse_policy(after);
+    ASSERT_FALSE(deep_after.errors.empty());
+    EXPECT_EQ(deep_after.errors[0], "document: nested deeper than 64 levels");
+  }
 }
 
 }  // namespace
