@@ -183,6 +183,12 @@ SignatureCheck verify_envelope(const json& envelope, std::string_view digest, st
 
   const json* entries = member(envelope, "signatures");
   if (!entries || !entries->is_array() || entries->empty()) return malformed("DSSE envelope has no signatures");
+  // Each entry costs a verification per key: an envelope from the registry must not
+  // make the gate spend seconds (cosign writes one).
+  constexpr std::size_t max_signatures = 64;
+  if (entries->size() > max_signatures)
+    return malformed("DSSE envelope has " + std::to_string(entries->size()) + " signatures, more than " +
+                     std::to_string(max_signatures));
   // Entries are not covered by any signature: one unreadable entry must not hide a good one.
   std::vector<std::string> signatures;
   for (const json& entry : *entries) {

@@ -279,6 +279,15 @@ class Reports(h.PullgateAlive, unittest.TestCase):
         status, _, body = self.admin("GET", "/v1/reports/" + self.garbage_target.digest)
         self.assertEqual(status, 404, "a refused import stored a report: %r" % body[:300])
 
+        # A report dated a day ahead would never grow too old for max_report_age.
+        doc = trivy_report("%s/it/other" % self.registry.address, self.garbage_target.digest,
+                           scanned_at=rfc3339(datetime.timedelta(days=1)))
+        status, _, body = self.admin("POST", "/v1/reports", json.dumps(doc).encode())
+        self.assertEqual(status, 400, body[:300])
+        self.assertIn("ahead of this mirror's clock", json.loads(body)["error"])
+        status, _, body = self.admin("GET", "/v1/reports/" + self.garbage_target.digest)
+        self.assertEqual(status, 404, "a report from the future was stored: %r" % body[:300])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -440,6 +440,14 @@ TEST(SignatureDsseTest, AnySignatureEntryCounts) {
   std::string dsse = envelope(body, {good});
   dsse.insert(dsse.find("[{") + 1, R"({"sig":"%%%"},{"keyid":"x"},)");
   EXPECT_EQ(verify_dsse_envelope(dsse, digest_a, policy_keys()).result, Result::valid) << dsse;
+  // Up to 64 entries are tried; more make a malformed envelope, not seconds of checks.
+  std::vector<std::string> many(63, by_stranger);
+  many.push_back(good);
+  EXPECT_EQ(verify_dsse_envelope(envelope(body, many), digest_a, policy_keys()).result, Result::valid);
+  many.insert(many.begin(), by_stranger);
+  const SignatureCheck too_many = verify_dsse_envelope(envelope(body, many), digest_a, policy_keys());
+  EXPECT_EQ(too_many.result, Result::malformed);
+  EXPECT_NE(too_many.detail.find("65 signatures, more than 64"), std::string::npos) << too_many.detail;
 }
 
 TEST(SignatureDsseTest, SignatureMustCoverThePae) {
