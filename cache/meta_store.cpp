@@ -573,19 +573,31 @@ class LmdbMetaStore final : public MetaStore {
   }
 
   std::optional<VerdictRecord> get_verdict(const Digest& digest) override {
-    return read(verdicts_, digest.str(), decode_verdict);
+    if (auto own = read(verdicts_, digest.str(), decode_verdict)) return own;
+    auto txn = lmdb::Txn::read(env_.get());
+    lmdb::Cursor cursor(txn, verdicts_);
+    const std::string prefix = verdict_prefix(digest);
+    for (auto entry = cursor.seek(prefix); entry && entry->first.starts_with(prefix); entry = cursor.next())
+      if (auto record = decode_verdict(entry->second)) return record;
+    return std::nullopt;
+  }
+
+  ScopeVerdicts get_verdicts_in(const Digest& digest, std::string_view scope) override {
+    ScopeVerdicts out;
+    auto txn = lmdb::Txn::read(env_.get());
+    if (auto value = txn.get(verdicts_, digest.str())) out.manual = decode_verdict(*value);
+    if (!scope.empty())
+      if (auto value = txn.get(verdicts_, storable_key(verdict_prefix(digest) + std::string(scope), max_key_)))
+        out.computed = decode_verdict(*value);
+    return out;
   }
 
   void put_verdict(const Digest& digest, const VerdictRecord& record) override {
-    put(verdicts_, digest.str(), encode(record), "put verdict " + digest.str());
+    put(verdicts_, verdict_key(digest, record), encode(record), "put verdict " + digest.str());
   }
 
-  bool remove_verdict(const Digest& digest) override {
-    auto txn = lmdb::Txn::write(env_.get());
-    bool existed = txn.del(verdicts_, digest.str(), "remove verdict " + digest.str());
-    if (existed) txn.commit();
-    return existed;
-  }
+  bool remove_verdict(const Digest& digest) override { return remove_verdicts(digest, true); }
+  bool remove_computed_verdicts(const Digest& digest) override { return remove_verdicts(digest, false); }
 
   std::vector<std::pair<Digest, VerdictRecord>> list_verdicts(const VerdictFilter& filter) override {
     std::vector<std::pair<Digest, VerdictRecord>> out;
@@ -594,7 +606,7 @@ class LmdbMetaStore final : public MetaStore {
     lmdb::Cursor cursor(txn, verdicts_);
     for (auto entry = cursor.first(); entry && out.size() < filter.limit; entry = cursor.next()) {
       // Keys or records that do not decode are skipped, as get_verdict treats them as absent.
-      auto digest = Digest::parse(entry->first);
+      auto digest = Digest::parse(entry->first.substr(0, entry->first.find('\n')));
       if (!digest) continue;
       auto record = decode_verdict(entry->second);
       if (!record) continue;
@@ -681,14 +693,19 @@ class LmdbMetaStore final : public MetaStore {
     return existed;
   }
 
-  std::optional<SignalRecord> get_signals(const Digest& digest) override {
-    return read(signals_, digest.str(), decode_signals);
+  // "<digest>\n<scope>"; records from before scopes (the digest alone) are not read.
+  std::string signals_key(const Digest& digest, std::string_view scope) const {
+    return storable_key(digest.str() + '\n' + std::string(scope), max_key_);
   }
 
-  void put_signals(const Digest& digest, const SignalRecord& record) override {
+  std::optional<SignalRecord> get_signals(const Digest& digest, std::string_view scope) override {
+    return read(signals_, signals_key(digest, scope), decode_signals);
+  }
+
+  void put_signals(const Digest& digest, std::string_view scope, const SignalRecord& record) override {
     const std::string value = encode(record);
     auto txn = lmdb::Txn::write(env_.get());
-    txn.put(signals_, digest.str(), value, "put signals " + digest.str());
+    txn.put(signals_, signals_key(digest, scope), value, "put signals " + digest.str());
     txn.commit();
   }
 
@@ -803,6 +820,36 @@ class LmdbMetaStore final : public MetaStore {
     auto txn = lmdb::Txn::write(env_.get());
     txn.put(dbi, key, value, what);
     txn.commit();
+  }
+
+  // "<digest>" for a manual verdict (and those written before scopes), else
+  // "<digest>\n<scope>".
+  static std::string verdict_prefix(const Digest& digest) { return digest.str() + '\n'; }
+  std::string verdict_key(const Digest& digest, const VerdictRecord& record) const {
+    if (record.source == "manual" || record.scope.empty()) return digest.str();
+    return storable_key(verdict_prefix(digest) + record.scope, max_key_);
+  }
+
+  // The digest's computed verdicts (its scoped keys, and an unscoped one that is not
+  // manual), and with `manual` its manual one too.
+  bool remove_verdicts(const Digest& digest, bool manual) {
+    auto txn = lmdb::Txn::write(env_.get());
+    const std::string what = "remove verdict " + digest.str();
+    bool existed = false;
+    if (auto own = txn.get(verdicts_, digest.str())) {
+      auto record = decode_verdict(*own);
+      if (manual || !record || record->source != "manual") existed = txn.del(verdicts_, digest.str(), what);
+    }
+    std::vector<std::string> scoped;
+    {
+      lmdb::Cursor cursor(txn, verdicts_);
+      const std::string prefix = verdict_prefix(digest);
+      for (auto entry = cursor.seek(prefix); entry && entry->first.starts_with(prefix); entry = cursor.next())
+        scoped.emplace_back(entry->first);
+    }
+    for (auto& key : scoped) existed = txn.del(verdicts_, key, what) || existed;
+    if (existed) txn.commit();
+    return existed;
   }
 
   // Each tag record names an upstream, a repository and the manifest it resolved

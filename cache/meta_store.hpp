@@ -143,9 +143,23 @@ class MetaStore {
   virtual void put_response(std::string_view key, const CachedResponse& response) = 0;
 
   // Verdicts by manifest digest. remove_verdict returns whether one was there.
+  // A manual verdict is kept per digest (it counts in every scope); a computed one per
+  // digest and scope (record.scope), so that each scope keeps the decision it made
+  // with its own rules and tags, and blobs and children there follow it.
+  // get_verdict: the digest's manual verdict, else one of its computed verdicts (for
+  // showing); get_verdicts_in: its manual one and the one computed in `scope`.
   virtual std::optional<VerdictRecord> get_verdict(const Digest& digest) = 0;
+  struct ScopeVerdicts {
+    std::optional<VerdictRecord> manual;  // (or one written before verdicts had scopes)
+    std::optional<VerdictRecord> computed;
+  };
+  virtual ScopeVerdicts get_verdicts_in(const Digest& digest, std::string_view scope) = 0;
   virtual void put_verdict(const Digest& digest, const VerdictRecord& record) = 0;
+  // Every verdict of the digest (manual and computed); whether there was one.
   virtual bool remove_verdict(const Digest& digest) = 0;
+  // The computed ones only (a new vulnerability report makes them stale); whether
+  // there was one.
+  virtual bool remove_computed_verdicts(const Digest& digest) = 0;
   // In digest order, at most filter.limit entries.
   virtual std::vector<std::pair<Digest, VerdictRecord>> list_verdicts(const VerdictFilter& filter) = 0;
 
@@ -191,8 +205,12 @@ class MetaStore {
   // last_seen never moves back, requests counts up) in one write transaction.
   // Refuses (std::invalid_argument) an empty reference, one longer than
   // max_pending_reference_bytes, or one that is not valid UTF-8.
-  virtual std::optional<SignalRecord> get_signals(const Digest& digest) = 0;
-  virtual void put_signals(const Digest& digest, const SignalRecord& record) = 0;
+
+  // What the signal look-up found for a digest, per policy scope: each scope has its
+  // own keys and requirements, so a signature by a key one scope trusts says nothing
+  // in another.
+  virtual std::optional<SignalRecord> get_signals(const Digest& digest, std::string_view scope) = 0;
+  virtual void put_signals(const Digest& digest, std::string_view scope, const SignalRecord& record) = 0;
 
   virtual void add_pending(const Digest& digest, std::string_view reference, std::int64_t now_ms) = 0;
   virtual std::optional<PendingRecord> get_pending(const Digest& digest) = 0;

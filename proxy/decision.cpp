@@ -83,8 +83,7 @@ Judged judge(const DecisionContext& c, const policy::Subject& subject, const reg
 GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject& subject, int depth) {
   auto digest = *registry::Digest::parse(subject.digest);
   const auto& scope = policy::scope_for(c.policy, subject.upstream, subject.repository);
-  auto usable = usable_verdict(c.meta.get_verdict(digest), c.policy, scope.name, c.now);
-  const auto& stored = usable.stored;
+  const auto stored = verdict_for(c.meta, digest, c.policy, scope.name, c.now).usable.stored;
   auto outcome = policy::evaluate(c.policy, subject, stored, c.now, c.extra);
   Judged judged;
   if (!stored && outcome.source != Source::exception) judged = judge(c, subject, digest, outcome);
@@ -93,7 +92,7 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
     decision.hold_for = judged.hold_for;
     return decision;
   }
-  if (!stored && outcome.source != Source::exception && c.store && !usable.other_scope) {
+  if (!stored && outcome.source != Source::exception && c.store) {
     // First decision for this digest under this policy: store it, so that pulls by
     // digest, child manifests and blobs in this scope follow it.
     if (c.on_evaluation) c.on_evaluation();
@@ -108,6 +107,7 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
     c.meta.put_verdict(digest, record);
   }
   auto decision = from_outcome(outcome);
+  if (stored && stored->expires) decision.valid_until = stored->expires;
   if (!allows(decision) || depth > 0) return decision;
 
   // A denied index denies its children: a child is refused when every index seen in
@@ -143,17 +143,25 @@ UsableVerdict usable_verdict(const std::optional<cache::VerdictRecord>& record, 
   if (*source != Source::manual && record->policy_version != policy.version)
     return {std::nullopt, "computed under policy " + record->policy_version + ", not the current " + policy.version};
   // A verdict computed in one scope says nothing about another: its rules, its
-  // `unknown` setting and its vulnerability, signature and SBOM requirements differ.
+  // `unknown` setting and its vulnerability, signature and SBOM requirements differ
+  // (a record written before verdicts were kept per scope has none).
   if (*source != Source::manual && record->scope != scope)
     return {std::nullopt,
-            "computed in scope \"" + record->scope + "\", not in this request's scope \"" + std::string(scope) + "\"",
-            !record->scope.empty()};
+            "computed in scope \"" + record->scope + "\", not in this request's scope \"" + std::string(scope) + "\""};
   policy::StoredVerdict stored;
   stored.decision = *decision;
   stored.source = *source;
   stored.reasons = record->reasons;
   if (record->expires_at_ms) stored.expires = policy::time_from_ms(*record->expires_at_ms);
   return {std::move(stored), ""};
+}
+
+ChosenVerdict verdict_for(cache::MetaStore& meta, const registry::Digest& digest, const policy::Policy& policy,
+                          std::string_view scope, policy::TimePoint now) {
+  auto records = meta.get_verdicts_in(digest, scope);
+  ChosenVerdict manual{records.manual, usable_verdict(records.manual, policy, scope, now)};
+  if (manual.usable.stored || !records.computed) return manual;
+  return {records.computed, usable_verdict(records.computed, policy, scope, now)};
 }
 
 GateDecision decide_manifest(const DecisionContext& c, const policy::Subject& subject) {
@@ -184,6 +192,7 @@ GateDecision decide_blob(const DecisionContext& c, std::string_view upstream, st
       decision.decision = parent_decision.decision;
       decision.reasons = {"referenced by manifest " + parent.str() + ", which is served"};
       decision.serve = true;
+      decision.valid_until = parent_decision.valid_until;
       return decision;
     }
     for (auto& r : parent_decision.reasons) denials.push_back("manifest " + parent.str() + ": " + r);

@@ -40,6 +40,9 @@ struct GateDecision {
   // A hold: the digest awaits a scan and the scope says to wait this long for the
   // report before denying (the mirror waits; the decision is not remembered).
   std::chrono::seconds hold_for{0};
+  // When the stored verdict it came from expires: remembering the decision must not
+  // make the verdict outlive its expiry.
+  std::optional<policy::TimePoint> valid_until;
   // A served decision other than allow: the value of the manifest response's
   // Warning header (299 pullgate "<reasons>"), rendered once. Empty otherwise.
   std::string warning;
@@ -72,12 +75,18 @@ struct DecisionContext {
 struct UsableVerdict {
   std::optional<policy::StoredVerdict> stored;
   std::string why_not;
-  // The record is current but belongs to another scope: it stays (that scope's
-  // decision), and this scope decides without storing.
-  bool other_scope = false;
 };
 UsableVerdict usable_verdict(const std::optional<cache::VerdictRecord>& record, const policy::Policy& policy,
                              std::string_view scope, policy::TimePoint now);
+
+// The digest's verdict for `scope`: its manual one while that counts, else the one
+// computed in the scope (the record shown, and whether and why it counts).
+struct ChosenVerdict {
+  std::optional<cache::VerdictRecord> record;
+  UsableVerdict usable;
+};
+ChosenVerdict verdict_for(cache::MetaStore& meta, const registry::Digest& digest, const policy::Policy& policy,
+                          std::string_view scope, policy::TimePoint now);
 
 GateDecision decide_manifest(const DecisionContext& c, const policy::Subject& subject);
 // `parents`: the manifests seen in (upstream, repository) that reference the blob

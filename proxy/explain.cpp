@@ -164,7 +164,9 @@ json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<con
   }
   const registry::Digest& digest = *resolved_digest;
 
-  auto record = meta.get_verdict(digest);
+  const auto& scope_name = policy::scope_for(policy, query.upstream, query.repository).name;
+  auto chosen = verdict_for(meta, digest, policy, scope_name, now);
+  const auto& record = chosen.record;
   // What decides a blob: the manifests seen in this repository that reference it.
   auto parents = meta.referenced_by_in(digest, query.upstream, query.repository, blob_parent_limit);
   bool manifest = query.tag || meta.get_manifest(digest) || record;
@@ -177,7 +179,7 @@ json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<con
   GateDecision found = manifest ? decide_manifest(c, policy::Subject{query.upstream, query.repository, query.tag,
                                                                       digest.str()})
                                 : decide_blob(c, query.upstream, query.repository, parents, digest);
-  auto usable = usable_verdict(record, policy, policy::scope_for(policy, query.upstream, query.repository).name, now);
+  const auto& usable = chosen.usable;
 
   out["kind"] = manifest ? "manifest" : "blob";
   out["digest"] = digest.str();
@@ -193,7 +195,7 @@ json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<con
   out["exception"] = exception_json(c, found.exception_id);
   out["policy_version"] = policy.version;
   out["stored_verdict"] = stored_json(record, usable);
-  if (auto signals = meta.get_signals(digest)) {
+  if (auto signals = meta.get_signals(digest, scope_name)) {
     json j = {{"checked_at", format_ms(signals->checked_at_ms)}, {"policy_version", signals->policy_version}};
     if (signals->artifact) j["artifact"] = true;
     if (!signals->signature.empty())

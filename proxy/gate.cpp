@@ -144,6 +144,7 @@ Gate::Memo& Gate::memo_put(MemoTable& table, SharedDecision decision, const Gate
   m.policy = std::move(policy);
   m.made = now;
   m.until = now + std::chrono::seconds(1);
+  if (m.decision->valid_until && *m.decision->valid_until < m.until) m.until = *m.decision->valid_until;
   auto& entries = table.buckets[digest_key(request.digest)];
   for (auto& e : entries)
     if (e.answers(request)) return e = std::move(m);

@@ -477,7 +477,7 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
 }
 
 void Mirror::remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record) {
-  mark_seen(x, record.digest);  // the upstream says the repository has it
+  mark_seen_with_children(x, record.digest);  // the upstream says the repository has it
   meta_.put_tag(x.upstream->config.settings.name, x.repository, tag.str(), record);
   hot_.remember_tag(x.upstream->config.settings.name, x.repository, tag.str(), record);
 }
@@ -508,6 +508,21 @@ void Mirror::mark_seen(const Exchange& x, const Digest& digest) {
   hot_.remember_seen(digest, upstream, x.repository);
 }
 
+void Mirror::mark_seen_with_children(const Exchange& x, const Digest& digest) {
+  mark_seen(x, digest);
+  auto cached = hot_.manifest(digest);
+  if (!cached) {
+    auto stored = meta_.get_manifest(digest);
+    if (!stored) return;
+    cached = std::make_shared<const cache::ManifestRecord>(std::move(*stored));
+  }
+  if (cached->media_type != registry::media_type::oci_index && cached->media_type != registry::media_type::docker_list)
+    return;
+  auto parsed = registry::parse_manifest(cached->bytes, cached->media_type);
+  if (auto* index = std::get_if<registry::ParsedManifest>(&parsed))
+    for (auto& child : index->children) mark_seen(x, child.digest);
+}
+
 asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
   auto& up = *x.upstream;
   const std::string where = up.config.settings.name + "/" + x.repository;
@@ -526,14 +541,29 @@ asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
     auto response = co_await ask_upstream(x, head);
     if (response->status() == 200) {
       auto said = std::string(response->headers()["Docker-Content-Digest"]);
-      if (!said.empty() && said != digest.str()) {
-        x.error = "upstream answered for another digest";
-        reply_error(x, 502, ErrorCode::digest_invalid,
-                    "upstream " + up.config.settings.name + " answered " + said + " for " + digest.str());
-        co_return false;
+      if (said.empty()) {
+        // A 200 that names no digest proves little (a proxy may answer any HEAD):
+        // the bytes must hash to it.
+        registry::UpstreamRequest get = head;
+        get.method = http::verb::get;
+        auto full = co_await ask_upstream(x, get);
+        if (full->status() == 200) {
+          auto bytes = co_await registry::read_body(*full, registry::max_manifest_bytes);
+          said = registry::digest_of(digest.algorithm(), bytes).str();
+        } else {
+          response = std::move(full);
+        }
       }
-      mark_seen(x, digest);
-      co_return true;
+      if (response->status() == 200) {
+        if (said != digest.str()) {
+          x.error = "upstream answered for another digest";
+          reply_error(x, 502, ErrorCode::digest_invalid,
+                      "upstream " + up.config.settings.name + " answered " + said + " for " + digest.str());
+          co_return false;
+        }
+        mark_seen_with_children(x, digest);
+        co_return true;
+      }
     }
     x.error = "upstream answered " + std::to_string(response->status());
     reply_upstream_failure(x, response->status(), ErrorCode::manifest_unknown,

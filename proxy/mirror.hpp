@@ -61,6 +61,9 @@ class Mirror final : public Handler {
   // Whether the manifest was seen in the request's upstream and repository.
   bool seen_here(const Exchange& x, const registry::Digest& digest);
   void mark_seen(const Exchange& x, const registry::Digest& digest);
+  // mark_seen, and if the digest is a cached index, its child manifests too: a
+  // registry keeps them in the index's repository.
+  void mark_seen_with_children(const Exchange& x, const registry::Digest& digest);
   // Asks the upstream whether the request's repository has a manifest cached from
   // elsewhere; true (and marked seen) if it does. Writes the error response itself.
   asio::awaitable<bool> confirm_here(Exchange& x, const registry::Digest& digest);

@@ -54,10 +54,7 @@ ImportResult import_report(cache::MetaStore& meta, std::string_view document, st
   meta.put_report(*digest, record);  // also ends the digest's wait in the pending queue
   // A computed verdict was decided without this report: decide again on next use.
   // Manual verdicts stand.
-  if (auto verdict = meta.get_verdict(*digest); verdict && verdict->source != "manual") {
-    meta.remove_verdict(*digest);
-    result.replaced_verdict = true;
-  }
+  result.replaced_verdict = meta.remove_computed_verdicts(*digest);
   result.ok = true;
   result.digest = digest->str();
   result.summary = {{"scanner", summary.scanner},

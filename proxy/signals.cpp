@@ -84,13 +84,13 @@ std::optional<std::int64_t> judge_signals(cache::MetaStore& meta, const policy::
                                           const policy::Scope& scope, const Digest& digest, policy::Outcome& outcome,
                                           std::int64_t now) {
   if (!scope.signatures && !scope.sbom) return std::nullopt;
-  auto own = meta.get_signals(digest);
+  auto own = meta.get_signals(digest, scope.name);
   if (own && !signals_current(*own, policy, scope, now)) own.reset();
   // The indexes that list this digest, with current records: their signature and
   // SBOM cover it.
   std::vector<std::pair<Digest, cache::SignalRecord>> parents;
   for (auto& parent : meta.referenced_by(digest, max_parents)) {
-    auto record = meta.get_signals(parent);
+    auto record = meta.get_signals(parent, scope.name);
     if (record && signals_current(*record, policy, scope, now)) parents.emplace_back(parent, std::move(*record));
   }
   std::optional<std::int64_t> valid_until;
@@ -211,6 +211,9 @@ struct Signals::Lookup {
     auto* manifest = std::get_if<registry::ParsedManifest>(&parsed);
     if (!manifest) return;  // kept out of the cache: the mirror could not serve it either
     cache::store_manifest(self.meta_, d, cache::ManifestRecord{manifest->media_type, bytes, now_ms()}, *manifest);
+    // Fetched from this repository: a client pulling the artifact here (cosign
+    // verify through the mirror) is served it from the cache, offline too.
+    self.meta_.mark_seen(d, upstream.settings().name, repository);
   }
 
   // Manifest bytes by tag: the upstream when it answers (the tag record refreshed),
@@ -544,10 +547,11 @@ asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::
   auto now = now_ms();
   auto parents = meta_.referenced_by(digest, max_parents);
   auto answered = [&] {
-    if (auto own = meta_.get_signals(digest); own && signals_current(*own, policy, scope, now)) return true;
+    if (auto own = meta_.get_signals(digest, scope.name); own && signals_current(*own, policy, scope, now))
+      return true;
     // An index that lists this digest and answers every requirement covers it.
     for (auto& parent : parents) {
-      auto record = meta_.get_signals(parent);
+      auto record = meta_.get_signals(parent, scope.name);
       if (record && !record->artifact && signals_current(*record, policy, scope, now) &&
           (!scope.signatures || record->signature == "valid") && (!scope.sbom || record->sbom == "found"))
         return true;
@@ -557,7 +561,8 @@ asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::
   if (answered()) co_return;
   // One look per digest at a time: a rollout's concurrent first pulls wait for the
   // first one's findings instead of each asking the upstream for the same artifacts.
-  const std::string flight_key = upstream.settings().name + "\n" + digest.str() + "\n" + policy.version;
+  const std::string flight_key = upstream.settings().name + "\n" + digest.str() + "\n" + policy.version + "\n" +
+                                 scope.name;
   auto joined = flights_.join(flight_key);
   if (!joined.leader) {
     co_await cache::SingleFlight::wait(*joined.flight);
@@ -571,18 +576,18 @@ asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::
     for (const auto& name : scope.signatures->keys)
       if (auto* key = policy.key_named(name); key && key->key) lookup.keys.push_back(*key->key);
   auto record = co_await examine(lookup, manifest);
-  meta_.put_signals(digest, record);
+  meta_.put_signals(digest, scope.name, record);
   count(record);
   if (record.artifact || (signature_ok(record) && sbom_ok(record))) co_return;
   // Not answered by its own artifacts: the indexes that list it may be signed.
   for (auto& parent : parents) {
-    auto existing = meta_.get_signals(parent);
+    auto existing = meta_.get_signals(parent, scope.name);
     if (existing && signals_current(*existing, policy, scope, now)) continue;
     auto parent_manifest = meta_.get_manifest(parent);
     if (!parent_manifest) continue;
     Lookup parent_lookup{upstream, repository, parent, policy, scope, *this, lookup.keys, {}};
     auto parent_record = co_await examine(parent_lookup, *parent_manifest);
-    meta_.put_signals(parent, parent_record);
+    meta_.put_signals(parent, scope.name, parent_record);
     count(parent_record);
   }
 }

@@ -79,6 +79,14 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
         doc["artifactType"] = "application/vnd.dev.cosign.artifact.sig.v1+json"
         cls.posing = h.push_image(reg, h.Image(base.repo, base.tag, json.dumps(doc).encode(), base.manifest_type,
                                                base.config, base.layers))
+        # One image, signed by ci only, in two scopes: "signed" trusts ci, "strict"
+        # only release. Pulled in "signed" first, it must still be refused in "strict".
+        promoted_layers = [h.small_layer("sig-promoted")]
+        cls.promoted = h.push_image(reg, h.build_image("signed/promoted", "v1", promoted_layers, label="promoted"))
+        cls.promoted_strict = h.push_image(reg, h.build_image("strict/promoted", "v1", promoted_layers,
+                                                              label="promoted"))
+        for image in (cls.promoted, cls.promoted_strict):
+            c.push_legacy_signature(reg, image, cls.ci)
         cls.late = img("signed/late")          # signed during its test
         cls.burst = img("signed/burst")        # pulled by many clients at once
         c.push_legacy_signature(reg, cls.burst, cls.release)
@@ -118,6 +126,7 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
                 {"name": "signed", "repository": "signed/**",
                  "signatures": {"keys": ["release", "ci", "build"], "recheck_s": RECHECK_S}},
                 {"name": "sbom-required", "repository": "sbom/**", "sbom": {"required": True}},
+                {"name": "strict", "repository": "strict/**", "signatures": {"keys": ["release"]}},
             ],
         }
         cls.pg.write_policy(cls.policy)
@@ -231,6 +240,15 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
         bad = ctrd.pull("sig", "%s/%s:%s" % (self.registry.address, self.unsigned.repo, self.unsigned.tag))
         self.assertNotEqual(bad.returncode, 0, "ctr pulled an unsigned image: " + bad.stdout)
         self.assertIn("no signature", bad.stderr + bad.stdout)
+
+    def test_04c_a_signature_one_scope_trusts_does_not_pass_another(self):
+        self.assertEqual(self.promoted.digest, self.promoted_strict.digest)
+        self.assert_pulled(self.promoted, what="signed by ci, in the scope that trusts ci:")
+        self.assert_denied(self.promoted_strict, "release", what="the same digest where only release is trusted:")
+        for digest in self.promoted_strict.blobs():
+            status, _, body = self.pg.request("GET", "/v2/strict/promoted/blobs/" + digest)
+            h.assert_oci_denied(self, status, body, "a layer in the strict scope")
+        self.assert_pulled(self.promoted, what="and again where ci is trusted:")
 
     def test_05_wrong_key_refused(self):
         for image, form in ((self.legacy_wrong_key, "legacy"), (self.bundle_wrong_key, "bundle")):

@@ -244,6 +244,38 @@ TEST_F(MetaStoreTest, AVerdictWrittenBeforeScopesReadsWithNoScope) {
   EXPECT_FALSE(store->get_verdict(digest('b')));
 }
 
+TEST_F(MetaStoreTest, SignalsAndComputedVerdictsArePerScope) {
+  auto store = MetaStore::open(dir_, map_size);
+  SignalRecord found;
+  found.policy_version = "p1";
+  found.checked_at_ms = 5;
+  found.signature = "valid";
+  found.key = "ci";
+  store->put_signals(digest('a'), "dev", found);
+  EXPECT_EQ(store->get_signals(digest('a'), "dev")->key, "ci");
+  EXPECT_FALSE(store->get_signals(digest('a'), "prod"));
+  EXPECT_FALSE(store->get_signals(digest('b'), "dev"));
+
+  store->put_verdict(digest('a'), VerdictRecord{"allow", "rule", {"r"}, "p1", "", 1, std::nullopt, "dev"});
+  store->put_verdict(digest('a'), VerdictRecord{"deny", "rule", {"r"}, "p1", "", 1, std::nullopt, "prod"});
+  EXPECT_EQ(store->get_verdicts_in(digest('a'), "dev").computed->decision, "allow");
+  EXPECT_EQ(store->get_verdicts_in(digest('a'), "prod").computed->decision, "deny");
+  EXPECT_FALSE(store->get_verdicts_in(digest('a'), "prod").manual);
+  EXPECT_FALSE(store->get_verdicts_in(digest('a'), "other").computed);
+  EXPECT_TRUE(store->get_verdict(digest('a')));  // one of them, for showing
+  EXPECT_EQ(store->list_verdicts({}).size(), 2u);
+  // A manual verdict comes first in every scope.
+  store->put_verdict(digest('a'), VerdictRecord{"warn", "manual", {"m"}, "", "ops", 1, std::nullopt, ""});
+  EXPECT_EQ(store->get_verdicts_in(digest('a'), "dev").manual->decision, "warn");
+  EXPECT_EQ(store->get_verdicts_in(digest('a'), "dev").computed->decision, "allow");
+  EXPECT_EQ(store->get_verdict(digest('a'))->source, "manual");
+  EXPECT_TRUE(store->remove_computed_verdicts(digest('a')));
+  EXPECT_FALSE(store->remove_computed_verdicts(digest('a')));
+  EXPECT_EQ(store->list_verdicts({}).size(), 1u);
+  EXPECT_TRUE(store->remove_verdict(digest('a')));
+  EXPECT_TRUE(store->list_verdicts({}).empty());
+}
+
 TEST_F(MetaStoreTest, WhereAManifestWasSeen) {
   auto store = MetaStore::open(dir_, map_size);
   EXPECT_FALSE(store->seen_in(digest('a'), "a.io", "team/app"));
@@ -485,10 +517,9 @@ TEST_F(MetaStoreTest, VerdictRoundTripAndOverwrite) {
   EXPECT_EQ(read->expires_at_ms, std::optional<std::int64_t>(1800000000456));
 
   // Overwrite with a verdict that does not expire and has no reasons.
-  store->put_verdict(digest('a'), VerdictRecord{"allow", "report", {}, "policy-8", "", 5, std::nullopt, "prod"});
+  store->put_verdict(digest('a'), VerdictRecord{"allow", "report", {}, "policy-8", "", 5, std::nullopt, ""});
   read = store->get_verdict(digest('a'));
   ASSERT_TRUE(read);
-  EXPECT_EQ(read->scope, "prod");
   EXPECT_EQ(read->decision, "allow");
   EXPECT_EQ(read->source, "report");
   EXPECT_TRUE(read->reasons.empty());

@@ -4,9 +4,11 @@
 // served non-allow decision carries.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -132,6 +134,20 @@ TEST_F(GateMemoTest, AStoreWriteEndsTheEntryAtOnce) {
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
 }
 
+TEST_F(GateMemoTest, AnEntryEndsWhenItsVerdictExpires) {
+  // A remembered decision counts for a second at most, and never past the expiry of
+  // the verdict it came from.
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"briefly"}, "", "ops", now_ms,
+                                                       now_ms + 300, ""});
+  EXPECT_FALSE(check("it/app", "v1", digest('a'))->serve);
+  EXPECT_FALSE(check("it/app", "v1", digest('a'))->serve);  // remembered
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
+}
+
 TEST_F(GateMemoTest, ANewPolicyEndsTheEntryAtOnce) {
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
@@ -153,18 +169,19 @@ TEST_F(GateMemoTest, AVerdictComputedInOneScopeDoesNotDecideAnother) {
   holder_.set(parsed(R"({"scopes": [{"name": "dev", "repository": "dev/**", "unknown": "evaluate", "fallback": "allow"},
                                     {"name": "prod", "repository": "prod/**", "unknown": "deny"}]})"));
   EXPECT_TRUE(check("dev/app", "v1", digest('a'))->serve);
-  auto stored = meta_->get_verdict(digest('a'));
+  auto stored = meta_->get_verdicts_in(digest('a'), "dev").computed;
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->scope, "dev");
   auto strict = check("prod/app", "v1", digest('a'));
   EXPECT_FALSE(strict->serve);
   EXPECT_EQ(strict->scope, "prod");
   EXPECT_EQ(strict->source, "unknown");
-  // The strict scope decided without replacing the lenient scope's verdict, which
-  // still decides there.
-  EXPECT_EQ(meta_->get_verdict(digest('a'))->scope, "dev");
-  EXPECT_EQ(gate_->evaluations(), 1u);
+  // Each scope keeps its own verdict, and each decides from it.
+  EXPECT_EQ(meta_->get_verdicts_in(digest('a'), "dev").computed->decision, "allow");
+  EXPECT_EQ(meta_->get_verdicts_in(digest('a'), "prod").computed->decision, "deny");
+  EXPECT_EQ(gate_->evaluations(), 2u);
   EXPECT_TRUE(check("dev/app", "v1", digest('a'))->serve);
+  EXPECT_EQ(gate_->evaluations(), 2u);
   EXPECT_FALSE(check("prod/app", std::nullopt, digest('a'))->serve);
   // A blob of the image, asked for in the strict scope, follows the strict decision.
   meta_->add_references(digest('a'), {digest('b')});
@@ -172,6 +189,31 @@ TEST_F(GateMemoTest, AVerdictComputedInOneScopeDoesNotDecideAnother) {
   meta_->mark_seen(digest('a'), "a.io", "prod/app");
   EXPECT_FALSE(check("prod/app", std::nullopt, digest('b'), "GET", "blob")->serve);
   EXPECT_TRUE(check("dev/app", std::nullopt, digest('b'), "GET", "blob")->serve);
+}
+
+TEST_F(GateMemoTest, EachScopeKeepsTheVerdictItMadeFromATag) {
+  // Two scopes that allow by tag: the image pulled by tag in both, then its blobs in
+  // both. Blobs are decided without a tag, from each scope's stored verdict.
+  holder_.set(parsed(R"({"scopes": [
+      {"name": "a", "repository": "a/**", "fallback": "deny", "rules": [{"action": "allow", "tag": "v*"}]},
+      {"name": "b", "repository": "b/**", "fallback": "deny", "rules": [{"action": "allow", "tag": "v*"}]}]})"));
+  meta_->add_references(digest('a'), {digest('b')});
+  meta_->mark_seen(digest('a'), "a.io", "a/app");
+  meta_->mark_seen(digest('a'), "a.io", "b/app");
+  EXPECT_TRUE(check("a/app", "v1", digest('a'))->serve);
+  EXPECT_TRUE(check("b/app", "v1", digest('a'))->serve);
+  EXPECT_TRUE(check("a/app", std::nullopt, digest('b'), "GET", "blob")->serve);
+  EXPECT_TRUE(check("b/app", std::nullopt, digest('b'), "GET", "blob")->serve);
+  EXPECT_TRUE(check("b/app", std::nullopt, digest('a'))->serve);  // by digest, after the tag
+  // A manual verdict counts in every scope; removing it leaves the computed ones.
+  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"ops"}, "", "ops", 1, std::nullopt, ""});
+  EXPECT_FALSE(check("a/app", "v1", digest('a'))->serve);
+  EXPECT_FALSE(check("b/app", "v1", digest('a'))->serve);
+  EXPECT_TRUE(meta_->remove_computed_verdicts(digest('a')));
+  EXPECT_EQ(meta_->get_verdict(digest('a'))->source, "manual");
+  EXPECT_TRUE(meta_->remove_verdict(digest('a')));
+  EXPECT_FALSE(meta_->get_verdict(digest('a')));
+  EXPECT_FALSE(meta_->remove_verdict(digest('a')));
 }
 
 TEST_F(GateMemoTest, ABlobEntryIsNotAManifestEntry) {
