@@ -593,7 +593,23 @@ class LmdbMetaStore final : public MetaStore {
   }
 
   void put_verdict(const Digest& digest, const VerdictRecord& record) override {
-    put(verdicts_, verdict_key(digest, record), encode(record), "put verdict " + digest.str());
+    const std::string value = encode(record);
+    const std::string what = "put verdict " + digest.str();
+    auto txn = lmdb::Txn::write(env_.get());
+    auto key = verdict_key(digest, record);
+    if (key != digest.str()) {
+      // A computed verdict: the digest's own record goes if it no longer decides
+      // anything (one computed before verdicts had scopes, or a manual one that has
+      // expired), so that what the CLI and the API show is what counts.
+      if (auto own = txn.get(verdicts_, digest.str())) {
+        auto old = decode_verdict(*own);
+        if (!old || old->source != "manual" ||
+            (old->expires_at_ms && *old->expires_at_ms <= record.evaluated_at_ms))
+          txn.del(verdicts_, digest.str(), what);
+      }
+    }
+    txn.put(verdicts_, key, value, what);
+    txn.commit();
   }
 
   bool remove_verdict(const Digest& digest) override { return remove_verdicts(digest, true); }

@@ -732,6 +732,9 @@ class DocumentReader {
     } else if (auto name = text_field(value, "name", path + ".name")) {
       if (name->empty()) {
         fail(path + ".name", "must not be empty");
+      } else if (name->size() > 128) {
+        // It keys the scope's stored verdicts and signal findings with the digest.
+        fail(path + ".name", "longer than 128 bytes");
       } else if (*name == "default") {
         fail(path + ".name", "\"default\" is the catch-all scope; configure it under the top-level \"default\"");
       } else {

@@ -37,7 +37,7 @@ Each takes --data DIR or --config FILE to find the cache (default ./pullgate-dat
 
 A manual verdict decides its digest until it is removed or expires (DURATION: 30m,
 12h, 7d). It applies to the next pull, also while the server runs. Computed
-verdicts (source rule, default, unknown) are replaced when the policy changes.
+verdicts (one per policy scope) are computed again when the policy changes.
 )";
 
 int usage(const std::string& message, const char* command) {

@@ -118,7 +118,12 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
   for (auto& parent : parents) {
     policy::Subject parent_subject{subject.upstream, subject.repository, std::nullopt, parent.str()};
     auto parent_decision = decide_manifest_at(c, parent_subject, depth + 1);
-    if (allows(parent_decision)) return decision;
+    if (allows(parent_decision)) {
+      // Served through this index: remembered no longer than the index's verdict.
+      if (parent_decision.valid_until && (!decision.valid_until || *parent_decision.valid_until < *decision.valid_until))
+        decision.valid_until = parent_decision.valid_until;
+      return decision;
+    }
     for (auto& r : parent_decision.reasons) parent_reasons.push_back("index " + parent.str() + ": " + r);
   }
   decision.decision = Decision::deny;

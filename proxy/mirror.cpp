@@ -509,6 +509,7 @@ void Mirror::mark_seen(const Exchange& x, const Digest& digest) {
 }
 
 void Mirror::mark_seen_with_children(const Exchange& x, const Digest& digest) {
+  if (hot_.seen(digest, x.upstream->config.settings.name, x.repository)) return;  // children marked then
   mark_seen(x, digest);
   auto cached = hot_.manifest(digest);
   if (!cached) {

@@ -274,6 +274,17 @@ TEST_F(MetaStoreTest, SignalsAndComputedVerdictsArePerScope) {
   EXPECT_EQ(store->list_verdicts({}).size(), 1u);
   EXPECT_TRUE(store->remove_verdict(digest('a')));
   EXPECT_TRUE(store->list_verdicts({}).empty());
+
+  // A computed verdict stored after the digest's manual one expired takes its place
+  // in what is shown; one stored while the manual one counts leaves it.
+  store->put_verdict(digest('c'), VerdictRecord{"deny", "manual", {"m"}, "", "ops", 1, 10, ""});
+  store->put_verdict(digest('c'), VerdictRecord{"allow", "rule", {"r"}, "p1", "", 20, std::nullopt, "dev"});
+  EXPECT_EQ(store->get_verdict(digest('c'))->source, "rule");
+  EXPECT_EQ(store->list_verdicts({}).size(), 1u);
+  store->put_verdict(digest('c'), VerdictRecord{"deny", "manual", {"m"}, "", "ops", 30, 100, ""});
+  store->put_verdict(digest('c'), VerdictRecord{"allow", "rule", {"r"}, "p1", "", 40, std::nullopt, "prod"});
+  EXPECT_EQ(store->get_verdict(digest('c'))->source, "manual");
+  EXPECT_EQ(store->list_verdicts({}).size(), 3u);
 }
 
 TEST_F(MetaStoreTest, WhereAManifestWasSeen) {

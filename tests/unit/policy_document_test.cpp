@@ -181,6 +181,14 @@ TEST(ParsePolicy, CharacterClassesAreRefusedNotTakenLiterally) {
       << joined(result.errors);
 }
 
+TEST(ParsePolicy, AScopeNameIsAtMost128Bytes) {
+  const auto longest = R"({"scopes": [{"name": ")" + std::string(128, 'n') + R"(", "repository": "a/**"}]})";
+  EXPECT_TRUE(parse_policy(longest).policy) << joined(parse_policy(longest).errors);
+  const auto result = parse_policy(R"({"scopes": [{"name": ")" + std::string(129, 'n') + R"("}]})");
+  EXPECT_FALSE(result.policy);
+  EXPECT_TRUE(has_line(result.errors, "scopes[0].name: longer than 128 bytes")) << joined(result.errors);
+}
+
 TEST(ParsePolicy, DuplicatesAndMissingIdentities) {
   const auto result = parse_policy(R"({
     "scopes": [{"name": "a"}, {"name": "b"}, {"name": "a"}, {"repository": "x"}, {"name": "default"}],
