@@ -471,22 +471,30 @@ class LmdbMetaStore final : public MetaStore {
     txn.commit();
   }
 
-  void mark_seen(const Digest& manifest, std::string_view upstream, std::string_view repository) override {
-    auto key = seen_key(manifest, upstream, repository);
-    if (!key) throw std::invalid_argument("cannot record where a manifest was seen: bad upstream or repository name");
-    auto stored = storable_key(std::move(*key), max_key_);
+  using MetaStore::mark_seen;
+  void mark_seen(std::span<const Digest> manifests, std::string_view upstream,
+                 std::string_view repository) override {
+    std::vector<std::string> fresh;
     {
       auto txn = lmdb::Txn::read(env_.get());
-      if (txn.get(seen_, stored)) return;  // known: no write, the store's generation stays
+      for (const auto& manifest : manifests) {
+        auto key = stored_seen_key(manifest, upstream, repository);
+        if (!key)
+          throw std::invalid_argument("cannot record where a manifest was seen: bad upstream or repository name");
+        if (!txn.get(seen_, *key)) fresh.push_back(std::move(*key));
+      }
     }
-    put(seen_, stored, "", "mark manifest seen");
+    if (fresh.empty()) return;  // all known: no write, the store's generation stays
+    auto txn = lmdb::Txn::write(env_.get());
+    for (const auto& key : fresh) txn.put(seen_, key, "", "mark manifest seen");
+    txn.commit();
   }
 
   bool seen_in(const Digest& manifest, std::string_view upstream, std::string_view repository) override {
-    auto key = seen_key(manifest, upstream, repository);
+    auto key = stored_seen_key(manifest, upstream, repository);
     if (!key) return false;
     auto txn = lmdb::Txn::read(env_.get());
-    return txn.get(seen_, storable_key(std::move(*key), max_key_)).has_value();
+    return txn.get(seen_, *key).has_value();
   }
 
   std::vector<Digest> referenced_by_in(const Digest& digest, std::string_view upstream, std::string_view repository,
@@ -502,8 +510,8 @@ class LmdbMetaStore final : public MetaStore {
          entry = cursor.next(), ++scanned) {
       auto manifest = Digest::parse(entry->first.substr(prefix.size()));
       if (!manifest) continue;
-      auto key = seen_key(*manifest, upstream, repository);
-      if (key && txn.get(seen_, storable_key(std::move(*key), max_key_))) out.push_back(std::move(*manifest));
+      auto key = stored_seen_key(*manifest, upstream, repository);
+      if (key && txn.get(seen_, *key)) out.push_back(std::move(*manifest));
     }
     return out;
   }
@@ -587,7 +595,7 @@ class LmdbMetaStore final : public MetaStore {
     auto txn = lmdb::Txn::read(env_.get());
     if (auto value = txn.get(verdicts_, digest.str())) out.manual = decode_verdict(*value);
     if (!scope.empty())
-      if (auto value = txn.get(verdicts_, storable_key(verdict_prefix(digest) + std::string(scope), max_key_)))
+      if (auto value = txn.get(verdicts_, scoped_key(digest, scope)))
         out.computed = decode_verdict(*value);
     return out;
   }
@@ -709,19 +717,14 @@ class LmdbMetaStore final : public MetaStore {
     return existed;
   }
 
-  // "<digest>\n<scope>"; records from before scopes (the digest alone) are not read.
-  std::string signals_key(const Digest& digest, std::string_view scope) const {
-    return storable_key(digest.str() + '\n' + std::string(scope), max_key_);
-  }
-
   std::optional<SignalRecord> get_signals(const Digest& digest, std::string_view scope) override {
-    return read(signals_, signals_key(digest, scope), decode_signals);
+    return read(signals_, scoped_key(digest, scope), decode_signals);
   }
 
   void put_signals(const Digest& digest, std::string_view scope, const SignalRecord& record) override {
     const std::string value = encode(record);
     auto txn = lmdb::Txn::write(env_.get());
-    txn.put(signals_, signals_key(digest, scope), value, "put signals " + digest.str());
+    txn.put(signals_, scoped_key(digest, scope), value, "put signals " + digest.str());
     txn.commit();
   }
 
@@ -838,12 +841,24 @@ class LmdbMetaStore final : public MetaStore {
     txn.commit();
   }
 
-  // "<digest>" for a manual verdict (and those written before scopes), else
-  // "<digest>\n<scope>".
+  // A computed verdict's or a signal finding's key: "<digest>\n<scope>" (scope names
+  // are at most 128 bytes: never hashed, so the digest's prefix scan finds them all).
+  // Signal findings from before scopes (keyed by the digest alone) are not read.
   static std::string verdict_prefix(const Digest& digest) { return digest.str() + '\n'; }
+  std::string scoped_key(const Digest& digest, std::string_view scope) const {
+    return storable_key(verdict_prefix(digest) + std::string(scope), max_key_);
+  }
+  // "<digest>" for a manual verdict (and those written before scopes).
   std::string verdict_key(const Digest& digest, const VerdictRecord& record) const {
     if (record.source == "manual" || record.scope.empty()) return digest.str();
-    return storable_key(verdict_prefix(digest) + record.scope, max_key_);
+    return scoped_key(digest, record.scope);
+  }
+
+  std::optional<std::string> stored_seen_key(const Digest& manifest, std::string_view upstream,
+                                             std::string_view repository) const {
+    auto key = seen_key(manifest, upstream, repository);
+    if (!key) return std::nullopt;
+    return storable_key(std::move(*key), max_key_);
   }
 
   // The digest's computed verdicts (its scoped keys, and an unscoped one that is not
@@ -895,7 +910,7 @@ class LmdbMetaStore final : public MetaStore {
       auto upstream = key.substr(0, first);
       auto repository = key.substr(first + 1, second - first - 1);
       auto add = [&](const Digest& d) {
-        if (auto k = seen_key(d, upstream, repository)) keys.push_back(storable_key(std::move(*k), max_key_));
+        if (auto k = stored_seen_key(d, upstream, repository)) keys.push_back(std::move(*k));
       };
       add(record->digest);
       if (auto it = children.find(record->digest.str()); it != children.end())

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -175,8 +176,12 @@ class MetaStore {
   // lists it). Manifests and blobs are cached by digest, for every repository; a
   // repository's content is only what was seen in it, so that naming another
   // repository (one the policy allows) never gets a refused image's bytes out of the
-  // cache. mark_seen writes only when the pair is new.
-  virtual void mark_seen(const Digest& manifest, std::string_view upstream, std::string_view repository) = 0;
+  // cache. mark_seen writes only the pairs that are new, in one transaction.
+  virtual void mark_seen(std::span<const Digest> manifests, std::string_view upstream,
+                         std::string_view repository) = 0;
+  void mark_seen(const Digest& manifest, std::string_view upstream, std::string_view repository) {
+    mark_seen(std::span<const Digest>(&manifest, 1), upstream, repository);
+  }
   virtual bool seen_in(const Digest& manifest, std::string_view upstream, std::string_view repository) = 0;
   // referenced_by, only the manifests seen in (upstream, repository): at most `limit`
   // of them, from at most max_references_scanned references.

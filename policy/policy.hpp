@@ -53,6 +53,10 @@ std::string format_ms(std::int64_t ms_since_epoch);
 // can hold (years 1678 to 2261): a record from far ahead must not wrap around into
 // the past (an expiry that far away is "never").
 TimePoint time_from_ms(std::int64_t ms_since_epoch);
+// And back: how records store times.
+inline std::int64_t ms_of(TimePoint time) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
+}
 // The furthest ahead an expiry may be set from the CLI or the admin API.
 inline constexpr std::int64_t max_expiry_ms = 100LL * 365 * 86'400'000;
 

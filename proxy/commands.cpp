@@ -238,7 +238,7 @@ std::optional<policy::TimePoint> parse_time(const std::string& text) {
 // The audit log's own time format: fixed width UTC with milliseconds, so that
 // comparing the strings compares the times.
 std::string audit_time(policy::TimePoint t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  auto ms = policy::ms_of(t);
   auto seconds = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
   std::tm tm{};
   gmtime_r(&seconds, &tm);
@@ -521,7 +521,7 @@ int run_exception_command(const std::vector<std::string>& all) {
       std::cerr << "pullgate: " << checked.errors.front() << "\n";
       return 1;
     }
-    auto expires_ms = std::chrono::duration_cast<std::chrono::milliseconds>(checked.expires->time_since_epoch()).count();
+    auto expires_ms = policy::ms_of(*checked.expires);
     if (expires_ms <= record.created_at_ms) {
       std::cerr << "pullgate: --expires " << expires << " is in the past; the exception would never apply\n";
       return 1;

@@ -11,10 +11,6 @@ using policy::Source;
 
 namespace {
 
-std::int64_t to_ms(policy::TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
 GateDecision from_outcome(const policy::Outcome& o) {
   GateDecision d;
   d.serve = o.serve;
@@ -26,6 +22,12 @@ GateDecision from_outcome(const policy::Outcome& o) {
   d.policy_version = o.policy_version;
   d.exception_id = o.exception_id;
   return d;
+}
+
+std::optional<policy::TimePoint> earlier(std::optional<policy::TimePoint> a, std::optional<policy::TimePoint> b) {
+  if (!a) return b;
+  if (!b) return a;
+  return std::min(*a, *b);
 }
 
 // What the scope's signals add to an outcome: until when a verdict made from them
@@ -49,7 +51,7 @@ Judged judge_report(const DecisionContext& c, const policy::Scope& scope, const 
   if (judgement->unscanned && c.store) {
     std::string reference = subject.upstream + "/" + subject.repository +
                             (subject.tag ? ":" + *subject.tag : "@" + subject.digest);
-    c.meta.add_pending(digest, reference, to_ms(c.now));
+    c.meta.add_pending(digest, reference, policy::ms_of(c.now));
     for (auto& r : judgement->reasons)
       if (r.find("awaiting a scan") != std::string::npos) r += " (queued for scanners: GET /v1/pending)";
   }
@@ -60,11 +62,11 @@ Judged judge_report(const DecisionContext& c, const policy::Scope& scope, const 
   // A verdict made from a report stops counting when the report gets too old, or
   // when a CVE exception that set a finding aside expires.
   if (report && report->scanned_at && !judgement->unscanned)
-    judged.valid_until_ms = to_ms(*report->scanned_at + scope.vulnerabilities->max_report_age);
+    judged.valid_until_ms = policy::ms_of(*report->scanned_at + scope.vulnerabilities->max_report_age);
   if (!judgement->excepted.empty()) {
     for (auto& exception : c.policy.cve_exceptions)
-      if (exception.expires > c.now && (!judged.valid_until_ms || to_ms(exception.expires) < *judged.valid_until_ms))
-        judged.valid_until_ms = to_ms(exception.expires);
+      if (exception.expires > c.now && (!judged.valid_until_ms || policy::ms_of(exception.expires) < *judged.valid_until_ms))
+        judged.valid_until_ms = policy::ms_of(exception.expires);
   }
   return judged;
 }
@@ -75,7 +77,7 @@ Judged judge(const DecisionContext& c, const policy::Subject& subject, const reg
              policy::Outcome& outcome) {
   const auto& scope = policy::scope_for(c.policy, subject.upstream, subject.repository);
   auto judged = judge_report(c, scope, subject, digest, outcome);
-  if (auto until = judge_signals(c.meta, c.policy, scope, digest, outcome, to_ms(c.now)))
+  if (auto until = judge_signals(c.meta, c.policy, scope, digest, outcome, policy::ms_of(c.now)))
     if (!judged.valid_until_ms || *until < *judged.valid_until_ms) judged.valid_until_ms = until;
   return judged;
 }
@@ -85,14 +87,16 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
   const auto& scope = policy::scope_for(c.policy, subject.upstream, subject.repository);
   const auto stored = verdict_for(c.meta, digest, c.policy, scope.name, c.now).usable.stored;
   auto outcome = policy::evaluate(c.policy, subject, stored, c.now, c.extra);
+  // No stored verdict counts and no exception settled it: the policy decides now.
+  const bool evaluated = !stored && outcome.source != Source::exception;
   Judged judged;
-  if (!stored && outcome.source != Source::exception) judged = judge(c, subject, digest, outcome);
+  if (evaluated) judged = judge(c, subject, digest, outcome);
   if (judged.hold_for.count() > 0) {
     auto decision = from_outcome(outcome);
     decision.hold_for = judged.hold_for;
     return decision;
   }
-  if (!stored && outcome.source != Source::exception && c.store) {
+  if (evaluated && c.store) {
     // First decision for this digest under this policy: store it, so that pulls by
     // digest, child manifests and blobs in this scope follow it.
     if (c.on_evaluation) c.on_evaluation();
@@ -101,7 +105,7 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
     record.source = std::string(policy::to_string(outcome.source));
     record.reasons = outcome.reasons;
     record.policy_version = c.policy.version;
-    record.evaluated_at_ms = to_ms(c.now);
+    record.evaluated_at_ms = policy::ms_of(c.now);
     record.expires_at_ms = judged.valid_until_ms;
     record.scope = scope.name;
     c.meta.put_verdict(digest, record);
@@ -120,8 +124,7 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
     auto parent_decision = decide_manifest_at(c, parent_subject, depth + 1);
     if (allows(parent_decision)) {
       // Served through this index: remembered no longer than the index's verdict.
-      if (parent_decision.valid_until && (!decision.valid_until || *parent_decision.valid_until < *decision.valid_until))
-        decision.valid_until = parent_decision.valid_until;
+      decision.valid_until = earlier(decision.valid_until, parent_decision.valid_until);
       return decision;
     }
     for (auto& r : parent_decision.reasons) parent_reasons.push_back("index " + parent.str() + ": " + r);
@@ -139,7 +142,7 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
 UsableVerdict usable_verdict(const std::optional<cache::VerdictRecord>& record, const policy::Policy& policy,
                              std::string_view scope, policy::TimePoint now) {
   if (!record) return {};
-  if (record->expires_at_ms && *record->expires_at_ms <= to_ms(now))
+  if (record->expires_at_ms && *record->expires_at_ms <= policy::ms_of(now))
     return {std::nullopt, "expired at " + policy::format_ms(*record->expires_at_ms)};
   auto decision = policy::parse_decision(record->decision);
   auto source = policy::parse_source(record->source);

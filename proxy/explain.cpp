@@ -11,10 +11,6 @@ using nlohmann::json;
 
 namespace {
 
-std::int64_t to_ms(policy::TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
 using policy::format_ms;
 
 json exception_json(const DecisionContext& c, const std::string& id) {
@@ -22,7 +18,7 @@ json exception_json(const DecisionContext& c, const std::string& id) {
   auto describe = [](const policy::Exception& e, const char* origin) {
     json j = {{"id", e.id},     {"origin", origin}, {"digest", e.digest}, {"repository", e.repository},
               {"upstream", e.upstream}, {"reason", e.reason}, {"who", e.who}};
-    j["expires"] = e.expires ? json(format_ms(to_ms(*e.expires))) : json(nullptr);
+    j["expires"] = e.expires ? json(format_ms(policy::ms_of(*e.expires))) : json(nullptr);
     return j;
   };
   // The policy's own exceptions are consulted first, as in policy::evaluate.

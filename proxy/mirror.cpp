@@ -131,17 +131,17 @@ asio::awaitable<Outcome> Mirror::handle(const Request& request, ClientStream& cl
     // error): the request fails with a clear error, not a dropped connection.
     x.error = "internal: " + internal;
     log_event("error", "request failed", {{"request_id", x.request_id}, {"error", internal}});
+    // Whatever state the request left behind goes with the connection; a response
+    // already under way can only be cut short.
+    x.outcome.close = true;
     if (x.outcome.status == 0) {
       reply_error(x, 500, ErrorCode::unknown,
                   "pullgate could not serve this request: " + internal + " (request id " + x.request_id + ")");
-      x.outcome.close = true;  // whatever state the request left behind goes with the connection
       x.reply->keep_alive(false);
       try {
         co_await send(x, *x.reply);
       } catch (const boost::system::system_error&) {
       }
-    } else {
-      x.outcome.close = true;  // a response is under way: ending the connection is all there is
     }
   }
   AccessRecord record;
@@ -413,11 +413,7 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
   try {
     // HEAD first: it tells the digest without counting as a pull at registries that
     // rate-limit manifest GETs, and most of the time the bytes are cached already.
-    registry::UpstreamRequest head;
-    head.method = http::verb::head;
-    head.target = "/v2/" + x.repository + "/manifests/" + tag.str();
-    head.scope = x.scope();
-    head.headers = {{"Accept", std::string(registry::media_type::accept_all)}};
+    auto head = manifest_request(x, http::verb::head, tag.str());
     auto response = co_await ask_upstream(x, head);
     if (response->status() == 200) {
       auto header_digest = Digest::parse(std::string(response->headers()["Docker-Content-Digest"]));
@@ -477,7 +473,7 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
 }
 
 void Mirror::remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record) {
-  mark_seen_with_children(x, record.digest);  // the upstream says the repository has it
+  mark_seen(x, record.digest);  // the upstream says the repository has it
   meta_.put_tag(x.upstream->config.settings.name, x.repository, tag.str(), record);
   hot_.remember_tag(x.upstream->config.settings.name, x.repository, tag.str(), record);
 }
@@ -486,9 +482,7 @@ std::shared_ptr<const cache::ManifestRecord> Mirror::remember_manifest(const Exc
                                                                       cache::ManifestRecord record,
                                                                       const registry::ParsedManifest& parsed) {
   cache::store_manifest(meta_, digest, record, parsed);
-  // A registry keeps an index's child manifests in the index's repository.
-  for (auto& child : parsed.children) mark_seen(x, child.digest);
-  mark_seen(x, digest);
+  mark_seen(x, digest, &parsed);
   auto shared = std::make_shared<const cache::ManifestRecord>(std::move(record));
   hot_.remember_manifest(digest, shared);
   return shared;
@@ -502,26 +496,34 @@ bool Mirror::seen_here(const Exchange& x, const Digest& digest) {
   return true;
 }
 
-void Mirror::mark_seen(const Exchange& x, const Digest& digest) {
+void Mirror::mark_seen(const Exchange& x, const Digest& digest, const registry::ParsedManifest* parsed) {
   const auto& upstream = x.upstream->config.settings.name;
-  meta_.mark_seen(digest, upstream, x.repository);
-  hot_.remember_seen(digest, upstream, x.repository);
+  std::vector<Digest> seen{digest};
+  std::variant<registry::ParsedManifest, std::string> cached_index;
+  if (!parsed && !hot_.seen(digest, upstream, x.repository)) {  // known here: its children were marked with it
+    auto cached = hot_.manifest(digest);
+    if (!cached)
+      if (auto stored = meta_.get_manifest(digest)) cached = std::make_shared<const cache::ManifestRecord>(std::move(*stored));
+    if (cached &&
+        (cached->media_type == registry::media_type::oci_index || cached->media_type == registry::media_type::docker_list)) {
+      cached_index = registry::parse_manifest(cached->bytes, cached->media_type);
+      parsed = std::get_if<registry::ParsedManifest>(&cached_index);
+    }
+  }
+  if (parsed)
+    for (auto& child : parsed->children) seen.push_back(child.digest);
+  meta_.mark_seen(seen, upstream, x.repository);  // one transaction, only for what is new
+  for (auto& d : seen) hot_.remember_seen(d, upstream, x.repository);
 }
 
-void Mirror::mark_seen_with_children(const Exchange& x, const Digest& digest) {
-  if (hot_.seen(digest, x.upstream->config.settings.name, x.repository)) return;  // children marked then
-  mark_seen(x, digest);
-  auto cached = hot_.manifest(digest);
-  if (!cached) {
-    auto stored = meta_.get_manifest(digest);
-    if (!stored) return;
-    cached = std::make_shared<const cache::ManifestRecord>(std::move(*stored));
-  }
-  if (cached->media_type != registry::media_type::oci_index && cached->media_type != registry::media_type::docker_list)
-    return;
-  auto parsed = registry::parse_manifest(cached->bytes, cached->media_type);
-  if (auto* index = std::get_if<registry::ParsedManifest>(&parsed))
-    for (auto& child : index->children) mark_seen(x, child.digest);
+registry::UpstreamRequest Mirror::manifest_request(const Exchange& x, http::verb method,
+                                                   const std::string& reference) const {
+  registry::UpstreamRequest request;
+  request.method = method;
+  request.target = "/v2/" + x.repository + "/manifests/" + reference;
+  request.scope = x.scope();
+  request.headers = {{"Accept", std::string(registry::media_type::accept_all)}};
+  return request;
 }
 
 asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
@@ -534,41 +536,38 @@ asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
     co_return false;
   }
   try {
-    registry::UpstreamRequest head;
-    head.method = http::verb::head;
-    head.target = "/v2/" + x.repository + "/manifests/" + digest.str();
-    head.scope = x.scope();
-    head.headers = {{"Accept", std::string(registry::media_type::accept_all)}};
+    // Requests are named, not temporaries: GCC 12 destroys temporaries of a co_await
+    // expression twice.
+    auto head = manifest_request(x, http::verb::head, digest.str());
     auto response = co_await ask_upstream(x, head);
+    std::string said;
     if (response->status() == 200) {
-      auto said = std::string(response->headers()["Docker-Content-Digest"]);
+      said = std::string(response->headers()["Docker-Content-Digest"]);
       if (said.empty()) {
         // A 200 that names no digest proves little (a proxy may answer any HEAD):
         // the bytes must hash to it.
-        registry::UpstreamRequest get = head;
-        get.method = http::verb::get;
-        auto full = co_await ask_upstream(x, get);
-        if (full->status() == 200) {
-          auto bytes = co_await registry::read_body(*full, registry::max_manifest_bytes);
+        auto get = manifest_request(x, http::verb::get, digest.str());
+        response = co_await ask_upstream(x, get);
+        if (response->status() == 200) {
+          auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
           said = registry::digest_of(digest.algorithm(), bytes).str();
-        } else {
-          response = std::move(full);
         }
-      }
-      if (response->status() == 200) {
-        if (said != digest.str()) {
-          x.error = "upstream answered for another digest";
-          reply_error(x, 502, ErrorCode::digest_invalid,
-                      "upstream " + up.config.settings.name + " answered " + said + " for " + digest.str());
-          co_return false;
-        }
-        mark_seen_with_children(x, digest);
-        co_return true;
       }
     }
-    x.error = "upstream answered " + std::to_string(response->status());
-    reply_upstream_failure(x, response->status(), ErrorCode::manifest_unknown,
-                           response->headers()[http::field::retry_after]);
+    if (response->status() != 200) {
+      x.error = "upstream answered " + std::to_string(response->status());
+      reply_upstream_failure(x, response->status(), ErrorCode::manifest_unknown,
+                             response->headers()[http::field::retry_after]);
+      co_return false;
+    }
+    if (said != digest.str()) {
+      x.error = "upstream answered for another digest";
+      reply_error(x, 502, ErrorCode::digest_invalid,
+                  "upstream " + up.config.settings.name + " answered " + said + " for " + digest.str());
+      co_return false;
+    }
+    mark_seen(x, digest);
+    co_return true;
   } catch (const registry::UpstreamError& e) {
     x.error = std::string("upstream: ") + e.what();
     reply_error(x, 502, ErrorCode::unknown,
@@ -619,10 +618,7 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
   if (joined.leader) leading.emplace(manifest_flights_, flight_key, joined.flight);
   auto& up = *x.upstream;
   try {
-    registry::UpstreamRequest get;
-    get.target = "/v2/" + x.repository + "/manifests/" + digest.str();
-    get.scope = x.scope();
-    get.headers = {{"Accept", std::string(registry::media_type::accept_all)}};
+    auto get = manifest_request(x, http::verb::get, digest.str());
     auto response = co_await ask_upstream(x, get);
     if (response->status() != 200) {
       x.error = "upstream answered " + std::to_string(response->status());

@@ -60,10 +60,13 @@ class Mirror final : public Handler {
                                                                                const registry::Digest& digest);
   // Whether the manifest was seen in the request's upstream and repository.
   bool seen_here(const Exchange& x, const registry::Digest& digest);
-  void mark_seen(const Exchange& x, const registry::Digest& digest);
-  // mark_seen, and if the digest is a cached index, its child manifests too: a
-  // registry keeps them in the index's repository.
-  void mark_seen_with_children(const Exchange& x, const registry::Digest& digest);
+  // Marks a manifest seen there, and the child manifests it lists (a registry keeps
+  // an index's children in its repository): `parsed` when at hand, else the cached
+  // bytes are read if it is an index not yet known to be seen here.
+  void mark_seen(const Exchange& x, const registry::Digest& digest,
+                 const registry::ParsedManifest* parsed = nullptr);
+  // An upstream request for a manifest by tag or digest in the request's repository.
+  registry::UpstreamRequest manifest_request(const Exchange& x, http::verb method, const std::string& reference) const;
   // Asks the upstream whether the request's repository has a manifest cached from
   // elsewhere; true (and marked seen) if it does. Writes the error response itself.
   asio::awaitable<bool> confirm_here(Exchange& x, const registry::Digest& digest);

@@ -35,21 +35,16 @@ ImportResult import_report(cache::MetaStore& meta, std::string_view document, st
   // A report from the future would never grow too old for max_report_age: a few
   // minutes of clock skew between scanner and mirror are allowed, not more.
   constexpr std::int64_t max_skew_ms = 10 * 60 * 1000;
-  if (summary.scanned_at) {
-    auto at = std::chrono::duration_cast<std::chrono::milliseconds>(summary.scanned_at->time_since_epoch()).count();
-    if (at > now_ms + max_skew_ms) {
-      result.error = "the report's scan time " + policy::format_time(*summary.scanned_at) +
-                     " is more than 10 minutes ahead of this mirror's clock";
-      return result;
-    }
+  const std::int64_t scanned_at_ms = summary.scanned_at ? policy::ms_of(*summary.scanned_at) : now_ms;
+  if (scanned_at_ms > now_ms + max_skew_ms) {
+    result.error = "the report's scan time " + policy::format_ms(scanned_at_ms) +
+                   " is more than 10 minutes ahead of this mirror's clock";
+    return result;
   }
   cache::ReportRecord record;
   record.summary_json = policy::encode_summary(summary);
   record.scanner = summary.scanner;
-  record.scanned_at_ms =
-      summary.scanned_at
-          ? std::chrono::duration_cast<std::chrono::milliseconds>(summary.scanned_at->time_since_epoch()).count()
-          : now_ms;
+  record.scanned_at_ms = scanned_at_ms;
   record.imported_at_ms = now_ms;
   meta.put_report(*digest, record);  // also ends the digest's wait in the pending queue
   // A computed verdict was decided without this report: decide again on next use.

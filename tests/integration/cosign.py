@@ -386,6 +386,7 @@ class ReferrersFront:
         self.manifest_gets = []    # paths of the manifest GETs passed through
         self.manifest_heads = []   # paths of the manifest HEADs passed through
         self.manifest_status = None  # when set, manifest GETs and HEADs get this status instead (after the delay)
+        self.hide_digest = False     # when set, manifest answers come without Docker-Content-Digest
         self.referrers = {}   # (repo, digest) -> [Artifact descriptor dicts]
         self.referrers_requests = []
         self._lock = threading.Lock()
@@ -510,8 +511,9 @@ class ReferrersFront:
             def _relay(self, resp):
                 self.send_response(resp.status, resp.reason)
                 length = resp.getheader("Content-Length")
+                hide = front.hide_digest and "/manifests/" in self.path
                 for name, value in resp.getheaders():
-                    if name.lower() not in front._HOP_BY_HOP:
+                    if name.lower() not in front._HOP_BY_HOP and not (hide and name.lower() == "docker-content-digest"):
                         self.send_header(name, value)
                 no_body = self.command == "HEAD" or resp.status in (204, 304) or 100 <= resp.status < 200
                 chunked = not no_body and length is None

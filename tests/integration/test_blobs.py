@@ -266,6 +266,43 @@ class Blobs(unittest.TestCase):
         self.check_served(results, image)
         self.assertEqual(front.manifest_heads.count(path), 2, front.manifest_heads)
 
+    def test_a_manifest_cached_from_another_repository_is_confirmed_once(self):
+        """An index pushed to two repositories, pulled with its children from the first,
+        then from the second: its tag there vouches for the index and the index for its
+        children, so the children come from the cache with no upstream request. An
+        image asked for by digest in a second repository through an upstream that
+        names no digest in its answers is confirmed by a GET whose bytes must hash to
+        it, once."""
+        front, pg = self.slow_front()
+        front.manifest_delay = 0.0
+        first = h.seed_index(self.registry, repo="it/xidx-a", seed="xidx")
+        second = h.seed_index(self.registry, repo="it/xidx-b", seed="xidx")
+        self.assertEqual(first.digest, second.digest)
+        accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
+        for index in (first, second):
+            status, _, body = pg.request("GET", "/v2/%s/manifests/v1" % index.repo, headers=accept)
+            self.assertEqual((status, body), (200, index.manifest))
+            for child in index.children.values():
+                status, _, body = pg.request("GET", "/v2/%s/manifests/%s" % (index.repo, child.digest), headers=accept)
+                self.assertEqual((status, body), (200, child.manifest))
+        for child in second.children.values():
+            path = "/v2/it/xidx-b/manifests/" + child.digest
+            self.assertEqual(front.manifest_heads.count(path) + front.manifest_gets.count(path), 0,
+                             (front.manifest_heads, front.manifest_gets))
+
+        image = h.push_image(self.registry, h.build_image("it/xhide-a", "v1", [h.small_layer("xhide")], label="xh"))
+        h.push_image(self.registry, h.build_image("it/xhide-b", "v1", [h.small_layer("xhide")], label="xh"))
+        front.hide_digest = True
+        self.addCleanup(setattr, front, "hide_digest", False)
+        status, _, body = pg.request("GET", "/v2/it/xhide-a/manifests/v1", headers=accept)
+        self.assertEqual((status, body), (200, image.manifest))
+        path = "/v2/it/xhide-b/manifests/" + image.digest
+        for _ in range(2):
+            status, headers, body = pg.request("GET", path, headers=accept)
+            self.assertEqual((status, body), (200, image.manifest))
+            self.assertEqual(h.header(headers, "Docker-Content-Digest"), image.digest)
+        self.assertEqual((front.manifest_heads.count(path), front.manifest_gets.count(path)), (1, 1))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -148,6 +148,25 @@ TEST_F(GateMemoTest, AnEntryEndsWhenItsVerdictExpires) {
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
 }
 
+TEST_F(GateMemoTest, AChildServedThroughAnIndexIsRememberedNoLongerThanTheIndexVerdict) {
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  meta_->add_references(digest('e'), {digest('f')});
+  meta_->mark_seen(digest('e'), "a.io", "it/app");
+  meta_->put_verdict(digest('e'), cache::VerdictRecord{"allow", "manual", {"briefly"}, "", "ops", now_ms,
+                                                       now_ms + 300, ""});
+  EXPECT_TRUE(check("it/app", std::nullopt, digest('f'))->serve);  // the child's verdict stored
+  EXPECT_TRUE(check("it/app", std::nullopt, digest('f'))->serve);  // remembered from here
+  const auto evaluations = gate_->evaluations();
+  EXPECT_TRUE(check("it/app", std::nullopt, digest('f'))->serve);
+  EXPECT_EQ(gate_->evaluations(), evaluations);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  // The index's verdict expired: the child is decided again, and with it the index.
+  EXPECT_TRUE(check("it/app", std::nullopt, digest('f'))->serve);
+  EXPECT_EQ(gate_->evaluations(), evaluations + 1);
+}
+
 TEST_F(GateMemoTest, ANewPolicyEndsTheEntryAtOnce) {
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
