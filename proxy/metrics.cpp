@@ -12,34 +12,48 @@ namespace pullgate::proxy {
 
 namespace {
 
-// Escapes for a label value (\\ \" \n) or HELP text (\\ \n). Bytes that are not valid
-// UTF-8 and control characters other than tab become '?': the text format is line
-// based and parsers reject invalid UTF-8, and label values can come from requests.
-void append_escaped(std::string& out, std::string_view s, bool quote) {
+// Length of what the text format carries as it is at s[i]: a printable ASCII byte,
+// tab or newline (escaped), or a valid UTF-8 sequence; 0 for a byte written as '?'.
+// The format is line based, parsers reject invalid UTF-8, and label values can come
+// from requests.
+std::size_t carried(std::string_view s, std::size_t i) {
+  auto c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) return (c >= 0x20 && c != 0x7f) || c == '\t' || c == '\n' ? 1 : 0;
+  return utf8_sequence(s, i);
+}
+
+bool is_clean(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c == '\\') {
-      out += "\\\\";
-      ++i;
-    } else if (c == '\n') {
-      out += "\\n";
-      ++i;
-    } else if (c == '"' && quote) {
-      out += "\\\"";
-      ++i;
-    } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
-      out += '?';
-      ++i;
-    } else if (c < 0x80) {
-      out += static_cast<char>(c);
-      ++i;
-    } else if (auto n = utf8_sequence(s, i)) {
+    auto n = carried(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+// s with each byte the format cannot carry made '?'.
+std::string clean_text(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    if (auto n = carried(s, i)) {
       out.append(s.substr(i, n));
       i += n;
     } else {
       out += '?';
       ++i;
     }
+  }
+  return out;
+}
+
+// Escapes for a label value (\\ \" \n) or HELP text (\\ \n), of the cleaned text.
+void append_escaped(std::string& out, std::string_view s, bool quote) {
+  for (char c : clean_text(s)) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '"' && quote) out += "\\\"";
+    else out += c;
   }
 }
 
@@ -265,6 +279,14 @@ Metric& MetricFamily<Metric>::with(std::span<const std::string_view> label_value
   if (label_values.size() != label_names_.size())
     throw std::invalid_argument("metric " + name_ + " takes " + std::to_string(label_names_.size()) +
                                 " label values, got " + std::to_string(label_values.size()));
+  // Children are keyed by their values as rendered: two values that render alike are
+  // one series, never two samples of one series (Prometheus would drop one).
+  if (!std::all_of(label_values.begin(), label_values.end(), is_clean)) {
+    std::vector<std::string> cleaned;
+    for (auto v : label_values) cleaned.push_back(clean_text(v));
+    std::vector<std::string_view> views(cleaned.begin(), cleaned.end());
+    return with(std::span<const std::string_view>(views));
+  }
   std::lock_guard lock(mutex_);
   if (auto it = children_.find(label_values); it != children_.end()) return it->second;
   std::vector<std::string> key;

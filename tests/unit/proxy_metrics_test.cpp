@@ -17,7 +17,9 @@ namespace pullgate::proxy {
 namespace {
 
 // ---- A strict reader of the text exposition format 0.0.4, enough to check what
-// render() writes: every line must be HELP, TYPE or a sample of the family last typed.
+// render() writes: every line must be HELP, TYPE or a sample of the family last typed,
+// and no series (name and label set) may appear twice: Prometheus keeps one of two
+// such samples and drops the other.
 
 struct Sample {
   std::string name;
@@ -72,6 +74,7 @@ Exposition parse(const std::string& text) {
   if (!text.empty() && text.back() != '\n') throw std::runtime_error("output does not end in a newline");
   Exposition out;
   std::set<std::string> seen;
+  std::set<std::pair<std::string, std::map<std::string, std::string>>> series;
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
@@ -146,6 +149,7 @@ Exposition parse(const std::string& text) {
     if (i >= line.size() || line[i] != ' ') fail("no space before value");
     s.value = line.substr(i + 1);
     if (!is_number(s.value)) fail("value is not a number");
+    if (!series.emplace(s.name, s.labels).second) fail("series twice");
     fam.samples.push_back(std::move(s));
   }
   return out;
@@ -340,8 +344,10 @@ TEST(Metrics, InvalidUtf8AndControlBytesCannotBreakTheOutput) {
   std::set<std::string> values;
   for (const auto& s : parsed.families[0].samples) values.insert(s.labels.at("v"));
   EXPECT_EQ(values, (std::set<std::string>{"caf\xc3\xa9", "x?y", "?", "???", "n?l?"}));
-  // "???" appears for both the overlong and the surrogate sequences: two samples.
-  EXPECT_EQ(parsed.families[0].samples.size(), 6u);
+  // The overlong and the surrogate sequences both read "???": one series, counted twice.
+  ASSERT_EQ(parsed.families[0].samples.size(), 5u);
+  EXPECT_EQ(f.with({"\xed\xa0\x80"}).value(), 2u);
+  EXPECT_EQ(&f.with({"\xe0\x80\xaf"}), &f.with({"???"}));
 }
 
 TEST(Metrics, DoublesUseTheFormatSpellings) {
