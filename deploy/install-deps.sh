@@ -6,8 +6,10 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config libboost1.81-all-dev libssl-dev liblmdb-dev nlohmann-json3-dev)
 if [[ "${1:-}" == "--test" ]]; then
   # googletest for unit tests; a real upstream registry (CNCF Distribution), real
-  # clients (skopeo, containerd/ctr), openssl for test certificates and tokens.
-  packages+=(googletest libgtest-dev python3 docker-registry skopeo containerd openssl curl ca-certificates)
+  # clients (skopeo, containerd/ctr), openssl for test certificates and tokens,
+  # promtool (prometheus) to check /metrics.
+  packages+=(googletest libgtest-dev python3 docker-registry skopeo containerd openssl curl ca-certificates
+             prometheus)
 fi
 missing=()
 for p in "${packages[@]}"; do

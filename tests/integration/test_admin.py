@@ -8,6 +8,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import time
 import unittest
 
@@ -164,6 +165,17 @@ class AdminApi(h.PullgateAlive, unittest.TestCase):
         status, headers, body = (admin or self.admin).request("GET", "/metrics")
         self.assertEqual(status, 200, body[:300])
         return h.header(headers, "Content-Type"), parse_metrics(body.decode())
+
+    def assert_promtool_accepts_metrics(self):
+        """Prometheus's own parser and linter (promtool, Debian package prometheus)
+        on the /metrics body as served."""
+        status, _, body = self.admin.request("GET", "/metrics")
+        self.assertEqual(status, 200, body[:300])
+        try:
+            run = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=60)
+        except FileNotFoundError:
+            self.fail("promtool not found: Debian package prometheus (deploy/install-deps.sh --test)")
+        self.assertEqual(run.returncode, 0, "promtool check metrics: %s%s" % (run.stdout.decode(), run.stderr.decode()))
 
     # ---------------------------------------------------------------- 1. authentication
 
@@ -444,6 +456,7 @@ class AdminApi(h.PullgateAlive, unittest.TestCase):
             if name.endswith("_total"):
                 self.assertGreaterEqual(value, 0, name)
                 self.assertGreaterEqual(value, metric_sum(before, name, **labels), "counter %s went down" % name)
+        self.assert_promtool_accepts_metrics()
 
     # ---------------------------------------------------------------- 6. audit rotation
 

@@ -1,9 +1,13 @@
 #include "proxy/metrics.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -12,6 +16,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "tests/unit/temp_dir.hpp"
 
 namespace pullgate::proxy {
 namespace {
@@ -508,8 +514,8 @@ TEST(Metrics, ConcurrentFirstUseGivesOneChild) {
 
 // ---- pullgate's own metrics
 
-TEST(PullgateMetrics, RendersEveryFamilyWithHelp) {
-  PullgateMetrics m;
+// One update of every family that is not read at scrape time.
+void record_one_of_each(PullgateMetrics& m) {
   m.gate_decisions.with({"manifest", "allow", "enforce", "rule"}).inc();
   m.gate_denials.with({"blob", "docker.io"}).inc();
   m.gate_decision_seconds.observe(3e-5);
@@ -524,6 +530,11 @@ TEST(PullgateMetrics, RendersEveryFamilyWithHelp) {
   m.policy_reloads.with({"refused"}).inc();
   m.audit_write_failures.inc();
   m.signal_checks.with({"signature", "valid"}).inc();
+}
+
+TEST(PullgateMetrics, RendersEveryFamilyWithHelp) {
+  PullgateMetrics m;
+  record_one_of_each(m);
   std::atomic<int> in_flight{3};
   m.track_blob_fetches_in_flight([&] { return static_cast<double>(in_flight.load()); });
   m.track_verdicts_stored([] { return 12.0; });
@@ -570,6 +581,50 @@ TEST(PullgateMetrics, RendersEveryFamilyWithHelp) {
   has("pullgate_verdicts_stored 12");
   has("pullgate_policy_info{version=\"2024-06-01.3\"} 1");
   EXPECT_EQ(parsed.find("pullgate_cache_requests_total")->samples.size(), 12u);
+}
+
+// ---- Prometheus's own reader: promtool (Debian package prometheus, installed by
+// deploy/install-deps.sh --test) parses and lints what render() writes.
+
+// promtool check metrics on `text`: its exit status and what it printed.
+std::pair<int, std::string> promtool_check_metrics(const std::string& text) {
+  auto dir = testing_support::make_temp_dir("pullgate-metrics-test");
+  auto file = dir / "metrics.txt";
+  std::ofstream(file) << text;
+  std::string printed;
+  FILE* p = ::popen(("promtool check metrics < '" + file.string() + "' 2>&1").c_str(), "r");
+  if (!p) throw std::runtime_error("cannot run promtool");
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) printed.append(buf, n);
+  int status = ::pclose(p);
+  std::filesystem::remove_all(dir);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, printed};
+}
+
+TEST(PullgateMetrics, PromtoolAcceptsTheOutput) {
+  ASSERT_EQ(std::system("command -v promtool >/dev/null 2>&1"), 0)
+      << "promtool not found: Debian package prometheus (deploy/install-deps.sh --test)";
+  PullgateMetrics m;
+  record_one_of_each(m);
+  // What requests, upstream names and policy files can put into label values.
+  m.http_requests.with({"a\\b\"c\nd", "200"}).inc();
+  m.upstream_requests.with({"x\xff\xc3 caf\xc3\xa9\r", "error"}).inc();
+  m.track_blob_fetches_in_flight([] { return NAN; });
+  m.track_verdicts_stored([] { return INFINITY; });
+  m.track_policy_version([] { return std::string("v\"1\"\n\\\x01"); });
+  auto [status, printed] = promtool_check_metrics(m.render());
+  EXPECT_EQ(status, 0) << printed << "\n" << m.render();
+
+  Registry r;
+  r.counter_family("unused_total", "Has no children yet.", {"x"});
+  r.gauge("temperature_celsius", "A gauge.").set(-4);
+  auto& many = r.counter_family("many_total", "More children than the cap.", {"n"});
+  for (std::size_t i = 0; i < CounterFamily::kMaxChildren + 10; ++i) many.with({std::to_string(i)}).inc();
+  auto& latency = r.histogram_family("latency_seconds", "Labelled histogram.", {"route"}, {0.001, 0.5});
+  latency.with({"/v2/"}).observe(0.2);
+  latency.with({"/v2/"}).observe(1e9);
+  std::tie(status, printed) = promtool_check_metrics(r.render());
+  EXPECT_EQ(status, 0) << printed;
 }
 
 }  // namespace
