@@ -249,12 +249,19 @@ struct Signals::Lookup {
   }
 
   // A small blob (payload, bundle): the blob store, else the upstream (verified,
-  // stored like any blob).
-  asio::awaitable<std::optional<std::string>> blob(const Digest& d, std::int64_t size) {
-    if (size < 0 || static_cast<std::uint64_t>(size) > max_artifact_blob) co_return std::nullopt;
+  // stored like any blob). Nothing larger than max_artifact_blob is read, whatever
+  // size the manifest names (a cached layer of gigabytes may have the digest it
+  // names); `problem` says why there are no bytes.
+  asio::awaitable<std::optional<std::string>> blob(const Digest& d, std::int64_t size, std::string& problem) {
+    const auto too_large = [&] {
+      problem = "is larger than the " + std::to_string(max_artifact_blob) + " bytes a signature's blob may have";
+      return std::nullopt;
+    };
+    problem = "could not be fetched";
+    if (size < 0 || static_cast<std::uint64_t>(size) > max_artifact_blob) co_return too_large();
     if (auto opened = self.blobs_.open(d)) {
+      if (opened->size > max_artifact_blob) co_return too_large();
       std::string bytes(opened->size, '\0');
-      if (opened->size > max_artifact_blob) co_return std::nullopt;
       std::size_t done = 0;
       while (done < bytes.size()) {
         auto n = ::pread(opened->file.get(), bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
@@ -269,6 +276,7 @@ struct Signals::Lookup {
       auto response = co_await upstream.send(std::move(request));
       count(std::to_string(response->status()));
       if (response->status() != 200) co_return std::nullopt;
+      if (auto length = response->content_length(); length && *length > max_artifact_blob) co_return too_large();
       auto bytes = co_await registry::read_body(*response, max_artifact_blob);
       if (registry::digest_of(d.algorithm(), bytes) != d) co_return std::nullopt;
       try {
@@ -407,9 +415,10 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
         continue;
       }
       const Digest payload_digest = *Digest::parse(layer.digest);
-      auto payload = co_await lookup.blob(payload_digest, layer.size);
+      std::string problem;
+      auto payload = co_await lookup.blob(payload_digest, layer.size, problem);
       if (!payload) {
-        failures.push_back(where + ": its payload " + layer.digest + " could not be fetched");
+        failures.push_back(where + ": its payload " + layer.digest + " " + problem);
         continue;
       }
       take(policy::verify_simple_signing(*payload, layer.signature_base64, digest, lookup.keys), where);
@@ -457,9 +466,10 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
         for (const auto& layer : m->layers) {
           if (layer.media_type.rfind(policy::bundle_media_type_prefix, 0) != 0) continue;
           const Digest bundle_digest = *Digest::parse(layer.digest);
-          auto bundle_bytes = co_await lookup.blob(bundle_digest, layer.size);
+          std::string problem;
+          auto bundle_bytes = co_await lookup.blob(bundle_digest, layer.size, problem);
           if (!bundle_bytes) {
-            failures.push_back(at + ": its bundle " + layer.digest + " could not be fetched");
+            failures.push_back(at + ": its bundle " + layer.digest + " " + problem);
             break;
           }
           auto check = policy::verify_bundle(*bundle_bytes, digest, lookup.keys);

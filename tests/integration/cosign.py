@@ -256,6 +256,19 @@ def push_legacy_signature(registry, image, key, names=None, tamper=False):
     return artifact.push(registry, sig_tag(image.digest))
 
 
+def push_legacy_signature_naming(registry, image, key, payload_blob):
+    """A legacy signature whose simple-signing layer names payload_blob (pushed too)
+    with the size of the real, small payload: a descriptor's size is the pusher's
+    word, and the registry does not check it."""
+    payload, signature = simple_signature(image, key)
+    layer = _descriptor_of(MT_SIMPLE_SIGNING, payload, {SIGNATURE_ANNOTATION: b64(signature)})
+    layer["digest"] = h.sha256_digest(payload_blob)
+    config = _cosign_config([payload_blob])
+    manifest = _manifest(h.MT_OCI_CONFIG, config, [layer])
+    artifact = Artifact(image.repo, manifest, h.MT_OCI_MANIFEST, None, [config, payload_blob], payload, signature)
+    return artifact.push(registry, sig_tag(image.digest))
+
+
 def signature_referrer(image, key, names=None, tamper=False):
     """An OCI 1.1 cosign signature referrer (artifactType ...cosign.artifact.sig.v1+json,
     subject = image); push it with .push(registry) (by digest)."""

@@ -68,6 +68,17 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
         c.push_referrers(reg, cls.bundle_wrong_digest,
                          [c.bundle_referrer(cls.bundle_wrong_digest, cls.ci, names=cls.bundle.digest)])
 
+        # Signatures whose payload descriptors name a 2 MiB blob (more than a
+        # signature's blob may have) with a payload's size: one blob cached here as the
+        # layer of an allowed image, one only upstream.
+        cls.plain_big = h.push_image(reg, h.build_image("plain/big", "v1", [h.big_layer("sig-big-cached",
+                                                                                    size=2 * 1024 * 1024)]))
+        cls.oversized_cached = img("signed/oversized-cached")
+        c.push_legacy_signature_naming(reg, cls.oversized_cached, cls.release, cls.plain_big.layers[0].blob)
+        cls.oversized_upstream = img("signed/oversized-upstream")
+        c.push_legacy_signature_naming(reg, cls.oversized_upstream, cls.release,
+                                       h.big_layer("sig-big-upstream", size=2 * 1024 * 1024).blob)
+
         cls.index = h.seed_index(reg, repo="signed/multi", seed="sig-multi")
         c.push_legacy_signature(reg, cls.index, cls.release)
         cls.unsigned_index = h.seed_index(reg, repo="signed/multi-unsigned", seed="sig-multi-unsigned")
@@ -266,6 +277,15 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
                                    (self.bundle_wrong_digest, self.bundle.digest, "bundle")):
             with self.subTest(form=form):
                 self.assert_denied(image, "names " + other, what=form + " wrong digest:")
+
+    def test_07b_a_payload_larger_than_a_signature_blob_is_not_read(self):
+        # The size a descriptor claims is not the size of what it names: the cached
+        # file's own size is checked before anything is allocated or read.
+        self.assert_pulled(self.plain_big, what="the image whose 2 MiB layer is then cached:")
+        for image, where in ((self.oversized_cached, "cached"), (self.oversized_upstream, "upstream")):
+            with self.subTest(where=where):
+                self.assert_denied(image, "is larger than the 1048576 bytes a signature's blob may have",
+                                   what="payload too large, %s:" % where)
 
     # ---------------------------------------------------------------- index, recheck
 
