@@ -162,7 +162,27 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
       co_return;
     }
     auto size = response->content_length();
+    const std::string largest = std::to_string(limits_.max_blob_bytes) + " bytes a blob may have on this mirror";
+    if (size && *size > limits_.max_blob_bytes) {
+      fill->set_failed(0, "upstream " + upstream.settings().name + " says " + fill->digest().str() + " is " +
+                              std::to_string(*size) + " bytes, more than the " + largest);
+      co_return;
+    }
     temp = blobs_.create_temp();
+    // Whether `bytes` more fit on the disk and leave the reserve free (LMDB and the
+    // audit log must never meet a full disk because of a blob).
+    auto room_for = [&](std::uint64_t bytes) {
+      struct statvfs fs {};
+      if (::fstatvfs(temp->file.get(), &fs) != 0) return true;  // unknown: the write says
+      const std::uint64_t available = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+      return available >= limits_.reserve_bytes && bytes <= available - limits_.reserve_bytes;
+    };
+    auto no_room = [&](std::uint64_t bytes) {
+      blobs_.discard(*temp);
+      temp.reset();
+      fill->set_failed(0, "no room on the mirror's disk for " + fill->digest().str() + " (" + std::to_string(bytes) +
+                              " bytes, " + std::to_string(limits_.reserve_bytes) + " kept free)");
+    };
     if (size && *size > 0) {
       // Reserve the blob's room at once: the file gets contiguous extents (a cached
       // blob is read back sequentially), and a disk without room for it says so now,
@@ -170,16 +190,10 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
       // The free space is asked first: a fallocate that fails for want of room may
       // have taken all there was before failing, and other writers (LMDB, the audit
       // log, other fills) would meet a full disk until the file is gone.
-      struct statvfs fs {};
-      const bool room_known = ::fstatvfs(temp->file.get(), &fs) == 0;
-      const std::uint64_t available = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
-      if (*size > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) || (room_known && *size > available) ||
+      if (*size > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) || !room_for(*size) ||
           (::fallocate(temp->file.get(), FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(*size)) != 0 &&
            (errno == ENOSPC || errno == EFBIG))) {
-        blobs_.discard(*temp);
-        temp.reset();
-        fill->set_failed(0, "no room on the mirror's disk for " + fill->digest().str() + " (" +
-                                std::to_string(*size) + " bytes)");
+        no_room(*size);
         co_return;
       }
     }
@@ -202,12 +216,15 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
     std::uint64_t written = 0;  // received
     std::uint64_t stored = 0;   // in the file
     auto last_store = std::chrono::steady_clock::now();
+    // False when a blob of unknown size (nothing reserved for it) has no more room.
     auto store = [&] {
+      if (!size && !room_for(buffered)) return false;
       write_all(temp->file.get(), buffer.get(), buffered, stored);
       stored += buffered;
       fill->add_written(buffered);
       buffered = 0;
       last_store = std::chrono::steady_clock::now();
+      return true;
     };
     for (;;) {
       auto n = co_await response->read_some(asio::buffer(buffer.get() + buffered, write_chunk - buffered));
@@ -217,12 +234,24 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
         blobs_.discard(*temp);
         co_return;
       }
+      if (written + n > limits_.max_blob_bytes) {
+        fill->set_failed(200, "upstream " + upstream.settings().name + " sent more of " + fill->digest().str() +
+                                  " than the " + largest + " (no Content-Length)");
+        blobs_.discard(*temp);
+        co_return;
+      }
       hasher.update(buffer.get() + buffered, n);
       buffered += n;
       written += n;
-      if (buffered == write_chunk || std::chrono::steady_clock::now() - last_store >= write_pause) store();
+      if ((buffered == write_chunk || std::chrono::steady_clock::now() - last_store >= write_pause) && !store()) {
+        no_room(stored + buffered);
+        co_return;
+      }
     }
-    if (buffered > 0) store();
+    if (buffered > 0 && !store()) {
+      no_room(stored + buffered);
+      co_return;
+    }
     if (size && written != *size) {
       fill->set_failed(200, "upstream body ended at " + std::to_string(written) + " of " +
                                 std::to_string(*size) + " bytes");

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -79,9 +80,19 @@ class BlobFill {
   WakeList waiters_;
 };
 
+// What a download may take of the disk (the server's come from its config).
+struct BlobLimits {
+  // The largest blob stored; an upstream announcing more, or streaming more without
+  // announcing a size, fails the fill.
+  std::uint64_t max_blob_bytes = std::numeric_limits<std::uint64_t>::max();
+  // Free space a fill leaves untouched, for LMDB and the audit log.
+  std::uint64_t reserve_bytes = 0;
+};
+
 class BlobFetches {
  public:
-  BlobFetches(BlobStore& blobs, MetaStore& meta) : blobs_(blobs), meta_(meta) {}
+  BlobFetches(BlobStore& blobs, MetaStore& meta, BlobLimits limits = {})
+      : blobs_(blobs), meta_(meta), limits_(limits) {}
 
   // The fill in progress for `digest`, or a new one whose download starts on
   // `executor` (detached: a client that goes away does not abort it). `target` is
@@ -105,6 +116,7 @@ class BlobFetches {
 
   BlobStore& blobs_;
   MetaStore& meta_;
+  const BlobLimits limits_;
   mutable std::mutex mutex_;
   std::unordered_map<Digest, std::shared_ptr<BlobFill>> fills_;
   std::uint64_t started_ = 0;

@@ -251,6 +251,8 @@ ConfigResult parse_config(const std::string& text) {
   if (auto* cache = r.object("cache")) {
     FieldReader k(*cache, "cache.", errors);
     k.integer("lmdb_map_size_mb", c.lmdb_map_size_mb, 16, 1024 * 1024);
+    k.integer("max_blob_mb", c.max_blob_mb, 1, 1024 * 1024 * 1024);
+    k.integer("min_free_mb", c.min_free_mb, 0, 1024 * 1024 * 1024);
     k.refuse_unknown();
   }
   if (auto* gate = r.object("gate")) {

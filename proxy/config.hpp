@@ -32,6 +32,8 @@ struct Config {
   unsigned idle_timeout_s = 60;
   unsigned header_timeout_s = 15;
   std::size_t lmdb_map_size_mb = 4096;
+  std::uint64_t max_blob_mb = 64 * 1024;  // larger blobs are not fetched (nor streamed without a size)
+  std::uint64_t min_free_mb = 1024;       // blob fills leave this much of the disk free
   std::vector<UpstreamConfig> upstreams;
   // The gate.
   bool gate_enabled = true;         // false: a plain pull-through mirror (no verdicts, no audit)

@@ -154,7 +154,7 @@ int serve(const std::vector<std::string>& args) {
     std::filesystem::create_directories(config.data_dir);
     auto meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
     cache::BlobStore blobs(config.data_dir);
-    cache::BlobFetches fetches(blobs, *meta);
+    cache::BlobFetches fetches(blobs, *meta, {config.max_blob_mb << 20, config.min_free_mb << 20});
     AccessLog access_log(config.access_log);
     PullgateMetrics metrics;
     AuditLog audit(config.audit_log_path(), config.audit_max_mb * 1024 * 1024, config.audit_keep);

@@ -333,11 +333,13 @@ class RequestLimits(unittest.TestCase):
 
 class TrickleUpstream:
     """A registry serving one image whose big layer is sent in two parts: the first
-    quarter at once, the rest only after `release` is set. GETs are counted per path."""
+    quarter at once, the rest only after `release` is set. GETs are counted per path.
+    chunked: blobs are sent without Content-Length, in chunks."""
 
-    def __init__(self, layer):
+    def __init__(self, layer, chunked=False):
         self.release = threading.Event()
         self.layer = layer
+        self.chunked = chunked
         self.image = h.build_image("slow/img", "v1", [self.layer])
         self.blobs = self.image.blobs()
         self.gets = {}
@@ -359,7 +361,10 @@ class TrickleUpstream:
             def headers_for(self, status, length, ctype, digest=None):
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(length))
+                if length is None:
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Content-Length", str(length))
                 self.send_header("Docker-Distribution-API-Version", "registry/2.0")
                 if digest:
                     self.send_header("Docker-Content-Digest", digest)
@@ -381,23 +386,36 @@ class TrickleUpstream:
                 digest = path[len(prefix):] if path.startswith(prefix) else None
                 if digest in fake.blobs:
                     data = fake.blobs[digest]
-                    self.headers_for(200, len(data), "application/octet-stream", digest)
+                    self.headers_for(200, None if fake.chunked and not head else len(data),
+                                     "application/octet-stream", digest)
                     if head:
                         return None
                     if digest != fake.layer.digest:
-                        return self.wfile.write(data)
+                        return self.write_body([data])
                     quarter = len(data) // 4
-                    self.wfile.write(data[:quarter])
-                    self.wfile.flush()
-                    fake.release.wait(60)
-                    try:
-                        self.wfile.write(data[quarter:])
-                    except (BrokenPipeError, ConnectionResetError):
-                        self.close_connection = True  # the mirror has gone (shut down)
+                    self.write_body([data[:quarter], data[quarter:]])
                     return None
                 body = json.dumps({"errors": [{"code": "NOT_FOUND", "message": "unknown"}]}).encode()
                 self.headers_for(404, len(body), "application/json")
                 return None if head else self.wfile.write(body)
+
+            def write_body(self, parts):
+                """Each part in turn, waiting for `release` before every part after the first."""
+                try:
+                    for i, part in enumerate(parts):
+                        if i:
+                            self.wfile.flush()
+                            fake.release.wait(60)
+                        if not fake.chunked:
+                            self.wfile.write(part)
+                            continue
+                        for at in range(0, len(part), 65536):
+                            piece = part[at:at + 65536]
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    if fake.chunked:
+                        self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the mirror has gone (shut down, or refused the rest)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -454,6 +472,33 @@ class EarlyDisconnect(unittest.TestCase):
                                 10, "an access-log line for the GET")
         h.wait_until(served_as_hit, 60, "the blob served as a cache hit", interval=0.2)
         self.assertEqual(fake.count_gets(path), 1, "the blob was downloaded from the upstream more than once")
+
+
+class BlobSizeLimit(unittest.TestCase):
+    def test_a_chunked_blob_past_max_blob_mb_fails_and_leaves_nothing(self):
+        """An upstream that does not say a blob's size can still not fill the disk: past
+        cache.max_blob_mb the fill fails, its temp file goes, nothing is published."""
+        fake = TrickleUpstream(h.big_layer("chunked-cap", size=3 * 1024 * 1024), chunked=True)
+        fake.release.set()
+        self.addCleanup(fake.close)
+        pg = h.Pullgate(WORK.path, [{"name": fake.address, "url": "http://" + fake.address, "default": True}],
+                        extra={"cache": {"max_blob_mb": 1}}).start()
+        self.addCleanup(pg.close)
+        status, _, body = pg.request("GET", "/v2/slow/img/manifests/v1", headers=ACCEPT)
+        self.assertEqual((status, body), (200, fake.image.manifest))
+        # The config, chunked too and under the limit, is served and kept.
+        status, _, body = pg.request("GET", "/v2/slow/img/blobs/" + fake.image.config_digest)
+        self.assertEqual((status, body), (200, fake.image.config))
+        path = "/v2/slow/img/blobs/" + fake.layer.digest
+        status, _, body = pg.request("GET", path, timeout=60)
+        doc = assert_oci_error(self, status, body, 502)
+        self.assertIn("than the 1048576 bytes a blob may have on this mirror", doc["errors"][0]["message"])
+        self.assertEqual(os.listdir(os.path.join(pg.data_dir, "tmp")), [])
+        digest_hex = fake.layer.digest[7:]
+        self.assertFalse(os.path.exists(os.path.join(pg.data_dir, "blobs", "sha256", digest_hex[:2], digest_hex)))
+        self.assertTrue(os.path.exists(os.path.join(pg.data_dir, "blobs", "sha256", fake.image.config_digest[7:9],
+                                                    fake.image.config_digest[7:])))
+        self.assertTrue(pg.alive(), pg.stderr())
 
 
 class GracefulShutdown(unittest.TestCase):

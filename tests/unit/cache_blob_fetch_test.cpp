@@ -199,6 +199,62 @@ TEST_F(BlobFetchTest, ABlobTheDiskCannotHoldFailsBeforeAnyByte) {
   }
 }
 
+TEST_F(BlobFetchTest, BlobsOverTheLimitAreRefusedWithOrWithoutContentLength) {
+  const std::uint64_t limit = 64 * 1024;
+  fetches_ = std::make_unique<BlobFetches>(*blobs_, *meta_, BlobLimits{limit, 0});
+  auto body = bytes(200'000, 'L');
+  auto digest = registry::digest_of(DigestAlgorithm::sha256, body);
+  // Announced: refused before a byte is read. Streamed without a size: refused as
+  // soon as it passes the limit, not when (if ever) it ends.
+  using Length = std::optional<std::uint64_t>;
+  for (Length length : {Length(body.size()), Length()}) {
+    SCOPED_TRACE(length ? "Content-Length" : "chunked");
+    ScriptedUpstream upstream({200, length, {body.substr(0, 50'000), body.substr(50'000, 50'000), body.substr(100'000)}});
+    auto fill = fetches_->join_or_start(digest, upstream, "/t", "s", ioc_.get_executor());
+    ioc_.restart();
+    ioc_.run();
+    auto status = fill->status();
+    EXPECT_EQ(status.state, BlobFill::State::failed);
+    EXPECT_NE(status.error.find("65536 bytes a blob may have on this mirror"), std::string::npos) << status.error;
+    EXPECT_LE(status.written, limit);
+    EXPECT_FALSE(blobs_->open(digest));
+    EXPECT_FALSE(meta_->get_blob(digest));
+    EXPECT_EQ(temp_files(), 0u);
+  }
+  // A blob of exactly the limit is stored, announced or not.
+  auto fits = bytes(limit, 'F');
+  auto fits_digest = registry::digest_of(DigestAlgorithm::sha256, fits);
+  for (Length length : {Length(limit), Length()}) {
+    ScriptedUpstream upstream({200, length, {fits}});
+    auto fill = fetches_->join_or_start(fits_digest, upstream, "/t", "s", ioc_.get_executor());
+    ioc_.restart();
+    ioc_.run();
+    EXPECT_EQ(fill->status().state, BlobFill::State::complete) << fill->status().error;
+    EXPECT_TRUE(blobs_->open(fits_digest));
+    blobs_->remove(fits_digest);
+  }
+}
+
+TEST_F(BlobFetchTest, ABlobOfUnknownSizeStopsAtTheFreeSpaceReserve) {
+  struct statvfs fs_info {};
+  ASSERT_EQ(::statvfs(root_.c_str(), &fs_info), 0);
+  const std::uint64_t free_bytes = static_cast<std::uint64_t>(fs_info.f_bavail) * fs_info.f_frsize;
+  // A reserve larger than the free space: not one byte of an unannounced blob fits.
+  fetches_ = std::make_unique<BlobFetches>(*blobs_, *meta_, BlobLimits{std::numeric_limits<std::uint64_t>::max(),
+                                                                       free_bytes * 2 + (1u << 30)});
+  auto body = bytes(100'000, 'R');
+  auto digest = registry::digest_of(DigestAlgorithm::sha256, body);
+  ScriptedUpstream upstream({200, std::nullopt, {body}});
+  auto fill = fetches_->join_or_start(digest, upstream, "/t", "s", ioc_.get_executor());
+  ioc_.run();
+  auto status = fill->status();
+  EXPECT_EQ(status.state, BlobFill::State::failed);
+  EXPECT_NE(status.error.find("no room on the mirror's disk"), std::string::npos) << status.error;
+  EXPECT_EQ(status.written, 0u);
+  EXPECT_FALSE(blobs_->open(digest));
+  EXPECT_EQ(temp_files(), 0u);
+}
+
 TEST(BlobFill, HoldsBackTheLastByteOfEveryResponseUntilVerified) {
   auto digest = registry::digest_of(DigestAlgorithm::sha256, "y");
   BlobFill fill(digest);
