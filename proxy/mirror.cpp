@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
 
 #include "proxy/log.hpp"
 #include "registry/link.hpp"
@@ -52,6 +53,24 @@ std::vector<std::string> accept_values(const Request& request) {
 }
 
 std::string etag_of(const Digest& d) { return "\"" + d.str() + "\""; }
+
+// A referrers index with only the entries of one artifactType; nullopt when it is not
+// an index.
+std::optional<std::string> referrers_of_type(const std::string& index_json, std::string_view artifact_type) {
+  auto index = nlohmann::json::parse(index_json, nullptr, false);
+  if (!index.is_object()) return std::nullopt;
+  auto manifests = index.find("manifests");
+  if (manifests == index.end() || !manifests->is_array()) return std::nullopt;
+  auto kept = nlohmann::json::array();
+  for (auto& entry : *manifests) {
+    if (!entry.is_object()) continue;
+    auto type = entry.find("artifactType");
+    if (type != entry.end() && type->is_string() && type->get_ref<const std::string&>() == artifact_type)
+      kept.push_back(std::move(entry));
+  }
+  *manifests = std::move(kept);
+  return index.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 }  // namespace
 
@@ -242,13 +261,18 @@ asio::awaitable<void> Mirror::dispatch(Exchange& x) {
         query += "last=" + registry::percent_encode(*x.route.last);
       }
       if (!query.empty()) target += "?" + query;
-      std::string key = "tags\n" + x.upstream->config.settings.name + "\n" + x.repository + "\n" + query;
-      co_await serve_forwarded(x, target, key, ErrorCode::name_unknown);
+      // The whole list only: a page is forwarded, neither kept nor answered offline.
+      ForwardCache cache;
+      if (query.empty()) cache.key = "tags\n" + x.upstream->config.settings.name + "\n" + x.repository + "\n";
+      co_await serve_forwarded(x, target, std::move(cache), ErrorCode::name_unknown);
       break;
     }
     case RouteKind::referrers: {
       std::string target = "/v2/" + x.repository + "/referrers/" + x.route.digest->str();
-      std::string key = referrers_cache_key(x.upstream->config.settings.name, x.repository, *x.route.digest);
+      // The unfiltered index is kept (the signal lookup keeps it under the same key);
+      // a filtered answer is not, and offline the kept index is filtered here.
+      ForwardCache cache;
+      cache.key = referrers_cache_key(x.upstream->config.settings.name, x.repository, *x.route.digest);
       if (x.route.artifact_type) {
         // artifactType is a media type: letters, digits and ./+- only are forwarded.
         std::string filtered;
@@ -260,9 +284,10 @@ asio::awaitable<void> Mirror::dispatch(Exchange& x) {
             co_return;
           }
         target += "?artifactType=" + filtered;
-        key += "\n" + filtered;
+        cache.store = false;
+        cache.artifact_type = std::move(filtered);
       }
-      co_await serve_forwarded(x, target, key, ErrorCode::manifest_unknown);
+      co_await serve_forwarded(x, target, std::move(cache), ErrorCode::manifest_unknown);
       break;
     }
     default:
@@ -815,7 +840,7 @@ asio::awaitable<void> Mirror::serve_filling_blob(Exchange& x) {
 // ---------------------------------------------------------------------------------
 // Forwarded answers: tags/list and referrers, cached for offline use.
 
-asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, std::string cache_key,
+asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, ForwardCache keep,
                                               ErrorCode not_found_code) {
   auto& up = *x.upstream;
   auto answer_from = [&](const cache::CachedResponse& cached) {
@@ -827,13 +852,28 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, s
     if (x.head) res.body().clear();
     return res;
   };
+  // The kept answer, or for an artifactType the kept index filtered here, as the
+  // OCI spec lets a registry do (saying so in OCI-Filters-Applied).
+  auto from_cache = [&]() -> std::optional<http::response<http::string_body>> {
+    if (keep.key.empty()) return std::nullopt;
+    auto cached = meta_.get_response(keep.key);
+    if (!cached) return std::nullopt;
+    if (!keep.artifact_type) return answer_from(*cached);
+    auto filtered = referrers_of_type(cached->body, *keep.artifact_type);
+    if (!filtered) return std::nullopt;
+    cached->body = std::move(*filtered);
+    auto res = answer_from(*cached);
+    res.set("OCI-Filters-Applied", "artifactType");
+    return res;
+  };
   if (config_.offline) {
-    if (auto cached = meta_.get_response(cache_key)) {
+    if (auto res = from_cache()) {
       x.cache = "hit";
-      auto res = answer_from(*cached);
-      co_await send(x, res);
+      co_await send(x, *res);
     } else {
-      reply_error(x, 404, not_found_code, "not cached and this mirror is offline");
+      reply_error(x, 404, not_found_code,
+                  keep.key.empty() ? "this mirror is offline and keeps only whole tag lists (ask without n and last)"
+                                   : "not cached and this mirror is offline");
     }
     co_return;
   }
@@ -849,8 +889,11 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, s
     if (response->status() == 200) {
       auto body = co_await registry::read_body(*response, 4 * 1024 * 1024);
       cache::CachedResponse cached{std::string(response->headers()[http::field::content_type]), std::move(body), now_ms()};
-      meta_.put_response(cache_key, cached);
+      if (keep.store && !keep.key.empty()) meta_.put_response(keep.key, cached);
       auto res = answer_from(cached);
+      // The client filters for itself unless told the upstream did.
+      auto filters = response->headers()["OCI-Filters-Applied"];
+      if (!filters.empty() && registry::is_visible_ascii(filters)) res.set("OCI-Filters-Applied", filters);
       if (auto link = response->headers()[http::field::link]; !link.empty()) {
         // Pages follow through the mirror, under the name the client used.
         std::string client_repository =
@@ -873,10 +916,9 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, s
   } catch (const registry::UpstreamError& e) {
     x.error = std::string("upstream: ") + e.what();
   }
-  if (auto cached = meta_.get_response(cache_key)) {
+  if (auto res = from_cache()) {
     x.cache = "stale";
-    auto res = answer_from(*cached);
-    co_await send(x, res);
+    co_await send(x, *res);
     co_return;
   }
   if (failed_status)

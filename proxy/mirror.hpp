@@ -46,7 +46,16 @@ class Mirror final : public Handler {
   asio::awaitable<void> serve_cached_blob(Exchange& x, cache::BlobStore::Opened& blob);
   asio::awaitable<void> serve_filling_blob(Exchange& x);
   asio::awaitable<void> head_upstream_blob(Exchange& x);
-  asio::awaitable<void> serve_forwarded(Exchange& x, std::string target, std::string cache_key,
+  // What of a forwarded answer (tags/list, referrers) is kept for offline use and
+  // upstream trouble: only answers under keys a client cannot vary without bound (a
+  // tag list without n or last, a digest's referrers unfiltered), so that no client
+  // grows the store by asking with `last=` values of its choosing.
+  struct ForwardCache {
+    std::string key;                           // empty: nothing cached answers this request
+    bool store = true;                         // the upstream's answer is the one kept under key
+    std::optional<std::string> artifact_type;  // answered from the cache: the kept index, filtered
+  };
+  asio::awaitable<void> serve_forwarded(Exchange& x, std::string target, ForwardCache keep,
                                         registry::ErrorCode not_found_code);
 
   // Tag → digest: the cached record while fresh, else the upstream's HEAD, else

@@ -10,6 +10,7 @@ import struct
 import threading
 import unittest
 
+import cosign as c
 import harness as h
 
 
@@ -247,6 +248,69 @@ class StaleAndOffline(unittest.TestCase):
                                  "offline pullgate contacted the upstream")
                 code, in_time = pg.stop()
                 self.assertTrue(in_time)
+
+
+class ForwardedAnswersKept(unittest.TestCase):
+    """What of tags/list and referrers answers is kept for offline use: the whole tag
+    list and a digest's unfiltered referrers, never what a client can vary without
+    bound (n, last, artifactType). Offline, a filtered referrers request is answered by
+    filtering the kept index (OCI-Filters-Applied says so); a page is not cached."""
+
+    def test_only_answers_clients_cannot_multiply_are_kept(self):
+        work = h.Workdir()
+        self.addCleanup(work.close)
+        registry = h.Registry(work.path).start()
+        self.addCleanup(registry.close)
+        image = h.seed_oci(registry, repo="it/kept", seed="kept")
+        front = c.ReferrersFront(registry).start()
+        self.addCleanup(front.close)
+        sbom = c.sbom_referrer(image).push(registry)
+        other = c.Artifact(image.repo, b"{}", h.MT_OCI_MANIFEST, "application/vnd.example.other", [])
+        front.set_referrers(image.repo, image.digest, [sbom, other])
+        pg = h.Pullgate(work.path, [{"name": front.address, "url": front.url, "default": True}]).start()
+        self.addCleanup(pg.close)
+        tags = "/v2/it/kept/tags/list"
+        referrers = "/v2/it/kept/referrers/" + image.digest
+
+        status, _, body = pg.request("GET", tags)
+        self.assertEqual((status, json.loads(body)["tags"]), (200, ["v1"]), body[:300])
+        status, _, body = pg.request("GET", referrers)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(len(json.loads(body)["manifests"]), 2)
+        # A client looping over pages and filters of its choosing: each is forwarded.
+        for i in range(40):
+            status, _, body = pg.request("GET", "%s?n=%d&last=a%d" % (tags, i + 1, i))
+            self.assertEqual(status, 200, body[:300])
+            status, headers, body = pg.request("GET", "%s?artifactType=application/vnd.example.t%d" % (referrers, i))
+            self.assertEqual(status, 200, body[:300])
+            self.assertEqual(json.loads(body)["manifests"], [])
+            self.assertEqual(h.header(headers, "OCI-Filters-Applied"), "artifactType")  # the front's own
+        self.assertEqual(front.requests_for(image.repo, image.digest), 41)
+
+        pg.stop()
+        pg.config["offline"] = True
+        pg.write_config()
+        pg.start()
+        status, _, body = pg.request("GET", tags)
+        self.assertEqual((status, json.loads(body)["tags"]), (200, ["v1"]), body[:300])
+        for query in ("?n=1&last=a0", "?n=5&last=a4", "?n=2"):
+            with self.subTest(query=query):
+                status, _, body = pg.request("GET", tags + query)
+                self.assertEqual(status, 404, "a page was kept: %r" % body[:300])
+                self.assertIn("whole tag lists", h.oci_error(body)[1])
+        status, headers, body = pg.request("GET", referrers)
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(len(json.loads(body)["manifests"]), 2)
+        self.assertIsNone(h.header(headers, "OCI-Filters-Applied"))
+        # Filters answered from the kept index, including those asked for online.
+        for artifact_type, expected in ((c.MT_SPDX_JSON, [sbom.digest]), ("application/vnd.example.t3", []),
+                                        ("application/vnd.example.other", [other.digest])):
+            with self.subTest(artifact_type=artifact_type):
+                status, headers, body = pg.request("GET", "%s?artifactType=%s" % (referrers, artifact_type))
+                self.assertEqual(status, 200, body[:300])
+                self.assertEqual([m["digest"] for m in json.loads(body)["manifests"]], expected)
+                self.assertEqual(h.header(headers, "OCI-Filters-Applied"), "artifactType")
+        self.assertEqual(front.requests_for(image.repo, image.digest), 41, "the offline mirror asked the upstream")
 
 
 class FullMetadataStore(unittest.TestCase):
