@@ -16,8 +16,8 @@ namespace pullgate::proxy {
 
 namespace fs = std::filesystem;
 
-AuditLog::AuditLog(fs::path path, std::uint64_t max_bytes, unsigned keep)
-    : path_(std::move(path)), max_bytes_(max_bytes), keep_(keep) {
+AuditLog::AuditLog(fs::path path, std::uint64_t max_bytes, unsigned keep, std::size_t max_queue_bytes)
+    : path_(std::move(path)), max_bytes_(max_bytes), keep_(keep), max_queue_bytes_(max_queue_bytes) {
   std::error_code ec;
   if (path_.has_parent_path()) fs::create_directories(path_.parent_path(), ec);
   file_ = std::fopen(path_.c_str(), "a");

@@ -262,6 +262,10 @@ ConfigResult parse_config(const std::string& text) {
     g.string("audit_log", c.audit_log);
     g.integer("audit_max_mb", c.audit_max_mb, 1, 1024 * 1024);
     g.integer("audit_keep", c.audit_keep, 0, 1000);
+    g.integer("audit_queue_max_mb", c.audit_queue_max_mb, 1, 64 * 1024);
+    g.string("audit_on_full", c.audit_on_full);
+    if (c.audit_on_full != "refuse" && c.audit_on_full != "serve")
+      g.mistake("audit_on_full", "must be \"refuse\" or \"serve\"");
     g.string("denial_hint", c.denial_hint);
     g.refuse_unknown();
   }

@@ -41,6 +41,10 @@ struct Config {
   std::string audit_log;            // empty: <data_dir>/audit.log
   std::uint64_t audit_max_mb = 100; // rotate above this size
   unsigned audit_keep = 5;          // rotated files kept
+  std::uint64_t audit_queue_max_mb = 32;  // audit lines waiting for the disk, at most
+  // When that many are waiting: "refuse" the request (503, nothing served unaudited)
+  // or "serve" it and count the line as dropped.
+  std::string audit_on_full = "refuse";
   std::string denial_hint = "To ask for an exception, contact your platform team";
   // The admin listener (verdicts, exceptions, policy reload, explain, metrics).
   std::string admin_listen = "127.0.0.1:5001";  // empty: no admin listener

@@ -37,6 +37,9 @@ struct GateDecision {
   std::string policy_version;
   std::string exception_id;
   bool bypass_suspected = false;
+  // Not decided: the audit queue is full and the gate serves nothing it cannot
+  // audit (503, not 403: the image may well be allowed).
+  bool audit_unavailable = false;
   // A hold: the digest awaits a scan and the scope says to wait this long for the
   // report before denying (the mirror waits; the decision is not remembered).
   std::chrono::seconds hold_for{0};

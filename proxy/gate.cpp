@@ -69,8 +69,14 @@ constexpr std::size_t max_memo_entries = 20'000;
 
 }  // namespace
 
-Gate::Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics)
-    : meta_(meta), policy_(policy), audit_(audit), metrics_(metrics), id_(next_gate_id++) {}
+Gate::Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics,
+           bool serve_unaudited)
+    : meta_(meta),
+      policy_(policy),
+      audit_(audit),
+      metrics_(metrics),
+      serve_unaudited_(serve_unaudited),
+      id_(next_gate_id++) {}
 
 struct Gate::MemoTable {
   std::uint64_t gate_id = 0;
@@ -193,8 +199,7 @@ SharedDecision Gate::check_manifest(const GateRequest& request) {
   auto& table = memo_table();
   if (auto* hit = memo_find(table, request, generation, policy_.current(), started)) {
     if (!hit->decision->serve) remember_denial(request);
-    record(request, *hit, started);
-    return hit->decision;
+    return record(request, *hit, started);
   }
   // The policy the decision is made under is the one the memo entry holds.
   auto policy = policy_.get();
@@ -203,30 +208,24 @@ SharedDecision Gate::check_manifest(const GateRequest& request) {
   if (!decision->serve) remember_denial(request);
   if (decision->hold_for.count() > 0) {
     // A hold is not remembered: the next look may find the report.
-    record(request, prepare(decision, request), started);
-    return decision;
+    return record(request, prepare(decision, request), started);
   }
-  record(request, memo_put(table, decision, request, generation, std::move(policy), started), started);
-  return decision;
+  return record(request, memo_put(table, decision, request, generation, std::move(policy), started), started);
 }
 
 SharedDecision Gate::check_blob(const GateRequest& request) {
   auto started = std::chrono::system_clock::now();
   auto generation = meta_.generation();
   auto& table = memo_table();
-  if (auto* hit = memo_find(table, request, generation, policy_.current(), started)) {
-    record(request, *hit, started);
-    return hit->decision;
-  }
+  if (auto* hit = memo_find(table, request, generation, policy_.current(), started))
+    return record(request, *hit, started);
   auto policy = policy_.get();
   auto decision = finish(decide_blob(request, policy));
   // Only blobs that are served are remembered: a refusal is rare, and whether it
   // looks like a bypass depends on who asks and when.
   if (allows(*decision))
-    record(request, memo_put(table, decision, request, generation, std::move(policy), started), started);
-  else
-    record(request, prepare(decision, request), started);
-  return decision;
+    return record(request, memo_put(table, decision, request, generation, std::move(policy), started), started);
+  return record(request, prepare(decision, request), started);
 }
 
 SharedDecision Gate::pass_scanner(const GateRequest& request) {
@@ -235,9 +234,7 @@ SharedDecision Gate::pass_scanner(const GateRequest& request) {
   d.source = "scanner";
   d.reasons = {"scanner pull on the admin listener (scanner token): served past the gate"};
   d.policy_version = policy_.get()->version;  // the audit names the policy in force, as for every decision
-  auto decision = finish(std::move(d));
-  record(request, prepare(decision, request), started);
-  return decision;
+  return record(request, prepare(finish(std::move(d)), request), started);
 }
 
 GateDecision Gate::decide_blob(const GateRequest& request, const std::shared_ptr<const policy::Policy>& policy) {
@@ -283,12 +280,11 @@ bool Gate::denied_lately(const std::vector<registry::Digest>& manifests, const s
   return false;
 }
 
-void Gate::record(const GateRequest& request, const Memo& memo, std::chrono::system_clock::time_point started) {
-  memo.decisions->inc();
-  if (memo.denials) memo.denials->inc();
+SharedDecision Gate::record(const GateRequest& request, const Memo& memo,
+                            std::chrono::system_clock::time_point started) {
   // The line is assembled straight into the audit queue: time, client and request
   // id are the request's own, the rest was rendered when the decision was made.
-  audit_.write_with([&](std::string& line) {
+  const bool audited = audit_.write_with([&](std::string& line) {
     line.append("{\"time\":\"");
     append_utc_timestamp(line, started);
     line.append("\",\"client\":");
@@ -299,10 +295,27 @@ void Gate::record(const GateRequest& request, const Memo& memo, std::chrono::sys
     JsonLine::append_string(line, request.request_id);
     line.append("}\n");
   });
+  if (!audited) {
+    // The queue is full: the disk is behind by the queue's size.
+    if (!serve_unaudited_) {
+      metrics_.audit_refused.inc();
+      static const auto refused = [] {
+        auto d = std::make_shared<GateDecision>();
+        d->serve = false;
+        d->audit_unavailable = true;
+        return SharedDecision(std::move(d));
+      }();
+      return refused;
+    }
+    metrics_.audit_lines_dropped.inc();
+  }
+  memo.decisions->inc();
+  if (memo.denials) memo.denials->inc();
   // Wall clock for both ends (the line's time is the start): one clock read per
   // decision fewer. A step of the clock during the decision counts as zero.
   auto took = std::chrono::system_clock::now() - started;
   metrics_.gate_decision_seconds.observe(took.count() > 0 ? std::chrono::duration<double>(took).count() : 0.0);
+  return memo.decision;
 }
 
 }  // namespace pullgate::proxy

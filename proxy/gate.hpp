@@ -71,7 +71,11 @@ using SharedDecision = std::shared_ptr<const GateDecision>;
 
 class Gate {
  public:
-  Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics);
+  // serve_unaudited: when the audit log refuses a line (its queue is full), serve the
+  // decision anyway and count the line as dropped; otherwise the request is refused
+  // with a decision whose audit_unavailable is set.
+  Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics,
+       bool serve_unaudited = false);
 
   SharedDecision check_manifest(const GateRequest& request);
   SharedDecision check_blob(const GateRequest& request);
@@ -110,6 +114,7 @@ class Gate {
   PolicyHolder& policy_;
   AuditLog& audit_;
   PullgateMetrics& metrics_;
+  const bool serve_unaudited_;
   // Evaluation and storing of a digest's verdict happen under this lock, so
   // concurrent first pulls of one digest share one evaluation.
   std::mutex evaluate_mutex_;
@@ -150,8 +155,10 @@ class Gate {
   Memo& memo_put(MemoTable& table, SharedDecision decision, const GateRequest& request, std::uint64_t generation,
                  std::shared_ptr<const policy::Policy> policy, std::chrono::system_clock::time_point now);
   Memo prepare(SharedDecision decision, const GateRequest& request);
-  // Writes the audit record (its time is `started`) and counts the decision.
-  void record(const GateRequest& request, const Memo& memo, std::chrono::system_clock::time_point started);
+  // Writes the audit record (its time is `started`) and counts the decision. Returns
+  // the decision to answer with: the memo's, or, when the audit queue is full and
+  // unaudited decisions are not served, one refusing the request.
+  SharedDecision record(const GateRequest& request, const Memo& memo, std::chrono::system_clock::time_point started);
   static SharedDecision finish(GateDecision decision);  // renders audit_fields
   const std::uint64_t id_;  // tells this gate's per-thread memo entries from another gate's
 

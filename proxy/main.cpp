@@ -157,10 +157,11 @@ int serve(const std::vector<std::string>& args) {
     cache::BlobFetches fetches(blobs, *meta, {config.max_blob_mb << 20, config.min_free_mb << 20});
     AccessLog access_log(config.access_log);
     PullgateMetrics metrics;
-    AuditLog audit(config.audit_log_path(), config.audit_max_mb * 1024 * 1024, config.audit_keep);
+    AuditLog audit(config.audit_log_path(), config.audit_max_mb * 1024 * 1024, config.audit_keep,
+                   config.audit_queue_max_mb << 20);
     audit.count_failures_in([&metrics] { metrics.audit_write_failures.inc(); });
     PolicyHolder policy(std::move(initial));
-    Gate gate(*meta, policy, audit, metrics);
+    Gate gate(*meta, policy, audit, metrics, config.audit_on_full == "serve");
     fetches.on_download_end = [&metrics](const registry::Upstream& upstream, unsigned status, std::uint64_t bytes) {
       metrics.upstream_requests.with({upstream.settings().name, status ? std::to_string(status) : "error"}).inc();
       metrics.bytes_fetched.inc(bytes);
@@ -171,6 +172,10 @@ int serve(const std::vector<std::string>& args) {
                                     [&meta] { return static_cast<double>(meta->pending_count()); });
     metrics.registry.gauge_callback("pullgate_reports_stored", "Vulnerability reports stored.",
                                     [&meta] { return static_cast<double>(meta->report_count()); });
+    metrics.registry.gauge_callback("pullgate_audit_queue_bytes",
+                                    "Audit lines waiting for the disk, in bytes (at gate.audit_queue_max_mb the "
+                                    "gate refuses or drops, see gate.audit_on_full).",
+                                    [&audit] { return static_cast<double>(audit.queued_bytes()); });
     metrics.track_policy_version([&policy] { return policy.get()->version; });
     auto reload = [&] {
       bool ok = reload_policy(config, policy);

@@ -427,6 +427,11 @@ PullgateMetrics::PullgateMetrics()
                                              {"result"})),
       audit_write_failures(registry.counter("pullgate_audit_write_failures_total",
                                             "Audit records that could not be written.")),
+      audit_refused(registry.counter("pullgate_audit_refused_total",
+                                     "Requests answered 503 because the audit queue was full (the disk is behind).")),
+      audit_lines_dropped(registry.counter(
+          "pullgate_audit_lines_dropped_total",
+          "Decisions served without an audit record because the audit queue was full (gate.audit_on_full serve).")),
       signal_checks(registry.counter_family(
           "pullgate_signal_checks_total",
           "Looks at a digest's signatures and SBOMs in its registry, by kind (signature, sbom) and what was found.",

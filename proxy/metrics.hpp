@@ -220,6 +220,8 @@ struct PullgateMetrics {
   Counter& bytes_fetched;
   CounterFamily& policy_reloads;         // {result=ok|refused}
   Counter& audit_write_failures;
+  Counter& audit_refused;         // decisions answered 503: the audit queue was full (audit_on_full "refuse")
+  Counter& audit_lines_dropped;   // decisions served without their line (audit_on_full "serve")
   CounterFamily& signal_checks;          // {kind=signature|sbom, result=valid|invalid|missing|found|artifact}
 
   // Scrape-time gauges the server owns the data for; each may be registered once.

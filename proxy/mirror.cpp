@@ -356,7 +356,7 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
     if (meta_.get_report(*digest)) shared_decision = gate_check(x, "manifest", *digest);
   }
   const GateDecision& decision = *shared_decision;
-  if (!decision.serve && !x.head) {
+  if (!decision.serve && (!x.head || decision.audit_unavailable)) {
     reply_denied(x, decision, *digest);
     co_return;
   }
@@ -955,6 +955,14 @@ GateRequest Mirror::gate_request(const Exchange& x, const char* kind, const Dige
 }
 
 void Mirror::reply_denied(Exchange& x, const GateDecision& decision, const Digest& digest) {
+  if (decision.audit_unavailable) {
+    // Nothing is served that the audit log cannot record; the disk may catch up soon.
+    reply_error(x, 503, ErrorCode::unavailable,
+                "pullgate cannot record its decision on " + digest.str() +
+                    " right now (its audit log is behind); try again (request id " + x.request_id + ")");
+    x.reply->set(http::field::retry_after, "1");
+    return;
+  }
   std::string image = x.upstream->config.settings.name + "/" + x.repository;
   if (x.route.reference && x.route.reference->tag()) image += ":" + x.route.reference->tag()->str();
   std::string message = "pullgate denied " + image + "@" + digest.str() + ": ";

@@ -22,6 +22,7 @@ std::string_view code_name(ErrorCode code) {
     case ErrorCode::toomanyrequests: return "TOOMANYREQUESTS";
     case ErrorCode::range_invalid: return "RANGE_INVALID";
     case ErrorCode::unknown: return "UNKNOWN";
+    case ErrorCode::unavailable: return "UNAVAILABLE";
   }
   return "UNKNOWN";
 }

@@ -22,6 +22,7 @@ enum class ErrorCode {
   toomanyrequests,
   range_invalid,  // not in the spec's table; used with 416 as Distribution does
   unknown,        // Distribution's UNKNOWN, for upstream and internal failures
+  unavailable,    // Distribution's UNAVAILABLE, with 503: the mirror cannot answer now
 };
 
 std::string_view code_name(ErrorCode code);  // "BLOB_UNKNOWN", ...

@@ -5,6 +5,7 @@ containerd (ctr) and raw HTTP against a real upstream (CNCF Distribution 2.8).""
 import datetime
 import json
 import os
+import re
 import subprocess
 import threading
 import unittest
@@ -498,6 +499,83 @@ class Gate(h.PullgateAlive, unittest.TestCase):
                 self.assertEqual(len(lines), 1, r.stderr)
                 self.assertIn("keys.release.pem_file", lines[0])
                 self.assertIn(text, lines[0])
+
+
+class AuditQueueFull(unittest.TestCase):
+    """The audit log on a FIFO whose pipe is full and that nobody reads stands for a
+    disk that stopped. Once gate.audit_queue_max_mb of lines wait, pulls are answered
+    503 UNAVAILABLE with Retry-After (nothing is served unaudited) and counted; when the
+    disk is back, pulls are served and audited again."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
+        cls.image = h.seed_oci(cls.registry, repo="it/audited", seed="gate-audit-full")
+
+    def test_a_stalled_audit_log_refuses_pulls_until_it_is_back(self):
+        fifo = os.path.join(self.work.path, "audit.fifo")
+        os.mkfifo(fifo)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        filler = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        prefilled = 0
+        try:
+            while True:
+                prefilled += os.write(filler, b"#" * 4096)
+        except BlockingIOError:
+            pass
+        os.close(filler)
+        pg = h.GatedPullgate(self.work.path, [h.upstream_entry(self.registry)],
+                             {"default": {"mode": "enforce", "unknown": "evaluate", "fallback": "allow"}})
+        pg.config["gate"].update({"audit_log": fifo, "audit_queue_max_mb": 1})
+        pg.write_config()
+        self.addCleanup(pg.close)
+        pg.start()
+        token = h.read_token(pg)
+        accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
+        path = "/v2/%s/manifests/%s" % (self.image.repo, self.image.digest)
+
+        # A decision line is a few hundred bytes: 1 MiB of them in some thousands of pulls.
+        for _ in range(20000):
+            status, headers, body = pg.request("GET", path, headers=accept)
+            if status != 200:
+                break
+            self.assertEqual(body, self.image.manifest)
+        self.assertEqual(status, 503, body[:300])
+        code, message = h.oci_error(body)
+        self.assertEqual(code, "UNAVAILABLE", body)
+        self.assertIn("audit log is behind", message)
+        self.assertEqual(h.header(headers, "Retry-After"), "1")
+        # HEAD and blobs too: no decision leaves unaudited.
+        self.assertEqual(pg.request("HEAD", path, headers=accept)[0], 503)
+        config_path = "/v2/%s/blobs/%s" % (self.image.repo, self.image.config_digest)
+        self.assertEqual(pg.request("GET", config_path)[0], 503)
+        _, _, metrics = h.admin_request(pg, token, "GET", "/metrics")
+        refused = re.search(rb"^pullgate_audit_refused_total (\d+)$", metrics, re.M)
+        self.assertTrue(refused and int(refused.group(1)) >= 3, metrics[-2000:])
+        queued = re.search(rb"^pullgate_audit_queue_bytes (\S+)$", metrics, re.M)
+        self.assertTrue(queued and float(queued.group(1)) >= 1 << 20, metrics[-2000:])
+
+        # The disk is back: the writer catches up and pulls are served again.
+        os.set_blocking(reader, True)
+        received = []
+
+        def drain():
+            while True:
+                chunk = os.read(reader, 1 << 16)
+                if not chunk:
+                    return
+                received.append(chunk)
+        drainer = threading.Thread(target=drain, daemon=True)
+        drainer.start()
+        h.wait_until(lambda: pg.request("GET", config_path)[0] == 200, 60, "pulls served again")
+        pg.stop()
+        drainer.join(30)
+        lines = b"".join(received)[prefilled:].decode().splitlines()
+        records = [json.loads(line) for line in lines]
+        self.assertTrue(records, "nothing was audited")
+        self.assertEqual({r["digest"] for r in records}, {self.image.digest, self.image.config_digest})
+        self.assertEqual(records[-1]["kind"], "blob")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,24 @@
 // The audit log on its own: lines in order with and without the writer thread,
-// rotation between lines, a failed line builder leaving nothing behind, and paths
-// that are not regular files written but never rotated.
+// rotation between lines, a failed line builder leaving nothing behind, paths that
+// are not regular files written but never rotated, and a queue that stays within its
+// bound when the disk stops.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "proxy/audit_log.hpp"
+#include "tests/unit/stalled_fifo.hpp"
 #include "tests/unit/temp_dir.hpp"
 
 namespace pullgate::proxy {
@@ -146,6 +150,47 @@ TEST_F(AuditLogTest, APipeIsWrittenButNeverRotated) {
   EXPECT_EQ(received, expected);
   EXPECT_TRUE(fs::is_fifo(fifo));
   EXPECT_FALSE(fs::exists(dir_ / "audit.fifo.1"));
+}
+
+TEST_F(AuditLogTest, AStalledDiskFillsTheQueueToItsBoundThenLinesAreRefused) {
+  testing_support::StalledFifo fifo(dir_ / "audit.fifo");
+  const std::size_t bound = 64 * 1024;
+  std::string accepted;
+  int refused = 0;
+  {
+    AuditLog log(fifo.path(), 0, 2, bound);
+    log.start_writer();
+    // The writer takes the first line and blocks on the full pipe: what follows waits
+    // in the queue.
+    ASSERT_TRUE(log.write_line(numbered(0)));
+    accepted += numbered(0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (log.queued_bytes() > 0) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the writer never took a line";
+      std::this_thread::yield();
+    }
+    int i = 1;
+    for (; i < 100'000; ++i) {
+      if (!log.write_line(numbered(i))) break;
+      accepted += numbered(i);
+    }
+    ASSERT_LT(i, 100'000) << "the queue took " << accepted.size() << " bytes and no line was refused";
+    EXPECT_GE(log.queued_bytes(), bound);
+    EXPECT_LT(log.queued_bytes(), bound + numbered(i).size());
+    // Refused while the disk is stalled, however often asked, and the builder is not
+    // even called.
+    for (int j = 0; j < 100; ++j) refused += log.write_with([](std::string& out) { out += "built\n"; }) ? 0 : 1;
+    EXPECT_EQ(refused, 100);
+    // The disk comes back: the writer catches up and lines are taken again.
+    fifo.drain();
+    while (!log.write_line(numbered(i))) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the writer never caught up";
+      std::this_thread::yield();
+    }
+    accepted += numbered(i);
+  }
+  // Every line taken is written, in order; none refused is.
+  EXPECT_EQ(fifo.received(), accepted);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "proxy/audit_log.hpp"
 #include "proxy/gate.hpp"
 #include "proxy/metrics.hpp"
+#include "tests/unit/stalled_fifo.hpp"
 #include "tests/unit/temp_dir.hpp"
 
 namespace pullgate::proxy {
@@ -257,6 +258,60 @@ TEST_F(GateMemoTest, AServedWarningCarriesItsReasonsInOneQuotedString) {
   auto refused = check("it/bad", "v1", digest('c'));
   EXPECT_FALSE(refused->serve);
   EXPECT_TRUE(refused->warning.empty());
+}
+
+// With the audit queue full (its disk stalled), a decision is never served unaudited
+// unless the config says so: by default the gate answers with a refusal the mirror
+// turns into a 503 and counts it; with serve_unaudited it serves and counts the line
+// as dropped. Either way, once the disk is back, decisions are audited again.
+TEST(GateAuditFull, RefusesOrServesAndCountsWhenTheAuditQueueIsFull) {
+  for (bool serve_unaudited : {false, true}) {
+    SCOPED_TRACE(serve_unaudited ? "serve" : "refuse");
+    auto dir = testing_support::make_temp_dir("pullgate-gate-audit-full");
+    auto meta = cache::MetaStore::open(dir / "lmdb", 64 << 20);
+    PolicyHolder holder{default_policy()};
+    PullgateMetrics metrics;
+    testing_support::StalledFifo fifo(dir / "audit.fifo");
+    {
+      AuditLog audit(fifo.path(), 0, 2, 16 * 1024);
+      audit.start_writer();
+      Gate gate(*meta, holder, audit, metrics, serve_unaudited);
+      const auto d = digest('a');
+      const GateRequest request{"manifest", "a.io", "it/app", "v1", d, "10.0.0.7:4242", "req-1", "GET"};
+      EXPECT_TRUE(gate.check_manifest(request)->serve);  // audited: the writer takes it and stalls
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (audit.queued_bytes() > 0) {
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the writer never took the line";
+        std::this_thread::yield();
+      }
+      for (int i = 0; i < 100'000 && audit.write_line("{\"filler\":true}\n"); ++i) {
+      }
+      auto full = gate.check_manifest(request);
+      if (serve_unaudited) {
+        EXPECT_TRUE(full->serve);
+        EXPECT_FALSE(full->audit_unavailable);
+        EXPECT_EQ(metrics.audit_lines_dropped.value(), 1u);
+        EXPECT_EQ(metrics.audit_refused.value(), 0u);
+      } else {
+        EXPECT_FALSE(full->serve);
+        EXPECT_TRUE(full->audit_unavailable);
+        EXPECT_EQ(metrics.audit_refused.value(), 1u);
+        EXPECT_EQ(metrics.audit_lines_dropped.value(), 0u);
+      }
+      fifo.drain();
+      while (gate.check_manifest(request)->audit_unavailable || audit.queued_bytes() >= 16 * 1024) {
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the writer never caught up";
+        std::this_thread::yield();
+      }
+    }
+    // The first decision and those after the disk came back are in the log, whole.
+    const auto& lines = fifo.received();
+    const std::string line_end = "\"request_id\":\"req-1\"}\n";
+    const auto first = lines.find(line_end);
+    ASSERT_NE(first, std::string::npos);
+    EXPECT_NE(lines.find(line_end, first + 1), std::string::npos);
+    fs::remove_all(dir);
+  }
 }
 
 }  // namespace

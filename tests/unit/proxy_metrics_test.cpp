@@ -550,7 +550,8 @@ TEST(PullgateMetrics, RendersEveryFamilyWithHelp) {
       {"pullgate_upstream_requests_total", "counter"}, {"pullgate_http_requests_total", "counter"},
       {"pullgate_http_request_seconds", "histogram"}, {"pullgate_bytes_served_total", "counter"},
       {"pullgate_bytes_fetched_total", "counter"},    {"pullgate_policy_reloads_total", "counter"},
-      {"pullgate_audit_write_failures_total", "counter"}, {"pullgate_signal_checks_total", "counter"},
+      {"pullgate_audit_write_failures_total", "counter"}, {"pullgate_audit_refused_total", "counter"},
+      {"pullgate_audit_lines_dropped_total", "counter"}, {"pullgate_signal_checks_total", "counter"},
       {"pullgate_blob_fetches_in_flight", "gauge"},
       {"pullgate_verdicts_stored", "gauge"},          {"pullgate_policy_info", "gauge"},
   };

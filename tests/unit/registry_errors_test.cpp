@@ -24,6 +24,7 @@ TEST(ErrorCodes, NamesMatchTheSpec) {
       {ErrorCode::toomanyrequests, "TOOMANYREQUESTS"},
       {ErrorCode::range_invalid, "RANGE_INVALID"},
       {ErrorCode::unknown, "UNKNOWN"},
+      {ErrorCode::unavailable, "UNAVAILABLE"},
   };
   for (const auto& [code, name] : cases) EXPECT_EQ(code_name(code), name);
 }
