@@ -32,19 +32,15 @@ std::int64_t now_ms() {
 
 json error_json(std::string_view message) { return json{{"error", message}}; }
 
-// "a=b&c=d" → decoded map; nullopt when an escape is malformed.
+// "a=b&c=d" → decoded map (read as every query is, registry::parse_query); nullopt
+// when an escape is malformed.
 std::optional<std::map<std::string, std::string>> parse_query(std::string_view query) {
+  auto params = registry::parse_query(query);
+  if (!params) return std::nullopt;
   std::map<std::string, std::string> out;
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto part = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (part.empty()) continue;
-    auto eq = part.find('=');
-    auto key = registry::percent_decode(part.substr(0, eq));
-    auto value = registry::percent_decode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1));
-    if (!key || !value) return std::nullopt;
-    out[*key] = *value;
+  for (auto& [name, value] : *params) {
+    if (!value) return std::nullopt;
+    out[name] = std::move(*value);
   }
   return out;
 }

@@ -4,21 +4,19 @@
 #include <limits>
 #include <vector>
 
+#include <boost/url/parse.hpp>
+#include <boost/url/pct_string_view.hpp>
+
 namespace pullgate::registry {
 namespace {
+
+namespace urls = boost::urls;
 
 RouteError not_found() { return {404, ErrorCode::name_unknown, "not found"}; }
 
 RouteError bad_target(std::string message) { return {400, ErrorCode::name_invalid, std::move(message)}; }
 
 bool is_control(unsigned char c) { return c < 0x20 || c == 0x7f; }
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool has_control(std::string_view text) {
   for (unsigned char c : text) {
@@ -35,21 +33,6 @@ bool iequals_prefix(std::string_view text, std::string_view prefix) {
     if (c != prefix[i]) return false;
   }
   return true;
-}
-
-// Strips "http://authority" or "https://authority" from an absolute-form target;
-// the authority does not select anything here (ns and alias do).
-std::string_view origin_part(std::string_view target) {
-  for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
-    if (iequals_prefix(target, scheme)) {
-      const auto rest = target.substr(scheme.size());
-      const auto end = rest.find_first_of("/?");
-      if (end == std::string_view::npos) return "/";
-      if (rest[end] == '?') return {};  // "http://host?x": no path at all
-      return rest.substr(end);
-    }
-  }
-  return target;
 }
 
 std::string describe_bad_tag(std::string_view tag) {
@@ -73,33 +56,40 @@ struct QueryValues {
   std::optional<std::string> ns, n, last, artifact_type;
 };
 
-// Known parameters are decoded and checked; unknown ones are ignored. A known
+// Known parameters are checked; unknown ones are ignored, whatever they hold. A known
 // parameter given twice is refused: one request, one meaning.
-std::optional<RouteError> parse_query(std::string_view query, QueryValues& out) {
-  std::size_t pos = 0;
-  while (pos <= query.size()) {
-    const auto amp = query.find('&', pos);
-    const auto pair = query.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
-    pos = amp == std::string_view::npos ? query.size() + 1 : amp + 1;
-    if (pair.empty()) continue;
-    const auto eq = pair.find('=');
-    const auto raw_name = pair.substr(0, eq);
-    const auto raw_value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
-    auto name = percent_decode(raw_name);
-    if (!name) return bad_target("malformed percent-encoding in query");
+std::optional<RouteError> read_query(std::string_view query, QueryValues& out) {
+  auto params = parse_query(query);
+  if (!params) return bad_target("malformed percent-encoding in query");
+  for (auto& [name, value] : *params) {
     std::optional<std::string>* slot = nullptr;
-    if (*name == "ns") slot = &out.ns;
-    else if (*name == "n") slot = &out.n;
-    else if (*name == "last") slot = &out.last;
-    else if (*name == "artifactType") slot = &out.artifact_type;
+    if (name == "ns") slot = &out.ns;
+    else if (name == "n") slot = &out.n;
+    else if (name == "last") slot = &out.last;
+    else if (name == "artifactType") slot = &out.artifact_type;
     if (slot == nullptr) continue;
-    auto value = percent_decode(raw_value);
-    if (!value) return bad_target("malformed percent-encoding in query parameter " + *name);
-    if (has_control(*value)) return bad_target("control character in query parameter " + *name);
-    if (slot->has_value()) return RouteError{400, ErrorCode::unsupported, "duplicate query parameter " + *name};
+    if (!value) return bad_target("malformed percent-encoding in query parameter " + name);
+    if (has_control(*value)) return bad_target("control character in query parameter " + name);
+    if (slot->has_value()) return RouteError{400, ErrorCode::unsupported, "duplicate query parameter " + name};
     *slot = std::move(*value);
   }
   return std::nullopt;
+}
+
+// The path of the request target (without its query), checked against RFC 3986's
+// origin form ("/v2/...") or absolute form ("http://host/v2/...": the authority
+// selects nothing here, ns and alias do) by Boost.URL. Empty: not a target this
+// server has anything under.
+std::variant<std::string_view, RouteError> path_of(std::string_view head) {
+  if (head.starts_with('/')) {
+    auto origin = urls::parse_origin_form(head);
+    if (!origin) return bad_target("malformed path (" + origin.error().message() + ")");
+    return origin->encoded_path();
+  }
+  if (!iequals_prefix(head, "http://") && !iequals_prefix(head, "https://")) return std::string_view{};
+  auto absolute = urls::parse_absolute_uri(head);
+  if (!absolute) return bad_target("malformed request target (" + absolute.error().message() + ")");
+  return absolute->encoded_path();
 }
 
 std::optional<std::size_t> parse_count(std::string_view text) {
@@ -116,21 +106,26 @@ std::optional<std::size_t> parse_count(std::string_view text) {
 }  // namespace
 
 std::optional<std::string> percent_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      out.push_back(text[i]);
-      continue;
-    }
-    if (i + 2 >= text.size()) return std::nullopt;
-    const int high = hex_value(text[i + 1]);
-    const int low = hex_value(text[i + 2]);
-    if (high < 0 || low < 0) return std::nullopt;
-    out.push_back(static_cast<char>(high * 16 + low));
-    i += 2;
+  auto escaped = urls::make_pct_string_view(text);
+  if (!escaped) return std::nullopt;
+  return escaped->decode();  // '+' stays '+'
+}
+
+std::optional<std::vector<QueryParam>> parse_query(std::string_view query) {
+  std::vector<QueryParam> params;
+  std::size_t pos = 0;
+  while (pos <= query.size()) {
+    const auto amp = query.find('&', pos);
+    const auto pair = query.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
+    pos = amp == std::string_view::npos ? query.size() + 1 : amp + 1;
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    auto name = percent_decode(pair.substr(0, eq));
+    if (!name) return std::nullopt;
+    params.push_back({std::move(*name), percent_decode(eq == std::string_view::npos ? std::string_view{}
+                                                                                    : pair.substr(eq + 1))});
   }
-  return out;
+  return params;
 }
 
 std::variant<Route, RouteError> parse_route(std::string_view target, const AliasPredicate& is_alias) {
@@ -140,13 +135,18 @@ std::variant<Route, RouteError> parse_route(std::string_view target, const Alias
     if (c == '#') return bad_target("fragment in request target");
   }
 
-  const auto origin = origin_part(target);
-  if (origin.empty() || origin.front() != '/') return not_found();
-  const auto question = origin.find('?');
-  const auto path = origin.substr(0, question);
-  const auto query = question == std::string_view::npos ? std::string_view{} : origin.substr(question + 1);
+  // The query is split off first: what is wrong in a parameter nobody reads does not
+  // make the target unusable.
+  const auto question = target.find('?');
+  const auto query = question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
+  auto checked = path_of(target.substr(0, question));
+  if (auto* error = std::get_if<RouteError>(&checked)) return std::move(*error);
+  const auto path = std::get<std::string_view>(checked);
+  if (path.empty()) return not_found();
 
-  // Decode each segment on its own so an encoded '/' can never create structure.
+  // Each segment decoded on its own, so an encoded '/' can never create structure.
+  // (Split here rather than by Boost.URL's segments view, which hides a leading "."
+  // segment: "/./v2/..." must be refused like any dot segment.)
   std::vector<std::string> segments;
   std::size_t start = 1;
   while (true) {
@@ -167,7 +167,7 @@ std::variant<Route, RouteError> parse_route(std::string_view target, const Alias
   }
 
   QueryValues query_values;
-  if (auto error = parse_query(query, query_values)) return *error;
+  if (auto error = read_query(query, query_values)) return *error;
 
   Route route;
   route.ns = std::move(query_values.ns);

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "registry/errors.hpp"
 #include "registry/names.hpp"
@@ -55,7 +56,19 @@ struct RouteError {
 using AliasPredicate = std::function<bool(std::string_view)>;
 std::variant<Route, RouteError> parse_route(std::string_view target, const AliasPredicate& is_alias);
 
-// Percent-decoding of one component; nullopt on a malformed escape.
+// Percent-decoding of one component (Boost.URL's); nullopt on a malformed escape.
+// '+' stays '+': in a registry's query it is not a space.
 std::optional<std::string> percent_decode(std::string_view text);
+
+// A query string ("a=1&b=%41"), the one way every query here is read: split at '&'
+// and at the first '=', names and values percent-decoded. Empty pieces are skipped;
+// "a" and "a=" both give "a" the value "". A value whose escapes are malformed has
+// none (nullopt), so a caller can pass over a parameter it does not know whatever it
+// holds; a malformed name makes the whole query nullopt.
+struct QueryParam {
+  std::string name;
+  std::optional<std::string> value;
+};
+std::optional<std::vector<QueryParam>> parse_query(std::string_view query);
 
 }  // namespace pullgate::registry

@@ -4,9 +4,15 @@
 #include <cctype>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+#include <boost/url/url.hpp>
 
 namespace pullgate::registry {
 namespace {
+
+namespace urls = boost::urls;
 
 std::string lower(std::string_view text) {
   std::string out(text);
@@ -74,53 +80,38 @@ bool is_visible_ascii(std::string_view text) {
 
 std::optional<Url> parse_url(std::string_view text) {
   if (!is_visible_ascii(text)) return std::nullopt;
-  auto scheme_end = text.find("://");
-  if (scheme_end == std::string_view::npos) return std::nullopt;
+  auto parsed = urls::parse_uri(text);  // RFC 3986, a fragment allowed (and dropped)
+  if (!parsed || parsed->has_userinfo()) return std::nullopt;
   Url url;
-  url.origin.scheme = lower(text.substr(0, scheme_end));
-  if (url.origin.scheme != "http" && url.origin.scheme != "https") return std::nullopt;
-  auto rest = text.substr(scheme_end + 3);
-  auto authority_end = rest.find_first_of("/?#");
-  auto authority = rest.substr(0, authority_end);
-  auto path = authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
-  if (authority.find('@') != std::string_view::npos) return std::nullopt;
-
-  std::string_view host;
-  std::string_view port;
-  if (authority.starts_with('[')) {
-    auto close = authority.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    host = authority.substr(1, close - 1);
-    auto after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return std::nullopt;
-      port = after.substr(1);
-    }
-    boost::system::error_code ec;
-    boost::asio::ip::make_address_v6(std::string(host), ec);
-    if (ec) return std::nullopt;
-  } else {
-    auto colon = authority.find(':');
-    host = authority.substr(0, colon);
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-    if (host.ends_with('.')) host.remove_suffix(1);
-    if (!is_host_name(host)) return std::nullopt;
+  switch (parsed->scheme_id()) {
+    case urls::scheme::http: url.origin.scheme = "http"; break;
+    case urls::scheme::https: url.origin.scheme = "https"; break;
+    default: return std::nullopt;
+  }
+  std::string host;
+  switch (parsed->host_type()) {
+    case urls::host_type::ipv4:
+    case urls::host_type::ipv6:
+      host = parsed->host_address();  // an IPv6 literal without its brackets
+      break;
+    case urls::host_type::name:
+      host = parsed->host_address();  // percent-decoded
+      if (host.ends_with('.')) host.pop_back();
+      if (!is_host_name(host)) return std::nullopt;
+      break;
+    default:
+      return std::nullopt;  // none, or an IPvFuture literal
   }
   url.origin.host = lower(host);
-  if (port.empty()) {
+  if (parsed->port().empty()) {
     url.origin.port = url.origin.tls() ? 443 : 80;
   } else {
-    auto parsed = parse_port(port);
-    if (!parsed) return std::nullopt;
-    url.origin.port = *parsed;
+    auto port = parse_port(parsed->port());
+    if (!port) return std::nullopt;
+    url.origin.port = *port;
   }
-
-  path = path.substr(0, path.find('#'));
-  if (path.empty() || path[0] == '?') {
-    url.target = "/" + std::string(path);
-  } else {
-    url.target = std::string(path);
-  }
+  url.target = parsed->encoded_path().empty() ? "/" : std::string(parsed->encoded_path());
+  if (parsed->has_query()) url.target += "?" + std::string(parsed->encoded_query());
   return url;
 }
 
@@ -128,25 +119,15 @@ std::optional<Url> resolve_location(const Url& base, std::string_view location) 
   if (location.empty() || !is_visible_ascii(location)) return std::nullopt;
   location = location.substr(0, location.find('#'));
   if (location.empty()) return std::nullopt;
-  if (location.starts_with("//")) return parse_url(base.origin.scheme + ":" + std::string(location));
-  auto scheme_end = location.find("://");
-  auto first_separator = location.find_first_of("/?");
-  if (scheme_end != std::string_view::npos && scheme_end < first_separator) return parse_url(location);
-
-  Url url{base.origin, {}};
-  if (location[0] == '/') {
-    url.target = std::string(location);
-  } else {
-    std::string_view base_path = std::string_view(base.target).substr(0, base.target.find('?'));
-    if (location[0] == '?') {
-      url.target = std::string(base_path) + std::string(location);
-    } else {
-      auto slash = base_path.rfind('/');
-      std::string_view directory = slash == std::string_view::npos ? "/" : base_path.substr(0, slash + 1);
-      url.target = std::string(directory) + std::string(location);
-    }
-  }
-  return url;
+  auto reference = urls::parse_uri_reference(location);
+  if (!reference) return std::nullopt;
+  const std::string base_text = base.origin.key() + base.target;  // the view below points into it
+  auto from = urls::parse_uri(base_text);
+  if (!from) return std::nullopt;
+  // RFC 3986 section 5: relative paths merged with the base's, dot segments removed.
+  urls::url resolved;
+  if (!urls::resolve(*from, *reference, resolved)) return std::nullopt;
+  return parse_url(resolved.buffer());
 }
 
 bool may_send_credentials(const Origin& upstream, const Origin& realm) {
@@ -158,20 +139,6 @@ bool may_send_credentials(const Origin& upstream, const Origin& realm) {
   return upstream_domain && realm_domain && *upstream_domain == *realm_domain;
 }
 
-std::string percent_encode(std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 0x0f]);
-    }
-  }
-  return out;
-}
+std::string percent_encode(std::string_view text) { return urls::encode(text, urls::unreserved_chars); }
 
 }  // namespace pullgate::registry

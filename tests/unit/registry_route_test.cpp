@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace pullgate::registry {
 namespace {
@@ -176,6 +177,12 @@ TEST(Route, Refusals) {
       {"/v2/a/manifests/latest#frag", 400, ErrorCode::name_invalid},
       {"/v2/a/tags/list?ns=%00", 400, ErrorCode::name_invalid},
       {"/v2/a/tags/list?last=%g0", 400, ErrorCode::name_invalid},
+      // A leading "." segment, which Boost.URL's segments view would hide.
+      {"/./v2/a/manifests/latest", 400, ErrorCode::name_invalid},
+      {"http://mirror.local/./v2/a/manifests/latest", 400, ErrorCode::name_invalid},
+      // Absolute form: the authority must be one too, and the path escapes well-formed.
+      {"http://mirror.local:x/v2/a/manifests/latest", 400, ErrorCode::name_invalid},
+      {"http://mirror.local/v2/a%zz/manifests/latest", 400, ErrorCode::name_invalid},
       // Empty segments.
       {"/v2//a/manifests/latest", 400, ErrorCode::name_invalid},
       {"/v2/a//b/manifests/latest", 400, ErrorCode::name_invalid},
@@ -266,6 +273,21 @@ TEST(Route, HostileLongTargetsAreRefusedQuickly) {
   for (int i = 0; i < 20000; ++i) escapes += "%25";
   escapes += "/manifests/latest";
   EXPECT_EQ(route_error(escapes).code, ErrorCode::name_invalid);
+}
+
+TEST(QueryParams, SplitAndDecodedOnce) {
+  const auto params = parse_query("a=1&&b=%41%2Bc+d&flag&e=&a=2&bad=%zz&");
+  ASSERT_TRUE(params);
+  const std::vector<std::pair<std::string, std::optional<std::string>>> expected = {
+      {"a", "1"}, {"b", "A+c+d"}, {"flag", ""}, {"e", ""}, {"a", "2"}, {"bad", std::nullopt}};
+  ASSERT_EQ(params->size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ((*params)[i].name, expected[i].first);
+    EXPECT_EQ((*params)[i].value, expected[i].second) << (*params)[i].name;
+  }
+  EXPECT_EQ(parse_query("x=a=b")->front().value, "a=b");  // split at the first '='
+  EXPECT_TRUE(parse_query("")->empty());
+  EXPECT_FALSE(parse_query("ok=1&%zz=1"));  // a malformed name: nothing can be trusted
 }
 
 TEST(PercentDecode, Cases) {

@@ -564,6 +564,11 @@ TEST(UpstreamUrl, ParsesOrigins) {
   EXPECT_FALSE(parse_url("http://a b/"));
   EXPECT_FALSE(parse_url("http://host:0/"));
   EXPECT_FALSE(parse_url("/relative"));
+  EXPECT_FALSE(parse_url("http://user:secret@host/"));
+  EXPECT_FALSE(parse_url("http://host:65536/"));
+  EXPECT_FALSE(parse_url("http://host/a|b"));  // not a URI (Boost.URL's RFC 3986 grammar)
+  // A percent-encoded host name is read as what it names.
+  EXPECT_EQ(parse_url("http://ex%61mple.com/")->origin.host, "example.com");
 }
 
 TEST(UpstreamUrl, ResolvesLocations) {
@@ -582,6 +587,12 @@ TEST(UpstreamUrl, ResolvesLocations) {
   EXPECT_FALSE(resolve_location(base, ""));
   EXPECT_FALSE(resolve_location(base, "ftp://x/y"));
   EXPECT_FALSE(resolve_location(base, "/a\r\nInjected: 1"));
+  // RFC 3986 section 5: dot segments of a relative Location are resolved, not sent.
+  EXPECT_EQ(resolve_location(base, "../../other")->target, "/v2/other");
+  EXPECT_EQ(resolve_location(base, "/a/./b/../c?d")->target, "/a/c?d");
+  EXPECT_FALSE(resolve_location(base, "#fragment-only"));
+  EXPECT_FALSE(resolve_location(base, "/a|b"));
+  EXPECT_EQ(percent_encode("a b/c~-._:\xc3\xa9"), "a%20b%2Fc~-._%3A%C3%A9");
 }
 
 TEST(UpstreamUrl, CredentialsStayOnTheUpstreamDomain) {
