@@ -193,7 +193,10 @@ std::unique_ptr<cache::MetaStore> open_existing_store(const Config& config) {
     return nullptr;
   }
   try {
-    return cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
+    auto meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
+    if (auto stale = meta->stale_readers_cleared())
+      std::cerr << "pullgate: cleared " << stale << " stale LMDB reader(s) of processes that died mid-read\n";
+    return meta;
   } catch (const std::exception& e) {
     std::cerr << "pullgate: " << e.what() << "\n";
     return nullptr;
@@ -406,17 +409,8 @@ int run_verdict_command(const std::vector<std::string>& all) {
     if (!digest) return usage("not a digest: " + positional[0] + " (sha256:<64 hex> or sha512:<128 hex>)", "verdict");
   }
 
-  if (!std::filesystem::exists(config.data_dir / "lmdb")) {
-    std::cerr << "pullgate: no cache at " << config.data_dir.string() << " (give --data DIR or --config FILE)\n";
-    return 1;
-  }
-  std::unique_ptr<cache::MetaStore> meta;
-  try {
-    meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
-  } catch (const std::exception& e) {
-    std::cerr << "pullgate: " << e.what() << "\n";
-    return 1;
-  }
+  auto meta = open_existing_store(config);
+  if (!meta) return 1;
 
   if (command == "set") {
     auto decision = policy::parse_decision(positional[1]);

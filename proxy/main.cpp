@@ -153,6 +153,8 @@ int serve(const std::vector<std::string>& args) {
   try {
     std::filesystem::create_directories(config.data_dir);
     auto meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
+    if (auto stale = meta->stale_readers_cleared())
+      log_event("warn", "cleared stale LMDB readers (processes that died mid-read)", {{"count", stale}});
     cache::BlobStore blobs(config.data_dir);
     cache::BlobFetches fetches(blobs, *meta);
     AccessLog access_log(config.access_log);
