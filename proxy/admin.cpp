@@ -447,7 +447,7 @@ AdminApi::Reply AdminApi::exceptions(const Request& request, const std::string& 
     if (body.contains("expires")) return {400, error_json("give expires or expires_in_s, not both").dump()};
     auto at = policy::time_from_ms(now + it->get<std::int64_t>() * 1000);
     body.erase("expires_in_s");
-    body["expires"] = policy::format_time(at);
+    body["expires"] = policy::format_rfc3339(at);
   }
   if (!body.contains("expires")) return {400, error_json("an exception needs expires or expires_in_s").dump()};
   for (const char* required : {"id", "reason", "who"})
