@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -437,7 +438,8 @@ std::optional<Digest> pending_order_digest(std::string_view key) {
 
 class LmdbMetaStore final : public MetaStore {
  public:
-  LmdbMetaStore(std::filesystem::path dir, lmdb::Env env) : dir_(std::move(dir)), env_(std::move(env)) {
+  LmdbMetaStore(std::filesystem::path dir, lmdb::Env env, std::size_t stale_readers_cleared)
+      : dir_(std::move(dir)), env_(std::move(env)), stale_readers_cleared_(stale_readers_cleared) {
     max_key_ = std::size_t(mdb_env_get_maxkeysize(env_.get()));
     auto txn = lmdb::Txn::write(env_.get());
     meta_ = txn.open_dbi("meta", MDB_CREATE);
@@ -786,6 +788,21 @@ class LmdbMetaStore final : public MetaStore {
     return static_cast<std::uint64_t>(info.me_last_txnid);
   }
 
+  std::size_t stale_readers_cleared() const override { return stale_readers_cleared_; }
+
+  std::vector<long> reader_pids() override {
+    std::vector<long> pids;
+    // One line per held slot, "<pid> <thread> <txnid>", after a header line.
+    auto collect = [](const char* line, void* out) {
+      char* end = nullptr;
+      long pid = std::strtol(line, &end, 10);
+      if (end != line) static_cast<std::vector<long>*>(out)->push_back(pid);
+      return 0;
+    };
+    lmdb::check(mdb_reader_list(env_.get(), collect, &pids), "list readers");
+    return pids;
+  }
+
   std::uint64_t manifest_count() override { return lmdb::Txn::read(env_.get()).entries(manifests_); }
   std::uint64_t blob_count() override { return lmdb::Txn::read(env_.get()).entries(blobs_); }
   std::uint64_t verdict_count() override { return lmdb::Txn::read(env_.get()).entries(verdicts_); }
@@ -941,6 +958,7 @@ class LmdbMetaStore final : public MetaStore {
 
   std::filesystem::path dir_;
   lmdb::Env env_;
+  std::size_t stale_readers_cleared_ = 0;
   std::size_t max_key_ = 0;
   MDB_dbi meta_ = 0;
   MDB_dbi tags_ = 0;
@@ -988,8 +1006,14 @@ std::unique_ptr<MetaStore> MetaStore::open(const std::filesystem::path& dir, std
                              : "cannot be opened";
     throw std::runtime_error("metadata store " + dir.string() + " " + reason + ": " + mdb_strerror(rc));
   }
+  // A process that died inside a read transaction (a CLI killed mid-read while the
+  // server keeps the environment open) leaves its reader slot behind, and the slot
+  // pins the pages of that old snapshot: freed pages are never reused and the map
+  // grows. Clear such slots whenever a process opens the environment.
+  int stale = 0;
+  lmdb::check(mdb_reader_check(env.get(), &stale), "check stale readers");
   try {
-    return std::make_unique<LmdbMetaStore>(dir, std::move(env));
+    return std::make_unique<LmdbMetaStore>(dir, std::move(env), static_cast<std::size_t>(stale));
   } catch (const std::runtime_error& e) {
     // Keep one line that names the directory.
     std::string message = e.what();

@@ -229,6 +229,11 @@ class MetaStore {
   // from the store (e.g. the exceptions) until the generation moves.
   virtual std::uint64_t generation() = 0;
 
+  // Reader slots left by processes that died in a read transaction, cleared by open.
+  virtual std::size_t stale_readers_cleared() const = 0;
+  // The process ids holding a reader slot in the environment now (any process).
+  virtual std::vector<long> reader_pids() = 0;
+
   // Counts, for /readyz and logs.
   virtual std::uint64_t manifest_count() = 0;
   virtual std::uint64_t blob_count() = 0;

@@ -694,7 +694,7 @@ class DocumentReader {
       fail(path + ".expires", "missing; a cve exception must expire");
       good = false;
     } else if (auto expires = text_field(value, "expires", path + ".expires")) {
-      if (auto time = detail::parse_rfc3339(*expires)) {
+      if (auto time = parse_rfc3339(*expires)) {
         exception.expires = *time;
       } else {
         fail(path + ".expires", "must be an RFC 3339 time such as 2026-12-01T00:00:00Z (years 1678 to 2261), got " +
@@ -798,7 +798,7 @@ class DocumentReader {
     if (auto who = text_field(value, "who", path + ".who")) exception.who = std::move(*who);
     if (value.contains("expires")) {
       if (auto expires = text_field(value, "expires", path + ".expires")) {
-        exception.expires = detail::parse_rfc3339(*expires);
+        exception.expires = parse_rfc3339(*expires);
         if (!exception.expires) {
           fail(path + ".expires",
                "must be an RFC 3339 time such as 2026-12-01T00:00:00Z (years 1678 to 2261), got " +

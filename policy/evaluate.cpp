@@ -116,7 +116,7 @@ bool exception_matches(const Exception& exception, const Subject& subject, TimeP
 std::string exception_reason(const Exception& exception) {
   std::string details = exception.who;
   const std::string until =
-      exception.expires ? "until " + detail::format_rfc3339(*exception.expires) : std::string("no expiry");
+      exception.expires ? "until " + format_rfc3339(*exception.expires) : std::string("no expiry");
   details += (details.empty() ? "" : ", ") + until;
   std::string reason = "exception " + exception.id + " (" + details + ")";
   if (!exception.reason.empty()) reason += ": " + exception.reason;

@@ -1,6 +1,5 @@
 #include "policy/policy.hpp"
 
-#include "policy/rfc3339.hpp"
 
 namespace pullgate::policy {
 
@@ -61,9 +60,6 @@ std::optional<Decision> parse_decision(std::string_view text) {
   return std::nullopt;
 }
 
-std::optional<TimePoint> parse_time(std::string_view text) { return detail::parse_rfc3339(text); }
-std::string format_time(TimePoint time) { return detail::format_rfc3339(time); }
-
 TimePoint time_from_ms(std::int64_t ms_since_epoch) {
   using std::chrono::milliseconds;
   constexpr auto max_ms = std::chrono::duration_cast<milliseconds>(TimePoint::max().time_since_epoch()).count();
@@ -71,11 +67,6 @@ TimePoint time_from_ms(std::int64_t ms_since_epoch) {
   if (ms_since_epoch >= max_ms) return TimePoint::max();
   if (ms_since_epoch <= min_ms) return TimePoint::min();
   return TimePoint(milliseconds(ms_since_epoch));
-}
-
-std::string format_ms(std::int64_t ms_since_epoch) {
-  const std::int64_t seconds = ms_since_epoch >= 0 ? ms_since_epoch / 1000 : (ms_since_epoch - 999) / 1000;
-  return format_time(TimePoint(std::chrono::seconds(seconds)));
 }
 
 }  // namespace pullgate::policy

@@ -18,10 +18,9 @@
 #include <variant>
 #include <vector>
 
-namespace pullgate::policy {
+#include "policy/rfc3339.hpp"  // Clock, TimePoint and how times are read and written
 
-using Clock = std::chrono::system_clock;
-using TimePoint = Clock::time_point;
+namespace pullgate::policy {
 
 enum class Decision { allow, warn, deny };
 enum class Mode { enforce, warn, audit };
@@ -43,12 +42,6 @@ std::optional<Source> parse_source(std::string_view);
 // can name severities.
 enum class Severity;
 
-// RFC 3339 times as the policy reads and writes them ("2026-12-01T00:00:00Z").
-std::optional<TimePoint> parse_time(std::string_view text);
-std::string format_time(TimePoint time);
-// Milliseconds since the epoch, in whole seconds ("2026-12-01T00:00:00Z"): how stored
-// records' times are shown by the CLI, the admin API and explain.
-std::string format_ms(std::int64_t ms_since_epoch);
 // A stored time (milliseconds since the epoch) as a TimePoint, clamped to what one
 // can hold (years 1678 to 2261): a record from far ahead must not wrap around into
 // the past (an expiry that far away is "never").

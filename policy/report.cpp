@@ -141,7 +141,7 @@ std::optional<TimePoint> time_field(const json& object, std::string_view key, co
   const json* value = field(object, key);
   if (!value) return std::nullopt;
   const std::string text = as_string(*value, join(path, key));
-  const auto time = parse_time(text);
+  const auto time = parse_rfc3339(text);
   if (!time) fail(join(path, key), "must be an RFC 3339 time, not " + shown(text));
   return time;
 }
@@ -446,7 +446,7 @@ std::string encode_summary(const ReportSummary& summary) {
               {"digest", summary.digest},
               {"counts", std::move(counts)},
               {"findings", std::move(findings)}};
-  if (summary.scanned_at) out["scanned_at"] = format_time(*summary.scanned_at);
+  if (summary.scanned_at) out["scanned_at"] = format_rfc3339(*summary.scanned_at);
   // Replace, not throw, on bytes that are not UTF-8: the strings came from a parsed
   // document, so this only matters for summaries built by hand.
   return out.dump(-1, ' ', false, json::error_handler_t::replace);

@@ -78,7 +78,7 @@ std::string excepted_line(const Finding& finding, const CveException& exception)
   if (!finding.package.empty()) line += " (" + printable(finding.package) + ")";
   line += " excepted";
   if (!exception.who.empty()) line += " by " + exception.who;
-  line += " until " + detail::format_rfc3339(exception.expires);
+  line += " until " + format_rfc3339(exception.expires);
   if (!exception.reason.empty()) line += ": " + exception.reason;
   return line;
 }
@@ -135,7 +135,7 @@ std::optional<VulnerabilityJudgement> judge_report(const Policy& policy, const S
     return unscanned_judgement(rules, scope, "report from " + scanner +
                                                  " has no scan time, so its age is unknown: the image counts as unscanned and is awaiting a scan");
   }
-  const std::string scanned = "report from " + scanner + " at " + detail::format_rfc3339(*report->scanned_at);
+  const std::string scanned = "report from " + scanner + " at " + format_rfc3339(*report->scanned_at);
   if (now - *report->scanned_at > rules.max_report_age) {
     return unscanned_judgement(rules, scope, scanned + " is older than " + duration_text(rules.max_report_age) +
                                                  ": the image counts as unscanned and is awaiting a scan");

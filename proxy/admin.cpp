@@ -1,15 +1,20 @@
 #include "proxy/admin.hpp"
 
 #include <openssl/crypto.h>
+#include <fcntl.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
-#include <fstream>
+#include <cstdio>
+#include <cstring>
 #include <map>
 
 #include <nlohmann/json.hpp>
 
+#include "cache/blob_store.hpp"
 #include "proxy/commands.hpp"
 #include "proxy/explain.hpp"
 #include "proxy/log.hpp"
@@ -96,25 +101,89 @@ std::optional<std::string> scan_reference(const Config& config, const std::strin
 
 }  // namespace
 
-std::string load_or_create_token(const std::filesystem::path& path) {
-  if (std::ifstream in(path); in) {
-    std::string token;
-    std::getline(in, token);
-    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-    if (token.size() < 16) throw std::runtime_error("token in " + path.string() + " is shorter than 16 characters");
-    return token;
+namespace {
+
+std::runtime_error token_error(const std::string& what, const std::filesystem::path& path) {
+  return std::runtime_error(what + " " + path.string() + ": " + std::strerror(errno));
+}
+
+// The first line of a token file, trailing CR and spaces removed. Like sshd with
+// private keys, a file of ours that group or others may access is refused: whoever
+// reads it administers the gate. A file owned by another user (root:pullgate 0440
+// from a Kubernetes Secret or config management) is that owner's arrangement.
+std::string read_token(const cache::FileHandle& file, const std::filesystem::path& path) {
+  struct stat st {};
+  if (::fstat(file.get(), &st) != 0) throw token_error("cannot read token file", path);
+  if (!S_ISREG(st.st_mode)) throw std::runtime_error("token file " + path.string() + " is not a regular file");
+  if (st.st_uid == ::geteuid() && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw std::runtime_error("token file " + path.string() + " has mode " + mode +
+                             ", open to group or others: chmod 600 it");
   }
-  unsigned char raw[32];
-  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("cannot make a token: no randomness");
-  std::string token;
+  std::string text;
+  char buffer[256];
+  while (text.find('\n') == std::string::npos && text.size() < 4096) {
+    auto n = ::read(file.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw token_error("cannot read token file", path);
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  std::string token = text.substr(0, text.find('\n'));
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.size() < 16) throw std::runtime_error("token in " + path.string() + " is shorter than 16 characters");
+  return token;
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1)
+    throw std::runtime_error("cannot make a token: no randomness");
   static const char* hex = "0123456789abcdef";
-  for (auto b : raw) token += hex[b >> 4], token += hex[b & 15];
+  std::string out;
+  for (auto b : raw) out += hex[b >> 4], out += hex[b & 15];
+  return out;
+}
+
+}  // namespace
+
+std::string load_or_create_token(const std::filesystem::path& path) {
+  if (cache::FileHandle existing(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); existing)
+    return read_token(existing, path);
+  if (errno != ENOENT) throw token_error("cannot open token file", path);
+
+  std::string token = random_hex(32);
   std::error_code ec;
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
-  auto old = ::umask(077);
-  std::ofstream out(path, std::ios::trunc);
-  ::umask(old);
-  if (!(out << token << "\n")) throw std::runtime_error("cannot write token file " + path.string());
+  // Written whole under a temporary name with O_EXCL and mode 0600 (never readable by
+  // others, whatever the umask), then linked into place. link(2) never replaces: of
+  // two processes creating at once one wins and the other reads the winner's token,
+  // and no reader ever sees a half-written file.
+  auto temp = path;
+  temp += ".new-" + random_hex(8);
+  {
+    cache::FileHandle out(::open(temp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+    if (!out) throw token_error("cannot create token file", temp);
+    std::string line = token + "\n";
+    bool written = ::write(out.get(), line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                   ::fsync(out.get()) == 0;
+    if (!written) {
+      auto error = token_error("cannot write token file", temp);
+      ::unlink(temp.c_str());
+      throw error;
+    }
+  }
+  int linked = ::link(temp.c_str(), path.c_str());
+  int link_errno = errno;
+  ::unlink(temp.c_str());
+  if (linked != 0) {
+    errno = link_errno;
+    if (errno != EEXIST) throw token_error("cannot create token file", path);
+    cache::FileHandle winner(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!winner) throw token_error("cannot open existing token file", path);
+    return read_token(winner, path);
+  }
   log_event("info", "created token", {{"file", path.string()}});
   return token;
 }
@@ -374,7 +443,7 @@ AdminApi::Reply AdminApi::exceptions(const Request& request, const std::string& 
     if (body.contains("expires")) return {400, error_json("give expires or expires_in_s, not both").dump()};
     auto at = policy::time_from_ms(now + it->get<std::int64_t>() * 1000);
     body.erase("expires_in_s");
-    body["expires"] = policy::format_time(at);
+    body["expires"] = policy::format_rfc3339(at);
   }
   if (!body.contains("expires")) return {400, error_json("an exception needs expires or expires_in_s").dump()};
   for (const char* required : {"id", "reason", "who"})

@@ -36,7 +36,10 @@
 namespace pullgate::proxy {
 
 // Reads the token (first line) from `path`; creates the file with a random token
-// (mode 0600) when it does not exist. Throws std::runtime_error (one line).
+// (mode 0600 whatever the umask) when it does not exist, and when another process
+// creates it at the same moment returns that one's token. Refuses a file of ours
+// that group or others may access, as sshd does a private key. Throws
+// std::runtime_error (one line).
 std::string load_or_create_token(const std::filesystem::path& path);
 
 class AdminApi final : public Handler {

@@ -193,7 +193,10 @@ std::unique_ptr<cache::MetaStore> open_existing_store(const Config& config) {
     return nullptr;
   }
   try {
-    return cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
+    auto meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
+    if (auto stale = meta->stale_readers_cleared())
+      std::cerr << "pullgate: cleared " << stale << " stale LMDB reader(s) of processes that died mid-read\n";
+    return meta;
   } catch (const std::exception& e) {
     std::cerr << "pullgate: " << e.what() << "\n";
     return nullptr;
@@ -228,34 +231,13 @@ CheckedException check_exception(const nlohmann::json& fields, std::string_view 
 
 namespace {
 
-// An RFC 3339 time, read by the policy parser (the one time grammar pullgate has).
-std::optional<policy::TimePoint> parse_time(const std::string& text) {
-  auto checked = check_exception({{"id", "t"}, {"repository", "t"}, {"expires", text}});
-  if (!checked.errors.empty()) return std::nullopt;
-  return checked.expires;
-}
-
 // The audit log's own time format: fixed width UTC with milliseconds, so that
 // comparing the strings compares the times.
-std::string audit_time(policy::TimePoint t) {
-  auto ms = policy::ms_of(t);
-  auto seconds = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[80];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(((ms % 1000) + 1000) % 1000));
-  return text;
-}
+std::string audit_time(policy::TimePoint t) { return policy::format_rfc3339(t, policy::Fraction::milliseconds); }
 
 bool is_audit_time(const std::string& s) {
   // YYYY-MM-DDTHH:MM:SS.mmmZ
-  if (s.size() != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
-      s[19] != '.' || s[23] != 'Z')
-    return false;
-  for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22})
-    if (s[i] < '0' || s[i] > '9') return false;
-  return true;
+  return s.size() == 24 && s[10] == 'T' && s[19] == '.' && s[23] == 'Z' && policy::parse_rfc3339(s);
 }
 }  // namespace
 
@@ -406,17 +388,8 @@ int run_verdict_command(const std::vector<std::string>& all) {
     if (!digest) return usage("not a digest: " + positional[0] + " (sha256:<64 hex> or sha512:<128 hex>)", "verdict");
   }
 
-  if (!std::filesystem::exists(config.data_dir / "lmdb")) {
-    std::cerr << "pullgate: no cache at " << config.data_dir.string() << " (give --data DIR or --config FILE)\n";
-    return 1;
-  }
-  std::unique_ptr<cache::MetaStore> meta;
-  try {
-    meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
-  } catch (const std::exception& e) {
-    std::cerr << "pullgate: " << e.what() << "\n";
-    return 1;
-  }
+  auto meta = open_existing_store(config);
+  if (!meta) return 1;
 
   if (command == "set") {
     auto decision = policy::parse_decision(positional[1]);
@@ -655,7 +628,7 @@ int run_audit_command(const std::vector<std::string>& all) {
   auto* client = cli.get("--client");
   std::optional<std::string> since;
   if (auto* s = cli.get("--since")) {
-    auto t = parse_time(*s);
+    auto t = policy::parse_rfc3339(*s);
     if (!t) return usage("--since takes an RFC 3339 time such as 2026-12-01T00:00:00Z, not " + *s, "audit");
     since = audit_time(*t);
   }

@@ -1,10 +1,10 @@
 #include "proxy/log.hpp"
 
+#include "policy/rfc3339.hpp"
 #include "proxy/json_line.hpp"
 
 #include <chrono>
 #include <cstring>
-#include <ctime>
 #include <stdexcept>
 
 namespace pullgate::proxy {
@@ -12,26 +12,24 @@ namespace pullgate::proxy {
 void append_utc_timestamp(std::string& out) { append_utc_timestamp(out, std::chrono::system_clock::now()); }
 
 void append_utc_timestamp(std::string& out, std::chrono::system_clock::time_point now) {
-  auto ms_total = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  auto seconds = static_cast<std::time_t>(ms_total / 1000);
-  // The date and time change once a second; only the milliseconds are formatted
-  // per call (this runs for every access and audit line).
-  thread_local std::time_t cached_second = -1;
-  thread_local char cached[80];
+  // The date and time change once a second: a second is formatted once per thread,
+  // and each call (every access and audit line) writes only its milliseconds, the
+  // three digits before the 'Z' of "...:SS.mmmZ".
+  using namespace std::chrono;
+  const auto second = floor<seconds>(now);
+  thread_local sys_seconds cached_second = sys_seconds::min();
+  thread_local char cached[policy::max_rfc3339_length];
   thread_local std::size_t cached_length = 0;
-  if (seconds != cached_second) {
-    std::tm tm{};
-    gmtime_r(&seconds, &tm);
-    int n = std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                          tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    cached_length = n > 0 ? static_cast<std::size_t>(n) : 0;
-    cached_second = seconds;
+  if (second != cached_second) {
+    cached_length = policy::write_rfc3339(cached, second, policy::Fraction::milliseconds);
+    cached_second = second;
   }
-  auto ms = static_cast<int>(ms_total % 1000);
-  const char tail[] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
-                       static_cast<char>('0' + ms % 10), 'Z'};
+  const auto ms = static_cast<unsigned>(duration_cast<milliseconds>(now - second).count());
+  const std::size_t at = out.size() + cached_length - 4;
   out.append(cached, cached_length);
-  out.append(tail, sizeof tail);
+  out[at] = static_cast<char>('0' + ms / 100);
+  out[at + 1] = static_cast<char>('0' + ms / 10 % 10);
+  out[at + 2] = static_cast<char>('0' + ms % 10);
 }
 
 std::string utc_timestamp() {

@@ -153,6 +153,8 @@ int serve(const std::vector<std::string>& args) {
   try {
     std::filesystem::create_directories(config.data_dir);
     auto meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
+    if (auto stale = meta->stale_readers_cleared())
+      log_event("warn", "cleared stale LMDB readers (processes that died mid-read)", {{"count", stale}});
     cache::BlobStore blobs(config.data_dir);
     cache::BlobFetches fetches(blobs, *meta, {config.max_blob_mb << 20, config.min_free_mb << 20});
     AccessLog access_log(config.access_log);

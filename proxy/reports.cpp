@@ -13,7 +13,7 @@ nlohmann::json counts_json(const policy::ReportSummary& s) {
 }
 
 std::string time_text(std::int64_t ms) {
-  return policy::format_time(policy::time_from_ms(ms));
+  return policy::format_rfc3339(policy::time_from_ms(ms));
 }
 
 }  // namespace

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
 
 #include <boost/asio/ip/address.hpp>
+#include <libpsl.h>
+
 #include <boost/url/encode.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
@@ -45,14 +48,25 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
   return static_cast<std::uint16_t>(value);
 }
 
-// The last two dot-separated labels, or nullopt for a single-label name.
-std::optional<std::string_view> registrable_domain(std::string_view host) {
-  auto last = host.rfind('.');
-  if (last == std::string_view::npos || last == 0) return std::nullopt;
-  auto before = host.rfind('.', last - 1);
-  auto start = before == std::string_view::npos ? 0 : before + 1;
-  if (start == last) return std::nullopt;  // an empty label: "a..com"
-  return host.substr(start);
+// The Public Suffix List, loaded once. psl_latest(NULL) takes the newer of the copy
+// compiled into Debian's libpsl and the publicsuffix package's file
+// (/usr/share/publicsuffix), both local: it works offline and follows list updates
+// that come through apt without a libpsl rebuild. Null only when libpsl has neither;
+// then credentials go to the upstream host itself and nowhere else.
+const psl_ctx_t* public_suffix_list() {
+  static const std::unique_ptr<psl_ctx_t, decltype(&psl_free)> list(psl_latest(nullptr), &psl_free);
+  return list.get();
+}
+
+// The registrable domain (one label below the longest public suffix, private entries
+// such as s3.amazonaws.com included), or nullopt when the host is itself a public
+// suffix or has too few labels.
+std::optional<std::string> registrable_domain(const std::string& host) {
+  const psl_ctx_t* list = public_suffix_list();
+  if (!list) return std::nullopt;
+  const char* domain = psl_registrable_domain(list, host.c_str());
+  if (!domain) return std::nullopt;
+  return std::string(domain);
 }
 
 }  // namespace

@@ -35,8 +35,10 @@ std::optional<Url> resolve_location(const Url& base, std::string_view location);
 bool is_visible_ascii(std::string_view text);
 
 // Credentials may go to the realm only when it is the upstream host itself or shares
-// its registrable domain (the last two labels; IP literals must match exactly), and
-// never over plain http when the upstream itself is https.
+// its registrable domain by the Public Suffix List (auth.docker.io for
+// registry-1.docker.io, never evil.co.uk for example.co.uk nor another *.amazonaws.com
+// host for an ECR registry), and never over plain http when the upstream is https.
+// IP literals and hosts that are themselves public suffixes must match exactly.
 bool may_send_credentials(const Origin& upstream, const Origin& realm);
 
 // Percent-encodes everything but RFC 3986 unreserved characters.

@@ -428,6 +428,50 @@ TEST_F(MetaStoreTest, SecondProcessSharesTheEnvironment) {
   EXPECT_EQ(tag->fetched_at_ms, 2);
 }
 
+// A process killed inside a read transaction (a CLI next to the running server)
+// leaves its reader slot, which pins that snapshot's pages; the next process to open
+// the environment clears it.
+TEST_F(MetaStoreTest, OpenClearsReaderSlotsOfDeadProcesses) {
+  auto store = MetaStore::open(dir_, map_size);  // the server: keeps the environment open
+  EXPECT_EQ(store->stale_readers_cleared(), 0u);
+
+  pid_t reader = ::fork();
+  ASSERT_GE(reader, 0);
+  if (reader == 0) {
+    MDB_env* env = nullptr;
+    MDB_txn* txn = nullptr;
+    if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 16) != 0 ||
+        mdb_env_open(env, dir_.c_str(), MDB_NOTLS, 0640) != 0 ||
+        mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) != 0) {
+      ::_exit(2);
+    }
+    ::_exit(0);  // dies mid-read: no abort, no close
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(reader, &status, 0), reader);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto pids = store->reader_pids();
+  ASSERT_NE(std::find(pids.begin(), pids.end(), long(reader)), pids.end()) << "the dead reader left no slot";
+
+  pid_t next = ::fork();  // the next CLI run opens the environment
+  ASSERT_GE(next, 0);
+  if (next == 0) {
+    int code = 0;
+    try {
+      auto own = MetaStore::open(dir_, map_size);
+      if (own->stale_readers_cleared() != 1) code = 2;
+    } catch (...) {
+      code = 3;
+    }
+    ::_exit(code);
+  }
+  ASSERT_EQ(::waitpid(next, &status, 0), next);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: the open did not report one stale reader cleared";
+  pids = store->reader_pids();
+  EXPECT_EQ(std::find(pids.begin(), pids.end(), long(reader)), pids.end()) << "the dead reader's slot is still held";
+}
+
 // A warm blob hit must not queue behind a writer: while another process holds
 // the write lock, reads and a touch within the coalescing window still return.
 TEST_F(MetaStoreTest, WarmTouchDoesNotWaitForTheWriter) {

@@ -89,7 +89,7 @@ TEST(Report, TrivyFixture) {
   EXPECT_EQ(summary.digest, app_manifest);
   EXPECT_NE(summary.digest, app_config);
   ASSERT_TRUE(summary.scanned_at);
-  EXPECT_EQ(*summary.scanned_at, *parse_time("2024-05-14T07:41:27.512874316Z"));
+  EXPECT_EQ(*summary.scanned_at, *parse_rfc3339("2024-05-14T07:41:27.512874316Z"));
   EXPECT_EQ(summary.counts, counts(1, 0, 1, 2, 2, 1));
   // libcurl4's CVE appears twice (CRITICAL and HIGH): one finding, the graver one.
   const std::vector<Row> expected = {
@@ -114,7 +114,7 @@ TEST(Report, GrypeFixture) {
   // imageID (the config).
   EXPECT_EQ(summary.digest, alpine_manifest);
   ASSERT_TRUE(summary.scanned_at);
-  EXPECT_EQ(*summary.scanned_at, *parse_time("2024-01-22T14:03:12.718276451Z"));
+  EXPECT_EQ(*summary.scanned_at, *parse_rfc3339("2024-01-22T14:03:12.718276451Z"));
   EXPECT_EQ(summary.counts, counts(1, 1, 1, 2, 2, 1));
   // Two fix versions are joined; "not-fixed", "wont-fix" and "unknown" are no fix.
   const std::vector<Row> expected = {

@@ -2,14 +2,15 @@
 
 #include <limits>
 
+#include "policy/policy.hpp"
 #include "policy/rfc3339.hpp"
 
 namespace pullgate::policy {
 namespace {
 
+using std::chrono::milliseconds;
+using std::chrono::nanoseconds;
 using std::chrono::seconds;
-using detail::format_rfc3339;
-using detail::parse_rfc3339;
 
 std::int64_t epoch_seconds(const std::optional<TimePoint>& time) {
   return std::chrono::duration_cast<seconds>(time->time_since_epoch()).count();
@@ -81,6 +82,43 @@ TEST(Rfc3339, FormatsUtc) {
   const auto round_trip = parse_rfc3339(format_rfc3339(TimePoint(seconds(1709208000))));
   ASSERT_TRUE(round_trip);
   EXPECT_EQ(epoch_seconds(round_trip), 1709208000);
+}
+
+// One formatter, three shapes; each rounds the fraction down, before 1970 too.
+TEST(Rfc3339, FormatsEachFractionShape) {
+  const TimePoint t = TimePoint(seconds(1796083200)) + nanoseconds(250'400'000);
+  EXPECT_EQ(format_rfc3339(t, Fraction::none), "2026-12-01T00:00:00Z");
+  EXPECT_EQ(format_rfc3339(t, Fraction::milliseconds), "2026-12-01T00:00:00.250Z");
+  EXPECT_EQ(format_rfc3339(t, Fraction::trimmed), "2026-12-01T00:00:00.2504Z");
+  EXPECT_EQ(format_rfc3339(TimePoint(seconds(1796083200)), Fraction::milliseconds), "2026-12-01T00:00:00.000Z");
+  EXPECT_EQ(format_rfc3339(TimePoint(nanoseconds(-1)), Fraction::milliseconds), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_rfc3339(TimePoint(nanoseconds(-1)), Fraction::none), "1969-12-31T23:59:59Z");
+  EXPECT_EQ(format_rfc3339(TimePoint(nanoseconds(-1))), "1969-12-31T23:59:59.999999999Z");
+  EXPECT_EQ(format_rfc3339(*parse_rfc3339("2024-02-29T23:59:59.999Z"), Fraction::milliseconds),
+            "2024-02-29T23:59:59.999Z");
+  // The ends of what a TimePoint holds.
+  EXPECT_EQ(format_rfc3339(TimePoint::max()), "2262-04-11T23:47:16.854775807Z");
+  EXPECT_EQ(format_rfc3339(TimePoint::min()), "1677-09-21T00:12:43.145224192Z");
+
+  std::string line = "{\"time\":\"";
+  line.reserve(64);
+  const auto capacity = line.capacity();
+  append_rfc3339(line, t, Fraction::milliseconds);
+  EXPECT_EQ(line, "{\"time\":\"2026-12-01T00:00:00.250Z");
+  EXPECT_EQ(line.capacity(), capacity);
+  char text[max_rfc3339_length];
+  EXPECT_EQ(std::string(text, write_rfc3339(text, TimePoint::min() + nanoseconds(1), Fraction::trimmed)),
+            "1677-09-21T00:12:43.145224193Z");
+}
+
+// Stored records' times are milliseconds that may lie beyond what a TimePoint holds
+// (a fleet store's record from far ahead): shown clamped, never wrapped around.
+TEST(FormatMs, WholeSecondsClampedToWhatATimePointHolds) {
+  EXPECT_EQ(format_ms(1796083200999), "2026-12-01T00:00:00Z");
+  EXPECT_EQ(format_ms(-1), "1969-12-31T23:59:59Z");
+  EXPECT_EQ(format_ms(std::numeric_limits<std::int64_t>::max()), "2262-04-11T23:47:16Z");
+  EXPECT_EQ(format_ms(std::numeric_limits<std::int64_t>::min()), "1677-09-21T00:12:43Z");
+  EXPECT_EQ(format_ms(1796083200000 + 1'000'000LL * 86'400'000), "2262-04-11T23:47:16Z");
 }
 
 }  // namespace

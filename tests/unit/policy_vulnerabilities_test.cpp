@@ -33,7 +33,7 @@ bool has_prefix(const std::vector<std::string>& lines, const std::string& prefix
   return false;
 }
 
-TimePoint at(const char* text) { return *parse_time(text); }
+TimePoint at(const char* text) { return *parse_rfc3339(text); }
 
 const TimePoint now = at("2026-11-05T00:00:00Z");
 

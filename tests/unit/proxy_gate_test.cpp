@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -312,6 +313,25 @@ TEST(GateAuditFull, RefusesOrServesAndCountsWhenTheAuditQueueIsFull) {
     EXPECT_NE(lines.find(line_end, first + 1), std::string::npos);
     fs::remove_all(dir);
   }
+}
+
+// The bypass reason sends operators to a document; it must be in the repository.
+TEST_F(GateMemoTest, TheBypassReasonCitesADocumentThatExists) {
+  const auto manifest = digest('c');
+  const auto layer = digest('d');
+  meta_->add_references(manifest, {layer});
+  meta_->mark_seen(manifest, "a.io", "it/bad");
+  EXPECT_FALSE(check("it/bad", "v1", manifest)->serve);
+  auto blob = request("it/bad", std::nullopt, layer, "GET", "blob");
+  blob.via_ns = true;
+  auto decision = gate_->check_blob(blob);
+  ASSERT_TRUE(decision->bypass_suspected);
+  std::string reasons;
+  for (const auto& r : decision->reasons) reasons += r + "\n";
+  std::smatch cited;
+  ASSERT_TRUE(std::regex_search(reasons, cited, std::regex(R"(see (docs/[A-Za-z0-9_./-]+\.md))"))) << reasons;
+  EXPECT_TRUE(fs::is_regular_file(fs::path(PULLGATE_SOURCE_DIR) / cited[1].str()))
+      << cited[1] << " is cited by the reason but not in the repository";
 }
 
 }  // namespace

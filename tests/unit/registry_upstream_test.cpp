@@ -607,6 +607,42 @@ TEST(UpstreamUrl, CredentialsStayOnTheUpstreamDomain) {
   EXPECT_FALSE(may_send_credentials(origin("http://localhost"), origin("http://otherhost/token")));
 }
 
+// The registrable domain comes from the Public Suffix List, not the last two labels.
+// Cases hold for any list since 2023: they use entries the list has long had.
+TEST(UpstreamUrl, CredentialsFollowThePublicSuffixList) {
+  auto origin = [](const char* text) { return parse_url(text)->origin; };
+  // ECR answers with Basic auth on its own host; a realm elsewhere under
+  // amazonaws.com is someone else's (an EC2 instance, an S3 bucket, another region).
+  auto ecr = origin("https://123456789012.dkr.ecr.us-east-1.amazonaws.com");
+  EXPECT_TRUE(may_send_credentials(ecr, origin("https://123456789012.dkr.ecr.us-east-1.amazonaws.com/")));
+  EXPECT_FALSE(may_send_credentials(ecr, origin("https://ec2-203-0-113-25.compute-1.amazonaws.com/token")));
+  EXPECT_FALSE(may_send_credentials(ecr, origin("https://attacker.s3.amazonaws.com/token")));
+  EXPECT_FALSE(may_send_credentials(ecr, origin("https://attacker.us-east-1.amazonaws.com/token")));
+  EXPECT_FALSE(may_send_credentials(ecr, origin("https://evil.amazonaws.com/token")));
+  EXPECT_FALSE(may_send_credentials(ecr, origin("https://123456789012.dkr.ecr.eu-west-1.amazonaws.com/")));
+  EXPECT_FALSE(may_send_credentials(origin("https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+                                    origin("https://ec2-203-0-113-25.eu-west-1.compute.amazonaws.com/t")));
+
+  EXPECT_TRUE(may_send_credentials(origin("https://registry.example.co.uk"), origin("https://auth.example.co.uk/t")));
+  EXPECT_TRUE(may_send_credentials(origin("https://example.co.uk"), origin("https://auth.example.co.uk/t")));
+  EXPECT_FALSE(may_send_credentials(origin("https://example.co.uk"), origin("https://evil.co.uk/t")));
+  EXPECT_FALSE(may_send_credentials(origin("https://registry.example.co.uk"), origin("https://example.org.uk/t")));
+
+  // A host that is itself a public suffix has no registrable domain: its own name only.
+  EXPECT_TRUE(may_send_credentials(origin("https://co.uk"), origin("https://co.uk:8443/t")));
+  EXPECT_FALSE(may_send_credentials(origin("https://co.uk"), origin("https://evil.co.uk/t")));
+  EXPECT_FALSE(may_send_credentials(origin("https://s3.amazonaws.com"), origin("https://bucket.s3.amazonaws.com/t")));
+  EXPECT_FALSE(may_send_credentials(origin("https://ec2-198-51-100-1.compute-1.amazonaws.com"),
+                                    origin("https://ec2-198-51-100-2.compute-1.amazonaws.com/t")));
+
+  // Docker Hub's realm, and names under a private top-level domain, still qualify.
+  EXPECT_TRUE(may_send_credentials(origin("https://registry-1.docker.io"), origin("https://auth.docker.io/token")));
+  EXPECT_TRUE(may_send_credentials(origin("https://registry.corp.internal"), origin("https://auth.corp.internal/t")));
+  EXPECT_FALSE(may_send_credentials(origin("https://registry.corp.internal"), origin("https://auth.evil.internal/t")));
+  EXPECT_TRUE(may_send_credentials(origin("http://[::1]:5000"), origin("http://[::1]:5001/token")));
+  EXPECT_FALSE(may_send_credentials(origin("http://[::1]:5000"), origin("http://[::2]/token")));
+}
+
 TEST(UpstreamToken, ParsesTokenResponses) {
   auto token = parse_token_response(R"({"token":"abc","expires_in":300})");
   ASSERT_TRUE(token);
