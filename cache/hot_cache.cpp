@@ -8,10 +8,17 @@ constexpr std::size_t tag_entry_bytes = 160;
 }
 
 std::string HotCache::tag_key(std::string_view upstream, std::string_view repository, std::string_view tag) {
+  // The first two parts carry their lengths: no byte they contain can move the
+  // boundary between parts, so two different triples never make one key.
+  auto append_sized = [](std::string& key, std::string_view part) {
+    const auto size = static_cast<std::uint32_t>(part.size());
+    key.append(reinterpret_cast<const char*>(&size), sizeof size);
+    key.append(part);
+  };
   std::string key;
-  key.reserve(upstream.size() + repository.size() + tag.size() + 2);
-  key.append(upstream).push_back('\0');
-  key.append(repository).push_back('\0');
+  key.reserve(upstream.size() + repository.size() + tag.size() + 8);
+  append_sized(key, upstream);
+  append_sized(key, repository);
   key.append(tag);
   return key;
 }

@@ -48,7 +48,7 @@ GateDecision Gate::decide(const policy::Policy& policy, const std::string& upstr
                           const std::optional<std::string>& tag, const registry::Digest& digest) {
   auto extra = runtime_exceptions();
   std::lock_guard lock(evaluate_mutex_);
-  return decide_manifest(context(policy, extra, policy::Clock::now()),
+  return decide_manifest(context(policy, extra, clock_()),
                          policy::Subject{upstream, repository, tag, digest.str()});
 }
 
@@ -70,12 +70,13 @@ constexpr std::size_t max_memo_entries = 20'000;
 }  // namespace
 
 Gate::Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics,
-           bool serve_unaudited)
+           bool serve_unaudited, Clock clock)
     : meta_(meta),
       policy_(policy),
       audit_(audit),
       metrics_(metrics),
       serve_unaudited_(serve_unaudited),
+      clock_(std::move(clock)),
       id_(next_gate_id++) {}
 
 struct Gate::MemoTable {
@@ -187,12 +188,12 @@ SharedDecision Gate::finish(GateDecision decision) {
 }
 
 bool Gate::remembers(const GateRequest& request) {
-  return memo_find(memo_table(), request, meta_.generation(), policy_.current(), std::chrono::system_clock::now()) !=
+  return memo_find(memo_table(), request, meta_.generation(), policy_.current(), clock_()) !=
          nullptr;
 }
 
 SharedDecision Gate::check_manifest(const GateRequest& request) {
-  auto started = std::chrono::system_clock::now();
+  auto started = clock_();
   // Read before deciding: a write made while deciding (the verdict stored) leaves
   // the entry stale rather than hiding a concurrent change.
   auto generation = meta_.generation();
@@ -214,7 +215,7 @@ SharedDecision Gate::check_manifest(const GateRequest& request) {
 }
 
 SharedDecision Gate::check_blob(const GateRequest& request) {
-  auto started = std::chrono::system_clock::now();
+  auto started = clock_();
   auto generation = meta_.generation();
   auto& table = memo_table();
   if (auto* hit = memo_find(table, request, generation, policy_.current(), started))
@@ -229,7 +230,7 @@ SharedDecision Gate::check_blob(const GateRequest& request) {
 }
 
 SharedDecision Gate::pass_scanner(const GateRequest& request) {
-  auto started = std::chrono::system_clock::now();
+  auto started = clock_();
   GateDecision d;
   d.source = "scanner";
   d.reasons = {"scanner pull on the admin listener (scanner token): served past the gate"};
@@ -243,7 +244,7 @@ GateDecision Gate::decide_blob(const GateRequest& request, const std::shared_ptr
   GateDecision decision;
   {
     std::lock_guard lock(evaluate_mutex_);
-    decision = proxy::decide_blob(context(*policy, extra, policy::Clock::now()), request.upstream, request.repository,
+    decision = proxy::decide_blob(context(*policy, extra, clock_()), request.upstream, request.repository,
                                   parents, request.digest);
   }
   // Refused although manifests reference it: if this client was refused one of them
@@ -313,7 +314,7 @@ SharedDecision Gate::record(const GateRequest& request, const Memo& memo,
   if (memo.denials) memo.denials->inc();
   // Wall clock for both ends (the line's time is the start): one clock read per
   // decision fewer. A step of the clock during the decision counts as zero.
-  auto took = std::chrono::system_clock::now() - started;
+  auto took = clock_() - started;
   metrics_.gate_decision_seconds.observe(took.count() > 0 ? std::chrono::duration<double>(took).count() : 0.0);
   return memo.decision;
 }

@@ -6,6 +6,7 @@
 // writes every decision to the audit log.
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <unordered_map>
 #include <memory>
 #include <mutex>
@@ -73,9 +74,11 @@ class Gate {
  public:
   // serve_unaudited: when the audit log refuses a line (its queue is full), serve the
   // decision anyway and count the line as dropped; otherwise the request is refused
-  // with a decision whose audit_unavailable is set.
+  // with a decision whose audit_unavailable is set. `clock`: the time decisions are
+  // made at (expiries, the memo's life, audit times); tests pass their own.
+  using Clock = std::function<policy::TimePoint()>;
   Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics,
-       bool serve_unaudited = false);
+       bool serve_unaudited = false, Clock clock = [] { return policy::Clock::now(); });
 
   SharedDecision check_manifest(const GateRequest& request);
   SharedDecision check_blob(const GateRequest& request);
@@ -115,6 +118,7 @@ class Gate {
   AuditLog& audit_;
   PullgateMetrics& metrics_;
   const bool serve_unaudited_;
+  const Clock clock_;
   // Evaluation and storing of a digest's verdict happen under this lock, so
   // concurrent first pulls of one digest share one evaluation.
   std::mutex evaluate_mutex_;

@@ -21,9 +21,25 @@ TEST(HotCache, RemembersManifestsAndTags) {
   EXPECT_EQ(hot.tag("up", "repo", "v1")->fetched_at_ms, 5);
   hot.remember_tag("up", "repo", "v1", TagRecord{digest_n(2), "m", 6});
   EXPECT_EQ(hot.tag("up", "repo", "v1")->digest, digest_n(2));
-  // Keys cannot alias across the parts: "up"+"repo/v1" is not "up/repo"+"v1".
-  EXPECT_FALSE(hot.tag("up", "repo\0v", "1"));
-  EXPECT_FALSE(hot.tag("up\0repo", "", "v1"));
+  // Keys cannot alias across the parts, whatever byte joins them: "up"+"repo"+"v1"
+  // is not "up"+"repo<sep>v"+"1" nor "up<sep>repo"+""+"v1", for a NUL or a newline.
+  using namespace std::string_view_literals;
+  using namespace std::string_literals;
+  for (auto sep : {"\0"sv, "\n"sv}) {
+    EXPECT_FALSE(hot.tag("up", std::string("repo") + std::string(sep) + "v", "1")) << int(sep[0]);
+    EXPECT_FALSE(hot.tag(std::string("up") + std::string(sep) + "repo", "", "v1")) << int(sep[0]);
+    EXPECT_FALSE(hot.tag("up", "repo", std::string(sep) + "v1")) << int(sep[0]);
+  }
+  hot.remember_tag("a\0"s + "b", "c", "d", TagRecord{d, "m", 7});
+  EXPECT_FALSE(hot.tag("a", "b\0"s + "c", "d"));
+  // The same, for the seen marks: a digest seen in up/repo is not seen in "up"+"repo"
+  // split elsewhere.
+  hot.remember_seen(d, "up", "repo");
+  EXPECT_TRUE(hot.seen(d, "up", "repo"));
+  for (auto sep : {"\0"sv, "\n"sv}) {
+    EXPECT_FALSE(hot.seen(d, std::string("up") + std::string(sep), "repo")) << int(sep[0]);
+    EXPECT_FALSE(hot.seen(d, "u", std::string("p") + std::string(sep) + "repo")) << int(sep[0]);
+  }
 }
 
 TEST(HotCache, StaysWithinItsBudget) {

@@ -41,8 +41,11 @@ class GateMemoTest : public ::testing::Test {
     dir_ = testing_support::make_temp_dir("pullgate-gate");
     meta_ = cache::MetaStore::open(dir_ / "lmdb", 64 << 20);
     audit_ = std::make_unique<AuditLog>(dir_ / "audit.log", 0, 2);  // no writer: lines land at once
-    gate_ = std::make_unique<Gate>(*meta_, holder_, *audit_, metrics_);
+    gate_ = std::make_unique<Gate>(*meta_, holder_, *audit_, metrics_, false, [this] { return now_; });
   }
+  // The gate's clock: tests move it instead of sleeping.
+  std::int64_t now_ms() const { return policy::ms_of(now_); }
+  policy::TimePoint now_ = policy::time_from_ms(1'800'000'000'000);
   void TearDown() override {
     gate_.reset();
     audit_.reset();
@@ -139,31 +142,29 @@ TEST_F(GateMemoTest, AStoreWriteEndsTheEntryAtOnce) {
 TEST_F(GateMemoTest, AnEntryEndsWhenItsVerdictExpires) {
   // A remembered decision counts for a second at most, and never past the expiry of
   // the verdict it came from.
-  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"briefly"}, "", "ops", now_ms,
-                                                       now_ms + 300, ""});
+  meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"briefly"}, "", "ops", now_ms(),
+                                                       now_ms() + 300, ""});
   EXPECT_FALSE(check("it/app", "v1", digest('a'))->serve);
   EXPECT_FALSE(check("it/app", "v1", digest('a'))->serve);  // remembered
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  now_ += std::chrono::milliseconds(299);
+  EXPECT_FALSE(check("it/app", "v1", digest('a'))->serve);  // remembered up to the expiry
+  EXPECT_TRUE(gate_->remembers(request("it/app", "v1", digest('a'))));
+  now_ += std::chrono::milliseconds(1);
+  EXPECT_FALSE(gate_->remembers(request("it/app", "v1", digest('a'))));
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
 }
 
 TEST_F(GateMemoTest, AChildServedThroughAnIndexIsRememberedNoLongerThanTheIndexVerdict) {
-  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
   meta_->add_references(digest('e'), {digest('f')});
   meta_->mark_seen(digest('e'), "a.io", "it/app");
-  meta_->put_verdict(digest('e'), cache::VerdictRecord{"allow", "manual", {"briefly"}, "", "ops", now_ms,
-                                                       now_ms + 300, ""});
+  meta_->put_verdict(digest('e'), cache::VerdictRecord{"allow", "manual", {"briefly"}, "", "ops", now_ms(),
+                                                       now_ms() + 300, ""});
   EXPECT_TRUE(check("it/app", std::nullopt, digest('f'))->serve);  // the child's verdict stored
   EXPECT_TRUE(check("it/app", std::nullopt, digest('f'))->serve);  // remembered from here
   const auto evaluations = gate_->evaluations();
   EXPECT_TRUE(check("it/app", std::nullopt, digest('f'))->serve);
   EXPECT_EQ(gate_->evaluations(), evaluations);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  now_ += std::chrono::milliseconds(300);
   // The index's verdict expired: the child is decided again, and with it the index.
   EXPECT_TRUE(check("it/app", std::nullopt, digest('f'))->serve);
   EXPECT_EQ(gate_->evaluations(), evaluations + 1);
