@@ -15,6 +15,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "registry/errors.hpp"
+
 namespace pullgate::cache {
 
 namespace {
@@ -90,12 +92,15 @@ void BlobFill::set_complete() {
   notify_locked(lock);
 }
 
-void BlobFill::set_failed(unsigned upstream_status, std::string error, std::string retry_after) {
+void BlobFill::set_failed(unsigned upstream_status, std::string error, std::string retry_after,
+                          std::string decision, std::string error_body) {
   std::unique_lock lock(mutex_);
   status_.state = State::failed;
   status_.upstream_status = upstream_status;
   status_.error = std::move(error);
   status_.retry_after = std::move(retry_after);
+  status_.decision = std::move(decision);
+  status_.error_body = std::move(error_body);
   notify_locked(lock);
 }
 
@@ -103,21 +108,22 @@ std::shared_ptr<BlobFill> BlobFetches::join_or_start(const Digest& digest, regis
                                                      std::string target, std::string scope,
                                                      asio::any_io_executor executor) {
   std::shared_ptr<BlobFill> fill;
+  std::string key = upstream.settings().name + "\n" + target;
   {
     std::lock_guard lock(mutex_);
-    if (auto it = fills_.find(digest); it != fills_.end()) return it->second;
+    if (auto it = fills_.find(key); it != fills_.end()) return it->second;
     fill = std::make_shared<BlobFill>(digest);
-    fills_.emplace(digest, fill);
+    fills_.emplace(key, fill);
     ++started_;
   }
-  asio::co_spawn(executor, download(fill, upstream, std::move(target), std::move(scope)),
-                 [this, digest](std::exception_ptr) { finish(digest); });
+  downloads_.spawn(executor, download(fill, upstream, std::move(target), std::move(scope)),
+                   [this, key = std::move(key)](std::exception_ptr) { finish(key); });
   return fill;
 }
 
-void BlobFetches::finish(const Digest& digest) {
+void BlobFetches::finish(const std::string& key) {
   std::lock_guard lock(mutex_);
-  fills_.erase(digest);
+  fills_.erase(key);
 }
 
 std::size_t BlobFetches::in_flight() const {
@@ -155,10 +161,19 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
     request.scope = std::move(scope);
     auto response = co_await upstream.send(std::move(request));
     if (response->status() != 200) {
-      auto retry = response->headers()[registry::http::field::retry_after];
+      auto retry = std::string(response->headers()[registry::http::field::retry_after]);
+      auto decision = std::string(response->headers()[registry::decision_header]);
+      std::string body;
+      if (response->status() == 403 && decision == "deny") {
+        // A pullgate upstream's denial: its reasons are in the body, for the client.
+        try {
+          body = co_await registry::read_body(*response, registry::max_error_body);
+        } catch (const registry::UpstreamError&) {
+        }
+      }
       fill->set_failed(response->status(),
                        "upstream " + upstream.settings().name + " answered " + std::to_string(response->status()),
-                       std::string(retry));
+                       std::move(retry), std::move(decision), std::move(body));
       co_return;
     }
     auto size = response->content_length();

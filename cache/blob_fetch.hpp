@@ -25,6 +25,7 @@
 #include "cache/blob_store.hpp"
 #include "cache/meta_store.hpp"
 #include "registry/digest.hpp"
+#include "registry/task_set.hpp"
 #include "registry/upstream.hpp"
 
 namespace pullgate::cache {
@@ -47,6 +48,8 @@ class BlobFill {
     unsigned upstream_status = 0;       // the upstream's HTTP status, 0 before / on network error
     std::string error;                  // why it failed, one line
     std::string retry_after;            // the upstream's Retry-After on a 429
+    std::string decision;               // its Pullgate-Decision header (registry/errors.hpp)
+    std::string error_body;             // the start of its error body, when that may be a gate's denial
   };
 
   explicit BlobFill(Digest digest) : digest_(std::move(digest)) {}
@@ -68,7 +71,8 @@ class BlobFill {
   void set_streaming(std::optional<std::uint64_t> size, FileHandle file);
   void add_written(std::uint64_t bytes);
   void set_complete();
-  void set_failed(unsigned upstream_status, std::string error, std::string retry_after = {});
+  void set_failed(unsigned upstream_status, std::string error, std::string retry_after = {},
+                  std::string decision = {}, std::string error_body = {});
 
  private:
   void notify_locked(std::unique_lock<std::mutex>& lock);
@@ -94,9 +98,11 @@ class BlobFetches {
   BlobFetches(BlobStore& blobs, MetaStore& meta, BlobLimits limits = {})
       : blobs_(blobs), meta_(meta), limits_(limits) {}
 
-  // The fill in progress for `digest`, or a new one whose download starts on
-  // `executor` (detached: a client that goes away does not abort it). `target` is
-  // the upstream path of the blob, `scope` its token scope.
+  // The fill in progress for `digest` from this upstream path, or a new one whose
+  // download starts on `executor` (detached: a client that goes away does not abort
+  // it). `target` is the upstream path of the blob (it names the repository: what
+  // the upstream answers, a 401 or a 404, depends on it, so fills are keyed by the
+  // upstream and the path, not the digest alone), `scope` its token scope.
   std::shared_ptr<BlobFill> join_or_start(const Digest& digest, registry::Upstream& upstream,
                                           std::string target, std::string scope,
                                           asio::any_io_executor executor);
@@ -106,20 +112,25 @@ class BlobFetches {
   std::function<void(const registry::Upstream&, unsigned status, std::uint64_t bytes)> on_download_end;
 
   std::size_t in_flight() const;
+  // Downloads still running (a fill's download may outlive the fill's last client).
+  std::size_t downloads() const { return downloads_.size(); }
+  // Shutdown: cancels every download (each fails its fill and removes its temp file).
+  void cancel_all() { downloads_.cancel_all(); }
   // Upstream blob downloads started since start-up (for logs and metrics).
   std::uint64_t started() const;
 
  private:
   asio::awaitable<void> download(std::shared_ptr<BlobFill> fill, registry::Upstream& upstream,
                                  std::string target, std::string scope);
-  void finish(const Digest& digest);
+  void finish(const std::string& key);
 
   BlobStore& blobs_;
   MetaStore& meta_;
   const BlobLimits limits_;
   mutable std::mutex mutex_;
-  std::unordered_map<Digest, std::shared_ptr<BlobFill>> fills_;
+  std::unordered_map<std::string, std::shared_ptr<BlobFill>> fills_;  // by upstream and target
   std::uint64_t started_ = 0;
+  registry::TaskSet downloads_;
 };
 
 }  // namespace pullgate::cache

@@ -613,7 +613,7 @@ class LmdbMetaStore final : public MetaStore {
       // expired), so that what the CLI and the API show is what counts.
       if (auto own = txn.get(verdicts_, digest.str())) {
         auto old = decode_verdict(*own);
-        if (!old || old->source != "manual" ||
+        if (!old || !standing_source(old->source) ||
             (old->expires_at_ms && *old->expires_at_ms <= record.evaluated_at_ms))
           txn.del(verdicts_, digest.str(), what);
       }
@@ -865,9 +865,12 @@ class LmdbMetaStore final : public MetaStore {
   std::string scoped_key(const Digest& digest, std::string_view scope) const {
     return storable_key(verdict_prefix(digest) + std::string(scope), max_key_);
   }
-  // "<digest>" for a manual verdict (and those written before scopes).
+  // Verdicts kept per digest, counting in every scope: a person's ("manual") and an
+  // upstream gate's refusal ("upstream"); a new report or policy leaves them alone.
+  static bool standing_source(std::string_view source) { return source == "manual" || source == "upstream"; }
+  // "<digest>" for a standing verdict (and those written before scopes).
   std::string verdict_key(const Digest& digest, const VerdictRecord& record) const {
-    if (record.source == "manual" || record.scope.empty()) return digest.str();
+    if (standing_source(record.source) || record.scope.empty()) return digest.str();
     return scoped_key(digest, record.scope);
   }
 
@@ -886,7 +889,7 @@ class LmdbMetaStore final : public MetaStore {
     bool existed = false;
     if (auto own = txn.get(verdicts_, digest.str())) {
       auto record = decode_verdict(*own);
-      if (manual || !record || record->source != "manual") existed = txn.del(verdicts_, digest.str(), what);
+      if (manual || !record || !standing_source(record->source)) existed = txn.del(verdicts_, digest.str(), what);
     }
     std::vector<std::string> scoped;
     {

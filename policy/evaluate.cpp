@@ -74,7 +74,7 @@ std::vector<std::string> stored_reasons(const StoredVerdict& stored) {
   for (const std::string& reason : stored.reasons) joined += (joined.empty() ? "" : "; ") + reason;
   // Verdicts from an earlier evaluation already carry full reasons; a manual one
   // carries what the operator typed, which needs saying where it came from.
-  if (stored.source != Source::manual && !stored.reasons.empty()) return stored.reasons;
+  if (!standing(stored.source) && !stored.reasons.empty()) return stored.reasons;
   std::string line = std::string(to_string(stored.source)) + " verdict: " + std::string(to_string(stored.decision));
   if (!joined.empty()) line += " (" + joined + ")";
   return {line};
@@ -149,6 +149,16 @@ const Scope& scope_for(const Policy& policy, std::string_view upstream, std::str
   return best ? *best : catch_all_scope();
 }
 
+bool can_refuse(const Scope& scope) {
+  if (scope.mode != Mode::enforce) return false;
+  if (scope.vulnerabilities || scope.signatures || scope.sbom) return true;
+  if (scope.unknown == Unknown::deny) return true;
+  if (scope.unknown == Unknown::evaluate && scope.fallback == Decision::deny) return true;
+  for (const Rule& rule : scope.rules)
+    if (rule.action == Decision::deny) return true;
+  return false;
+}
+
 Outcome evaluate(const Policy& policy, const Subject& subject, const std::optional<StoredVerdict>& stored,
                  TimePoint now, std::span<const Exception> extra_exceptions) {
   const Scope& scope = scope_for(policy, subject.upstream, subject.repository);
@@ -158,6 +168,15 @@ Outcome evaluate(const Policy& policy, const Subject& subject, const std::option
   outcome.policy_version = policy.version;
 
   Verdict verdict = decide_without_exceptions(scope, subject, stored, now);
+  if (verdict.source == Source::upstream && verdict.decision == Decision::deny) {
+    // The upstream gate refused it: nothing here can serve it (the bytes could only
+    // come from the cache, which is what a parent's denial must not be answered from).
+    outcome.decision = Decision::deny;
+    outcome.source = Source::upstream;
+    outcome.reasons = std::move(verdict.reasons);
+    outcome.serve = false;
+    return outcome;
+  }
   const Exception* exception = nullptr;
   for (std::span<const Exception> list : {std::span<const Exception>(policy.exceptions), extra_exceptions}) {
     for (const Exception& candidate : list) {

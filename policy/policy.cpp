@@ -42,13 +42,14 @@ std::string_view to_string(Source source) {
     case Source::unscanned: return "unscanned";
     case Source::signature: return "signature";
     case Source::sbom: return "sbom";
+    case Source::upstream: return "upstream";
   }
   return "unknown";
 }
 
 std::optional<Source> parse_source(std::string_view text) {
   for (auto source : {Source::rule, Source::default_, Source::manual, Source::exception, Source::unknown,
-                      Source::report, Source::unscanned, Source::signature, Source::sbom})
+                      Source::report, Source::unscanned, Source::signature, Source::sbom, Source::upstream})
     if (to_string(source) == text) return source;
   return std::nullopt;
 }

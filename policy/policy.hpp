@@ -29,7 +29,14 @@ enum class Unknown { evaluate, allow, warn, deny };
 // report: a vulnerability report decided (stored by the gate); unscanned: the
 // scope's "unscanned" setting decided for a digest without a fresh report.
 // signature, sbom: the scope's signature or SBOM requirement decided.
-enum class Source { rule, default_, manual, exception, unknown, report, unscanned, signature, sbom };
+// upstream: a pullgate this mirror pulls through refused the digest (its 403 DENIED):
+// stored like a manual verdict, and final: neither an exception nor a scope's warn or
+// audit mode serves what the upstream gate refused.
+enum class Source { rule, default_, manual, exception, unknown, report, unscanned, signature, sbom, upstream };
+
+// Verdicts that stand by themselves (set by a person, or by the gate upstream):
+// kept per digest, counting in every scope and under every policy version.
+inline bool standing(Source source) { return source == Source::manual || source == Source::upstream; }
 
 std::string_view to_string(Decision);
 std::string_view to_string(Mode);
@@ -172,6 +179,13 @@ ParseResult parse_policy(std::string_view document);
 // specificity is the count of literal (non-wildcard) characters in its upstream and
 // repository patterns together; ties go to the scope written first.
 const Scope& scope_for(const Policy& policy, std::string_view upstream, std::string_view repository);
+
+// Whether the scope could refuse an image the mirror has never seen: it enforces, and
+// a rule, its fallback or its `unknown` setting denies, or it requires a scan, a
+// signature or an SBOM. One that cannot (no policy at all, or a scope that only allows,
+// warns or audits) lets a blob be served before any manifest listing it was pulled, as
+// the OCI distribution spec expects of a registry.
+bool can_refuse(const Scope& scope);
 
 // What the request is about.
 struct Subject {

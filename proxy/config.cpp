@@ -246,6 +246,7 @@ ConfigResult parse_config(const std::string& text) {
     l.integer("max_requests_per_connection", c.max_requests_per_connection, 1, 10'000'000);
     l.integer("idle_timeout_s", c.idle_timeout_s, 1, 3600);
     l.integer("header_timeout_s", c.header_timeout_s, 1, 3600);
+    l.integer("shutdown_grace_s", c.shutdown_grace_s, 0, 3600);
     l.refuse_unknown();
   }
   if (auto* cache = r.object("cache")) {

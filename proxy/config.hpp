@@ -31,6 +31,8 @@ struct Config {
   unsigned max_requests_per_connection = 10'000;
   unsigned idle_timeout_s = 60;
   unsigned header_timeout_s = 15;
+  // SIGTERM: how long requests and downloads in progress may finish before they are cancelled.
+  unsigned shutdown_grace_s = 30;
   std::size_t lmdb_map_size_mb = 4096;
   std::uint64_t max_blob_mb = 64 * 1024;  // larger blobs are not fetched (nor streamed without a size)
   std::uint64_t min_free_mb = 1024;       // blob fills leave this much of the disk free

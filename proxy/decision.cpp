@@ -42,7 +42,7 @@ struct Judged {
 Judged judge_report(const DecisionContext& c, const policy::Scope& scope, const policy::Subject& subject,
                     const registry::Digest& digest, policy::Outcome& outcome) {
   Judged judged;
-  if (!scope.vulnerabilities || outcome.source == Source::manual) return judged;
+  if (!scope.vulnerabilities || policy::standing(outcome.source)) return judged;
   std::optional<policy::ReportSummary> report;
   if (auto record = c.meta.get_report(digest)) report = policy::decode_summary(record->summary_json);
   auto judgement = policy::judge_report(c.policy, scope, report, c.now);
@@ -148,12 +148,12 @@ UsableVerdict usable_verdict(const std::optional<cache::VerdictRecord>& record, 
   auto source = policy::parse_source(record->source);
   if (!decision || !source) return {std::nullopt, "unknown source \"" + record->source + "\""};
   // Computed verdicts count only under the policy they were computed with.
-  if (*source != Source::manual && record->policy_version != policy.version)
+  if (!policy::standing(*source) && record->policy_version != policy.version)
     return {std::nullopt, "computed under policy " + record->policy_version + ", not the current " + policy.version};
   // A verdict computed in one scope says nothing about another: its rules, its
   // `unknown` setting and its vulnerability, signature and SBOM requirements differ
   // (a record written before verdicts were kept per scope has none).
-  if (*source != Source::manual && record->scope != scope)
+  if (!policy::standing(*source) && record->scope != scope)
     return {std::nullopt,
             "computed in scope \"" + record->scope + "\", not in this request's scope \"" + std::string(scope) + "\""};
   policy::StoredVerdict stored;
@@ -185,10 +185,18 @@ GateDecision decide_blob(const DecisionContext& c, std::string_view upstream, st
   decision.policy_version = c.policy.version;
   decision.source = "manifest";
   if (parents.empty()) {
+    decision.unreferenced = true;
+    const std::string where = std::string(upstream) + "/" + std::string(repository);
+    if (!policy::can_refuse(scope)) {
+      // Nothing in force could refuse the image it belongs to: served, as a registry
+      // serves any blob it has.
+      decision.reasons.push_back("blob " + digest.str() + " belongs to no manifest this mirror has seen in " + where +
+                                 "; scope " + scope.name + " refuses nothing, so it is served");
+      return decision;
+    }
     decision.decision = Decision::deny;
     decision.serve = scope.mode != policy::Mode::enforce;
-    decision.reasons.push_back("blob " + digest.str() + " belongs to no manifest this mirror has seen in " +
-                               std::string(upstream) + "/" + std::string(repository) +
+    decision.reasons.push_back("blob " + digest.str() + " belongs to no manifest this mirror has seen in " + where +
                                "; pull the image from this repository by its tag or manifest digest first");
     return decision;
   }

@@ -40,6 +40,9 @@ struct GateDecision {
   // Not decided: the audit queue is full and the gate serves nothing it cannot
   // audit (503, not 403: the image may well be allowed).
   bool audit_unavailable = false;
+  // A blob that no manifest seen in its repository lists (refused where the scope
+  // could refuse something; the mirror tells a blob that does not exist apart).
+  bool unreferenced = false;
   // A hold: the digest awaits a scan and the scope says to wait this long for the
   // report before denying (the mirror waits; the decision is not remembered).
   std::chrono::seconds hold_for{0};

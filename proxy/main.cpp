@@ -1,5 +1,6 @@
 // pullgate: a pull-through OCI registry mirror.
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -63,8 +64,9 @@ Options (each overrides the config file):
   --help               this text
 
 Signals: SIGHUP reloads the policy file (a policy that does not validate is
-refused and the old one stays in force). SIGTERM or SIGINT stops accepting, finishes requests in progress (up to
-30 s) and exits.
+refused and the old one stays in force). SIGTERM or SIGINT stops accepting, lets
+requests and blob downloads in progress finish (limits.shutdown_grace_s, 30 s),
+cancels what is left, flushes the audit log and exits 0.
 )";
 
 constexpr const char* check_help = R"(Usage: pullgate check-config FILE
@@ -237,29 +239,53 @@ int serve(const std::vector<std::string>& args) {
     };
     wait_hangup();
 
-    // Graceful shutdown: stop accepting, let requests finish, bounded wait.
+    // Graceful shutdown: stop accepting; let requests and blob downloads finish
+    // within the grace period, then cancel what is left; return from run() only when
+    // every coroutine has ended, so none outlives what it uses (the upstream clients,
+    // the stores, the audit log), which are destroyed after it.
     asio::signal_set signals(ioc, SIGINT, SIGTERM);
     asio::steady_timer drain(ioc);
-    std::function<void(int)> wait_drained;
-    auto deadline = std::chrono::steady_clock::now();
-    wait_drained = [&](int) {
-      auto open = server.active_sessions() + (admin_server ? admin_server->active_sessions() : 0);
-      if (open == 0 || std::chrono::steady_clock::now() > deadline) {
-        log_event("info", "stopped", {{"open_sessions", server.active_sessions()}});
-        ioc.stop();
+    std::function<void()> wait_drained;
+    using Clock = std::chrono::steady_clock;
+    auto deadline = Clock::now();
+    std::optional<Clock::time_point> cancelled_at;
+    auto running = [&] {
+      return std::pair{server.active_sessions() + (admin_server ? admin_server->active_sessions() : 0),
+                       fetches.downloads()};
+    };
+    wait_drained = [&] {
+      auto [sessions, downloads] = running();
+      if (sessions == 0 && downloads == 0) {
+        log_event("info", "stopped", {{"cancelled", cancelled_at.has_value()}});
+        signals.cancel();  // nothing is left to wait for: run() returns
         return;
       }
+      auto now = Clock::now();
+      if (!cancelled_at && now >= deadline) {
+        log_event("warn", "cancelling what did not finish in the grace period",
+                  {{"sessions", sessions}, {"downloads", downloads}, {"grace_s", config.shutdown_grace_s}});
+        server.cancel_sessions();
+        if (admin_server) admin_server->cancel_sessions();
+        fetches.cancel_all();
+        cancelled_at = now;
+      } else if (cancelled_at && now - *cancelled_at > std::chrono::seconds(10)) {
+        // Cancellation reaches every await; this is a bug's way out, not a plan.
+        log_event("error", "stopped with work that would not end", {{"sessions", sessions}, {"downloads", downloads}});
+        audit.flush();
+        std::_Exit(1);
+      }
       drain.expires_after(std::chrono::milliseconds(50));
-      drain.async_wait([&](boost::system::error_code) { wait_drained(0); });
+      drain.async_wait([&](boost::system::error_code) { wait_drained(); });
     };
     signals.async_wait([&](boost::system::error_code ec, int signal) {
       if (ec) return;
-      log_event("info", "stopping", {{"signal", signal}, {"open_sessions", server.active_sessions()}});
+      auto [sessions, downloads] = running();
+      log_event("info", "stopping", {{"signal", signal}, {"open_sessions", sessions}, {"downloads", downloads}});
       hangup.cancel();
       server.stop();
       if (admin_server) admin_server->stop();
-      deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-      wait_drained(0);
+      deadline = Clock::now() + std::chrono::seconds(config.shutdown_grace_s);
+      wait_drained();
     });
 
     std::vector<std::thread> threads;

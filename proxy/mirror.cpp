@@ -91,6 +91,7 @@ struct Mirror::Exchange {
   std::optional<http::response<http::string_body>> reply;
   std::string cache = "none";
   std::string error;
+  bool asked_upstream = false;  // the upstream was asked something during this request
 
   template <class Body>
   void decorate(http::response<Body>& res) const {
@@ -119,6 +120,7 @@ Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cach
 asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> Mirror::ask_upstream(Exchange& x,
                                                                                  registry::UpstreamRequest request) {
   const auto& name = x.upstream->config.settings.name;
+  x.asked_upstream = true;
   std::unique_ptr<registry::UpstreamResponse> response;
   try {
     response = co_await x.upstream->client->send(std::move(request));
@@ -335,7 +337,16 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   // From here on the request is about one digest. The bytes come first (a denied
   // manifest is still cached, never served): the gate needs what it references.
   auto manifest = co_await manifest_bytes(x, *digest);
-  if (!manifest) co_return;
+  if (!manifest) {
+    // A pullgate upstream refused it, and this mirror has no bytes of its own: the
+    // gate here decides too (from the upstream's verdict, stored by then), so the
+    // refusal is audited and counted like any other.
+    if (x.reply && x.reply->result_int() == 403 && config_.gate_enabled && !x.context.scanner) {
+      auto decision = gate_check(x, "manifest", *digest);
+      if (!decision->serve) reply_denied(x, *decision, *digest);
+    }
+    co_return;
+  }
   // Signatures and SBOMs the scope requires are looked up first (when not known yet);
   // only policies that require them pay for the coroutine, and only when the gate
   // does not remember its decision for this request (made with them, moments ago).
@@ -343,6 +354,12 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
       !gate_.remembers(gate_request(x, "manifest", *digest)))
     co_await prepare_signals(x, *digest, *manifest);
   auto shared_decision = gate_check(x, "manifest", *digest);
+  if (!shared_decision->serve && shared_decision->source == "upstream" && !x.asked_upstream) {
+    // Refused on a pullgate upstream's word: ask it whether it still refuses (one
+    // HEAD per refused request; its answer is what lifts the verdict).
+    const bool lifted = co_await upstream_lifted(x, *digest);
+    if (lifted) shared_decision = gate_check(x, "manifest", *digest);
+  }
   if (shared_decision->hold_for.count() > 0 && !x.head) {
     // The scope holds unscanned images: wait for a scanner's report (checked once
     // a second), then decide again; without one by then, the decision stands.
@@ -362,7 +379,8 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   }
   // A denied HEAD still answers 200: containerd resolves tags with HEAD and shows
   // its users only the status of a HEAD; its GET of the manifest by digest comes
-  // next and is refused with the reasons in the body, which containerd prints.
+  // next and is refused with the reasons in the body, which containerd prints. The
+  // Pullgate-Decision header tells a pullgate in front of this one.
 
   if (!registry::accepts(accept_values(x.request), manifest->media_type)) {
     reply_error(x, 404, ErrorCode::manifest_unknown,
@@ -376,6 +394,7 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   res.set("Docker-Content-Digest", digest->str());
   res.set(http::field::etag, etag_of(*digest));
   if (!decision.warning.empty()) res.set(http::field::warning, decision.warning);
+  if (!decision.serve) res.set(decision_header, "deny");
   res.content_length(manifest->bytes.size());
   if (!x.head) res.body() = manifest->bytes;
   co_await send(x, res);
@@ -405,36 +424,25 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
   x.cache = "miss";
   // One upstream check of a tag at a time: pulls of a tag that is not cached, or
   // whose TTL ran out, at the same moment (a rollout on many nodes) wait for the
-  // first one's answer instead of each asking the upstream.
-  enum : int { tag_failed = 0, tag_resolved = 1, tag_not_found = 2 };
+  // first one's answer and take it as theirs, a 404 or a failure included.
   const std::string flight_key = name + "\n" + x.repository + "\n" + tag.str();
-  auto joined = tag_flights_.join(flight_key);
-  if (!joined.leader) {
-    co_await cache::SingleFlight::wait(*joined.flight);
-    const int outcome = joined.flight->outcome();
-    if (outcome == tag_resolved) {
-      if (auto answered = meta_.get_tag(name, x.repository, tag.str())) co_return answered->digest;
-    } else if (outcome == tag_not_found) {
-      reply_upstream_failure(x, 404, ErrorCode::manifest_unknown);
-      co_return std::nullopt;
-    } else if (cached) {
-      // The upstream just failed the first one: stale is better than no pull, and
-      // better than a second wait for the same failure.
-      x.cache = "stale";
-      x.error = "upstream failed a concurrent check of this tag";
-      co_return cached->digest;
-    }
-    // Nothing to go on: this request asks the upstream itself (and says why, if it
-    // fails too).
-    joined = tag_flights_.join(flight_key);
+  const auto outcome = co_await cache::share_flight(tag_flights_, flight_key, [&] { return check_tag(x, tag); });
+  if (auto* digest = std::get_if<Digest>(&outcome)) co_return *digest;
+  const auto& failure = std::get<ErrorReply>(outcome);
+  if (cached && failure.trouble) {
+    // Stale is better than no pull.
+    x.cache = "stale";
+    x.error = failure.message;
+    co_return cached->digest;
   }
-  std::optional<cache::FlightLeader> leading;
-  if (joined.leader) leading.emplace(tag_flights_, flight_key, joined.flight);
-  auto settle = [&](int outcome) {
-    if (leading) joined.flight->set_outcome(outcome);
-  };
-  unsigned failed_status = 0;
-  std::string retry_after;
+  reply(x, failure);
+  co_return std::nullopt;
+}
+
+asio::awaitable<Mirror::TagOutcome> Mirror::check_tag(Exchange& x, const registry::Tag& tag) {
+  const auto& name = x.upstream->config.settings.name;
+  const auto now = now_ms();
+  std::string unreachable;
   try {
     // HEAD first: it tells the digest without counting as a pull at registries that
     // rate-limit manifest GETs, and most of the time the bytes are cached already.
@@ -444,57 +452,35 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
       auto header_digest = Digest::parse(std::string(response->headers()["Docker-Content-Digest"]));
       if (header_digest) {
         remember_tag(x, tag, cache::TagRecord{*header_digest, std::string(response->headers()[http::field::content_type]), now});
-        settle(tag_resolved);
-        co_return header_digest;
+        if (response->headers()[decision_header] == "deny") co_await learn_upstream_denial(x, *header_digest);
+        else forget_upstream_denial(x, *header_digest);
+        co_return *header_digest;
       }
       // No digest header: take the bytes and hash them ourselves.
       registry::UpstreamRequest get = head;
       get.method = http::verb::get;
-      auto full = co_await ask_upstream(x, get);
-      if (full->status() == 200) {
-        auto bytes = co_await registry::read_body(*full, registry::max_manifest_bytes);
-        auto content_type = std::string(full->headers()[http::field::content_type]);
+      response = co_await ask_upstream(x, get);
+      if (response->status() == 200) {
+        auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
+        auto content_type = std::string(response->headers()[http::field::content_type]);
         auto parsed = registry::parse_manifest(bytes, content_type);
-        if (auto* error = std::get_if<std::string>(&parsed)) {
-          x.error = "upstream manifest invalid: " + *error;
-          reply_error(x, 502, ErrorCode::manifest_invalid,
-                              "upstream " + name + " sent an invalid manifest: " + *error);
-          co_return std::nullopt;
-        }
+        if (auto* error = std::get_if<std::string>(&parsed))
+          co_return ErrorReply{502, ErrorCode::manifest_invalid,
+                               "upstream " + name + " sent an invalid manifest: " + *error, "", false};
         auto d = registry::digest_of(registry::DigestAlgorithm::sha256, bytes);
         const auto& manifest = std::get<registry::ParsedManifest>(parsed);
         auto media = manifest.media_type;
         remember_manifest(x, d, cache::ManifestRecord{media, std::move(bytes), now}, manifest);
         remember_tag(x, tag, cache::TagRecord{d, media, now});
-        settle(tag_resolved);
+        forget_upstream_denial(x, d);
         co_return d;
       }
-      failed_status = full->status();
-      retry_after = std::string(full->headers()[http::field::retry_after]);
-    } else {
-      failed_status = response->status();
-      retry_after = std::string(response->headers()[http::field::retry_after]);
     }
-    if (failed_status == 404) {
-      // An answer, not a failure: the upstream says the tag does not exist.
-      settle(tag_not_found);
-      reply_upstream_failure(x, 404, ErrorCode::manifest_unknown);
-      co_return std::nullopt;
-    }
-    x.error = "upstream answered " + std::to_string(failed_status);
+    co_return co_await refusal(x, *response, ErrorCode::manifest_unknown);
   } catch (const registry::UpstreamError& e) {
-    x.error = std::string("upstream: ") + e.what();
+    unreachable = e.what();
   }
-  if (cached) {
-    // Stale is better than no pull.
-    x.cache = "stale";
-    co_return cached->digest;
-  }
-  if (failed_status)
-    reply_upstream_failure(x, failed_status, ErrorCode::manifest_unknown, retry_after);
-  else
-    reply_error(x, 502, ErrorCode::unknown, "upstream " + name + " is unreachable: " + x.error);
-  co_return std::nullopt;
+  co_return unreachable_reply(x, unreachable);
 }
 
 void Mirror::remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record) {
@@ -560,14 +546,17 @@ asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
                     ", and this mirror is offline: it cannot ask the upstream whether " + where + " has it");
     co_return false;
   }
+  std::string unreachable;
   try {
     // Requests are named, not temporaries: GCC 12 destroys temporaries of a co_await
     // expression twice.
     auto head = manifest_request(x, http::verb::head, digest.str());
     auto response = co_await ask_upstream(x, head);
     std::string said;
+    bool denied = false;
     if (response->status() == 200) {
       said = std::string(response->headers()["Docker-Content-Digest"]);
+      denied = response->headers()[decision_header] == "deny";
       if (said.empty()) {
         // A 200 that names no digest proves little (a proxy may answer any HEAD):
         // the bytes must hash to it.
@@ -580,9 +569,9 @@ asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
       }
     }
     if (response->status() != 200) {
-      x.error = "upstream answered " + std::to_string(response->status());
-      reply_upstream_failure(x, response->status(), ErrorCode::manifest_unknown,
-                             response->headers()[http::field::retry_after]);
+      auto failure = co_await refusal(x, *response, ErrorCode::manifest_unknown);
+      if (failure.code == ErrorCode::denied) note_upstream_denial(x, digest, failure.message);
+      reply(x, failure);
       co_return false;
     }
     if (said != digest.str()) {
@@ -592,13 +581,15 @@ asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
       co_return false;
     }
     mark_seen(x, digest);
+    if (denied) co_await learn_upstream_denial(x, digest);
     co_return true;
   } catch (const registry::UpstreamError& e) {
-    x.error = std::string("upstream: ") + e.what();
-    reply_error(x, 502, ErrorCode::unknown,
-                "manifest " + digest.str() + " is cached from another repository, and upstream " +
-                    up.config.settings.name + " is unreachable to confirm that " + where + " has it: " + e.what());
+    unreachable = e.what();
   }
+  x.error = "upstream: " + unreachable;
+  reply_error(x, 502, ErrorCode::unknown,
+              "manifest " + digest.str() + " is cached from another repository, and upstream " +
+                  up.config.settings.name + " is unreachable to confirm that " + where + " has it: " + unreachable);
   co_return false;
 }
 
@@ -625,54 +616,132 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
   }
   x.cache = "miss";
   // One upstream GET per digest and repository at a time: concurrent cold pulls
-  // wait for the first.
+  // wait for the first and take what it got, a failure included.
   const std::string flight_key = x.upstream->config.settings.name + "\n" + x.repository + "\n" + digest.str();
-  auto joined = manifest_flights_.join(flight_key);
-  if (!joined.leader) {
-    co_await cache::SingleFlight::wait(*joined.flight);
-    if (auto stored = seen_here(x, digest) ? meta_.get_manifest(digest) : std::nullopt) {
-      auto shared = std::make_shared<const cache::ManifestRecord>(std::move(*stored));
-      hot_.remember_manifest(digest, shared);
-      co_return shared;
-    }
-    // The first one failed: this request asks the upstream itself (and says why, if
-    // it fails too).
-    joined = manifest_flights_.join(flight_key);
-  }
-  std::optional<cache::FlightLeader> leading;
-  if (joined.leader) leading.emplace(manifest_flights_, flight_key, joined.flight);
-  auto& up = *x.upstream;
+  const auto outcome =
+      co_await cache::share_flight(manifest_flights_, flight_key, [&] { return fetch_manifest(x, digest); });
+  if (auto* record = std::get_if<std::shared_ptr<const cache::ManifestRecord>>(&outcome)) co_return *record;
+  reply(x, std::get<ErrorReply>(outcome));
+  co_return nullptr;
+}
+
+asio::awaitable<Mirror::ManifestOutcome> Mirror::fetch_manifest(Exchange& x, const Digest& digest) {
+  const auto& name = x.upstream->config.settings.name;
+  std::string unreachable;
   try {
     auto get = manifest_request(x, http::verb::get, digest.str());
     auto response = co_await ask_upstream(x, get);
     if (response->status() != 200) {
-      x.error = "upstream answered " + std::to_string(response->status());
-      reply_upstream_failure(x, response->status(), ErrorCode::manifest_unknown,
-                                     response->headers()[http::field::retry_after]);
-      co_return nullptr;
+      auto failure = co_await refusal(x, *response, ErrorCode::manifest_unknown);
+      if (failure.code == ErrorCode::denied) note_upstream_denial(x, digest, failure.message);
+      co_return failure;
     }
     auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
-    if (registry::digest_of(digest.algorithm(), bytes) != digest) {
-      x.error = "upstream manifest does not match its digest";
-      reply_error(x, 502, ErrorCode::digest_invalid,
-                          "upstream " + up.config.settings.name + " sent a manifest that does not match " + digest.str());
-      co_return nullptr;
-    }
+    if (registry::digest_of(digest.algorithm(), bytes) != digest)
+      co_return ErrorReply{502, ErrorCode::digest_invalid,
+                           "upstream " + name + " sent a manifest that does not match " + digest.str(), "", false};
     auto parsed = registry::parse_manifest(bytes, response->headers()[http::field::content_type]);
-    if (auto* error = std::get_if<std::string>(&parsed)) {
-      x.error = "upstream manifest invalid: " + *error;
-      reply_error(x, 502, ErrorCode::manifest_invalid,
-                          "upstream " + up.config.settings.name + " sent an invalid manifest: " + *error);
-      co_return nullptr;
-    }
+    if (auto* error = std::get_if<std::string>(&parsed))
+      co_return ErrorReply{502, ErrorCode::manifest_invalid, "upstream " + name + " sent an invalid manifest: " + *error,
+                           "", false};
     const auto& manifest = std::get<registry::ParsedManifest>(parsed);
+    forget_upstream_denial(x, digest);
     co_return remember_manifest(x, digest, cache::ManifestRecord{manifest.media_type, std::move(bytes), now_ms()},
                                 manifest);
   } catch (const registry::UpstreamError& e) {
-    x.error = std::string("upstream: ") + e.what();
+    unreachable = e.what();
   }
-  reply_error(x, 502, ErrorCode::unknown, "upstream " + up.config.settings.name + " is unreachable: " + x.error);
-  co_return nullptr;
+  co_return unreachable_reply(x, unreachable);
+}
+
+// ---------------------------------------------------------------------------------
+// A pullgate upstream's decisions
+
+void Mirror::note_upstream_denial(const Exchange& x, const Digest& digest, const std::string& message) {
+  cache::VerdictRecord record;
+  record.decision = "deny";
+  record.source = "upstream";
+  record.reasons = {message};
+  record.set_by = "upstream " + x.upstream->config.settings.name;
+  record.evaluated_at_ms = now_ms();
+  meta_.put_verdict(digest, record);
+  log_event("warn", "upstream gate denied", {{"request_id", x.request_id},
+                                             {"upstream", x.upstream->config.settings.name},
+                                             {"repository", x.repository},
+                                             {"digest", digest.str()},
+                                             {"message", message}});
+}
+
+void Mirror::forget_upstream_denial(const Exchange& x, const Digest& digest) {
+  auto stored = meta_.get_verdict(digest);
+  if (!stored || stored->source != "upstream") return;
+  meta_.remove_verdict(digest);
+  log_event("info", "upstream gate serves again", {{"request_id", x.request_id},
+                                                   {"upstream", x.upstream->config.settings.name},
+                                                   {"digest", digest.str()}});
+}
+
+asio::awaitable<void> Mirror::learn_upstream_denial(Exchange& x, const Digest& digest) {
+  auto stored = meta_.get_verdict(digest);
+  if (stored && stored->source == "upstream" && stored->decision == "deny") co_return;
+  // The HEAD that said so carries no reasons: its GET's 403 does.
+  std::string unreachable;
+  try {
+    auto get = manifest_request(x, http::verb::get, digest.str());
+    auto response = co_await ask_upstream(x, get);
+    if (response->status() == 200) co_return;  // it serves the bytes after all
+    auto failure = co_await refusal(x, *response, ErrorCode::manifest_unknown);
+    if (failure.code == ErrorCode::denied) note_upstream_denial(x, digest, failure.message);
+    co_return;
+  } catch (const registry::UpstreamError& e) {
+    unreachable = e.what();
+  }
+  // Its reasons are out of reach, not its decision.
+  note_upstream_denial(x, digest,
+                       "upstream " + x.upstream->config.settings.name + " (a pullgate) denied " + x.repository + " " +
+                           digest.str() + " (its reasons could not be fetched: " + unreachable + ")");
+}
+
+asio::awaitable<bool> Mirror::upstream_lifted(Exchange& x, const Digest& digest) {
+  if (config_.offline) co_return false;
+  try {
+    auto head = manifest_request(x, http::verb::head, digest.str());
+    auto response = co_await ask_upstream(x, head);
+    if (response->status() != 200 || response->headers()[decision_header] == "deny") co_return false;
+  } catch (const registry::UpstreamError&) {
+    co_return false;  // unreachable: its last word stands
+  }
+  forget_upstream_denial(x, digest);
+  co_return true;
+}
+
+asio::awaitable<ErrorReply> Mirror::refusal(Exchange& x, registry::UpstreamResponse& response,
+                                            ErrorCode not_found_code) {
+  UpstreamAnswer answer;
+  answer.status = response.status();
+  answer.retry_after = std::string(response.headers()[http::field::retry_after]);
+  answer.decision = std::string(response.headers()[decision_header]);
+  if (answer.status == 403 && answer.decision == "deny") {
+    try {
+      answer.body = co_await registry::read_body(response, max_error_body);
+    } catch (const registry::UpstreamError&) {
+      // No readable body: not a denial this mirror can pass on.
+    }
+  }
+  x.error = "upstream answered " + std::to_string(answer.status);
+  co_return failure_reply(x, answer, not_found_code);
+}
+
+ErrorReply Mirror::failure_reply(const Exchange& x, const UpstreamAnswer& answer, ErrorCode not_found_code) const {
+  std::string what = x.route.digest ? x.route.digest->str() : x.route.reference ? x.route.reference->str() : "";
+  return upstream_failure_reply(x.upstream->config.settings.name, x.repository, what, answer, not_found_code);
+}
+
+ErrorReply Mirror::unreachable_reply(Exchange& x, const std::string& why) const {
+  x.error = "upstream: " + why;
+  UpstreamAnswer answer;
+  answer.detail = why;
+  return failure_reply(x, answer, ErrorCode::unknown);
 }
 
 // ---------------------------------------------------------------------------------
@@ -683,6 +752,9 @@ asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
   const auto shared_decision = gate_check(x, "blob", digest);
   const GateDecision& decision = *shared_decision;
   if (!decision.serve) {
+    // Content that does not exist is 404 whatever the gate would say of it: a blob
+    // no manifest here lists may be one the upstream does not have either.
+    if (decision.unreferenced && !co_await blob_exists(x, digest)) co_return;
     reply_denied(x, decision, digest);
     co_return;
   }
@@ -703,6 +775,29 @@ asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
     co_return;
   }
   co_await serve_filling_blob(x);
+}
+
+asio::awaitable<bool> Mirror::blob_exists(Exchange& x, const Digest& digest) {
+  if (blobs_.open(digest)) co_return true;
+  const auto missing = "blob " + digest.str() + " is not known to " + x.upstream->config.settings.name + "/" + x.repository;
+  if (config_.offline) {
+    reply_error(x, 404, ErrorCode::blob_unknown, missing + " (not cached, and this mirror is offline)");
+    co_return false;
+  }
+  try {
+    registry::UpstreamRequest head;
+    head.method = http::verb::head;
+    head.target = "/v2/" + x.repository + "/blobs/" + digest.str();
+    head.scope = x.scope();
+    auto response = co_await ask_upstream(x, head);
+    if (response->status() == 404) {
+      reply_error(x, 404, ErrorCode::blob_unknown, missing);
+      co_return false;
+    }
+  } catch (const registry::UpstreamError&) {
+    // Unknown: the gate's refusal stands.
+  }
+  co_return true;
 }
 
 namespace {
@@ -765,9 +860,8 @@ asio::awaitable<void> Mirror::head_upstream_blob(Exchange& x) {
     head.scope = x.scope();
     auto response = co_await ask_upstream(x, head);
     if (response->status() != 200) {
-      x.error = "upstream answered " + std::to_string(response->status());
-      reply_upstream_failure(x, response->status(), ErrorCode::blob_unknown,
-                                     response->headers()[http::field::retry_after]);
+      auto failure = co_await refusal(x, *response, ErrorCode::blob_unknown);
+      reply(x, failure);
       co_return;
     }
     auto size = response->content_length();
@@ -803,7 +897,9 @@ asio::awaitable<void> Mirror::serve_filling_blob(Exchange& x) {
   if (status.state == cache::BlobFill::State::failed) {
     x.error = status.error;
     if (status.upstream_status != 0 && status.upstream_status != 200)
-      reply_upstream_failure(x, status.upstream_status, ErrorCode::blob_unknown, status.retry_after);
+      reply(x, failure_reply(x, UpstreamAnswer{status.upstream_status, status.retry_after, status.decision,
+                                               status.error_body, status.error},
+                             ErrorCode::blob_unknown));
     else
       reply_error(x, 502, ErrorCode::unknown, status.error);
     co_return;
@@ -969,7 +1065,7 @@ void Mirror::reply_denied(Exchange& x, const GateDecision& decision, const Diges
   for (std::size_t i = 0; i < decision.reasons.size(); ++i) message += (i ? "; " : "") + decision.reasons[i];
   message += ". " + config_.denial_hint + " (request id " + x.request_id + ")";
   x.error = "denied";
-  reply_error(x, 403, ErrorCode::denied, message);
+  reply(x, ErrorReply{403, ErrorCode::denied, message, "", false});
 }
 
 asio::awaitable<void> Mirror::send(Exchange& x, http::response<http::string_body>& response) {
@@ -990,42 +1086,18 @@ void Mirror::reply_error(Exchange& x, unsigned status, ErrorCode code, std::stri
   x.reply = std::move(res);
 }
 
+void Mirror::reply(Exchange& x, const ErrorReply& failure) {
+  reply_error(x, failure.status, failure.code, failure.message);
+  if (!failure.retry_after.empty()) x.reply->set(http::field::retry_after, failure.retry_after);
+  if (failure.code == ErrorCode::denied) x.reply->set(decision_header, "deny");
+}
+
 void Mirror::reply_upstream_failure(Exchange& x, unsigned upstream_status, ErrorCode not_found_code,
                                     std::string_view retry_after) {
-  const auto& name = x.upstream->config.settings.name;
-  std::string what = x.route.digest ? x.route.digest->str() : x.route.reference ? x.route.reference->str() : "";
-  switch (upstream_status) {
-    case 404:
-      reply_error(x, 404, not_found_code,
-                          "upstream " + name + " does not know " + x.repository + (what.empty() ? "" : " " + what));
-      return;
-    case 401:
-    case 403:
-      // Docker Hub answers 401 for repositories that do not exist as well as for
-      // private ones; either way the mirror cannot get it.
-      reply_error(x, 404, ErrorCode::name_unknown,
-                          "upstream " + name + " refused access to " + x.repository + " (" +
-                              std::to_string(upstream_status) +
-                              "): it does not exist or needs credentials the mirror does not have");
-      return;
-    case 429: {
-      http::response<http::string_body> res{http::status::too_many_requests, 11};
-      x.decorate(res);
-      res.set(http::field::content_type, "application/json");
-      if (!retry_after.empty()) res.set(http::field::retry_after, retry_after);
-      res.body() = registry::error_body(ErrorCode::toomanyrequests,
-                                        "upstream " + name + " is rate-limiting the mirror (429) and " + what +
-                                            " is not cached");
-      res.prepare_payload();
-      if (x.head) res.body().clear();
-      x.reply = std::move(res);
-      return;
-    }
-    default:
-      reply_error(x, 502, ErrorCode::unknown,
-                          "upstream " + name + " answered " + std::to_string(upstream_status) + " for " + x.repository +
-                              (what.empty() ? "" : " " + what));
-  }
+  UpstreamAnswer answer;
+  answer.status = upstream_status;
+  answer.retry_after = std::string(retry_after);
+  reply(x, failure_reply(x, answer, not_found_code));
 }
 
 }  // namespace pullgate::proxy

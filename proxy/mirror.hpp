@@ -18,6 +18,7 @@
 #include "proxy/log.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/signals.hpp"
+#include "proxy/upstream_failure.hpp"
 #include "registry/manifest.hpp"
 #include "registry/route.hpp"
 #include "registry/upstream.hpp"
@@ -46,6 +47,9 @@ class Mirror final : public Handler {
   asio::awaitable<void> serve_cached_blob(Exchange& x, cache::BlobStore::Opened& blob);
   asio::awaitable<void> serve_filling_blob(Exchange& x);
   asio::awaitable<void> head_upstream_blob(Exchange& x);
+  // Whether a blob exists (cached, or the upstream has it in the request's
+  // repository); writes the 404 itself when it does not.
+  asio::awaitable<bool> blob_exists(Exchange& x, const registry::Digest& digest);
   // What of a forwarded answer (tags/list, referrers) is kept for offline use and
   // upstream trouble: only answers under keys a client cannot vary without bound (a
   // tag list without n or last, a digest's referrers unfiltered), so that no client
@@ -58,10 +62,19 @@ class Mirror final : public Handler {
   asio::awaitable<void> serve_forwarded(Exchange& x, std::string target, ForwardCache keep,
                                         registry::ErrorCode not_found_code);
 
+  // What an upstream check of a tag, or a fetch of a manifest, came to: shared by a
+  // single flight's leader with its followers.
+  using TagOutcome = std::variant<registry::Digest, ErrorReply>;
+  using ManifestOutcome = std::variant<std::shared_ptr<const cache::ManifestRecord>, ErrorReply>;
+
   // Tag → digest: the cached record while fresh, else the upstream's HEAD, else
   // (upstream trouble) the stale record. Writes the error response itself and
   // returns nullopt when there is no digest to be had.
   asio::awaitable<std::optional<registry::Digest>> resolve_tag(Exchange& x, const registry::Tag& tag);
+  // The upstream's word on a tag (a single flight's leader asks it).
+  asio::awaitable<TagOutcome> check_tag(Exchange& x, const registry::Tag& tag);
+  // A manifest by digest from the upstream, verified and stored.
+  asio::awaitable<ManifestOutcome> fetch_manifest(Exchange& x, const registry::Digest& digest);
   // The manifest bytes for a digest in the request's repository: LMDB if it was seen
   // there (else the upstream confirms with a HEAD that the repository has it), else
   // the upstream (verified, stored).
@@ -96,6 +109,17 @@ class Mirror final : public Handler {
   SharedDecision gate_check(const Exchange& x, const char* kind, const registry::Digest& digest);
   void reply_denied(Exchange& x, const GateDecision& decision, const registry::Digest& digest);
 
+  // A pullgate upstream's denial of a manifest is kept as the digest's verdict
+  // (source "upstream"; see policy::Source), so that the bytes cached before it are
+  // not served by tag, by digest or as blobs; it goes when the upstream serves the
+  // digest again (a tag check, a fetch, or the HEAD a refused request sends).
+  void note_upstream_denial(const Exchange& x, const registry::Digest& digest, const std::string& message);
+  void forget_upstream_denial(const Exchange& x, const registry::Digest& digest);
+  // After a HEAD that said deny: its reasons, from the GET's 403.
+  asio::awaitable<void> learn_upstream_denial(Exchange& x, const registry::Digest& digest);
+  // Whether the upstream serves a digest it had refused (and the verdict is gone).
+  asio::awaitable<bool> upstream_lifted(Exchange& x, const registry::Digest& digest);
+
   asio::awaitable<void> send(Exchange& x, http::response<http::string_body>& response);
   // Every upstream request of a client request goes through here (counted by status).
   asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> ask_upstream(Exchange& x,
@@ -104,9 +128,16 @@ class Mirror final : public Handler {
   // the steps short, this keeps string temporaries out of co_await expressions,
   // which GCC 12 destroys twice.)
   void reply_error(Exchange& x, unsigned status, registry::ErrorCode code, std::string message);
+  void reply(Exchange& x, const ErrorReply& failure);
   // Maps an upstream status that is not a success to the client's answer.
   void reply_upstream_failure(Exchange& x, unsigned upstream_status, registry::ErrorCode not_found_code,
                               std::string_view retry_after = {});
+  // The client's answer to an upstream response that is not a success (its error
+  // body is read when it may be a pullgate upstream's denial).
+  asio::awaitable<ErrorReply> refusal(Exchange& x, registry::UpstreamResponse& response,
+                                      registry::ErrorCode not_found_code);
+  ErrorReply failure_reply(const Exchange& x, const UpstreamAnswer& answer, registry::ErrorCode not_found_code) const;
+  ErrorReply unreachable_reply(Exchange& x, const std::string& why) const;
 
   const UpstreamEntry* select_upstream(const registry::Route& route, std::string& error) const;
   std::string upstream_repository(const UpstreamEntry& upstream, const registry::Repository& repository) const;
@@ -121,8 +152,8 @@ class Mirror final : public Handler {
   PullgateMetrics& metrics_;
   PolicyHolder& policy_;
   cache::HotCache hot_{32 * 1024 * 1024};
-  cache::SingleFlight manifest_flights_;
-  cache::SingleFlight tag_flights_;  // upstream checks of a tag, by upstream, repository and tag
+  cache::SingleFlight<ManifestOutcome> manifest_flights_;  // by upstream, repository and digest
+  cache::SingleFlight<TagOutcome> tag_flights_;            // by upstream, repository and tag
   Signals signals_;
 };
 

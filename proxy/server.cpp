@@ -205,13 +205,16 @@ asio::awaitable<void> Server::accept_loop() {
       continue;
     }
     auto executor = socket.get_executor();
-    asio::co_spawn(executor, session(std::move(socket)), [](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          log_event("error", "session failed", {{"error", ex.what()}});
-        }
+    sessions_tasks_.spawn(executor, session(std::move(socket)), [this](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const boost::system::system_error& ex) {
+        // Cancelled at shutdown: expected, and said once by main.
+        if (stopping_ && ex.code() == asio::error::operation_aborted) return;
+        log_event("error", "session failed", {{"error", ex.what()}});
+      } catch (const std::exception& ex) {
+        log_event("error", "session failed", {{"error", ex.what()}});
       }
     });
   }

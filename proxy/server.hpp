@@ -13,6 +13,7 @@
 
 #include "proxy/config.hpp"
 #include "proxy/handler.hpp"
+#include "registry/task_set.hpp"
 
 namespace pullgate::proxy {
 
@@ -40,6 +41,8 @@ class Server {
   void start();
   // Stops accepting, closes idle connections, lets requests in progress finish.
   void stop();
+  // After stop(): cancels the sessions still running (their responses end short).
+  void cancel_sessions() { sessions_tasks_.cancel_all(); }
   std::size_t active_sessions() const;
 
  private:
@@ -55,6 +58,7 @@ class Server {
   std::unique_ptr<asio::ssl::context> tls_;
   std::atomic<bool> stopping_{false};
   mutable std::mutex mutex_;
+  registry::TaskSet sessions_tasks_;  // every session, for shutdown
   std::uint64_t next_id_ = 0;
   // Per session: closes it if it is idle between requests.
   std::unordered_map<std::uint64_t, std::function<void()>> idle_closers_;

@@ -575,11 +575,11 @@ asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::
                                  scope.name;
   auto joined = flights_.join(flight_key);
   if (!joined.leader) {
-    co_await cache::SingleFlight::wait(*joined.flight);
+    co_await joined.flight->wait();
     if (answered()) co_return;
     joined = flights_.join(flight_key);  // the first look failed to record: look again
   }
-  std::optional<cache::FlightLeader> leading;
+  std::optional<cache::FlightLeader<>> leading;
   if (joined.leader) leading.emplace(flights_, flight_key, joined.flight);
   Lookup lookup{upstream, repository, digest, policy, scope, *this, {}, {}};
   if (scope.signatures)

@@ -68,7 +68,7 @@ class Signals {
   cache::BlobStore& blobs_;
   PullgateMetrics& metrics_;
   bool offline_;
-  cache::SingleFlight flights_;  // by upstream, digest and policy version
+  cache::SingleFlight<> flights_;  // by upstream, digest and policy version
 };
 
 }  // namespace pullgate::proxy

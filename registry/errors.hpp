@@ -1,5 +1,6 @@
 #pragma once
 // OCI distribution error codes and bodies.
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -25,7 +26,14 @@ enum class ErrorCode {
   unavailable,    // Distribution's UNAVAILABLE, with 503: the mirror cannot answer now
 };
 
-std::string_view code_name(ErrorCode code);  // "BLOB_UNKNOWN", ...
+std::string_view code_name(ErrorCode code);
+
+// Set by pullgate, to "deny", on every refusal its gate makes (the 403 of a GET, and
+// the 200 it answers a denied manifest HEAD with), so that a pullgate in front of it
+// can tell a gate decision from a registry's 403 for missing credentials.
+inline constexpr std::string_view decision_header = "Pullgate-Decision";
+// How much of an upstream's error body is read to find a denial's reasons.
+inline constexpr std::size_t max_error_body = 16 * 1024;  // "BLOB_UNKNOWN", ...
 
 // {"errors":[{"code":"...","message":"...","detail":...}]}; detail omitted when empty.
 // detail_json, when not empty, must itself be a JSON value and is inserted as is.

@@ -248,7 +248,9 @@ std::variant<Route, RouteError> parse_route(std::string_view target, const Alias
         route.reference.emplace(std::move(*digest));
       } else {
         auto tag = Tag::parse(text);
-        if (!tag) return RouteError{400, ErrorCode::manifest_invalid, describe_bad_tag(text)};
+        // A tag that cannot exist names no manifest: 404, as the distribution spec's
+        // pull tests expect.
+        if (!tag) return RouteError{404, ErrorCode::manifest_unknown, describe_bad_tag(text)};
         route.reference.emplace(std::move(*tag));
       }
       break;

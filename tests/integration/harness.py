@@ -460,8 +460,8 @@ class Pullgate:
     """$PULLGATE_BIN serve with a generated config; stdout (access log) and stderr go
     to files in its temp dir."""
 
-    def __init__(self, workdir, upstreams, offline=False, extra=None, args=None):
-        self.bin = os.environ.get("PULLGATE_BIN", "/work/main/build/pullgate")
+    def __init__(self, workdir, upstreams, offline=False, extra=None, args=None, bin=None):
+        self.bin = bin or os.environ.get("PULLGATE_BIN", "/work/main/build/pullgate")
         if not os.access(self.bin, os.X_OK):
             raise RuntimeError("PULLGATE_BIN %r is not an executable" % self.bin)
         self.dir = tempfile.mkdtemp(prefix="pullgate-", dir=workdir)
@@ -744,6 +744,20 @@ class PullgateAlive:
 # --------------------------------------------------------------------------------------
 # TLS: a self-signed certificate for 127.0.0.1, HTTPS requests, an HTTPS upstream and
 # a pullgate serving HTTPS. The certificate is its own CA.
+
+
+def sanitized_bin():
+    """The pullgate built with AddressSanitizer and UBSan (tests/run.sh builds it), or
+    the normal one where there is none (a build by hand)."""
+    path = os.environ.get("PULLGATE_SANITIZED_BIN", "")
+    return path if path and os.access(path, os.X_OK) else pullgate_bin()
+
+
+def assert_no_sanitizer_report(test, pg):
+    with open(pg.stderr_path, "rb") as f:
+        err = f.read().decode("utf-8", "replace")
+    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+        test.assertNotIn(marker, err, "sanitizer report in pullgate's stderr:\n" + err[-6000:])
 
 
 def pullgate_bin():

@@ -161,13 +161,19 @@ class Gate(h.PullgateAlive, unittest.TestCase):
         for digest in self.bad.blobs():
             with self.subTest(blob=digest):
                 self.assert_blob_denied("it/bad", digest)
-        # A blob that exists upstream but belongs to no manifest the mirror has seen,
-        # and one that exists nowhere: refused without asking the upstream.
-        before = self.registry.count("/v2/it/good/blobs/" + self.lone_digest)
+        # A blob that exists upstream but belongs to no manifest the mirror has seen:
+        # refused (the upstream is asked whether it exists, never for its bytes); one
+        # that exists nowhere: 404, as content that does not exist always is.
+        before = self.registry.count("/v2/it/good/blobs/" + self.lone_digest, "GET")
         self.assert_blob_denied("it/good", self.lone_digest)
-        self.assert_blob_denied("it/good", h.sha256_digest(b"nothing has this digest"))
-        self.assertEqual(self.registry.count("/v2/it/good/blobs/" + self.lone_digest), before,
+        self.assertEqual(self.registry.count("/v2/it/good/blobs/" + self.lone_digest, "GET"), before,
                          "pullgate fetched a blob of no known manifest from the upstream")
+        for method in ("GET", "HEAD"):
+            status, _, body = self.get("/v2/it/good/blobs/" + h.sha256_digest(b"nothing has this digest"),
+                                       method=method)
+            self.assertEqual(status, 404, "%s of a blob that exists nowhere: %r" % (method, body[:300]))
+            if method == "GET":
+                self.assertEqual(h.oci_error(body)[0], "BLOB_UNKNOWN")
 
     # ---------------------------------------------------------------- 4. shared layer
 

@@ -336,8 +336,9 @@ class TrickleUpstream:
     quarter at once, the rest only after `release` is set. GETs are counted per path.
     chunked: blobs are sent without Content-Length, in chunks."""
 
-    def __init__(self, layer, chunked=False):
+    def __init__(self, layer, chunked=False, drip=False):
         self.release = threading.Event()
+        self.drip = drip  # after the first quarter, 64 KiB every 0.1 s until released
         self.layer = layer
         self.chunked = chunked
         self.image = h.build_image("slow/img", "v1", [self.layer])
@@ -393,7 +394,12 @@ class TrickleUpstream:
                     if digest != fake.layer.digest:
                         return self.write_body([data])
                     quarter = len(data) // 4
-                    self.write_body([data[:quarter], data[quarter:]])
+                    rest = data[quarter:]
+                    if fake.drip:
+                        # After the first quarter, 64 KiB every 0.1 s.
+                        self.write_body([data[:quarter]] + [rest[at:at + 65536] for at in range(0, len(rest), 65536)])
+                    else:
+                        self.write_body([data[:quarter], rest])
                     return None
                 body = json.dumps({"errors": [{"code": "NOT_FOUND", "message": "unknown"}]}).encode()
                 self.headers_for(404, len(body), "application/json")
@@ -405,7 +411,7 @@ class TrickleUpstream:
                     for i, part in enumerate(parts):
                         if i:
                             self.wfile.flush()
-                            fake.release.wait(60)
+                            fake.release.wait(0.1 if fake.drip else 60)
                         if not fake.chunked:
                             self.wfile.write(part)
                             continue
@@ -502,20 +508,23 @@ class BlobSizeLimit(unittest.TestCase):
 
 
 class GracefulShutdown(unittest.TestCase):
-    def start_download(self):
-        """pullgate mirroring a TrickleUpstream, with a client 64 KiB into the slow
-        layer. Returns (fake, pullgate, response, bytes received)."""
+    def start_download(self, grace_s=None, drip=False):
+        """pullgate (the sanitized build when there is one) mirroring a TrickleUpstream,
+        with a client 64 KiB into the slow layer. Returns (fake, pullgate, response,
+        bytes received)."""
         # A first quarter of 2 MiB: more than the megabyte the fill may hold back
         # while the upstream stalls, so part of it reaches the client at once.
-        fake = TrickleUpstream(h.big_layer("trickle", size=8 * 1024 * 1024))
+        fake = TrickleUpstream(h.big_layer("trickle", size=8 * 1024 * 1024), drip=drip)
         self.addCleanup(fake.close)
+        extra = {"limits": {"shutdown_grace_s": grace_s}} if grace_s is not None else None
         pg = h.Pullgate(WORK.path, [{"name": fake.address, "url": "http://" + fake.address,
-                                     "default": True}]).start()
+                                     "default": True}], extra=extra, bin=h.sanitized_bin()).start()
         self.addCleanup(pg.close)
         status, _, body = pg.request("GET", "/v2/slow/img/manifests/v1", headers=ACCEPT)
         self.assertEqual((status, body), (200, fake.image.manifest))
         conn = http.client.HTTPConnection(pg.host, pg.port, timeout=60)
         self.addCleanup(conn.close)
+        self.conn = conn
         conn.request("GET", "/v2/slow/img/blobs/" + fake.layer.digest)
         resp = conn.getresponse()
         self.assertEqual(resp.status, 200)
@@ -557,6 +566,7 @@ class GracefulShutdown(unittest.TestCase):
             self.fail("pullgate still running %d s after SIGTERM (its bound is 30 s)" % bound)
         self.assertEqual(code, 0, pg.stderr())
         self.assertIn('"stopping"', pg.stderr())
+        h.assert_no_sanitizer_report(self, pg)
 
     def test_sigterm_mid_download_completes(self):
         fake, pg, resp, received = self.start_download()
@@ -565,6 +575,35 @@ class GracefulShutdown(unittest.TestCase):
         self.assertTrue(self.read_rest(resp, received, fake.layer),
                         "a response that could finish within the grace period was cut")
         self.wait_exit(pg, sigterm_at, 35)
+
+    def test_sigterm_with_a_download_running_on_after_its_client_left(self):
+        # The client goes; the download goes on (the cache wants the blob) and is
+        # still stuck when SIGTERM comes: it is cancelled after the grace period while
+        # everything it uses is alive (before, AddressSanitizer saw it call into a
+        # freed upstream client), the audit log is flushed, and the exit status is 0.
+        fake, pg, resp, received = self.start_download(grace_s=1, drip=True)
+        resp.close()
+        self.conn.close()
+        # The session ends when its next write finds the client gone (the upstream
+        # drips on); the download does not end with it.
+        h.wait_until(lambda: any("/v2/slow/img/blobs/" in r.get("path", "") for r in pg.access_log()), 20,
+                     "the client's request to end")
+        sigterm_at = self.sigterm_and_check_refused(pg)
+        self.wait_exit(pg, sigterm_at, 15)
+        self.assertIn('"downloads":1', pg.stderr().replace(" ", ""), "the download was not waited for")
+        audit = os.path.join(pg.data_dir, "audit.log")
+        with open(audit) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        self.assertTrue(any(r.get("kind") == "blob" and r.get("digest") == fake.layer.digest for r in lines),
+                        "the blob's decision is not in the audit log after the exit")
+        self.assertEqual(os.listdir(os.path.join(pg.data_dir, "tmp")), [], "the cancelled fill left a temp file")
+
+    def test_sigterm_with_a_response_in_progress_past_the_grace_period(self):
+        # A client still reading when the grace period ends: its session is cancelled.
+        fake, pg, resp, received = self.start_download(grace_s=1)
+        sigterm_at = self.sigterm_and_check_refused(pg)
+        self.wait_exit(pg, sigterm_at, 15)
+        self.assertFalse(self.read_rest(resp, received, fake.layer), "a stuck download reached the client whole")
 
     def test_sigterm_with_stuck_download_exits_within_bound(self):
         # The upstream never finishes: the grace period (30 s) ends it.

@@ -1,10 +1,13 @@
-// SingleFlight: one leader per key, followers wake when it finishes and see what it
-// found, and the key is free again afterwards.
+// SingleFlight: one leader per key, followers wake when it finishes and take what it
+// found (a failure included), and the key is free again afterwards.
 #include "cache/single_flight.hpp"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <string>
+#include <variant>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -16,7 +19,7 @@ namespace pullgate::cache {
 namespace {
 
 TEST(SingleFlight, OneLeaderPerKeyUntilItFinishes) {
-  SingleFlight flights;
+  SingleFlight<> flights;
   auto first = flights.join("a");
   auto second = flights.join("a");
   auto other = flights.join("b");
@@ -37,9 +40,16 @@ TEST(SingleFlight, OneLeaderPerKeyUntilItFinishes) {
   EXPECT_EQ(flights.in_flight(), 2u);
 }
 
-TEST(SingleFlight, WaitersWakeWhenTheLeaderFinishes) {
+// What a leader of an upstream fetch hands its followers: a value or a failure.
+struct Failure {
+  unsigned status;
+  std::string retry_after;
+};
+using Answer = std::variant<std::string, Failure>;
+
+TEST(SingleFlight, FollowersTakeTheLeadersFailure) {
   asio::io_context ioc;
-  SingleFlight flights;
+  SingleFlight<Answer> flights;
   auto leader = flights.join("m");
   ASSERT_TRUE(leader.leader);
   int woke = 0;
@@ -49,22 +59,31 @@ TEST(SingleFlight, WaitersWakeWhenTheLeaderFinishes) {
     asio::co_spawn(
         ioc,
         [&woke, flight = follower.flight]() -> asio::awaitable<void> {
-          co_await SingleFlight::wait(*flight);
-          EXPECT_EQ(flight->outcome(), 2);
+          co_await flight->wait();
+          auto outcome = flight->outcome();
+          EXPECT_TRUE(outcome.has_value());
+          if (!outcome) co_return;
+          auto* failure = std::get_if<Failure>(&*outcome);
+          EXPECT_NE(failure, nullptr);
+          if (failure) {
+            EXPECT_EQ(failure->status, 429u);
+            EXPECT_EQ(failure->retry_after, "7");
+          }
           ++woke;
         },
         asio::detached);
   }
-  // The leader finishes from a scope guard a little later, from another coroutine.
+  // The leader fails a little later, from another coroutine, and ends its flight
+  // from a scope guard.
   asio::co_spawn(
       ioc,
       [&]() -> asio::awaitable<void> {
         asio::steady_timer timer(ioc, std::chrono::milliseconds(20));
         co_await timer.async_wait(asio::use_awaitable);
         EXPECT_EQ(woke, 0);
-        EXPECT_EQ(leader.flight->outcome(), 0);
-        FlightLeader done(flights, "m", leader.flight);
-        leader.flight->set_outcome(2);  // before the guard ends the flight
+        EXPECT_FALSE(leader.flight->outcome().has_value());
+        FlightLeader<Answer> leading(flights, "m", leader.flight);
+        leading.set_outcome(Failure{429, "7"});
       },
       asio::detached);
   ioc.run();
@@ -72,16 +91,57 @@ TEST(SingleFlight, WaitersWakeWhenTheLeaderFinishes) {
   EXPECT_EQ(flights.in_flight(), 0u);
 }
 
+TEST(SingleFlight, ALeaderThatSaysNothingLeavesNoOutcome) {
+  // A leader that ends by an exception sets nothing: its followers see no outcome
+  // and ask for themselves, instead of taking a made-up one.
+  SingleFlight<Answer> flights;
+  auto leader = flights.join("k");
+  auto follower = flights.join("k");
+  try {
+    FlightLeader<Answer> leading(flights, "k", leader.flight);
+    throw std::runtime_error("internal");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_TRUE(follower.flight->done());
+  EXPECT_FALSE(follower.flight->outcome().has_value());
+  EXPECT_TRUE(flights.join("k").leader);
+}
+
+TEST(SingleFlight, ShareFlightAsksOnceForEveryoneWaiting) {
+  asio::io_context ioc;
+  SingleFlight<Answer> flights;
+  int asked = 0;
+  std::vector<Answer> got;
+  auto ask = [&]() -> asio::awaitable<Answer> {
+    ++asked;
+    asio::steady_timer timer(ioc, std::chrono::milliseconds(20));
+    co_await timer.async_wait(asio::use_awaitable);
+    co_return Failure{503, ""};
+  };
+  for (int i = 0; i < 4; ++i)
+    asio::co_spawn(
+        ioc, [&]() -> asio::awaitable<void> { got.push_back(co_await share_flight(flights, "k", ask)); },
+        asio::detached);
+  ioc.run();
+  EXPECT_EQ(asked, 1);
+  ASSERT_EQ(got.size(), 4u);
+  for (auto& answer : got) {
+    ASSERT_TRUE(std::holds_alternative<Failure>(answer));
+    EXPECT_EQ(std::get<Failure>(answer).status, 503u);
+  }
+  EXPECT_EQ(flights.in_flight(), 0u);
+}
+
 TEST(SingleFlight, AWaitOnAFinishedFlightReturnsAtOnce) {
   asio::io_context ioc;
-  SingleFlight flights;
+  SingleFlight<> flights;
   auto joined = flights.join("k");
   flights.finish("k", joined.flight);
   bool returned = false;
   asio::co_spawn(
       ioc,
       [&]() -> asio::awaitable<void> {
-        co_await SingleFlight::wait(*joined.flight);
+        co_await joined.flight->wait();
         returned = true;
       },
       asio::detached);

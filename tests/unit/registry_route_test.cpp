@@ -200,11 +200,13 @@ TEST(Route, Refusals) {
       {"/v2/a/blobs/SHA256:" + std::string(64, 'a'), 400, ErrorCode::digest_invalid},
       {"/v2/a/manifests/sha256:" + std::string(64, 'A'), 400, ErrorCode::digest_invalid},
       {"/v2/a/referrers/v1", 400, ErrorCode::digest_invalid},
-      // Tags (Distribution answers these with MANIFEST_INVALID).
-      {"/v2/a/manifests/.hidden", 400, ErrorCode::manifest_invalid},
-      {"/v2/a/manifests/-x", 400, ErrorCode::manifest_invalid},
-      {"/v2/a/manifests/" + std::string(129, 'x'), 400, ErrorCode::manifest_invalid},
-      {"/v2/a/manifests/a%20b", 400, ErrorCode::manifest_invalid},
+      // Tags that cannot exist name no manifest (the distribution spec's pull tests
+      // expect 404 MANIFEST_UNKNOWN for ".INVALID_MANIFEST_NAME").
+      {"/v2/a/manifests/.hidden", 404, ErrorCode::manifest_unknown},
+      {"/v2/a/manifests/.INVALID_MANIFEST_NAME", 404, ErrorCode::manifest_unknown},
+      {"/v2/a/manifests/-x", 404, ErrorCode::manifest_unknown},
+      {"/v2/a/manifests/" + std::string(129, 'x'), 404, ErrorCode::manifest_unknown},
+      {"/v2/a/manifests/a%20b", 404, ErrorCode::manifest_unknown},
       // Query numbers.
       {"/v2/a/tags/list?n=abc", 400, ErrorCode::unsupported},
       {"/v2/a/tags/list?n=-1", 400, ErrorCode::unsupported},
