@@ -78,6 +78,8 @@ class FakeServer {
   unsigned short port() const { return acceptor_.local_endpoint().port(); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
   int connections() const { return connections_; }
+  // Connections this server has shut down itself (Reply::close, truncation).
+  int closed() const { return closed_; }
   std::vector<Seen> requests() {
     std::lock_guard lock(mutex_);
     return seen_;
@@ -147,6 +149,7 @@ class FakeServer {
       if (write_error || reply.close || reply.truncate_after) {
         boost::system::error_code ignored;
         socket.shutdown(tcp::socket::shutdown_both, ignored);
+        ++closed_;
         co_return;
       }
     }
@@ -157,6 +160,7 @@ class FakeServer {
   tcp::acceptor acceptor_;
   std::thread thread_;
   std::atomic<int> connections_{0};
+  std::atomic<int> closed_{0};
   std::mutex mutex_;
   std::vector<Seen> seen_;
 };
@@ -271,7 +275,10 @@ TEST_F(UpstreamTest, StalePooledConnectionIsRetriedOnAFreshOne) {
   });
   auto upstream = make(server.url());
   EXPECT_EQ(run(fetch(*upstream, get("/v2/"))).body, "ok");
-  std::this_thread::sleep_for(50ms);  // let the close reach the pooled socket
+  // The server has shut the pooled connection down (its FIN is on loopback by then;
+  // were it not, the request would fail on the pooled socket and retry just the same).
+  for (int i = 0; i < 1000 && server.closed() == 0; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(server.closed(), 1);
   EXPECT_EQ(run(fetch(*upstream, get("/v2/"))).body, "ok");
   EXPECT_EQ(server.connections(), 2);
   EXPECT_EQ(server.count("/v2/"), 2);
