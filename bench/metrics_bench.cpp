@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/metrics.hpp"
+#include "proxy/telemetry/metrics.hpp"
 
 namespace {
 

@@ -15,13 +15,14 @@
 #include "cache/blob_fetch.hpp"
 #include "cache/blob_store.hpp"
 #include "cache/meta_store.hpp"
-#include "proxy/admin.hpp"
-#include "proxy/commands.hpp"
+#include "proxy/admin/admin.hpp"
+#include "proxy/cli/commands.hpp"
+#include "proxy/gate/policy_file.hpp"
 #include "proxy/config.hpp"
-#include "proxy/gate.hpp"
-#include "proxy/log.hpp"
-#include "proxy/mirror.hpp"
-#include "proxy/server.hpp"
+#include "proxy/gate/gate.hpp"
+#include "proxy/telemetry/log.hpp"
+#include "proxy/mirror/mirror.hpp"
+#include "proxy/server/server.hpp"
 
 namespace {
 
@@ -74,6 +75,25 @@ constexpr const char* check_help = R"(Usage: pullgate check-config FILE
 Validates FILE as pullgate would at start-up and prints one line per mistake.
 Exit status: 0 valid, 1 invalid, 2 usage error.
 )";
+
+// The listeners' options, from the config (which has validated the addresses).
+ServerOptions listener(const std::string& address, const Config& c) {
+  auto hp = parse_host_port(address);
+  if (!hp) throw std::runtime_error("listen: bad address " + address);
+  return ServerOptions{hp->host, hp->port, "", "", c.max_header_bytes, c.max_requests_per_connection,
+                       c.idle_timeout_s, c.header_timeout_s, 0};
+}
+ServerOptions mirror_listener(const Config& c) {
+  auto options = listener(c.listen, c);
+  options.tls_cert_file = c.tls_cert_file;
+  options.tls_key_file = c.tls_key_file;
+  return options;
+}
+ServerOptions admin_listener(const Config& c) {
+  auto options = listener(c.admin_listen, c);
+  options.max_body_bytes = 64 * 1024 * 1024;  // scanner reports are large
+  return options;
+}
 
 // Usage mistakes: one line, and where to read more.
 int fail_usage(const std::string& message, const char* command) {
@@ -182,7 +202,7 @@ int serve(const std::vector<std::string>& args) {
                                     [&audit] { return static_cast<double>(audit.queued_bytes()); });
     metrics.track_policy_version([&policy] { return policy.get()->version; });
     auto reload = [&] {
-      bool ok = reload_policy(config, policy);
+      bool ok = reload_policy(config.policy_file, policy);
       metrics.policy_reloads.with({ok ? "ok" : "refused"}).inc();
       return ok;
     };
@@ -194,7 +214,7 @@ int serve(const std::vector<std::string>& args) {
 
     audit.start_writer();
     Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics, policy);
-    Server server(ioc, ServerOptions::mirror(config), mirror);
+    Server server(ioc, mirror_listener(config), mirror);
     server.start();
 
     std::unique_ptr<AdminApi> admin;
@@ -206,7 +226,7 @@ int serve(const std::vector<std::string>& args) {
       admin = std::make_unique<AdminApi>(config, load_or_create_token(config.admin_token_path()),
                                          load_or_create_token(config.scanner_token_path()), *meta, policy, gate,
                                          mirror, std::move(hooks));
-      admin_server = std::make_unique<Server>(ioc, ServerOptions::admin(config), *admin);
+      admin_server = std::make_unique<Server>(ioc, admin_listener(config), *admin);
       admin_server->start();
       auto a = admin_server->local_endpoint();
       log_event("info", "admin listening", {{"address", a.address().to_string() + ":" + std::to_string(a.port())},

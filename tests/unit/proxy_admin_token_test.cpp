@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/admin.hpp"
+#include "proxy/admin/admin.hpp"
 #include "temp_dir.hpp"
 
 namespace pullgate::proxy {

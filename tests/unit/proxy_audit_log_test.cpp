@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "proxy/audit_log.hpp"
+#include "proxy/telemetry/audit_log.hpp"
 #include "tests/unit/stalled_fifo.hpp"
 #include "tests/unit/temp_dir.hpp"
 

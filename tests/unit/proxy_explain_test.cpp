@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "cache/meta_store.hpp"
-#include "proxy/audit_log.hpp"
-#include "proxy/explain.hpp"
-#include "proxy/gate.hpp"
-#include "proxy/metrics.hpp"
+#include "proxy/telemetry/audit_log.hpp"
+#include "proxy/gate/explain.hpp"
+#include "proxy/gate/gate.hpp"
+#include "proxy/telemetry/metrics.hpp"
 
 namespace pullgate::proxy {
 namespace {

@@ -15,9 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/meta_store.hpp"
-#include "proxy/audit_log.hpp"
-#include "proxy/gate.hpp"
-#include "proxy/metrics.hpp"
+#include "proxy/telemetry/audit_log.hpp"
+#include "proxy/gate/gate.hpp"
+#include "proxy/telemetry/metrics.hpp"
 #include "tests/unit/stalled_fifo.hpp"
 #include "tests/unit/temp_dir.hpp"
 

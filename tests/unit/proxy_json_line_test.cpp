@@ -1,4 +1,4 @@
-#include "proxy/json_line.hpp"
+#include "proxy/telemetry/json_line.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

@@ -4,7 +4,7 @@
 #include <chrono>
 #include <string>
 
-#include "proxy/log.hpp"
+#include "proxy/telemetry/log.hpp"
 
 namespace pullgate::proxy {
 namespace {

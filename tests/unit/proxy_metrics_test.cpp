@@ -1,4 +1,4 @@
-#include "proxy/metrics.hpp"
+#include "proxy/telemetry/metrics.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>

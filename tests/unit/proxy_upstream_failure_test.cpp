@@ -1,5 +1,5 @@
 // What a client is told when the upstream did not give the mirror what it asked for.
-#include "proxy/upstream_failure.hpp"
+#include "proxy/mirror/upstream_failure.hpp"
 
 #include <gtest/gtest.h>
 

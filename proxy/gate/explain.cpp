@@ -1,8 +1,8 @@
-#include "proxy/explain.hpp"
+#include "proxy/gate/explain.hpp"
 
 #include <chrono>
 
-#include "proxy/decision.hpp"
+#include "proxy/gate/decision.hpp"
 #include "registry/names.hpp"
 
 namespace pullgate::proxy {

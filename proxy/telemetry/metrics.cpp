@@ -1,4 +1,4 @@
-#include "proxy/metrics.hpp"
+#include "proxy/telemetry/metrics.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include "proxy/utf8.hpp"
+#include "proxy/telemetry/utf8.hpp"
 
 namespace pullgate::proxy {
 

@@ -1,4 +1,4 @@
-#include "proxy/reports.hpp"
+#include "proxy/gate/reports.hpp"
 
 #include <chrono>
 

@@ -1,4 +1,4 @@
-#include "proxy/upstream_failure.hpp"
+#include "proxy/mirror/upstream_failure.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,4 @@
-#include "proxy/server.hpp"
+#include "proxy/server/server.hpp"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,7 +22,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
-#include "proxy/log.hpp"
+#include "proxy/telemetry/log.hpp"
 #include "registry/errors.hpp"
 
 namespace pullgate::proxy {
@@ -127,29 +127,18 @@ http::response<http::string_body> protocol_error(unsigned status, std::string_vi
 
 }  // namespace
 
-ServerOptions ServerOptions::mirror(const Config& c) {
-  return ServerOptions{c.listen, c.tls_cert_file, c.tls_key_file, c.max_header_bytes, c.max_requests_per_connection,
-                       c.idle_timeout_s, c.header_timeout_s, 0};
-}
-
-ServerOptions ServerOptions::admin(const Config& c) {
-  return ServerOptions{c.admin_listen, "", "", c.max_header_bytes, c.max_requests_per_connection,
-                       c.idle_timeout_s, c.header_timeout_s, 64 * 1024 * 1024};  // scanner reports are large
-}
-
 Server::Server(asio::io_context& ioc, ServerOptions options, Handler& handler)
     : ioc_(ioc), config_(std::move(options)), handler_(handler), acceptor_(ioc) {
   const auto& config = config_;
-  auto hp = parse_host_port(config.listen);
-  if (!hp) throw std::runtime_error("listen: bad address " + config.listen);
+  const std::string listen = config.host + ":" + std::to_string(config.port);
   error_code ec;
-  auto address = asio::ip::make_address(hp->host == "localhost" ? "127.0.0.1" : hp->host, ec);
-  if (ec) throw std::runtime_error("listen: " + hp->host + " is not an IP address");
-  tcp::endpoint endpoint(address, hp->port);
+  auto address = asio::ip::make_address(config.host == "localhost" ? "127.0.0.1" : config.host, ec);
+  if (ec) throw std::runtime_error("listen: " + config.host + " is not an IP address");
+  tcp::endpoint endpoint(address, config.port);
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   acceptor_.bind(endpoint, ec);
-  if (ec) throw std::runtime_error("cannot listen on " + config.listen + ": " + ec.message());
+  if (ec) throw std::runtime_error("cannot listen on " + listen + ": " + ec.message());
   acceptor_.listen(asio::socket_base::max_listen_connections);
 
   if (!config.tls_cert_file.empty()) {

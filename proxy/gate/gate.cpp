@@ -1,11 +1,11 @@
-#include "proxy/gate.hpp"
+#include "proxy/gate/gate.hpp"
 
 #include <chrono>
 #include <cstring>
 
-#include "proxy/explain.hpp"
-#include "proxy/json_line.hpp"
-#include "proxy/log.hpp"
+#include "proxy/gate/explain.hpp"
+#include "proxy/telemetry/json_line.hpp"
+#include "proxy/telemetry/log.hpp"
 
 namespace pullgate::proxy {
 

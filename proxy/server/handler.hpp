@@ -6,7 +6,7 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 
-#include "proxy/client_stream.hpp"
+#include "proxy/server/client_stream.hpp"
 
 namespace pullgate::proxy {
 

@@ -1,10 +1,10 @@
-#include "proxy/json_line.hpp"
+#include "proxy/telemetry/json_line.hpp"
 
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 
-#include "proxy/utf8.hpp"
+#include "proxy/telemetry/utf8.hpp"
 
 namespace pullgate::proxy {
 

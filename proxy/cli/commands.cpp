@@ -1,6 +1,6 @@
-#include "proxy/commands.hpp"
+#include "proxy/cli/commands.hpp"
 
-#include "proxy/reports.hpp"
+#include "proxy/gate/reports.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -14,8 +14,10 @@
 
 #include "cache/meta_store.hpp"
 #include "policy/signature.hpp"
-#include "proxy/explain.hpp"
-#include "proxy/log.hpp"
+#include "proxy/gate/explain.hpp"
+#include "proxy/gate/policy_file.hpp"
+#include "proxy/gate/records.hpp"
+#include "proxy/telemetry/log.hpp"
 
 namespace pullgate::proxy {
 
@@ -72,17 +74,6 @@ std::optional<std::int64_t> parse_duration(const std::string& text) {
   if (n <= 0 || n > policy::max_expiry_ms / unit) return std::nullopt;
   return n * unit;
 }
-
-nlohmann::json verdict_json(const registry::Digest& digest, const cache::VerdictRecord& v) {
-  nlohmann::json j = {{"digest", digest.str()},       {"decision", v.decision},
-                      {"source", v.source},           {"reasons", v.reasons},
-                      {"policy_version", v.policy_version}, {"evaluated_at", format_ms(v.evaluated_at_ms)}};
-  if (!v.set_by.empty()) j["set_by"] = v.set_by;
-  if (!v.scope.empty()) j["scope"] = v.scope;
-  j["expires_at"] = v.expires_at_ms ? nlohmann::json(format_ms(*v.expires_at_ms)) : nlohmann::json(nullptr);
-  return j;
-}
-
 
 constexpr const char* exception_help = R"(Usage:
   pullgate exception add --id ID (--digest DIGEST | --repository GLOB) [--upstream GLOB]
@@ -205,30 +196,6 @@ std::unique_ptr<cache::MetaStore> open_existing_store(const Config& config) {
 
 }  // namespace
 
-nlohmann::json exception_json(const cache::ExceptionRecord& r, std::int64_t now) {
-  nlohmann::json j = {{"id", r.id},         {"digest", r.digest}, {"repository", r.repository},
-                      {"upstream", r.upstream}, {"reason", r.reason}, {"who", r.who},
-                      {"created_at", format_ms(r.created_at_ms)}};
-  j["expires_at"] = r.expires_at_ms ? nlohmann::json(format_ms(*r.expires_at_ms)) : nlohmann::json(nullptr);
-  j["expired"] = r.expires_at_ms && *r.expires_at_ms <= now;
-  return j;
-}
-
-CheckedException check_exception(const nlohmann::json& fields, std::string_view field_prefix) {
-  nlohmann::json document = {{"exceptions", nlohmann::json::array({fields})}};
-  auto parsed = policy::parse_policy(document.dump());
-  CheckedException out;
-  if (!parsed.policy) {
-    for (auto& e : parsed.errors) {
-      const std::string prefix = "exceptions[0].";
-      out.errors.push_back(e.rfind(prefix, 0) == 0 ? std::string(field_prefix) + e.substr(prefix.size()) : e);
-    }
-    return out;
-  }
-  out.expires = parsed.policy->exceptions.at(0).expires;
-  return out;
-}
-
 namespace {
 
 // The audit log's own time format: fixed width UTC with milliseconds, so that
@@ -240,67 +207,6 @@ bool is_audit_time(const std::string& s) {
   return s.size() == 24 && s[10] == 'T' && s[19] == '.' && s[23] == 'Z' && policy::parse_rfc3339(s);
 }
 }  // namespace
-
-policy::ParseResult load_policy_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    policy::ParseResult result;
-    result.errors.push_back("cannot read policy file " + path);
-    return result;
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  auto result = policy::parse_policy(text.str());
-  if (!result.policy) return result;
-  // Keys given as files: read now, relative to the policy file; their content is
-  // part of the policy, so it is folded into the version.
-  auto base = std::filesystem::path(path).parent_path();
-  std::string versioned = result.policy->version;
-  for (auto& key : result.policy->keys) {
-    if (!key.key) {
-      auto file = std::filesystem::path(key.pem_file);
-      if (file.is_relative()) file = base / file;
-      std::ifstream pem_in(file, std::ios::binary);
-      std::stringstream pem;
-      if (pem_in) pem << pem_in.rdbuf();
-      if (!pem_in || pem.str().size() > 64 * 1024) {
-        result.errors.push_back("keys." + key.name + ".pem_file: cannot read " + file.string() +
-                                (pem_in ? " (larger than 64 KiB)" : ""));
-        continue;
-      }
-      auto parsed = policy::PublicKey::from_pem(key.name, pem.str());
-      if (auto* error = std::get_if<std::string>(&parsed)) {
-        result.errors.push_back("keys." + key.name + ".pem_file: " + file.string() + ": " + *error);
-        continue;
-      }
-      key.key = std::make_shared<const policy::PublicKey>(std::move(std::get<policy::PublicKey>(parsed)));
-    }
-    versioned += "\n" + key.name + "=" + key.key->fingerprint();
-  }
-  if (!result.errors.empty()) {
-    result.policy.reset();
-    return result;
-  }
-  if (!result.policy->keys.empty()) result.policy->version = policy::content_version(versioned);
-  return result;
-}
-
-bool reload_policy(const Config& config, PolicyHolder& holder) {
-  if (config.policy_file.empty()) {
-    log_event("info", "policy reload: no policy file configured; the built-in policy stays");
-    return false;
-  }
-  auto loaded = load_policy_file(config.policy_file);
-  if (!loaded.policy) {
-    log_event("error", "policy reload refused; the previous policy stays in force",
-              {{"file", config.policy_file}, {"errors", loaded.errors}, {"version", holder.get()->version}});
-    return false;
-  }
-  auto version = loaded.policy->version;
-  holder.set(std::move(*loaded.policy));
-  log_event("info", "policy reloaded", {{"file", config.policy_file}, {"version", version}, {"warnings", loaded.warnings}});
-  return true;
-}
 
 int run_policy_command(const std::vector<std::string>& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
@@ -821,14 +727,6 @@ int run_pending_command(const std::vector<std::string>& all) {
   if (!meta) return 1;
   for (auto& [digest, record] : meta->list_pending(limit)) std::cout << pending_json(digest.str(), record).dump() << "\n";
   return 0;
-}
-
-nlohmann::json pending_json(const std::string& digest, const cache::PendingRecord& record) {
-  return {{"digest", digest},
-          {"references", record.references},
-          {"first_seen", format_ms(record.first_seen_ms)},
-          {"last_seen", format_ms(record.last_seen_ms)},
-          {"requests", record.requests}};
 }
 
 }  // namespace pullgate::proxy

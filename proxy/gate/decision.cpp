@@ -1,8 +1,8 @@
-#include "proxy/decision.hpp"
+#include "proxy/gate/decision.hpp"
 
 #include "policy/report.hpp"
 #include "policy/vulnerabilities.hpp"
-#include "proxy/signals.hpp"
+#include "proxy/gate/signal_findings.hpp"
 
 namespace pullgate::proxy {
 

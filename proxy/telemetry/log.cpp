@@ -1,7 +1,7 @@
-#include "proxy/log.hpp"
+#include "proxy/telemetry/log.hpp"
 
 #include "policy/rfc3339.hpp"
-#include "proxy/json_line.hpp"
+#include "proxy/telemetry/json_line.hpp"
 
 #include <chrono>
 #include <cstring>

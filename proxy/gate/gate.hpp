@@ -15,10 +15,10 @@
 #include <vector>
 
 #include "cache/meta_store.hpp"
-#include "proxy/decision.hpp"
+#include "proxy/gate/decision.hpp"
 #include "policy/policy.hpp"
-#include "proxy/audit_log.hpp"
-#include "proxy/metrics.hpp"
+#include "proxy/telemetry/audit_log.hpp"
+#include "proxy/telemetry/metrics.hpp"
 
 namespace pullgate::proxy {
 

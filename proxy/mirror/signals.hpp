@@ -18,26 +18,13 @@
 #include "cache/meta_store.hpp"
 #include "cache/single_flight.hpp"
 #include "policy/policy.hpp"
-#include "proxy/metrics.hpp"
+#include "proxy/gate/signal_findings.hpp"
+#include "proxy/telemetry/metrics.hpp"
 #include "registry/upstream.hpp"
 
 namespace pullgate::proxy {
 
 namespace asio = boost::asio;
-
-// Whether the record answers every requirement of the scope under this policy now:
-// checked under the policy's version, and a negative finding not older than the
-// scope's recheck interval.
-bool signals_current(const cache::SignalRecord& record, const policy::Policy& policy, const policy::Scope& scope,
-                     std::int64_t now_ms);
-
-// The scope's signature and SBOM requirements applied to a manifest digest's record
-// (and its indexes' records), combined into `outcome` (source signature or sbom on a
-// denial). Returns when a verdict made from this stops counting (a negative finding
-// is looked at again after recheck_s), or nullopt when it never does by itself.
-std::optional<std::int64_t> judge_signals(cache::MetaStore& meta, const policy::Policy& policy,
-                                          const policy::Scope& scope, const registry::Digest& digest,
-                                          policy::Outcome& outcome, std::int64_t now_ms);
 
 // The key under which a referrers answer is cached (the mirror's referrers route and
 // the signal lookup share it, so either finds what the other stored).

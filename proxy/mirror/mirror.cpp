@@ -1,4 +1,4 @@
-#include "proxy/mirror.hpp"
+#include "proxy/mirror/mirror.hpp"
 
 #include <chrono>
 #include <random>
@@ -9,7 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 
-#include "proxy/log.hpp"
+#include "proxy/telemetry/log.hpp"
 #include "registry/link.hpp"
 #include "registry/manifest.hpp"
 #include "registry/range.hpp"
@@ -777,6 +777,14 @@ asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
   co_await serve_filling_blob(x);
 }
 
+registry::UpstreamRequest Mirror::blob_head_request(const Exchange& x, const Digest& digest) const {
+  registry::UpstreamRequest head;
+  head.method = http::verb::head;
+  head.target = "/v2/" + x.repository + "/blobs/" + digest.str();
+  head.scope = x.scope();
+  return head;
+}
+
 asio::awaitable<bool> Mirror::blob_exists(Exchange& x, const Digest& digest) {
   if (blobs_.open(digest)) co_return true;
   const auto missing = "blob " + digest.str() + " is not known to " + x.upstream->config.settings.name + "/" + x.repository;
@@ -785,10 +793,7 @@ asio::awaitable<bool> Mirror::blob_exists(Exchange& x, const Digest& digest) {
     co_return false;
   }
   try {
-    registry::UpstreamRequest head;
-    head.method = http::verb::head;
-    head.target = "/v2/" + x.repository + "/blobs/" + digest.str();
-    head.scope = x.scope();
+    auto head = blob_head_request(x, digest);
     auto response = co_await ask_upstream(x, head);
     if (response->status() == 404) {
       reply_error(x, 404, ErrorCode::blob_unknown, missing);
@@ -854,10 +859,7 @@ asio::awaitable<void> Mirror::head_upstream_blob(Exchange& x) {
   const auto& digest = *x.route.digest;
   auto& up = *x.upstream;
   try {
-    registry::UpstreamRequest head;
-    head.method = http::verb::head;
-    head.target = "/v2/" + x.repository + "/blobs/" + digest.str();
-    head.scope = x.scope();
+    auto head = blob_head_request(x, digest);
     auto response = co_await ask_upstream(x, head);
     if (response->status() != 200) {
       auto failure = co_await refusal(x, *response, ErrorCode::blob_unknown);

@@ -1,4 +1,4 @@
-#include "proxy/audit_log.hpp"
+#include "proxy/telemetry/audit_log.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <thread>
 
 
-#include "proxy/log.hpp"
+#include "proxy/telemetry/log.hpp"
 
 namespace pullgate::proxy {
 

@@ -13,12 +13,12 @@
 #include "cache/meta_store.hpp"
 #include "cache/single_flight.hpp"
 #include "proxy/config.hpp"
-#include "proxy/gate.hpp"
-#include "proxy/handler.hpp"
-#include "proxy/log.hpp"
-#include "proxy/metrics.hpp"
-#include "proxy/signals.hpp"
-#include "proxy/upstream_failure.hpp"
+#include "proxy/gate/gate.hpp"
+#include "proxy/server/handler.hpp"
+#include "proxy/telemetry/log.hpp"
+#include "proxy/telemetry/metrics.hpp"
+#include "proxy/mirror/signals.hpp"
+#include "proxy/mirror/upstream_failure.hpp"
 #include "registry/manifest.hpp"
 #include "registry/route.hpp"
 #include "registry/upstream.hpp"
@@ -47,6 +47,7 @@ class Mirror final : public Handler {
   asio::awaitable<void> serve_cached_blob(Exchange& x, cache::BlobStore::Opened& blob);
   asio::awaitable<void> serve_filling_blob(Exchange& x);
   asio::awaitable<void> head_upstream_blob(Exchange& x);
+  registry::UpstreamRequest blob_head_request(const Exchange& x, const registry::Digest& digest) const;
   // Whether a blob exists (cached, or the upstream has it in the request's
   // repository); writes the 404 itself when it does not.
   asio::awaitable<bool> blob_exists(Exchange& x, const registry::Digest& digest);

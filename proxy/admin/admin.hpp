@@ -30,8 +30,8 @@
 
 #include "cache/meta_store.hpp"
 #include "proxy/config.hpp"
-#include "proxy/gate.hpp"
-#include "proxy/handler.hpp"
+#include "proxy/gate/gate.hpp"
+#include "proxy/server/handler.hpp"
 
 namespace pullgate::proxy {
 

@@ -11,25 +11,22 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 
-#include "proxy/config.hpp"
-#include "proxy/handler.hpp"
+#include "proxy/server/handler.hpp"
 #include "registry/task_set.hpp"
 
 namespace pullgate::proxy {
 
-// What a listener needs to know; the mirror's comes from Config, the admin
-// listener's too but with its own address, no TLS, and request bodies.
+// What a listener needs to know (main makes them from the config: the mirror's, and
+// the admin listener's with its own address, no TLS, and request bodies).
 struct ServerOptions {
-  std::string listen;
+  std::string host;  // an IP address, or localhost
+  std::uint16_t port = 0;
   std::string tls_cert_file, tls_key_file;
   std::size_t max_header_bytes = 16 * 1024;
   unsigned max_requests_per_connection = 10'000;
   unsigned idle_timeout_s = 60;
   unsigned header_timeout_s = 15;
   std::size_t max_body_bytes = 0;  // 0: bodies are not read (the request is answered, then the connection closes)
-
-  static ServerOptions mirror(const Config& config);
-  static ServerOptions admin(const Config& config);
 };
 
 class Server {

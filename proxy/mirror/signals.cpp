@@ -1,4 +1,4 @@
-#include "proxy/signals.hpp"
+#include "proxy/mirror/signals.hpp"
 
 #include <unistd.h>
 
@@ -18,17 +18,11 @@ namespace {
 constexpr std::size_t max_artifact_blob = 1024 * 1024;  // payloads, bundles: a few KiB in practice
 constexpr std::size_t max_referrers = 64;               // entries of a referrers list looked at
 constexpr std::size_t max_layers = 16;                  // signature layers looked at per manifest
-constexpr std::size_t max_parents = 8;                  // indexes looked at for a child
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-
-std::int64_t seconds_ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
-
-bool signature_ok(const cache::SignalRecord& r) { return r.artifact || r.signature == "valid"; }
-bool sbom_ok(const cache::SignalRecord& r) { return r.artifact || r.sbom == "found"; }
 
 // A layer a container runtime unpacks as a filesystem: what makes an image runnable.
 bool is_filesystem_layer(std::string_view media_type) {
@@ -64,98 +58,6 @@ std::string joined(const std::vector<std::string>& parts, std::size_t at_most = 
 }
 
 }  // namespace
-
-bool signals_current(const cache::SignalRecord& record, const policy::Policy& policy, const policy::Scope& scope,
-                     std::int64_t now) {
-  if (record.policy_version != policy.version) return false;
-  if (record.artifact) return true;
-  if (scope.signatures) {
-    if (record.signature.empty()) return false;
-    if (record.signature != "valid" && now >= record.checked_at_ms + seconds_ms(scope.signatures->recheck)) return false;
-  }
-  if (scope.sbom) {
-    if (record.sbom.empty()) return false;
-    if (record.sbom != "found" && now >= record.checked_at_ms + seconds_ms(scope.sbom->recheck)) return false;
-  }
-  return true;
-}
-
-std::optional<std::int64_t> judge_signals(cache::MetaStore& meta, const policy::Policy& policy,
-                                          const policy::Scope& scope, const Digest& digest, policy::Outcome& outcome,
-                                          std::int64_t now) {
-  if (!scope.signatures && !scope.sbom) return std::nullopt;
-  auto own = meta.get_signals(digest, scope.name);
-  if (own && !signals_current(*own, policy, scope, now)) own.reset();
-  // The indexes that list this digest, with current records: their signature and
-  // SBOM cover it.
-  std::vector<std::pair<Digest, cache::SignalRecord>> parents;
-  for (auto& parent : meta.referenced_by(digest, max_parents)) {
-    auto record = meta.get_signals(parent, scope.name);
-    if (record && signals_current(*record, policy, scope, now)) parents.emplace_back(parent, std::move(*record));
-  }
-  std::optional<std::int64_t> valid_until;
-  auto until = [&](std::int64_t t) {
-    if (!valid_until || t < *valid_until) valid_until = t;
-  };
-  std::vector<std::string> denials;
-  policy::Source source = policy::Source::signature;
-  std::vector<std::string> notes;
-
-  if (scope.signatures) {
-    const cache::SignalRecord* by = own && signature_ok(*own) ? &*own : nullptr;
-    std::string through;
-    for (auto& [parent, record] : parents)
-      if (!by && signature_ok(record) && !record.artifact) {
-        by = &record;
-        through = " (through index " + parent.str() + ")";
-      }
-    if (by && by->artifact) {
-      notes.push_back("a signature or SBOM artifact: not itself required to be signed");
-    } else if (by) {
-      notes.push_back("signed by key " + by->key + through + ": " + by->signature_detail);
-    } else if (!own) {
-      denials.push_back("the signature of " + digest.str() + " has not been checked yet");
-      until(now);
-    } else {
-      denials.push_back(own->signature_detail);
-      until(own->checked_at_ms + seconds_ms(scope.signatures->recheck));
-    }
-  }
-  if (scope.sbom) {
-    const cache::SignalRecord* by = own && sbom_ok(*own) ? &*own : nullptr;
-    for (auto& [parent, record] : parents)
-      if (!by && sbom_ok(record) && !record.artifact) by = &record;
-    if (by && !by->artifact) {
-      notes.push_back(by->sbom_detail);
-    } else if (!by && !own) {
-      if (denials.empty()) source = policy::Source::sbom;
-      denials.push_back("whether " + digest.str() + " has an SBOM has not been checked yet");
-      until(now);
-    } else if (!by) {
-      if (denials.empty()) source = policy::Source::sbom;
-      denials.push_back(own->sbom_detail);
-      until(own->checked_at_ms + seconds_ms(scope.sbom->recheck));
-    }
-  }
-  if (!denials.empty()) {
-    if (outcome.decision != policy::Decision::deny) {
-      outcome.decision = policy::Decision::deny;
-      outcome.source = source;
-      outcome.reasons = denials;
-    } else {
-      outcome.reasons.insert(outcome.reasons.end(), denials.begin(), denials.end());
-    }
-    outcome.serve = outcome.mode != policy::Mode::enforce;
-  } else {
-    // Served because the evidence checks out: say so, unless a rule or a report
-    // decided on its own account.
-    if (outcome.decision != policy::Decision::deny &&
-        (outcome.source == policy::Source::default_ || outcome.source == policy::Source::unknown))
-      outcome.source = scope.signatures ? policy::Source::signature : policy::Source::sbom;
-    outcome.reasons.insert(outcome.reasons.end(), notes.begin(), notes.end());
-  }
-  return valid_until;
-}
 
 // ---------------------------------------------------------------------------------
 // Finding and verifying
@@ -555,7 +457,7 @@ asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::
                                        const policy::Policy& policy, const policy::Scope& scope) {
   if (!scope.signatures && !scope.sbom) co_return;
   auto now = now_ms();
-  auto parents = meta_.referenced_by(digest, max_parents);
+  auto parents = meta_.referenced_by(digest, max_signal_parents);
   auto answered = [&] {
     if (auto own = meta_.get_signals(digest, scope.name); own && signals_current(*own, policy, scope, now))
       return true;

@@ -1,4 +1,4 @@
-#include "proxy/admin.hpp"
+#include "proxy/admin/admin.hpp"
 
 #include <openssl/crypto.h>
 #include <fcntl.h>
@@ -15,10 +15,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/blob_store.hpp"
-#include "proxy/commands.hpp"
-#include "proxy/explain.hpp"
-#include "proxy/log.hpp"
-#include "proxy/reports.hpp"
+#include "proxy/gate/records.hpp"
+#include "proxy/gate/explain.hpp"
+#include "proxy/telemetry/log.hpp"
+#include "proxy/gate/reports.hpp"
 #include "registry/base64.hpp"
 #include "registry/errors.hpp"
 #include "registry/names.hpp"
@@ -64,15 +64,6 @@ std::optional<json> object_body(const std::string& text, std::string& error) {
     return std::nullopt;
   }
   return body;
-}
-
-json verdict_json(const registry::Digest& digest, const cache::VerdictRecord& v) {
-  json j = {{"digest", digest.str()},     {"decision", v.decision},           {"source", v.source},
-            {"reasons", v.reasons},       {"policy_version", v.policy_version}, {"set_by", v.set_by},
-            {"evaluated_at_ms", v.evaluated_at_ms}};
-  j["expires_at_ms"] = v.expires_at_ms ? json(*v.expires_at_ms) : json(nullptr);
-  j["scope"] = v.scope;
-  return j;
 }
 
 // How a scanner names a pending digest on the pull API of this listener: the
