@@ -15,6 +15,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "cache/blocking.hpp"
 #include "registry/errors.hpp"
 
 namespace pullgate::cache {
@@ -279,16 +280,36 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
       blobs_.discard(*temp);
       co_return;
     }
-    blobs_.publish(*temp, fill->digest());
-    auto now = now_ms();
-    meta_.put_blob(fill->digest(), BlobRecord{written, now, now});
+    // Verified: the clients get their last bytes now. The file is made durable and
+    // published afterwards (a crash before that leaves a temp file, removed at the
+    // next start); a new request meanwhile joins this fill and reads its file.
     fill->set_complete();
   } catch (const registry::UpstreamError& e) {
     fill->set_failed(0, std::string("upstream ") + upstream.settings().name + ": " + e.what());
   } catch (const std::exception& e) {
     fill->set_failed(0, std::string("storing blob: ") + e.what());
   }
-  if (temp && fill->status().state == BlobFill::State::failed) blobs_.discard(*temp);
+  if (!temp) co_return;
+  if (fill->status().state != BlobFill::State::complete) {
+    blobs_.discard(*temp);
+    co_return;
+  }
+  // Durable before LMDB says it exists: a record never names a file a crash lost.
+  std::string store_error;
+  try {
+    auto publish = [&] {
+      blobs_.publish(*temp, fill->digest());
+      auto now = now_ms();
+      meta_.put_blob(fill->digest(), BlobRecord{fill->status().written, now, now});
+    };
+    co_await run_blocking(blocking_, publish);
+  } catch (const std::exception& e) {
+    store_error = e.what();
+  }
+  if (!store_error.empty()) {
+    blobs_.discard(*temp);  // if the rename did not happen; a published file is whole and verified
+    if (on_store_failure) on_store_failure(fill->digest(), store_error);
+  }
 }
 
 }  // namespace pullgate::cache

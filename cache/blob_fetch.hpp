@@ -2,9 +2,11 @@
 // Fetch coalescing for blobs: one upstream download per digest however many clients
 // ask meanwhile. The download is written to a temp file and hashed as it arrives;
 // every client reads the temp file behind the writer instead of waiting for the end
-// or fetching again. The file is published only on a verified digest. The last byte
-// of every response is held back until then, so a client never completes a body
-// that turned out wrong: on a mismatch its response ends short.
+// or fetching again. The last byte of every response is held back until the digest
+// is verified, so a client never completes a body that turned out wrong: on a
+// mismatch its response ends short. Making the verified file durable and publishing
+// it (fsync, rename, the directory's fsync, then the LMDB record) runs on the
+// blocking-work executor afterwards: no client waits for the disk.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -37,7 +39,7 @@ class BlobFill {
   enum class State {
     connecting,  // upstream asked, no answer yet
     streaming,   // upstream said 200; bytes arriving in the temp file
-    complete,    // verified and published; every byte may be served
+    complete,    // verified: every byte may be served (published once it is durable)
     failed,      // upstream refused, reset, or sent bytes that do not match
   };
 
@@ -95,8 +97,9 @@ struct BlobLimits {
 
 class BlobFetches {
  public:
-  BlobFetches(BlobStore& blobs, MetaStore& meta, BlobLimits limits = {})
-      : blobs_(blobs), meta_(meta), limits_(limits) {}
+  // `blocking`: where publishing runs (fsyncs and the LMDB commit), off the I/O threads.
+  BlobFetches(BlobStore& blobs, MetaStore& meta, asio::any_io_executor blocking, BlobLimits limits = {})
+      : blobs_(blobs), meta_(meta), blocking_(std::move(blocking)), limits_(limits) {}
 
   // The fill in progress for `digest` from this upstream path, or a new one whose
   // download starts on `executor` (detached: a client that goes away does not abort
@@ -110,6 +113,9 @@ class BlobFetches {
   // Called once per download as it ends: the upstream's status (0: no answer) and
   // the bytes received. Set before serving; used for metrics.
   std::function<void(const registry::Upstream&, unsigned status, std::uint64_t bytes)> on_download_end;
+  // Called when a verified blob could not be stored (its clients were served all the
+  // same; the next request fetches it again). Set before serving; used for logs.
+  std::function<void(const Digest&, const std::string& error)> on_store_failure;
 
   std::size_t in_flight() const;
   // Downloads still running (a fill's download may outlive the fill's last client).
@@ -126,6 +132,7 @@ class BlobFetches {
 
   BlobStore& blobs_;
   MetaStore& meta_;
+  asio::any_io_executor blocking_;
   const BlobLimits limits_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<BlobFill>> fills_;  // by upstream and target

@@ -75,22 +75,6 @@ void HotCache::remember_seen(const Digest& digest, std::string_view upstream, st
   seen_.insert(std::move(key));
 }
 
-bool HotCache::should_touch(const Digest& digest, std::int64_t now_ms) {
-  constexpr std::int64_t interval_ms = 60'000;
-  std::lock_guard lock(mutex_);
-  auto [it, inserted] = touched_.try_emplace(digest.str(), now_ms);
-  if (inserted) {
-    if (touched_.size() > 100'000) {  // bounded: forgetting only costs one LMDB touch
-      touched_.clear();
-      touched_.emplace(digest.str(), now_ms);
-    }
-    return true;
-  }
-  if (now_ms - it->second < interval_ms) return false;
-  it->second = now_ms;
-  return true;
-}
-
 std::size_t HotCache::bytes() const {
   std::lock_guard lock(mutex_);
   return bytes_;

@@ -28,14 +28,9 @@ class HotCache {
                     const TagRecord& record);
 
   // Where manifests were seen (MetaStore::seen_in), as far as this process knows: the
-  // warm path asks on every manifest request. Bounded like should_touch (forgetting
-  // costs one LMDB read).
+  // warm path asks on every manifest request. Bounded (forgetting costs one LMDB read).
   bool seen(const Digest& digest, std::string_view upstream, std::string_view repository) const;
   void remember_seen(const Digest& digest, std::string_view upstream, std::string_view repository);
-
-  // Whether a blob hit should update the blob's last access in LMDB: at most once a
-  // minute per blob, so warm reads never touch the store. Records `now_ms` when true.
-  bool should_touch(const Digest& digest, std::int64_t now_ms);
 
   std::size_t bytes() const;
 
@@ -48,7 +43,6 @@ class HotCache {
   std::size_t bytes_ = 0;
   std::unordered_map<std::string, std::shared_ptr<const ManifestRecord>> manifests_;
   std::unordered_map<std::string, TagRecord> tags_;
-  std::unordered_map<std::string, std::int64_t> touched_;  // digest → last touch (ms)
   std::unordered_set<std::string> seen_;  // "<digest>\0<upstream>\0<repository>"
 };
 

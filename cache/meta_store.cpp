@@ -25,7 +25,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int record_version = 1;
-constexpr std::int64_t touch_interval_ms = 60'000;
 constexpr std::string_view schema_key = "schema_version";
 
 // ---- record encoding ----
@@ -476,19 +475,34 @@ class LmdbMetaStore final : public MetaStore {
   using MetaStore::mark_seen;
   void mark_seen(std::span<const Digest> manifests, std::string_view upstream,
                  std::string_view repository) override {
-    std::vector<std::string> fresh;
-    {
-      auto txn = lmdb::Txn::read(env_.get());
-      for (const auto& manifest : manifests) {
-        auto key = stored_seen_key(manifest, upstream, repository);
-        if (!key)
-          throw std::invalid_argument("cannot record where a manifest was seen: bad upstream or repository name");
-        if (!txn.get(seen_, *key)) fresh.push_back(std::move(*key));
-      }
-    }
+    auto fresh = unseen_keys(manifests, upstream, repository);
     if (fresh.empty()) return;  // all known: no write, the store's generation stays
     auto txn = lmdb::Txn::write(env_.get());
     for (const auto& key : fresh) txn.put(seen_, key, "", "mark manifest seen");
+    txn.commit();
+  }
+
+  void write(const ManifestBatch& batch) override {
+    // Everything that can be refused is encoded before the write lock is taken.
+    std::optional<std::string> tag_key_value, tag_value, manifest_value;
+    if (batch.tag) {
+      tag_key_value = tag_key(batch.upstream, batch.repository, batch.tag->name);
+      if (!tag_key_value) throw std::invalid_argument("cannot store tag record: a name contains a NUL byte");
+      tag_key_value = storable_key(std::move(*tag_key_value), max_key_);
+      tag_value = encode(batch.tag->record);
+    }
+    if (batch.manifest) manifest_value = encode(batch.manifest->record);
+    auto fresh = unseen_keys(batch.seen, batch.upstream, batch.repository);
+    if (!batch.tag && !batch.manifest && fresh.empty()) return;
+    auto txn = lmdb::Txn::write(env_.get());
+    if (batch.manifest) {
+      const auto& manifest = batch.manifest->digest;
+      const std::string what = "put manifest " + manifest.str();
+      for (const auto& digest : batch.manifest->referenced) txn.put(refs_, reference_key(digest, manifest), "", what);
+      txn.put(manifests_, manifest.str(), *manifest_value, what);
+    }
+    for (const auto& key : fresh) txn.put(seen_, key, "", "mark manifest seen");
+    if (batch.tag) txn.put(tags_, *tag_key_value, *tag_value, "put tag");
     txn.commit();
   }
 
@@ -554,20 +568,6 @@ class LmdbMetaStore final : public MetaStore {
   void remove_blob(const Digest& digest) override {
     auto txn = lmdb::Txn::write(env_.get());
     txn.del(blobs_, digest.str(), "remove blob " + digest.str());
-    txn.commit();
-  }
-
-  void touch_blob(const Digest& digest, std::int64_t now_ms) override {
-    // Warm hits only read: the write lock is taken at most once a minute per blob.
-    auto current = get_blob(digest);
-    if (!current || !needs_touch(*current, now_ms)) return;
-    auto txn = lmdb::Txn::write(env_.get());
-    auto value = txn.get(blobs_, digest.str());
-    if (!value) return;  // removed meanwhile
-    auto record = decode_blob(*value);
-    if (!record || !needs_touch(*record, now_ms)) return;
-    record->last_access_ms = now_ms;
-    txn.put(blobs_, digest.str(), encode(*record), "touch blob " + digest.str());
     txn.commit();
   }
 
@@ -810,11 +810,6 @@ class LmdbMetaStore final : public MetaStore {
   std::uint64_t pending_count() override { return lmdb::Txn::read(env_.get()).entries(pending_); }
 
  private:
-  static bool needs_touch(const BlobRecord& record, std::int64_t now_ms) {
-    // A clock that went backwards also counts as "recent": never move time back.
-    return now_ms - record.last_access_ms >= touch_interval_ms;
-  }
-
   // Takes a digest off the pending queue with its order entry, inside the caller's
   // write transaction. When the record does not decode its order key is unknown,
   // so the order index is scanned for entries naming the digest (rare: corruption).
@@ -879,6 +874,21 @@ class LmdbMetaStore final : public MetaStore {
     auto key = seen_key(manifest, upstream, repository);
     if (!key) return std::nullopt;
     return storable_key(std::move(*key), max_key_);
+  }
+
+  // The seen keys of the manifests not yet seen in (upstream, repository), looked up in
+  // a read transaction: what is known already costs no write lock.
+  std::vector<std::string> unseen_keys(std::span<const Digest> manifests, std::string_view upstream,
+                                       std::string_view repository) {
+    std::vector<std::string> fresh;
+    if (manifests.empty()) return fresh;
+    auto txn = lmdb::Txn::read(env_.get());
+    for (const auto& manifest : manifests) {
+      auto key = stored_seen_key(manifest, upstream, repository);
+      if (!key) throw std::invalid_argument("cannot record where a manifest was seen: bad upstream or repository name");
+      if (!txn.get(seen_, *key)) fresh.push_back(std::move(*key));
+    }
+    return fresh;
   }
 
   // The digest's computed verdicts (its scoped keys, and an unscoped one that is not
@@ -1026,13 +1036,18 @@ std::unique_ptr<MetaStore> MetaStore::open(const std::filesystem::path& dir, std
   }
 }
 
-void store_manifest(MetaStore& meta, const Digest& digest, const ManifestRecord& record,
-                    const registry::ParsedManifest& parsed) {
+std::vector<Digest> references_of(const registry::ParsedManifest& parsed) {
   std::vector<Digest> referenced;
   for (auto& d : parsed.blobs) referenced.push_back(d.digest);
   for (auto& d : parsed.children) referenced.push_back(d.digest);
-  if (!referenced.empty()) meta.add_references(digest, referenced);
-  meta.put_manifest(digest, record);
+  return referenced;
+}
+
+void store_manifest(MetaStore& meta, const Digest& digest, const ManifestRecord& record,
+                    const registry::ParsedManifest& parsed) {
+  ManifestBatch batch;
+  batch.manifest = ManifestBatch::Manifest{digest, record, references_of(parsed)};
+  meta.write(batch);
 }
 
 }  // namespace pullgate::cache

@@ -35,6 +35,8 @@ struct ManifestRecord {
 struct BlobRecord {
   std::uint64_t size = 0;
   std::int64_t stored_at_ms = 0;
+  // When the blob was stored. Not updated on hits (a synced write per hit would cost
+  // more than the hit): pull times for eviction are kept in memory and written in batches.
   std::int64_t last_access_ms = 0;
 };
 
@@ -106,6 +108,28 @@ struct SignalRecord {
   bool artifact = false;         // itself a signature, attestation or SBOM manifest
 };
 
+// What one pull learned in one upstream repository, written in one transaction (one
+// synced commit instead of one per record): a tag there and the manifest it resolved
+// to, a manifest with what it references (blobs, child manifests), and the manifests
+// seen there. Every part may be empty; upstream and repository are needed only for
+// a tag or seen manifests.
+struct ManifestBatch {
+  std::string upstream;
+  std::string repository;
+  struct Tag {
+    std::string name;
+    TagRecord record;
+  };
+  std::optional<Tag> tag;
+  struct Manifest {
+    Digest digest;
+    ManifestRecord record;
+    std::vector<Digest> referenced;
+  };
+  std::optional<Manifest> manifest;
+  std::vector<Digest> seen;  // only the pairs that are new are written (see mark_seen)
+};
+
 struct VerdictFilter {
   std::optional<std::string> decision;  // only this decision
   std::optional<std::string> source;    // only this source
@@ -137,8 +161,6 @@ class MetaStore {
   virtual std::optional<BlobRecord> get_blob(const Digest& digest) = 0;
   virtual void put_blob(const Digest& digest, const BlobRecord& record) = 0;
   virtual void remove_blob(const Digest& digest) = 0;
-  // Updates last_access_ms; cheap enough for every blob hit (may be coalesced).
-  virtual void touch_blob(const Digest& digest, std::int64_t now_ms) = 0;
 
   virtual std::optional<CachedResponse> get_response(std::string_view key) = 0;
   virtual void put_response(std::string_view key, const CachedResponse& response) = 0;
@@ -183,6 +205,9 @@ class MetaStore {
     mark_seen(std::span<const Digest>(&manifest, 1), upstream, repository);
   }
   virtual bool seen_in(const Digest& manifest, std::string_view upstream, std::string_view repository) = 0;
+  // All of the batch in one write transaction, or nothing (it throws, as the single
+  // puts do). Writes nothing when there is nothing new: the generation stays.
+  virtual void write(const ManifestBatch& batch) = 0;
   // referenced_by, only the manifests seen in (upstream, repository): at most `limit`
   // of them, from at most max_references_scanned references.
   virtual std::vector<Digest> referenced_by_in(const Digest& digest, std::string_view upstream,
@@ -242,8 +267,11 @@ class MetaStore {
   virtual std::uint64_t pending_count() = 0;
 };
 
-// Stores a manifest that parsed as `parsed`, its references (blobs, children) first:
-// a manifest in the cache always has what it references known to the gate.
+// What `parsed` references (its blobs, then its child manifests).
+std::vector<Digest> references_of(const registry::ParsedManifest& parsed);
+
+// Stores a manifest that parsed as `parsed` with its references (blobs, children), in
+// one transaction: a manifest in the cache always has what it references known to the gate.
 void store_manifest(MetaStore& meta, const Digest& digest, const ManifestRecord& record,
                     const registry::ParsedManifest& parsed);
 

@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "cache/blob_fetch.hpp"
 #include "cache/blob_store.hpp"
@@ -178,7 +179,12 @@ int serve(const std::vector<std::string>& args) {
     if (auto stale = meta->stale_readers_cleared())
       log_event("warn", "cleared stale LMDB readers (processes that died mid-read)", {{"count", stale}});
     cache::BlobStore blobs(config.data_dir);
-    cache::BlobFetches fetches(blobs, *meta, {config.max_blob_mb << 20, config.min_free_mb << 20});
+    // Blocking disk work (a filled blob's fsyncs, synced LMDB commits of manifests)
+    // runs here, not on the I/O threads: a commit or an fsync of a large file would
+    // stall every connection of the thread that made it.
+    asio::thread_pool blocking(2);
+    cache::BlobFetches fetches(blobs, *meta, blocking.get_executor(),
+                               {config.max_blob_mb << 20, config.min_free_mb << 20});
     AccessLog access_log(config.access_log);
     PullgateMetrics metrics;
     AuditLog audit(config.audit_log_path(), config.audit_max_mb * 1024 * 1024, config.audit_keep,
@@ -189,6 +195,9 @@ int serve(const std::vector<std::string>& args) {
     fetches.on_download_end = [&metrics](const registry::Upstream& upstream, unsigned status, std::uint64_t bytes) {
       metrics.upstream_requests.with({upstream.settings().name, status ? std::to_string(status) : "error"}).inc();
       metrics.bytes_fetched.inc(bytes);
+    };
+    fetches.on_store_failure = [](const registry::Digest& digest, const std::string& error) {
+      log_event("error", "blob not cached", {{"digest", digest.str()}, {"error", error}});
     };
     metrics.track_blob_fetches_in_flight([&fetches] { return static_cast<double>(fetches.in_flight()); });
     metrics.track_verdicts_stored([&meta] { return static_cast<double>(meta->verdict_count()); });
@@ -213,7 +222,7 @@ int serve(const std::vector<std::string>& args) {
       upstreams.push_back(UpstreamEntry{u, registry::make_http_upstream(ioc.get_executor(), u.settings)});
 
     audit.start_writer();
-    Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics, policy);
+    Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics, policy, blocking.get_executor());
     Server server(ioc, mirror_listener(config), mirror);
     server.start();
 
@@ -312,6 +321,8 @@ int serve(const std::vector<std::string>& args) {
     for (unsigned i = 1; i < config.threads; ++i) threads.emplace_back([&] { ioc.run(); });
     ioc.run();
     for (auto& t : threads) t.join();
+    // Blobs being made durable are published before the process ends.
+    blocking.join();
   } catch (const std::exception& e) {
     std::cerr << "pullgate: " << e.what() << "\n";
     return 1;

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cache/blocking.hpp"
 #include "proxy/telemetry/log.hpp"
 #include "registry/link.hpp"
 #include "registry/manifest.hpp"
@@ -92,6 +93,9 @@ struct Mirror::Exchange {
   std::string cache = "none";
   std::string error;
   bool asked_upstream = false;  // the upstream was asked something during this request
+  // A tag the upstream just resolved to a manifest that is not cached: stored with the
+  // manifest, in one transaction, when this request fetches it (else on its own).
+  std::optional<cache::ManifestBatch::Tag> unstored_tag;
 
   template <class Body>
   void decorate(http::response<Body>& res) const {
@@ -105,7 +109,7 @@ struct Mirror::Exchange {
 
 Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
                cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate,
-               PullgateMetrics& metrics, PolicyHolder& policy)
+               PullgateMetrics& metrics, PolicyHolder& policy, asio::any_io_executor blocking)
     : config_(config),
       upstreams_(upstreams),
       meta_(meta),
@@ -115,6 +119,7 @@ Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cach
       gate_(gate),
       metrics_(metrics),
       policy_(policy),
+      blocking_(std::move(blocking)),
       signals_(meta, blobs, metrics, config.offline) {}
 
 asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> Mirror::ask_upstream(Exchange& x,
@@ -337,6 +342,12 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   // From here on the request is about one digest. The bytes come first (a denied
   // manifest is still cached, never served): the gate needs what it references.
   auto manifest = co_await manifest_bytes(x, *digest);
+  if (x.unstored_tag) {
+    // The manifest came from the cache (or not at all): the tag is stored on its own.
+    auto batch = seen_batch(x, x.unstored_tag->record.digest);
+    batch.tag = std::exchange(x.unstored_tag, std::nullopt);
+    co_await store(batch);
+  }
   if (!manifest) {
     // A pullgate upstream refused it, and this mirror has no bytes of its own: the
     // gate here decides too (from the upstream's verdict, stored by then), so the
@@ -451,7 +462,8 @@ asio::awaitable<Mirror::TagOutcome> Mirror::check_tag(Exchange& x, const registr
     if (response->status() == 200) {
       auto header_digest = Digest::parse(std::string(response->headers()["Docker-Content-Digest"]));
       if (header_digest) {
-        remember_tag(x, tag, cache::TagRecord{*header_digest, std::string(response->headers()[http::field::content_type]), now});
+        const cache::TagRecord record{*header_digest, std::string(response->headers()[http::field::content_type]), now};
+        co_await remember_tag(x, tag, record);
         if (response->headers()[decision_header] == "deny") co_await learn_upstream_denial(x, *header_digest);
         else forget_upstream_denial(x, *header_digest);
         co_return *header_digest;
@@ -469,9 +481,10 @@ asio::awaitable<Mirror::TagOutcome> Mirror::check_tag(Exchange& x, const registr
                                "upstream " + name + " sent an invalid manifest: " + *error, "", false};
         auto d = registry::digest_of(registry::DigestAlgorithm::sha256, bytes);
         const auto& manifest = std::get<registry::ParsedManifest>(parsed);
-        auto media = manifest.media_type;
-        remember_manifest(x, d, cache::ManifestRecord{media, std::move(bytes), now}, manifest);
-        remember_tag(x, tag, cache::TagRecord{d, media, now});
+        const cache::TagRecord record{d, manifest.media_type, now};
+        co_await remember_tag(x, tag, record);  // not cached: goes with the manifest
+        cache::ManifestRecord fetched{manifest.media_type, std::move(bytes), now};
+        co_await remember_manifest(x, d, std::move(fetched), manifest);
         forget_upstream_denial(x, d);
         co_return d;
       }
@@ -483,23 +496,38 @@ asio::awaitable<Mirror::TagOutcome> Mirror::check_tag(Exchange& x, const registr
   co_return unreachable_reply(x, unreachable);
 }
 
-void Mirror::remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record) {
-  mark_seen(x, record.digest);  // the upstream says the repository has it
-  meta_.put_tag(x.upstream->config.settings.name, x.repository, tag.str(), record);
-  hot_.remember_tag(x.upstream->config.settings.name, x.repository, tag.str(), record);
+asio::awaitable<void> Mirror::remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record) {
+  const auto& upstream = x.upstream->config.settings.name;
+  hot_.remember_tag(upstream, x.repository, tag.str(), record);
+  if (!hot_.manifest(record.digest) && !meta_.get_manifest(record.digest)) {
+    x.unstored_tag = cache::ManifestBatch::Tag{tag.str(), record};
+    co_return;
+  }
+  auto batch = seen_batch(x, record.digest);  // the upstream says the repository has it
+  batch.tag = cache::ManifestBatch::Tag{tag.str(), record};
+  co_await store(batch);
 }
 
-std::shared_ptr<const cache::ManifestRecord> Mirror::remember_manifest(const Exchange& x, const Digest& digest,
-                                                                      cache::ManifestRecord record,
-                                                                      const registry::ParsedManifest& parsed) {
-  cache::store_manifest(meta_, digest, record, parsed);
-  mark_seen(x, digest, &parsed);
-  auto shared = std::make_shared<const cache::ManifestRecord>(std::move(record));
+asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::remember_manifest(
+    Exchange& x, const Digest& digest, cache::ManifestRecord record, const registry::ParsedManifest& parsed) {
+  auto batch = seen_batch(x, digest, &parsed);
+  if (x.unstored_tag && x.unstored_tag->record.digest == digest) batch.tag = std::exchange(x.unstored_tag, std::nullopt);
+  batch.manifest = cache::ManifestBatch::Manifest{digest, std::move(record), cache::references_of(parsed)};
+  co_await store(batch);
+  auto shared = std::make_shared<const cache::ManifestRecord>(std::move(batch.manifest->record));
   hot_.remember_manifest(digest, shared);
-  return shared;
+  co_return shared;
+}
+
+asio::awaitable<void> Mirror::store(const cache::ManifestBatch& batch) {
+  auto write = [&] { meta_.write(batch); };
+  co_await cache::run_blocking(blocking_, write);
+  for (auto& d : batch.seen) hot_.remember_seen(d, batch.upstream, batch.repository);
+  if (batch.tag) hot_.remember_tag(batch.upstream, batch.repository, batch.tag->name, batch.tag->record);
 }
 
 bool Mirror::seen_here(const Exchange& x, const Digest& digest) {
+  if (x.unstored_tag && x.unstored_tag->record.digest == digest) return true;
   const auto& upstream = x.upstream->config.settings.name;
   if (hot_.seen(digest, upstream, x.repository)) return true;
   if (!meta_.seen_in(digest, upstream, x.repository)) return false;
@@ -507,9 +535,13 @@ bool Mirror::seen_here(const Exchange& x, const Digest& digest) {
   return true;
 }
 
-void Mirror::mark_seen(const Exchange& x, const Digest& digest, const registry::ParsedManifest* parsed) {
+cache::ManifestBatch Mirror::seen_batch(const Exchange& x, const Digest& digest, const registry::ParsedManifest* parsed) {
   const auto& upstream = x.upstream->config.settings.name;
-  std::vector<Digest> seen{digest};
+  cache::ManifestBatch batch;
+  batch.upstream = upstream;
+  batch.repository = x.repository;
+  auto& seen = batch.seen;
+  seen.push_back(digest);
   std::variant<registry::ParsedManifest, std::string> cached_index;
   if (!parsed && !hot_.seen(digest, upstream, x.repository)) {  // known here: its children were marked with it
     auto cached = hot_.manifest(digest);
@@ -523,8 +555,7 @@ void Mirror::mark_seen(const Exchange& x, const Digest& digest, const registry::
   }
   if (parsed)
     for (auto& child : parsed->children) seen.push_back(child.digest);
-  meta_.mark_seen(seen, upstream, x.repository);  // one transaction, only for what is new
-  for (auto& d : seen) hot_.remember_seen(d, upstream, x.repository);
+  return batch;
 }
 
 registry::UpstreamRequest Mirror::manifest_request(const Exchange& x, http::verb method,
@@ -580,7 +611,8 @@ asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
                   "upstream " + up.config.settings.name + " answered " + said + " for " + digest.str());
       co_return false;
     }
-    mark_seen(x, digest);
+    auto batch = seen_batch(x, digest);
+    co_await store(batch);
     if (denied) co_await learn_upstream_denial(x, digest);
     co_return true;
   } catch (const registry::UpstreamError& e) {
@@ -646,8 +678,8 @@ asio::awaitable<Mirror::ManifestOutcome> Mirror::fetch_manifest(Exchange& x, con
                            "", false};
     const auto& manifest = std::get<registry::ParsedManifest>(parsed);
     forget_upstream_denial(x, digest);
-    co_return remember_manifest(x, digest, cache::ManifestRecord{manifest.media_type, std::move(bytes), now_ms()},
-                                manifest);
+    cache::ManifestRecord fetched{manifest.media_type, std::move(bytes), now_ms()};
+    co_return co_await remember_manifest(x, digest, std::move(fetched), manifest);
   } catch (const registry::UpstreamError& e) {
     unreachable = e.what();
   }
@@ -760,7 +792,6 @@ asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
   }
   if (auto opened = blobs_.open(digest)) {
     x.cache = "hit";
-    if (auto now = now_ms(); hot_.should_touch(digest, now)) meta_.touch_blob(digest, now);
     co_await serve_cached_blob(x, *opened);
     co_return;
   }

@@ -32,9 +32,10 @@ struct UpstreamEntry {
 
 class Mirror final : public Handler {
  public:
+  // `blocking`: where synced LMDB commits run, off the I/O threads.
   Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
          cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate,
-         PullgateMetrics& metrics, PolicyHolder& policy);
+         PullgateMetrics& metrics, PolicyHolder& policy, asio::any_io_executor blocking);
 
   asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
                                   const RequestContext& context) override;
@@ -81,25 +82,28 @@ class Mirror final : public Handler {
   // the upstream (verified, stored).
   asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> manifest_bytes(Exchange& x,
                                                                                const registry::Digest& digest);
-  // Whether the manifest was seen in the request's upstream and repository.
+  // Whether the manifest was seen in the request's upstream and repository (or a tag
+  // there just resolved to it).
   bool seen_here(const Exchange& x, const registry::Digest& digest);
-  // Marks a manifest seen there, and the child manifests it lists (a registry keeps
-  // an index's children in its repository): `parsed` when at hand, else the cached
-  // bytes are read if it is an index not yet known to be seen here.
-  void mark_seen(const Exchange& x, const registry::Digest& digest,
-                 const registry::ParsedManifest* parsed = nullptr);
+  // A batch that marks a manifest seen there, and the child manifests it lists (a
+  // registry keeps an index's children in its repository): `parsed` when at hand, else
+  // the cached bytes are read if it is an index not yet known to be seen here.
+  cache::ManifestBatch seen_batch(const Exchange& x, const registry::Digest& digest,
+                                  const registry::ParsedManifest* parsed = nullptr);
+  // Writes the batch in one transaction off the I/O thread, then tells the hot cache.
+  asio::awaitable<void> store(const cache::ManifestBatch& batch);
   // An upstream request for a manifest by tag or digest in the request's repository.
   registry::UpstreamRequest manifest_request(const Exchange& x, http::verb method, const std::string& reference) const;
   // Asks the upstream whether the request's repository has a manifest cached from
   // elsewhere; true (and marked seen) if it does. Writes the error response itself.
   asio::awaitable<bool> confirm_here(Exchange& x, const registry::Digest& digest);
-  // Stores in LMDB and in the hot cache.
-  void remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record);
+  // Stores in LMDB (with the manifest when that is not cached yet: the request fetches
+  // it next, and both go in one transaction) and in the hot cache.
+  asio::awaitable<void> remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record);
   // Also records what the manifest references, for the blob gate, and that it and
   // the manifests it lists were seen in the request's repository.
-  std::shared_ptr<const cache::ManifestRecord> remember_manifest(const Exchange& x, const registry::Digest& digest,
-                                                                 cache::ManifestRecord record,
-                                                                 const registry::ParsedManifest& parsed);
+  asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> remember_manifest(
+      Exchange& x, const registry::Digest& digest, cache::ManifestRecord record, const registry::ParsedManifest& parsed);
   GateRequest gate_request(const Exchange& x, const char* kind, const registry::Digest& digest) const;
   // The signatures and SBOM the request's scope requires, looked up (when not known
   // yet) before the gate decides; called only when the policy requires them anywhere.
@@ -152,6 +156,7 @@ class Mirror final : public Handler {
   Gate& gate_;
   PullgateMetrics& metrics_;
   PolicyHolder& policy_;
+  asio::any_io_executor blocking_;
   cache::HotCache hot_{32 * 1024 * 1024};
   cache::SingleFlight<ManifestOutcome> manifest_flights_;  // by upstream, repository and digest
   cache::SingleFlight<TagOutcome> tag_flights_;            // by upstream, repository and tag

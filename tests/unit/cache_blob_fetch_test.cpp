@@ -77,7 +77,7 @@ class BlobFetchTest : public ::testing::Test {
                                          std::to_string(std::random_device{}()));
     blobs_ = std::make_unique<BlobStore>(root_);
     meta_ = MetaStore::open(root_ / "lmdb", 64 << 20);
-    fetches_ = std::make_unique<BlobFetches>(*blobs_, *meta_);
+    fetches_ = std::make_unique<BlobFetches>(*blobs_, *meta_, ioc_.get_executor());
   }
   void TearDown() override {
     fetches_.reset();
@@ -165,6 +165,38 @@ TEST_F(BlobFetchTest, ShortBodyResetAndOverlongBodyFail) {
   }
 }
 
+TEST_F(BlobFetchTest, TheLastByteWaitsForVerificationNotForTheDisk) {
+  // Publishing (fsync, rename, directory fsync, LMDB record) runs on the blocking-work
+  // executor: held here, the fill is verified and every byte sendable while nothing is
+  // published yet; a joiner meanwhile shares the fill. Then it is published.
+  asio::io_context blocking;
+  BlobFetches fetches(*blobs_, *meta_, blocking.get_executor());
+  auto body = bytes(200'000, 'p');
+  auto digest = registry::digest_of(DigestAlgorithm::sha256, body);
+  ScriptedUpstream upstream({200, body.size(), {body.substr(0, 70'000), body.substr(70'000)}});
+  auto fill = fetches.join_or_start(digest, upstream, "/v2/r/blobs/" + digest.str(), "s", ioc_.get_executor());
+  // Polled, never run: the download's end waits for `blocking`, so run() would not return.
+  for (int steps = 0; steps < 1000 && ioc_.poll() > 0;) ++steps;
+  ASSERT_EQ(fill->status().state, BlobFill::State::complete) << fill->status().error;
+  EXPECT_EQ(fill->sendable(body.size()), body.size());
+  EXPECT_FALSE(blobs_->open(digest));
+  EXPECT_FALSE(meta_->get_blob(digest));
+  EXPECT_EQ(temp_files(), 1u);
+  EXPECT_EQ(fetches.join_or_start(digest, upstream, "/t", "s", ioc_.get_executor()), fill);
+  EXPECT_EQ(upstream.requests, 1);
+
+  blocking.run();  // the publish
+  ioc_.restart();
+  ioc_.run();      // the download's end
+  auto opened = blobs_->open(digest);
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(opened->size, body.size());
+  ASSERT_TRUE(meta_->get_blob(digest));
+  EXPECT_EQ(meta_->get_blob(digest)->size, body.size());
+  EXPECT_EQ(fetches.in_flight(), 0u);
+  EXPECT_EQ(temp_files(), 0u);
+}
+
 TEST_F(BlobFetchTest, UpstreamRefusalCarriesItsStatus) {
   auto digest = registry::digest_of(DigestAlgorithm::sha256, "x");
   ScriptedUpstream upstream({404, std::nullopt, {}});
@@ -201,7 +233,7 @@ TEST_F(BlobFetchTest, ABlobTheDiskCannotHoldFailsBeforeAnyByte) {
 
 TEST_F(BlobFetchTest, BlobsOverTheLimitAreRefusedWithOrWithoutContentLength) {
   const std::uint64_t limit = 64 * 1024;
-  fetches_ = std::make_unique<BlobFetches>(*blobs_, *meta_, BlobLimits{limit, 0});
+  fetches_ = std::make_unique<BlobFetches>(*blobs_, *meta_, ioc_.get_executor(), BlobLimits{limit, 0});
   auto body = bytes(200'000, 'L');
   auto digest = registry::digest_of(DigestAlgorithm::sha256, body);
   // Announced: refused before a byte is read. Streamed without a size: refused as
@@ -240,7 +272,7 @@ TEST_F(BlobFetchTest, ABlobOfUnknownSizeStopsAtTheFreeSpaceReserve) {
   ASSERT_EQ(::statvfs(root_.c_str(), &fs_info), 0);
   const std::uint64_t free_bytes = static_cast<std::uint64_t>(fs_info.f_bavail) * fs_info.f_frsize;
   // A reserve larger than the free space: not one byte of an unannounced blob fits.
-  fetches_ = std::make_unique<BlobFetches>(*blobs_, *meta_, BlobLimits{std::numeric_limits<std::uint64_t>::max(),
+  fetches_ = std::make_unique<BlobFetches>(*blobs_, *meta_, ioc_.get_executor(), BlobLimits{std::numeric_limits<std::uint64_t>::max(),
                                                                        free_bytes * 2 + (1u << 30)});
   auto body = bytes(100'000, 'R');
   auto digest = registry::digest_of(DigestAlgorithm::sha256, body);

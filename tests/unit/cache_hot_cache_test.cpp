@@ -59,16 +59,5 @@ TEST(HotCache, StaysWithinItsBudget) {
   EXPECT_EQ(hot.manifest(digest_n(5000)), nullptr);
 }
 
-TEST(HotCache, TouchesABlobAtMostOnceAMinute) {
-  HotCache hot(1 << 20);
-  auto d = digest_n(7);
-  EXPECT_TRUE(hot.should_touch(d, 1'000'000));
-  EXPECT_FALSE(hot.should_touch(d, 1'000'001));
-  EXPECT_FALSE(hot.should_touch(d, 1'059'999));
-  EXPECT_TRUE(hot.should_touch(d, 1'060'000));
-  EXPECT_FALSE(hot.should_touch(d, 1'060'001));
-  EXPECT_TRUE(hot.should_touch(digest_n(8), 1'060'001));  // per blob
-}
-
 }  // namespace
 }  // namespace pullgate::cache

@@ -139,22 +139,49 @@ TEST_F(MetaStoreTest, BlobRoundTripRemoveAndCount) {
   EXPECT_EQ(store->blob_count(), 1u);
 }
 
-TEST_F(MetaStoreTest, TouchBlobCoalescesWithinAMinute) {
+TEST_F(MetaStoreTest, ABatchIsOneTransaction) {
+  // A cold pull by tag: the tag, the manifest with its references and where it was
+  // seen go in one synced commit, not one per record.
   auto store = MetaStore::open(dir_, map_size);
-  store->put_blob(digest('1'), BlobRecord{5, 1000, 1000});
-  store->touch_blob(digest('1'), 1000 + 59'999);
-  EXPECT_EQ(store->get_blob(digest('1'))->last_access_ms, 1000);
-  store->touch_blob(digest('1'), 1000 + 60'000);
-  EXPECT_EQ(store->get_blob(digest('1'))->last_access_ms, 61'000);
-  // A clock that went backwards never moves last access back.
-  store->touch_blob(digest('1'), 0);
-  EXPECT_EQ(store->get_blob(digest('1'))->last_access_ms, 61'000);
-  // Size and stored time are untouched.
-  EXPECT_EQ(store->get_blob(digest('1'))->size, 5u);
-  EXPECT_EQ(store->get_blob(digest('1'))->stored_at_ms, 1000);
-  // Touching an unknown blob creates nothing.
-  store->touch_blob(digest('9'), 1'000'000);
-  EXPECT_FALSE(store->get_blob(digest('9')));
+  const auto before = store->generation();
+  ManifestBatch batch;
+  batch.upstream = "u";
+  batch.repository = "r";
+  batch.tag = ManifestBatch::Tag{"t", TagRecord{digest('a'), "m", 7}};
+  batch.manifest = ManifestBatch::Manifest{digest('a'), ManifestRecord{"m", "{}", 8}, {digest('b'), digest('c')}};
+  batch.seen = {digest('a'), digest('d')};
+  store->write(batch);
+  EXPECT_EQ(store->generation(), before + 1);
+  EXPECT_EQ(store->get_tag("u", "r", "t")->digest, digest('a'));
+  EXPECT_EQ(store->get_manifest(digest('a'))->bytes, "{}");
+  EXPECT_EQ(store->referenced_by(digest('b'), 10), std::vector<Digest>{digest('a')});
+  EXPECT_EQ(store->referenced_by(digest('c'), 10), std::vector<Digest>{digest('a')});
+  EXPECT_TRUE(store->seen_in(digest('a'), "u", "r"));
+  EXPECT_TRUE(store->seen_in(digest('d'), "u", "r"));
+  EXPECT_FALSE(store->seen_in(digest('a'), "u", "other"));
+
+  // Nothing new (only pairs seen already): no write at all.
+  ManifestBatch known;
+  known.upstream = "u";
+  known.repository = "r";
+  known.seen = {digest('d')};
+  store->write(known);
+  EXPECT_EQ(store->generation(), before + 1);
+
+  // A refused part refuses the whole batch: nothing of it is written.
+  ManifestBatch bad = batch;
+  bad.tag->name = std::string("t\0x", 3);
+  bad.manifest->digest = digest('e');
+  EXPECT_THROW(store->write(bad), std::invalid_argument);
+  EXPECT_FALSE(store->get_manifest(digest('e')));
+  EXPECT_EQ(store->generation(), before + 1);
+
+  // store_manifest: the manifest and its references in one transaction.
+  registry::ParsedManifest parsed;
+  parsed.blobs.push_back(registry::Descriptor{"layer", digest('f'), 1, std::nullopt, ""});
+  store_manifest(*store, digest('7'), ManifestRecord{"m", "[]", 9}, parsed);
+  EXPECT_EQ(store->generation(), before + 2);
+  EXPECT_EQ(store->referenced_by(digest('f'), 10), std::vector<Digest>{digest('7')});
 }
 
 TEST_F(MetaStoreTest, ResponseRoundTripIncludingLongKeys) {
@@ -219,9 +246,6 @@ TEST_F(MetaStoreTest, CorruptRecordsAreAbsent) {
   EXPECT_FALSE(store->get_response("k2"));
   EXPECT_FALSE(store->get_response("k3"));
   EXPECT_FALSE(store->get_response("k4"));
-  // touch on a corrupt blob record leaves it alone rather than inventing one.
-  store->touch_blob(digest('f'), 1'000'000);
-  EXPECT_FALSE(store->get_blob(digest('f')));
   // A fresh write replaces the corrupt record.
   store->put_manifest(digest('f'), ManifestRecord{"m", "{}", 1});
   EXPECT_EQ(store->get_manifest(digest('f'))->bytes, "{}");
@@ -472,11 +496,12 @@ TEST_F(MetaStoreTest, OpenClearsReaderSlotsOfDeadProcesses) {
   EXPECT_EQ(std::find(pids.begin(), pids.end(), long(reader)), pids.end()) << "the dead reader's slot is still held";
 }
 
-// A warm blob hit must not queue behind a writer: while another process holds
-// the write lock, reads and a touch within the coalescing window still return.
-TEST_F(MetaStoreTest, WarmTouchDoesNotWaitForTheWriter) {
+// A warm hit must not queue behind a writer: while another process holds the write
+// lock, reads and marking seen what is seen already still return.
+TEST_F(MetaStoreTest, WarmReadsDoNotWaitForTheWriter) {
   auto store = MetaStore::open(dir_, map_size);
   store->put_blob(digest('1'), BlobRecord{5, 1000, 1000});
+  store->mark_seen(digest('2'), "u", "r");
 
   int locked[2];
   int done[2];
@@ -503,16 +528,21 @@ TEST_F(MetaStoreTest, WarmTouchDoesNotWaitForTheWriter) {
   char byte = 0;
   ASSERT_EQ(::read(locked[0], &byte, 1), 1);
 
-  store->touch_blob(digest('1'), 1000 + 30'000);  // inside the window: read only
   EXPECT_EQ(store->get_blob(digest('1'))->last_access_ms, 1000);
   EXPECT_EQ(store->blob_count(), 1u);
+  store->mark_seen(digest('2'), "u", "r");
+  ManifestBatch known;
+  known.upstream = "u";
+  known.repository = "r";
+  known.seen = {digest('2')};
+  store->write(known);
 
   ASSERT_EQ(::write(done[1], "D", 1), 1);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   for (int fd : {locked[0], locked[1], done[0], done[1]}) ::close(fd);
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "the touch waited for the writer";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "a read waited for the writer";
 }
 
 TEST_F(MetaStoreTest, ConcurrentThreadsShareOneStore) {
@@ -526,8 +556,7 @@ TEST_F(MetaStoreTest, ConcurrentThreadsShareOneStore) {
       try {
         for (int i = 0; i < per_thread; ++i) {
           auto d = registry::digest_of(registry::DigestAlgorithm::sha256, std::to_string(t * per_thread + i));
-          store->put_blob(d, BlobRecord{std::uint64_t(i), i, i});
-          store->touch_blob(d, i + 60'000);
+          store->put_blob(d, BlobRecord{std::uint64_t(i), i, i + 60'000});
           auto blob = store->get_blob(d);
           if (!blob || blob->size != std::uint64_t(i) || blob->last_access_ms != i + 60'000) ++mismatches;
         }
