@@ -85,6 +85,9 @@ Judged judge(const DecisionContext& c, const policy::Subject& subject, const reg
 GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject& subject, int depth) {
   auto digest = *registry::Digest::parse(subject.digest);
   const auto& scope = policy::scope_for(c.policy, subject.upstream, subject.repository);
+  // Held until this digest's own verdict is settled, not while its indexes are decided.
+  cache::KeyLocks::Held held;
+  if (c.hold) held = c.hold(digest);
   const auto stored = verdict_for(c.meta, digest, c.policy, scope.name, c.now).usable.stored;
   auto outcome = policy::evaluate(c.policy, subject, stored, c.now, c.extra);
   // No stored verdict counts and no exception settled it: the policy decides now.
@@ -110,6 +113,7 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
     record.scope = scope.name;
     c.meta.put_verdict(digest, record);
   }
+  held = {};
   auto decision = from_outcome(outcome);
   if (stored && stored->expires) decision.valid_until = stored->expires;
   if (!allows(decision) || depth > 0) return decision;

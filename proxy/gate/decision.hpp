@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/key_locks.hpp"
 #include "cache/meta_store.hpp"
 #include "policy/policy.hpp"
 
@@ -73,6 +74,10 @@ struct DecisionContext {
   // an unscanned digest is queued for scanners.
   bool store = false;
   std::function<void()> on_evaluation;
+  // The gate's: holds a digest while its stored verdict is read and, when none
+  // counts, its evaluation stored, so that concurrent first decisions of one digest
+  // make one evaluation while other digests' run side by side. Unset: nothing is held.
+  std::function<cache::KeyLocks::Held(const registry::Digest&)> hold;
 };
 
 // The stored verdict if it still counts for a subject in `scope`: manual ones

@@ -38,16 +38,17 @@ Gate::Exceptions Gate::runtime_exceptions() {
 }
 
 DecisionContext Gate::context(const policy::Policy& policy, const Exceptions& extra, policy::TimePoint now) {
-  return DecisionContext{meta_, policy, *extra, now, true, [this] {
+  return DecisionContext{meta_, policy, *extra, now, true,
+                         [this] {
                            ++evaluations_;
                            metrics_.gate_evaluations.inc();
-                         }};
+                         },
+                         [this](const registry::Digest& digest) { return evaluating_.lock(digest.str()); }};
 }
 
 GateDecision Gate::decide(const policy::Policy& policy, const std::string& upstream, const std::string& repository,
                           const std::optional<std::string>& tag, const registry::Digest& digest) {
   auto extra = runtime_exceptions();
-  std::lock_guard lock(evaluate_mutex_);
   return decide_manifest(context(policy, extra, clock_()),
                          policy::Subject{upstream, repository, tag, digest.str()});
 }
@@ -241,12 +242,8 @@ SharedDecision Gate::pass_scanner(const GateRequest& request) {
 GateDecision Gate::decide_blob(const GateRequest& request, const std::shared_ptr<const policy::Policy>& policy) {
   auto parents = meta_.referenced_by_in(request.digest, request.upstream, request.repository, blob_parent_limit);
   auto extra = runtime_exceptions();
-  GateDecision decision;
-  {
-    std::lock_guard lock(evaluate_mutex_);
-    decision = proxy::decide_blob(context(*policy, extra, clock_()), request.upstream, request.repository,
-                                  parents, request.digest);
-  }
+  auto decision = proxy::decide_blob(context(*policy, extra, clock_()), request.upstream,
+                                     request.repository, parents, request.digest);
   // Refused although manifests reference it: if this client was refused one of them
   // moments ago and now asks through ?ns=, it took that manifest from the upstream.
   if (!parents.empty() && decision.decision == Decision::deny && request.via_ns &&

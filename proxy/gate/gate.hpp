@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/key_locks.hpp"
 #include "cache/meta_store.hpp"
 #include "proxy/gate/decision.hpp"
 #include "policy/policy.hpp"
@@ -119,9 +120,10 @@ class Gate {
   PullgateMetrics& metrics_;
   const bool serve_unaudited_;
   const Clock clock_;
-  // Evaluation and storing of a digest's verdict happen under this lock, so
-  // concurrent first pulls of one digest share one evaluation.
-  std::mutex evaluate_mutex_;
+  // A digest's verdict is read and its first evaluation stored while the digest is
+  // held here (DecisionContext::hold), so concurrent first pulls of one digest share
+  // one evaluation and first pulls of different digests do not wait for each other.
+  cache::KeyLocks evaluating_;
   std::atomic<std::uint64_t> evaluations_{0};
   std::atomic<std::uint64_t> bypass_suspected_{0};
   // Manifests refused lately, by digest, with who asked and when: a refused blob of

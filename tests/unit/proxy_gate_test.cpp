@@ -4,8 +4,12 @@
 // served non-allow decision carries.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -333,6 +337,150 @@ TEST_F(GateMemoTest, TheBypassReasonCitesADocumentThatExists) {
   ASSERT_TRUE(std::regex_search(reasons, cited, std::regex(R"(see (docs/[A-Za-z0-9_./-]+\.md))"))) << reasons;
   EXPECT_TRUE(fs::is_regular_file(fs::path(PULLGATE_SOURCE_DIR) / cited[1].str()))
       << cited[1] << " is cited by the reason but not in the repository";
+}
+
+// The real store, with a hook called before each verdict is stored: a test can hold
+// one evaluation there, in the middle of a first decision.
+class HookedStore final : public cache::MetaStore {
+  using Digest = registry::Digest;
+
+ public:
+  explicit HookedStore(cache::MetaStore& real) : real_(real) {}
+  std::function<void(const registry::Digest&)> before_put_verdict;
+
+  void put_verdict(const Digest& d, const cache::VerdictRecord& r) override {
+    if (before_put_verdict) before_put_verdict(d);
+    real_.put_verdict(d, r);
+  }
+  std::optional<cache::TagRecord> get_tag(std::string_view u, std::string_view r, std::string_view t) override {
+    return real_.get_tag(u, r, t);
+  }
+  void put_tag(std::string_view u, std::string_view r, std::string_view t, const cache::TagRecord& v) override {
+    real_.put_tag(u, r, t, v);
+  }
+  std::optional<cache::ManifestRecord> get_manifest(const Digest& d) override { return real_.get_manifest(d); }
+  void put_manifest(const Digest& d, const cache::ManifestRecord& r) override { real_.put_manifest(d, r); }
+  std::optional<cache::BlobRecord> get_blob(const Digest& d) override { return real_.get_blob(d); }
+  void put_blob(const Digest& d, const cache::BlobRecord& r) override { real_.put_blob(d, r); }
+  void remove_blob(const Digest& d) override { real_.remove_blob(d); }
+  std::optional<cache::CachedResponse> get_response(std::string_view k) override { return real_.get_response(k); }
+  void put_response(std::string_view k, const cache::CachedResponse& r) override { real_.put_response(k, r); }
+  std::optional<cache::VerdictRecord> get_verdict(const Digest& d) override { return real_.get_verdict(d); }
+  ScopeVerdicts get_verdicts_in(const Digest& d, std::string_view s) override { return real_.get_verdicts_in(d, s); }
+  bool remove_verdict(const Digest& d) override { return real_.remove_verdict(d); }
+  bool remove_computed_verdicts(const Digest& d) override { return real_.remove_computed_verdicts(d); }
+  std::vector<std::pair<Digest, cache::VerdictRecord>> list_verdicts(const cache::VerdictFilter& f) override {
+    return real_.list_verdicts(f);
+  }
+  void add_references(const Digest& m, const std::vector<Digest>& r) override { real_.add_references(m, r); }
+  std::vector<Digest> referenced_by(const Digest& d, std::size_t l) override { return real_.referenced_by(d, l); }
+  using cache::MetaStore::mark_seen;
+  void mark_seen(std::span<const Digest> m, std::string_view u, std::string_view r) override {
+    real_.mark_seen(m, u, r);
+  }
+  bool seen_in(const Digest& m, std::string_view u, std::string_view r) override { return real_.seen_in(m, u, r); }
+  void write(const cache::ManifestBatch& b) override { real_.write(b); }
+  std::vector<Digest> referenced_by_in(const Digest& d, std::string_view u, std::string_view r,
+                                       std::size_t l) override {
+    return real_.referenced_by_in(d, u, r, l);
+  }
+  std::optional<cache::ExceptionRecord> get_exception(std::string_view id) override { return real_.get_exception(id); }
+  void put_exception(const cache::ExceptionRecord& r) override { real_.put_exception(r); }
+  bool remove_exception(std::string_view id) override { return real_.remove_exception(id); }
+  std::vector<cache::ExceptionRecord> list_exceptions() override { return real_.list_exceptions(); }
+  std::optional<cache::ReportRecord> get_report(const Digest& d) override { return real_.get_report(d); }
+  void put_report(const Digest& d, const cache::ReportRecord& r) override { real_.put_report(d, r); }
+  bool remove_report(const Digest& d) override { return real_.remove_report(d); }
+  std::optional<cache::SignalRecord> get_signals(const Digest& d, std::string_view s) override {
+    return real_.get_signals(d, s);
+  }
+  void put_signals(const Digest& d, std::string_view s, const cache::SignalRecord& r) override {
+    real_.put_signals(d, s, r);
+  }
+  void add_pending(const Digest& d, std::string_view r, std::int64_t n) override { real_.add_pending(d, r, n); }
+  std::optional<cache::PendingRecord> get_pending(const Digest& d) override { return real_.get_pending(d); }
+  bool remove_pending(const Digest& d) override { return real_.remove_pending(d); }
+  std::vector<std::pair<Digest, cache::PendingRecord>> list_pending(std::size_t l) override {
+    return real_.list_pending(l);
+  }
+  std::uint64_t generation() override { return real_.generation(); }
+  std::size_t stale_readers_cleared() const override { return real_.stale_readers_cleared(); }
+  std::vector<long> reader_pids() override { return real_.reader_pids(); }
+  std::uint64_t manifest_count() override { return real_.manifest_count(); }
+  std::uint64_t blob_count() override { return real_.blob_count(); }
+  std::uint64_t verdict_count() override { return real_.verdict_count(); }
+  std::uint64_t report_count() override { return real_.report_count(); }
+  std::uint64_t pending_count() override { return real_.pending_count(); }
+
+ private:
+  cache::MetaStore& real_;
+};
+
+// A latch with a bounded wait: a test that would deadlock fails instead.
+class Latch {
+ public:
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    changed_.notify_all();
+  }
+  bool wait(std::chrono::seconds limit) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, limit, [&] { return open_; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool open_ = false;
+};
+
+TEST_F(GateMemoTest, FirstEvaluationsOfDifferentDigestsRunSideBySide) {
+  // Digest 'a' is evaluated on a thread that stops just before storing its verdict
+  // and waits there until digest 'b' has been decided on this thread. Had 'a' held
+  // every evaluation up (one lock for all digests), 'b' could not be decided until
+  // 'a' gave up waiting.
+  HookedStore hooked(*meta_);
+  Gate gate(hooked, holder_, *audit_, metrics_);
+  Latch a_evaluating, b_decided;
+  bool b_decided_while_a_waited = false;
+  hooked.before_put_verdict = [&](const registry::Digest& d) {
+    if (d != digest('a')) return;
+    a_evaluating.open();
+    b_decided_while_a_waited = b_decided.wait(std::chrono::seconds(20));
+  };
+  std::thread first([&] { gate.check_manifest(request("it/app", "v1", digest('a'))); });
+  ASSERT_TRUE(a_evaluating.wait(std::chrono::seconds(20)));
+  EXPECT_TRUE(gate.check_manifest(request("it/app", "v1", digest('b')))->serve);
+  b_decided.open();
+  first.join();
+  EXPECT_TRUE(b_decided_while_a_waited);
+  EXPECT_EQ(gate.evaluations(), 2u);
+}
+
+TEST_F(GateMemoTest, ConcurrentFirstEvaluationsOfOneDigestShareOne) {
+  // Digest 'a' is held just before its verdict is stored while eight more first
+  // decisions of it start: they wait for it and take its stored verdict (without the
+  // hold, those that read before the store would evaluate again).
+  HookedStore hooked(*meta_);
+  Gate gate(hooked, holder_, *audit_, metrics_);
+  Latch a_evaluating, others_started;
+  std::atomic<int> stores{0};
+  hooked.before_put_verdict = [&](const registry::Digest&) {
+    if (++stores > 1) return;
+    a_evaluating.open();
+    others_started.wait(std::chrono::seconds(20));
+  };
+  std::thread first([&] { gate.check_manifest(request("it/app", "v1", digest('a'))); });
+  ASSERT_TRUE(a_evaluating.wait(std::chrono::seconds(20)));
+  std::vector<std::thread> others;
+  for (int i = 0; i < 8; ++i)
+    others.emplace_back([&] { EXPECT_TRUE(gate.check_manifest(request("it/app", "v1", digest('a')))->serve); });
+  others_started.open();
+  first.join();
+  for (auto& t : others) t.join();
+  EXPECT_EQ(gate.evaluations(), 1u);
+  EXPECT_EQ(stores.load(), 1);
 }
 
 }  // namespace
