@@ -58,7 +58,8 @@ COLD_CLIENTS = env_int("BENCH_COLD_CLIENTS", 8)
 ACCESS_LOG = os.environ.get("BENCH_ACCESS_LOG", "") not in ("", "0")
 STEP_TIMEOUT = env_int("BENCH_STEP_TIMEOUT", 600)
 PULLGATE_BIN = os.environ.get("PULLGATE_BIN") or os.path.join(REPO_ROOT, "build", "pullgate")
-SERVERS = [s.strip() for s in os.environ.get("BENCH_SERVERS", "pullgate,distribution,nginx").split(",") if s.strip()]
+ALL_SERVERS = ("pullgate", "distribution", "nginx", "nginx-cache")
+SERVERS = [s.strip() for s in os.environ.get("BENCH_SERVERS", ",".join(ALL_SERVERS)).split(",") if s.strip()]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -227,6 +228,7 @@ class Server:
     name = "?"
     ready_path = "/v2/"
     is_mirror = True
+    warm = True  # measured warm too (req/s, throughput, RSS), not only cold
 
     def __init__(self, procs, work):
         self.procs = procs
@@ -355,14 +357,13 @@ class Distribution(Server):
         return os.path.join(self.dir, "storage", "docker", "registry", "v2", "blobs", "sha256", hex_[:2], hex_, "data")
 
 
-class Nginx(Server):
+class NginxServer(Server):
+    """nginx with one worker, pinned like the others; a subclass gives its `http` block's
+    own directives and server block."""
     name = "nginx"
-    is_mirror = False
 
-    def __init__(self, procs, work, image, docroot):
-        super().__init__(procs, work)
-        self.image = image
-        self.docroot = docroot
+    def http_block(self):
+        raise NotImplementedError
 
     def start(self, fresh):
         d = self.dir
@@ -383,9 +384,38 @@ http {{
   keepalive_requests 10000;
   keepalive_timeout 60s;
   server_tokens off;
-  types {{ }}
-  default_type application/octet-stream;
 {temps}
+{self.http_block()}
+}}
+"""
+        path = os.path.join(d, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        self.proc = self.procs.start(self.name, ["/usr/sbin/nginx", "-p", d, "-c", path, "-e", f"{d}/error.log"],
+                                     SERVER_CPU)
+
+    def pids(self):
+        return [self.proc.pid] + children_of(self.proc.pid)
+
+    def rss_pid(self):
+        # Beside the worker, nginx cache's has a cache manager and (for a minute) a cache loader.
+        workers = [pid for pid in children_of(self.proc.pid) if b"worker process" in read_cmdline(pid)]
+        if len(workers) != 1:
+            raise BenchError(f"nginx has {len(workers)} workers, expected 1")
+        return workers[0]
+
+
+class Nginx(NginxServer):
+    is_mirror = False
+
+    def __init__(self, procs, work, image, docroot):
+        super().__init__(procs, work)
+        self.image = image
+        self.docroot = docroot
+
+    def http_block(self):
+        return f"""  types {{ }}
+  default_type application/octet-stream;
   server {{
     listen {LOOPBACK}:{self.port} backlog=512;
     root {self.docroot};
@@ -397,26 +427,60 @@ http {{
     location ~ "^/v2/.+/blobs/(sha256:[0-9a-f]{{64}})$" {{
       add_header Docker-Content-Digest $1;
     }}
-  }}
-}}
-"""
-        path = os.path.join(d, "nginx.conf")
-        with open(path, "w") as f:
-            f.write(conf)
-        self.proc = self.procs.start("nginx", ["/usr/sbin/nginx", "-p", d, "-c", path, "-e", f"{d}/error.log"],
-                                     SERVER_CPU)
+  }}"""
 
     def blob_file(self, digest):
         return os.path.realpath(os.path.join(self.docroot, "v2", *self.image["repo"].split("/"), "blobs", digest))
 
-    def pids(self):
-        return [self.proc.pid] + children_of(self.proc.pid)
 
-    def rss_pid(self):
-        workers = children_of(self.proc.pid)
-        if len(workers) != 1:
-            raise BenchError(f"nginx has {len(workers)} workers, expected 1")
-        return workers[0]
+class NginxCache(NginxServer):
+    """nginx as a caching reverse proxy of the relay (`proxy_cache` with
+    `proxy_cache_lock on`): the usual way to put a cache in front of a registry with
+    a stock web server. Measured on the cold rounds only (its warm path is nginx's
+    static-file path, measured above): one client, and N clients at once, where the
+    lock lets one request fill the cache while the others wait for the cached file."""
+    name = "nginx-cache"
+    warm = False
+
+    def __init__(self, procs, work, upstream_port):
+        super().__init__(procs, work)
+        self.upstream_port = upstream_port
+
+    def start(self, fresh):
+        cache = os.path.join(self.dir, "cache")
+        if fresh:
+            shutil.rmtree(cache, ignore_errors=True)
+        os.makedirs(cache, exist_ok=True)
+        super().start(fresh)
+
+    def http_block(self):
+        # The lock is held for as long as a fill can take (nginx's default, 5 s, would
+        # send the waiters to the upstream uncached partway through a large blob).
+        return f"""  proxy_cache_path {os.path.join(self.dir, "cache")} levels=1:2 keys_zone=blobs:10m max_size=64g inactive=1d use_temp_path=off;
+  upstream registry {{ server {LOOPBACK}:{self.upstream_port}; keepalive 16; }}
+  server {{
+    listen {LOOPBACK}:{self.port} backlog=512;
+    location /v2/ {{
+      proxy_pass http://registry;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache blobs;
+      proxy_cache_key $uri;
+      proxy_cache_valid 200 1d;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout {STEP_TIMEOUT}s;
+      proxy_cache_lock_age {STEP_TIMEOUT}s;
+      proxy_read_timeout {STEP_TIMEOUT}s;
+    }}
+  }}"""
+
+
+def read_cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 # ---------------------------------------------------------------- upstream and relay
@@ -748,15 +812,19 @@ def bench_server(server, image, relay, twin=None):
             log(f"{server.name}: cold, {COLD_CLIENTS} clients")
             result["cold_n"] = cold_round(server, image, relay, COLD_CLIENTS)
             log(f"  {short(result['cold_n'])}")
-            log(f"{server.name}: cold HEAD")
-            result["cold_head"] = cold_round(server, image, relay, 1, "HEAD")
-            log(f"  {short(result['cold_head'])}")
-            log(f"{server.name}: cold, {RSS_CLIENTS} clients (peak RSS)")
-            result["cold_rss"] = cold_round(server, image, relay, RSS_CLIENTS)
-            log(f"  {short(result['cold_rss'])}")
+            if server.warm:
+                log(f"{server.name}: cold HEAD")
+                result["cold_head"] = cold_round(server, image, relay, 1, "HEAD")
+                log(f"  {short(result['cold_head'])}")
+                log(f"{server.name}: cold, {RSS_CLIENTS} clients (peak RSS)")
+                result["cold_rss"] = cold_round(server, image, relay, RSS_CLIENTS)
+                log(f"  {short(result['cold_rss'])}")
         except (BenchError, OSError, subprocess.TimeoutExpired) as e:
             result["errors"].append(f"cold: {e}")
             log(f"{server.name}: cold tests failed: {e}")
+    if not server.warm:
+        server.stop()
+        return result
     try:
         server.restart(fresh=True)
         check_serving(server, image)  # also warms the cache (and the page cache)
@@ -866,7 +934,7 @@ def main():
     global PULLGATE_BIN
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
-    unknown = [s for s in SERVERS if s not in ("pullgate", "distribution", "nginx")]
+    unknown = [s for s in SERVERS if s not in ALL_SERVERS]
     if unknown:
         sys.exit(f"unknown server(s) in BENCH_SERVERS: {unknown}")
     if "pullgate" in SERVERS and not os.access(PULLGATE_BIN, os.X_OK):
@@ -920,6 +988,8 @@ def main():
                 twin = Pullgate(procs, work, relay_url, gate=False)
             elif name == "distribution":
                 server = Distribution(procs, work, relay_url)
+            elif name == "nginx-cache":
+                server = NginxCache(procs, work, relay.port)
             else:
                 server = Nginx(procs, work, image, docroot)
             results[name] = bench_server(server, image, relay, twin)

@@ -8,7 +8,14 @@ import statistics
 import sys
 
 MIB = 1 << 20
-SERVERS = ("pullgate", "distribution", "nginx")
+SERVERS = ("pullgate", "distribution", "nginx", "nginx-cache")
+# The column each server's figures and pullgate's ratio to them are shown under.
+COLUMN = {"pullgate": "pullgate", "distribution": "distribution", "nginx": "nginx",
+          "nginx-cache": "nginx cache"}
+RATIO = {"nginx": "pg/nginx", "distribution": "pg/dist", "nginx-cache": "pg/cache"}
+# The rows (by how their label starts) of a server measured on some only: nginx cache
+# runs the cold rounds with 1 and N clients (its warm path is the static nginx's).
+MEASURED = {"nginx-cache": ("1 client", "N clients")}
 RPS_TARGET = 30000
 THROUGHPUT_SHARE = 0.90
 CPU_FACTOR = 1.5
@@ -68,6 +75,15 @@ def cold_ok(key, *path):
     return get
 
 
+def fill_mb_s(key):
+    """The blob's size over the slowest client's time: how fast the cold path moved it
+    from the upstream to the clients (MB = 10^6 bytes)."""
+    def get(r):
+        size, total = cold_ok(key, "content_length")(r), cold_ok(key, "total_s_max")(r)
+        return size / 1e6 / total if size and total else None
+    return get
+
+
 def peak_rss(r):
     values = [dig(r, k, "peak_rss_mib") for k in ("warm_rss", "cold_rss")]
     values = [v for v in values if v is not None]
@@ -92,13 +108,14 @@ ROWS = [
     ("peak RSS MiB, 16 warm clients", cold("warm_rss", "peak_rss_mib"), "{:.1f}", None, False),
     ("section", "cold (empty cache)"),
     ("1 client: first body byte ms", cold_ok("cold_1", "first_body_ms_min"), "{:.1f}", None, False),
-    ("1 client: total s", cold_ok("cold_1", "total_s_max"), "{:.2f}", None, False),
+    ("1 client: total s", cold_ok("cold_1", "total_s_max"), "{:.2f}", "cold_1_total", False),
+    ("1 client: fill throughput MB/s", fill_mb_s("cold_1"), "{:,.0f}", None, True),
     ("1 client: upstream MiB", cold_mib("cold_1"), "{:.1f}", None, False),
     ("N clients: blob GETs upstream", cold("cold_n", "upstream", "blob_gets"), "{:d}", "cold_single_fetch", False),
     ("N clients: upstream MiB", cold_mib("cold_n"), "{:.1f}", None, False),
     ("N clients: first body ms (first)", cold_ok("cold_n", "first_body_ms_min"), "{:.1f}", None, False),
     ("N clients: first body spread ms", cold_ok("cold_n", "first_body_spread_ms"), "{:.1f}", "cold_first_byte", False),
-    ("N clients: slowest total s", cold_ok("cold_n", "total_s_max"), "{:.2f}", None, False),
+    ("N clients: slowest total s", cold_ok("cold_n", "total_s_max"), "{:.2f}", "cold_n_total", False),
     ("HEAD: upstream bytes", cold("cold_head", "upstream", "bytes_down"), "{:,d}", "cold_head", False),
     ("HEAD: blob GETs upstream", cold("cold_head", "upstream", "blob_gets"), "{:d}", None, False),
     ("peak RSS MiB, 16 cold clients", cold("cold_rss", "peak_rss_mib"), "{:.1f}", None, False),
@@ -157,12 +174,13 @@ def evaluate(doc):
     res = doc["results"]
     pg = res.get("pullgate")
     nginx = res.get("nginx") or {}
+    nginx_cache = res.get("nginx-cache") or {}
     blob_mib = doc["meta"]["blob_bytes"] // MIB
     n = doc["meta"]["cold_clients"]
     targets = []
 
-    def add(tid, text, value, ok, needs_nginx=False):
-        if not have_pg or (needs_nginx and not nginx):
+    def add(tid, text, value, ok, needs_nginx=False, needs_nginx_cache=False):
+        if not have_pg or (needs_nginx and not nginx) or (needs_nginx_cache and not nginx_cache):
             verdict = "n/a"  # pullgate, or the baseline the target is relative to, was not run
         elif value is None:
             verdict = "FAIL"  # no figure: it broke or did not serve correctly
@@ -182,6 +200,14 @@ def evaluate(doc):
     v, base = cold("throughput", "cpu_s_per_gb")(pg), cold("throughput", "cpu_s_per_gb")(nginx)
     add("cpu_per_gb", f"<= {CPU_FACTOR}x nginx", v, v is not None and base is not None and v <= CPU_FACTOR * base,
         needs_nginx=True)
+    # The cold path against nginx proxy_cache (issue 10): one client at least as fast,
+    # N clients' wall time below it.
+    v, base = cold_ok("cold_1", "total_s_max")(pg), cold_ok("cold_1", "total_s_max")(nginx_cache)
+    add("cold_1_total", "<= nginx proxy_cache", v, v is not None and base is not None and v <= base,
+        needs_nginx_cache=True)
+    v, base = cold_ok("cold_n", "total_s_max")(pg), cold_ok("cold_n", "total_s_max")(nginx_cache)
+    add("cold_n_total", "< nginx proxy_cache", v, v is not None and base is not None and v < base,
+        needs_nginx_cache=True)
     s = pg.get("cold_n") or {}
     gets = dig(s, "upstream", "blob_gets")
     all_ok = bool(s) and s.get("ok") == s.get("clients")
@@ -275,7 +301,7 @@ def table(doc):
     res = doc["results"]
     targets = {t["id"]: t for t in doc.get("targets", [])}
     meta = doc["meta"]
-    cols = ["metric", "pullgate", "distribution", "nginx", "pg/nginx", "pg/dist", "target", "verdict"]
+    cols = ["metric"] + [COLUMN[n] for n in SERVERS] + list(RATIO.values()) + ["target", "verdict"]
     rows = []
     for spec in ROWS:
         if spec[0] == "section":
@@ -287,7 +313,7 @@ def table(doc):
         values = {}
         for name in SERVERS:
             r = res.get(name)
-            if r is None:
+            if r is None or (name in MEASURED and not label.startswith(MEASURED[name])):
                 cells.append("")
                 continue
             if isinstance(getter, tuple):
@@ -297,8 +323,8 @@ def table(doc):
                 values[name] = getter(r)
                 cells.append(fmt(values[name], pattern))
         pg = values.get("pullgate")
-        cells.append(ratio(pg, values.get("nginx")) if show_ratio else "")
-        cells.append(ratio(pg, values.get("distribution")) if show_ratio else "")
+        for name in RATIO:
+            cells.append(ratio(pg, values.get(name)) if show_ratio else "")
         t = targets.get(tid)
         cells.append(t["text"] if t else "")
         cells.append(t["verdict"] if t else "")
@@ -316,7 +342,7 @@ def table(doc):
         if r[0] == "section":
             lines.append(f"[{r[1]}]")
         else:
-            lines.append("  ".join(c.ljust(w) if i == 0 or i >= 6 else c.rjust(w)
+            lines.append("  ".join(c.ljust(w) if i == 0 or i >= len(cols) - 2 else c.rjust(w)
                                    for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     for name in SERVERS:
         for e in (res.get(name) or {}).get("errors", []):
