@@ -250,6 +250,14 @@ class Server:
         self.start(fresh)
         wait_ready(self.port, self.ready_path, self.proc)
 
+    @staticmethod
+    def cache_dir(path, fresh):
+        """The server's cache directory, emptied first when the start is a fresh one."""
+        if fresh:
+            shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+        return path
+
     def pids(self):
         return [self.proc.pid]
 
@@ -279,10 +287,7 @@ class Pullgate(Server):
         self.data = os.path.join(self.dir, "data")
 
     def start(self, fresh):
-        data = self.data
-        if fresh:
-            shutil.rmtree(data, ignore_errors=True)
-        os.makedirs(data, exist_ok=True)
+        data = self.cache_dir(self.data, fresh)
         policy = os.path.join(self.dir, "policy.json")
         with open(policy, "w") as f:
             json.dump(bench_policy(), f, indent=2)
@@ -342,10 +347,7 @@ class Distribution(Server):
         self.upstream_url = upstream_url
 
     def start(self, fresh):
-        storage = os.path.join(self.dir, "storage")
-        if fresh:
-            shutil.rmtree(storage, ignore_errors=True)
-        os.makedirs(storage, exist_ok=True)
+        storage = self.cache_dir(os.path.join(self.dir, "storage"), fresh)
         config = os.path.join(self.dir, "config.yml")
         distribution_config(config, self.port, storage, remote=self.upstream_url)
         env = dict(os.environ, GOMAXPROCS="1")
@@ -447,10 +449,7 @@ class NginxCache(NginxServer):
         self.upstream_port = upstream_port
 
     def start(self, fresh):
-        cache = os.path.join(self.dir, "cache")
-        if fresh:
-            shutil.rmtree(cache, ignore_errors=True)
-        os.makedirs(cache, exist_ok=True)
+        self.cache_dir(os.path.join(self.dir, "cache"), fresh)
         super().start(fresh)
 
     def http_block(self):
