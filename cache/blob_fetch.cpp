@@ -140,9 +140,11 @@ std::uint64_t BlobFetches::started() const {
 asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, registry::Upstream& upstream,
                                             std::string target, std::string scope) {
   // Reported once however the download ends, the early returns included.
+  // The upstream's name is kept, not the upstream: a download still under way when the
+  // server stops ends with the io_context, after the upstreams are gone.
   struct Reported {
     const BlobFetches& fetches;
-    const registry::Upstream& upstream;
+    const std::string upstream;
     const BlobFill& fill;
     ~Reported() {
       if (!fetches.on_download_end) return;
@@ -153,7 +155,7 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
                                                                            : 0,
                               status.written);
     }
-  } reported{*this, upstream, *fill};
+  } reported{*this, upstream.settings().name, *fill};
   std::optional<TempBlob> temp;
   try {
     registry::UpstreamRequest request;

@@ -112,7 +112,7 @@ class BlobFetches {
 
   // Called once per download as it ends: the upstream's status (0: no answer) and
   // the bytes received. Set before serving; used for metrics.
-  std::function<void(const registry::Upstream&, unsigned status, std::uint64_t bytes)> on_download_end;
+  std::function<void(const std::string& upstream, unsigned status, std::uint64_t bytes)> on_download_end;
   // Called when a verified blob could not be stored (its clients were served all the
   // same; the next request fetches it again). Set before serving; used for logs.
   std::function<void(const Digest&, const std::string& error)> on_store_failure;

@@ -192,8 +192,8 @@ int serve(const std::vector<std::string>& args) {
     audit.count_failures_in([&metrics] { metrics.audit_write_failures.inc(); });
     PolicyHolder policy(std::move(initial));
     Gate gate(*meta, policy, audit, metrics, config.audit_on_full == "serve");
-    fetches.on_download_end = [&metrics](const registry::Upstream& upstream, unsigned status, std::uint64_t bytes) {
-      metrics.upstream_requests.with({upstream.settings().name, status ? std::to_string(status) : "error"}).inc();
+    fetches.on_download_end = [&metrics](const std::string& upstream, unsigned status, std::uint64_t bytes) {
+      metrics.upstream_requests.with({upstream, status ? std::to_string(status) : "error"}).inc();
       metrics.bytes_fetched.inc(bytes);
     };
     fetches.on_store_failure = [](const registry::Digest& digest, const std::string& error) {
