@@ -174,7 +174,8 @@ TEST_F(BlobFetchTest, TheLastByteWaitsForVerificationNotForTheDisk) {
   auto body = bytes(200'000, 'p');
   auto digest = registry::digest_of(DigestAlgorithm::sha256, body);
   ScriptedUpstream upstream({200, body.size(), {body.substr(0, 70'000), body.substr(70'000)}});
-  auto fill = fetches.join_or_start(digest, upstream, "/v2/r/blobs/" + digest.str(), "s", ioc_.get_executor());
+  const std::string target = "/v2/r/blobs/" + digest.str();
+  auto fill = fetches.join_or_start(digest, upstream, target, "s", ioc_.get_executor());
   // Polled, never run: the download's end waits for `blocking`, so run() would not return.
   for (int steps = 0; steps < 1000 && ioc_.poll() > 0;) ++steps;
   ASSERT_EQ(fill->status().state, BlobFill::State::complete) << fill->status().error;
@@ -182,7 +183,7 @@ TEST_F(BlobFetchTest, TheLastByteWaitsForVerificationNotForTheDisk) {
   EXPECT_FALSE(blobs_->open(digest));
   EXPECT_FALSE(meta_->get_blob(digest));
   EXPECT_EQ(temp_files(), 1u);
-  EXPECT_EQ(fetches.join_or_start(digest, upstream, "/t", "s", ioc_.get_executor()), fill);
+  EXPECT_EQ(fetches.join_or_start(digest, upstream, target, "s", ioc_.get_executor()), fill);
   EXPECT_EQ(upstream.requests, 1);
 
   blocking.run();  // the publish

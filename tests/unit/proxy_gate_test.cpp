@@ -305,7 +305,10 @@ TEST(GateAuditFull, RefusesOrServesAndCountsWhenTheAuditQueueIsFull) {
         EXPECT_EQ(metrics.audit_lines_dropped.value(), 0u);
       }
       fifo.drain();
-      while (gate.check_manifest(request)->audit_unavailable || audit.queued_bytes() >= 16 * 1024) {
+      // Until a decision is audited again: neither refused nor served with its line dropped.
+      for (;;) {
+        const auto dropped = metrics.audit_lines_dropped.value();
+        if (!gate.check_manifest(request)->audit_unavailable && metrics.audit_lines_dropped.value() == dropped) break;
         ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the writer never caught up";
         std::this_thread::yield();
       }
