@@ -17,6 +17,8 @@
 #include "cache/blob_store.hpp"
 #include "cache/meta_store.hpp"
 #include "proxy/admin/admin.hpp"
+#include "proxy/cli/args.hpp"
+#include "proxy/cli/command.hpp"
 #include "proxy/cli/commands.hpp"
 #include "proxy/gate/policy_file.hpp"
 #include "proxy/config.hpp"
@@ -29,23 +31,6 @@ namespace {
 
 using namespace pullgate;
 using namespace pullgate::proxy;
-
-constexpr const char* main_help = R"(pullgate )" PULLGATE_VERSION R"( - a pull-through OCI registry mirror
-
-Usage:
-  pullgate serve [options]        run the mirror
-  pullgate check-config FILE      validate a config file and exit
-  pullgate policy check FILE      validate a policy file and exit
-  pullgate verdict set|get|ls|rm  manage stored verdicts (works while the server runs)
-  pullgate report import|get      file and read scanner reports (Trivy, Grype JSON)
-  pullgate pending ls             digests awaiting a scan
-  pullgate exception add|ls|rm    manage run-time exceptions (works while the server runs)
-  pullgate explain IMAGE|DIGEST   what the gate decides now, and why (reads the cache only)
-  pullgate audit [filters]        print matching audit-log records
-  pullgate --version | --help
-
-Run `pullgate COMMAND --help` for the options of a command.
-)";
 
 constexpr const char* serve_help = R"(Usage: pullgate serve [--config FILE] [options]
 
@@ -71,12 +56,6 @@ requests and blob downloads in progress finish (limits.shutdown_grace_s, 30 s),
 cancels what is left, flushes the audit log and exits 0.
 )";
 
-constexpr const char* check_help = R"(Usage: pullgate check-config FILE
-
-Validates FILE as pullgate would at start-up and prints one line per mistake.
-Exit status: 0 valid, 1 invalid, 2 usage error.
-)";
-
 // The listeners' options, from the config (which has validated the addresses).
 ServerOptions listener(const std::string& address, const Config& c) {
   auto hp = parse_host_port(address);
@@ -96,27 +75,6 @@ ServerOptions admin_listener(const Config& c) {
   return options;
 }
 
-// Usage mistakes: one line, and where to read more.
-int fail_usage(const std::string& message, const char* command) {
-  std::cerr << "pullgate: " << message << " (see `pullgate " << command << "--help`)\n";
-  return 2;
-}
-
-int check_config(const std::vector<std::string>& args) {
-  if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
-    std::cout << check_help;
-    return 0;
-  }
-  if (args.size() == 1 && args[0].rfind("-", 0) == 0) return fail_usage("unknown option " + args[0], "check-config ");
-  if (args.size() != 1) return fail_usage("check-config takes exactly one FILE", "check-config ");
-  auto result = load_config_file(args[0]);
-  for (auto& e : result.errors) std::cerr << args[0] << ": " << e << "\n";
-  if (!result.errors.empty()) return 1;
-  std::cout << args[0] << ": ok (" << result.config.upstreams.size() << " upstream"
-            << (result.config.upstreams.size() == 1 ? "" : "s") << ")\n";
-  return 0;
-}
-
 int serve(const std::vector<std::string>& args) {
   std::optional<std::string> config_file;
   Overrides overrides;
@@ -134,7 +92,7 @@ int serve(const std::vector<std::string>& args) {
     } else if (a == "--config" || a == "--listen" || a == "--data" || a == "--upstream" || a == "--threads" ||
                a == "--policy" || a == "--admin-listen") {
       auto v = value(a.c_str());
-      if (!v) return fail_usage(a + " needs a value", "serve ");
+      if (!v) return cli::usage(a + " needs a value", "serve");
       if (a == "--config") config_file = *v;
       else if (a == "--listen") overrides.listen = *v;
       else if (a == "--data") overrides.data_dir = *v;
@@ -144,11 +102,11 @@ int serve(const std::vector<std::string>& args) {
       else {
         char* end = nullptr;
         auto n = std::strtoul(v->c_str(), &end, 10);
-        if (v->empty() || *end || n < 1 || n > 256) return fail_usage("--threads must be 1..256", "serve ");
+        if (v->empty() || *end || n < 1 || n > 256) return cli::usage("--threads must be 1..256", "serve");
         overrides.threads = static_cast<unsigned>(n);
       }
     } else {
-      return fail_usage("unknown option " + a, "serve ");
+      return cli::usage("unknown option " + a, "serve");
     }
   }
 
@@ -334,25 +292,23 @@ int serve(const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::cout << main_help;
-    return args.empty() ? 2 : 0;
-  }
-  if (args[0] == "--version") {
-    std::cout << "pullgate " << PULLGATE_VERSION << "\n";
-    return 0;
-  }
-  auto command = args[0];
-  args.erase(args.begin());
-  if (command == "serve") return serve(args);
-  if (command == "check-config") return check_config(args);
-  if (command == "policy") return run_policy_command(args);
-  if (command == "verdict") return run_verdict_command(args);
-  if (command == "report") return run_report_command(args);
-  if (command == "pending") return run_pending_command(args);
-  if (command == "exception") return run_exception_command(args);
-  if (command == "explain") return run_explain_command(args);
-  if (command == "audit") return run_audit_command(args);
-  return fail_usage("unknown command " + command, "");
+  using cli::Bare;
+  // Every command, in the order `pullgate help` lists them; a new command is a file
+  // of proxy/cli/ (or a function here, if it needs the network) and a row.
+  static const cli::Command commands[] = {
+      {"serve", "[options]", "run the mirror", serve_help, serve},
+      {"check-config", "FILE", "validate a config file and exit", cli::check_config_help, cli::run_check_config},
+      {"policy", "check FILE", "validate a policy file and exit", cli::policy_help, cli::run_policy, Bare::shows_help},
+      {"verdict", "set|get|ls|rm", "manage stored verdicts (works while the server runs)", cli::verdict_help,
+       cli::run_verdict, Bare::shows_help},
+      {"report", "import|get", "file and read scanner reports (Trivy, Grype JSON)", cli::report_help, cli::run_report,
+       Bare::shows_help},
+      {"pending", "ls", "digests awaiting a scan", cli::report_help, cli::run_pending, Bare::shows_help},
+      {"exception", "add|ls|rm", "manage run-time exceptions (works while the server runs)", cli::exception_help,
+       cli::run_exception, Bare::shows_help},
+      {"explain", "IMAGE|DIGEST", "what the gate decides now, and why (reads the cache only)", cli::explain_help,
+       cli::run_explain, Bare::shows_help},
+      {"audit", "[filters]", "print matching audit-log records", cli::audit_help, cli::run_audit},
+  };
+  return cli::run_command_line(commands, std::vector<std::string>(argv + 1, argv + argc));
 }

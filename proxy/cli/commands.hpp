@@ -1,29 +1,38 @@
 #pragma once
-// Command-line subcommands besides `serve`: policy, verdict and exception
-// management, explain and audit. They work on the files and the LMDB environment
+// The commands besides `serve`, one file each, and each command's help for main's
+// table (proxy/cli/command.hpp). They work on the files and the LMDB environment
 // directly, also while a server runs (LMDB is multi-process), so a verdict or an
-// exception set here applies to the next pull.
+// exception set here applies to the next pull. Each run_ takes the arguments after
+// the command's name and returns the exit status.
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+namespace pullgate::proxy::cli {
 
-#include "cache/meta_store.hpp"
-#include "policy/policy.hpp"
-#include "proxy/config.hpp"
-#include "proxy/gate/gate.hpp"
+extern const char check_config_help[];
+int run_check_config(const std::vector<std::string>& args);
 
-namespace pullgate::proxy {
+extern const char policy_help[];
+int run_policy(const std::vector<std::string>& args);
 
-int run_report_command(const std::vector<std::string>& args);
-int run_pending_command(const std::vector<std::string>& args);
-int run_policy_command(const std::vector<std::string>& args);
-int run_verdict_command(const std::vector<std::string>& args);
+extern const char verdict_help[];
+int run_verdict(const std::vector<std::string>& args);
+
+// `report` and `pending` share their help: a report ends a digest's wait.
+extern const char report_help[];
+int run_report(const std::vector<std::string>& args);
+int run_pending(const std::vector<std::string>& args);
+
 // `pullgate exception add|ls|rm`: run-time exceptions in the LMDB environment.
-int run_exception_command(const std::vector<std::string>& args);
-// `pullgate explain IMAGE|DIGEST`: what the gate decides now, from the cache only.
-int run_explain_command(const std::vector<std::string>& args);
-// `pullgate audit`: filters the audit log (and its rotated files).
-int run_audit_command(const std::vector<std::string>& args);
+extern const char exception_help[];
+int run_exception(const std::vector<std::string>& args);
 
-}  // namespace pullgate::proxy
+// `pullgate explain IMAGE|DIGEST`: what the gate decides now, from the cache only.
+extern const char explain_help[];
+int run_explain(const std::vector<std::string>& args);
+
+// `pullgate audit`: filters the audit log (and its rotated files).
+extern const char audit_help[];
+int run_audit(const std::vector<std::string>& args);
+
+}  // namespace pullgate::proxy::cli

@@ -58,6 +58,28 @@ class Cli(unittest.TestCase):
         for word in ("serve", "check-config", "--version", "--help"):
             self.assertIn(word, r.stdout)
 
+    def test_every_listed_command_has_help(self):
+        # `pullgate help` and dispatch read one table: each command listed answers
+        # `--help` with its own usage text, and those that need arguments print it,
+        # as a usage error, when given none.
+        r = run("help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, run("--help").stdout)
+        listed = [line.split()[1] for line in r.stdout.splitlines() if line.startswith("  pullgate ")]
+        commands = [c for c in listed if not c.startswith("-")]
+        for command in ("serve", "check-config", "policy", "verdict", "report", "pending", "exception", "explain",
+                        "audit"):
+            self.assertIn(command, commands)
+        for command in commands:
+            r = run(command, "--help")
+            self.assertEqual(r.returncode, 0, (command, r.stderr))
+            self.assertTrue(r.stdout.startswith("Usage:"), (command, r.stdout))
+            self.assertIn("pullgate " + command, r.stdout)
+            if command in ("policy", "verdict", "report", "pending", "exception", "explain"):
+                bare = run(command)
+                self.assertEqual(bare.returncode, 2, (command, bare.stderr))
+                self.assertEqual(bare.stdout, r.stdout)
+
     def test_serve_help(self):
         r = run("serve", "--help")
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -1,0 +1,114 @@
+#include "proxy/cli/args.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "policy/policy.hpp"
+
+namespace pullgate::proxy::cli {
+
+int usage(const std::string& message, std::string_view command) {
+  std::cerr << "pullgate: " << message << " (see `pullgate " << command << (command.empty() ? "" : " ")
+            << "--help`)\n";
+  return 2;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::optional<std::int64_t> parse_duration(const std::string& text) {
+  if (text.size() < 2 || text.size() > 12) return std::nullopt;
+  std::int64_t n = 0;  // at most 11 digits: no overflow here
+  for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    n = n * 10 + (text[i] - '0');
+  }
+  std::int64_t unit = 0;
+  switch (text.back()) {
+    case 's': unit = 1000; break;
+    case 'm': unit = 60'000; break;
+    case 'h': unit = 3'600'000; break;
+    case 'd': unit = 86'400'000; break;
+    default: return std::nullopt;
+  }
+  if (n <= 0 || n > policy::max_expiry_ms / unit) return std::nullopt;
+  return n * unit;
+}
+
+std::string audit_time(policy::TimePoint t) { return policy::format_rfc3339(t, policy::Fraction::milliseconds); }
+
+CliArgs parse_cli(const std::vector<std::string>& args, std::size_t start, const std::set<std::string>& known) {
+  CliArgs out;
+  for (std::size_t i = start; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--help" || a == "-h") {
+      out.help = true;
+      return out;
+    }
+    if (a.rfind("--", 0) == 0) {
+      if (!known.count(a)) {
+        out.error = "unknown option " + a;
+        return out;
+      }
+      if (i + 1 >= args.size()) {
+        out.error = a + " needs a value";
+        return out;
+      }
+      if (!out.options.emplace(a, args[++i]).second) {
+        out.error = a + " given twice";
+        return out;
+      }
+    } else {
+      out.positional.push_back(a);
+    }
+  }
+  return out;
+}
+
+std::optional<std::size_t> limit_option(const CliArgs& cli, std::size_t otherwise) {
+  auto* text = cli.get("--limit");
+  if (!text) return otherwise;
+  char* end = nullptr;
+  errno = 0;
+  auto n = std::strtoul(text->c_str(), &end, 10);
+  // strtoul turns "-1" into a huge number.
+  if (text->empty() || *end || errno || n == 0 || (*text)[0] == '-') return std::nullopt;
+  return n;
+}
+
+std::optional<Config> cli_config(const CliArgs& cli) {
+  Config config = default_config();
+  if (auto* file = cli.get("--config")) {
+    auto loaded = load_config_file(*file);
+    if (!loaded.errors.empty()) {
+      std::cerr << "pullgate: " << *file << ": " << loaded.errors.front() << "\n";
+      return std::nullopt;
+    }
+    config = loaded.config;
+  }
+  if (auto* dir = cli.get("--data")) config.data_dir = *dir;
+  return config;
+}
+
+std::unique_ptr<cache::MetaStore> open_existing_store(const Config& config) {
+  if (!std::filesystem::exists(config.data_dir / "lmdb")) {
+    std::cerr << "pullgate: no cache at " << config.data_dir.string() << " (give --data DIR or --config FILE)\n";
+    return nullptr;
+  }
+  try {
+    auto meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
+    if (auto stale = meta->stale_readers_cleared())
+      std::cerr << "pullgate: cleared " << stale << " stale LMDB reader(s) of processes that died mid-read\n";
+    return meta;
+  } catch (const std::exception& e) {
+    std::cerr << "pullgate: " << e.what() << "\n";
+    return nullptr;
+  }
+}
+
+}  // namespace pullgate::proxy::cli

@@ -1,0 +1,27 @@
+// `pullgate check-config FILE`
+#include <iostream>
+
+#include "proxy/cli/args.hpp"
+#include "proxy/cli/commands.hpp"
+#include "proxy/config.hpp"
+
+namespace pullgate::proxy::cli {
+
+const char check_config_help[] = R"(Usage: pullgate check-config FILE
+
+Validates FILE as pullgate would at start-up and prints one line per mistake.
+Exit status: 0 valid, 1 invalid, 2 usage error.
+)";
+
+int run_check_config(const std::vector<std::string>& args) {
+  if (args.size() == 1 && args[0].rfind("-", 0) == 0) return usage("unknown option " + args[0], "check-config");
+  if (args.size() != 1) return usage("check-config takes exactly one FILE", "check-config");
+  auto result = load_config_file(args[0]);
+  for (auto& e : result.errors) std::cerr << args[0] << ": " << e << "\n";
+  if (!result.errors.empty()) return 1;
+  std::cout << args[0] << ": ok (" << result.config.upstreams.size() << " upstream"
+            << (result.config.upstreams.size() == 1 ? "" : "s") << ")\n";
+  return 0;
+}
+
+}  // namespace pullgate::proxy::cli
