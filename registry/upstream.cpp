@@ -316,7 +316,7 @@ std::unique_ptr<Upstream> make_http_upstream(asio::any_io_executor executor, Ups
 asio::awaitable<std::string> read_body(UpstreamResponse& response, std::size_t limit) {
   auto length = response.content_length();
   if (length && *length > limit) {
-    throw UpstreamError(UpstreamError::Kind::protocol,
+    throw UpstreamError(UpstreamError::Kind::too_large,
                         "upstream body of " + std::to_string(*length) + " bytes exceeds the limit");
   }
   std::string body;
@@ -325,7 +325,7 @@ asio::awaitable<std::string> read_body(UpstreamResponse& response, std::size_t l
     std::size_t n = co_await response.read_some(asio::buffer(chunk));
     if (n == 0) co_return body;
     if (body.size() + n > limit) {
-      throw UpstreamError(UpstreamError::Kind::protocol, "upstream body exceeds the limit of " +
+      throw UpstreamError(UpstreamError::Kind::too_large, "upstream body exceeds the limit of " +
                                                              std::to_string(limit) + " bytes");
     }
     body.append(chunk.data(), n);

@@ -47,7 +47,8 @@ struct UpstreamRequest {
 // send() returns a 404, 429 or 503 as a response.
 class UpstreamError : public std::runtime_error {
  public:
-  enum class Kind { connect, tls, timeout, protocol, redirect, auth };
+  // too_large: a body longer than the limit its reader set (read_body).
+  enum class Kind { connect, tls, timeout, protocol, redirect, auth, too_large };
   UpstreamError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
   Kind kind() const { return kind_; }
 
@@ -84,7 +85,7 @@ class Upstream {
 // Throws std::runtime_error for a malformed url or an unreadable ca_file.
 std::unique_ptr<Upstream> make_http_upstream(asio::any_io_executor executor, UpstreamSettings settings);
 
-// Reads the whole body; throws UpstreamError(protocol) when it exceeds `limit`.
+// Reads the whole body; throws UpstreamError(too_large) when it exceeds `limit`.
 asio::awaitable<std::string> read_body(UpstreamResponse& response, std::size_t limit);
 
 }  // namespace pullgate::registry

@@ -55,6 +55,11 @@ std::vector<std::string> accept_values(const Request& request) {
 
 std::string etag_of(const Digest& d) { return "\"" + d.str() + "\""; }
 
+// What an answer about the request's content names: its digest or reference.
+std::string named_in(const registry::Route& route) {
+  return route.digest ? route.digest->str() : route.reference ? route.reference->str() : "";
+}
+
 // A referrers index with only the entries of one artifactType; nullopt when it is not
 // an index.
 std::optional<std::string> referrers_of_type(const std::string& index_json, std::string_view artifact_type) {
@@ -120,7 +125,8 @@ Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cach
       metrics_(metrics),
       policy_(policy),
       blocking_(std::move(blocking)),
-      signals_(meta, blobs, metrics, config.offline) {}
+      manifests_(meta, hot_, metrics, blocking_, config.offline),
+      signals_(meta, blobs, manifests_, metrics, config.offline) {}
 
 asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> Mirror::ask_upstream(Exchange& x,
                                                                                  registry::UpstreamRequest request) {
@@ -346,7 +352,7 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
     // The manifest came from the cache (or not at all): the tag is stored on its own.
     auto batch = seen_batch(x, x.unstored_tag->record.digest);
     batch.tag = std::exchange(x.unstored_tag, std::nullopt);
-    co_await store(batch);
+    co_await manifests_.store(batch);
   }
   if (!manifest) {
     // A pullgate upstream refused it, and this mirror has no bytes of its own: the
@@ -451,13 +457,12 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
 }
 
 asio::awaitable<Mirror::TagOutcome> Mirror::check_tag(Exchange& x, const registry::Tag& tag) {
-  const auto& name = x.upstream->config.settings.name;
   const auto now = now_ms();
   std::string unreachable;
   try {
     // HEAD first: it tells the digest without counting as a pull at registries that
     // rate-limit manifest GETs, and most of the time the bytes are cached already.
-    auto head = manifest_request(x, http::verb::head, tag.str());
+    auto head = manifest_request(http::verb::head, x.repository, tag.str());
     auto response = co_await ask_upstream(x, head);
     if (response->status() == 200) {
       auto header_digest = Digest::parse(std::string(response->headers()["Docker-Content-Digest"]));
@@ -468,26 +473,11 @@ asio::awaitable<Mirror::TagOutcome> Mirror::check_tag(Exchange& x, const registr
         else forget_upstream_denial(x, *header_digest);
         co_return *header_digest;
       }
-      // No digest header: take the bytes and hash them ourselves.
-      registry::UpstreamRequest get = head;
-      get.method = http::verb::get;
-      response = co_await ask_upstream(x, get);
-      if (response->status() == 200) {
-        auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
-        auto content_type = std::string(response->headers()[http::field::content_type]);
-        auto parsed = registry::parse_manifest(bytes, content_type);
-        if (auto* error = std::get_if<std::string>(&parsed))
-          co_return ErrorReply{502, ErrorCode::manifest_invalid,
-                               "upstream " + name + " sent an invalid manifest: " + *error, "", false};
-        auto d = registry::digest_of(registry::DigestAlgorithm::sha256, bytes);
-        const auto& manifest = std::get<registry::ParsedManifest>(parsed);
-        const cache::TagRecord record{d, manifest.media_type, now};
-        co_await remember_tag(x, tag, record);  // not cached: goes with the manifest
-        cache::ManifestRecord fetched{manifest.media_type, std::move(bytes), now};
-        co_await remember_manifest(x, d, std::move(fetched), manifest);
-        forget_upstream_denial(x, d);
-        co_return d;
-      }
+      // No digest header: the manifest by tag, hashed here and stored with the tag.
+      registry::Reference reference(tag);
+      auto fetched = co_await fetch_manifest(x, reference);
+      if (auto* manifest = fetched.fetched()) co_return manifest->digest;
+      co_return fetched.failure()->reply;
     }
     co_return co_await refusal(x, *response, ErrorCode::manifest_unknown);
   } catch (const registry::UpstreamError& e) {
@@ -505,25 +495,7 @@ asio::awaitable<void> Mirror::remember_tag(Exchange& x, const registry::Tag& tag
   }
   auto batch = seen_batch(x, record.digest);  // the upstream says the repository has it
   batch.tag = cache::ManifestBatch::Tag{tag.str(), record};
-  co_await store(batch);
-}
-
-asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::remember_manifest(
-    Exchange& x, const Digest& digest, cache::ManifestRecord record, const registry::ParsedManifest& parsed) {
-  auto batch = seen_batch(x, digest, &parsed);
-  if (x.unstored_tag && x.unstored_tag->record.digest == digest) batch.tag = std::exchange(x.unstored_tag, std::nullopt);
-  batch.manifest = cache::ManifestBatch::Manifest{digest, std::move(record), cache::references_of(parsed)};
-  co_await store(batch);
-  auto shared = std::make_shared<const cache::ManifestRecord>(std::move(batch.manifest->record));
-  hot_.remember_manifest(digest, shared);
-  co_return shared;
-}
-
-asio::awaitable<void> Mirror::store(const cache::ManifestBatch& batch) {
-  auto write = [&] { meta_.write(batch); };
-  co_await cache::run_blocking(blocking_, write);
-  for (auto& d : batch.seen) hot_.remember_seen(d, batch.upstream, batch.repository);
-  if (batch.tag) hot_.remember_tag(batch.upstream, batch.repository, batch.tag->name, batch.tag->record);
+  co_await manifests_.store(batch);
 }
 
 bool Mirror::seen_here(const Exchange& x, const Digest& digest) {
@@ -535,7 +507,7 @@ bool Mirror::seen_here(const Exchange& x, const Digest& digest) {
   return true;
 }
 
-cache::ManifestBatch Mirror::seen_batch(const Exchange& x, const Digest& digest, const registry::ParsedManifest* parsed) {
+cache::ManifestBatch Mirror::seen_batch(const Exchange& x, const Digest& digest) {
   const auto& upstream = x.upstream->config.settings.name;
   cache::ManifestBatch batch;
   batch.upstream = upstream;
@@ -543,10 +515,9 @@ cache::ManifestBatch Mirror::seen_batch(const Exchange& x, const Digest& digest,
   auto& seen = batch.seen;
   seen.push_back(digest);
   std::variant<registry::ParsedManifest, std::string> cached_index;
-  if (!parsed && !hot_.seen(digest, upstream, x.repository)) {  // known here: its children were marked with it
-    auto cached = hot_.manifest(digest);
-    if (!cached)
-      if (auto stored = meta_.get_manifest(digest)) cached = std::make_shared<const cache::ManifestRecord>(std::move(*stored));
+  const registry::ParsedManifest* parsed = nullptr;
+  if (!hot_.seen(digest, upstream, x.repository)) {  // known here: its children were marked with it
+    auto cached = manifests_.cached(digest);
     if (cached &&
         (cached->media_type == registry::media_type::oci_index || cached->media_type == registry::media_type::docker_list)) {
       cached_index = registry::parse_manifest(cached->bytes, cached->media_type);
@@ -556,16 +527,6 @@ cache::ManifestBatch Mirror::seen_batch(const Exchange& x, const Digest& digest,
   if (parsed)
     for (auto& child : parsed->children) seen.push_back(child.digest);
   return batch;
-}
-
-registry::UpstreamRequest Mirror::manifest_request(const Exchange& x, http::verb method,
-                                                   const std::string& reference) const {
-  registry::UpstreamRequest request;
-  request.method = method;
-  request.target = "/v2/" + x.repository + "/manifests/" + reference;
-  request.scope = x.scope();
-  request.headers = {{"Accept", std::string(registry::media_type::accept_all)}};
-  return request;
 }
 
 asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
@@ -581,7 +542,7 @@ asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
   try {
     // Requests are named, not temporaries: GCC 12 destroys temporaries of a co_await
     // expression twice.
-    auto head = manifest_request(x, http::verb::head, digest.str());
+    auto head = manifest_request(http::verb::head, x.repository, digest.str());
     auto response = co_await ask_upstream(x, head);
     std::string said;
     bool denied = false;
@@ -589,14 +550,16 @@ asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
       said = std::string(response->headers()["Docker-Content-Digest"]);
       denied = response->headers()[decision_header] == "deny";
       if (said.empty()) {
-        // A 200 that names no digest proves little (a proxy may answer any HEAD):
-        // the bytes must hash to it.
-        auto get = manifest_request(x, http::verb::get, digest.str());
-        response = co_await ask_upstream(x, get);
-        if (response->status() == 200) {
-          auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
-          said = registry::digest_of(digest.algorithm(), bytes).str();
+        // A 200 that names no digest proves little (a proxy may answer any HEAD): the
+        // manifest is fetched here, and is seen here if its bytes hash to the digest.
+        registry::Reference reference(digest);
+        auto fetched = co_await fetch_manifest(x, reference);
+        if (auto* failure = fetched.failure()) {
+          reply(x, failure->reply);
+          co_return false;
         }
+        if (denied) co_await learn_upstream_denial(x, digest);
+        co_return true;
       }
     }
     if (response->status() != 200) {
@@ -612,7 +575,7 @@ asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
       co_return false;
     }
     auto batch = seen_batch(x, digest);
-    co_await store(batch);
+    co_await manifests_.store(batch);
     if (denied) co_await learn_upstream_denial(x, digest);
     co_return true;
   } catch (const registry::UpstreamError& e) {
@@ -626,14 +589,7 @@ asio::awaitable<bool> Mirror::confirm_here(Exchange& x, const Digest& digest) {
 }
 
 asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_bytes(Exchange& x, const Digest& digest) {
-  auto cached = hot_.manifest(digest);
-  if (!cached) {
-    if (auto stored = meta_.get_manifest(digest)) {
-      cached = std::make_shared<const cache::ManifestRecord>(std::move(*stored));
-      hot_.remember_manifest(digest, cached);
-    }
-  }
-  if (cached) {
+  if (auto cached = manifests_.cached(digest)) {
     // Cached by digest for every repository, served in this one only if seen here
     // (or the upstream confirms it): naming another repository must not get a
     // refused image's manifest out of the cache.
@@ -647,43 +603,33 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
     co_return nullptr;
   }
   x.cache = "miss";
-  // One upstream GET per digest and repository at a time: concurrent cold pulls
-  // wait for the first and take what it got, a failure included.
-  const std::string flight_key = x.upstream->config.settings.name + "\n" + x.repository + "\n" + digest.str();
-  const auto outcome =
-      co_await cache::share_flight(manifest_flights_, flight_key, [&] { return fetch_manifest(x, digest); });
-  if (auto* record = std::get_if<std::shared_ptr<const cache::ManifestRecord>>(&outcome)) co_return *record;
-  reply(x, std::get<ErrorReply>(outcome));
+  registry::Reference reference(digest);
+  auto fetched = co_await fetch_manifest(x, reference);
+  if (auto* manifest = fetched.fetched()) co_return manifest->record;
+  reply(x, fetched.failure()->reply);
   co_return nullptr;
 }
 
-asio::awaitable<Mirror::ManifestOutcome> Mirror::fetch_manifest(Exchange& x, const Digest& digest) {
-  const auto& name = x.upstream->config.settings.name;
-  std::string unreachable;
-  try {
-    auto get = manifest_request(x, http::verb::get, digest.str());
-    auto response = co_await ask_upstream(x, get);
-    if (response->status() != 200) {
-      auto failure = co_await refusal(x, *response, ErrorCode::manifest_unknown);
-      if (failure.code == ErrorCode::denied) note_upstream_denial(x, digest, failure.message);
-      co_return failure;
-    }
-    auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
-    if (registry::digest_of(digest.algorithm(), bytes) != digest)
-      co_return ErrorReply{502, ErrorCode::digest_invalid,
-                           "upstream " + name + " sent a manifest that does not match " + digest.str(), "", false};
-    auto parsed = registry::parse_manifest(bytes, response->headers()[http::field::content_type]);
-    if (auto* error = std::get_if<std::string>(&parsed))
-      co_return ErrorReply{502, ErrorCode::manifest_invalid, "upstream " + name + " sent an invalid manifest: " + *error,
-                           "", false};
-    const auto& manifest = std::get<registry::ParsedManifest>(parsed);
-    forget_upstream_denial(x, digest);
-    cache::ManifestRecord fetched{manifest.media_type, std::move(bytes), now_ms()};
-    co_return co_await remember_manifest(x, digest, std::move(fetched), manifest);
-  } catch (const registry::UpstreamError& e) {
-    unreachable = e.what();
+asio::awaitable<ManifestFetch> Mirror::fetch_manifest(Exchange& x, registry::Reference reference) {
+  ManifestSource::Request request{*x.upstream->client, x.repository, std::move(reference), named_in(x.route),
+                                  x.unstored_tag};
+  auto fetched = co_await manifests_.fetch(request);
+  if (!fetched.asked) co_return fetched;  // a follower: its leader noted what it learned
+  x.asked_upstream = true;
+  if (auto* manifest = fetched.fetched()) {
+    // The upstream serves it: a pullgate upstream's refusal of it is over.
+    forget_upstream_denial(x, manifest->digest);
+    if (x.unstored_tag && x.unstored_tag->record.digest == manifest->digest) x.unstored_tag.reset();  // stored with it
+    co_return fetched;
   }
-  co_return unreachable_reply(x, unreachable);
+  const auto& failure = *fetched.failure();
+  if (failure.kind == ManifestFailure::Kind::answered)
+    x.error = "upstream answered " + std::to_string(failure.upstream_status);
+  else if (failure.kind == ManifestFailure::Kind::unreachable)
+    x.error = "upstream: " + failure.detail;
+  if (failure.reply.code == ErrorCode::denied && request.reference.digest())
+    note_upstream_denial(x, *request.reference.digest(), failure.reply.message);
+  co_return fetched;
 }
 
 // ---------------------------------------------------------------------------------
@@ -716,28 +662,22 @@ void Mirror::forget_upstream_denial(const Exchange& x, const Digest& digest) {
 asio::awaitable<void> Mirror::learn_upstream_denial(Exchange& x, const Digest& digest) {
   auto stored = meta_.get_verdict(digest);
   if (stored && stored->source == "upstream" && stored->decision == "deny") co_return;
-  // The HEAD that said so carries no reasons: its GET's 403 does.
-  std::string unreachable;
-  try {
-    auto get = manifest_request(x, http::verb::get, digest.str());
-    auto response = co_await ask_upstream(x, get);
-    if (response->status() == 200) co_return;  // it serves the bytes after all
-    auto failure = co_await refusal(x, *response, ErrorCode::manifest_unknown);
-    if (failure.code == ErrorCode::denied) note_upstream_denial(x, digest, failure.message);
-    co_return;
-  } catch (const registry::UpstreamError& e) {
-    unreachable = e.what();
-  }
+  // The HEAD that said so carries no reasons: its GET's 403 does (noted as it comes;
+  // a 200 means it serves the bytes after all).
+  registry::Reference reference(digest);
+  auto fetched = co_await fetch_manifest(x, reference);
+  auto* failure = fetched.failure();
+  if (!failure || failure->kind != ManifestFailure::Kind::unreachable) co_return;
   // Its reasons are out of reach, not its decision.
   note_upstream_denial(x, digest,
                        "upstream " + x.upstream->config.settings.name + " (a pullgate) denied " + x.repository + " " +
-                           digest.str() + " (its reasons could not be fetched: " + unreachable + ")");
+                           digest.str() + " (its reasons could not be fetched: " + failure->detail + ")");
 }
 
 asio::awaitable<bool> Mirror::upstream_lifted(Exchange& x, const Digest& digest) {
   if (config_.offline) co_return false;
   try {
-    auto head = manifest_request(x, http::verb::head, digest.str());
+    auto head = manifest_request(http::verb::head, x.repository, digest.str());
     auto response = co_await ask_upstream(x, head);
     if (response->status() != 200 || response->headers()[decision_header] == "deny") co_return false;
   } catch (const registry::UpstreamError&) {
@@ -749,24 +689,14 @@ asio::awaitable<bool> Mirror::upstream_lifted(Exchange& x, const Digest& digest)
 
 asio::awaitable<ErrorReply> Mirror::refusal(Exchange& x, registry::UpstreamResponse& response,
                                             ErrorCode not_found_code) {
-  UpstreamAnswer answer;
-  answer.status = response.status();
-  answer.retry_after = std::string(response.headers()[http::field::retry_after]);
-  answer.decision = std::string(response.headers()[decision_header]);
-  if (answer.status == 403 && answer.decision == "deny") {
-    try {
-      answer.body = co_await registry::read_body(response, max_error_body);
-    } catch (const registry::UpstreamError&) {
-      // No readable body: not a denial this mirror can pass on.
-    }
-  }
+  auto answer = co_await upstream_answer(response);
   x.error = "upstream answered " + std::to_string(answer.status);
   co_return failure_reply(x, answer, not_found_code);
 }
 
 ErrorReply Mirror::failure_reply(const Exchange& x, const UpstreamAnswer& answer, ErrorCode not_found_code) const {
-  std::string what = x.route.digest ? x.route.digest->str() : x.route.reference ? x.route.reference->str() : "";
-  return upstream_failure_reply(x.upstream->config.settings.name, x.repository, what, answer, not_found_code);
+  return upstream_failure_reply(x.upstream->config.settings.name, x.repository, named_in(x.route), answer,
+                                not_found_code);
 }
 
 ErrorReply Mirror::unreachable_reply(Exchange& x, const std::string& why) const {

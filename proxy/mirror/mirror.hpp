@@ -17,6 +17,7 @@
 #include "proxy/server/handler.hpp"
 #include "proxy/telemetry/log.hpp"
 #include "proxy/telemetry/metrics.hpp"
+#include "proxy/mirror/manifest_source.hpp"
 #include "proxy/mirror/signals.hpp"
 #include "proxy/mirror/upstream_failure.hpp"
 #include "registry/manifest.hpp"
@@ -64,10 +65,9 @@ class Mirror final : public Handler {
   asio::awaitable<void> serve_forwarded(Exchange& x, std::string target, ForwardCache keep,
                                         registry::ErrorCode not_found_code);
 
-  // What an upstream check of a tag, or a fetch of a manifest, came to: shared by a
-  // single flight's leader with its followers.
+  // What an upstream check of a tag came to: shared by a single flight's leader with
+  // its followers.
   using TagOutcome = std::variant<registry::Digest, ErrorReply>;
-  using ManifestOutcome = std::variant<std::shared_ptr<const cache::ManifestRecord>, ErrorReply>;
 
   // Tag → digest: the cached record while fresh, else the upstream's HEAD, else
   // (upstream trouble) the stale record. Writes the error response itself and
@@ -75,8 +75,10 @@ class Mirror final : public Handler {
   asio::awaitable<std::optional<registry::Digest>> resolve_tag(Exchange& x, const registry::Tag& tag);
   // The upstream's word on a tag (a single flight's leader asks it).
   asio::awaitable<TagOutcome> check_tag(Exchange& x, const registry::Tag& tag);
-  // A manifest by digest from the upstream, verified and stored.
-  asio::awaitable<ManifestOutcome> fetch_manifest(Exchange& x, const registry::Digest& digest);
+  // A manifest by tag or digest in the request's repository from the manifest source
+  // (with the tag the request resolved, when the source stores it with the manifest);
+  // what the request learns of the upstream from it is noted, by the call that asked.
+  asio::awaitable<ManifestFetch> fetch_manifest(Exchange& x, registry::Reference reference);
   // The manifest bytes for a digest in the request's repository: LMDB if it was seen
   // there (else the upstream confirms with a HEAD that the repository has it), else
   // the upstream (verified, stored).
@@ -85,25 +87,17 @@ class Mirror final : public Handler {
   // Whether the manifest was seen in the request's upstream and repository (or a tag
   // there just resolved to it).
   bool seen_here(const Exchange& x, const registry::Digest& digest);
-  // A batch that marks a manifest seen there, and the child manifests it lists (a
-  // registry keeps an index's children in its repository): `parsed` when at hand, else
-  // the cached bytes are read if it is an index not yet known to be seen here.
-  cache::ManifestBatch seen_batch(const Exchange& x, const registry::Digest& digest,
-                                  const registry::ParsedManifest* parsed = nullptr);
-  // Writes the batch in one transaction off the I/O thread, then tells the hot cache.
-  asio::awaitable<void> store(const cache::ManifestBatch& batch);
-  // An upstream request for a manifest by tag or digest in the request's repository.
-  registry::UpstreamRequest manifest_request(const Exchange& x, http::verb method, const std::string& reference) const;
+  // A batch that marks a cached manifest seen there, and the child manifests it lists
+  // (a registry keeps an index's children in its repository): the cached bytes are
+  // read if it is an index not yet known to be seen here. (A fetched manifest's batch
+  // is the manifest source's.)
+  cache::ManifestBatch seen_batch(const Exchange& x, const registry::Digest& digest);
   // Asks the upstream whether the request's repository has a manifest cached from
   // elsewhere; true (and marked seen) if it does. Writes the error response itself.
   asio::awaitable<bool> confirm_here(Exchange& x, const registry::Digest& digest);
   // Stores in LMDB (with the manifest when that is not cached yet: the request fetches
   // it next, and both go in one transaction) and in the hot cache.
   asio::awaitable<void> remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record);
-  // Also records what the manifest references, for the blob gate, and that it and
-  // the manifests it lists were seen in the request's repository.
-  asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> remember_manifest(
-      Exchange& x, const registry::Digest& digest, cache::ManifestRecord record, const registry::ParsedManifest& parsed);
   GateRequest gate_request(const Exchange& x, const char* kind, const registry::Digest& digest) const;
   // The signatures and SBOM the request's scope requires, looked up (when not known
   // yet) before the gate decides; called only when the policy requires them anywhere.
@@ -158,8 +152,8 @@ class Mirror final : public Handler {
   PolicyHolder& policy_;
   asio::any_io_executor blocking_;
   cache::HotCache hot_{32 * 1024 * 1024};
-  cache::SingleFlight<ManifestOutcome> manifest_flights_;  // by upstream, repository and digest
-  cache::SingleFlight<TagOutcome> tag_flights_;            // by upstream, repository and tag
+  ManifestSource manifests_;
+  cache::SingleFlight<TagOutcome> tag_flights_;  // by upstream, repository and tag
   Signals signals_;
 };
 

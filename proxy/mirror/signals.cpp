@@ -88,65 +88,38 @@ struct Signals::Lookup {
     return request;
   }
 
-  // Manifest bytes by digest: the cache, else the upstream (verified, stored).
+  // Manifest bytes by digest: the cache (from any repository: the digest is the
+  // content), else the manifest source.
   asio::awaitable<std::optional<std::string>> manifest(const Digest& d) {
-    if (auto cached = self.meta_.get_manifest(d)) co_return cached->bytes;
-    if (self.offline_) co_return std::nullopt;
-    try {
-      auto request = get("/v2/" + repository + "/manifests/" + d.str(), std::string(registry::media_type::accept_all));
-      auto response = co_await upstream.send(std::move(request));
-      count(std::to_string(response->status()));
-      if (response->status() != 200) co_return std::nullopt;
-      auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
-      if (registry::digest_of(d.algorithm(), bytes) != d) co_return std::nullopt;
-      store_manifest(d, bytes, std::string(response->headers()[http::field::content_type]));
-      co_return bytes;
-    } catch (const registry::UpstreamError& e) {
-      count("error");
-      unreachable = e.what();
-    }
+    if (auto cached = self.manifests_.cached(d)) co_return cached->bytes;
+    ManifestSource::Request request{upstream, repository, registry::Reference(d), {}, std::nullopt};
+    auto fetched = co_await self.manifests_.fetch(request);
+    if (auto* m = fetched.fetched()) co_return m->record->bytes;
+    if (fetched.failure()->kind == ManifestFailure::Kind::unreachable) unreachable = fetched.failure()->detail;
     co_return std::nullopt;
   }
 
-  void store_manifest(const Digest& d, const std::string& bytes, const std::string& content_type) {
-    auto parsed = registry::parse_manifest(bytes, content_type);
-    auto* manifest = std::get_if<registry::ParsedManifest>(&parsed);
-    if (!manifest) return;  // kept out of the cache: the mirror could not serve it either
-    cache::store_manifest(self.meta_, d, cache::ManifestRecord{manifest->media_type, bytes, now_ms()}, *manifest);
-    // Fetched from this repository: a client pulling the artifact here (cosign
-    // verify through the mirror) is served it from the cache, offline too.
-    self.meta_.mark_seen(d, upstream.settings().name, repository);
-  }
-
-  // Manifest bytes by tag: the upstream when it answers (the tag record refreshed),
-  // else the cached tag; absent when the upstream says there is no such tag.
+  // Manifest bytes by tag: the manifest source when the upstream answers (the tag
+  // stored with the manifest), else the cached tag; absent when the upstream says
+  // there is no such tag, unavailable when what it sent is not the manifest.
   asio::awaitable<std::pair<Found, std::string>> manifest_by_tag(const std::string& tag) {
     const auto& name = upstream.settings().name;
     if (!self.offline_) {
-      try {
-        auto request = get("/v2/" + repository + "/manifests/" + tag, std::string(registry::media_type::accept_all));
-        auto response = co_await upstream.send(std::move(request));
-        count(std::to_string(response->status()));
-        if (response->status() == 404) co_return std::pair{Found::absent, std::string()};
-        if (response->status() == 200) {
-          auto bytes = co_await registry::read_body(*response, registry::max_manifest_bytes);
-          auto content_type = std::string(response->headers()[http::field::content_type]);
-          auto d = registry::digest_of(registry::DigestAlgorithm::sha256, bytes);
-          if (auto header = Digest::parse(std::string(response->headers()["Docker-Content-Digest"]))) {
-            if (registry::digest_of(header->algorithm(), bytes) != *header) co_return std::pair{Found::unavailable, std::string()};
-            d = *header;
-          }
-          store_manifest(d, bytes, content_type);
-          self.meta_.put_tag(name, repository, tag, cache::TagRecord{d, content_type, now_ms()});
-          co_return std::pair{Found::yes, std::move(bytes)};
-        }
-      } catch (const registry::UpstreamError& e) {
-        count("error");
-        unreachable = e.what();
-      }
+      auto parsed = registry::Tag::parse(tag);
+      if (!parsed) co_return std::pair{Found::absent, std::string()};
+      ManifestSource::Request request{upstream, repository, registry::Reference(std::move(*parsed)), {}, std::nullopt};
+      auto fetched = co_await self.manifests_.fetch(request);
+      if (auto* m = fetched.fetched()) co_return std::pair{Found::yes, m->record->bytes};
+      using Kind = ManifestFailure::Kind;
+      const auto& failure = *fetched.failure();
+      if (failure.kind == Kind::answered && failure.upstream_status == 404)
+        co_return std::pair{Found::absent, std::string()};
+      if (failure.kind == Kind::mismatch || failure.kind == Kind::invalid || failure.kind == Kind::too_large)
+        co_return std::pair{Found::unavailable, std::string()};
+      if (failure.kind == Kind::unreachable) unreachable = failure.detail;
     }
     if (auto cached = self.meta_.get_tag(name, repository, tag))
-      if (auto m = self.meta_.get_manifest(cached->digest)) co_return std::pair{Found::yes, m->bytes};
+      if (auto m = self.manifests_.cached(cached->digest)) co_return std::pair{Found::yes, m->bytes};
     co_return std::pair{self.offline_ ? Found::absent : Found::unavailable, std::string()};
   }
 

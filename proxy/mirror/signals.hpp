@@ -5,8 +5,9 @@
 // its fallback tag), verify signatures against the policy's keys, and store what it
 // found as the digest's signal record in LMDB. The gate then reads the record (and
 // those of the indexes that list the digest: a signature on an index covers its
-// children). The artifacts themselves go through the cache like any content, so the
-// check works with the upstream gone.
+// children). The artifacts themselves go through the cache like any content (their
+// manifests through the mirror's manifest source), so the check works with the
+// upstream gone.
 #include <chrono>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@
 #include "cache/single_flight.hpp"
 #include "policy/policy.hpp"
 #include "proxy/gate/signal_findings.hpp"
+#include "proxy/mirror/manifest_source.hpp"
 #include "proxy/telemetry/metrics.hpp"
 #include "registry/upstream.hpp"
 
@@ -35,8 +37,9 @@ inline std::string referrers_cache_key(std::string_view upstream, std::string_vi
 
 class Signals {
  public:
-  Signals(cache::MetaStore& meta, cache::BlobStore& blobs, PullgateMetrics& metrics, bool offline)
-      : meta_(meta), blobs_(blobs), metrics_(metrics), offline_(offline) {}
+  Signals(cache::MetaStore& meta, cache::BlobStore& blobs, ManifestSource& manifests, PullgateMetrics& metrics,
+          bool offline)
+      : meta_(meta), blobs_(blobs), manifests_(manifests), metrics_(metrics), offline_(offline) {}
 
   // Makes sure `digest` (a manifest of `repository` on `upstream`, whose bytes are
   // `manifest`) has a current signal record for the scope, unless an index listing
@@ -53,6 +56,7 @@ class Signals {
 
   cache::MetaStore& meta_;
   cache::BlobStore& blobs_;
+  ManifestSource& manifests_;
   PullgateMetrics& metrics_;
   bool offline_;
   cache::SingleFlight<> flights_;  // by upstream, digest and policy version

@@ -5,6 +5,7 @@
 namespace pullgate::proxy {
 
 using registry::ErrorCode;
+namespace http = registry::http;
 
 std::optional<std::string> upstream_denial(const UpstreamAnswer& answer) {
   if (answer.status != 403 || answer.decision != "deny") return std::nullopt;
@@ -22,6 +23,21 @@ std::optional<std::string> upstream_denial(const UpstreamAnswer& answer) {
   std::string line;
   for (char c : text.substr(0, 4096)) line += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
   return line.empty() ? std::string("denied (no reason given)") : line;
+}
+
+boost::asio::awaitable<UpstreamAnswer> upstream_answer(registry::UpstreamResponse& response) {
+  UpstreamAnswer answer;
+  answer.status = response.status();
+  answer.retry_after = std::string(response.headers()[http::field::retry_after]);
+  answer.decision = std::string(response.headers()[decision_header]);
+  if (answer.status == 403 && answer.decision == "deny") {
+    try {
+      answer.body = co_await registry::read_body(response, max_error_body);
+    } catch (const registry::UpstreamError&) {
+      // No readable body: not a denial this mirror can pass on.
+    }
+  }
+  co_return answer;
 }
 
 ErrorReply upstream_failure_reply(std::string_view upstream, std::string_view repository, std::string_view what,

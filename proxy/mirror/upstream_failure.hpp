@@ -12,7 +12,10 @@
 #include <string>
 #include <string_view>
 
+#include <boost/asio/awaitable.hpp>
+
 #include "registry/errors.hpp"
+#include "registry/upstream.hpp"
 
 namespace pullgate::proxy {
 
@@ -42,6 +45,9 @@ struct UpstreamAnswer {
 // Pullgate-Decision: deny and an OCI error body whose first error is DENIED.
 std::optional<std::string> upstream_denial(const UpstreamAnswer& answer);
 
+// What a response that is not a success says: its status and headers, and its error
+// body when it may be a pullgate upstream's denial (unread otherwise).
+boost::asio::awaitable<UpstreamAnswer> upstream_answer(registry::UpstreamResponse& response);
 
 // `upstream`: its name; `repository`: as the upstream names it; `what`: the reference
 // or digest asked for (may be empty); `not_found`: the code for a 404.

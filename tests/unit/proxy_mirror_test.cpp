@@ -1,7 +1,9 @@
 // The mirror's writes to LMDB, with a scripted upstream and the real stores: a cold
 // pull of a manifest by tag costs one transaction for what it learned (tag, manifest,
 // references, where it was seen) and one for the gate's first verdict; a blob served
-// from the cache writes nothing.
+// from the cache writes nothing. And the manifest source every caller fetches through
+// (a client's pull by digest or tag, a confirmation in another repository, the
+// signal look-up): what it refuses is refused for each, and stored for none.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,9 +13,13 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "cache/blob_fetch.hpp"
 #include "cache/blob_store.hpp"
@@ -22,7 +28,11 @@
 #include "proxy/gate/gate.hpp"
 #include "proxy/telemetry/log.hpp"
 #include "proxy/telemetry/metrics.hpp"
+#include "proxy/mirror/manifest_source.hpp"
 #include "proxy/mirror/mirror.hpp"
+#include "proxy/mirror/signals.hpp"
+#include "policy/policy.hpp"
+#include "policy/signature.hpp"
 #include "registry/manifest.hpp"
 #include "tests/unit/temp_dir.hpp"
 
@@ -36,11 +46,14 @@ constexpr std::string_view manifest_type = "application/vnd.oci.image.manifest.v
 
 class Answer final : public registry::UpstreamResponse {
  public:
-  Answer(unsigned status, registry::http::fields headers, std::string body)
-      : status_(status), headers_(std::move(headers)), body_(std::move(body)) {}
+  Answer(unsigned status, registry::http::fields headers, std::string body, bool chunked = false)
+      : status_(status), headers_(std::move(headers)), body_(std::move(body)), chunked_(chunked) {}
   unsigned status() const override { return status_; }
   const registry::http::fields& headers() const override { return headers_; }
-  std::optional<std::uint64_t> content_length() const override { return body_.size(); }
+  std::optional<std::uint64_t> content_length() const override {
+    if (chunked_) return std::nullopt;
+    return body_.size();
+  }
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer) override {
     auto n = std::min(buffer.size(), body_.size() - offset_);
     std::memcpy(buffer.data(), body_.data() + offset_, n);
@@ -53,18 +66,47 @@ class Answer final : public registry::UpstreamResponse {
   registry::http::fields headers_;
   std::string body_;
   std::size_t offset_ = 0;
+  bool chunked_;
 };
 
-// A registry with one repository: manifests by tag and digest (HEAD and GET), blobs.
+// A registry with one repository: manifests by tag and digest (HEAD and GET), blobs,
+// and scripted answers (a wrong digest, none, a failure). While `hold` is set, its
+// answers wait for release().
 class ScriptedRegistry final : public registry::Upstream {
  public:
+  struct Scripted {
+    unsigned status = 200;
+    std::string body;
+    std::string digest;       // the GET's Docker-Content-Digest; empty: none
+    std::string head_digest;  // the HEAD's; empty: none
+    std::string content_type = std::string(manifest_type);
+    bool chunked = false;  // no Content-Length
+  };
+
   ScriptedRegistry() { settings_.name = "up"; }
   const registry::UpstreamSettings& settings() const override { return settings_; }
   asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> send(registry::UpstreamRequest request) override {
     ++requests;
+    ++asked[request.target];
+    if (hold) {
+      auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,
+                                                        asio::steady_timer::time_point::max());
+      held.push_back(timer);
+      co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+    }
     registry::http::fields headers;
     std::string body;
     unsigned status = 404;
+    const bool get = request.method == registry::http::verb::get;
+    if (auto scripted = answers.find(request.target); scripted != answers.end()) {
+      const auto& a = scripted->second;
+      status = a.status;
+      if (!a.content_type.empty()) headers.set(registry::http::field::content_type, a.content_type);
+      const auto& digest = get ? a.digest : a.head_digest;
+      if (!digest.empty()) headers.set("Docker-Content-Digest", digest);
+      if (get) body = a.body;
+      co_return std::make_unique<Answer>(status, std::move(headers), std::move(body), a.chunked);
+    }
     if (auto it = manifests.find(request.target); it != manifests.end()) {
       status = 200;
       headers.set("Docker-Content-Digest", registry::digest_of(registry::DigestAlgorithm::sha256, it->second).str());
@@ -76,9 +118,19 @@ class ScriptedRegistry final : public registry::Upstream {
     }
     co_return std::make_unique<Answer>(status, std::move(headers), std::move(body));
   }
+  void release() {
+    hold = false;
+    for (auto& timer : held) timer->cancel();
+    held.clear();
+  }
+
   std::map<std::string, std::string> manifests;  // by target
   std::map<std::string, std::string> blobs;
+  std::map<std::string, Scripted> answers;  // by target, before the others
   int requests = 0;
+  std::map<std::string, int> asked;  // by target
+  bool hold = false;
+  std::vector<std::shared_ptr<asio::steady_timer>> held;
 
  private:
   registry::UpstreamSettings settings_;
@@ -138,8 +190,10 @@ class MirrorStoreTest : public ::testing::Test {
     config_.upstreams = {up};
     mirror_ = std::make_unique<Mirror>(config_, upstreams_, *meta_, *blobs_, *fetches_, access_log_, *gate_, metrics_,
                                        policy_, ioc_.get_executor());
+    source_ = std::make_unique<ManifestSource>(*meta_, hot_, metrics_, ioc_.get_executor(), false);
   }
   void TearDown() override {
+    source_.reset();
     mirror_.reset();
     upstreams_.clear();
     gate_.reset();
@@ -170,6 +224,54 @@ class MirrorStoreTest : public ::testing::Test {
     return client;
   }
 
+  ManifestSource::Request source_request(registry::Reference reference) {
+    return ManifestSource::Request{*registry_, repository_, std::move(reference), {}, std::nullopt};
+  }
+  // Starts a fetch from the source; `out` is set when it ends.
+  void start_fetch(const ManifestSource::Request& request, std::optional<ManifestFetch>& out) {
+    asio::co_spawn(
+        ioc_, [&]() -> asio::awaitable<void> { out = co_await source_->fetch(request); }, asio::detached);
+  }
+  ManifestFetch fetch(const ManifestSource::Request& request) {
+    std::optional<ManifestFetch> out;
+    start_fetch(request, out);
+    ioc_.restart();
+    ioc_.run();
+    return std::move(out).value();  // throws (and fails the test) when the fetch did not end
+  }
+  // `n` fetches of one request at once: all of them start while the upstream holds its
+  // answer. Returns how each ended.
+  std::vector<ManifestFetch> fetch_together(const ManifestSource::Request& request, std::size_t n) {
+    registry_->hold = true;
+    std::vector<std::optional<ManifestFetch>> out(n);
+    for (auto& o : out) start_fetch(request, o);
+    ioc_.restart();
+    ioc_.poll();  // every fetch started: the first asks, and waits for its answer
+    registry_->release();
+    ioc_.run();
+    std::vector<ManifestFetch> ended;
+    for (auto& o : out) ended.push_back(std::move(o).value());
+    return ended;
+  }
+  static Digest digest_of(std::string_view bytes) { return registry::digest_of(registry::DigestAlgorithm::sha256, bytes); }
+  // Another manifest of the repository (the image's config, no layers).
+  std::string other_manifest() const {
+    return R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+           R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
+           digest_of(config_blob_).str() + R"(","size":)" + std::to_string(config_blob_.size()) + R"(},"layers":[]})";
+  }
+  // Nothing of `bytes` is stored: not under `named` (the digest the upstream gave it),
+  // not under its own digest, not as seen in the repository, not under `tag`.
+  void expect_nothing_stored(const std::string& bytes, const Digest& named, const std::string& tag = "") {
+    EXPECT_FALSE(meta_->get_manifest(named));
+    EXPECT_FALSE(meta_->get_manifest(digest_of(bytes)));
+    EXPECT_FALSE(meta_->seen_in(named, "up", repository_));
+    EXPECT_FALSE(meta_->seen_in(digest_of(bytes), "up", repository_));
+    EXPECT_FALSE(hot_.manifest(named));
+    EXPECT_FALSE(hot_.manifest(digest_of(bytes)));
+    if (!tag.empty()) EXPECT_FALSE(meta_->get_tag("up", repository_, tag));
+  }
+
   fs::path dir_;
   asio::io_context ioc_;
   std::unique_ptr<cache::MetaStore> meta_;
@@ -184,6 +286,9 @@ class MirrorStoreTest : public ::testing::Test {
   std::vector<UpstreamEntry> upstreams_;
   ScriptedRegistry* registry_ = nullptr;
   std::unique_ptr<Mirror> mirror_;
+  cache::HotCache hot_{1 << 20};
+  std::unique_ptr<ManifestSource> source_;
+  const std::string repository_ = "it/app";
   std::string layer_, config_blob_, manifest_;
   Digest layer_digest_ = registry::digest_of(registry::DigestAlgorithm::sha256, "");
   Digest manifest_digest_ = layer_digest_;
@@ -227,6 +332,179 @@ TEST_F(MirrorStoreTest, ACachedBlobIsServedWithoutAWrite) {
   }
   EXPECT_EQ(meta_->generation(), before);
   EXPECT_EQ(meta_->get_blob(layer_digest_)->last_access_ms, 0);
+}
+
+// ---------------------------------------------------------------------------------
+// The manifest source
+
+TEST_F(MirrorStoreTest, TheSourceRefusesBytesThatDoNotMatchTheDigestAskedFor) {
+  const auto other = other_manifest();
+  registry_->answers["/v2/it/app/manifests/" + manifest_digest_.str()] = {200, other, manifest_digest_.str()};
+  auto fetched = fetch(source_request(registry::Reference(manifest_digest_)));
+  ASSERT_TRUE(fetched.failure());
+  EXPECT_EQ(fetched.failure()->kind, ManifestFailure::Kind::mismatch);
+  EXPECT_EQ(fetched.failure()->reply.status, 502u);
+  EXPECT_EQ(fetched.failure()->reply.code, registry::ErrorCode::digest_invalid);
+  EXPECT_FALSE(fetched.failure()->reply.trouble);
+  expect_nothing_stored(other, manifest_digest_);
+}
+
+TEST_F(MirrorStoreTest, TheSourceRefusesATagWhoseBytesDoNotMatchTheDigestTheUpstreamNames) {
+  const auto other = other_manifest();
+  registry_->answers["/v2/it/app/manifests/v2"] = {200, other, manifest_digest_.str()};
+  auto fetched = fetch(source_request(registry::Reference(*registry::Tag::parse("v2"))));
+  ASSERT_TRUE(fetched.failure());
+  EXPECT_EQ(fetched.failure()->kind, ManifestFailure::Kind::mismatch);
+  EXPECT_EQ(fetched.failure()->reply.code, registry::ErrorCode::digest_invalid);
+  expect_nothing_stored(other, manifest_digest_, "v2");
+
+  // Named rightly (or not at all), the same bytes are stored with the tag.
+  registry_->answers["/v2/it/app/manifests/v2"] = {200, other, ""};
+  fetched = fetch(source_request(registry::Reference(*registry::Tag::parse("v2"))));
+  ASSERT_TRUE(fetched.fetched());
+  EXPECT_EQ(fetched.fetched()->digest, digest_of(other));
+  EXPECT_EQ(meta_->get_tag("up", repository_, "v2")->digest, digest_of(other));
+  EXPECT_EQ(meta_->get_manifest(digest_of(other))->bytes, other);
+  EXPECT_TRUE(meta_->seen_in(digest_of(other), "up", repository_));
+}
+
+TEST_F(MirrorStoreTest, TheSourceRefusesAManifestLargerThanAManifestMayBe) {
+  const std::string huge(registry::max_manifest_bytes + 1, ' ');
+  for (bool chunked : {false, true}) {
+    SCOPED_TRACE(chunked ? "without a Content-Length" : "with a Content-Length");
+    registry_->answers["/v2/it/app/manifests/big"] = {200, huge, "", "", std::string(manifest_type), chunked};
+    auto fetched = fetch(source_request(registry::Reference(*registry::Tag::parse("big"))));
+    ASSERT_TRUE(fetched.failure());
+    EXPECT_EQ(fetched.failure()->kind, ManifestFailure::Kind::too_large);
+    EXPECT_EQ(fetched.failure()->reply.status, 502u);
+    EXPECT_EQ(fetched.failure()->reply.code, registry::ErrorCode::manifest_invalid);
+    expect_nothing_stored(huge, digest_of(huge), "big");
+  }
+  // A client's pull by digest is refused the same way.
+  const auto digest = digest_of(huge);
+  registry_->answers["/v2/it/app/manifests/" + digest.str()] = {200, huge, digest.str()};
+  auto answer = get("/v2/it/app/manifests/" + digest.str());
+  EXPECT_EQ(answer.status, 502u) << answer.body;
+  EXPECT_NE(answer.body.find("MANIFEST_INVALID"), std::string::npos) << answer.body;
+  EXPECT_FALSE(meta_->get_manifest(digest));
+}
+
+TEST_F(MirrorStoreTest, ConcurrentFetchesOfOneReferenceMakeOneUpstreamRequest) {
+  const auto request = source_request(registry::Reference(manifest_digest_));
+  const auto ended = fetch_together(request, 4);
+  EXPECT_EQ(registry_->requests, 1);
+  int asked = 0;
+  for (const auto& fetched : ended) {
+    ASSERT_TRUE(fetched.fetched());
+    EXPECT_EQ(fetched.fetched()->digest, manifest_digest_);
+    EXPECT_EQ(fetched.fetched()->record->bytes, manifest_);
+    asked += fetched.asked;
+  }
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(meta_->get_manifest(manifest_digest_)->bytes, manifest_);
+  // Over: the next fetch asks again.
+  EXPECT_TRUE(fetch(request).asked);
+  EXPECT_EQ(registry_->requests, 2);
+}
+
+TEST_F(MirrorStoreTest, AFailureIsSharedByTheFetchesWaitingForIt) {
+  registry_->answers["/v2/it/app/manifests/" + manifest_digest_.str()] = {503, "", ""};
+  const auto ended = fetch_together(source_request(registry::Reference(manifest_digest_)), 3);
+  EXPECT_EQ(registry_->requests, 1);
+  int asked = 0;
+  for (const auto& fetched : ended) {
+    ASSERT_TRUE(fetched.failure());
+    EXPECT_EQ(fetched.failure()->kind, ManifestFailure::Kind::answered);
+    EXPECT_EQ(fetched.failure()->upstream_status, 503u);
+    EXPECT_EQ(fetched.failure()->reply.status, 502u);
+    EXPECT_TRUE(fetched.failure()->reply.trouble);
+    asked += fetched.asked;
+  }
+  EXPECT_EQ(asked, 1);
+  EXPECT_FALSE(meta_->get_manifest(manifest_digest_));
+}
+
+// Every caller goes through the source: a wrong digest is refused for each, and
+// nothing of it stored.
+
+TEST_F(MirrorStoreTest, AClientPullByDigestIsRefusedBytesThatDoNotMatch) {
+  const auto other = other_manifest();
+  registry_->answers["/v2/it/app/manifests/" + manifest_digest_.str()] = {200, other, manifest_digest_.str()};
+  auto answer = get("/v2/it/app/manifests/" + manifest_digest_.str());
+  EXPECT_EQ(answer.status, 502u) << answer.body;
+  EXPECT_NE(answer.body.find("DIGEST_INVALID"), std::string::npos) << answer.body;
+  expect_nothing_stored(other, manifest_digest_);
+}
+
+TEST_F(MirrorStoreTest, AClientPullByTagIsRefusedBytesThatDoNotMatchTheDigestTheUpstreamNames) {
+  // The HEAD names no digest, so the tag's manifest is fetched by tag; the GET names a
+  // digest its bytes do not have. (Before the one source, this path hashed the bytes
+  // itself and never looked at the digest the upstream named: it served them.)
+  const auto other = other_manifest();
+  registry_->answers["/v2/it/app/manifests/v2"] = {200, other, manifest_digest_.str(), ""};
+  auto answer = get("/v2/it/app/manifests/v2");
+  EXPECT_EQ(answer.status, 502u) << answer.body;
+  EXPECT_NE(answer.body.find("DIGEST_INVALID"), std::string::npos) << answer.body;
+  expect_nothing_stored(other, manifest_digest_, "v2");
+}
+
+TEST_F(MirrorStoreTest, AConfirmationInAnotherRepositoryIsRefusedBytesThatDoNotMatch) {
+  ASSERT_EQ(get("/v2/it/app/manifests/" + manifest_digest_.str()).status, 200u);
+  // Cached from it/app; it/other's HEAD names no digest, and its GET sends other bytes.
+  const auto other = other_manifest();
+  registry_->answers["/v2/it/other/manifests/" + manifest_digest_.str()] = {200, other, manifest_digest_.str(), ""};
+  auto answer = get("/v2/it/other/manifests/" + manifest_digest_.str());
+  EXPECT_EQ(answer.status, 502u) << answer.body;
+  EXPECT_NE(answer.body.find("DIGEST_INVALID"), std::string::npos) << answer.body;
+  EXPECT_FALSE(meta_->seen_in(manifest_digest_, "up", "it/other"));
+  EXPECT_FALSE(meta_->get_manifest(digest_of(other)));
+}
+
+TEST_F(MirrorStoreTest, TheSignalLookUpIsRefusedBytesThatDoNotMatch) {
+  // A signature by its cosign tag whose bytes do not match the digest the upstream
+  // names, and one in the referrers list whose bytes do not match its digest.
+  const auto other = other_manifest();
+  const std::string sig_tag = "sha256-" + std::string(manifest_digest_.hex()) + ".sig";
+  const Digest lied = digest_of("what the upstream says it is");
+  registry_->answers["/v2/it/app/manifests/" + sig_tag] = {200, other, lied.str()};
+  const Digest referrer = digest_of("a referrer");
+  registry_->answers["/v2/it/app/referrers/" + manifest_digest_.str()] = {
+      200,
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[)"
+      R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+          referrer.str() + R"(","size":10,"artifactType":")" + std::string(policy::cosign_sig_artifact_type) +
+          R"("}]})",
+      "", "", "application/vnd.oci.image.index.v1+json"};
+  registry_->answers["/v2/it/app/manifests/" + referrer.str()] = {200, other, referrer.str()};
+
+  Signals signals(*meta_, *blobs_, *source_, metrics_, false);
+  policy::Policy policy;
+  policy.version = "sha256:test";
+  policy::Scope scope;
+  scope.name = "signed";
+  scope.signatures = policy::SignaturePolicy{};
+  const cache::ManifestRecord image{std::string(manifest_type), manifest_, 0};
+  bool done = false;
+  asio::co_spawn(
+      ioc_,
+      [&]() -> asio::awaitable<void> {
+        co_await signals.prepare(*registry_, repository_, manifest_digest_, image, policy, scope);
+        done = true;
+      },
+      asio::detached);
+  ioc_.restart();
+  ioc_.run();
+  ASSERT_TRUE(done);
+  EXPECT_EQ(registry_->asked["/v2/it/app/manifests/" + sig_tag], 1);
+  EXPECT_EQ(registry_->asked["/v2/it/app/manifests/" + referrer.str()], 1);
+  expect_nothing_stored(other, lied, sig_tag);
+  expect_nothing_stored(other, referrer);
+  auto record = meta_->get_signals(manifest_digest_, "signed");
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->signature, "invalid") << record->signature_detail;
+  EXPECT_NE(record->signature_detail.find(referrer.str() + " via the referrers API: could not be fetched"),
+            std::string::npos)
+      << record->signature_detail;
 }
 
 }  // namespace

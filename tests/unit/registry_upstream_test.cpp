@@ -532,7 +532,7 @@ TEST_F(UpstreamTest, ReadBodyEnforcesItsLimit) {
       co_await read_body(*response, 10);
     }());
   });
-  EXPECT_EQ(kind, UpstreamError::Kind::protocol);
+  EXPECT_EQ(kind, UpstreamError::Kind::too_large);
 }
 
 TEST_F(UpstreamTest, BadSettingsAreRejected) {
