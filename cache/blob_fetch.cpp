@@ -22,12 +22,6 @@ namespace pullgate::cache {
 
 namespace {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 void write_all(int fd, const char* data, std::size_t size, std::uint64_t offset) {
   while (size > 0) {
     auto n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
@@ -139,15 +133,20 @@ std::uint64_t BlobFetches::started() const {
 
 asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, registry::Upstream& upstream,
                                             std::string target, std::string scope) {
-  // Reported once however the download ends, the early returns included.
-  // The upstream's name is kept, not the upstream: a download still under way when the
-  // server stops ends with the io_context, after the upstreams are gone.
+  // Reported once, when the upstream exchange is over (before the file is published:
+  // a publish's fsync is disk work, not the upstream's), or however the download
+  // ends, the early returns included. The upstream's name is kept, not the upstream:
+  // a download still under way when the server stops ends with the io_context, after
+  // the upstreams are gone.
   struct Reported {
     const BlobFetches& fetches;
     const std::string upstream;
     const BlobFill& fill;
-    ~Reported() {
-      if (!fetches.on_download_end) return;
+    bool done = false;
+    ~Reported() { report(); }
+    void report() {
+      if (done || !fetches.on_download_end) return;
+      done = true;
       auto status = fill.status();
       fetches.on_download_end(upstream,
                               status.upstream_status                       ? status.upstream_status
@@ -291,6 +290,7 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
   } catch (const std::exception& e) {
     fill->set_failed(0, std::string("storing blob: ") + e.what());
   }
+  reported.report();
   if (!temp) co_return;
   if (fill->status().state != BlobFill::State::complete) {
     blobs_.discard(*temp);
@@ -301,7 +301,7 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
   try {
     auto publish = [&] {
       blobs_.publish(*temp, fill->digest());
-      auto now = now_ms();
+      auto now = ms_since_epoch(clock_());
       meta_.put_blob(fill->digest(), BlobRecord{fill->status().written, now, now});
     };
     co_await run_blocking(blocking_, publish);

@@ -29,6 +29,7 @@
 #include "registry/digest.hpp"
 #include "registry/task_set.hpp"
 #include "registry/upstream.hpp"
+#include "registry/clock.hpp"
 
 namespace pullgate::cache {
 
@@ -98,8 +99,10 @@ struct BlobLimits {
 class BlobFetches {
  public:
   // `blocking`: where publishing runs (fsyncs and the LMDB commit), off the I/O threads.
-  BlobFetches(BlobStore& blobs, MetaStore& meta, asio::any_io_executor blocking, BlobLimits limits = {})
-      : blobs_(blobs), meta_(meta), blocking_(std::move(blocking)), limits_(limits) {}
+  // `clock`: when a published blob is recorded as stored.
+  BlobFetches(BlobStore& blobs, MetaStore& meta, asio::any_io_executor blocking, BlobLimits limits = {},
+              WallClock clock = system_wall_clock())
+      : blobs_(blobs), meta_(meta), blocking_(std::move(blocking)), limits_(limits), clock_(std::move(clock)) {}
 
   // The fill in progress for `digest` from this upstream path, or a new one whose
   // download starts on `executor` (detached: a client that goes away does not abort
@@ -134,6 +137,7 @@ class BlobFetches {
   MetaStore& meta_;
   asio::any_io_executor blocking_;
   const BlobLimits limits_;
+  const WallClock clock_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<BlobFill>> fills_;  // by upstream and target
   std::uint64_t started_ = 0;

@@ -359,14 +359,12 @@ class DocumentReader {
     return text;
   }
 
-  std::optional<std::string> digest_field(const json& object, const std::string& key, const std::string& path) {
+  std::optional<registry::Digest> digest_field(const json& object, const std::string& key, const std::string& path) {
     auto text = text_field(object, key, path);
     if (!text) return std::nullopt;
-    if (!detail::is_valid_digest(*text)) {
-      fail(path, "must be a digest, sha256:<64 lowercase hex> or sha512:<128 lowercase hex>");
-      return std::nullopt;
-    }
-    return text;
+    auto digest = registry::Digest::parse(*text);
+    if (!digest) fail(path, "must be a digest, sha256:<64 lowercase hex> or sha512:<128 lowercase hex>");
+    return digest;
   }
 
   template <typename Value>
@@ -413,7 +411,7 @@ class DocumentReader {
         if (!rule) continue;
         if (match_all) {
           warn(rule_path, "can never match: rules[" + std::to_string(*match_all) + "] before it matches every image");
-        } else if (rule->repository.empty() && rule->tag.empty() && rule->digest.empty()) {
+        } else if (rule->repository.empty() && rule->tag.empty() && !rule->digest) {
           match_all = i;
         }
         warn_if_outside_scope(*rule, scope, rule_path);
@@ -763,7 +761,7 @@ class DocumentReader {
       rule.repository = std::move(*repository);
     }
     if (auto tag = glob_field(value, "tag", path + ".tag", detail::GlobKind::tag)) rule.tag = std::move(*tag);
-    if (auto digest = digest_field(value, "digest", path + ".digest")) rule.digest = std::move(*digest);
+    rule.digest = digest_field(value, "digest", path + ".digest");
     if (auto reason = text_field(value, "reason", path + ".reason")) rule.reason = std::move(*reason);
     return rule;
   }
@@ -784,7 +782,7 @@ class DocumentReader {
     }
     const bool has_digest = value.contains("digest");
     const bool has_repository = value.contains("repository");
-    if (auto digest = digest_field(value, "digest", path + ".digest")) exception.digest = std::move(*digest);
+    exception.digest = digest_field(value, "digest", path + ".digest");
     if (auto repository = glob_field(value, "repository", path + ".repository", detail::GlobKind::repository)) {
       exception.repository = std::move(*repository);
     }

@@ -38,15 +38,14 @@ bool unexpired(const std::optional<TimePoint>& expires, TimePoint now) { return 
 
 std::string image_name(const Subject& subject) {
   if (subject.tag) return subject.repository + ":" + *subject.tag;
-  if (!subject.digest.empty()) return subject.repository + "@" + subject.digest;
-  return subject.repository;
+  return subject.repository + "@" + subject.digest.str();
 }
 
 bool rule_matches(const Rule& rule, const Subject& subject) {
   if (!rule.repository.empty() && !glob_match(rule.repository, subject.repository)) return false;
   // A pull by digest has no tag, so no tag rule can speak for it.
   if (!rule.tag.empty() && (!subject.tag || !glob_match(rule.tag, *subject.tag))) return false;
-  if (!rule.digest.empty() && rule.digest != subject.digest) return false;
+  if (rule.digest && *rule.digest != subject.digest) return false;
   return true;
 }
 
@@ -107,7 +106,7 @@ Verdict decide_without_exceptions(const Scope& scope, const Subject& subject, co
 }
 
 bool exception_matches(const Exception& exception, const Subject& subject, TimePoint now) {
-  if (!exception.digest.empty() && exception.digest != subject.digest) return false;
+  if (exception.digest && *exception.digest != subject.digest) return false;
   if (!exception.repository.empty() && !glob_match(exception.repository, subject.repository)) return false;
   if (!exception.upstream.empty() && !glob_match(exception.upstream, subject.upstream)) return false;
   return unexpired(exception.expires, now);

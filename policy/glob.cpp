@@ -142,11 +142,5 @@ std::size_t literal_count(std::string_view pattern) {
   return count;
 }
 
-bool is_valid_digest(std::string_view text) {
-  if (text.starts_with("sha256:")) return text.size() == 7 + 64 && is_lower_hex(text.substr(7));
-  if (text.starts_with("sha512:")) return text.size() == 7 + 128 && is_lower_hex(text.substr(7));
-  return false;
-}
-
 }  // namespace detail
 }  // namespace pullgate::policy

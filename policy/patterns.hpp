@@ -22,7 +22,4 @@ bool is_literal(std::string_view pattern);
 // Characters that are not '*' or '?': the specificity of a scope's pattern.
 std::size_t literal_count(std::string_view pattern);
 
-// "sha256:<64 lowercase hex>" or "sha512:<128 lowercase hex>".
-bool is_valid_digest(std::string_view text);
-
 }  // namespace pullgate::policy::detail

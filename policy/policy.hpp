@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "registry/digest.hpp"
 #include "policy/rfc3339.hpp"  // Clock, TimePoint and how times are read and written
 
 namespace pullgate::policy {
@@ -68,13 +69,13 @@ struct Rule {
   Decision action = Decision::deny;   // allow | warn | deny
   std::string repository;             // glob; empty: any
   std::string tag;                    // glob; empty: any (a pull by digest has no tag)
-  std::string digest;                 // exact digest; empty: any
+  std::optional<registry::Digest> digest;  // exact digest; none: any
   std::string reason;                 // shown to users on a denial
 };
 
 struct Exception {
   std::string id;                     // stable name, for audit and removal
-  std::string digest;                 // exact digest; empty: any
+  std::optional<registry::Digest> digest;  // exact digest; none: any
   std::string repository;             // glob; empty: any
   std::string upstream;               // glob; empty: any
   std::string reason;
@@ -192,7 +193,7 @@ struct Subject {
   std::string upstream;
   std::string repository;
   std::optional<std::string> tag;     // absent when pulled by digest
-  std::string digest;                 // "sha256:..."
+  registry::Digest digest;
 };
 
 // A digest's stored verdict, as the caller found it.

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/patterns.hpp"
+#include "registry/digest.hpp"
 #include "policy/text.hpp"
 
 namespace pullgate::policy {
@@ -147,7 +148,7 @@ std::optional<TimePoint> time_field(const json& object, std::string_view key, co
 }
 
 std::string checked_digest(const std::string& digest, const std::string& path) {
-  if (!detail::is_valid_digest(digest)) {
+  if (!registry::Digest::parse(digest)) {
     fail(path, shown(digest) + " is not a digest (sha256:<64 lowercase hex> or sha512:<128 lowercase hex>)");
   }
   return digest;
@@ -397,7 +398,7 @@ std::optional<Severity> parse_severity(std::string_view text) {
 
 ReportParse parse_report(std::string_view document, std::string_view digest_override) {
   ReportParse result;
-  if (!digest_override.empty() && !detail::is_valid_digest(digest_override)) {
+  if (!digest_override.empty() && !registry::Digest::parse(digest_override)) {
     result.error = "digest override: " + shown(digest_override) +
                    " is not a digest (sha256:<64 lowercase hex> or sha512:<128 lowercase hex>)";
     return result;

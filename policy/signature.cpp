@@ -261,13 +261,14 @@ SignatureCheck verify_envelope(const json& envelope, std::string_view digest, st
 
 // A descriptor's digest and size, checked; `where` names it in errors ("layers[1]").
 std::optional<std::string> read_descriptor(const json& descriptor, const std::string& where, std::string& media_type,
-                                           std::string& digest, std::int64_t& size) {
+                                           std::optional<registry::Digest>& digest, std::int64_t& size) {
   if (!descriptor.is_object()) return where + " is not an object";
   const std::string* type = string_member(descriptor, "mediaType");
   if (!type) return where + ".mediaType is missing or not a string";
   const std::string* text = string_member(descriptor, "digest");
   if (!text) return where + ".digest is missing or not a string";
-  if (!detail::is_valid_digest(*text)) return where + ".digest " + in_quotes(*text) + " is not sha256:<64 hex> or sha512:<128 hex>";
+  auto parsed = registry::Digest::parse(*text);
+  if (!parsed) return where + ".digest " + in_quotes(*text) + " is not sha256:<64 hex> or sha512:<128 hex>";
   const json* length = member(descriptor, "size");
   if (!length || !(length->is_number_integer())) return where + ".size is missing or not an integer";
   if (length->is_number_unsigned()) {
@@ -278,7 +279,7 @@ std::optional<std::string> read_descriptor(const json& descriptor, const std::st
     return where + ".size is negative";
   }
   media_type = *type;
-  digest = *text;
+  digest = std::move(parsed);
   size = length->get<std::int64_t>();
   return std::nullopt;
 }
@@ -502,7 +503,8 @@ std::variant<ArtifactManifest, std::string> parse_artifact_manifest(std::string_
   ArtifactManifest out;
   const json* config = member(*manifest, "config");
   if (!config) return std::string("artifact manifest: config is missing");
-  std::string config_type, config_digest;
+  std::string config_type;
+  std::optional<registry::Digest> config_digest;
   std::int64_t config_size = 0;
   if (auto error = read_descriptor(*config, "config", config_type, config_digest, config_size)) {
     return "artifact manifest: " + *error;
@@ -526,10 +528,13 @@ std::variant<ArtifactManifest, std::string> parse_artifact_manifest(std::string_
   for (std::size_t i = 0; i < layers->size(); ++i) {
     const json& descriptor = (*layers)[i];
     const std::string where = "layers[" + std::to_string(i) + "]";
-    ArtifactLayer layer;
-    if (auto error = read_descriptor(descriptor, where, layer.media_type, layer.digest, layer.size)) {
+    std::string media_type;
+    std::optional<registry::Digest> digest;
+    std::int64_t size = 0;
+    if (auto error = read_descriptor(descriptor, where, media_type, digest, size)) {
       return "artifact manifest: " + *error;
     }
+    ArtifactLayer layer{std::move(media_type), std::move(*digest), size, {}, {}};
     if (const json* annotations = member(descriptor, "annotations")) {
       if (!annotations->is_object()) return "artifact manifest: " + where + ".annotations is not an object";
       for (const auto& [name, value] : annotations->items()) {

@@ -21,11 +21,14 @@
 //    application/vnd.dsse.envelope.v1+json): the same envelope without the bundle.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
+
+#include "registry/digest.hpp"
 
 struct evp_pkey_st;
 
@@ -109,14 +112,14 @@ SignatureCheck verify_bundle(std::string_view bundle_json, std::string_view dige
 // from each. Errors: one line.
 struct ArtifactLayer {
   std::string media_type;
-  std::string digest;            // "sha256:<hex>", validated
+  registry::Digest digest;
   std::int64_t size = 0;
   std::string signature_base64;  // the dev.cosignproject.cosign/signature annotation, if any
   std::string predicate_type;    // the "predicateType" annotation, if any
 };
 struct ArtifactManifest {
   std::string artifact_type;     // artifactType, else config.mediaType
-  std::string subject;           // subject.digest, if any
+  std::optional<registry::Digest> subject;  // subject.digest, if any
   std::vector<ArtifactLayer> layers;
 };
 std::variant<ArtifactManifest, std::string> parse_artifact_manifest(std::string_view manifest_json);

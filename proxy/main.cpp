@@ -141,15 +141,17 @@ int serve(const std::vector<std::string>& args) {
     // runs here, not on the I/O threads: a commit or an fsync of a large file would
     // stall every connection of the thread that made it.
     asio::thread_pool blocking(2);
+    // The one wall clock every part records and compares times with.
+    const WallClock clock = system_wall_clock();
     cache::BlobFetches fetches(blobs, *meta, blocking.get_executor(),
-                               {config.max_blob_mb << 20, config.min_free_mb << 20});
+                               {config.max_blob_mb << 20, config.min_free_mb << 20}, clock);
     AccessLog access_log(config.access_log);
     PullgateMetrics metrics;
     AuditLog audit(config.audit_log_path(), config.audit_max_mb * 1024 * 1024, config.audit_keep,
                    config.audit_queue_max_mb << 20);
     audit.count_failures_in([&metrics] { metrics.audit_write_failures.inc(); });
     PolicyHolder policy(std::move(initial));
-    Gate gate(*meta, policy, audit, metrics, config.audit_on_full == "serve");
+    Gate gate(*meta, policy, audit, metrics, config.audit_on_full == "serve", clock);
     fetches.on_download_end = [&metrics](const std::string& upstream, unsigned status, std::uint64_t bytes) {
       metrics.upstream_requests.with({upstream, status ? std::to_string(status) : "error"}).inc();
       metrics.bytes_fetched.inc(bytes);
@@ -180,7 +182,8 @@ int serve(const std::vector<std::string>& args) {
       upstreams.push_back(UpstreamEntry{u, registry::make_http_upstream(ioc.get_executor(), u.settings)});
 
     audit.start_writer();
-    Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics, policy, blocking.get_executor());
+    Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics, policy, blocking.get_executor(),
+                  clock);
     Server server(ioc, mirror_listener(config), mirror);
     server.start();
 
@@ -192,7 +195,7 @@ int serve(const std::vector<std::string>& args) {
       hooks.metrics = [&metrics] { return metrics.render(); };
       admin = std::make_unique<AdminApi>(config, load_or_create_token(config.admin_token_path()),
                                          load_or_create_token(config.scanner_token_path()), *meta, policy, gate,
-                                         mirror, std::move(hooks));
+                                         mirror, std::move(hooks), clock);
       admin_server = std::make_unique<Server>(ioc, admin_listener(config), *admin);
       admin_server->start();
       auto a = admin_server->local_endpoint();

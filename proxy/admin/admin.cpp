@@ -30,11 +30,6 @@ using nlohmann::json;
 
 namespace {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 json error_json(std::string_view message) { return json{{"error", message}}; }
 
 // "a=b&c=d" → decoded map (read as every query is, registry::parse_query); nullopt
@@ -180,7 +175,7 @@ std::string load_or_create_token(const std::filesystem::path& path) {
 }
 
 AdminApi::AdminApi(const Config& config, std::string token, std::string scanner_token, cache::MetaStore& meta,
-                   PolicyHolder& policy, Gate& gate, Handler& pull, Hooks hooks)
+                   PolicyHolder& policy, Gate& gate, Handler& pull, Hooks hooks, WallClock clock)
     : config_(config),
       token_(std::move(token)),
       scanner_token_(std::move(scanner_token)),
@@ -188,7 +183,8 @@ AdminApi::AdminApi(const Config& config, std::string token, std::string scanner_
       meta_(meta),
       policy_(policy),
       gate_(gate),
-      hooks_(std::move(hooks)) {}
+      hooks_(std::move(hooks)),
+      clock_(std::move(clock)) {}
 
 namespace {
 

@@ -32,6 +32,7 @@
 #include "proxy/config.hpp"
 #include "proxy/gate/gate.hpp"
 #include "proxy/server/handler.hpp"
+#include "registry/clock.hpp"
 
 namespace pullgate::proxy {
 
@@ -50,7 +51,7 @@ class AdminApi final : public Handler {
   };
   // pull: the mirror, which serves scanners' /v2/ requests (past the gate).
   AdminApi(const Config& config, std::string token, std::string scanner_token, cache::MetaStore& meta,
-           PolicyHolder& policy, Gate& gate, Handler& pull, Hooks hooks);
+           PolicyHolder& policy, Gate& gate, Handler& pull, Hooks hooks, WallClock clock = system_wall_clock());
 
   asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
                                   const RequestContext& context) override;
@@ -79,6 +80,8 @@ class AdminApi final : public Handler {
   PolicyHolder& policy_;
   Gate& gate_;
   Hooks hooks_;
+  const WallClock clock_;  // when verdicts, exceptions and reports are recorded
+  std::int64_t now_ms() const { return ms_since_epoch(clock_()); }
 };
 
 }  // namespace pullgate::proxy

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "policy/policy.hpp"
+#include "registry/clock.hpp"
 
 namespace pullgate::proxy::cli {
 
@@ -16,10 +17,7 @@ int usage(const std::string& message, std::string_view command) {
   return 2;
 }
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t now_ms() { return ms_since_epoch(system_wall_clock()()); }
 
 std::optional<std::int64_t> parse_duration(const std::string& text) {
   if (text.size() < 2 || text.size() > 12) return std::nullopt;

@@ -50,7 +50,7 @@ Judged judge_report(const DecisionContext& c, const policy::Scope& scope, const 
 
   if (judgement->unscanned && c.store) {
     std::string reference = subject.upstream + "/" + subject.repository +
-                            (subject.tag ? ":" + *subject.tag : "@" + subject.digest);
+                            (subject.tag ? ":" + *subject.tag : "@" + subject.digest.str());
     c.meta.add_pending(digest, reference, policy::ms_of(c.now));
     for (auto& r : judgement->reasons)
       if (r.find("awaiting a scan") != std::string::npos) r += " (queued for scanners: GET /v1/pending)";
@@ -83,7 +83,7 @@ Judged judge(const DecisionContext& c, const policy::Subject& subject, const reg
 }
 
 GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject& subject, int depth) {
-  auto digest = *registry::Digest::parse(subject.digest);
+  const auto& digest = subject.digest;
   const auto& scope = policy::scope_for(c.policy, subject.upstream, subject.repository);
   // Held until this digest's own verdict is settled, not while its indexes are decided.
   cache::KeyLocks::Held held;
@@ -124,7 +124,7 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
   if (parents.empty()) return decision;
   std::vector<std::string> parent_reasons;
   for (auto& parent : parents) {
-    policy::Subject parent_subject{subject.upstream, subject.repository, std::nullopt, parent.str()};
+    policy::Subject parent_subject{subject.upstream, subject.repository, std::nullopt, parent};
     auto parent_decision = decide_manifest_at(c, parent_subject, depth + 1);
     if (allows(parent_decision)) {
       // Served through this index: remembered no longer than the index's verdict.
@@ -206,7 +206,7 @@ GateDecision decide_blob(const DecisionContext& c, std::string_view upstream, st
   }
   std::vector<std::string> denials;
   for (auto& parent : parents) {
-    policy::Subject subject{std::string(upstream), std::string(repository), std::nullopt, parent.str()};
+    policy::Subject subject{std::string(upstream), std::string(repository), std::nullopt, parent};
     auto parent_decision = decide_manifest_at(c, subject, 0);
     if (allows(parent_decision)) {
       decision.decision = parent_decision.decision;

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "proxy/gate/decision.hpp"
+#include "proxy/telemetry/kinds.hpp"
 #include "registry/names.hpp"
 
 namespace pullgate::proxy {
@@ -16,7 +17,7 @@ using policy::format_ms;
 json exception_json(const DecisionContext& c, const std::string& id) {
   if (id.empty()) return nullptr;
   auto describe = [](const policy::Exception& e, const char* origin) {
-    json j = {{"id", e.id},     {"origin", origin}, {"digest", e.digest}, {"repository", e.repository},
+    json j = {{"id", e.id},     {"origin", origin}, {"digest", e.digest ? e.digest->str() : ""}, {"repository", e.repository},
               {"upstream", e.upstream}, {"reason", e.reason}, {"who", e.who}};
     j["expires"] = e.expires ? json(format_ms(policy::ms_of(*e.expires))) : json(nullptr);
     return j;
@@ -121,7 +122,12 @@ std::vector<policy::Exception> to_policy_exceptions(const std::vector<cache::Exc
   for (auto& r : records) {
     policy::Exception e;
     e.id = r.id;
-    e.digest = r.digest;
+    if (!r.digest.empty()) {
+      // A record whose digest does not read applies to nothing: read as "any digest"
+      // it would let everything in its repositories through.
+      e.digest = registry::Digest::parse(r.digest);
+      if (!e.digest) continue;
+    }
     e.repository = r.repository;
     e.upstream = r.upstream;
     e.reason = r.reason;
@@ -172,12 +178,11 @@ json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<con
     return out;
   }
 
-  GateDecision found = manifest ? decide_manifest(c, policy::Subject{query.upstream, query.repository, query.tag,
-                                                                      digest.str()})
+  GateDecision found = manifest ? decide_manifest(c, policy::Subject{query.upstream, query.repository, query.tag, digest})
                                 : decide_blob(c, query.upstream, query.repository, parents, digest);
   const auto& usable = chosen.usable;
 
-  out["kind"] = manifest ? "manifest" : "blob";
+  out["kind"] = to_string(manifest ? ArtifactKind::manifest : ArtifactKind::blob);
   out["digest"] = digest.str();
   out["upstream"] = query.upstream;
   out["repository"] = query.repository;

@@ -50,7 +50,7 @@ GateDecision Gate::decide(const policy::Policy& policy, const std::string& upstr
                           const std::optional<std::string>& tag, const registry::Digest& digest) {
   auto extra = runtime_exceptions();
   return decide_manifest(context(policy, extra, clock_()),
-                         policy::Subject{upstream, repository, tag, digest.str()});
+                         policy::Subject{upstream, repository, tag, digest});
 }
 
 namespace {
@@ -121,15 +121,15 @@ Gate::Memo* Gate::memo_find(MemoTable& table, const GateRequest& request, std::u
 Gate::Memo Gate::prepare(SharedDecision decision, const GateRequest& request) {
   Memo m;
   JsonLine middle;
-  middle.field("kind", request.kind).field("method", request.method).field("upstream", request.upstream);
+  middle.field("kind", to_string(request.kind)).field("method", request.method).field("upstream", request.upstream);
   middle.field("repository", request.repository);
   if (request.tag) middle.field("tag", *request.tag);
   middle.field("digest", request.digest.str()).raw(decision->audit_fields);
   auto text = middle.finish();  // "{...}\n": keep what is between the braces
   m.audit_middle = text.substr(1, text.size() - 3);
   m.decisions = &metrics_.gate_decisions.with(
-      {request.kind, policy::to_string(decision->decision), policy::to_string(decision->mode), decision->source});
-  if (!decision->serve) m.denials = &metrics_.gate_denials.with({request.kind, request.upstream});
+      {to_string(request.kind), policy::to_string(decision->decision), policy::to_string(decision->mode), decision->source});
+  if (!decision->serve) m.denials = &metrics_.gate_denials.with({to_string(request.kind), request.upstream});
   m.decision = std::move(decision);
   return m;
 }

@@ -19,6 +19,8 @@
 #include "proxy/gate/decision.hpp"
 #include "policy/policy.hpp"
 #include "proxy/telemetry/audit_log.hpp"
+#include "proxy/telemetry/kinds.hpp"
+#include "registry/clock.hpp"
 #include "proxy/telemetry/metrics.hpp"
 
 namespace pullgate::proxy {
@@ -58,7 +60,7 @@ policy::Policy default_policy();
 // What the gate is asked, as views into the request being served (valid for the
 // call): nothing is copied on the path every request takes.
 struct GateRequest {
-  std::string_view kind;        // "manifest" | "blob"
+  ArtifactKind kind;
   std::string_view upstream;
   std::string_view repository;
   std::optional<std::string_view> tag;
@@ -77,9 +79,9 @@ class Gate {
   // decision anyway and count the line as dropped; otherwise the request is refused
   // with a decision whose audit_unavailable is set. `clock`: the time decisions are
   // made at (expiries, the memo's life, audit times); tests pass their own.
-  using Clock = std::function<policy::TimePoint()>;
+  using Clock = WallClock;
   Gate(cache::MetaStore& meta, PolicyHolder& policy, AuditLog& audit, PullgateMetrics& metrics,
-       bool serve_unaudited = false, Clock clock = [] { return policy::Clock::now(); });
+       bool serve_unaudited = false, Clock clock = system_wall_clock());
 
   SharedDecision check_manifest(const GateRequest& request);
   SharedDecision check_blob(const GateRequest& request);
@@ -141,7 +143,8 @@ class Gate {
   // what recording it needs: the audit line's fixed middle and the metric children.
   struct Memo {
     // The request shape it answers (compared field by field: no key is built).
-    std::string kind, method, upstream, repository, digest;
+    ArtifactKind kind = ArtifactKind::manifest;
+    std::string method, upstream, repository, digest;
     std::optional<std::string> tag;
     SharedDecision decision;
     std::uint64_t generation = 0;

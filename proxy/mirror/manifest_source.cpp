@@ -14,11 +14,6 @@ namespace http = registry::http;
 
 namespace {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // The upstream sent something that is not the manifest asked for: no cached copy
 // stands in for it (the upstream is up, and wrong).
 ManifestFailure refused(Kind kind, ErrorCode code, std::string message) {
@@ -38,8 +33,13 @@ registry::UpstreamRequest manifest_request(http::verb method, const std::string&
 }
 
 ManifestSource::ManifestSource(cache::MetaStore& meta, cache::HotCache& hot, PullgateMetrics& metrics,
-                               asio::any_io_executor blocking, bool offline)
-    : meta_(meta), hot_(hot), metrics_(metrics), blocking_(std::move(blocking)), offline_(offline) {}
+                               asio::any_io_executor blocking, bool offline, WallClock clock)
+    : meta_(meta),
+      hot_(hot),
+      metrics_(metrics),
+      blocking_(std::move(blocking)),
+      offline_(offline),
+      clock_(std::move(clock)) {}
 
 std::shared_ptr<const cache::ManifestRecord> ManifestSource::cached(const Digest& digest) {
   auto cached = hot_.manifest(digest);

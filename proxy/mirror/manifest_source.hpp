@@ -31,6 +31,7 @@
 #include "proxy/telemetry/metrics.hpp"
 #include "registry/names.hpp"
 #include "registry/upstream.hpp"
+#include "registry/clock.hpp"
 
 namespace pullgate::proxy {
 
@@ -86,7 +87,7 @@ class ManifestSource {
   // `blocking`: where synced LMDB commits run, off the I/O threads. `hot` is told what
   // is stored.
   ManifestSource(cache::MetaStore& meta, cache::HotCache& hot, PullgateMetrics& metrics,
-                 asio::any_io_executor blocking, bool offline);
+                 asio::any_io_executor blocking, bool offline, WallClock clock = system_wall_clock());
 
   // A cached manifest by digest (the hot cache, else LMDB), whatever repository it
   // was seen in; null when there is none.
@@ -108,6 +109,8 @@ class ManifestSource {
   PullgateMetrics& metrics_;
   asio::any_io_executor blocking_;
   bool offline_;
+  const WallClock clock_;
+  std::int64_t now_ms() const { return ms_since_epoch(clock_()); }
   cache::SingleFlight<Outcome> flights_;  // by upstream, repository and reference
 };
 

@@ -25,12 +25,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string new_request_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   char text[17];
@@ -95,7 +89,7 @@ struct Mirror::Exchange {
   // A complete answer prepared by a step that does not stream (errors mostly);
   // written once, when the step returns.
   std::optional<http::response<http::string_body>> reply;
-  std::string cache = "none";
+  CacheResult cache = CacheResult::none;
   std::string error;
   bool asked_upstream = false;  // the upstream was asked something during this request
   // A tag the upstream just resolved to a manifest that is not cached: stored with the
@@ -114,7 +108,7 @@ struct Mirror::Exchange {
 
 Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
                cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate,
-               PullgateMetrics& metrics, PolicyHolder& policy, asio::any_io_executor blocking)
+               PullgateMetrics& metrics, PolicyHolder& policy, asio::any_io_executor blocking, WallClock clock)
     : config_(config),
       upstreams_(upstreams),
       meta_(meta),
@@ -125,8 +119,9 @@ Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cach
       metrics_(metrics),
       policy_(policy),
       blocking_(std::move(blocking)),
-      manifests_(meta, hot_, metrics, blocking_, config.offline),
-      signals_(meta, blobs, manifests_, metrics, config.offline) {}
+      clock_(std::move(clock)),
+      manifests_(meta, hot_, metrics, blocking_, config.offline, clock_),
+      signals_(meta, blobs, manifests_, metrics, config.offline, clock_) {}
 
 asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> Mirror::ask_upstream(Exchange& x,
                                                                                  registry::UpstreamRequest request) {
@@ -191,11 +186,11 @@ asio::awaitable<Outcome> Mirror::handle(const Request& request, ClientStream& cl
   metrics_.http_requests.with({record.method, std::to_string(record.status)}).inc();
   metrics_.http_request_seconds.observe(record.duration_ms / 1000.0);
   metrics_.bytes_served.inc(record.bytes);
-  if (x.cache == "hit" || x.cache == "miss" || x.cache == "stale") {
-    const char* kind = x.route.kind == RouteKind::manifest ? "manifest"
-                       : x.route.kind == RouteKind::blob   ? "blob"
-                                                           : "response";
-    metrics_.cache_requests.with({kind, x.cache}).inc();
+  if (x.cache != CacheResult::none) {
+    const auto lookup = x.route.kind == RouteKind::manifest ? Lookup::manifest
+                        : x.route.kind == RouteKind::blob   ? Lookup::blob
+                                                            : Lookup::response;
+    metrics_.cache_requests.with({to_string(lookup), to_string(x.cache)}).inc();
   }
   if (failure) std::rethrow_exception(failure);
   co_return x.outcome;
@@ -359,7 +354,7 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
     // gate here decides too (from the upstream's verdict, stored by then), so the
     // refusal is audited and counted like any other.
     if (x.reply && x.reply->result_int() == 403 && config_.gate_enabled && !x.context.scanner) {
-      auto decision = gate_check(x, "manifest", *digest);
+      auto decision = gate_check(x, ArtifactKind::manifest, *digest);
       if (!decision->serve) reply_denied(x, *decision, *digest);
     }
     co_return;
@@ -368,14 +363,14 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   // only policies that require them pay for the coroutine, and only when the gate
   // does not remember its decision for this request (made with them, moments ago).
   if (config_.gate_enabled && !x.context.scanner && policy_.needs_signals() &&
-      !gate_.remembers(gate_request(x, "manifest", *digest)))
+      !gate_.remembers(gate_request(x, ArtifactKind::manifest, *digest)))
     co_await prepare_signals(x, *digest, *manifest);
-  auto shared_decision = gate_check(x, "manifest", *digest);
+  auto shared_decision = gate_check(x, ArtifactKind::manifest, *digest);
   if (!shared_decision->serve && shared_decision->source == "upstream" && !x.asked_upstream) {
     // Refused on a pullgate upstream's word: ask it whether it still refuses (one
     // HEAD per refused request; its answer is what lifts the verdict).
     const bool lifted = co_await upstream_lifted(x, *digest);
-    if (lifted) shared_decision = gate_check(x, "manifest", *digest);
+    if (lifted) shared_decision = gate_check(x, ArtifactKind::manifest, *digest);
   }
   if (shared_decision->hold_for.count() > 0 && !x.head) {
     // The scope holds unscanned images: wait for a scanner's report (checked once
@@ -387,7 +382,7 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
       timer.expires_after(std::chrono::seconds(1));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     }
-    if (meta_.get_report(*digest)) shared_decision = gate_check(x, "manifest", *digest);
+    if (meta_.get_report(*digest)) shared_decision = gate_check(x, ArtifactKind::manifest, *digest);
   }
   const GateDecision& decision = *shared_decision;
   if (!decision.serve && (!x.head || decision.audit_unavailable)) {
@@ -428,17 +423,17 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
   auto now = now_ms();
   bool fresh = cached && (up.config.tag_ttl_s < 0 || now - cached->fetched_at_ms < up.config.tag_ttl_s * 1000);
   if (cached && (fresh || config_.offline)) {
-    x.cache = "hit";
-    metrics_.cache_requests.with({"tag", "hit"}).inc();
+    x.cache = CacheResult::hit;
+    metrics_.cache_requests.with({to_string(Lookup::tag), to_string(CacheResult::hit)}).inc();
     co_return cached->digest;
   }
-  metrics_.cache_requests.with({"tag", cached ? "stale" : "miss"}).inc();
+  metrics_.cache_requests.with({to_string(Lookup::tag), to_string(cached ? CacheResult::stale : CacheResult::miss)}).inc();
   if (config_.offline) {
     reply_error(x, 404, ErrorCode::manifest_unknown,
                         "tag " + tag.str() + " of " + x.repository + " is not cached and this mirror is offline");
     co_return std::nullopt;
   }
-  x.cache = "miss";
+  x.cache = CacheResult::miss;
   // One upstream check of a tag at a time: pulls of a tag that is not cached, or
   // whose TTL ran out, at the same moment (a rollout on many nodes) wait for the
   // first one's answer and take it as theirs, a 404 or a failure included.
@@ -448,7 +443,7 @@ asio::awaitable<std::optional<Digest>> Mirror::resolve_tag(Exchange& x, const re
   const auto& failure = std::get<ErrorReply>(outcome);
   if (cached && failure.trouble) {
     // Stale is better than no pull.
-    x.cache = "stale";
+    x.cache = CacheResult::stale;
     x.error = failure.message;
     co_return cached->digest;
   }
@@ -594,7 +589,7 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
     // (or the upstream confirms it): naming another repository must not get a
     // refused image's manifest out of the cache.
     if (!seen_here(x, digest) && !co_await confirm_here(x, digest)) co_return nullptr;
-    if (x.cache == "none") x.cache = "hit";
+    if (x.cache == CacheResult::none) x.cache = CacheResult::hit;
     co_return cached;
   }
   if (config_.offline) {
@@ -602,7 +597,7 @@ asio::awaitable<std::shared_ptr<const cache::ManifestRecord>> Mirror::manifest_b
                         "manifest " + digest.str() + " is not cached and this mirror is offline");
     co_return nullptr;
   }
-  x.cache = "miss";
+  x.cache = CacheResult::miss;
   registry::Reference reference(digest);
   auto fetched = co_await fetch_manifest(x, reference);
   if (auto* manifest = fetched.fetched()) co_return manifest->record;
@@ -711,7 +706,7 @@ ErrorReply Mirror::unreachable_reply(Exchange& x, const std::string& why) const 
 
 asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
   const auto& digest = *x.route.digest;
-  const auto shared_decision = gate_check(x, "blob", digest);
+  const auto shared_decision = gate_check(x, ArtifactKind::blob, digest);
   const GateDecision& decision = *shared_decision;
   if (!decision.serve) {
     // Content that does not exist is 404 whatever the gate would say of it: a blob
@@ -721,7 +716,7 @@ asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
     co_return;
   }
   if (auto opened = blobs_.open(digest)) {
-    x.cache = "hit";
+    x.cache = CacheResult::hit;
     co_await serve_cached_blob(x, *opened);
     co_return;
   }
@@ -730,7 +725,7 @@ asio::awaitable<void> Mirror::serve_blob(Exchange& x) {
                         "blob " + digest.str() + " is not cached and this mirror is offline");
     co_return;
   }
-  x.cache = "miss";
+  x.cache = CacheResult::miss;
   if (x.head) {
     co_await head_upstream_blob(x);
     co_return;
@@ -927,7 +922,7 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, F
   };
   if (config_.offline) {
     if (auto res = from_cache()) {
-      x.cache = "hit";
+      x.cache = CacheResult::hit;
       co_await send(x, *res);
     } else {
       reply_error(x, 404, not_found_code,
@@ -936,7 +931,7 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, F
     }
     co_return;
   }
-  x.cache = "miss";
+  x.cache = CacheResult::miss;
   unsigned failed_status = 0;
   std::string retry_after;
   try {
@@ -976,7 +971,7 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, F
     x.error = std::string("upstream: ") + e.what();
   }
   if (auto res = from_cache()) {
-    x.cache = "stale";
+    x.cache = CacheResult::stale;
     co_await send(x, *res);
     co_return;
   }
@@ -997,15 +992,15 @@ asio::awaitable<void> Mirror::prepare_signals(Exchange& x, const Digest& digest,
     co_await signals_.prepare(*x.upstream->client, x.repository, digest, manifest, *policy, scope);
 }
 
-SharedDecision Mirror::gate_check(const Exchange& x, const char* kind, const Digest& digest) {
+SharedDecision Mirror::gate_check(const Exchange& x, ArtifactKind kind, const Digest& digest) {
   static const auto ungated = std::make_shared<const GateDecision>();
   if (!config_.gate_enabled) return ungated;
   auto request = gate_request(x, kind, digest);
   if (x.context.scanner) return gate_.pass_scanner(request);
-  return std::string_view(kind) == "blob" ? gate_.check_blob(request) : gate_.check_manifest(request);
+  return kind == ArtifactKind::blob ? gate_.check_blob(request) : gate_.check_manifest(request);
 }
 
-GateRequest Mirror::gate_request(const Exchange& x, const char* kind, const Digest& digest) const {
+GateRequest Mirror::gate_request(const Exchange& x, ArtifactKind kind, const Digest& digest) const {
   GateRequest r{kind, x.upstream->config.settings.name, x.repository, std::nullopt, digest,
                 x.context.client, x.request_id, x.request.method_string()};
   if (x.route.reference && x.route.reference->tag()) r.tag = x.route.reference->tag()->str();

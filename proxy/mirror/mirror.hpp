@@ -23,6 +23,7 @@
 #include "registry/manifest.hpp"
 #include "registry/route.hpp"
 #include "registry/upstream.hpp"
+#include "registry/clock.hpp"
 
 namespace pullgate::proxy {
 
@@ -36,7 +37,8 @@ class Mirror final : public Handler {
   // `blocking`: where synced LMDB commits run, off the I/O threads.
   Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cache::MetaStore& meta,
          cache::BlobStore& blobs, cache::BlobFetches& fetches, AccessLog& access_log, Gate& gate,
-         PullgateMetrics& metrics, PolicyHolder& policy, asio::any_io_executor blocking);
+         PullgateMetrics& metrics, PolicyHolder& policy, asio::any_io_executor blocking,
+         WallClock clock = system_wall_clock());
 
   asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
                                   const RequestContext& context) override;
@@ -98,14 +100,14 @@ class Mirror final : public Handler {
   // Stores in LMDB (with the manifest when that is not cached yet: the request fetches
   // it next, and both go in one transaction) and in the hot cache.
   asio::awaitable<void> remember_tag(Exchange& x, const registry::Tag& tag, const cache::TagRecord& record);
-  GateRequest gate_request(const Exchange& x, const char* kind, const registry::Digest& digest) const;
+  GateRequest gate_request(const Exchange& x, ArtifactKind kind, const registry::Digest& digest) const;
   // The signatures and SBOM the request's scope requires, looked up (when not known
   // yet) before the gate decides; called only when the policy requires them anywhere.
   asio::awaitable<void> prepare_signals(Exchange& x, const registry::Digest& digest,
                                         const cache::ManifestRecord& manifest);
-  // The gate's decision (kind "manifest" or "blob"): none when the gate is off, the
+  // The gate's decision on a manifest or a blob: none when the gate is off, the
   // scanner's pass on the admin listener, else the gate's check.
-  SharedDecision gate_check(const Exchange& x, const char* kind, const registry::Digest& digest);
+  SharedDecision gate_check(const Exchange& x, ArtifactKind kind, const registry::Digest& digest);
   void reply_denied(Exchange& x, const GateDecision& decision, const registry::Digest& digest);
 
   // A pullgate upstream's denial of a manifest is kept as the digest's verdict
@@ -151,6 +153,8 @@ class Mirror final : public Handler {
   PullgateMetrics& metrics_;
   PolicyHolder& policy_;
   asio::any_io_executor blocking_;
+  const WallClock clock_;  // tag TTLs, when records are stored
+  std::int64_t now_ms() const { return ms_since_epoch(clock_()); }
   cache::HotCache hot_{32 * 1024 * 1024};
   ManifestSource manifests_;
   cache::SingleFlight<TagOutcome> tag_flights_;  // by upstream, repository and tag

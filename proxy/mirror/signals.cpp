@@ -19,11 +19,6 @@ constexpr std::size_t max_artifact_blob = 1024 * 1024;  // payloads, bundles: a 
 constexpr std::size_t max_referrers = 64;               // entries of a referrers list looked at
 constexpr std::size_t max_layers = 16;                  // signature layers looked at per manifest
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // A layer a container runtime unpacks as a filesystem: what makes an image runnable.
 bool is_filesystem_layer(std::string_view media_type) {
   return media_type.starts_with("application/vnd.oci.image.layer.") ||
@@ -39,7 +34,7 @@ bool is_artifact(const policy::ArtifactManifest& m) {
   for (const auto& layer : m.layers)
     if (is_filesystem_layer(layer.media_type)) return false;
   const auto& t = m.artifact_type;
-  if (!m.subject.empty()) return true;
+  if (m.subject) return true;
   if (t.rfind("application/vnd.dev.cosign", 0) == 0 || t.rfind(policy::bundle_media_type_prefix, 0) == 0 ||
       t == policy::dsse_envelope_media_type || policy::is_sbom_media_type(t))
     return true;
@@ -166,7 +161,7 @@ struct Signals::Lookup {
           done += static_cast<std::size_t>(n);
         }
         self.blobs_.publish(temp, d);
-        auto now = now_ms();
+        auto now = self.now_ms();
         self.meta_.put_blob(d, cache::BlobRecord{bytes.size(), now, now});
       } catch (const std::system_error&) {
         // Not cached (disk full, too many files): the check still goes on.
@@ -191,7 +186,7 @@ struct Signals::Lookup {
         if (response->status() == 200) {
           auto body = co_await registry::read_body(*response, 4 * 1024 * 1024);
           self.meta_.put_response(
-              key, cache::CachedResponse{std::string(response->headers()[http::field::content_type]), body, now_ms()});
+              key, cache::CachedResponse{std::string(response->headers()[http::field::content_type]), body, self.now_ms()});
           where = "the referrers API";
           co_return std::pair{Found::yes, std::move(body)};
         }
@@ -289,11 +284,11 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
                            std::string(policy::cosign_signature_annotation) + " annotation");
         continue;
       }
-      const Digest payload_digest = *Digest::parse(layer.digest);
+      const Digest& payload_digest = layer.digest;
       std::string problem;
       auto payload = co_await lookup.blob(payload_digest, layer.size, problem);
       if (!payload) {
-        failures.push_back(where + ": its payload " + layer.digest + " " + problem);
+        failures.push_back(where + ": its payload " + layer.digest.str() + " " + problem);
         continue;
       }
       take(policy::verify_simple_signing(*payload, layer.signature_base64, digest, lookup.keys), where);
@@ -340,11 +335,11 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
         }
         for (const auto& layer : m->layers) {
           if (layer.media_type.rfind(policy::bundle_media_type_prefix, 0) != 0) continue;
-          const Digest bundle_digest = *Digest::parse(layer.digest);
+          const Digest& bundle_digest = layer.digest;
           std::string problem;
           auto bundle_bytes = co_await lookup.blob(bundle_digest, layer.size, problem);
           if (!bundle_bytes) {
-            failures.push_back(at + ": its bundle " + layer.digest + " " + problem);
+            failures.push_back(at + ": its bundle " + layer.digest.str() + " " + problem);
             break;
           }
           auto check = policy::verify_bundle(*bundle_bytes, digest, lookup.keys);

@@ -23,6 +23,7 @@
 #include "proxy/mirror/manifest_source.hpp"
 #include "proxy/telemetry/metrics.hpp"
 #include "registry/upstream.hpp"
+#include "registry/clock.hpp"
 
 namespace pullgate::proxy {
 
@@ -38,8 +39,13 @@ inline std::string referrers_cache_key(std::string_view upstream, std::string_vi
 class Signals {
  public:
   Signals(cache::MetaStore& meta, cache::BlobStore& blobs, ManifestSource& manifests, PullgateMetrics& metrics,
-          bool offline)
-      : meta_(meta), blobs_(blobs), manifests_(manifests), metrics_(metrics), offline_(offline) {}
+          bool offline, WallClock clock = system_wall_clock())
+      : meta_(meta),
+        blobs_(blobs),
+        manifests_(manifests),
+        metrics_(metrics),
+        offline_(offline),
+        clock_(std::move(clock)) {}
 
   // Makes sure `digest` (a manifest of `repository` on `upstream`, whose bytes are
   // `manifest`) has a current signal record for the scope, unless an index listing
@@ -59,6 +65,8 @@ class Signals {
   ManifestSource& manifests_;
   PullgateMetrics& metrics_;
   bool offline_;
+  const WallClock clock_;
+  std::int64_t now_ms() const { return ms_since_epoch(clock_()); }
   cache::SingleFlight<> flights_;  // by upstream, digest and policy version
 };
 

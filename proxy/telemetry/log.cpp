@@ -74,7 +74,7 @@ void AccessLog::write(const AccessRecord& r) {
       .field("status", r.status)
       .field("bytes", r.bytes)
       .field("duration_ms", r.duration_ms)
-      .field("cache", r.cache)
+      .field("cache", to_string(r.cache))
       .field("request_id", r.request_id);
   if (!r.error.empty()) line.field("error", r.error);
   auto text = line.finish();

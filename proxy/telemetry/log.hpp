@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "proxy/telemetry/kinds.hpp"
+
 namespace pullgate::proxy {
 
 // "2026-11-25T18:33:20.123Z"
@@ -28,7 +30,7 @@ struct AccessRecord {
   unsigned status = 0;
   std::uint64_t bytes = 0;
   double duration_ms = 0;
-  std::string cache;  // "hit", "miss", "none"
+  CacheResult cache = CacheResult::none;
   std::string request_id;
   std::string error;  // why the request failed, when it did
 };

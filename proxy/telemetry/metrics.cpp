@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "proxy/telemetry/kinds.hpp"
 #include "proxy/telemetry/utf8.hpp"
 
 namespace pullgate::proxy {
@@ -437,8 +438,9 @@ PullgateMetrics::PullgateMetrics()
           "Looks at a digest's signatures and SBOMs in its registry, by kind (signature, sbom) and what was found.",
           {"kind", "result"})) {
   // Known label sets start at zero, so rate() and ratios are defined from the first scrape.
-  for (auto kind : {"manifest", "tag", "blob", "response"})
-    for (auto result : {"hit", "miss", "stale"}) cache_requests.with({kind, result});
+  for (auto lookup : {Lookup::manifest, Lookup::tag, Lookup::blob, Lookup::response})
+    for (auto result : {CacheResult::hit, CacheResult::miss, CacheResult::stale})
+      cache_requests.with({to_string(lookup), to_string(result)});
   for (auto result : {"ok", "refused"}) policy_reloads.with({result});
 }
 

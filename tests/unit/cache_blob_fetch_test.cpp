@@ -171,6 +171,10 @@ TEST_F(BlobFetchTest, TheLastByteWaitsForVerificationNotForTheDisk) {
   // published yet; a joiner meanwhile shares the fill. Then it is published.
   asio::io_context blocking;
   BlobFetches fetches(*blobs_, *meta_, blocking.get_executor());
+  std::vector<std::pair<unsigned, std::uint64_t>> reports;  // status, bytes
+  fetches.on_download_end = [&](const std::string&, unsigned status, std::uint64_t bytes) {
+    reports.emplace_back(status, bytes);
+  };
   auto body = bytes(200'000, 'p');
   auto digest = registry::digest_of(DigestAlgorithm::sha256, body);
   ScriptedUpstream upstream({200, body.size(), {body.substr(0, 70'000), body.substr(70'000)}});
@@ -185,6 +189,9 @@ TEST_F(BlobFetchTest, TheLastByteWaitsForVerificationNotForTheDisk) {
   EXPECT_EQ(temp_files(), 1u);
   EXPECT_EQ(fetches.join_or_start(digest, upstream, target, "s", ioc_.get_executor()), fill);
   EXPECT_EQ(upstream.requests, 1);
+  // The upstream request is over and counted (metrics), whatever the disk does next.
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0], std::make_pair(200u, std::uint64_t{body.size()}));
 
   blocking.run();  // the publish
   ioc_.restart();
@@ -196,6 +203,7 @@ TEST_F(BlobFetchTest, TheLastByteWaitsForVerificationNotForTheDisk) {
   EXPECT_EQ(meta_->get_blob(digest)->size, body.size());
   EXPECT_EQ(fetches.in_flight(), 0u);
   EXPECT_EQ(temp_files(), 0u);
+  EXPECT_EQ(reports.size(), 1u);  // once
 }
 
 TEST_F(BlobFetchTest, UpstreamRefusalCarriesItsStatus) {

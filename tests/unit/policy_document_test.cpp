@@ -83,7 +83,7 @@ TEST(ParsePolicy, ReadsEveryField) {
   EXPECT_EQ(hub.rules[0].tag, "1?.*");
   EXPECT_EQ(hub.rules[0].reason, "EOL Ubuntu");
   EXPECT_EQ(hub.rules[1].action, Decision::allow);
-  EXPECT_EQ(hub.rules[1].digest, digest_a);
+  EXPECT_EQ(hub.rules[1].digest, registry::Digest::parse(digest_a));
 
   const Scope& catch_all = policy.scopes[1];
   EXPECT_EQ(catch_all.name, "default");
@@ -97,7 +97,7 @@ TEST(ParsePolicy, ReadsEveryField) {
   ASSERT_EQ(policy.exceptions.size(), 1u);
   const Exception& exception = policy.exceptions[0];
   EXPECT_EQ(exception.id, "INC-1234");
-  EXPECT_EQ(exception.digest, digest_a);
+  EXPECT_EQ(exception.digest, registry::Digest::parse(digest_a));
   EXPECT_EQ(exception.repository, "team/app");
   EXPECT_EQ(exception.upstream, "**");
   EXPECT_EQ(exception.reason, "hotfix");

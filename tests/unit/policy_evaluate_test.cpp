@@ -24,11 +24,11 @@ Policy parsed(const std::string& document) {
 
 Subject by_tag(std::string repository, std::string tag, std::string digest = digest_a,
                std::string upstream = "docker.io") {
-  return {std::move(upstream), std::move(repository), std::move(tag), std::move(digest)};
+  return {std::move(upstream), std::move(repository), std::move(tag), registry::Digest::parse(digest).value()};
 }
 
 Subject by_digest(std::string repository, std::string digest = digest_a, std::string upstream = "docker.io") {
-  return {std::move(upstream), std::move(repository), std::nullopt, std::move(digest)};
+  return {std::move(upstream), std::move(repository), std::nullopt, registry::Digest::parse(digest).value()};
 }
 
 TEST(ScopeFor, MostSpecificWinsAndTiesGoToTheFirstWritten) {
@@ -291,8 +291,8 @@ TEST(Evaluate, RunTimeExceptionsApplyLikeThePolicysOwn) {
     "exceptions": [{"id": "IN-POLICY", "repository": "team/first", "expires": "2030-01-01T00:00:00Z"}]})");
   const TimePoint expiry = now + hours(1);
   std::vector<Exception> extra = {
-      Exception{"RT-1", digest_a, "team/*", "docker.io", "rollback", "bob", expiry},
-      Exception{"RT-2", "", "team/first", "", "shadowed", "carol", std::nullopt},
+      Exception{"RT-1", registry::Digest::parse(digest_a), "team/*", "docker.io", "rollback", "bob", expiry},
+      Exception{"RT-2", std::nullopt, "team/first", "", "shadowed", "carol", std::nullopt},
   };
 
   // Without them, and with an empty span: the deny stands.

@@ -140,7 +140,8 @@ TEST(PolicyFuzz, LargeDocuments) {
   result = parse_policy(big);
   ASSERT_TRUE(result.policy) << (result.errors.empty() ? "" : result.errors[0]);
   const Outcome outcome =
-      evaluate(*result.policy, {"docker.io", "team/app-" + std::to_string(count - 1), "v1", ""}, std::nullopt,
+      evaluate(*result.policy, Subject{"docker.io", "team/app-" + std::to_string(count - 1), "v1",
+                                       registry::Digest::parse("sha256:" + std::string(64, 'a')).value()}, std::nullopt,
                TimePoint{});
   EXPECT_EQ(outcome.decision, Decision::deny);
   EXPECT_EQ(outcome.reasons[0], "rule " + std::to_string(count) + " of scope default denies team/app-" +

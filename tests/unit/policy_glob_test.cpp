@@ -99,17 +99,5 @@ TEST(GlobSyntax, Specificity) {
   EXPECT_FALSE(detail::is_literal("library/ng?nx"));
 }
 
-TEST(DigestSyntax, Sha256AndSha512Only) {
-  EXPECT_TRUE(detail::is_valid_digest("sha256:" + std::string(64, 'a')));
-  EXPECT_TRUE(detail::is_valid_digest("sha512:" + std::string(128, '0')));
-  EXPECT_FALSE(detail::is_valid_digest("sha256:" + std::string(63, 'a')));
-  EXPECT_FALSE(detail::is_valid_digest("sha256:" + std::string(65, 'a')));
-  EXPECT_FALSE(detail::is_valid_digest("sha256:" + std::string(64, 'A')));
-  EXPECT_FALSE(detail::is_valid_digest("sha256:" + std::string(63, 'a') + "g"));
-  EXPECT_FALSE(detail::is_valid_digest("sha512:" + std::string(64, 'a')));
-  EXPECT_FALSE(detail::is_valid_digest("md5:" + std::string(32, 'a')));
-  EXPECT_FALSE(detail::is_valid_digest(""));
-}
-
 }  // namespace
 }  // namespace pullgate::policy

@@ -648,10 +648,10 @@ TEST(SignatureManifestTest, CosignSignatureManifest) {
   ASSERT_TRUE(std::holds_alternative<ArtifactManifest>(parsed)) << std::get<std::string>(parsed);
   const ArtifactManifest& artifact = std::get<ArtifactManifest>(parsed);
   EXPECT_EQ(artifact.artifact_type, "application/vnd.oci.image.config.v1+json");
-  EXPECT_TRUE(artifact.subject.empty());
+  EXPECT_FALSE(artifact.subject);
   ASSERT_EQ(artifact.layers.size(), 2u);
   EXPECT_EQ(artifact.layers[0].media_type, simple_signing_media_type);
-  EXPECT_EQ(artifact.layers[0].digest, digest_a);
+  EXPECT_EQ(artifact.layers[0].digest.str(), digest_a);
   EXPECT_EQ(artifact.layers[0].size, 250);
   EXPECT_EQ(artifact.layers[0].signature_base64, "MEUCIQ==");
   EXPECT_TRUE(artifact.layers[0].predicate_type.empty());
@@ -671,9 +671,10 @@ TEST(SignatureManifestTest, BundleReferrerManifest) {
   ASSERT_TRUE(std::holds_alternative<ArtifactManifest>(parsed)) << std::get<std::string>(parsed);
   const ArtifactManifest& artifact = std::get<ArtifactManifest>(parsed);
   EXPECT_EQ(artifact.artifact_type, "application/vnd.dev.sigstore.bundle.v0.3+json");
-  EXPECT_EQ(artifact.subject, digest_a);
+  ASSERT_TRUE(artifact.subject);
+  EXPECT_EQ(artifact.subject->str(), digest_a);
   ASSERT_EQ(artifact.layers.size(), 1u);
-  EXPECT_EQ(artifact.layers[0].digest, sha512);
+  EXPECT_EQ(artifact.layers[0].digest.str(), sha512);
   EXPECT_EQ(artifact.layers[0].size, 4000);
 }
 

@@ -92,12 +92,22 @@ TEST(ParseExplainQuery, BadInputIsOneLineOfError) {
   EXPECT_FALSE(parse_explain_query(digest('a').str(), upstreams, "", "Bad/Repo").query);
 }
 
+TEST(ToPolicyExceptions, ARecordWhoseDigestDoesNotReadIsSkipped) {
+  // Read as "no digest" it would apply to every digest in its repositories.
+  cache::ExceptionRecord bad{"E-bad", "sha256:NOT-HEX", "team/*", "", "hotfix", "bob", 5, std::nullopt};
+  cache::ExceptionRecord any{"E-any", "", "team/*", "", "hotfix", "bob", 5, std::nullopt};
+  auto out = to_policy_exceptions({bad, any});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].id, "E-any");
+  EXPECT_FALSE(out[0].digest);
+}
+
 TEST(ToPolicyExceptions, CopiesEveryField) {
   cache::ExceptionRecord r{"E-1", digest('a').str(), "team/*", "a.io", "hotfix", "bob", 5, 7000};
   auto out = to_policy_exceptions({r});
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].id, "E-1");
-  EXPECT_EQ(out[0].digest, digest('a').str());
+  EXPECT_EQ(out[0].digest, digest('a'));
   EXPECT_EQ(out[0].repository, "team/*");
   EXPECT_EQ(out[0].upstream, "a.io");
   EXPECT_EQ(out[0].reason, "hotfix");
@@ -194,7 +204,7 @@ TEST_F(ExplainTest, RunTimeExceptionTurnsTheDenyAround) {
   auto policy = parsed(deny_bad);
   cache_image("a.io", "it/bad", "v1", digest('a'));
   std::vector<policy::Exception> extra = {
-      policy::Exception{"RT-7", digest('a').str(), "", "", "rollback", "bob", now_ + hours(1)}};
+      policy::Exception{"RT-7", digest('a'), "", "", "rollback", "bob", now_ + hours(1)}};
   auto answer = run(policy, "a.io/it/bad:v1", extra);
   EXPECT_EQ(answer["decision"], "allow");
   EXPECT_EQ(answer["served"], true);

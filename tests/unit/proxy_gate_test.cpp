@@ -59,13 +59,13 @@ class GateMemoTest : public ::testing::Test {
 
   static GateRequest request(std::string_view repository, std::optional<std::string_view> tag,
                              const registry::Digest& d, std::string_view method = "GET",
-                             std::string_view kind = "manifest") {
+                             ArtifactKind kind = ArtifactKind::manifest) {
     return GateRequest{kind, "a.io", repository, tag, d, "10.0.0.7:4242", "req-1", method};
   }
   SharedDecision check(std::string_view repository, std::optional<std::string_view> tag, const registry::Digest& d,
-                       std::string_view method = "GET", std::string_view kind = "manifest") {
+                       std::string_view method = "GET", ArtifactKind kind = ArtifactKind::manifest) {
     auto r = request(repository, tag, d, method, kind);
-    return kind == "blob" ? gate_->check_blob(r) : gate_->check_manifest(r);
+    return kind == ArtifactKind::blob ? gate_->check_blob(r) : gate_->check_manifest(r);
   }
 
   std::vector<json> audit_lines() {
@@ -213,8 +213,25 @@ TEST_F(GateMemoTest, AVerdictComputedInOneScopeDoesNotDecideAnother) {
   meta_->add_references(digest('a'), {digest('b')});
   meta_->mark_seen(digest('a'), "a.io", "dev/app");
   meta_->mark_seen(digest('a'), "a.io", "prod/app");
-  EXPECT_FALSE(check("prod/app", std::nullopt, digest('b'), "GET", "blob")->serve);
-  EXPECT_TRUE(check("dev/app", std::nullopt, digest('b'), "GET", "blob")->serve);
+  EXPECT_FALSE(check("prod/app", std::nullopt, digest('b'), "GET", ArtifactKind::blob)->serve);
+  EXPECT_TRUE(check("dev/app", std::nullopt, digest('b'), "GET", ArtifactKind::blob)->serve);
+}
+
+TEST_F(GateMemoTest, ARuntimeExceptionWhoseDigestDoesNotReadAppliesToNothing) {
+  holder_.set(parsed(R"({"scopes": [{"name": "prod", "repository": "prod/**", "unknown": "deny"}]})"));
+  cache::ExceptionRecord record;
+  record.id = "RT-bad";
+  record.digest = "sha256:NOT-A-DIGEST";  // read as "any digest" it would open prod/** to all
+  record.repository = "prod/**";
+  record.reason = "rollback";
+  record.who = "bob";
+  meta_->put_exception(record);
+  EXPECT_FALSE(check("prod/app", "v1", digest('a'))->serve);
+  record.id = "RT-good";
+  record.digest = digest('a').str();
+  meta_->put_exception(record);
+  EXPECT_TRUE(check("prod/app", "v1", digest('a'))->serve);
+  EXPECT_FALSE(check("prod/app", "v1", digest('c'))->serve);
 }
 
 TEST_F(GateMemoTest, EachScopeKeepsTheVerdictItMadeFromATag) {
@@ -228,8 +245,8 @@ TEST_F(GateMemoTest, EachScopeKeepsTheVerdictItMadeFromATag) {
   meta_->mark_seen(digest('a'), "a.io", "b/app");
   EXPECT_TRUE(check("a/app", "v1", digest('a'))->serve);
   EXPECT_TRUE(check("b/app", "v1", digest('a'))->serve);
-  EXPECT_TRUE(check("a/app", std::nullopt, digest('b'), "GET", "blob")->serve);
-  EXPECT_TRUE(check("b/app", std::nullopt, digest('b'), "GET", "blob")->serve);
+  EXPECT_TRUE(check("a/app", std::nullopt, digest('b'), "GET", ArtifactKind::blob)->serve);
+  EXPECT_TRUE(check("b/app", std::nullopt, digest('b'), "GET", ArtifactKind::blob)->serve);
   EXPECT_TRUE(check("b/app", std::nullopt, digest('a'))->serve);  // by digest, after the tag
   // A manual verdict counts in every scope; removing it leaves the computed ones.
   meta_->put_verdict(digest('a'), cache::VerdictRecord{"deny", "manual", {"ops"}, "", "ops", 1, std::nullopt, ""});
@@ -246,7 +263,7 @@ TEST_F(GateMemoTest, ABlobEntryIsNotAManifestEntry) {
   // A manifest allowed by digest 'a', and a blob request for the same digest string:
   // the blob rule (known only from manifests seen) decides the blob, not the memo.
   EXPECT_TRUE(check("it/app", std::nullopt, digest('a'))->serve);
-  auto blob = check("it/app", std::nullopt, digest('a'), "GET", "blob");
+  auto blob = check("it/app", std::nullopt, digest('a'), "GET", ArtifactKind::blob);
   EXPECT_FALSE(blob->serve);
   EXPECT_EQ(audit_lines().back()["kind"], "blob");
 }
@@ -283,7 +300,7 @@ TEST(GateAuditFull, RefusesOrServesAndCountsWhenTheAuditQueueIsFull) {
       audit.start_writer();
       Gate gate(*meta, holder, audit, metrics, serve_unaudited);
       const auto d = digest('a');
-      const GateRequest request{"manifest", "a.io", "it/app", "v1", d, "10.0.0.7:4242", "req-1", "GET"};
+      const GateRequest request{ArtifactKind::manifest, "a.io", "it/app", "v1", d, "10.0.0.7:4242", "req-1", "GET"};
       EXPECT_TRUE(gate.check_manifest(request)->serve);  // audited: the writer takes it and stalls
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       while (audit.queued_bytes() > 0) {
@@ -330,7 +347,7 @@ TEST_F(GateMemoTest, TheBypassReasonCitesADocumentThatExists) {
   meta_->add_references(manifest, {layer});
   meta_->mark_seen(manifest, "a.io", "it/bad");
   EXPECT_FALSE(check("it/bad", "v1", manifest)->serve);
-  auto blob = request("it/bad", std::nullopt, layer, "GET", "blob");
+  auto blob = request("it/bad", std::nullopt, layer, "GET", ArtifactKind::blob);
   blob.via_ns = true;
   auto decision = gate_->check_blob(blob);
   ASSERT_TRUE(decision->bypass_suspected);

@@ -163,9 +163,9 @@ class MirrorStoreTest : public ::testing::Test {
     dir_ = testing_support::make_temp_dir("pullgate-mirror");
     meta_ = cache::MetaStore::open(dir_ / "lmdb", 64 << 20);
     blobs_ = std::make_unique<cache::BlobStore>(dir_);
-    fetches_ = std::make_unique<cache::BlobFetches>(*blobs_, *meta_, ioc_.get_executor());
+    fetches_ = std::make_unique<cache::BlobFetches>(*blobs_, *meta_, ioc_.get_executor(), cache::BlobLimits{}, clock_);
     audit_ = std::make_unique<AuditLog>(dir_ / "audit.log", 0, 2);
-    gate_ = std::make_unique<Gate>(*meta_, policy_, *audit_, metrics_);
+    gate_ = std::make_unique<Gate>(*meta_, policy_, *audit_, metrics_, false, clock_);
 
     layer_ = std::string(100'000, 'L');
     config_blob_ = R"({"architecture":"amd64","os":"linux"})";
@@ -189,8 +189,8 @@ class MirrorStoreTest : public ::testing::Test {
     upstreams_.push_back(UpstreamEntry{up, std::move(upstream)});
     config_.upstreams = {up};
     mirror_ = std::make_unique<Mirror>(config_, upstreams_, *meta_, *blobs_, *fetches_, access_log_, *gate_, metrics_,
-                                       policy_, ioc_.get_executor());
-    source_ = std::make_unique<ManifestSource>(*meta_, hot_, metrics_, ioc_.get_executor(), false);
+                                       policy_, ioc_.get_executor(), clock_);
+    source_ = std::make_unique<ManifestSource>(*meta_, hot_, metrics_, ioc_.get_executor(), false, clock_);
   }
   void TearDown() override {
     source_.reset();
@@ -273,6 +273,10 @@ class MirrorStoreTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  // The mirror's one clock, moved by the tests: far from the machine's, so a time
+  // taken from anywhere else shows.
+  WallTime now_ = WallTime{} + std::chrono::hours(24 * 365 * 20);
+  WallClock clock_ = [this] { return now_; };
   asio::io_context ioc_;
   std::unique_ptr<cache::MetaStore> meta_;
   std::unique_ptr<cache::BlobStore> blobs_;
@@ -314,6 +318,27 @@ TEST_F(MirrorStoreTest, AColdPullByTagIsOneTransactionAndTheGatesVerdictAnother)
   EXPECT_EQ(get("/v2/it/app/manifests/" + manifest_digest_.str()).status, 200u);
   EXPECT_EQ(registry_->requests, 2);
   EXPECT_EQ(meta_->generation(), warm);
+}
+
+TEST_F(MirrorStoreTest, EveryPartTellsTimeByTheOneClockItIsGiven) {
+  ASSERT_EQ(get("/v2/it/app/manifests/v1").status, 200u);
+  ASSERT_EQ(get("/v2/it/app/blobs/" + layer_digest_.str()).status, 200u);
+  const auto at = ms_since_epoch(now_);
+  EXPECT_EQ(meta_->get_tag("up", repository_, "v1")->fetched_at_ms, at);
+  EXPECT_EQ(meta_->get_manifest(manifest_digest_)->stored_at_ms, at);
+  EXPECT_EQ(meta_->get_blob(layer_digest_)->stored_at_ms, at);
+  ASSERT_TRUE(meta_->get_verdict(manifest_digest_));
+  EXPECT_EQ(meta_->get_verdict(manifest_digest_)->evaluated_at_ms, at);
+
+  // The tag is checked again when this clock, not the machine's, passes its TTL.
+  const auto asked = registry_->asked["/v2/it/app/manifests/v1"];
+  now_ += std::chrono::seconds(299);
+  ASSERT_EQ(get("/v2/it/app/manifests/v1").status, 200u);
+  EXPECT_EQ(registry_->asked["/v2/it/app/manifests/v1"], asked);
+  now_ += std::chrono::seconds(2);
+  ASSERT_EQ(get("/v2/it/app/manifests/v1").status, 200u);
+  EXPECT_GT(registry_->asked["/v2/it/app/manifests/v1"], asked);
+  EXPECT_EQ(meta_->get_tag("up", repository_, "v1")->fetched_at_ms, ms_since_epoch(now_));
 }
 
 TEST_F(MirrorStoreTest, ACachedBlobIsServedWithoutAWrite) {
