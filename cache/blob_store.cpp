@@ -57,7 +57,7 @@ FileHandle& FileHandle::operator=(FileHandle&& other) noexcept {
   return *this;
 }
 
-BlobStore::BlobStore(std::filesystem::path root) : root_(std::move(root)) {
+BlobStore::BlobStore(std::filesystem::path root, Leftovers leftovers) : root_(std::move(root)) {
   auto unusable = [&](const std::string& reason) {
     return std::runtime_error("data directory " + root_.string() + " is not writable: " + reason);
   };
@@ -68,7 +68,7 @@ BlobStore::BlobStore(std::filesystem::path root) : root_(std::move(root)) {
 
   // Leftovers are temp files of a run that crashed mid-download: never published, never valid.
   for (auto it = std::filesystem::directory_iterator(root_ / "tmp", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+       leftovers == Leftovers::remove && !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     std::error_code remove_ec;
     std::filesystem::remove_all(it->path(), remove_ec);
     if (remove_ec) throw unusable("cannot remove " + it->path().string() + ": " + remove_ec.message());

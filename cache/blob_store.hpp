@@ -41,8 +41,11 @@ struct TempBlob {
 class BlobStore {
  public:
   // Creates <root>/blobs and <root>/tmp; removes leftovers in tmp from a previous
-  // run. Throws std::runtime_error (one line) when the directory is unusable.
-  explicit BlobStore(std::filesystem::path root);
+  // run, unless told to keep them (a second process such as `pullgate bundle`, working
+  // beside a running server, must not remove the server's downloads in progress).
+  // Throws std::runtime_error (one line) when the directory is unusable.
+  enum class Leftovers { remove, keep };
+  explicit BlobStore(std::filesystem::path root, Leftovers leftovers = Leftovers::remove);
 
   std::filesystem::path path_for(const Digest& digest) const;
 

@@ -809,6 +809,66 @@ class LmdbMetaStore final : public MetaStore {
   std::uint64_t report_count() override { return lmdb::Txn::read(env_.get()).entries(reports_); }
   std::uint64_t pending_count() override { return lmdb::Txn::read(env_.get()).entries(pending_); }
 
+  std::size_t import_records(const ImportBatch& batch) override {
+    // Encoded (and refused) before the write lock is taken, as in write().
+    struct Put {
+      MDB_dbi dbi;
+      std::string key, value;
+      enum class When { absent, differs } when;
+    };
+    std::vector<Put> puts;
+    auto add = [&](MDB_dbi dbi, std::string key, std::string value, Put::When when = Put::When::absent) {
+      puts.push_back(Put{dbi, std::move(key), std::move(value), when});
+    };
+    for (const auto& m : batch.manifests) {
+      if (m.manifest) {
+        for (const auto& d : m.manifest->referenced) add(refs_, reference_key(d, m.manifest->digest), "");
+        add(manifests_, m.manifest->digest.str(), encode(m.manifest->record));
+      }
+      for (const auto& d : m.seen) {
+        auto key = stored_seen_key(d, m.upstream, m.repository);
+        if (!key) throw std::invalid_argument("cannot record where a manifest was seen: bad upstream or repository name");
+        add(seen_, std::move(*key), "");
+      }
+      if (m.tag) {
+        auto key = tag_key(m.upstream, m.repository, m.tag->name);
+        if (!key) throw std::invalid_argument("cannot store tag record: a name contains a NUL byte");
+        add(tags_, storable_key(std::move(*key), max_key_), encode(m.tag->record), Put::When::differs);
+      }
+    }
+    for (const auto& [digest, record] : batch.blobs) add(blobs_, digest.str(), encode(record));
+    for (const auto& [key, response] : batch.responses) add(responses_, storable_key(key, max_key_), encode(response));
+    for (const auto& [digest, record] : batch.reports) add(reports_, digest.str(), encode(record));
+    for (const auto& record : batch.exceptions) {
+      if (!usable_exception(record) || !exception_key_ok(record.id))
+        throw std::invalid_argument("unusable exception record " + record.id.substr(0, 100));
+      add(exceptions_, record.id, encode(record));
+    }
+
+    auto txn = lmdb::Txn::write(env_.get());
+    std::size_t written = 0;
+    for (const auto& p : puts) {
+      if (auto existing = txn.get(p.dbi, p.key)) {
+        if (p.when == Put::When::absent) continue;
+        auto local = decode_tag(*existing);  // a tag: kept while it names the same digest
+        if (local && local->digest == decode_tag(p.value)->digest) continue;
+      }
+      txn.put(p.dbi, p.key, p.value, "import");
+      ++written;
+    }
+    for (const auto& [digest, record] : batch.verdicts) {
+      if (!standing_source(record.source) || !known_decision(record.decision)) continue;
+      if (auto existing = txn.get(verdicts_, digest.str())) {
+        auto local = decode_verdict(*existing);
+        if (local && decision_rank(local->decision) >= decision_rank(record.decision)) continue;
+      }
+      txn.put(verdicts_, digest.str(), encode(record), "import verdict " + digest.str());
+      ++written;
+    }
+    if (written > 0) txn.commit();
+    return written;
+  }
+
  private:
   // Takes a digest off the pending queue with its order entry, inside the caller's
   // write transaction. When the record does not decode its order key is unknown,
@@ -863,6 +923,7 @@ class LmdbMetaStore final : public MetaStore {
   // Verdicts kept per digest, counting in every scope: a person's ("manual") and an
   // upstream gate's refusal ("upstream"); a new report or policy leaves them alone.
   static bool standing_source(std::string_view source) { return source == "manual" || source == "upstream"; }
+  static int decision_rank(std::string_view decision) { return decision == "deny" ? 2 : decision == "warn" ? 1 : 0; }
   // "<digest>" for a standing verdict (and those written before scopes).
   std::string verdict_key(const Digest& digest, const VerdictRecord& record) const {
     if (standing_source(record.source) || record.scope.empty()) return digest.str();
@@ -1041,6 +1102,10 @@ std::vector<Digest> references_of(const registry::ParsedManifest& parsed) {
   for (auto& d : parsed.blobs) referenced.push_back(d.digest);
   for (auto& d : parsed.children) referenced.push_back(d.digest);
   return referenced;
+}
+
+std::string referrers_response_key(std::string_view upstream, std::string_view repository, const Digest& digest) {
+  return "referrers\n" + std::string(upstream) + "\n" + std::string(repository) + "\n" + digest.str();
 }
 
 void store_manifest(MetaStore& meta, const Digest& digest, const ManifestRecord& record,

@@ -130,6 +130,17 @@ struct ManifestBatch {
   std::vector<Digest> seen;  // only the pairs that are new are written (see mark_seen)
 };
 
+// What a bundle brings (cache/bundle.hpp), written by import_records in one
+// transaction. Adds, never weakens: see import_records.
+struct ImportBatch {
+  std::vector<ManifestBatch> manifests;  // each with its tag and where it was seen
+  std::vector<std::pair<Digest, BlobRecord>> blobs;
+  std::vector<std::pair<std::string, CachedResponse>> responses;  // referrers answers
+  std::vector<std::pair<Digest, VerdictRecord>> verdicts;         // standing ones (manual, upstream)
+  std::vector<std::pair<Digest, ReportRecord>> reports;
+  std::vector<ExceptionRecord> exceptions;
+};
+
 struct VerdictFilter {
   std::optional<std::string> decision;  // only this decision
   std::optional<std::string> source;    // only this source
@@ -265,6 +276,15 @@ class MetaStore {
   virtual std::uint64_t verdict_count() = 0;
   virtual std::uint64_t report_count() = 0;
   virtual std::uint64_t pending_count() = 0;
+
+  // A bundle's records, all in one write transaction or none (throws as the puts do).
+  // What is there already stays: a manifest, blob record, report, cached answer or
+  // exception id present is kept; a tag is replaced only when it names another
+  // digest; a standing verdict is written only where the digest has none or a weaker
+  // one (allow < warn < deny), so an import never turns a local deny into an allow.
+  // Importing the same batch twice writes nothing the second time. Returns the number
+  // of records written.
+  virtual std::size_t import_records(const ImportBatch& batch) = 0;
 };
 
 // What `parsed` references (its blobs, then its child manifests).
@@ -274,5 +294,9 @@ std::vector<Digest> references_of(const registry::ParsedManifest& parsed);
 // one transaction: a manifest in the cache always has what it references known to the gate.
 void store_manifest(MetaStore& meta, const Digest& digest, const ManifestRecord& record,
                     const registry::ParsedManifest& parsed);
+
+// The key under which a referrers answer for `digest` in (upstream, repository) is
+// cached (the mirror's referrers route, the signal look-up and bundles share it).
+std::string referrers_response_key(std::string_view upstream, std::string_view repository, const Digest& digest);
 
 }  // namespace pullgate::cache

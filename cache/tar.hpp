@@ -64,6 +64,8 @@ class Reader {
   // Up to `length` bytes of the current file; 0 at its end. Throws tar::Error when
   // the archive ends inside the file.
   std::size_t read(char* data, std::size_t length);
+  // "entry N (NAME)" of the entry last returned by next(), for messages.
+  std::string where() const { return describe(); }
 
  private:
   void skip_rest();

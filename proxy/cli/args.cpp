@@ -109,4 +109,16 @@ std::unique_ptr<cache::MetaStore> open_existing_store(const Config& config) {
   }
 }
 
+std::vector<UpstreamName> upstream_names(const Config& config, bool guess_host, std::string_view image) {
+  std::vector<UpstreamName> upstreams;
+  for (auto& u : config.upstreams) upstreams.push_back(UpstreamName{u.settings.name, u.aliases, u.docker_hub});
+  if (guess_host) {
+    auto slash = image.find('/');
+    auto first = image.substr(0, slash == std::string_view::npos ? 0 : slash);
+    if (first.find_first_of(".:") != std::string_view::npos || first == "localhost")
+      upstreams.push_back(UpstreamName{std::string(first), {}, false});
+  }
+  return upstreams;
+}
+
 }  // namespace pullgate::proxy::cli

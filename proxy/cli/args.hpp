@@ -14,6 +14,7 @@
 #include "cache/meta_store.hpp"
 #include "policy/rfc3339.hpp"
 #include "proxy/config.hpp"
+#include "proxy/gate/explain.hpp"
 
 namespace pullgate::proxy::cli {
 
@@ -58,5 +59,10 @@ std::optional<Config> cli_config(const CliArgs& cli);
 // The existing LMDB environment of the config; never creates one (a typo in --data
 // must not look like an empty cache). Prints the error and returns null.
 std::unique_ptr<cache::MetaStore> open_existing_store(const Config& config);
+
+// The configured upstreams' names for parse_explain_query. Without a config
+// (guess_host), as docker does, the first component of `image` is taken as a
+// registry host when it has a '.' or ':' or is "localhost".
+std::vector<UpstreamName> upstream_names(const Config& config, bool guess_host, std::string_view image);
 
 }  // namespace pullgate::proxy::cli

@@ -35,4 +35,8 @@ int run_explain(const std::vector<std::string>& args);
 extern const char audit_help[];
 int run_audit(const std::vector<std::string>& args);
 
+// `pullgate bundle export|import`: air-gap bundles.
+extern const char bundle_help[];
+int run_bundle(const std::vector<std::string>& args);
+
 }  // namespace pullgate::proxy::cli

@@ -52,16 +52,7 @@ int run_explain(const std::vector<std::string>& all) {
     policy = std::move(*loaded.policy);
   }
 
-  std::vector<UpstreamName> upstreams;
-  for (auto& u : config->upstreams) upstreams.push_back(UpstreamName{u.settings.name, u.aliases, u.docker_hub});
-  if (!cli.get("--config")) {
-    // No config to name the upstreams: as docker does, a first component with a
-    // '.' or ':' (or "localhost") is a registry host.
-    auto slash = target.find('/');
-    auto first = target.substr(0, slash == std::string::npos ? 0 : slash);
-    if (first.find_first_of(".:") != std::string::npos || first == "localhost")
-      upstreams.push_back(UpstreamName{first, {}, false});
-  }
+  auto upstreams = upstream_names(*config, !cli.get("--config"), target);
   auto parsed = parse_explain_query(target, upstreams, cli.get("--upstream") ? *cli.get("--upstream") : "",
                                     cli.get("--repository") ? *cli.get("--repository") : "");
   if (!parsed.query) {

@@ -33,7 +33,7 @@ namespace asio = boost::asio;
 // the signal lookup share it, so either finds what the other stored).
 inline std::string referrers_cache_key(std::string_view upstream, std::string_view repository,
                                        const registry::Digest& digest) {
-  return "referrers\n" + std::string(upstream) + "\n" + std::string(repository) + "\n" + digest.str();
+  return cache::referrers_response_key(upstream, repository, digest);
 }
 
 class Signals {

@@ -431,6 +431,7 @@ class HookedStore final : public cache::MetaStore {
   std::uint64_t verdict_count() override { return real_.verdict_count(); }
   std::uint64_t report_count() override { return real_.report_count(); }
   std::uint64_t pending_count() override { return real_.pending_count(); }
+  std::size_t import_records(const cache::ImportBatch& batch) override { return real_.import_records(batch); }
 
  private:
   cache::MetaStore& real_;

@@ -1,0 +1,158 @@
+// `pullgate bundle export|import`: air-gap bundles (docs/bundles.md).
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cache/bundle.hpp"
+#include "proxy/cli/args.hpp"
+#include "proxy/cli/commands.hpp"
+#include "proxy/gate/explain.hpp"
+
+namespace pullgate::proxy::cli {
+
+const char bundle_help[] = R"(Usage:
+  pullgate bundle export IMAGE... -o FILE.tar    images as the mirror cached them, with their evidence
+  pullgate bundle export --file LIST -o FILE.tar   the images named in LIST, one a line (# comments)
+  pullgate bundle import FILE.tar [--upstream NAME]
+Each takes --data DIR or --config FILE to find the cache (default ./pullgate-data).
+
+IMAGE is UPSTREAM/REPOSITORY:TAG or UPSTREAM/REPOSITORY@DIGEST, UPSTREAM a configured
+upstream name or alias (without --config, a first component that looks like a host).
+Every image must have been pulled through the mirror. The bundle is an OCI image
+layout in a tar archive (skopeo copy oci-archive:FILE.tar:IMAGE reads it) plus
+pullgate/evidence.json: manual and upstream verdicts, reports, exceptions, and the
+signatures, attestations and SBOMs the mirror cached.
+
+Import verifies every blob's digest while it reads the archive and changes nothing
+unless the whole bundle checks out; then the images are served (also --offline) under
+the upstream, repository and tag they were exported from, or under --upstream NAME.
+A plain OCI archive (skopeo copy docker://... oci-archive:FILE.tar:REPO:TAG) needs
+--upstream. An import never weakens a verdict: a local deny stays. Bundles are not
+signed: import only what you trust as your own.
+Works while the server runs.
+)";
+
+namespace {
+
+std::optional<std::vector<std::string>> read_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    auto start = line.find_first_not_of(" \t\r");
+    if (start == std::string::npos || line[start] == '#') continue;
+    auto end = line.find_last_not_of(" \t\r");
+    out.push_back(line.substr(start, end - start + 1));
+  }
+  return out;
+}
+
+// What a bundle command prints: the counts as JSON on stdout, its notes on stderr.
+void report(const std::string& file, const cache::BundleSummary& summary, bool imported) {
+  for (const auto& note : summary.notes) std::cerr << "pullgate: note: " << note << "\n";
+  nlohmann::json out{{"file", file},
+                     {"images", summary.images},
+                     {"manifests", summary.manifests},
+                     {"blobs", summary.blobs},
+                     {"artifacts", summary.artifacts}};
+  if (imported) out["records_written"] = summary.records;
+  std::cout << out.dump() << "\n";
+}
+
+int run_export(const CliArgs& cli, const Config& config) {
+  std::vector<std::string> references(cli.positional.begin() + 1, cli.positional.end());
+  if (auto* list = cli.get("--file")) {
+    auto listed = read_list(*list);
+    if (!listed) {
+      std::cerr << "pullgate: cannot read " << *list << "\n";
+      return 1;
+    }
+    references.insert(references.end(), listed->begin(), listed->end());
+  }
+  if (references.empty()) return usage("bundle export needs IMAGE... or --file LIST", "bundle");
+  auto* output = cli.get("--output");
+  if (!output) return usage("bundle export needs -o FILE.tar", "bundle");
+
+  std::vector<cache::BundleImage> images;
+  for (const auto& reference : references) {
+    auto parsed = parse_explain_query(reference, upstream_names(config, !cli.get("--config"), reference));
+    if (parsed.query && parsed.query->upstream.empty())
+      parsed.error = reference + ": name the image (UPSTREAM/REPOSITORY@DIGEST), not only a digest";
+    if (!parsed.error.empty()) {
+      std::cerr << "pullgate: " << parsed.error << "\n";
+      return 1;
+    }
+    auto& q = *parsed.query;
+    images.push_back(cache::BundleImage{reference, q.upstream, q.repository, q.tag, q.digest});
+  }
+
+  auto meta = open_existing_store(config);
+  if (!meta) return 1;
+  // Written beside the target and renamed at the end: a failed export leaves no
+  // half bundle under the name.
+  const std::string partial = *output + ".partial";
+  try {
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot create " + partial);
+    auto summary = cache::export_bundle(*meta, config.data_dir, images, out);
+    out.close();
+    if (!out) throw std::runtime_error("cannot write " + partial);
+    std::filesystem::rename(partial, *output);
+    report(*output, summary, false);
+    return 0;
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    std::filesystem::remove(partial, ec);
+    std::cerr << "pullgate: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int run_import(const CliArgs& cli, const Config& config) {
+  if (cli.positional.size() != 2) return usage("bundle import takes exactly one FILE.tar", "bundle");
+  const std::string& file = cli.positional[1];
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    std::cerr << "pullgate: cannot read " << file << "\n";
+    return 1;
+  }
+  cache::ImportOptions options;
+  if (auto* upstream = cli.get("--upstream")) options.upstream = *upstream;
+  options.now_ms = now_ms();
+  try {
+    // An offline site's first import may find no cache yet: it makes one.
+    auto meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
+    auto summary = cache::import_bundle(*meta, config.data_dir, in, options);
+    report(file, summary, true);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "pullgate: " << file << ": " << e.what() << " (nothing was imported)\n";
+    return 1;
+  }
+}
+
+}  // namespace
+
+int run_bundle(const std::vector<std::string>& all) {
+  const std::string command = all[0];
+  if (command != "export" && command != "import") return usage("unknown bundle command " + command, "bundle");
+  std::vector<std::string> args = all;
+  for (auto& a : args)
+    if (a == "-o") a = "--output";
+  auto cli = parse_cli(args, 0, {"--data", "--config", "--file", "--output", "--upstream"});
+  if (cli.help) {
+    std::cout << bundle_help;
+    return 0;
+  }
+  if (!cli.error.empty()) return usage(cli.error, "bundle");
+  if (command == "export" && cli.get("--upstream")) return usage("--upstream is for bundle import", "bundle");
+  if (command == "import" && (cli.get("--file") || cli.get("--output")))
+    return usage("--file and -o are for bundle export", "bundle");
+  auto config = cli_config(cli);
+  if (!config) return 1;
+  return command == "export" ? run_export(cli, *config) : run_import(cli, *config);
+}
+
+}  // namespace pullgate::proxy::cli

@@ -1,0 +1,263 @@
+// Bundles through real LMDB environments and blob stores: export from one cache,
+// import into another; refusals leave the target as it was.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <sstream>
+#include <string>
+
+#include "cache/blob_store.hpp"
+#include "cache/bundle.hpp"
+#include "cache/tar.hpp"
+#include "tests/unit/temp_dir.hpp"
+
+namespace pullgate::cache {
+namespace {
+
+namespace fs = std::filesystem;
+using registry::DigestAlgorithm;
+using registry::digest_of;
+
+constexpr std::size_t map_size = 64 * 1024 * 1024;
+constexpr std::int64_t t0 = 1'700'000'000'000;
+
+std::string descriptor(std::string_view media_type, const Digest& digest, std::size_t size) {
+  return R"({"mediaType":")" + std::string(media_type) + R"(","digest":")" + digest.str() +
+         R"(","size":)" + std::to_string(size) + "}";
+}
+
+std::string image_manifest(const Digest& config, std::size_t config_size, const Digest& layer, std::size_t layer_size) {
+  return R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":)" +
+         descriptor("application/vnd.oci.image.config.v1+json", config, config_size) + R"(,"layers":[)" +
+         descriptor("application/vnd.oci.image.layer.v1.tar", layer, layer_size) + "]}";
+}
+
+struct Cache {
+  fs::path dir;
+  std::unique_ptr<MetaStore> meta = MetaStore::open(dir / "lmdb", map_size);
+  BlobStore blobs{dir};
+
+  Digest put_blob(std::string_view bytes) {
+    auto digest = digest_of(DigestAlgorithm::sha256, bytes);
+    auto temp = blobs.create_temp();
+    EXPECT_EQ(::write(temp.file.get(), bytes.data(), bytes.size()), ssize_t(bytes.size()));
+    blobs.publish(temp, digest);
+    meta->put_blob(digest, BlobRecord{bytes.size(), t0, t0});
+    return digest;
+  }
+
+  // An image with a config and a layer, tagged in (u, repo).
+  Digest put_image(const std::string& repo, const std::string& tag, std::string_view layer) {
+    auto config = put_blob(R"({"architecture":"amd64","os":"linux"})" + std::string(layer.substr(0, 1)));
+    auto config_size = std::string(R"({"architecture":"amd64","os":"linux"})").size() + 1;
+    auto layer_digest = put_blob(layer);
+    std::string manifest = image_manifest(config, config_size, layer_digest, layer.size());
+    auto digest = digest_of(DigestAlgorithm::sha256, manifest);
+    ManifestBatch batch;
+    batch.upstream = "u";
+    batch.repository = repo;
+    batch.tag = ManifestBatch::Tag{tag, TagRecord{digest, std::string(registry::media_type::oci_manifest), t0}};
+    batch.manifest = ManifestBatch::Manifest{
+        digest, ManifestRecord{std::string(registry::media_type::oci_manifest), manifest, t0}, {config, layer_digest}};
+    batch.seen = {digest};
+    meta->write(batch);
+    return digest;
+  }
+
+  std::size_t files_in(const char* sub) const {
+    std::size_t n = 0;
+    for (auto& e : fs::recursive_directory_iterator(dir / sub))
+      if (e.is_regular_file()) ++n;
+    return n;
+  }
+};
+
+VerdictRecord manual(std::string decision, std::string reason) {
+  VerdictRecord v;
+  v.decision = std::move(decision);
+  v.source = "manual";
+  v.reasons = {std::move(reason)};
+  v.set_by = "test";
+  v.evaluated_at_ms = t0;
+  return v;
+}
+
+class BundleTest : public ::testing::Test {
+ protected:
+  void SetUp() override { root_ = testing_support::make_temp_dir("pullgate-bundle"); }
+  void TearDown() override { fs::remove_all(root_); }
+
+  std::string export_of(Cache& from, std::vector<BundleImage> images) {
+    std::ostringstream out;
+    export_bundle(*from.meta, from.dir, images, out);
+    return out.str();
+  }
+
+  BundleSummary import_into(Cache& to, const std::string& bundle, ImportOptions options = {}) {
+    std::istringstream in(bundle);
+    options.now_ms = t0 + 1000;
+    return import_bundle(*to.meta, to.dir, in, options);
+  }
+
+  fs::path root_;
+};
+
+TEST_F(BundleTest, AnImageAndItsEvidenceGoFromOneCacheToAnother) {
+  Cache source{root_ / "source"};
+  auto digest = source.put_image("team/app", "1.0", "layer bytes");
+  source.meta->put_verdict(digest, manual("deny", "CVE-1 unpatched"));
+  source.meta->put_report(digest, ReportRecord{R"({"critical":1})", "trivy", t0, t0});
+  source.meta->put_exception(ExceptionRecord{"ex1", digest.str(), "", "", "accepted risk", "ops", t0, std::nullopt});
+  // A cosign signature tag of the image, with its layer.
+  auto sig_layer = source.put_blob("signature payload");
+  auto sig_config = source.put_blob("{}");
+  std::string sig = image_manifest(sig_config, 2, sig_layer, 17);
+  auto sig_digest = digest_of(DigestAlgorithm::sha256, sig);
+  ManifestBatch sig_batch;
+  sig_batch.upstream = "u";
+  sig_batch.repository = "team/app";
+  sig_batch.tag = ManifestBatch::Tag{"sha256-" + std::string(digest.hex()) + ".sig",
+                                     TagRecord{sig_digest, std::string(registry::media_type::oci_manifest), t0}};
+  sig_batch.manifest = ManifestBatch::Manifest{
+      sig_digest, ManifestRecord{std::string(registry::media_type::oci_manifest), sig, t0}, {sig_config, sig_layer}};
+  sig_batch.seen = {sig_digest};
+  source.meta->write(sig_batch);
+
+  auto bundle = export_of(source, {BundleImage{"u/team/app:1.0", "u", "team/app", "1.0", std::nullopt}});
+
+  Cache target{root_ / "target"};
+  auto summary = import_into(target, bundle);
+  EXPECT_EQ(summary.images, 1u);
+  EXPECT_EQ(summary.artifacts, 1u);
+  EXPECT_EQ(summary.blobs, 4u);
+  auto tag = target.meta->get_tag("u", "team/app", "1.0");
+  ASSERT_TRUE(tag);
+  EXPECT_EQ(tag->digest, digest);
+  EXPECT_EQ(target.meta->get_manifest(digest)->bytes, source.meta->get_manifest(digest)->bytes);
+  EXPECT_TRUE(target.meta->seen_in(digest, "u", "team/app"));
+  auto layer = digest_of(DigestAlgorithm::sha256, "layer bytes");
+  EXPECT_TRUE(target.blobs.open(layer));
+  EXPECT_EQ(target.meta->get_blob(layer)->size, 11u);
+  EXPECT_EQ(target.meta->referenced_by(layer, 10), std::vector<Digest>{digest});
+  auto verdict = target.meta->get_verdict(digest);
+  ASSERT_TRUE(verdict);
+  EXPECT_EQ(verdict->decision, "deny");
+  EXPECT_EQ(verdict->reasons, std::vector<std::string>{"CVE-1 unpatched"});
+  EXPECT_EQ(target.meta->get_report(digest)->scanner, "trivy");
+  EXPECT_EQ(target.meta->get_exception("ex1")->reason, "accepted risk");
+  auto sig_tag = target.meta->get_tag("u", "team/app", "sha256-" + std::string(digest.hex()) + ".sig");
+  ASSERT_TRUE(sig_tag);
+  EXPECT_EQ(sig_tag->digest, sig_digest);
+  EXPECT_TRUE(target.blobs.open(sig_layer));
+  EXPECT_EQ(target.files_in("tmp"), 0u);
+
+  // The same bundle again: nothing new to write.
+  auto generation = target.meta->generation();
+  EXPECT_EQ(import_into(target, bundle).records, 0u);
+  EXPECT_EQ(target.meta->generation(), generation);
+}
+
+TEST_F(BundleTest, AnImportedAllowDoesNotReplaceALocalDeny) {
+  Cache source{root_ / "source"};
+  auto digest = source.put_image("team/app", "1.0", "layer");
+  source.meta->put_verdict(digest, manual("allow", "reviewed"));
+  auto bundle = export_of(source, {BundleImage{"u/team/app:1.0", "u", "team/app", "1.0", std::nullopt}});
+
+  Cache target{root_ / "target"};
+  target.meta->put_verdict(digest, manual("deny", "not here"));
+  import_into(target, bundle);
+  EXPECT_EQ(target.meta->get_verdict(digest)->decision, "deny");
+  EXPECT_EQ(target.meta->get_verdict(digest)->reasons, std::vector<std::string>{"not here"});
+
+  // The other way round, a deny from the bundle wins over a local allow.
+  Cache other{root_ / "other"};
+  source.meta->put_verdict(digest, manual("deny", "revoked"));
+  other.meta->put_verdict(digest, manual("allow", "ok"));
+  import_into(other, export_of(source, {BundleImage{"u/team/app:1.0", "u", "team/app", "1.0", std::nullopt}}));
+  EXPECT_EQ(other.meta->get_verdict(digest)->reasons, std::vector<std::string>{"revoked"});
+}
+
+TEST_F(BundleTest, AFlippedByteOrATruncationIsRefusedAndChangesNothing) {
+  Cache source{root_ / "source"};
+  const std::string layer(3000, 'L');
+  source.put_image("team/app", "1.0", layer);
+  auto bundle = export_of(source, {BundleImage{"u/team/app:1.0", "u", "team/app", "1.0", std::nullopt}});
+
+  Cache target{root_ / "target"};
+  auto generation = target.meta->generation();
+  auto refusal = [&](const std::string& bytes) {
+    try {
+      import_into(target, bytes);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  std::string flipped = bundle;
+  flipped[bundle.find(std::string(100, 'L')) + 50] = 'M';
+  auto layer_entry = "blobs/sha256/" + std::string(digest_of(DigestAlgorithm::sha256, layer).hex());
+  EXPECT_NE(refusal(flipped).find("(" + layer_entry + "): content does not match its digest"), std::string::npos)
+      << refusal(flipped);
+  EXPECT_NE(refusal(bundle.substr(0, bundle.size() - 2048)).find("truncated"), std::string::npos);
+
+  EXPECT_EQ(target.meta->generation(), generation);
+  EXPECT_EQ(target.meta->manifest_count(), 0u);
+  EXPECT_FALSE(target.meta->get_tag("u", "team/app", "1.0"));
+  EXPECT_EQ(target.files_in("blobs"), 0u);
+  EXPECT_EQ(target.files_in("tmp"), 0u);
+}
+
+TEST_F(BundleTest, AnImageNotCachedIsNamed) {
+  Cache source{root_ / "source"};
+  std::ostringstream out;
+  std::vector<BundleImage> images{BundleImage{"u/team/none:1", "u", "team/none", "1", std::nullopt}};
+  try {
+    export_bundle(*source.meta, source.dir, images, out);
+    FAIL() << "exported an image that is not cached";
+  } catch (const BundleError& e) {
+    EXPECT_EQ(std::string(e.what()), "u/team/none:1 is not cached (pull it through the mirror first)");
+  }
+  EXPECT_TRUE(out.str().empty());
+}
+
+TEST_F(BundleTest, APlainOciArchiveIsFiledUnderTheUpstreamGiven) {
+  // What skopeo writes: a layout whose index names the image by ref.name only.
+  Cache source{root_ / "source"};
+  auto digest = source.put_image("library/alpine", "3", "alpine layer");
+  auto manifest = source.meta->get_manifest(digest)->bytes;
+  std::ostringstream out;
+  tar::Writer writer(out);
+  writer.file("oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+  writer.file("index.json", R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+                                digest.str() + R"(","size":)" + std::to_string(manifest.size()) +
+                                R"(,"annotations":{"org.opencontainers.image.ref.name":"127.0.0.1:5000/library/alpine:3"}}]})");
+  writer.file("blobs/sha256/" + std::string(digest.hex()), manifest);
+  auto parsed = std::get<registry::ParsedManifest>(registry::parse_manifest(manifest, ""));
+  for (const auto& blob : parsed.blobs) {
+    auto opened = source.blobs.open(blob.digest);
+    std::string bytes(opened->size, '\0');
+    ASSERT_EQ(::pread(opened->file.get(), bytes.data(), bytes.size(), 0), ssize_t(bytes.size()));
+    writer.file("blobs/sha256/" + std::string(blob.digest.hex()), bytes);
+  }
+  writer.finish();
+
+  Cache target{root_ / "target"};
+  try {
+    import_into(target, out.str());
+    FAIL() << "imported an archive without an upstream";
+  } catch (const BundleError& e) {
+    EXPECT_NE(std::string(e.what()).find("give --upstream NAME"), std::string::npos) << e.what();
+  }
+  ImportOptions options;
+  options.upstream = "mirror.local";
+  import_into(target, out.str(), options);
+  auto tag = target.meta->get_tag("mirror.local", "library/alpine", "3");
+  ASSERT_TRUE(tag);
+  EXPECT_EQ(tag->digest, digest);
+  EXPECT_TRUE(target.meta->seen_in(digest, "mirror.local", "library/alpine"));
+}
+
+}  // namespace
+}  // namespace pullgate::cache
