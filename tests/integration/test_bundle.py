@@ -1,0 +1,156 @@
+"""Air-gap bundles end to end: an online pullgate pulls images from a real upstream
+(CNCF Distribution) through skopeo, `pullgate bundle export` writes them with their
+evidence, the upstream stops, and an --offline pullgate that imported the bundle
+serves them by tag and by digest, byte for byte; a manual deny stays a deny; a
+corrupted or truncated bundle changes nothing; a skopeo-made oci-archive imports
+with --upstream."""
+import json
+import os
+import subprocess
+import unittest
+
+import harness as h
+
+DENY_REASON = "bundle test: not for the air-gapped site"
+
+
+def cli(*args):
+    return h.pullgate_cli(*args, timeout=300)
+
+
+def files_under(directory):
+    out = set()
+    for root, _, files in os.walk(directory):
+        for name in files:
+            out.add(os.path.relpath(os.path.join(root, name), directory))
+    return out
+
+
+class Bundle(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
+        cls.up = cls.registry.address
+        cls.app = h.seed_oci(cls.registry, repo="it/app", seed="bundle-app")
+        cls.bad = h.seed_oci(cls.registry, repo="it/bad", seed="bundle-bad")
+        cls.plain = h.seed_oci(cls.registry, repo="it/plain", seed="bundle-plain")
+
+        online = h.Pullgate(cls.work.path, [h.upstream_entry(cls.registry)], args=["--admin-listen", ""]).start()
+        cls.addClassCleanup(online.close)
+        for ref in ("it/app:v1", "it/bad:v1"):
+            r, _ = h.skopeo_via_mirror(online.dir, cls.registry, online, ref)
+            if r.returncode != 0:
+                raise RuntimeError("skopeo pull of %s failed: %s" % (ref, r.stderr))
+        r = cli("verdict", "set", cls.bad.digest, "deny", "--reason", DENY_REASON, "--data", online.data_dir)
+        if r.returncode != 0:
+            raise RuntimeError("verdict set failed: " + r.stderr)
+
+        cls.bundle = os.path.join(cls.work.path, "site.tar")
+        r = cli("bundle", "export", "%s/it/app:v1" % cls.up, "%s/it/bad:v1" % cls.up, "-o", cls.bundle,
+                "--data", online.data_dir)
+        if r.returncode != 0:
+            raise RuntimeError("bundle export failed: " + r.stderr)
+        cls.export_summary = json.loads(r.stdout)
+
+        # What skopeo itself writes, straight from the upstream (no pullgate annotations).
+        cls.plain_archive = os.path.join(cls.work.path, "plain.tar")
+        r = subprocess.run(["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false",
+                            "docker://%s/it/plain:v1" % cls.up, "oci-archive:%s:it/plain:v1" % cls.plain_archive],
+                           capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, HOME=cls.work.path))
+        if r.returncode != 0:
+            raise RuntimeError("skopeo oci-archive copy failed: " + r.stderr)
+
+        online.stop()
+        cls.registry.stop()
+
+        cls.pg = h.Pullgate(cls.work.path, [h.upstream_entry(cls.registry)], offline=True,
+                            args=["--admin-listen", ""]).start()
+        cls.addClassCleanup(cls.pg.close)
+        r = cli("bundle", "import", cls.bundle, "--data", cls.pg.data_dir)
+        if r.returncode != 0:
+            raise RuntimeError("bundle import failed: " + r.stderr)
+        cls.import_summary = json.loads(r.stdout)
+
+    def setUp(self):
+        self.assertTrue(self.pg.alive(), "pullgate died before this test: " + self.pg.stderr())
+
+    def pull(self, ref):
+        r, out = h.skopeo_via_mirror(self.pg.dir, self.registry, self.pg, ref)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return out
+
+    def test_export_and_import_count_what_they_carry(self):
+        self.assertEqual(self.export_summary["images"], 2)
+        self.assertEqual(self.import_summary["images"], 2)
+        self.assertEqual(self.import_summary["blobs"], len(self.app.blobs()) + len(self.bad.blobs()))
+        self.assertGreater(self.import_summary["records_written"], 0)
+
+    def test_skopeo_reads_the_bundle_as_an_oci_archive(self):
+        out = os.path.join(self.work.path, "from-archive")
+        r = subprocess.run(["skopeo", "--insecure-policy", "copy",
+                            "oci-archive:%s:%s/it/app:v1" % (self.bundle, self.up), "dir:" + out],
+                           capture_output=True, text=True, timeout=300, env=dict(os.environ, HOME=self.work.path))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        h.assert_dir_output(self, out, self.app)
+
+    def test_the_offline_mirror_serves_the_image_by_tag(self):
+        h.assert_dir_output(self, self.pull("it/app:v1"), self.app)
+
+    def test_the_offline_mirror_serves_the_image_by_digest(self):
+        h.assert_dir_output(self, self.pull("it/app@" + self.app.digest), self.app)
+
+    def test_a_manual_deny_stays_denied_with_its_reason(self):
+        status, _, body = self.pg.request("GET", "/v2/it/bad/manifests/v1", headers=[("Accept", h.ALL_MANIFEST_ACCEPT)])
+        self.assertEqual(status, 403)
+        self.assertIn(DENY_REASON, body.decode())
+        r = cli("verdict", "get", self.bad.digest, "--data", self.pg.data_dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["decision"], "deny")
+
+    def test_importing_twice_changes_nothing(self):
+        before = files_under(os.path.join(self.pg.data_dir, "blobs"))
+        r = cli("bundle", "import", self.bundle, "--data", self.pg.data_dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["records_written"], 0)
+        self.assertEqual(files_under(os.path.join(self.pg.data_dir, "blobs")), before)
+
+    def refused(self, data, expected):
+        damaged = os.path.join(self.work.path, "damaged.tar")
+        with open(damaged, "wb") as f:
+            f.write(data)
+        blobs_before = files_under(os.path.join(self.pg.data_dir, "blobs"))
+        verdicts_before = cli("verdict", "ls", "--data", self.pg.data_dir).stdout
+        r = cli("bundle", "import", damaged, "--data", self.pg.data_dir)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(expected, r.stderr)
+        self.assertIn("nothing was imported", r.stderr)
+        self.assertEqual(files_under(os.path.join(self.pg.data_dir, "blobs")), blobs_before)
+        self.assertEqual(files_under(os.path.join(self.pg.data_dir, "tmp")), set())
+        self.assertEqual(cli("verdict", "ls", "--data", self.pg.data_dir).stdout, verdicts_before)
+
+    def test_a_flipped_byte_is_refused_naming_the_entry(self):
+        with open(self.bundle, "rb") as f:
+            data = bytearray(f.read())
+        layer = self.app.layers[0]
+        at = data.find(layer.blob[:4096])
+        self.assertGreater(at, 0)
+        data[at + 100] ^= 0x01
+        self.refused(bytes(data), "blobs/sha256/%s): content does not match its digest" % layer.digest.split(":")[1])
+
+    def test_a_truncated_bundle_is_refused(self):
+        with open(self.bundle, "rb") as f:
+            data = f.read()
+        self.refused(data[:len(data) // 2], "the archive is truncated")
+
+    def test_a_skopeo_archive_imports_under_the_upstream_given(self):
+        r = cli("bundle", "import", self.plain_archive, "--data", self.pg.data_dir)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("give --upstream NAME", r.stderr)
+        r = cli("bundle", "import", self.plain_archive, "--upstream", self.up, "--data", self.pg.data_dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        h.assert_dir_output(self, self.pull("it/plain:v1"), self.plain)
+
+
+if __name__ == "__main__":
+    unittest.main()
