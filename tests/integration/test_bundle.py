@@ -3,7 +3,7 @@
 evidence, the upstream stops, and an --offline pullgate that imported the bundle
 serves them by tag and by digest, byte for byte; a manual deny stays a deny; a
 corrupted or truncated bundle changes nothing; a skopeo-made oci-archive imports
-with --upstream."""
+with --upstream; containerd (ctr) pulls through the offline mirror too."""
 import json
 import os
 import subprocess
@@ -99,6 +99,19 @@ class Bundle(unittest.TestCase):
 
     def test_the_offline_mirror_serves_the_image_by_digest(self):
         h.assert_dir_output(self, self.pull("it/app@" + self.app.digest), self.app)
+
+    def test_containerd_pulls_through_the_offline_mirror(self):
+        # The upstream is stopped: only the mirror can have answered.
+        ctrd = h.Containerd().start()
+        self.addCleanup(ctrd.close)
+        ctrd.write_hosts(self.up, self.pg.address)
+        ref = "%s/it/app:v1" % self.up
+        r = ctrd.pull("bundle", ref)
+        self.assertEqual(r.returncode, 0, "ctr pull failed: %s\npullgate stderr: %s" % (r.stderr, self.pg.stderr()))
+        self.assertEqual(ctrd.image_digest("bundle", ref), self.app.digest)
+        self.assertEqual(ctrd.content("bundle", self.app.digest), self.app.manifest)
+        for digest, data in self.app.blobs().items():
+            self.assertEqual(ctrd.content("bundle", digest), data, digest)
 
     def test_a_manual_deny_stays_denied_with_its_reason(self):
         status, _, body = self.pg.request("GET", "/v2/it/bad/manifests/v1", headers=[("Accept", h.ALL_MANIFEST_ACCEPT)])
