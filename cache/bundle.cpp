@@ -30,7 +30,9 @@ constexpr std::size_t max_index_bytes = registry::max_manifest_bytes;
 constexpr std::size_t max_evidence_bytes = 64 * 1024 * 1024;
 constexpr const char* evidence_path = "pullgate/evidence.json";
 constexpr const char* ref_name = "org.opencontainers.image.ref.name";
-constexpr const char* cosign_suffixes[] = {".sig", ".att", ".sbom"};
+// cosign's tags for a digest's signature, attestation and SBOM, and the referrers
+// API's fallback tag (an index of the referrers).
+constexpr const char* artifact_tag_suffixes[] = {".sig", ".att", ".sbom", ""};
 
 // ---- evidence records as JSON (the bundle's own format, version 1)
 
@@ -193,7 +195,7 @@ class Exporter {
           if (entry.is_object() && entry.contains("digest") && entry["digest"].is_string())
             if (auto d = Digest::parse(entry["digest"].get<std::string>())) artifacts.emplace_back(*d, std::nullopt);
     }
-    for (const char* suffix : cosign_suffixes) {
+    for (const char* suffix : artifact_tag_suffixes) {
       std::string tag = std::string(digest.algorithm_name()) + "-" + std::string(digest.hex()) + suffix;
       if (auto record = meta_.get_tag(image.upstream, image.repository, tag)) artifacts.emplace_back(record->digest, tag);
     }
@@ -211,17 +213,10 @@ class Exporter {
     auto parsed = registry::parse_manifest(record->bytes, record->media_type);
     auto* manifest = std::get_if<registry::ParsedManifest>(&parsed);
     if (!manifest) return;  // the mirror could not have used it either
-    std::vector<std::pair<Digest, std::uint64_t>> files;
-    for (const auto& blob : manifest->blobs) {
-      auto opened = store_.open(blob.digest);
-      if (!opened) {
-        summary_.notes.push_back(image.reference + ": artifact " + digest.str() + " lacks blob " + blob.digest.str() +
-                                 ", left out");
-        return;
-      }
-      files.emplace_back(blob.digest, opened->size);
-    }
-    for (auto& [d, size] : files) layout.blobs.emplace(d, size);
+    // What the signal look-up read (payloads, bundles) is cached; a config it never
+    // needed may not be: the artifact goes without it, as the mirror holds it.
+    for (const auto& blob : manifest->blobs)
+      if (auto opened = store_.open(blob.digest)) layout.blobs.emplace(blob.digest, opened->size);
     if (!layout.manifests.emplace(digest, record->bytes).second && !tag) return;
     json annotations{{"io.pullgate.upstream", image.upstream},
                      {"io.pullgate.repository", image.repository},
@@ -352,11 +347,13 @@ std::optional<std::string> annotation(const json& descriptor, const char* key) {
 struct Placement {
   std::string upstream, repository;
   std::optional<std::string> tag;
+  bool artifact = false;  // a signature, attestation or SBOM: its blobs may be partial
 };
 
 Placement place(const json& descriptor, const Digest& digest, const ImportOptions& options) {
   const std::string what = "index.json entry " + digest.str();
   Placement p;
+  p.artifact = annotation(descriptor, "io.pullgate.artifact-of").has_value();
   auto upstream = options.upstream ? options.upstream : annotation(descriptor, "io.pullgate.upstream");
   if (!upstream) throw BundleError(what + " names no upstream (not a pullgate bundle): give --upstream NAME");
   p.upstream = *upstream;
@@ -470,6 +467,7 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
     batch.manifests.push_back(std::move(m));
     ++summary.manifests;
     for (const auto& blob : parsed.blobs) {
+      if (!staging.files.contains(blob.digest) && where.artifact) continue;
       if (!staging.files.contains(blob.digest))
         throw BundleError("manifest " + digest.str() + " references blob " + blob.digest.str() +
                           ", which the archive does not hold");
@@ -503,7 +501,7 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
       tag.tag = ManifestBatch::Tag{*where.tag, TagRecord{*digest, stored->manifest->record.media_type, options.now_ms}};
       batch.manifests.push_back(std::move(tag));
     }
-    if (annotation(descriptor, "io.pullgate.artifact-of"))
+    if (where.artifact)
       ++summary.artifacts;
     else
       ++summary.images;

@@ -9,6 +9,7 @@ import os
 import subprocess
 import unittest
 
+import cosign as c
 import harness as h
 
 DENY_REASON = "bundle test: not for the air-gapped site"
@@ -163,6 +164,67 @@ class Bundle(unittest.TestCase):
         r = cli("bundle", "import", self.plain_archive, "--upstream", self.up, "--data", self.pg.data_dir)
         self.assertEqual(r.returncode, 0, r.stderr)
         h.assert_dir_output(self, self.pull("it/plain:v1"), self.plain)
+
+
+class SignedBundle(unittest.TestCase):
+    """A signature travels with its image: the offline mirror's policy requires a
+    signature by the release key, and the upstream (with the signature) is gone."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
+        key = c.KeyPair(cls.work.path, "release", "ecdsa")
+        cls.signed = h.seed_oci(cls.registry, repo="signed/app", seed="bundle-signed")
+        c.push_legacy_signature(cls.registry, cls.signed, key)
+        cls.policy = {"keys": {"release": {"pem": key.public_pem}},
+                      "default": {"mode": "enforce", "unknown": "evaluate", "fallback": "allow"},
+                      "scopes": [{"name": "signed", "repository": "signed/**", "signatures": {"keys": ["release"]}}]}
+        online = h.GatedPullgate(cls.work.path, [h.upstream_entry(cls.registry)], cls.policy,
+                                 args=["--admin-listen", ""]).start()
+        cls.addClassCleanup(online.close)
+        r, _ = h.skopeo_via_mirror(online.dir, cls.registry, online, "signed/app:v1")
+        if r.returncode != 0:
+            raise RuntimeError("skopeo pull of signed/app:v1 failed: " + r.stderr)
+        cls.bundle = os.path.join(cls.work.path, "signed.tar")
+        r = cli("bundle", "export", "%s/signed/app:v1" % cls.registry.address, "-o", cls.bundle,
+                "--data", online.data_dir)
+        if r.returncode != 0:
+            raise RuntimeError("bundle export failed: " + r.stderr)
+        cls.export_summary = json.loads(r.stdout)
+        online.stop()
+        cls.registry.stop()
+
+    def offline_mirror(self):
+        pg = h.GatedPullgate(self.work.path, [h.upstream_entry(self.registry)], self.policy, offline=True,
+                             args=["--admin-listen", ""]).start()
+        self.addCleanup(pg.close)
+        return pg
+
+    def test_the_signature_is_exported_as_an_artifact(self):
+        self.assertEqual(self.export_summary["artifacts"], 1)
+
+    def test_a_signature_scope_passes_offline_with_the_imported_signature(self):
+        pg = self.offline_mirror()
+        r = cli("bundle", "import", self.bundle, "--data", pg.data_dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r, out = h.skopeo_via_mirror(pg.dir, self.registry, pg, "signed/app:v1")
+        self.assertEqual(r.returncode, 0, r.stderr + pg.stderr())
+        h.assert_dir_output(self, out, self.signed)
+
+    def test_without_the_signature_the_same_mirror_refuses_it(self):
+        # The bundle's signature, not anything else, is what lets it through: the
+        # image and its blobs alone (a plain archive of them) are refused.
+        pg = self.offline_mirror()
+        plain = os.path.join(self.work.path, "unsigned-copy.tar")
+        r = subprocess.run(["skopeo", "--insecure-policy", "copy",
+                            "oci-archive:%s:%s/signed/app:v1" % (self.bundle, self.registry.address),
+                            "oci-archive:%s:signed/app:v1" % plain],
+                           capture_output=True, text=True, timeout=300, env=dict(os.environ, HOME=self.work.path))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = cli("bundle", "import", plain, "--upstream", self.registry.address, "--data", pg.data_dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        status, _, body = pg.request("GET", "/v2/signed/app/manifests/v1", headers=[("Accept", h.ALL_MANIFEST_ACCEPT)])
+        self.assertEqual(status, 403, body[:400])
 
 
 if __name__ == "__main__":
