@@ -153,6 +153,18 @@ std::optional<CachedResponse> decode_response(std::string_view value) {
   return CachedResponse{*content_type, std::move(*body), *fetched};
 }
 
+std::string encode_pull_time(std::int64_t at_ms) {
+  json j = header();
+  j["at_ms"] = at_ms;
+  return dump(j, "pull time");
+}
+
+std::optional<std::int64_t> decode_pull_time(std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  return field<std::int64_t>(*j, "at_ms");
+}
+
 // The decisions a verdict can carry; anything else is refused on write and
 // reads as absent, so a bad record can never be mistaken for an allow.
 bool known_decision(std::string_view decision) {
@@ -456,6 +468,7 @@ class LmdbMetaStore final : public MetaStore {
     pending_ = txn.open_dbi("pending", MDB_CREATE);
     pending_order_ = txn.open_dbi("pending_order", MDB_CREATE);
     signals_ = txn.open_dbi("signals", MDB_CREATE);
+    pulls_ = txn.open_dbi("pulls", MDB_CREATE);
     check_schema(txn);
     // "seen" came last: a store written before it learns where its manifests were
     // seen from its tag records (and the indexes they name); a manifest pulled only
@@ -809,6 +822,31 @@ class LmdbMetaStore final : public MetaStore {
   std::uint64_t report_count() override { return lmdb::Txn::read(env_.get()).entries(reports_); }
   std::uint64_t pending_count() override { return lmdb::Txn::read(env_.get()).entries(pending_); }
 
+  void put_pull_times(std::span<const PullTime> times) override {
+    if (times.empty()) return;
+    auto txn = lmdb::Txn::write(env_.get());
+    for (const auto& time : times) {
+      auto key = storable_key(time.key, max_key_);
+      if (auto old = txn.get(pulls_, key))
+        if (auto at = decode_pull_time(*old); at && *at >= time.at_ms) continue;
+      txn.put(pulls_, key, encode_pull_time(time.at_ms), "put pull time");
+    }
+    txn.commit();
+  }
+
+  std::optional<std::int64_t> get_pull_time(std::string_view key) override {
+    return read(pulls_, storable_key(std::string(key), max_key_), decode_pull_time);
+  }
+
+  std::vector<PullTime> list_pull_times() override {
+    std::vector<PullTime> out;
+    auto txn = lmdb::Txn::read(env_.get());
+    lmdb::Cursor cursor(txn, pulls_);
+    for (auto entry = cursor.first(); entry; entry = cursor.next())
+      if (auto at = decode_pull_time(entry->second)) out.push_back(PullTime{std::string(entry->first), *at});
+    return out;
+  }
+
  private:
   // Takes a digest off the pending queue with its order entry, inside the caller's
   // write transaction. When the record does not decode its order key is unknown,
@@ -986,6 +1024,7 @@ class LmdbMetaStore final : public MetaStore {
   MDB_dbi pending_ = 0;
   MDB_dbi pending_order_ = 0;
   MDB_dbi signals_ = 0;
+  MDB_dbi pulls_ = 0;
 };
 
 std::size_t round_up_to_page(std::size_t bytes) {

@@ -130,6 +130,13 @@ struct ManifestBatch {
   std::vector<Digest> seen;  // only the pairs that are new are written (see mark_seen)
 };
 
+// When content was last pulled (cache/pull_times.hpp): a manifest by its digest, a
+// cached response by its key.
+struct PullTime {
+  std::string key;
+  std::int64_t at_ms = 0;
+};
+
 struct VerdictFilter {
   std::optional<std::string> decision;  // only this decision
   std::optional<std::string> source;    // only this source
@@ -265,6 +272,14 @@ class MetaStore {
   virtual std::uint64_t verdict_count() = 0;
   virtual std::uint64_t report_count() = 0;
   virtual std::uint64_t pending_count() = 0;
+
+  // Last pull times, written in batches (cache/pull_times.hpp), in one transaction; a
+  // stored time never moves back. Keys are digests or cached responses' keys.
+  virtual void put_pull_times(std::span<const PullTime> times) = 0;
+  virtual std::optional<std::int64_t> get_pull_time(std::string_view key) = 0;
+  // Every stored time, in key order (a long key reads back hashed: look it up with
+  // get_pull_time); records that do not decode are skipped.
+  virtual std::vector<PullTime> list_pull_times() = 0;
 };
 
 // What `parsed` references (its blobs, then its child manifests).

@@ -16,6 +16,7 @@
 #include "cache/blob_fetch.hpp"
 #include "cache/blob_store.hpp"
 #include "cache/meta_store.hpp"
+#include "cache/periodic.hpp"
 #include "proxy/admin/admin.hpp"
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/command.hpp"
@@ -186,6 +187,17 @@ int serve(const std::vector<std::string>& args) {
                   clock);
     Server server(ioc, mirror_listener(config), mirror);
     server.start();
+    // Pull times are noted in memory on every pull and stored in batches: eviction
+    // by last pull then costs no write per warm request.
+    auto flush_pull_times = [&] {
+      try {
+        mirror.pull_times().flush_to(*meta);
+      } catch (const std::exception& e) {
+        log_event("error", "pull times not stored", {{"error", e.what()}});
+      }
+    };
+    cache::Periodic pull_time_flush(ioc, blocking.get_executor(), std::chrono::seconds(5), flush_pull_times);
+    pull_time_flush.start();
 
     std::unique_ptr<AdminApi> admin;
     std::unique_ptr<Server> admin_server;
@@ -272,6 +284,7 @@ int serve(const std::vector<std::string>& args) {
       auto [sessions, downloads] = running();
       log_event("info", "stopping", {{"signal", signal}, {"open_sessions", sessions}, {"downloads", downloads}});
       hangup.cancel();
+      pull_time_flush.stop();
       server.stop();
       if (admin_server) admin_server->stop();
       deadline = Clock::now() + std::chrono::seconds(config.shutdown_grace_s);
@@ -284,6 +297,7 @@ int serve(const std::vector<std::string>& args) {
     for (auto& t : threads) t.join();
     // Blobs being made durable are published before the process ends.
     blocking.join();
+    flush_pull_times();
   } catch (const std::exception& e) {
     std::cerr << "pullgate: " << e.what() << "\n";
     return 1;

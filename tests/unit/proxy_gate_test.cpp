@@ -431,6 +431,9 @@ class HookedStore final : public cache::MetaStore {
   std::uint64_t verdict_count() override { return real_.verdict_count(); }
   std::uint64_t report_count() override { return real_.report_count(); }
   std::uint64_t pending_count() override { return real_.pending_count(); }
+  void put_pull_times(std::span<const cache::PullTime> t) override { real_.put_pull_times(t); }
+  std::optional<std::int64_t> get_pull_time(std::string_view k) override { return real_.get_pull_time(k); }
+  std::vector<cache::PullTime> list_pull_times() override { return real_.list_pull_times(); }
 
  private:
   cache::MetaStore& real_;

@@ -359,6 +359,19 @@ TEST_F(MirrorStoreTest, ACachedBlobIsServedWithoutAWrite) {
   EXPECT_EQ(meta_->get_blob(layer_digest_)->last_access_ms, 0);
 }
 
+TEST_F(MirrorStoreTest, AServedManifestNotesItsPullTimeWithoutAWrite) {
+  ASSERT_EQ(get("/v2/it/app/manifests/v1").status, 200u);
+  EXPECT_EQ(mirror_->pull_times().noted(manifest_digest_.str()), ms_since_epoch(now_));
+  const auto before = meta_->generation();
+  now_ += std::chrono::seconds(10);
+  ASSERT_EQ(get("/v2/it/app/manifests/" + manifest_digest_.str()).status, 200u);
+  EXPECT_EQ(meta_->generation(), before);  // noted in memory only
+  EXPECT_EQ(mirror_->pull_times().noted(manifest_digest_.str()), ms_since_epoch(now_));
+  EXPECT_EQ(meta_->get_pull_time(manifest_digest_.str()), std::nullopt);
+  mirror_->pull_times().flush_to(*meta_);
+  EXPECT_EQ(meta_->get_pull_time(manifest_digest_.str()), ms_since_epoch(now_));
+}
+
 // ---------------------------------------------------------------------------------
 // The manifest source
 
