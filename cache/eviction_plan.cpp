@@ -133,6 +133,18 @@ std::string_view to_string(EvictionReason reason) {
   return "size";
 }
 
+std::string_view to_string(EvictionPlan::Kind kind) {
+  switch (kind) {
+    case EvictionPlan::Kind::image:
+      return "image";
+    case EvictionPlan::Kind::response:
+      return "response";
+    case EvictionPlan::Kind::blob:
+      return "blob";
+  }
+  return "image";
+}
+
 EvictionPlan plan_eviction(const CacheContents& contents, const EvictionLimits& limits, std::int64_t now_ms) {
   EvictionPlan plan;
   Planner planner(contents, plan);

@@ -77,6 +77,8 @@ struct EvictionPlan {
   std::uint64_t bytes_after = 0;
 };
 
+std::string_view to_string(EvictionPlan::Kind kind);  // "image", "response", "blob"
+
 EvictionPlan plan_eviction(const CacheContents& contents, const EvictionLimits& limits, std::int64_t now_ms);
 
 }  // namespace pullgate::cache

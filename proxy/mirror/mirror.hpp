@@ -47,6 +47,8 @@ class Mirror final : public Handler {
   // When the manifests and cached responses it served were last pulled (main flushes
   // them to the MetaStore; eviction reads them).
   cache::PullTimes& pull_times() { return pulls_; }
+  // Evicted manifests are forgotten by the hot cache in front of LMDB.
+  void forget_evicted(std::span<const registry::Digest> manifests) { hot_.forget_manifests(manifests); }
 
  private:
   struct Exchange;  // one request in progress
