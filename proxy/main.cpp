@@ -377,6 +377,8 @@ int main(int argc, char** argv) {
       {"explain", "IMAGE|DIGEST", "what the gate decides now, and why (reads the cache only)", cli::explain_help,
        cli::run_explain, Bare::shows_help},
       {"audit", "[filters]", "print matching audit-log records", cli::audit_help, cli::run_audit},
+      {"cache", "du", "what the cache holds (works while the server runs)", cli::cache_help, cli::run_cache,
+       Bare::shows_help},
   };
   return cli::run_command_line(commands, std::vector<std::string>(argv + 1, argv + argc));
 }

@@ -35,4 +35,8 @@ int run_explain(const std::vector<std::string>& args);
 extern const char audit_help[];
 int run_audit(const std::vector<std::string>& args);
 
+// `pullgate cache du`: what the cache holds (docs/cache.md).
+extern const char cache_help[];
+int run_cache(const std::vector<std::string>& args);
+
 }  // namespace pullgate::proxy::cli

@@ -4,7 +4,9 @@ run every second. Pulls (skopeo, which verifies every digest) that exceed the li
 evict the least recently pulled image; an evicted image pulls again, byte for byte;
 the cache stays under its limit. And content not pulled for cache.max_unpulled goes
 whatever the size."""
+import json
 import os
+import subprocess
 import unittest
 
 import harness as h
@@ -32,6 +34,14 @@ def metric(pg, line_start):
         if line.startswith(line_start):
             return float(line.rsplit(" ", 1)[1])
     raise LookupError("no metric " + line_start)
+
+
+def cache_du(pg):
+    """`pullgate cache du` on pg's data dir, while pg runs."""
+    done = subprocess.run([pg.bin, "cache", "du", "--data", pg.data_dir], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def blob_file(pg, digest):
@@ -80,6 +90,10 @@ class Eviction(unittest.TestCase):
         self.assertGreaterEqual(metric(pg, 'pullgate_evictions_total{what="image",reason="size"}'), 1)
         self.assertGreaterEqual(metric(pg, 'pullgate_evicted_bytes_total{reason="size"}'), LAYER_BYTES)
         h.wait_until(lambda: 0 < metric(pg, "pullgate_cache_bytes ") <= limit, 30, "the cache size gauge set")
+        du = cache_du(pg)  # a and c: two blob files each (layer and config), two manifests
+        self.assertEqual((du["blob_files"], du["manifests"]), (4, 2))
+        self.assertEqual(du["blob_bytes"], cached_blob_bytes(pg))
+        self.assertLessEqual(du["bytes"], limit)
 
         # b comes back from the upstream, byte for byte (skopeo checks the digests).
         gets = self.registry.count("/v2/it/b/blobs/" + self.layer("b").digest, "GET")
@@ -96,6 +110,8 @@ class Eviction(unittest.TestCase):
         h.wait_until(lambda: not os.path.exists(blob_file(pg, self.layer("c").digest)), 60,
                      "c's layer evicted as unpulled")
         h.wait_until(lambda: '"reason":"unpulled"' in pg.stderr(), 30, "the eviction's log line")
+        self.assertEqual(cache_du(pg)["blob_files"], 0)
+        self.assertEqual(cache_du(pg)["manifests"], 0)
         self.pull(pg, "c")
 
 
