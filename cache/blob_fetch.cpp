@@ -300,6 +300,7 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
   std::string store_error;
   try {
     auto publish = [&] {
+      auto held = blobs_.lock(fill->digest());  // not while an eviction removes it
       blobs_.publish(*temp, fill->digest());
       auto now = ms_since_epoch(clock_());
       meta_.put_blob(fill->digest(), BlobRecord{fill->status().written, now, now});

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "cache/key_locks.hpp"
 #include "registry/digest.hpp"
 
 namespace pullgate::cache {
@@ -68,8 +69,13 @@ class BlobStore {
 
   const std::filesystem::path& root() const { return root_; }
 
+  // Held while a blob is published (renamed into place and recorded) and while it is
+  // evicted (its record and file removed): the two never interleave for one digest.
+  KeyLocks::Held lock(const Digest& digest) const { return locks_.lock(digest.str()); }
+
  private:
   std::filesystem::path root_;
+  mutable KeyLocks locks_;
 };
 
 }  // namespace pullgate::cache

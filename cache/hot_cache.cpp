@@ -1,10 +1,17 @@
 #include "cache/hot_cache.hpp"
 
+#include <algorithm>
+
 namespace pullgate::cache {
 
 namespace {
 // What a tag entry costs beyond its key, roughly.
 constexpr std::size_t tag_entry_bytes = 160;
+
+std::size_t manifest_cost(const std::string& key, const ManifestRecord& record) {
+  return record.bytes.size() + key.size() + 64;
+}
+std::size_t tag_cost(const std::string& key) { return key.size() + tag_entry_bytes; }
 }
 
 std::string HotCache::tag_key(std::string_view upstream, std::string_view repository, std::string_view tag) {
@@ -30,7 +37,7 @@ std::shared_ptr<const ManifestRecord> HotCache::manifest(const Digest& digest) c
 }
 
 void HotCache::remember_manifest(const Digest& digest, std::shared_ptr<const ManifestRecord> record) {
-  auto cost = record->bytes.size() + digest.str().size() + 64;
+  auto cost = manifest_cost(digest.str(), *record);
   if (cost > budget_ / 8) return;  // one record never crowds out the rest
   std::lock_guard lock(mutex_);
   make_room_locked(cost);
@@ -50,7 +57,7 @@ std::optional<TagRecord> HotCache::tag(std::string_view upstream, std::string_vi
 void HotCache::remember_tag(std::string_view upstream, std::string_view repository, std::string_view tag,
                             const TagRecord& record) {
   auto key = tag_key(upstream, repository, tag);
-  auto cost = key.size() + tag_entry_bytes;
+  auto cost = tag_cost(key);
   std::lock_guard lock(mutex_);
   auto it = tags_.find(key);
   if (it != tags_.end()) {
@@ -75,6 +82,24 @@ void HotCache::remember_seen(const Digest& digest, std::string_view upstream, st
   seen_.insert(std::move(key));
 }
 
+void HotCache::forget_manifests(std::span<const Digest> digests) {
+  if (digests.empty()) return;
+  std::unordered_set<std::string_view> gone;
+  for (const auto& digest : digests) gone.insert(digest.str());
+  std::lock_guard lock(mutex_);
+  std::erase_if(manifests_, [&](const auto& e) {
+    if (!gone.contains(e.first)) return false;
+    bytes_ -= std::min(bytes_, manifest_cost(e.first, *e.second));
+    return true;
+  });
+  std::erase_if(tags_, [&](const auto& e) {
+    if (!gone.contains(e.second.digest.str())) return false;
+    bytes_ -= std::min(bytes_, tag_cost(e.first));
+    return true;
+  });
+  seen_.clear();
+}
+
 std::size_t HotCache::bytes() const {
   std::lock_guard lock(mutex_);
   return bytes_;
@@ -91,8 +116,8 @@ void HotCache::make_room_locked(std::size_t incoming) {
       it = map.erase(it);
     }
   };
-  drop(manifests_, [](const auto& e) { return e.second->bytes.size() + e.first.size() + 64; });
-  drop(tags_, [](const auto& e) { return e.first.size() + tag_entry_bytes; });
+  drop(manifests_, [](const auto& e) { return manifest_cost(e.first, *e.second); });
+  drop(tags_, [](const auto& e) { return tag_cost(e.first); });
 }
 
 }  // namespace pullgate::cache

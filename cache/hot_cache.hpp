@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,6 +32,11 @@ class HotCache {
   // warm path asks on every manifest request. Bounded (forgetting costs one LMDB read).
   bool seen(const Digest& digest, std::string_view upstream, std::string_view repository) const;
   void remember_seen(const Digest& digest, std::string_view upstream, std::string_view repository);
+
+  // Evicted manifests (cache/evictor.hpp) are forgotten with the tags naming them, so
+  // the next pull fetches them again; what is known of where manifests were seen is
+  // forgotten too (it is learnt again from LMDB).
+  void forget_manifests(std::span<const Digest> digests);
 
   std::size_t bytes() const;
 

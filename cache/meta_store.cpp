@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <system_error>
+#include <unordered_set>
 #include <vector>
 
 #include "cache/lmdb.hpp"
@@ -151,6 +152,18 @@ std::optional<CachedResponse> decode_response(std::string_view value) {
   auto body = base64_decode(*body_base64);
   if (!body) return std::nullopt;
   return CachedResponse{*content_type, std::move(*body), *fetched};
+}
+
+std::string encode_pull_time(std::int64_t at_ms) {
+  json j = header();
+  j["at_ms"] = at_ms;
+  return dump(j, "pull time");
+}
+
+std::optional<std::int64_t> decode_pull_time(std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  return field<std::int64_t>(*j, "at_ms");
 }
 
 // The decisions a verdict can carry; anything else is refused on write and
@@ -456,6 +469,7 @@ class LmdbMetaStore final : public MetaStore {
     pending_ = txn.open_dbi("pending", MDB_CREATE);
     pending_order_ = txn.open_dbi("pending_order", MDB_CREATE);
     signals_ = txn.open_dbi("signals", MDB_CREATE);
+    pulls_ = txn.open_dbi("pulls", MDB_CREATE);
     check_schema(txn);
     // "seen" came last: a store written before it learns where its manifests were
     // seen from its tag records (and the indexes they name); a manifest pulled only
@@ -692,11 +706,9 @@ class LmdbMetaStore final : public MetaStore {
 
   std::vector<ExceptionRecord> list_exceptions() override {
     std::vector<ExceptionRecord> out;
-    auto txn = lmdb::Txn::read(env_.get());
-    lmdb::Cursor cursor(txn, exceptions_);
-    for (auto entry = cursor.first(); entry; entry = cursor.next()) {
-      if (auto record = decode_exception(entry->first, entry->second)) out.push_back(std::move(*record));
-    }
+    scan(exceptions_, [&](std::string_view key, std::string_view value) {
+      if (auto record = decode_exception(key, value)) out.push_back(std::move(*record));
+    });
     return out;
   }
 
@@ -869,6 +881,91 @@ class LmdbMetaStore final : public MetaStore {
     return written;
   }
 
+  void put_pull_times(std::span<const PullTime> times) override {
+    if (times.empty()) return;
+    auto txn = lmdb::Txn::write(env_.get());
+    for (const auto& time : times) {
+      auto key = storable_key(time.key, max_key_);
+      if (auto old = txn.get(pulls_, key))
+        if (auto at = decode_pull_time(*old); at && *at >= time.at_ms) continue;
+      txn.put(pulls_, key, encode_pull_time(time.at_ms), "put pull time");
+    }
+    txn.commit();
+  }
+
+  std::optional<std::int64_t> get_pull_time(std::string_view key) override {
+    return read(pulls_, storable_key(std::string(key), max_key_), decode_pull_time);
+  }
+
+  void for_each_manifest(const std::function<void(const Digest&, const ManifestRecord&)>& visit) override {
+    scan(manifests_, [&](std::string_view key, std::string_view value) {
+      auto digest = Digest::parse(key);
+      auto record = digest ? decode_manifest(value) : std::nullopt;
+      if (record) visit(*digest, *record);
+    });
+  }
+
+  std::vector<std::pair<Digest, BlobRecord>> list_blobs() override {
+    std::vector<std::pair<Digest, BlobRecord>> out;
+    scan(blobs_, [&](std::string_view key, std::string_view value) {
+      auto digest = Digest::parse(key);
+      auto record = digest ? decode_blob(value) : std::nullopt;
+      if (record) out.emplace_back(std::move(*digest), *record);
+    });
+    return out;
+  }
+
+  std::vector<StoredResponse> list_responses() override {
+    std::vector<StoredResponse> out;
+    scan(responses_, [&](std::string_view key, std::string_view value) {
+      if (auto record = decode_response(value))
+        out.push_back(StoredResponse{std::string(key), record->body.size(), record->fetched_at_ms});
+    });
+    return out;
+  }
+
+  void remove_cached(const EvictionBatch& batch) override {
+    if (batch.manifests.empty() && batch.blobs.empty() && batch.responses.empty()) return;
+    std::unordered_set<std::string> evicted;
+    for (const auto& m : batch.manifests) evicted.insert(m.digest.str());
+    auto txn = lmdb::Txn::write(env_.get());
+    const std::string what = "evict";
+    for (const auto& m : batch.manifests) {
+      const auto& key = m.digest.str();
+      txn.del(manifests_, key, what);
+      txn.del(pulls_, key, what);
+      for (const auto& referenced : m.referenced) txn.del(refs_, reference_key(referenced, m.digest), what);
+      // Seen entries, computed verdicts and signal findings: "<digest>\n..." keys.
+      erase_prefixed(txn, seen_, key + '\n');
+      erase_prefixed(txn, signals_, verdict_prefix(m.digest));
+      erase_verdicts(txn, m.digest, /*manual=*/false);  // manual and upstream ones are decisions
+    }
+    if (!evicted.empty()) {
+      std::vector<std::string> tags;
+      {
+        lmdb::Cursor cursor(txn, tags_);
+        for (auto entry = cursor.first(); entry; entry = cursor.next())
+          if (auto record = decode_tag(entry->second); record && evicted.contains(record->digest.str()))
+            tags.emplace_back(entry->first);
+      }
+      for (const auto& k : tags) txn.del(tags_, k, what);
+    }
+    for (const auto& blob : batch.blobs) txn.del(blobs_, blob.str(), what);
+    for (const auto& key : batch.responses) {
+      txn.del(responses_, key, what);
+      txn.del(pulls_, key, what);
+    }
+    txn.commit();
+  }
+
+  std::vector<PullTime> list_pull_times() override {
+    std::vector<PullTime> out;
+    scan(pulls_, [&](std::string_view key, std::string_view value) {
+      if (auto at = decode_pull_time(value)) out.push_back(PullTime{std::string(key), *at});
+    });
+    return out;
+  }
+
  private:
   // Takes a digest off the pending queue with its order entry, inside the caller's
   // write transaction. When the record does not decode its order key is unknown,
@@ -891,6 +988,28 @@ class LmdbMetaStore final : public MetaStore {
       for (const auto& order_key : stale) txn.del(pending_order_, order_key, what);
     }
     return txn.del(pending_, key, what);
+  }
+
+  // Calls visit(key, value) for every entry of `dbi`, in key order, inside one read
+  // transaction (the views die with it: visit copies what it keeps).
+  template <class Visit>
+  void scan(MDB_dbi dbi, Visit visit) {
+    auto txn = lmdb::Txn::read(env_.get());
+    lmdb::Cursor cursor(txn, dbi);
+    for (auto entry = cursor.first(); entry; entry = cursor.next()) visit(entry->first, entry->second);
+  }
+
+  // Deletes every key of `dbi` that starts with `prefix`, inside the caller's write
+  // transaction (the cursor is closed before the deletes); whether there was one.
+  static bool erase_prefixed(lmdb::Txn& txn, MDB_dbi dbi, const std::string& prefix) {
+    std::vector<std::string> keys;
+    {
+      lmdb::Cursor cursor(txn, dbi);
+      for (auto entry = cursor.seek(prefix); entry && entry->first.starts_with(prefix); entry = cursor.next())
+        keys.emplace_back(entry->first);
+    }
+    for (const auto& key : keys) txn.del(dbi, key, "evict");
+    return !keys.empty();
   }
 
   bool exception_key_ok(std::string_view id) const {
@@ -956,22 +1075,19 @@ class LmdbMetaStore final : public MetaStore {
   // manual), and with `manual` its manual one too.
   bool remove_verdicts(const Digest& digest, bool manual) {
     auto txn = lmdb::Txn::write(env_.get());
+    bool existed = erase_verdicts(txn, digest, manual);
+    if (existed) txn.commit();
+    return existed;
+  }
+  // remove_verdicts inside the caller's write transaction.
+  bool erase_verdicts(lmdb::Txn& txn, const Digest& digest, bool manual) {
     const std::string what = "remove verdict " + digest.str();
     bool existed = false;
     if (auto own = txn.get(verdicts_, digest.str())) {
       auto record = decode_verdict(*own);
       if (manual || !record || !standing_source(record->source)) existed = txn.del(verdicts_, digest.str(), what);
     }
-    std::vector<std::string> scoped;
-    {
-      lmdb::Cursor cursor(txn, verdicts_);
-      const std::string prefix = verdict_prefix(digest);
-      for (auto entry = cursor.seek(prefix); entry && entry->first.starts_with(prefix); entry = cursor.next())
-        scoped.emplace_back(entry->first);
-    }
-    for (auto& key : scoped) existed = txn.del(verdicts_, key, what) || existed;
-    if (existed) txn.commit();
-    return existed;
+    return erase_prefixed(txn, verdicts_, verdict_prefix(digest)) || existed;
   }
 
   // Each tag record names an upstream, a repository and the manifest it resolved
@@ -1047,6 +1163,7 @@ class LmdbMetaStore final : public MetaStore {
   MDB_dbi pending_ = 0;
   MDB_dbi pending_order_ = 0;
   MDB_dbi signals_ = 0;
+  MDB_dbi pulls_ = 0;
 };
 
 std::size_t round_up_to_page(std::size_t bytes) {

@@ -5,6 +5,7 @@
 // Safe to call from several threads. Records are encoded as versioned JSON.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -139,6 +140,27 @@ struct ImportBatch {
   std::vector<std::pair<Digest, VerdictRecord>> verdicts;         // standing ones (manual, upstream)
   std::vector<std::pair<Digest, ReportRecord>> reports;
   std::vector<ExceptionRecord> exceptions;
+};
+
+// When content was last pulled (cache/pull_times.hpp): a manifest by its digest, a
+// cached response by its key.
+struct PullTime {
+  std::string key;
+  std::int64_t at_ms = 0;
+};
+
+// A cached manifest to evict, with what it references (its blobs and child
+// manifests: the references it recorded go with it).
+struct EvictedManifest {
+  Digest digest;
+  std::vector<Digest> referenced;
+};
+
+// What one eviction run removes, in one transaction (cache/evictor.hpp).
+struct EvictionBatch {
+  std::vector<EvictedManifest> manifests;
+  std::vector<Digest> blobs;           // blob records (the evictor removes the files)
+  std::vector<std::string> responses;  // cached answers, by their stored key
 };
 
 struct VerdictFilter {
@@ -285,6 +307,32 @@ class MetaStore {
   // Importing the same batch twice writes nothing the second time. Returns the number
   // of records written.
   virtual std::size_t import_records(const ImportBatch& batch) = 0;
+
+  // Last pull times, written in batches (cache/pull_times.hpp), in one transaction; a
+  // stored time never moves back. Keys are digests or cached responses' keys.
+  virtual void put_pull_times(std::span<const PullTime> times) = 0;
+  virtual std::optional<std::int64_t> get_pull_time(std::string_view key) = 0;
+  // Every stored time, in key order (a long key reads back hashed: look it up with
+  // get_pull_time); records that do not decode are skipped.
+  virtual std::vector<PullTime> list_pull_times() = 0;
+
+  // What is cached, for eviction: every manifest (decoded, one at a time, inside one
+  // read transaction: `visit` must not touch the store), every blob record, and every
+  // cached answer (by its stored key, with its size and when it was fetched).
+  virtual void for_each_manifest(const std::function<void(const Digest&, const ManifestRecord&)>& visit) = 0;
+  virtual std::vector<std::pair<Digest, BlobRecord>> list_blobs() = 0;
+  struct StoredResponse {
+    std::string key;
+    std::uint64_t bytes = 0;
+    std::int64_t fetched_at_ms = 0;
+  };
+  virtual std::vector<StoredResponse> list_responses() = 0;
+  // Removes cached content in one write transaction: each manifest with its
+  // references, the tags that resolve to it, where it was seen, its computed verdicts
+  // and signal findings and its pull time; each blob record; each cached answer and
+  // its pull time. Decisions stay: manual and upstream verdicts, exceptions, reports
+  // and the pending queue are not cache.
+  virtual void remove_cached(const EvictionBatch& batch) = 0;
 };
 
 // What `parsed` references (its blobs, then its child manifests).

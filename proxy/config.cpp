@@ -1,6 +1,7 @@
 #include "proxy/config.hpp"
 
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -199,6 +200,43 @@ std::optional<HostPort> parse_host_port(const std::string& text) {
   return HostPort{host, static_cast<std::uint16_t>(value)};
 }
 
+std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 19) return std::nullopt;
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < digits; ++i) n = n * 10 + std::uint64_t(text[i] - '0');
+  const auto unit_name = text.substr(digits);
+  unsigned shift = 0;
+  if (unit_name.empty() || unit_name == "B") shift = 0;
+  else if (unit_name == "KiB") shift = 10;
+  else if (unit_name == "MiB") shift = 20;
+  else if (unit_name == "GiB") shift = 30;
+  else if (unit_name == "TiB") shift = 40;
+  else return std::nullopt;
+  if (n == 0 || n > (std::numeric_limits<std::uint64_t>::max() >> shift)) return std::nullopt;
+  return n << shift;
+}
+
+std::optional<std::int64_t> parse_duration_ms(std::string_view text) {
+  if (text.size() < 2 || text.size() > 12) return std::nullopt;
+  std::int64_t n = 0;  // at most 11 digits: no overflow
+  for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    n = n * 10 + (text[i] - '0');
+  }
+  std::int64_t unit = 0;
+  switch (text.back()) {
+    case 's': unit = 1000; break;
+    case 'm': unit = 60'000; break;
+    case 'h': unit = 3'600'000; break;
+    case 'd': unit = 86'400'000; break;
+    default: return std::nullopt;
+  }
+  if (n <= 0) return std::nullopt;
+  return n * unit;
+}
+
 Config default_config() {
   Config config;
   UpstreamConfig hub;
@@ -254,6 +292,23 @@ ConfigResult parse_config(const std::string& text) {
     k.integer("lmdb_map_size_mb", c.lmdb_map_size_mb, 16, 1024 * 1024);
     k.integer("max_blob_mb", c.max_blob_mb, 1, 1024 * 1024 * 1024);
     k.integer("min_free_mb", c.min_free_mb, 0, 1024 * 1024 * 1024);
+    if (auto* v = k.find("max_size")) {
+      std::optional<std::uint64_t> bytes;
+      if (v->is_number_unsigned()) bytes = v->get<std::uint64_t>();
+      else if (v->is_string()) bytes = parse_byte_size(v->get<std::string>());
+      if (bytes && *bytes > 0) c.cache_max_bytes = bytes;
+      else k.mistake("max_size", "must be a size such as \"200GiB\", \"500MiB\" or a number of bytes");
+    }
+    k.integer("high_watermark", c.cache_high_watermark, 1, 100);
+    k.integer("low_watermark", c.cache_low_watermark, 0, 100);
+    if (c.cache_low_watermark >= c.cache_high_watermark)
+      k.mistake("low_watermark", "must be below high_watermark (" + std::to_string(c.cache_high_watermark) + ")");
+    if (auto* v = k.find("max_unpulled")) {
+      auto ms = v->is_string() ? parse_duration_ms(v->get<std::string>()) : std::nullopt;
+      if (ms) c.cache_max_unpulled_ms = ms;
+      else k.mistake("max_unpulled", "must be a duration such as \"30d\", \"12h\", \"15m\" or \"90s\"");
+    }
+    k.integer("eviction_interval_s", c.cache_eviction_interval_s, 1, 24 * 3600);
     k.refuse_unknown();
   }
   if (auto* gate = r.object("gate")) {

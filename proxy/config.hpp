@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "registry/upstream.hpp"
@@ -53,6 +54,12 @@ struct Config {
   std::string admin_token_file;                  // empty: <data_dir>/admin.token, created when missing
   // Scanners pull through the admin listener, past the gate, with this token.
   std::string scanner_token_file;                // empty: <data_dir>/scanner.token, created when missing
+  // Cache lifecycle (docs/cache.md): eviction by last pull.
+  std::optional<std::uint64_t> cache_max_bytes;        // none: no size limit
+  unsigned cache_high_watermark = 90;                  // percent of cache_max_bytes: eviction starts above
+  unsigned cache_low_watermark = 80;                   // and stops at or below this
+  std::optional<std::int64_t> cache_max_unpulled_ms;   // none: content is never evicted for age
+  unsigned cache_eviction_interval_s = 300;
 
   std::filesystem::path admin_token_path() const {
     return admin_token_file.empty() ? data_dir / "admin.token" : std::filesystem::path(admin_token_file);
@@ -64,6 +71,12 @@ struct Config {
     return audit_log.empty() ? data_dir / "audit.log" : std::filesystem::path(audit_log);
   }
 };
+
+// "200GiB", "500MiB", "10KiB", "1024B" or "1024" (bytes); nullopt when it is not one
+// (or is zero, or overflows).
+std::optional<std::uint64_t> parse_byte_size(std::string_view text);
+// "30d", "12h", "15m", "90s" in milliseconds; nullopt when it is not one (or is zero).
+std::optional<std::int64_t> parse_duration_ms(std::string_view text);
 
 // Command-line overrides of `pullgate serve`.
 struct Overrides {

@@ -15,7 +15,9 @@
 
 #include "cache/blob_fetch.hpp"
 #include "cache/blob_store.hpp"
+#include "cache/evictor.hpp"
 #include "cache/meta_store.hpp"
+#include "cache/periodic.hpp"
 #include "proxy/admin/admin.hpp"
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/command.hpp"
@@ -73,6 +75,36 @@ ServerOptions admin_listener(const Config& c) {
   auto options = listener(c.admin_listen, c);
   options.max_body_bytes = 64 * 1024 * 1024;  // scanner reports are large
   return options;
+}
+
+// An eviction run's gauges and counters, and one log line when it removed something:
+// what, how much, why.
+void report_eviction(const cache::Evictor::Result& result, std::chrono::steady_clock::duration took,
+                     PullgateMetrics& metrics) {
+  metrics.cache_bytes.set(static_cast<std::int64_t>(result.after.bytes));
+  metrics.cache_blob_files.set(static_cast<std::int64_t>(result.after.blob_files));
+  metrics.eviction_last_run_seconds.store(std::chrono::duration<double>(took).count(), std::memory_order_relaxed);
+  const auto& plan = result.plan;
+  if (plan.units.empty()) return;
+  constexpr std::size_t listed = 20;
+  nlohmann::json units = nlohmann::json::array();
+  for (const auto& unit : plan.units) {
+    const auto what = std::string(cache::to_string(unit.kind));
+    const auto reason = std::string(cache::to_string(unit.reason));
+    metrics.evictions.with({what, reason}).inc();
+    metrics.evicted_bytes.with({reason}).inc(unit.bytes);
+    if (units.size() < listed)
+      units.push_back({{"what", what}, {"name", unit.name}, {"reason", reason}, {"bytes", unit.bytes}});
+  }
+  log_event("info", "evicted",
+            {{"units", plan.units.size()},
+             {"manifests", plan.manifests.size()},
+             {"blobs", plan.blobs.size()},
+             {"responses", plan.responses.size()},
+             {"bytes_freed", plan.bytes_before - plan.bytes_after},
+             {"bytes_before", plan.bytes_before},
+             {"bytes_after", plan.bytes_after},
+             {"first_units", units}});
 }
 
 int serve(const std::vector<std::string>& args) {
@@ -186,6 +218,36 @@ int serve(const std::vector<std::string>& args) {
                   clock);
     Server server(ioc, mirror_listener(config), mirror);
     server.start();
+    // Pull times are noted in memory on every pull and stored in batches: eviction
+    // by last pull then costs no write per warm request.
+    auto flush_pull_times = [&] {
+      try {
+        mirror.pull_times().flush_to(*meta);
+      } catch (const std::exception& e) {
+        log_event("error", "pull times not stored", {{"error", e.what()}});
+      }
+    };
+    cache::Periodic pull_time_flush(ioc, blocking.get_executor(), std::chrono::seconds(5), flush_pull_times);
+    pull_time_flush.start();
+    // Eviction by last pull (docs/cache.md), on the blocking pool. Each run also sets
+    // the cache's size gauges, so it runs without limits too.
+    cache::Evictor evictor(*meta, blobs, mirror.pull_times(),
+                           cache::EvictionLimits{config.cache_max_bytes, config.cache_high_watermark,
+                                                 config.cache_low_watermark, config.cache_max_unpulled_ms},
+                           clock);
+    evictor.on_evicted = [&mirror](const cache::EvictionPlan& plan) { mirror.forget_evicted(plan.manifests); };
+    auto evict = [&] {
+      try {
+        const auto started = std::chrono::steady_clock::now();
+        auto result = evictor.run();
+        report_eviction(result, std::chrono::steady_clock::now() - started, metrics);
+      } catch (const std::exception& e) {
+        log_event("error", "eviction failed", {{"error", e.what()}});
+      }
+    };
+    cache::Periodic eviction(ioc, blocking.get_executor(), std::chrono::seconds(config.cache_eviction_interval_s),
+                             evict);
+    eviction.start();
 
     std::unique_ptr<AdminApi> admin;
     std::unique_ptr<Server> admin_server;
@@ -272,6 +334,8 @@ int serve(const std::vector<std::string>& args) {
       auto [sessions, downloads] = running();
       log_event("info", "stopping", {{"signal", signal}, {"open_sessions", sessions}, {"downloads", downloads}});
       hangup.cancel();
+      pull_time_flush.stop();
+      eviction.stop();
       server.stop();
       if (admin_server) admin_server->stop();
       deadline = Clock::now() + std::chrono::seconds(config.shutdown_grace_s);
@@ -284,6 +348,7 @@ int serve(const std::vector<std::string>& args) {
     for (auto& t : threads) t.join();
     // Blobs being made durable are published before the process ends.
     blocking.join();
+    flush_pull_times();
   } catch (const std::exception& e) {
     std::cerr << "pullgate: " << e.what() << "\n";
     return 1;
@@ -314,6 +379,8 @@ int main(int argc, char** argv) {
       {"audit", "[filters]", "print matching audit-log records", cli::audit_help, cli::run_audit},
       {"bundle", "export|import", "air-gap bundles: cached images with their evidence", cli::bundle_help,
        cli::run_bundle, Bare::shows_help},
+      {"cache", "du", "what the cache holds (works while the server runs)", cli::cache_help, cli::run_cache,
+       Bare::shows_help},
   };
   return cli::run_command_line(commands, std::vector<std::string>(argv + 1, argv + argc));
 }

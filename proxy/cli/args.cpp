@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "policy/policy.hpp"
+#include "proxy/config.hpp"
 #include "registry/clock.hpp"
 
 namespace pullgate::proxy::cli {
@@ -20,22 +21,9 @@ int usage(const std::string& message, std::string_view command) {
 std::int64_t now_ms() { return ms_since_epoch(system_wall_clock()()); }
 
 std::optional<std::int64_t> parse_duration(const std::string& text) {
-  if (text.size() < 2 || text.size() > 12) return std::nullopt;
-  std::int64_t n = 0;  // at most 11 digits: no overflow here
-  for (std::size_t i = 0; i + 1 < text.size(); ++i) {
-    if (text[i] < '0' || text[i] > '9') return std::nullopt;
-    n = n * 10 + (text[i] - '0');
-  }
-  std::int64_t unit = 0;
-  switch (text.back()) {
-    case 's': unit = 1000; break;
-    case 'm': unit = 60'000; break;
-    case 'h': unit = 3'600'000; break;
-    case 'd': unit = 86'400'000; break;
-    default: return std::nullopt;
-  }
-  if (n <= 0 || n > policy::max_expiry_ms / unit) return std::nullopt;
-  return n * unit;
+  auto ms = parse_duration_ms(text);
+  if (!ms || *ms > policy::max_expiry_ms) return std::nullopt;
+  return ms;
 }
 
 std::string audit_time(policy::TimePoint t) { return policy::format_rfc3339(t, policy::Fraction::milliseconds); }

@@ -39,4 +39,8 @@ int run_audit(const std::vector<std::string>& args);
 extern const char bundle_help[];
 int run_bundle(const std::vector<std::string>& args);
 
+// `pullgate cache du`: what the cache holds (docs/cache.md).
+extern const char cache_help[];
+int run_cache(const std::vector<std::string>& args);
+
 }  // namespace pullgate::proxy::cli

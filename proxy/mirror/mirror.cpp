@@ -409,6 +409,7 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   if (!decision.serve) res.set(decision_header, "deny");
   res.content_length(manifest->bytes.size());
   if (!x.head) res.body() = manifest->bytes;
+  if (decision.serve) pulls_.note(digest->str(), now_ms());
   co_await send(x, res);
 }
 
@@ -912,6 +913,7 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, F
     if (keep.key.empty()) return std::nullopt;
     auto cached = meta_.get_response(keep.key);
     if (!cached) return std::nullopt;
+    pulls_.note(keep.key, now_ms());
     if (!keep.artifact_type) return answer_from(*cached);
     auto filtered = referrers_of_type(cached->body, *keep.artifact_type);
     if (!filtered) return std::nullopt;
@@ -943,7 +945,10 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, F
     if (response->status() == 200) {
       auto body = co_await registry::read_body(*response, 4 * 1024 * 1024);
       cache::CachedResponse cached{std::string(response->headers()[http::field::content_type]), std::move(body), now_ms()};
-      if (keep.store && !keep.key.empty()) meta_.put_response(keep.key, cached);
+      if (keep.store && !keep.key.empty()) {
+        meta_.put_response(keep.key, cached);
+        pulls_.note(keep.key, cached.fetched_at_ms);
+      }
       auto res = answer_from(cached);
       // The client filters for itself unless told the upstream did.
       auto filters = response->headers()["OCI-Filters-Applied"];

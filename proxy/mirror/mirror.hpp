@@ -11,6 +11,7 @@
 #include "cache/blob_store.hpp"
 #include "cache/hot_cache.hpp"
 #include "cache/meta_store.hpp"
+#include "cache/pull_times.hpp"
 #include "cache/single_flight.hpp"
 #include "proxy/config.hpp"
 #include "proxy/gate/gate.hpp"
@@ -42,6 +43,12 @@ class Mirror final : public Handler {
 
   asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
                                   const RequestContext& context) override;
+
+  // When the manifests and cached responses it served were last pulled (main flushes
+  // them to the MetaStore; eviction reads them).
+  cache::PullTimes& pull_times() { return pulls_; }
+  // Evicted manifests are forgotten by the hot cache in front of LMDB.
+  void forget_evicted(std::span<const registry::Digest> manifests) { hot_.forget_manifests(manifests); }
 
  private:
   struct Exchange;  // one request in progress
@@ -156,6 +163,7 @@ class Mirror final : public Handler {
   const WallClock clock_;  // tag TTLs, when records are stored
   std::int64_t now_ms() const { return ms_since_epoch(clock_()); }
   cache::HotCache hot_{32 * 1024 * 1024};
+  cache::PullTimes pulls_;
   ManifestSource manifests_;
   cache::SingleFlight<TagOutcome> tag_flights_;  // by upstream, repository and tag
   Signals signals_;

@@ -436,12 +436,26 @@ PullgateMetrics::PullgateMetrics()
       signal_checks(registry.counter_family(
           "pullgate_signal_checks_total",
           "Looks at a digest's signatures and SBOMs in its registry, by kind (signature, sbom) and what was found.",
-          {"kind", "result"})) {
+          {"kind", "result"})),
+      cache_bytes(registry.gauge("pullgate_cache_bytes",
+                                 "Bytes cached (blob files, manifests, cached answers), as of the last eviction run.")),
+      cache_blob_files(registry.gauge("pullgate_cache_blob_files", "Blob files cached, as of the last eviction run.")),
+      evictions(registry.counter_family("pullgate_evictions_total",
+                                        "Cache units evicted, by what (image, response, blob) and reason (size, unpulled).",
+                                        {"what", "reason"})),
+      evicted_bytes(registry.counter_family("pullgate_evicted_bytes_total", "Bytes freed by eviction, by reason.",
+                                            {"reason"})) {
   // Known label sets start at zero, so rate() and ratios are defined from the first scrape.
   for (auto lookup : {Lookup::manifest, Lookup::tag, Lookup::blob, Lookup::response})
     for (auto result : {CacheResult::hit, CacheResult::miss, CacheResult::stale})
       cache_requests.with({to_string(lookup), to_string(result)});
   for (auto result : {"ok", "refused"}) policy_reloads.with({result});
+  registry.gauge_callback("pullgate_eviction_last_run_seconds", "How long the last eviction run took, in seconds.",
+                          [this] { return eviction_last_run_seconds.load(std::memory_order_relaxed); });
+  for (auto reason : {"size", "unpulled"}) {
+    evicted_bytes.with({reason});
+    for (auto what : {"image", "response", "blob"}) evictions.with({what, reason});
+  }
 }
 
 void PullgateMetrics::track_blob_fetches_in_flight(std::function<double()> read) {

@@ -223,6 +223,12 @@ struct PullgateMetrics {
   Counter& audit_refused;         // decisions answered 503: the audit queue was full (audit_on_full "refuse")
   Counter& audit_lines_dropped;   // decisions served without their line (audit_on_full "serve")
   CounterFamily& signal_checks;          // {kind=signature|sbom, result=valid|invalid|missing|found|artifact}
+  // Cache lifecycle (docs/cache.md), set by each eviction run.
+  Gauge& cache_bytes;                    // blobs, manifests and cached answers
+  Gauge& cache_blob_files;
+  CounterFamily& evictions;              // {what=image|response|blob, reason=size|unpulled}
+  CounterFamily& evicted_bytes;          // {reason}
+  std::atomic<double> eviction_last_run_seconds{0};  // pullgate_eviction_last_run_seconds
 
   // Scrape-time gauges the server owns the data for; each may be registered once.
   void track_blob_fetches_in_flight(std::function<double()> read);  // pullgate_blob_fetches_in_flight

@@ -108,5 +108,59 @@ TEST(Config, MissingFileIsOneLine) {
   EXPECT_EQ(r.errors[0], "cannot read config file /nonexistent/pullgate.json");
 }
 
+
+TEST(Config, CacheLifecycleKeys) {
+  auto r = parse_config(R"({"cache": {"max_size": "200GiB", "high_watermark": 95, "low_watermark": 70,
+                                      "max_unpulled": "30d", "eviction_interval_s": 60}})");
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front();
+  EXPECT_EQ(r.config.cache_max_bytes, std::uint64_t{200} << 30);
+  EXPECT_EQ(r.config.cache_high_watermark, 95u);
+  EXPECT_EQ(r.config.cache_low_watermark, 70u);
+  EXPECT_EQ(r.config.cache_max_unpulled_ms, std::int64_t{30} * 86'400'000);
+  EXPECT_EQ(r.config.cache_eviction_interval_s, 60u);
+
+  auto defaults = parse_config("{}");
+  ASSERT_TRUE(defaults.errors.empty());
+  EXPECT_EQ(defaults.config.cache_max_bytes, std::nullopt);
+  EXPECT_EQ(defaults.config.cache_max_unpulled_ms, std::nullopt);
+  EXPECT_EQ(defaults.config.cache_high_watermark, 90u);
+  EXPECT_EQ(defaults.config.cache_low_watermark, 80u);
+  EXPECT_EQ(defaults.config.cache_eviction_interval_s, 300u);
+
+  EXPECT_EQ(parse_config(R"({"cache": {"max_size": 1048576}})").config.cache_max_bytes, 1048576u);
+}
+
+TEST(Config, CacheLifecycleMistakesAreOneLineEach) {
+  auto r = parse_config(R"({"cache": {"max_size": "200GB", "high_watermark": 101, "max_unpulled": "30 days",
+                                      "eviction_interval_s": 0}})");
+  EXPECT_TRUE(has_error(r, "cache.max_size: must be a size such as \"200GiB\""));
+  EXPECT_TRUE(has_error(r, "cache.high_watermark: must be between 1 and 100"));
+  EXPECT_TRUE(has_error(r, "cache.max_unpulled: must be a duration such as \"30d\""));
+  EXPECT_TRUE(has_error(r, "cache.eviction_interval_s: must be between 1 and 86400"));
+  for (auto& e : r.errors) EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+
+  EXPECT_TRUE(has_error(parse_config(R"({"cache": {"high_watermark": 50, "low_watermark": 60}})"),
+                        "cache.low_watermark: must be below high_watermark (50)"));
+  EXPECT_TRUE(has_error(parse_config(R"({"cache": {"max_size": 0}})"), "cache.max_size: must be a size"));
+  EXPECT_TRUE(has_error(parse_config(R"({"cache": {"max_size": -5}})"), "cache.max_size: must be a size"));
+}
+
+TEST(Config, ByteSizesAndDurations) {
+  EXPECT_EQ(parse_byte_size("500MiB"), std::uint64_t{500} << 20);
+  EXPECT_EQ(parse_byte_size("10KiB"), 10240u);
+  EXPECT_EQ(parse_byte_size("2TiB"), std::uint64_t{2} << 40);
+  EXPECT_EQ(parse_byte_size("1024B"), 1024u);
+  EXPECT_EQ(parse_byte_size("1024"), 1024u);
+  for (auto bad : {"", "GiB", "0", "0GiB", "1.5GiB", "-1", "10 GiB", "10gib", "10GB", "99999999999999999999",
+                   "18014398509481984GiB"})
+    EXPECT_EQ(parse_byte_size(bad), std::nullopt) << bad;
+  EXPECT_EQ(parse_duration_ms("30d"), std::int64_t{30} * 86'400'000);
+  EXPECT_EQ(parse_duration_ms("12h"), std::int64_t{12} * 3'600'000);
+  EXPECT_EQ(parse_duration_ms("15m"), 900'000);
+  EXPECT_EQ(parse_duration_ms("90s"), 90'000);
+  for (auto bad : {"", "d", "0d", "30", "30 d", "-1d", "1w", "1.5h"})
+    EXPECT_EQ(parse_duration_ms(bad), std::nullopt) << bad;
+}
+
 }  // namespace
 }  // namespace pullgate::proxy

@@ -432,6 +432,15 @@ class HookedStore final : public cache::MetaStore {
   std::uint64_t report_count() override { return real_.report_count(); }
   std::uint64_t pending_count() override { return real_.pending_count(); }
   std::size_t import_records(const cache::ImportBatch& batch) override { return real_.import_records(batch); }
+  void put_pull_times(std::span<const cache::PullTime> t) override { real_.put_pull_times(t); }
+  std::optional<std::int64_t> get_pull_time(std::string_view k) override { return real_.get_pull_time(k); }
+  std::vector<cache::PullTime> list_pull_times() override { return real_.list_pull_times(); }
+  void for_each_manifest(const std::function<void(const Digest&, const cache::ManifestRecord&)>& v) override {
+    real_.for_each_manifest(v);
+  }
+  std::vector<std::pair<Digest, cache::BlobRecord>> list_blobs() override { return real_.list_blobs(); }
+  std::vector<StoredResponse> list_responses() override { return real_.list_responses(); }
+  void remove_cached(const cache::EvictionBatch& b) override { real_.remove_cached(b); }
 
  private:
   cache::MetaStore& real_;

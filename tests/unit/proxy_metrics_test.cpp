@@ -552,6 +552,9 @@ TEST(PullgateMetrics, RendersEveryFamilyWithHelp) {
       {"pullgate_bytes_fetched_total", "counter"},    {"pullgate_policy_reloads_total", "counter"},
       {"pullgate_audit_write_failures_total", "counter"}, {"pullgate_audit_refused_total", "counter"},
       {"pullgate_audit_lines_dropped_total", "counter"}, {"pullgate_signal_checks_total", "counter"},
+      {"pullgate_cache_bytes", "gauge"},              {"pullgate_cache_blob_files", "gauge"},
+      {"pullgate_evictions_total", "counter"},        {"pullgate_evicted_bytes_total", "counter"},
+      {"pullgate_eviction_last_run_seconds", "gauge"},
       {"pullgate_blob_fetches_in_flight", "gauge"},
       {"pullgate_verdicts_stored", "gauge"},          {"pullgate_policy_info", "gauge"},
   };

@@ -23,6 +23,7 @@
 
 #include "cache/blob_fetch.hpp"
 #include "cache/blob_store.hpp"
+#include "cache/evictor.hpp"
 #include "cache/meta_store.hpp"
 #include "proxy/telemetry/audit_log.hpp"
 #include "proxy/gate/gate.hpp"
@@ -357,6 +358,41 @@ TEST_F(MirrorStoreTest, ACachedBlobIsServedWithoutAWrite) {
   }
   EXPECT_EQ(meta_->generation(), before);
   EXPECT_EQ(meta_->get_blob(layer_digest_)->last_access_ms, 0);
+}
+
+TEST_F(MirrorStoreTest, AServedManifestNotesItsPullTimeWithoutAWrite) {
+  ASSERT_EQ(get("/v2/it/app/manifests/v1").status, 200u);
+  EXPECT_EQ(mirror_->pull_times().noted(manifest_digest_.str()), ms_since_epoch(now_));
+  const auto before = meta_->generation();
+  now_ += std::chrono::seconds(10);
+  ASSERT_EQ(get("/v2/it/app/manifests/" + manifest_digest_.str()).status, 200u);
+  EXPECT_EQ(meta_->generation(), before);  // noted in memory only
+  EXPECT_EQ(mirror_->pull_times().noted(manifest_digest_.str()), ms_since_epoch(now_));
+  EXPECT_EQ(meta_->get_pull_time(manifest_digest_.str()), std::nullopt);
+  mirror_->pull_times().flush_to(*meta_);
+  EXPECT_EQ(meta_->get_pull_time(manifest_digest_.str()), ms_since_epoch(now_));
+}
+
+TEST_F(MirrorStoreTest, AnEvictedImageIsFetchedAgainOnItsNextPull) {
+  ASSERT_EQ(get("/v2/it/app/manifests/v1").status, 200u);
+  ASSERT_EQ(get("/v2/it/app/blobs/" + layer_digest_.str()).status, 200u);
+  const auto asked = registry_->asked["/v2/it/app/manifests/v1"];
+  cache::Evictor evictor(*meta_, *blobs_, mirror_->pull_times(), cache::EvictionLimits{1, 90, 80, std::nullopt},
+                         clock_);
+  evictor.on_evicted = [this](const cache::EvictionPlan& plan) { mirror_->forget_evicted(plan.manifests); };
+  auto result = evictor.run();
+  ASSERT_EQ(result.plan.manifests, std::vector<registry::Digest>{manifest_digest_});
+  EXPECT_FALSE(meta_->get_manifest(manifest_digest_));
+  EXPECT_FALSE(blobs_->open(layer_digest_));
+
+  // Neither the hot cache's tag nor its manifest answers: the upstream is asked again.
+  auto again = get("/v2/it/app/manifests/v1");
+  ASSERT_EQ(again.status, 200u);
+  EXPECT_GT(registry_->asked["/v2/it/app/manifests/v1"], asked);
+  EXPECT_TRUE(meta_->get_manifest(manifest_digest_));
+  auto blob = get("/v2/it/app/blobs/" + layer_digest_.str());
+  ASSERT_EQ(blob.status, 200u);
+  EXPECT_EQ(blob.body, layer_);
 }
 
 // ---------------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""Cache lifecycle: eviction by last pull. A real upstream registry with a few images
+of about 1 MiB each; pullgate with a cache limit that holds two of them and an eviction
+run every second. Pulls (skopeo, which verifies every digest) that exceed the limit
+evict the least recently pulled image; an evicted image pulls again, byte for byte;
+the cache stays under its limit. And content not pulled for cache.max_unpulled goes
+whatever the size."""
+import json
+import os
+import subprocess
+import unittest
+
+import harness as h
+
+LAYER_BYTES = 1024 * 1024
+
+
+def image_of(registry, name):
+    layer = h.big_layer("lifecycle-" + name, size=LAYER_BYTES)
+    return h.push_image(registry, h.build_image("it/" + name, "v1", [layer], label=name))
+
+
+def cached_blob_bytes(pg):
+    total = 0
+    for root, _, files in os.walk(os.path.join(pg.data_dir, "blobs")):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total
+
+
+def metric(pg, line_start):
+    """The value of the first /metrics line that starts with line_start."""
+    status, _, body = h.admin_request(pg, h.read_token(pg), "GET", "/metrics")
+    assert status == 200, body
+    for line in body.decode().splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    raise LookupError("no metric " + line_start)
+
+
+def cache_du(pg):
+    """`pullgate cache du` on pg's data dir, while pg runs."""
+    done = subprocess.run([pg.bin, "cache", "du", "--data", pg.data_dir], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def blob_file(pg, digest):
+    hexd = digest.split(":", 1)[1]
+    return os.path.join(pg.data_dir, "blobs", "sha256", hexd[:2], hexd)
+
+
+class Eviction(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
+        cls.images = {name: image_of(cls.registry, name) for name in ("a", "b", "c")}
+
+    def start_pullgate(self, cache):
+        cache = dict({"eviction_interval_s": 1}, **cache)
+        pg = h.Pullgate(self.work.path, [h.upstream_entry(self.registry)], extra={"cache": cache}).start()
+        self.addCleanup(pg.close)
+        return pg
+
+    def pull(self, pg, name):
+        image = self.images[name]
+        done, out = h.skopeo_via_mirror(self.work.path, self.registry, pg, "it/%s:v1" % name)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        h.assert_dir_output(self, out, image)
+
+    def layer(self, name):
+        return self.images[name].layers[0]
+
+    def test_the_least_recently_pulled_image_is_evicted_and_pulls_again(self):
+        # 3000 KiB: two images (about 2 MiB) stay under the high watermark (2700 KiB);
+        # a third goes over it, and one eviction brings the cache under the low one.
+        limit = 3000 * 1024
+        pg = self.start_pullgate({"max_size": "3000KiB"})
+        self.pull(pg, "a")
+        self.pull(pg, "b")
+        self.pull(pg, "a")  # a is now pulled more recently than b
+        self.pull(pg, "c")
+        h.wait_until(lambda: not os.path.exists(blob_file(pg, self.layer("b").digest)), 60,
+                     "b's layer evicted")
+        self.assertTrue(os.path.exists(blob_file(pg, self.layer("a").digest)))
+        self.assertTrue(os.path.exists(blob_file(pg, self.layer("c").digest)))
+        self.assertLessEqual(cached_blob_bytes(pg), limit)
+        # The run logs (after its counters) once the files are gone.
+        h.wait_until(lambda: '"reason":"size"' in pg.stderr(), 30, "the eviction's log line")
+        self.assertIn('"msg":"evicted"', pg.stderr())
+        self.assertGreaterEqual(metric(pg, 'pullgate_evictions_total{what="image",reason="size"}'), 1)
+        self.assertGreaterEqual(metric(pg, 'pullgate_evicted_bytes_total{reason="size"}'), LAYER_BYTES)
+        h.wait_until(lambda: 0 < metric(pg, "pullgate_cache_bytes ") <= limit, 30, "the cache size gauge set")
+        du = cache_du(pg)  # a and c: two blob files each (layer and config), two manifests
+        self.assertEqual((du["blob_files"], du["manifests"]), (4, 2))
+        self.assertEqual(du["blob_bytes"], cached_blob_bytes(pg))
+        self.assertLessEqual(du["bytes"], limit)
+
+        # b comes back from the upstream, byte for byte (skopeo checks the digests).
+        gets = self.registry.count("/v2/it/b/blobs/" + self.layer("b").digest, "GET")
+        self.pull(pg, "b")
+        self.assertGreater(self.registry.count("/v2/it/b/blobs/" + self.layer("b").digest, "GET"), gets)
+        # ... which makes a the least recently pulled: it goes next.
+        h.wait_until(lambda: not os.path.exists(blob_file(pg, self.layer("a").digest)), 60,
+                     "a's layer evicted")
+        self.assertLessEqual(cached_blob_bytes(pg), limit)
+
+    def test_content_not_pulled_for_max_unpulled_goes(self):
+        pg = self.start_pullgate({"max_unpulled": "2s"})
+        self.pull(pg, "c")
+        h.wait_until(lambda: not os.path.exists(blob_file(pg, self.layer("c").digest)), 60,
+                     "c's layer evicted as unpulled")
+        h.wait_until(lambda: '"reason":"unpulled"' in pg.stderr(), 30, "the eviction's log line")
+        self.assertEqual(cache_du(pg)["blob_files"], 0)
+        self.assertEqual(cache_du(pg)["manifests"], 0)
+        self.pull(pg, "c")
+
+
+if __name__ == "__main__":
+    unittest.main()
