@@ -121,8 +121,9 @@ class Prefetch {
       std::vector<ParsedManifest> images;
       if (root.is_index) {
         auto children = children_to_fetch(root, platform_);
-        if (children.empty()) throw Failed{"the index has no manifest for " + platform_name(platform_) +
-                                           " (it has " + platforms_of(root) + ")"};
+        if (children.empty() && platform_)
+          throw Failed{"the index has no manifest for " + platform_name(platform_) + " (it has " +
+                       platforms_of(root) + ")"};
         for (const auto& child : children) {
           auto [_, parsed] = co_await manifest(q, child.digest.str(), child.digest);
           if (parsed.is_index) throw Failed{"index " + child.digest.str() + " inside an index"};
