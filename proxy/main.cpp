@@ -27,6 +27,7 @@
 #include "proxy/gate/gate.hpp"
 #include "proxy/telemetry/log.hpp"
 #include "proxy/mirror/mirror.hpp"
+#include "proxy/prefetch/prefetch.hpp"
 #include "proxy/server/server.hpp"
 
 namespace {
@@ -362,7 +363,8 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   using cli::Bare;
   // Every command, in the order `pullgate help` lists them; a new command is a file
-  // of proxy/cli/ (or a function here, if it needs the network) and a row.
+  // of proxy/cli/ (or, if it needs the network, a room of its own like
+  // proxy/prefetch/) and a row.
   static const cli::Command commands[] = {
       {"serve", "[options]", "run the mirror", serve_help, serve},
       {"check-config", "FILE", "validate a config file and exit", cli::check_config_help, cli::run_check_config},
@@ -381,6 +383,8 @@ int main(int argc, char** argv) {
        cli::run_bundle, Bare::shows_help},
       {"cache", "du", "what the cache holds (works while the server runs)", cli::cache_help, cli::run_cache,
        Bare::shows_help},
+      {"prefetch", "IMAGE...|--file LIST", "pull images into the cache through the running mirror's gate",
+       prefetch::help, prefetch::run, Bare::shows_help},
   };
   return cli::run_command_line(commands, std::vector<std::string>(argv + 1, argv + argc));
 }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "policy/policy.hpp"
@@ -52,6 +53,19 @@ CliArgs parse_cli(const std::vector<std::string>& args, std::size_t start, const
     } else {
       out.positional.push_back(a);
     }
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> read_image_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    auto start = line.find_first_not_of(" \t\r");
+    if (start == std::string::npos || line[start] == '#') continue;
+    auto end = line.find_last_not_of(" \t\r");
+    out.push_back(line.substr(start, end - start + 1));
   }
   return out;
 }

@@ -48,6 +48,10 @@ struct CliArgs {
 // args from `start` on; stops at --help or -h (help) or at the first mistake (error).
 CliArgs parse_cli(const std::vector<std::string>& args, std::size_t start, const std::set<std::string>& known);
 
+// The image names of a list file (bundle export, prefetch): one a line, blank lines
+// and lines starting with '#' skipped, each trimmed; nullopt when it cannot be read.
+std::optional<std::vector<std::string>> read_image_list(const std::string& path);
+
 // --limit N: N, or `otherwise` without --limit; nullopt when N is not a positive
 // number.
 std::optional<std::size_t> limit_option(const CliArgs& cli, std::size_t otherwise);

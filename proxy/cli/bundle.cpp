@@ -36,19 +36,6 @@ Works while the server runs.
 
 namespace {
 
-std::optional<std::vector<std::string>> read_list(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) {
-    auto start = line.find_first_not_of(" \t\r");
-    if (start == std::string::npos || line[start] == '#') continue;
-    auto end = line.find_last_not_of(" \t\r");
-    out.push_back(line.substr(start, end - start + 1));
-  }
-  return out;
-}
-
 // What a bundle command prints: the counts as JSON on stdout, its notes on stderr.
 void report(const std::string& file, const cache::BundleSummary& summary, bool imported) {
   for (const auto& note : summary.notes) std::cerr << "pullgate: note: " << note << "\n";
@@ -64,7 +51,7 @@ void report(const std::string& file, const cache::BundleSummary& summary, bool i
 int run_export(const CliArgs& cli, const Config& config) {
   std::vector<std::string> references(cli.positional.begin() + 1, cli.positional.end());
   if (auto* list = cli.get("--file")) {
-    auto listed = read_list(*list);
+    auto listed = read_image_list(*list);
     if (!listed) {
       std::cerr << "pullgate: cannot read " << *list << "\n";
       return 1;
