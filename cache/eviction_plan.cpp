@@ -32,6 +32,7 @@ struct Candidate {
   std::vector<const Manifest*> members;  // an image's manifests, root first
   std::uint64_t bytes = 0;               // a response's or a lone blob's
   bool evicted = false;
+  bool pinned = false;                   // an image with a pinned manifest: never evicted
 };
 
 class Planner {
@@ -39,6 +40,9 @@ class Planner {
   Planner(const CacheContents& contents, EvictionPlan& plan) : plan_(plan) {
     for (const auto& m : contents.manifests) manifests_.emplace(m.digest.str(), &m);
     for (const auto& b : contents.blobs) blobs_.emplace(b.digest.str(), &b);
+    std::unordered_set<std::string> pinned;
+    for (const auto& d : contents.pinned) pinned.insert(d.str());
+    std::unordered_set<std::string> pinned_manifests, pinned_blobs;  // what pinned images hold
     std::unordered_set<std::string> listed;  // manifests a cached index lists
     for (const auto& m : contents.manifests)
       for (const auto& child : m.children)
@@ -52,7 +56,15 @@ class Planner {
       for (const auto* member : image.members) {
         ++manifest_users_[member->digest.str()];
         image.last_pull_ms = std::max(image.last_pull_ms, member->last_pull_ms);
+        if (pinned.contains(member->digest.str())) image.pinned = true;
       }
+      if (image.pinned)
+        for (const auto* member : image.members) {
+          if (pinned_manifests.insert(member->digest.str()).second) plan_.pinned_bytes += member->bytes;
+          for (const auto& blob : distinct(member->blobs))
+            if (auto it = blobs_.find(blob); it != blobs_.end() && pinned_blobs.insert(blob).second)
+              plan_.pinned_bytes += it->second->bytes;
+        }
       candidates_.push_back(std::move(image));
     }
     for (const auto& b : contents.blobs) {
@@ -150,13 +162,13 @@ EvictionPlan plan_eviction(const CacheContents& contents, const EvictionLimits& 
   Planner planner(contents, plan);
   if (limits.max_unpulled_ms) {
     for (auto& c : planner.candidates())
-      if (now_ms - c.last_pull_ms >= *limits.max_unpulled_ms) planner.evict(c, EvictionReason::unpulled);
+      if (!c.pinned && now_ms - c.last_pull_ms >= *limits.max_unpulled_ms) planner.evict(c, EvictionReason::unpulled);
   }
   if (limits.max_bytes && planner.bytes() > percent_of(*limits.max_bytes, limits.high_watermark)) {
     const auto low = percent_of(*limits.max_bytes, limits.low_watermark);
     for (auto& c : planner.candidates()) {
       if (planner.bytes() <= low) break;
-      if (!c.evicted) planner.evict(c, EvictionReason::size);
+      if (!c.evicted && !c.pinned) planner.evict(c, EvictionReason::size);
     }
   }
   return plan;

@@ -11,6 +11,9 @@
 //  - unpulled: a unit not pulled for max_unpulled goes, whatever the size;
 //  - size: above the high watermark (percent of max_bytes), the least recently pulled
 //    units go until the cache is at or below the low watermark.
+// A pinned image (its root, or a manifest it lists, among CacheContents::pinned) is
+// never evicted, by either rule: its manifests and every blob they reference stay.
+// Its bytes count toward the cache size, so a run may end above the low watermark.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -52,6 +55,7 @@ struct CacheContents {
   std::vector<Manifest> manifests;
   std::vector<Blob> blobs;
   std::vector<Response> responses;
+  std::vector<Digest> pinned;  // manifests whose image is never evicted (resolved pins)
 };
 
 enum class EvictionReason { size, unpulled };
@@ -75,6 +79,7 @@ struct EvictionPlan {
   std::vector<std::string> responses;
   std::uint64_t bytes_before = 0;
   std::uint64_t bytes_after = 0;
+  std::uint64_t pinned_bytes = 0;  // what the pinned images hold (manifests and blobs), counted once
 };
 
 std::string_view to_string(EvictionPlan::Kind kind);  // "image", "response", "blob"

@@ -9,6 +9,15 @@
 
 namespace pullgate::cache {
 
+std::vector<Digest> resolve_pins(MetaStore& meta, const std::vector<ImagePin>& pins) {
+  std::vector<Digest> out;
+  for (const auto& pin : pins) {
+    if (pin.digest) out.push_back(*pin.digest);
+    else if (auto tag = meta.get_tag(pin.upstream, pin.repository, pin.tag)) out.push_back(tag->digest);
+  }
+  return out;
+}
+
 Evictor::Evictor(MetaStore& meta, BlobStore& blobs, PullTimes& pulls, EvictionLimits limits, WallClock clock)
     : meta_(meta), blobs_(blobs), pulls_(pulls), limits_(limits), clock_(std::move(clock)) {}
 
@@ -44,6 +53,7 @@ Evictor::Prepared Evictor::prepare() {
     auto at = last_pull(response.key, response.fetched_at_ms);
     contents.responses.push_back(CacheContents::Response{std::move(response.key), response.bytes, at});
   }
+  if (pins) contents.pinned = resolve_pins(meta_, pins());
   out.plan = plan_eviction(contents, limits_, ms_since_epoch(clock_()));
   out.before = CacheUsage{out.plan.bytes_before, contents.blobs.size()};
   return out;

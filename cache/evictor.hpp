@@ -9,6 +9,7 @@
 // is checked again under the blob's lock, which publishing holds too).
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -16,10 +17,15 @@
 #include "cache/blob_store.hpp"
 #include "cache/eviction_plan.hpp"
 #include "cache/meta_store.hpp"
+#include "cache/pins.hpp"
 #include "cache/pull_times.hpp"
 #include "registry/clock.hpp"
 
 namespace pullgate::cache {
+
+// The manifests `pins` keep now: a tag's current digest (a tag not cached keeps
+// nothing), a digest as given.
+std::vector<Digest> resolve_pins(MetaStore& meta, const std::vector<ImagePin>& pins);
 
 // What is cached after a run (for gauges).
 struct CacheUsage {
@@ -52,6 +58,9 @@ class Evictor {
   // Called after a run that removed something (the hot cache forgets it). Set before
   // the first run.
   std::function<void(const EvictionPlan&)> on_evicted;
+  // The pins, read at the start of each run and resolved then (a pinned tag that
+  // moved keeps its new digest, no longer the old one). Set before the first run.
+  std::function<std::vector<ImagePin>()> pins;
 
  private:
   MetaStore& meta_;

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cache/pins.hpp"
+
 namespace pullgate::proxy {
 
 using nlohmann::json;
@@ -309,6 +311,19 @@ ConfigResult parse_config(const std::string& text) {
       else k.mistake("max_unpulled", "must be a duration such as \"30d\", \"12h\", \"15m\" or \"90s\"");
     }
     k.integer("eviction_interval_s", c.cache_eviction_interval_s, 1, 24 * 3600);
+    if (auto* v = k.find("pin")) {
+      if (!v->is_array()) k.mistake("pin", "must be a list of images");
+      else
+        for (const auto& item : *v) {
+          if (item.is_string() && cache::parse_image_pin(item.get<std::string>())) {
+            c.cache_pins.push_back(item.get<std::string>());
+            continue;
+          }
+          k.mistake("pin", "must name images as UPSTREAM/REPOSITORY:TAG or UPSTREAM/REPOSITORY@DIGEST, got " +
+                               item.dump());
+          break;
+        }
+    }
     k.refuse_unknown();
   }
   if (auto* gate = r.object("gate")) {

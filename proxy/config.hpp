@@ -60,6 +60,8 @@ struct Config {
   unsigned cache_low_watermark = 80;                   // and stops at or below this
   std::optional<std::int64_t> cache_max_unpulled_ms;   // none: content is never evicted for age
   unsigned cache_eviction_interval_s = 300;
+  // Images eviction never removes: "UPSTREAM/REPOSITORY:TAG" or "UPSTREAM/REPOSITORY@DIGEST".
+  std::vector<std::string> cache_pins;
 
   std::filesystem::path admin_token_path() const {
     return admin_token_file.empty() ? data_dir / "admin.token" : std::filesystem::path(admin_token_file);

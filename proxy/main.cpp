@@ -84,6 +84,7 @@ void report_eviction(const cache::Evictor::Result& result, std::chrono::steady_c
                      PullgateMetrics& metrics) {
   metrics.cache_bytes.set(static_cast<std::int64_t>(result.after.bytes));
   metrics.cache_blob_files.set(static_cast<std::int64_t>(result.after.blob_files));
+  metrics.cache_pinned_bytes.set(static_cast<std::int64_t>(result.plan.pinned_bytes));
   metrics.eviction_last_run_seconds.store(std::chrono::duration<double>(took).count(), std::memory_order_relaxed);
   const auto& plan = result.plan;
   if (plan.units.empty()) return;
@@ -105,6 +106,7 @@ void report_eviction(const cache::Evictor::Result& result, std::chrono::steady_c
              {"bytes_freed", plan.bytes_before - plan.bytes_after},
              {"bytes_before", plan.bytes_before},
              {"bytes_after", plan.bytes_after},
+             {"bytes_pinned", plan.pinned_bytes},
              {"first_units", units}});
 }
 
@@ -237,6 +239,9 @@ int serve(const std::vector<std::string>& args) {
                                                  config.cache_low_watermark, config.cache_max_unpulled_ms},
                            clock);
     evictor.on_evicted = [&mirror](const cache::EvictionPlan& plan) { mirror.forget_evicted(plan.manifests); };
+    std::vector<cache::ImagePin> pins;
+    for (const auto& text : config.cache_pins) pins.push_back(*cache::parse_image_pin(text));
+    evictor.pins = [pins] { return pins; };
     auto evict = [&] {
       try {
         const auto started = std::chrono::steady_clock::now();

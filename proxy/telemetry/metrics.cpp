@@ -440,6 +440,8 @@ PullgateMetrics::PullgateMetrics()
       cache_bytes(registry.gauge("pullgate_cache_bytes",
                                  "Bytes cached (blob files, manifests, cached answers), as of the last eviction run.")),
       cache_blob_files(registry.gauge("pullgate_cache_blob_files", "Blob files cached, as of the last eviction run.")),
+      cache_pinned_bytes(registry.gauge("pullgate_cache_pinned_bytes",
+                                        "Bytes pinned images hold (never evicted), as of the last eviction run.")),
       evictions(registry.counter_family("pullgate_evictions_total",
                                         "Cache units evicted, by what (image, response, blob) and reason (size, unpulled).",
                                         {"what", "reason"})),

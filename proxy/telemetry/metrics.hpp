@@ -226,6 +226,7 @@ struct PullgateMetrics {
   // Cache lifecycle (docs/cache.md), set by each eviction run.
   Gauge& cache_bytes;                    // blobs, manifests and cached answers
   Gauge& cache_blob_files;
+  Gauge& cache_pinned_bytes;             // what pinned images hold
   CounterFamily& evictions;              // {what=image|response|blob, reason=size|unpulled}
   CounterFamily& evicted_bytes;          // {reason}
   std::atomic<double> eviction_last_run_seconds{0};  // pullgate_eviction_last_run_seconds

@@ -2,7 +2,7 @@
 of about 1 MiB each; pullgate with a cache limit that holds two of them and an eviction
 run every second. Pulls (skopeo, which verifies every digest) that exceed the limit
 evict the least recently pulled image; an evicted image pulls again, byte for byte;
-the cache stays under its limit. And content not pulled for cache.max_unpulled goes
+the cache stays under its limit; a pinned image stays however long ago it was pulled. And content not pulled for cache.max_unpulled goes
 whatever the size."""
 import json
 import os
@@ -103,6 +103,19 @@ class Eviction(unittest.TestCase):
         h.wait_until(lambda: not os.path.exists(blob_file(pg, self.layer("a").digest)), 60,
                      "a's layer evicted")
         self.assertLessEqual(cached_blob_bytes(pg), limit)
+
+    def test_a_pinned_image_stays_while_the_others_are_evicted(self):
+        # a is pinned by its tag and is the least recently pulled: b goes instead.
+        pg = self.start_pullgate({"max_size": "3000KiB", "pin": ["%s/it/a:v1" % self.registry.address]})
+        self.pull(pg, "a")
+        self.pull(pg, "b")
+        self.pull(pg, "c")
+        h.wait_until(lambda: not os.path.exists(blob_file(pg, self.layer("b").digest)), 60,
+                     "b's layer evicted")
+        self.assertTrue(os.path.exists(blob_file(pg, self.layer("a").digest)))
+        h.wait_until(lambda: '"bytes_pinned"' in pg.stderr(), 30, "the eviction's log line")
+        h.wait_until(lambda: metric(pg, "pullgate_cache_pinned_bytes ") >= LAYER_BYTES, 30,
+                     "the pinned bytes gauge set")
 
     def test_content_not_pulled_for_max_unpulled_goes(self):
         pg = self.start_pullgate({"max_unpulled": "2s"})

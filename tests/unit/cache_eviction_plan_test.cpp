@@ -217,6 +217,45 @@ const Row rows[] = {
      {'a'},
      {},
      50},
+    {"a pinned image stays by size, with the blob it shares; its bytes count",
+     {{image('A', {'a', 's'}, 1), image('B', {'b', 's'}, 2), image('C', {'c'}, 3)},
+      {blob('a', 40), blob('s', 10), blob('b', 40), blob('c', 40)},
+      {},
+      {d('A')}},
+     max_bytes(100),
+     10,
+     {{n('B'), EvictionReason::size}, {n('C'), EvictionReason::size}},
+     {'B', 'C'},
+     {'b', 'c'},
+     {},
+     50},
+    {"a pinned image stays however long it was not pulled",
+     {{image('A', {'a'}, 1), image('B', {'b'}, 1)}, {blob('a', 10), blob('b', 10)}, {}, {d('A')}},
+     max_unpulled(10),
+     100,
+     {{n('B'), EvictionReason::unpulled}},
+     {'B'},
+     {'b'},
+     {},
+     10},
+    {"pinned bytes above the low watermark: everything else goes",
+     {{image('A', {'a'}, 1), image('B', {'b'}, 2)}, {blob('a', 90), blob('b', 5)}, {}, {d('A')}},
+     max_bytes(50),
+     10,
+     {{n('B'), EvictionReason::size}},
+     {'B'},
+     {'b'},
+     {},
+     90},
+    {"a pinned child keeps its index",
+     {{index('X', {'A'}, 1), image('A', {'a'}, 1)}, {blob('a', 100)}, {}, {d('A')}},
+     max_bytes(50),
+     10,
+     {},
+     {},
+     {},
+     {},
+     100},
 };
 
 TEST(EvictionPlan, Table) {
@@ -244,6 +283,24 @@ TEST(EvictionPlan, EachUnitSaysWhatItFreed) {
   EXPECT_EQ(plan.units[0].last_pull_ms, 1);
   EXPECT_EQ(plan.units[1].bytes, 55u);  // B's manifest, b and s
   EXPECT_EQ(plan.bytes_after, 0u);
+}
+
+}  // namespace
+}  // namespace pullgate::cache
+
+namespace pullgate::cache {
+namespace {
+
+TEST(EvictionPlan, PinnedBytesCountPinnedManifestsAndBlobsOnce) {
+  CacheContents contents{{index('X', {'A', 'B'}, 1), image('A', {'a', 's'}, 1, 3), image('B', {'b', 's'}, 1, 4),
+                          image('C', {'c'}, 1)},
+                         {blob('a', 10), blob('b', 20), blob('s', 30), blob('c', 40)},
+                         {},
+                         {d('X')}};
+  auto plan = plan_eviction(contents, max_bytes(10), 10);
+  EXPECT_EQ(plan.pinned_bytes, 3u + 4u + 10u + 20u + 30u);
+  EXPECT_EQ(names(plan.manifests), names(std::vector<char>{'C'}));
+  EXPECT_EQ(plan.bytes_after, plan.pinned_bytes);
 }
 
 }  // namespace

@@ -195,6 +195,33 @@ TEST_F(EvictorTest, CachedAnswersGoWhenUnused) {
   EXPECT_TRUE(meta_->get_response("up\ntags\nnew"));
 }
 
+TEST_F(EvictorTest, APinnedTagKeepsWhatItPointsAtNowAndADigestPinKeepsItsDigest) {
+  auto first = put_image("stable", put_blob('c', 10), {put_blob('a', 100)});
+  auto kept_by_digest = put_image("other", put_blob('d', 10), {put_blob('b', 100)});
+  auto unpinned = put_image("loose", put_blob('e', 10), {put_blob('x', 100)});
+  auto e = evictor(EvictionLimits{std::nullopt, 90, 80, day_ms});
+  e.pins = [&] {
+    return std::vector<ImagePin>{{"up", "app", "stable", std::nullopt}, {"up", "app", "", kept_by_digest}};
+  };
+  // Nothing was pulled for 30 years: only the pinned images stay.
+  auto result = e.run();
+  ASSERT_EQ(result.plan.units.size(), 1u);
+  EXPECT_EQ(result.plan.units[0].name, unpinned.str());
+  EXPECT_TRUE(meta_->get_manifest(first));
+  EXPECT_TRUE(meta_->get_manifest(kept_by_digest));
+  EXPECT_GT(result.plan.pinned_bytes, 220u);
+
+  // The tag moves: the next run keeps the new image and no longer the old one.
+  auto second = put_image("stable", put_blob('f', 10), {put_blob('g', 100)});
+  result = e.run();
+  ASSERT_EQ(result.plan.units.size(), 1u);
+  EXPECT_EQ(result.plan.units[0].name, first.str());
+  EXPECT_EQ(result.plan.units[0].reason, EvictionReason::unpulled);
+  EXPECT_FALSE(meta_->get_manifest(first));
+  EXPECT_TRUE(meta_->get_manifest(second));
+  EXPECT_TRUE(meta_->get_manifest(kept_by_digest));
+}
+
 TEST_F(EvictorTest, NothingToEvictWritesNothing) {
   put_image("v1", put_blob('c', 10), {put_blob('l', 100)});
   const auto before = meta_->generation();

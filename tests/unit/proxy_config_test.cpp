@@ -130,6 +130,23 @@ TEST(Config, CacheLifecycleKeys) {
   EXPECT_EQ(parse_config(R"({"cache": {"max_size": 1048576}})").config.cache_max_bytes, 1048576u);
 }
 
+TEST(Config, CachePinsAreImagesByTagOrDigest) {
+  const std::string digest = "sha256:" + std::string(64, 'a');
+  auto r = parse_config(R"({"cache": {"pin": ["docker.io/library/debian:stable", "ghcr.io/org/app@)" + digest +
+                        R"("]}})");
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front();
+  EXPECT_EQ(r.config.cache_pins,
+            (std::vector<std::string>{"docker.io/library/debian:stable", "ghcr.io/org/app@" + digest}));
+  EXPECT_TRUE(parse_config("{}").config.cache_pins.empty());
+
+  for (const char* bad : {R"(["debian:stable"])", R"(["docker.io/library/debian"])", R"(["up/Repo:x"])",
+                          R"(["up/app@sha256:12"])", R"([5])", R"("up/app:x")"}) {
+    auto mistake = parse_config(std::string(R"({"cache": {"pin": )") + bad + "}}");
+    ASSERT_EQ(mistake.errors.size(), 1u) << bad;
+    EXPECT_EQ(mistake.errors[0].rfind("cache.pin: must", 0), 0u) << mistake.errors[0];
+  }
+}
+
 TEST(Config, CacheLifecycleMistakesAreOneLineEach) {
   auto r = parse_config(R"({"cache": {"max_size": "200GB", "high_watermark": 101, "max_unpulled": "30 days",
                                       "eviction_interval_s": 0}})");

@@ -553,6 +553,7 @@ TEST(PullgateMetrics, RendersEveryFamilyWithHelp) {
       {"pullgate_audit_write_failures_total", "counter"}, {"pullgate_audit_refused_total", "counter"},
       {"pullgate_audit_lines_dropped_total", "counter"}, {"pullgate_signal_checks_total", "counter"},
       {"pullgate_cache_bytes", "gauge"},              {"pullgate_cache_blob_files", "gauge"},
+      {"pullgate_cache_pinned_bytes", "gauge"},
       {"pullgate_evictions_total", "counter"},        {"pullgate_evicted_bytes_total", "counter"},
       {"pullgate_eviction_last_run_seconds", "gauge"},
       {"pullgate_blob_fetches_in_flight", "gauge"},
