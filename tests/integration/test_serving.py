@@ -499,11 +499,15 @@ class BlobSizeLimit(unittest.TestCase):
         status, _, body = pg.request("GET", path, timeout=60)
         doc = assert_oci_error(self, status, body, 502)
         self.assertIn("than the 1048576 bytes a blob may have on this mirror", doc["errors"][0]["message"])
-        self.assertEqual(os.listdir(os.path.join(pg.data_dir, "tmp")), [])
+        # The config's publish (rename after the last byte went out) and the failed
+        # layer's temp removal finish on the blocking pool, after the answers: wait for
+        # both rather than read the directories at once.
+        config_path = os.path.join(pg.data_dir, "blobs", "sha256", fake.image.config_digest[7:9],
+                                   fake.image.config_digest[7:])
+        h.wait_until(lambda: os.path.exists(config_path), 30, "the config blob published")
+        h.wait_until(lambda: os.listdir(os.path.join(pg.data_dir, "tmp")) == [], 30, "no temp file left")
         digest_hex = fake.layer.digest[7:]
         self.assertFalse(os.path.exists(os.path.join(pg.data_dir, "blobs", "sha256", digest_hex[:2], digest_hex)))
-        self.assertTrue(os.path.exists(os.path.join(pg.data_dir, "blobs", "sha256", fake.image.config_digest[7:9],
-                                                    fake.image.config_digest[7:])))
         self.assertTrue(pg.alive(), pg.stderr())
 
 
