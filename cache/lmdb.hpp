@@ -2,11 +2,18 @@
 // Small RAII wrappers over the LMDB C API: the environment, a transaction that
 // aborts unless committed, get/put/del on string views and a cursor. Errors become
 // std::runtime_error with the LMDB reason; MDB_MAP_FULL gets its own message
-// because the caller can act on it (later: eviction).
+// because the caller can act on it. The map grows by itself (MapGrowth).
 #include <lmdb.h>
 
+#include "cache/map_usage.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -35,23 +42,84 @@ inline MDB_val to_val(std::string_view s) {
   return MDB_val{s.size(), const_cast<char*>(s.data())};
 }
 
+using cache::MapEvent;
+using cache::MapUsage;
+
+// Grows an environment's map before it fills, so the map size is not a second limit
+// an operator must tune. LMDB allows mdb_env_set_mapsize only while this process
+// has no transaction open on the environment: every Txn holds `mutex` shared, and
+// growth takes it exclusively, before a write transaction begins, when the pages in
+// use pass 3/4 of the map (the map doubles, up to max_bytes; it is address space,
+// the file grows only as pages are written). Growth never waits long: a thread that
+// holds a transaction itself does not try, and one that cannot get the lock within
+// a moment leaves it to the next write. While it waits, transactions that would
+// begin on threads holding none wait for it (`gate`), so a steady stream of reads
+// cannot starve it; threads that hold one go on (waiting would deadlock). Another
+// process that grew the map is
+// followed on MDB_MAP_RESIZED (the new size is adopted under the same lock).
+// Attached to the environment with mdb_env_set_userctx by whoever opens it.
+class MapGrowth {
+ public:
+  explicit MapGrowth(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  // Before a write transaction: grow when the map is past the threshold.
+  void before_write(MDB_env* env);
+  // On MDB_MAP_RESIZED: take the size another process set.
+  void adopt(MDB_env* env);
+  MapUsage usage(MDB_env* env) const;
+
+  std::function<void(const MapEvent&)> on_event;  // set before use; called outside the lock
+
+  // Held shared by every transaction; exclusively to set the map size.
+  std::shared_timed_mutex mutex;
+  // Held while growth waits for `mutex`; `growing` says so without taking it.
+  std::mutex gate;
+  std::atomic<bool> growing{false};
+  static inline thread_local int held = 0;  // transactions this thread holds
+
+  // Before a transaction takes `mutex`: wait while growth is waiting for it.
+  void wait_for_growth() {
+    if (held == 0 && growing.load(std::memory_order_acquire)) std::lock_guard<std::mutex> wait(gate);
+  }
+
+ private:
+  std::size_t max_bytes_;
+  std::atomic<bool> warned_{false};  // at_max/failed said once until the map grows again
+};
+
+inline MapGrowth* growth_of(MDB_env* env) { return static_cast<MapGrowth*>(mdb_env_get_userctx(env)); }
+
 // A transaction that is aborted on destruction unless commit() succeeded.
 // Views returned by get() point into the map and die with the transaction.
 class Txn {
  public:
   static Txn begin(MDB_env* env, bool read_only) {
+    MapGrowth* growth = growth_of(env);
+    if (growth && !read_only && MapGrowth::held == 0) growth->before_write(env);
+    std::shared_lock<std::shared_timed_mutex> lock;
+    if (growth) {
+      growth->wait_for_growth();
+      lock = std::shared_lock(growth->mutex);
+    }
     MDB_txn* txn = nullptr;
-    check(mdb_txn_begin(env, nullptr, read_only ? MDB_RDONLY : 0, &txn),
-          read_only ? "begin read transaction" : "begin write transaction");
-    return Txn(txn);
+    int rc = mdb_txn_begin(env, nullptr, read_only ? MDB_RDONLY : 0, &txn);
+    if (rc == MDB_MAP_RESIZED && growth && MapGrowth::held == 0) {
+      lock.unlock();
+      growth->adopt(env);
+      lock.lock();
+      rc = mdb_txn_begin(env, nullptr, read_only ? MDB_RDONLY : 0, &txn);
+    }
+    check(rc, read_only ? "begin read transaction" : "begin write transaction");
+    return Txn(txn, std::move(lock));
   }
   static Txn read(MDB_env* env) { return begin(env, true); }
   static Txn write(MDB_env* env) { return begin(env, false); }
 
   ~Txn() {
     if (txn_) mdb_txn_abort(txn_);
+    if (lock_) --MapGrowth::held;
   }
-  Txn(Txn&& other) noexcept : txn_(std::exchange(other.txn_, nullptr)) {}
+  Txn(Txn&& other) noexcept : txn_(std::exchange(other.txn_, nullptr)), lock_(std::move(other.lock_)) {}
   Txn& operator=(Txn&&) = delete;
   Txn(const Txn&) = delete;
   Txn& operator=(const Txn&) = delete;
@@ -61,6 +129,10 @@ class Txn {
   void commit() {
     // mdb_txn_commit frees the transaction even when it fails.
     int rc = mdb_txn_commit(std::exchange(txn_, nullptr));
+    if (lock_) {
+      lock_.unlock();
+      --MapGrowth::held;
+    }
     check(rc, "commit");
   }
 
@@ -101,8 +173,11 @@ class Txn {
   }
 
  private:
-  explicit Txn(MDB_txn* txn) : txn_(txn) {}
+  Txn(MDB_txn* txn, std::shared_lock<std::shared_timed_mutex> lock) : txn_(txn), lock_(std::move(lock)) {
+    if (lock_) ++MapGrowth::held;
+  }
   MDB_txn* txn_ = nullptr;
+  std::shared_lock<std::shared_timed_mutex> lock_;  // held while the transaction lives
 };
 
 // A cursor over one database of a transaction. Declare it after its Txn so it

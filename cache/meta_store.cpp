@@ -450,8 +450,12 @@ std::optional<Digest> pending_order_digest(std::string_view key) {
 
 class LmdbMetaStore final : public MetaStore {
  public:
-  LmdbMetaStore(std::filesystem::path dir, lmdb::Env env, std::size_t stale_readers_cleared)
-      : dir_(std::move(dir)), env_(std::move(env)), stale_readers_cleared_(stale_readers_cleared) {
+  LmdbMetaStore(std::filesystem::path dir, std::unique_ptr<lmdb::MapGrowth> growth, lmdb::Env env,
+                std::size_t stale_readers_cleared)
+      : dir_(std::move(dir)),
+        growth_(std::move(growth)),
+        env_(std::move(env)),
+        stale_readers_cleared_(stale_readers_cleared) {
     max_key_ = std::size_t(mdb_env_get_maxkeysize(env_.get()));
     auto txn = lmdb::Txn::write(env_.get());
     meta_ = txn.open_dbi("meta", MDB_CREATE);
@@ -798,6 +802,11 @@ class LmdbMetaStore final : public MetaStore {
     MDB_envinfo info{};
     lmdb::check(mdb_env_info(env_.get(), &info), "read environment info");
     return static_cast<std::uint64_t>(info.me_last_txnid);
+  }
+
+  MapUsage map_usage() override { return growth_->usage(env_.get()); }
+  void on_map_event(std::function<void(const MapEvent&)> listener) override {
+    growth_->on_event = std::move(listener);
   }
 
   std::size_t stale_readers_cleared() const override { return stale_readers_cleared_; }
@@ -1147,6 +1156,7 @@ class LmdbMetaStore final : public MetaStore {
   }
 
   std::filesystem::path dir_;
+  std::unique_ptr<lmdb::MapGrowth> growth_;  // the environment's user context: outlives env_
   lmdb::Env env_;
   std::size_t stale_readers_cleared_ = 0;
   std::size_t max_key_ = 0;
@@ -1174,7 +1184,8 @@ std::size_t round_up_to_page(std::size_t bytes) {
 
 }  // namespace
 
-std::unique_ptr<MetaStore> MetaStore::open(const std::filesystem::path& dir, std::size_t map_size_bytes) {
+std::unique_ptr<MetaStore> MetaStore::open(const std::filesystem::path& dir, std::size_t map_size_bytes,
+                                           std::size_t max_map_size_bytes) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw std::runtime_error("metadata directory " + dir.string() + " is not writable: " + ec.message());
@@ -1188,6 +1199,8 @@ std::unique_ptr<MetaStore> MetaStore::open(const std::filesystem::path& dir, std
   if (map_size_bytes > 0) {
     lmdb::check(mdb_env_set_mapsize(env.get(), round_up_to_page(map_size_bytes)), "set map size");
   }
+  auto growth = std::make_unique<lmdb::MapGrowth>(max_map_size_bytes);
+  lmdb::check(mdb_env_set_userctx(env.get(), growth.get()), "attach map growth");
   // MDB_NOTLS: read transactions are not tied to a thread (an io_context runs on several).
   int rc = mdb_env_open(env.get(), dir.c_str(), MDB_NOTLS, 0640);
   if (rc != MDB_SUCCESS) {
@@ -1204,7 +1217,7 @@ std::unique_ptr<MetaStore> MetaStore::open(const std::filesystem::path& dir, std
   int stale = 0;
   lmdb::check(mdb_reader_check(env.get(), &stale), "check stale readers");
   try {
-    return std::make_unique<LmdbMetaStore>(dir, std::move(env), static_cast<std::size_t>(stale));
+    return std::make_unique<LmdbMetaStore>(dir, std::move(growth), std::move(env), static_cast<std::size_t>(stale));
   } catch (const std::runtime_error& e) {
     // Keep one line that names the directory.
     std::string message = e.what();

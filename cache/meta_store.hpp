@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "cache/map_usage.hpp"
 #include "registry/digest.hpp"
 #include "registry/manifest.hpp"
 
@@ -177,8 +178,11 @@ class MetaStore {
 
   // Creates dir if needed, opens (or creates) the environment. Throws
   // std::runtime_error with a one-line message: unwritable dir, a newer schema
-  // version than this build knows, a corrupt environment.
-  static std::unique_ptr<MetaStore> open(const std::filesystem::path& dir, std::size_t map_size_bytes);
+  // version than this build knows, a corrupt environment. The map starts at
+  // map_size_bytes (0: what the environment records, or LMDB's default) and grows
+  // by itself up to max_map_size_bytes (0 or less than the start: it never grows).
+  static std::unique_ptr<MetaStore> open(const std::filesystem::path& dir, std::size_t map_size_bytes,
+                                         std::size_t max_map_size_bytes = 0);
   virtual ~MetaStore() = default;
 
   // Tags are keyed by upstream name, repository and tag.
@@ -286,6 +290,11 @@ class MetaStore {
   // Changes whenever anything is written, so a reader can cache what it derived
   // from the store (e.g. the exceptions) until the generation moves.
   virtual std::uint64_t generation() = 0;
+
+  // How full the LMDB map is; and a listener told when it grew or cannot grow
+  // (called on the writing thread; set once, before the store is shared).
+  virtual MapUsage map_usage() = 0;
+  virtual void on_map_event(std::function<void(const MapEvent&)> listener) = 0;
 
   // Reader slots left by processes that died in a read transaction, cleared by open.
   virtual std::size_t stale_readers_cleared() const = 0;

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cache/meta_store.hpp"
 #include "cache/pins.hpp"
 
 namespace pullgate::proxy {
@@ -178,6 +179,11 @@ void validate(Config& config, std::vector<std::string>& errors) {
 
 }  // namespace
 
+std::unique_ptr<cache::MetaStore> open_meta_store(const Config& config) {
+  return cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb << 20,
+                                config.lmdb_max_map_size_mb << 20);
+}
+
 std::optional<HostPort> parse_host_port(const std::string& text) {
   std::string host, port;
   if (!text.empty() && text.front() == '[') {
@@ -292,6 +298,10 @@ ConfigResult parse_config(const std::string& text) {
   if (auto* cache = r.object("cache")) {
     FieldReader k(*cache, "cache.", errors);
     k.integer("lmdb_map_size_mb", c.lmdb_map_size_mb, 16, 1024 * 1024);
+    k.integer("lmdb_max_map_size_mb", c.lmdb_max_map_size_mb, 16, std::size_t(64) << 20);
+    if (c.lmdb_max_map_size_mb < c.lmdb_map_size_mb)
+      errors.push_back("cache.lmdb_max_map_size_mb: must be at least lmdb_map_size_mb (" +
+                       std::to_string(c.lmdb_map_size_mb) + ")");
     k.integer("max_blob_mb", c.max_blob_mb, 1, 1024 * 1024 * 1024);
     k.integer("min_free_mb", c.min_free_mb, 0, 1024 * 1024 * 1024);
     if (auto* v = k.find("max_size")) {

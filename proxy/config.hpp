@@ -3,12 +3,17 @@
 // on top. Validation collects every mistake, one line each, before anything starts.
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "registry/upstream.hpp"
+
+namespace pullgate::cache {
+class MetaStore;
+}
 
 namespace pullgate::proxy {
 
@@ -34,7 +39,8 @@ struct Config {
   unsigned header_timeout_s = 15;
   // SIGTERM: how long requests and downloads in progress may finish before they are cancelled.
   unsigned shutdown_grace_s = 30;
-  std::size_t lmdb_map_size_mb = 4096;
+  std::size_t lmdb_map_size_mb = 4096;       // the LMDB map's size at start
+  std::size_t lmdb_max_map_size_mb = 1 << 20;  // it grows up to this (1 TiB of address space)
   std::uint64_t max_blob_mb = 64 * 1024;  // larger blobs are not fetched (nor streamed without a size)
   std::uint64_t min_free_mb = 1024;       // blob fills leave this much of the disk free
   std::vector<UpstreamConfig> upstreams;
@@ -106,6 +112,10 @@ ConfigResult parse_config(const std::string& text);
 ConfigResult load_config_file(const std::filesystem::path& path);
 // Applies flags to a config and validates the result again.
 void apply_overrides(ConfigResult& result, const Overrides& overrides);
+
+// Opens the config's metadata store (<data_dir>/lmdb, map size and growth limit from
+// the config). Throws std::runtime_error with one line, as MetaStore::open.
+std::unique_ptr<cache::MetaStore> open_meta_store(const Config& config);
 
 // Splits "host:port" / "[v6]:port"; nullopt when malformed.
 struct HostPort {

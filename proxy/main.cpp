@@ -78,6 +78,31 @@ ServerOptions admin_listener(const Config& c) {
   return options;
 }
 
+// The LMDB map grew, or is past its growth threshold and cannot grow: say so, with
+// the key to raise, while a quarter of the map is still free.
+void log_map_event(const cache::MapEvent& e) {
+  constexpr std::size_t mib = 1 << 20;
+  nlohmann::json fields = {{"used_mb", e.before.used_bytes / mib}, {"map_mb", e.before.map_bytes / mib},
+                           {"max_mb", e.before.max_bytes / mib}};
+  switch (e.kind) {
+    case cache::MapEvent::Kind::grown:
+      fields["new_map_mb"] = e.new_map_bytes / mib;
+      log_event("info", "LMDB map grown", std::move(fields));
+      return;
+    case cache::MapEvent::Kind::at_max:
+      fields["fix"] = "raise cache.lmdb_max_map_size_mb above " + std::to_string(e.before.max_bytes / mib) +
+                      " (it is address space, not disk), or evict (cache.max_size)";
+      log_event("warn", "LMDB map is over 3/4 used and at its maximum: writes fail when it is full", std::move(fields));
+      return;
+    case cache::MapEvent::Kind::failed:
+      fields["error"] = e.error;
+      fields["new_map_mb"] = e.new_map_bytes / mib;
+      fields["fix"] = "check the process's address-space limit (ulimit -v), or set cache.lmdb_max_map_size_mb to what it allows";
+      log_event("warn", "LMDB map is over 3/4 used and could not grow: writes fail when it is full", std::move(fields));
+      return;
+  }
+}
+
 // An eviction run's gauges and counters, and one log line when it removed something:
 // what, how much, why.
 void report_eviction(const cache::Evictor::Result& result, std::chrono::steady_clock::duration took,
@@ -168,9 +193,10 @@ int serve(const std::vector<std::string>& args) {
 
   try {
     std::filesystem::create_directories(config.data_dir);
-    auto meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
+    auto meta = open_meta_store(config);
     if (auto stale = meta->stale_readers_cleared())
       log_event("warn", "cleared stale LMDB readers (processes that died mid-read)", {{"count", stale}});
+    meta->on_map_event(log_map_event);
     cache::BlobStore blobs(config.data_dir);
     // Blocking disk work (a filled blob's fsyncs, synced LMDB commits of manifests)
     // runs here, not on the I/O threads: a commit or an fsync of a large file would
@@ -196,6 +222,14 @@ int serve(const std::vector<std::string>& args) {
     };
     metrics.track_blob_fetches_in_flight([&fetches] { return static_cast<double>(fetches.in_flight()); });
     metrics.track_verdicts_stored([&meta] { return static_cast<double>(meta->verdict_count()); });
+    metrics.registry.gauge_callback("pullgate_lmdb_map_bytes", "Size of the LMDB map now (it grows by itself).",
+                                    [&meta] { return static_cast<double>(meta->map_usage().map_bytes); });
+    metrics.registry.gauge_callback("pullgate_lmdb_map_max_bytes",
+                                    "Size the LMDB map may grow to (cache.lmdb_max_map_size_mb).",
+                                    [&meta] { return static_cast<double>(meta->map_usage().max_bytes); });
+    metrics.registry.gauge_callback("pullgate_lmdb_used_bytes",
+                                    "LMDB map bytes up to the last page in use (free pages inside included).",
+                                    [&meta] { return static_cast<double>(meta->map_usage().used_bytes); });
     metrics.registry.gauge_callback("pullgate_pending_scans", "Digests awaiting a vulnerability report (GET /v1/pending).",
                                     [&meta] { return static_cast<double>(meta->pending_count()); });
     metrics.registry.gauge_callback("pullgate_reports_stored", "Vulnerability reports stored.",

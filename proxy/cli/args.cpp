@@ -101,7 +101,7 @@ std::unique_ptr<cache::MetaStore> open_existing_store(const Config& config) {
     return nullptr;
   }
   try {
-    auto meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
+    auto meta = open_meta_store(config);
     if (auto stale = meta->stale_readers_cleared())
       std::cerr << "pullgate: cleared " << stale << " stale LMDB reader(s) of processes that died mid-read\n";
     return meta;

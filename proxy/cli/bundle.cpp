@@ -110,7 +110,7 @@ int run_import(const CliArgs& cli, const Config& config) {
   options.now_ms = now_ms();
   try {
     // An offline site's first import may find no cache yet: it makes one.
-    auto meta = cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb * 1024 * 1024);
+    auto meta = open_meta_store(config);
     auto summary = cache::import_bundle(*meta, config.data_dir, in, options);
     report(file, summary, true);
     return 0;

@@ -538,22 +538,13 @@ class Pullgate:
         except FileNotFoundError:
             return ""
 
+    def log_events(self):
+        """Parsed log lines (JSON objects on stderr), the whole file."""
+        return json_lines(self.stderr_path)
+
     def access_log(self):
         """Parsed access-log lines (JSON objects); lines that are not JSON are skipped."""
-        out = []
-        try:
-            with open(self.stdout_path, "rb") as f:
-                for line in f.read().decode("utf-8", "replace").splitlines():
-                    line = line.strip()
-                    if not line.startswith("{"):
-                        continue
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError:
-                        continue
-        except FileNotFoundError:
-            pass
-        return out
+        return json_lines(self.stdout_path)
 
     def request(self, method, path, headers=None, body=None, timeout=30):
         return http_request(self.host, self.port, method, path, headers, body, timeout)
@@ -977,6 +968,34 @@ def read_token(pg, name="admin.token", timeout=10):
             token = f.readline().strip()
         return token if len(token) >= 16 else None
     return wait_until(read, timeout, "the token in " + path)
+
+
+def json_lines(path):
+    """The JSON objects among a file's lines (others skipped; no file: none)."""
+    out = []
+    try:
+        with open(path, "rb") as f:
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                line = line.strip()
+                if not line.startswith("{"):
+                    continue
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def metric(pg, line_start):
+    """The value of the first /metrics line of pg that starts with line_start."""
+    status, _, body = admin_request(pg, read_token(pg), "GET", "/metrics")
+    assert status == 200, body
+    for line in body.decode().splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    raise LookupError("no metric " + line_start)
 
 
 def admin_request(pg, token, method, path, body=None, headers=None, timeout=30):

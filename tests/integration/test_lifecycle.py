@@ -26,14 +26,7 @@ def cached_blob_bytes(pg):
     return total
 
 
-def metric(pg, line_start):
-    """The value of the first /metrics line that starts with line_start."""
-    status, _, body = h.admin_request(pg, h.read_token(pg), "GET", "/metrics")
-    assert status == 200, body
-    for line in body.decode().splitlines():
-        if line.startswith(line_start):
-            return float(line.rsplit(" ", 1)[1])
-    raise LookupError("no metric " + line_start)
+metric = h.metric
 
 
 def cache_du(pg):

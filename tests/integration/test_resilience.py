@@ -313,6 +313,19 @@ class ForwardedAnswersKept(unittest.TestCase):
         self.assertEqual(front.requests_for(image.repo, image.digest), 41, "the offline mirror asked the upstream")
 
 
+def push_big_manifests(registry, repo, count):
+    """count images whose manifests are near Distribution's 4 MiB limit, tags v0.."""
+    layer = h.small_layer(repo + "-layer")
+    images = []
+    for i in range(count):
+        base = h.build_image(repo, "v%d" % i, [layer], label="%s-%d" % (repo, i))
+        doc = json.loads(base.manifest)
+        doc["annotations"] = {"padding": "x" * (3_500_000 + i)}
+        images.append(h.push_image(registry, h.Image(base.repo, base.tag, json.dumps(doc).encode(),
+                                                     base.manifest_type, base.config, base.layers)))
+    return images
+
+
 class FullMetadataStore(unittest.TestCase):
     def test_a_full_lmdb_map_fails_requests_with_an_error_and_keeps_serving(self):
         """The smallest LMDB map (16 MiB) and manifests near Distribution's 4 MiB limit:
@@ -322,17 +335,12 @@ class FullMetadataStore(unittest.TestCase):
         self.addCleanup(work.close)
         registry = h.Registry(work.path).start()
         self.addCleanup(registry.close)
-        pg = h.Pullgate(work.path, [h.upstream_entry(registry)], extra={"cache": {"lmdb_map_size_mb": 16}}).start()
+        pg = h.Pullgate(work.path, [h.upstream_entry(registry)],
+                        extra={"cache": {"lmdb_map_size_mb": 16, "lmdb_max_map_size_mb": 16}}).start()
         self.addCleanup(pg.close)
         accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
-        layer = h.small_layer("full-map")
         served, failed = [], []
-        for i in range(8):
-            base = h.build_image("it/full", "v%d" % i, [layer], label="full-%d" % i)
-            doc = json.loads(base.manifest)
-            doc["annotations"] = {"padding": "x" * (3_500_000 + i)}
-            image = h.push_image(registry, h.Image(base.repo, base.tag, json.dumps(doc).encode(),
-                                                   base.manifest_type, base.config, base.layers))
+        for i, image in enumerate(push_big_manifests(registry, "it/full", 8)):
             status, headers, body = pg.request("GET", "/v2/it/full/manifests/v%d" % i, headers=accept)
             if status == 200:
                 self.assertEqual(body, image.manifest)
@@ -351,6 +359,33 @@ class FullMetadataStore(unittest.TestCase):
         self.assertEqual(status, 200, body[:300])
         self.assertEqual(body, served[0].manifest)
         self.assertIn("metadata store is full", pg.stderr())
+        warnings = [l for l in pg.log_events() if "at its maximum" in l.get("msg", "")]
+        self.assertEqual(len(warnings), 1, pg.stderr()[-2000:])
+        self.assertIn("cache.lmdb_max_map_size_mb", warnings[0]["fix"])
+
+    def test_the_map_grows_instead_of_filling(self):
+        """The same manifests with room to grow (the default maximum is 1 TiB): every
+        one is served, the log says the map grew, the metrics show it."""
+        work = h.Workdir()
+        self.addCleanup(work.close)
+        registry = h.Registry(work.path).start()
+        self.addCleanup(registry.close)
+        pg = h.Pullgate(work.path, [h.upstream_entry(registry)], extra={"cache": {"lmdb_map_size_mb": 16}}).start()
+        self.addCleanup(pg.close)
+        accept = [("Accept", a) for a in h.SKOPEO_ACCEPTS]
+        images = push_big_manifests(registry, "it/grow", 8)
+        for i, image in enumerate(images):
+            status, _, body = pg.request("GET", "/v2/it/grow/manifests/v%d" % i, headers=accept)
+            self.assertEqual(status, 200, body[:300])
+            self.assertEqual(body, image.manifest)
+        grown = [l for l in pg.log_events() if l.get("msg") == "LMDB map grown"]
+        self.assertTrue(grown, pg.stderr()[-2000:])
+        self.assertGreater(grown[-1]["new_map_mb"], 16)
+        self.assertGreater(h.metric(pg, "pullgate_lmdb_map_bytes "), 16 << 20)
+        self.assertEqual(h.metric(pg, "pullgate_lmdb_map_max_bytes "), 1 << 40)
+        for i, image in enumerate(images):  # still there after growing
+            status, _, body = pg.request("GET", "/v2/it/grow/manifests/" + image.digest, headers=accept)
+            self.assertEqual(status, 200, body[:300])
 
 
 class MisbehavingUpstream(unittest.TestCase):

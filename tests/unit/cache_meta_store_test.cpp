@@ -10,6 +10,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,33 @@ namespace fs = std::filesystem;
 constexpr std::size_t map_size = 64 << 20;
 
 Digest digest(char fill) { return Digest::parse("sha256:" + std::string(64, fill)).value(); }
+
+// A distinct digest per number: "sha256:f000…0042".
+Digest numbered(int n) {
+  auto text = std::to_string(n);
+  return Digest::parse("sha256:f" + std::string(63 - text.size(), '0') + text).value();
+}
+
+// Runs body in a forked child, which opens its own environment (LMDB forbids using
+// the parent's after fork) as the CLI does next to the server, and exits without
+// destructors. Returns its exit code: body's result, 3 when body threw, -1 when the
+// child did not exit normally.
+int exit_code_of_child(const std::function<int()>& body) {
+  pid_t child = ::fork();
+  if (child < 0) return -1;
+  if (child == 0) {
+    int code = 0;
+    try {
+      code = body();
+    } catch (...) {
+      code = 3;
+    }
+    ::_exit(code);  // the parent's environment is not ours to close
+  }
+  int status = 0;
+  if (::waitpid(child, &status, 0) != child || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
 
 class MetaStoreTest : public ::testing::Test {
  protected:
@@ -419,6 +447,108 @@ TEST_F(MetaStoreTest, MapFullIsAClearErrorAndTheStoreStaysUsable) {
   EXPECT_FALSE(store->get_manifest(digest('a')));
   store->put_manifest(digest('b'), ManifestRecord{"m", "{}", 1});
   EXPECT_EQ(store->get_manifest(digest('b'))->bytes, "{}");
+}
+
+// The map is not a second limit to tune: past 3/4 full it grows before the next
+// write (doubling, up to the maximum), and says so.
+TEST_F(MetaStoreTest, TheMapGrowsBeforeItFills) {
+  auto store = MetaStore::open(dir_, 1 << 20, 64 << 20);
+  std::vector<MapEvent> events;
+  store->on_map_event([&](const MapEvent& e) { events.push_back(e); });
+  EXPECT_EQ(store->map_usage().map_bytes, std::size_t(1) << 20);
+  EXPECT_EQ(store->map_usage().max_bytes, std::size_t(64) << 20);
+  for (int i = 0; i < 48; ++i) {  // 3 MiB of manifests into a 1 MiB map
+    store->put_manifest(numbered(i), ManifestRecord{"m", std::string(64 << 10, 'x'), i});
+  }
+  auto usage = store->map_usage();
+  EXPECT_GT(usage.map_bytes, std::size_t(3) << 20);
+  EXPECT_LE(usage.map_bytes, std::size_t(64) << 20);
+  EXPECT_LE(usage.used_bytes, usage.map_bytes);
+  ASSERT_FALSE(events.empty());
+  for (const auto& e : events) {
+    EXPECT_EQ(e.kind, MapEvent::Kind::grown);
+    EXPECT_GT(e.new_map_bytes, e.before.map_bytes);
+  }
+  EXPECT_EQ(store->manifest_count(), 48u);
+  store.reset();
+  // Reopened with the configured start size, the environment keeps its grown size.
+  auto again = MetaStore::open(dir_, 1 << 20, 64 << 20);
+  EXPECT_GE(again->map_usage().map_bytes, usage.used_bytes);
+  EXPECT_EQ(again->get_manifest(numbered(0))->bytes.size(), std::size_t(64 << 10));
+}
+
+// At its maximum the map cannot grow: that is said once, before it is full, and a
+// write that no longer fits is MDB_MAP_FULL's clear error as before.
+TEST_F(MetaStoreTest, AMapAtItsMaximumSaysSoOnceBeforeItIsFull) {
+  auto store = MetaStore::open(dir_, 1 << 20, 1 << 20);
+  std::vector<MapEvent> events;
+  store->on_map_event([&](const MapEvent& e) { events.push_back(e); });
+  bool full = false;
+  for (int i = 0; i < 64 && !full; ++i) {
+    try {
+      store->put_manifest(numbered(i), ManifestRecord{"m", std::string(64 << 10, 'x'), i});
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+      full = true;
+      EXPECT_EQ(events.size(), 1u) << "no warning before the map filled";
+    }
+  }
+  EXPECT_TRUE(full);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, MapEvent::Kind::at_max);
+  EXPECT_EQ(events[0].before.max_bytes, std::size_t(1) << 20);
+  EXPECT_EQ(store->map_usage().map_bytes, std::size_t(1) << 20);
+}
+
+// Readers on other threads while the map grows under them: growth waits for their
+// transactions to end, and nobody reads a torn record.
+TEST_F(MetaStoreTest, TheMapGrowsWhileOtherThreadsRead) {
+  auto store = MetaStore::open(dir_, 1 << 20, 64 << 20);
+  store->put_manifest(digest('f'), ManifestRecord{"m", std::string(1000, 'y'), 1});
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&] {
+      while (!stop) {
+        try {
+          auto m = store->get_manifest(digest('f'));
+          if (!m || m->bytes != std::string(1000, 'y')) ++bad;
+        } catch (const std::exception& e) {
+          ++bad;
+        }
+      }
+    });
+  }
+  for (int i = 0; i < 48; ++i) {
+    try {
+      store->put_manifest(numbered(i), ManifestRecord{"m", std::string(64 << 10, 'x'), i});
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what();
+      break;
+    }
+  }
+  stop = true;
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(store->map_usage().map_bytes, std::size_t(3) << 20);
+}
+
+// A second process (the CLI next to the server) that grew the map: this one follows
+// the new size on its next transaction instead of failing.
+TEST_F(MetaStoreTest, AMapGrownByAnotherProcessIsFollowed) {
+  auto store = MetaStore::open(dir_, 1 << 20, 64 << 20);
+  store->put_tag("u", "parent", "t", TagRecord{digest('a'), "m", 1});
+  int code = exit_code_of_child([&] {
+    auto own = MetaStore::open(dir_, 1 << 20, 64 << 20);
+    for (int i = 0; i < 48; ++i) own->put_manifest(numbered(i), ManifestRecord{"m", std::string(64 << 10, 'x'), i});
+    return own->map_usage().map_bytes > (std::size_t(1) << 20) ? 0 : 2;
+  });
+  ASSERT_EQ(code, 0) << "2: the child's map did not grow; 3: a write failed";
+  EXPECT_EQ(store->manifest_count(), 48u);
+  store->put_tag("u", "parent", "t2", TagRecord{digest('b'), "m", 2});
+  EXPECT_TRUE(store->get_tag("u", "parent", "t2"));
+  EXPECT_GT(store->map_usage().map_bytes, std::size_t(1) << 20);
 }
 
 TEST_F(MetaStoreTest, SecondProcessSharesTheEnvironment) {
@@ -837,26 +967,15 @@ TEST_F(MetaStoreTest, VerdictWrittenByAnotherProcessIsSeen) {
   store->put_verdict(digest('a'), verdict("allow"));
   EXPECT_FALSE(store->get_verdict(digest('b')));
 
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    int code = 0;
-    try {
-      auto own = MetaStore::open(dir_, map_size);
-      if (!own->get_verdict(digest('a'))) code = 2;
-      own->put_verdict(digest('b'), VerdictRecord{"deny", "manual", {"blocked by ops"}, "", "cli", 77, 88, ""});
-      if (!own->remove_verdict(digest('a'))) code = 4;
-      own->add_references(digest('b'), {digest('1')});
-      own.reset();
-    } catch (...) {
-      code = 3;
-    }
-    ::_exit(code);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status));
-  ASSERT_EQ(WEXITSTATUS(status), 0);
+  int code = exit_code_of_child([&] {
+    auto own = MetaStore::open(dir_, map_size);
+    if (!own->get_verdict(digest('a'))) return 2;
+    own->put_verdict(digest('b'), VerdictRecord{"deny", "manual", {"blocked by ops"}, "", "cli", 77, 88, ""});
+    if (!own->remove_verdict(digest('a'))) return 4;
+    own->add_references(digest('b'), {digest('1')});
+    return 0;
+  });
+  ASSERT_EQ(code, 0);
 
   auto read = store->get_verdict(digest('b'));
   ASSERT_TRUE(read);

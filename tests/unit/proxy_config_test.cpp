@@ -162,6 +162,19 @@ TEST(Config, CacheLifecycleMistakesAreOneLineEach) {
   EXPECT_TRUE(has_error(parse_config(R"({"cache": {"max_size": -5}})"), "cache.max_size: must be a size"));
 }
 
+TEST(Config, TheLmdbMapGrowsUpToItsMaximum) {
+  auto defaults = parse_config("{}");
+  EXPECT_EQ(defaults.config.lmdb_map_size_mb, 4096u);
+  EXPECT_EQ(defaults.config.lmdb_max_map_size_mb, std::size_t(1) << 20);
+  auto r = parse_config(R"({"cache": {"lmdb_map_size_mb": 64, "lmdb_max_map_size_mb": 512}})");
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front();
+  EXPECT_EQ(r.config.lmdb_max_map_size_mb, 512u);
+  EXPECT_TRUE(has_error(parse_config(R"({"cache": {"lmdb_map_size_mb": 64, "lmdb_max_map_size_mb": 32}})"),
+                        "cache.lmdb_max_map_size_mb: must be at least lmdb_map_size_mb (64)"));
+  EXPECT_TRUE(has_error(parse_config(R"({"cache": {"lmdb_max_map_size_mb": 8}})"),
+                        "cache.lmdb_max_map_size_mb: must be between 16 and"));
+}
+
 TEST(Config, ByteSizesAndDurations) {
   EXPECT_EQ(parse_byte_size("500MiB"), std::uint64_t{500} << 20);
   EXPECT_EQ(parse_byte_size("10KiB"), 10240u);

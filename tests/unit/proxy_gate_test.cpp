@@ -426,6 +426,8 @@ class HookedStore final : public cache::MetaStore {
   std::uint64_t generation() override { return real_.generation(); }
   std::size_t stale_readers_cleared() const override { return real_.stale_readers_cleared(); }
   std::vector<long> reader_pids() override { return real_.reader_pids(); }
+  cache::MapUsage map_usage() override { return real_.map_usage(); }
+  void on_map_event(std::function<void(const cache::MapEvent&)> l) override { real_.on_map_event(std::move(l)); }
   std::uint64_t manifest_count() override { return real_.manifest_count(); }
   std::uint64_t blob_count() override { return real_.blob_count(); }
   std::uint64_t verdict_count() override { return real_.verdict_count(); }
