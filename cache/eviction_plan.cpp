@@ -116,6 +116,32 @@ class Planner {
 
   std::uint64_t bytes() const { return plan_.bytes_after; }
 
+  // An image candidate as it is now; bytes_alone is what evict would free, counted
+  // without evicting.
+  CachedImage describe(const Candidate& image) const {
+    CachedImage out{image.members.front()->digest, {}, 0, 0, 0, image.last_pull_ms, image.pinned};
+    std::unordered_map<std::string, std::size_t> alone_users;  // blob -> manifests only this image holds that reference it
+    std::unordered_set<std::string> counted;
+    for (const auto* member : image.members) {
+      out.manifests.push_back(member->digest);
+      out.bytes += member->bytes;
+      const bool alone = manifest_users_.at(member->digest.str()) == 1;
+      if (alone) out.bytes_alone += member->bytes;
+      for (const auto& blob : distinct(member->blobs)) {
+        auto it = blobs_.find(blob);
+        if (it == blobs_.end()) continue;  // not cached
+        if (counted.insert(blob).second) {
+          ++out.blobs;
+          out.bytes += it->second->bytes;
+        }
+        if (alone) ++alone_users[blob];
+      }
+    }
+    for (const auto& [blob, users] : alone_users)
+      if (users == blob_users_.at(blob)) out.bytes_alone += blobs_.at(blob)->bytes;
+    return out;
+  }
+
  private:
   // The manifest and, depth first, the cached manifests it lists (each once).
   void collect(const Manifest& m, Candidate& image) {
@@ -141,6 +167,8 @@ std::string_view to_string(EvictionReason reason) {
       return "size";
     case EvictionReason::unpulled:
       return "unpulled";
+    case EvictionReason::manual:
+      return "manual";
   }
   return "size";
 }
@@ -155,6 +183,26 @@ std::string_view to_string(EvictionPlan::Kind kind) {
       return "blob";
   }
   return "image";
+}
+
+CachedImages cached_images(const CacheContents& contents) {
+  EvictionPlan plan;
+  Planner planner(contents, plan);
+  CachedImages out;
+  out.pinned_bytes = plan.pinned_bytes;
+  for (const auto& c : planner.candidates())
+    if (c.kind == EvictionPlan::Kind::image) out.images.push_back(planner.describe(c));
+  return out;
+}
+
+EvictionPlan plan_image_eviction(const CacheContents& contents, const std::vector<Digest>& roots) {
+  EvictionPlan plan;
+  Planner planner(contents, plan);
+  std::unordered_set<std::string> named;
+  for (const auto& root : roots) named.insert(root.str());
+  for (auto& c : planner.candidates())
+    if (c.kind == EvictionPlan::Kind::image && named.contains(c.name)) planner.evict(c, EvictionReason::manual);
+  return plan;
 }
 
 EvictionPlan plan_eviction(const CacheContents& contents, const EvictionLimits& limits, std::int64_t now_ms) {

@@ -58,7 +58,8 @@ struct CacheContents {
   std::vector<Digest> pinned;  // manifests whose image is never evicted (resolved pins)
 };
 
-enum class EvictionReason { size, unpulled };
+// manual: named by a person (POST /v1/cache/evict, pullgate cache evict).
+enum class EvictionReason { size, unpulled, manual };
 std::string_view to_string(EvictionReason reason);
 
 struct EvictionPlan {
@@ -85,5 +86,27 @@ struct EvictionPlan {
 std::string_view to_string(EvictionPlan::Kind kind);  // "image", "response", "blob"
 
 EvictionPlan plan_eviction(const CacheContents& contents, const EvictionLimits& limits, std::int64_t now_ms);
+
+// The images of `contents` as the planner sees them (GET /v1/cache, pullgate cache
+// ls), in no particular order, with what the pinned ones hold.
+struct CachedImage {
+  Digest root;
+  std::vector<Digest> manifests;  // the root first, then the child manifests it lists
+  std::size_t blobs = 0;          // the cached blobs its manifests reference
+  std::uint64_t bytes = 0;        // its manifests and those blobs, each counted once
+  std::uint64_t bytes_alone = 0;  // what no other image holds: what evicting it now frees
+  std::int64_t last_pull_ms = 0;  // the latest of its manifests'
+  bool pinned = false;
+};
+struct CachedImages {
+  std::vector<CachedImage> images;
+  std::uint64_t pinned_bytes = 0;  // as EvictionPlan::pinned_bytes
+};
+CachedImages cached_images(const CacheContents& contents);
+
+// Evicting the images whose roots are `roots` now, whatever the limits and the pins
+// (reason manual): the unit is the one plan_eviction uses, so what other images hold
+// stays.
+EvictionPlan plan_image_eviction(const CacheContents& contents, const std::vector<Digest>& roots);
 
 }  // namespace pullgate::cache

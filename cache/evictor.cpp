@@ -21,19 +21,19 @@ std::vector<Digest> resolve_pins(MetaStore& meta, const std::vector<ImagePin>& p
 Evictor::Evictor(MetaStore& meta, BlobStore& blobs, PullTimes& pulls, EvictionLimits limits, WallClock clock)
     : meta_(meta), blobs_(blobs), pulls_(pulls), limits_(limits), clock_(std::move(clock)) {}
 
-Evictor::Prepared Evictor::prepare() {
-  Prepared out;
+CacheSnapshot read_cache(MetaStore& meta, const PullTimes& pulls) {
+  CacheSnapshot out;
   std::unordered_map<std::string, std::int64_t> stored_pulls;
-  for (auto& time : meta_.list_pull_times()) stored_pulls.emplace(std::move(time.key), time.at_ms);
+  for (auto& time : meta.list_pull_times()) stored_pulls.emplace(std::move(time.key), time.at_ms);
   // The last pull noted in memory or stored, else `fallback` (when it was stored).
   auto last_pull = [&](const std::string& key, std::int64_t fallback) {
-    std::optional<std::int64_t> at = pulls_.noted(key);
+    std::optional<std::int64_t> at = pulls.noted(key);
     if (auto it = stored_pulls.find(key); it != stored_pulls.end()) at = std::max(at.value_or(it->second), it->second);
     return at.value_or(fallback);
   };
 
-  CacheContents contents;
-  meta_.for_each_manifest([&](const Digest& digest, const ManifestRecord& record) {
+  auto& contents = out.contents;
+  meta.for_each_manifest([&](const Digest& digest, const ManifestRecord& record) {
     CacheContents::Manifest m{digest, record.bytes.size(), {}, {}, last_pull(digest.str(), record.stored_at_ms)};
     // A manifest that does not parse references nothing the planner can know of: it
     // goes on its own.
@@ -45,17 +45,26 @@ Evictor::Prepared Evictor::prepare() {
     }
     contents.manifests.push_back(std::move(m));
   });
-  for (auto& [digest, record] : meta_.list_blobs()) {
+  for (auto& [digest, record] : meta.list_blobs()) {
     out.blob_records.emplace(digest.str(), record);
     contents.blobs.push_back(CacheContents::Blob{digest, record.size, record.stored_at_ms});
   }
-  for (auto& response : meta_.list_responses()) {
+  for (auto& response : meta.list_responses()) {
     auto at = last_pull(response.key, response.fetched_at_ms);
     contents.responses.push_back(CacheContents::Response{std::move(response.key), response.bytes, at});
   }
+  return out;
+}
+
+Evictor::Prepared Evictor::prepare() {
+  auto snapshot = read_cache(meta_, pulls_);
+  auto& contents = snapshot.contents;
   if (pins) contents.pinned = resolve_pins(meta_, pins());
+  Prepared out;
   out.plan = plan_eviction(contents, limits_, ms_since_epoch(clock_()));
   out.before = CacheUsage{out.plan.bytes_before, contents.blobs.size()};
+  out.references = std::move(snapshot.references);
+  out.blob_records = std::move(snapshot.blob_records);
   return out;
 }
 
@@ -101,6 +110,71 @@ Evictor::Result Evictor::carry_out(Prepared prepared) {
   result.after.bytes = done.bytes_after;
   if (on_evicted) on_evicted(done);
   return result;
+}
+
+Evictor::Result Evictor::run() {
+  std::lock_guard lock(run_mutex_);
+  const auto started_at_ms = ms_since_epoch(clock_());
+  const auto started = std::chrono::steady_clock::now();
+  auto result = carry_out(prepare());
+  note_run(started_at_ms, started, result, false);
+  return result;
+}
+
+Evictor::ManualEviction Evictor::evict_images(const std::vector<Digest>& manifests, bool force) {
+  std::lock_guard lock(run_mutex_);
+  const auto started_at_ms = ms_since_epoch(clock_());
+  const auto started = std::chrono::steady_clock::now();
+  auto snapshot = read_cache(meta_, pulls_);
+  auto& contents = snapshot.contents;
+  if (pins) contents.pinned = resolve_pins(meta_, pins());
+  ManualEviction out;
+  auto add = [](std::vector<Digest>& list, const Digest& digest) {
+    if (std::find(list.begin(), list.end(), digest) == list.end()) list.push_back(digest);
+  };
+  const auto cached = cached_images(contents);
+  for (const auto& manifest : manifests) {
+    bool found = false;
+    for (const auto& image : cached.images) {
+      if (std::find(image.manifests.begin(), image.manifests.end(), manifest) == image.manifests.end()) continue;
+      found = true;
+      add(out.images, image.root);
+      if (image.pinned) add(out.pinned, image.root);
+    }
+    if (!found) add(out.missing, manifest);
+  }
+  if (!out.missing.empty() || (!force && !out.pinned.empty()) || out.images.empty()) return out;
+  Prepared prepared;
+  prepared.plan = plan_image_eviction(contents, out.images);
+  prepared.before = CacheUsage{prepared.plan.bytes_before, contents.blobs.size()};
+  prepared.references = std::move(snapshot.references);
+  prepared.blob_records = std::move(snapshot.blob_records);
+  out.result = carry_out(std::move(prepared));
+  note_run(started_at_ms, started, *out.result, true);
+  return out;
+}
+
+CacheInventory Evictor::inventory(ImageOrder order, std::size_t limit) {
+  std::lock_guard lock(run_mutex_);
+  return inventory_of(meta_, pulls_, pins ? pins() : std::vector<ImagePin>{}, order, limit);
+}
+
+std::optional<Evictor::LastRun> Evictor::last_run() const {
+  std::lock_guard lock(last_run_mutex_);
+  return last_run_;
+}
+
+void Evictor::note_run(std::int64_t started_at_ms, std::chrono::steady_clock::time_point started,
+                       const Result& result, bool manual) {
+  const auto& plan = result.plan;
+  LastRun run{started_at_ms,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+              manual,
+              plan.units.size(),
+              plan.bytes_before - plan.bytes_after,
+              result.after.bytes};
+  std::lock_guard lock(last_run_mutex_);
+  last_run_ = run;
 }
 
 }  // namespace pullgate::cache

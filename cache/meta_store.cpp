@@ -387,6 +387,19 @@ std::optional<std::string> tag_key(std::string_view upstream, std::string_view r
   return key;
 }
 
+// The names of a stored tag key: upstream, repository and tag; nullopt for a hashed
+// key (storable_key), whose names are not in it.
+struct TagNames {
+  std::string_view upstream, repository, tag;
+};
+std::optional<TagNames> tag_names(std::string_view key) {
+  if (key.empty() || key.front() == '\0') return std::nullopt;
+  auto first = key.find('\0');
+  auto second = first == std::string_view::npos ? first : key.find('\0', first + 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  return TagNames{key.substr(0, first), key.substr(first + 1, second - first - 1), key.substr(second + 1)};
+}
+
 // LMDB keys are 1 to 511 bytes (by default). Any other key is replaced by
 // "\0sha256:<hex of the key>"; stored plain keys never start with NUL (those are
 // hashed too), so a hashed key cannot alias a plain one.
@@ -967,6 +980,33 @@ class LmdbMetaStore final : public MetaStore {
     txn.commit();
   }
 
+  std::vector<StoredTag> list_tags() override {
+    std::vector<StoredTag> out;
+    scan(tags_, [&](std::string_view key, std::string_view value) {
+      auto names = tag_names(key);
+      auto record = names ? decode_tag(value) : std::nullopt;
+      if (record)
+        out.push_back(StoredTag{std::string(names->upstream), std::string(names->repository), std::string(names->tag),
+                                std::move(*record)});
+    });
+    return out;
+  }
+
+  std::vector<std::pair<std::string, std::string>> seen_where(const Digest& manifest, std::size_t limit) override {
+    std::vector<std::pair<std::string, std::string>> out;
+    const std::string prefix = manifest.str() + '\n';
+    auto txn = lmdb::Txn::read(env_.get());
+    lmdb::Cursor cursor(txn, seen_);
+    for (auto entry = cursor.seek(prefix); entry && entry->first.starts_with(prefix) && out.size() < limit;
+         entry = cursor.next()) {
+      auto rest = entry->first.substr(prefix.size());  // "<upstream>\n<repository>"
+      auto separator = rest.find('\n');
+      if (separator != std::string_view::npos)
+        out.emplace_back(std::string(rest.substr(0, separator)), std::string(rest.substr(separator + 1)));
+    }
+    return out;
+  }
+
   std::vector<PullTime> list_pull_times() override {
     std::vector<PullTime> out;
     scan(pulls_, [&](std::string_view key, std::string_view value) {
@@ -1116,15 +1156,12 @@ class LmdbMetaStore final : public MetaStore {
     std::vector<std::string> keys;
     lmdb::Cursor tags(txn, tags_);
     for (auto entry = tags.first(); entry; entry = tags.next()) {
-      auto key = entry->first;
-      if (key.empty() || key.front() == '\0') continue;  // a hashed key: the names are not in it
-      auto first = key.find('\0');
-      auto second = first == std::string_view::npos ? first : key.find('\0', first + 1);
-      if (second == std::string_view::npos) continue;
+      auto names = tag_names(entry->first);
+      if (!names) continue;  // a hashed key: the names are not in it
       auto record = decode_tag(entry->second);
       if (!record) continue;
-      auto upstream = key.substr(0, first);
-      auto repository = key.substr(first + 1, second - first - 1);
+      auto upstream = names->upstream;
+      auto repository = names->repository;
       auto add = [&](const Digest& d) {
         if (auto k = stored_seen_key(d, upstream, repository)) keys.push_back(std::move(*k));
       };

@@ -336,6 +336,18 @@ class MetaStore {
     std::int64_t fetched_at_ms = 0;
   };
   virtual std::vector<StoredResponse> list_responses() = 0;
+  // Every tag record, in key order, with its names (a tag whose names are too long
+  // for an LMDB key is stored hashed and not listed; get_tag finds it).
+  struct StoredTag {
+    std::string upstream;
+    std::string repository;
+    std::string tag;
+    TagRecord record;
+  };
+  virtual std::vector<StoredTag> list_tags() = 0;
+  // Where `manifest` was seen (see mark_seen): at most `limit` (upstream, repository)
+  // pairs, in order (pairs too long for an LMDB key are not listed; seen_in finds them).
+  virtual std::vector<std::pair<std::string, std::string>> seen_where(const Digest& manifest, std::size_t limit) = 0;
   // Removes cached content in one write transaction: each manifest with its
   // references, the tags that resolve to it, where it was seen, its computed verdicts
   // and signal findings and its pull time; each blob record; each cached answer and

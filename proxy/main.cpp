@@ -15,6 +15,7 @@
 
 #include "cache/blob_fetch.hpp"
 #include "cache/blob_store.hpp"
+#include "cache/data_lock.hpp"
 #include "cache/evictor.hpp"
 #include "cache/meta_store.hpp"
 #include "cache/periodic.hpp"
@@ -193,6 +194,8 @@ int serve(const std::vector<std::string>& args) {
 
   try {
     std::filesystem::create_directories(config.data_dir);
+    // Held while the server runs: `pullgate cache evict` refuses to work under it.
+    auto data_lock = cache::hold_data_dir_shared(config.data_dir);
     auto meta = open_meta_store(config);
     if (auto stale = meta->stale_readers_cleared())
       log_event("warn", "cleared stale LMDB readers (processes that died mid-read)", {{"count", stale}});
@@ -295,6 +298,14 @@ int serve(const std::vector<std::string>& args) {
       AdminApi::Hooks hooks;
       hooks.reload_policy = reload;
       hooks.metrics = [&metrics] { return metrics.render(); };
+      hooks.evictor = &evictor;
+      hooks.blocking = blocking.get_executor();
+      hooks.evicted = [&](const cache::Evictor::Result& result) {
+        const auto run = evictor.last_run();
+        report_eviction(result, std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                    std::chrono::duration<double>(run ? run->seconds : 0)),
+                        metrics);
+      };
       admin = std::make_unique<AdminApi>(config, load_or_create_token(config.admin_token_path()),
                                          load_or_create_token(config.scanner_token_path()), *meta, policy, gate,
                                          mirror, std::move(hooks), clock);
@@ -420,7 +431,7 @@ int main(int argc, char** argv) {
       {"audit", "[filters]", "print matching audit-log records", cli::audit_help, cli::run_audit},
       {"bundle", "export|import", "air-gap bundles: cached images with their evidence", cli::bundle_help,
        cli::run_bundle, Bare::shows_help},
-      {"cache", "du", "what the cache holds (works while the server runs)", cli::cache_help, cli::run_cache,
+      {"cache", "du|ls|evict", "what the cache holds, by image; evict an image", cli::cache_help, cli::run_cache,
        Bare::shows_help},
       {"prefetch", "IMAGE...|--file LIST", "pull images into the cache through the running mirror's gate",
        prefetch::help, prefetch::run, Bare::shows_help},

@@ -258,6 +258,12 @@ asio::awaitable<Outcome> AdminApi::handle(const Request& request, ClientStream& 
     reply = {401, error_json("admin API: a valid `Authorization: Bearer <token>` is required").dump()};
   } else if (who == Caller::scanner && !scanner_may(request)) {
     reply = {403, error_json("the scanner token allows only GET /v1/pending, POST /v1/reports and pulls under /v2/").dump()};
+  } else if (hooks_.evictor && request.target().starts_with("/v1/cache")) {
+    try {
+      reply = co_await cache_off_io(request, context);
+    } catch (const std::exception& e) {
+      reply = {500, error_json(e.what()).dump()};
+    }
   } else {
     try {
       reply = route(request, context);

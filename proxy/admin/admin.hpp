@@ -24,10 +24,15 @@
 //   POST   /v1/policy/reload
 //   GET    /v1/explain?image=<upstream>/<repo>:<tag>   (or @<digest>)
 //   GET    /v1/explain?digest=<digest>[&upstream=<name>&repository=<repo>]
+//   GET    /v1/cache[?sort=size|pulled&limit=N]   what the cache holds, by image
+//   POST   /v1/cache/evict               {"images":[IMAGE|DIGEST...],"force":bool,"by":"who"}
 #include <filesystem>
 #include <functional>
 #include <string>
 
+#include <boost/asio/any_io_executor.hpp>
+
+#include "cache/evictor.hpp"
 #include "cache/meta_store.hpp"
 #include "proxy/config.hpp"
 #include "proxy/gate/gate.hpp"
@@ -48,6 +53,12 @@ class AdminApi final : public Handler {
   struct Hooks {
     std::function<std::string()> metrics;        // renders /metrics
     std::function<bool()> reload_policy;         // true when the new policy is in force
+    // The cache (GET /v1/cache, POST /v1/cache/evict; unset: 404), worked on on
+    // `blocking` (off the I/O threads; unset: inline). `evicted` counts and logs a
+    // manual eviction that removed something.
+    cache::Evictor* evictor = nullptr;
+    asio::any_io_executor blocking;
+    std::function<void(const cache::Evictor::Result&)> evicted;
   };
   // pull: the mirror, which serves scanners' /v2/ requests (past the gate).
   AdminApi(const Config& config, std::string token, std::string scanner_token, cache::MetaStore& meta,
@@ -67,6 +78,8 @@ class AdminApi final : public Handler {
   Reply exceptions(const Request& request, const std::string& rest, const RequestContext& context);
   Reply explain(const Request& request);
   Reply reports(const Request& request, const std::string& rest, const RequestContext& context);
+  Reply cache(const Request& request, const RequestContext& context);  // proxy/admin/cache_api.cpp
+  asio::awaitable<Reply> cache_off_io(const Request& request, const RequestContext& context);
 
   enum class Caller { nobody, admin, scanner };
   Caller caller(const Request& request) const;

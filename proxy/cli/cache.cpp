@@ -1,53 +1,172 @@
-// `pullgate cache du`
+// `pullgate cache du|ls|evict`
+#include <cstdio>
 #include <iostream>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/commands.hpp"
+#include "proxy/gate/cache_view.hpp"
+#include "proxy/telemetry/log.hpp"
+#include "cache/blob_store.hpp"
+#include "cache/data_lock.hpp"
+#include "cache/evictor.hpp"
+#include "cache/inventory.hpp"
 
 namespace pullgate::proxy::cli {
 
 const char cache_help[] = R"(Usage: pullgate cache du [--data DIR | --config FILE]
+       pullgate cache ls [--data DIR | --config FILE] [--sort size|pulled] [--limit N] [--json]
+       pullgate cache evict [--data DIR | --config FILE] [--force] [--by WHO] IMAGE|DIGEST...
 
-What the cache holds, from its LMDB records, as one JSON line: blob files and their
-bytes, manifests and cached answers (tag lists, referrers) and theirs, and the total
-that cache.max_size is compared with (docs/cache.md). Reads only; works while the
-server runs.
+du: what the cache holds, from its LMDB records, as one JSON line: blob files and
+their bytes, manifests and cached answers (tag lists, referrers) and theirs, and the
+total that cache.max_size is compared with (docs/cache.md).
+
+ls: the cached images (a root manifest with the child manifests it lists and their
+blobs: the unit eviction removes), the largest first (--sort pulled: the least
+recently pulled first, the order eviction by size takes), as a table, or one JSON
+object a line with --json. SIZE counts what the image holds, ALONE what no other image
+shares (what evicting it frees). Last pulls are those stored (the server writes them
+every few seconds).
+
+du and ls only read, and work while the server runs.
+
+evict: removes the images named (UPSTREAM/REPOSITORY:TAG, UPSTREAM/REPOSITORY@DIGEST
+or a manifest digest; a child manifest evicts the images listing it) now, as an
+eviction run would: their manifests and the blobs no other image holds. A pinned image
+(cache.pin) is refused unless --force. Only while no server runs on the data
+directory: a running server has the cache in memory too, so evict through its admin
+API then (POST /v1/cache/evict, docs/cache.md).
 )";
 
+namespace {
+
+int du(const cache::CacheContents& contents) {
+  std::cout << totals_json(cache::totals_of(contents)).dump() << "\n";
+  return 0;
+}
+
+std::string human_bytes(std::uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(units)) value /= 1024, ++unit;
+  char out[32];
+  std::snprintf(out, sizeof out, unit ? "%.1f %s" : "%.0f %s", value, units[unit]);
+  return out;
+}
+
+// The image's first name: UPSTREAM/REPOSITORY:TAG, else UPSTREAM/REPOSITORY@DIGEST.
+std::string display_name(const cache::ListedImage& listed) {
+  for (const auto& name : listed.names)
+    if (!name.tags.empty()) return name.upstream + "/" + name.repository + ":" + name.tags.front();
+  if (!listed.names.empty())
+    return listed.names.front().upstream + "/" + listed.names.front().repository + "@" + listed.image.root.str();
+  return listed.image.root.str();
+}
+
+void print_table(const cache::CacheInventory& inventory) {
+  std::printf("%-60s %-19s %10s %10s %-24s %s\n", "IMAGE", "DIGEST", "SIZE", "ALONE", "LAST PULL", "PINNED");
+  for (const auto& listed : inventory.images) {
+    const auto& image = listed.image;
+    std::printf("%-60s %-19s %10s %10s %-24s %s\n", display_name(listed).c_str(),
+                image.root.str().substr(0, 19).c_str(), human_bytes(image.bytes).c_str(),
+                human_bytes(image.bytes_alone).c_str(), policy::format_ms(image.last_pull_ms).c_str(),
+                image.pinned ? "yes" : "");
+  }
+  std::printf("%zu of %zu images; cache %s, pinned %s\n", inventory.images.size(), inventory.image_count,
+              human_bytes(inventory.totals.bytes).c_str(), human_bytes(inventory.pinned_bytes).c_str());
+}
+
+std::vector<cache::ImagePin> config_pins(const Config& config) {
+  std::vector<cache::ImagePin> pins;
+  for (const auto& text : config.cache_pins)
+    if (auto pin = cache::parse_image_pin(text)) pins.push_back(*pin);
+  return pins;
+}
+
+int evict(const CliArgs& cli, bool force, const Config& config, cache::MetaStore& meta) {
+  if (cli.positional.empty()) return usage("cache evict needs IMAGE or DIGEST", "cache");
+  auto held = cache::try_hold_data_dir_exclusive(config.data_dir);
+  if (!held) {
+    std::cerr << "pullgate: a server runs on " << config.data_dir.string()
+              << ": evict through its admin API: POST /v1/cache/evict {\"images\": [...]} (docs/cache.md)\n";
+    return 1;
+  }
+  std::vector<registry::Digest> manifests;
+  for (const auto& image : cli.positional) {
+    auto named = cache::find_cached_manifest(meta, image);
+    if (!named.digest) {
+      std::cerr << "pullgate: " << named.error << "\n";
+      return 1;
+    }
+    manifests.push_back(*named.digest);
+  }
+  cache::BlobStore blobs(config.data_dir, cache::BlobStore::Leftovers::keep);
+  cache::PullTimes pulls;
+  cache::Evictor evictor(meta, blobs, pulls,
+                         cache::EvictionLimits{config.cache_max_bytes, config.cache_high_watermark,
+                                               config.cache_low_watermark, config.cache_max_unpulled_ms});
+  const auto pins = config_pins(config);
+  evictor.pins = [pins] { return pins; };
+  auto done = evictor.evict_images(manifests, force);
+  if (!done.result) {
+    std::cerr << "pullgate: " << done.images.front().str() << " is pinned (cache.pin); nothing evicted; --force evicts it anyway\n";
+    return 1;
+  }
+  const auto& plan = done.result->plan;
+  nlohmann::json roots = nlohmann::json::array();
+  for (const auto& root : done.images) roots.push_back(root.str());
+  nlohmann::json line = {{"evicted", roots},
+                         {"manifests", plan.manifests.size()},
+                         {"blobs", plan.blobs.size()},
+                         {"bytes_freed", plan.bytes_before - plan.bytes_after},
+                         {"by", cli.get("--by") ? *cli.get("--by") : std::string("cli")}};
+  log_event("info", "manual eviction", {{"by", line["by"]}, {"images", roots}, {"force", force},
+                                         {"bytes_freed", line["bytes_freed"]}});
+  std::cout << line.dump() << "\n";
+  return 0;
+}
+
+}  // namespace
+
 int run_cache(const std::vector<std::string>& all) {
-  if (all[0] != "du") return usage("unknown cache command " + all[0], "cache");
-  auto cli = parse_cli(all, 1, {"--data", "--config"});
+  const auto& sub = all[0];
+  if (sub != "du" && sub != "ls" && sub != "evict") return usage("unknown cache command " + sub, "cache");
+  // --json and --force are switches; the rest take values.
+  std::vector<std::string> args;
+  bool json = false, force = false;
+  for (const auto& a : all) {
+    if (a == "--json") json = true;
+    else if (a == "--force") force = true;
+    else args.push_back(a);
+  }
+  auto cli = parse_cli(args, 1, {"--data", "--config", "--sort", "--limit", "--by"});
   if (cli.help) {
     std::cout << cache_help;
     return 0;
   }
   if (!cli.error.empty()) return usage(cli.error, "cache");
-  if (!cli.positional.empty()) return usage("cache du takes no arguments", "cache");
+  if (sub != "evict" && !cli.positional.empty()) return usage("cache " + sub + " takes no arguments", "cache");
+  auto order = cache::parse_image_order(cli.get("--sort") ? *cli.get("--sort") : "size");
+  if (!order) return usage("--sort must be size or pulled", "cache");
+  auto limit = limit_option(cli, std::numeric_limits<std::size_t>::max());
+  if (!limit) return usage("--limit must be a positive number", "cache");
   auto config = cli_config(cli);
   if (!config) return 1;
   auto meta = open_existing_store(*config);
   if (!meta) return 1;
-  std::uint64_t blob_files = 0, blob_bytes = 0, manifests = 0, manifest_bytes = 0, response_bytes = 0;
-  for (const auto& [digest, record] : meta->list_blobs()) {
-    ++blob_files;
-    blob_bytes += record.size;
+  if (sub == "evict") return evict(cli, force, *config, *meta);
+  cache::PullTimes pulls;  // none in memory here: the stored times
+  if (sub == "du") return du(cache::read_cache(*meta, pulls).contents);
+  auto inventory = cache::inventory_of(*meta, pulls, config_pins(*config), *order, *limit);
+  if (json) {
+    for (const auto& image : inventory.images) std::cout << image_json(image).dump() << "\n";
+  } else {
+    print_table(inventory);
   }
-  meta->for_each_manifest([&](const registry::Digest&, const cache::ManifestRecord& record) {
-    ++manifests;
-    manifest_bytes += record.bytes.size();
-  });
-  auto responses = meta->list_responses();
-  for (const auto& response : responses) response_bytes += response.bytes;
-  nlohmann::json out = {{"bytes", blob_bytes + manifest_bytes + response_bytes},
-                        {"blob_files", blob_files},
-                        {"blob_bytes", blob_bytes},
-                        {"manifests", manifests},
-                        {"manifest_bytes", manifest_bytes},
-                        {"responses", responses.size()},
-                        {"response_bytes", response_bytes}};
-  std::cout << out.dump() << "\n";
   return 0;
 }
 

@@ -443,7 +443,7 @@ PullgateMetrics::PullgateMetrics()
       cache_pinned_bytes(registry.gauge("pullgate_cache_pinned_bytes",
                                         "Bytes pinned images hold (never evicted), as of the last eviction run.")),
       evictions(registry.counter_family("pullgate_evictions_total",
-                                        "Cache units evicted, by what (image, response, blob) and reason (size, unpulled).",
+                                        "Cache units evicted, by what (image, response, blob) and reason (size, unpulled, manual).",
                                         {"what", "reason"})),
       evicted_bytes(registry.counter_family("pullgate_evicted_bytes_total", "Bytes freed by eviction, by reason.",
                                             {"reason"})) {
@@ -454,7 +454,7 @@ PullgateMetrics::PullgateMetrics()
   for (auto result : {"ok", "refused"}) policy_reloads.with({result});
   registry.gauge_callback("pullgate_eviction_last_run_seconds", "How long the last eviction run took, in seconds.",
                           [this] { return eviction_last_run_seconds.load(std::memory_order_relaxed); });
-  for (auto reason : {"size", "unpulled"}) {
+  for (auto reason : {"size", "unpulled", "manual"}) {
     evicted_bytes.with({reason});
     for (auto what : {"image", "response", "blob"}) evictions.with({what, reason});
   }

@@ -227,7 +227,7 @@ struct PullgateMetrics {
   Gauge& cache_bytes;                    // blobs, manifests and cached answers
   Gauge& cache_blob_files;
   Gauge& cache_pinned_bytes;             // what pinned images hold
-  CounterFamily& evictions;              // {what=image|response|blob, reason=size|unpulled}
+  CounterFamily& evictions;              // {what=image|response|blob, reason=size|unpulled|manual}
   CounterFamily& evicted_bytes;          // {reason}
   std::atomic<double> eviction_last_run_seconds{0};  // pullgate_eviction_last_run_seconds
 

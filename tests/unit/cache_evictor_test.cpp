@@ -114,6 +114,73 @@ TEST_F(EvictorTest, TheLeastRecentlyPulledImageGoesAndABlobSharedWithAKeptImageS
   EXPECT_EQ(result.after.blob_files, 3u);
 }
 
+TEST_F(EvictorTest, AnImageEvictedByHandTakesWhatItHoldsAloneAndARefusedPinEvictsNothing) {
+  auto base = put_blob('s', 400);
+  auto a_layer = put_blob('a', 300);
+  auto b_layer = put_blob('b', 200);
+  auto a = put_image("a", put_blob('c', 10), {base, a_layer});
+  auto b = put_image("b", put_blob('d', 10), {base, b_layer});
+  pulls_.note(a.str(), 1000);
+  pulls_.note(b.str(), 2000);
+
+  auto listed = evictor(EvictionLimits{}).inventory(ImageOrder::size, 10);
+  ASSERT_EQ(listed.image_count, 2u);
+  ASSERT_EQ(listed.images.size(), 2u);
+  EXPECT_EQ(listed.images[0].image.root, a);  // the larger first
+  EXPECT_EQ(listed.images[0].image.blobs, 3u);
+  EXPECT_EQ(listed.images[0].image.bytes, meta_->get_manifest(a)->bytes.size() + 710);
+  EXPECT_EQ(listed.images[0].image.bytes_alone, meta_->get_manifest(a)->bytes.size() + 310);  // not the base
+  EXPECT_EQ(listed.images[0].image.last_pull_ms, 1000);
+  ASSERT_EQ(listed.images[0].names.size(), 1u);
+  EXPECT_EQ(listed.images[0].names[0].repository, "app");
+  EXPECT_EQ(listed.images[0].names[0].tags, std::vector<std::string>{"a"});
+  EXPECT_EQ(listed.totals.blob_files, 5u);
+  EXPECT_EQ(listed.totals.blob_bytes, 920u);
+  auto by_pull = evictor(EvictionLimits{}).inventory(ImageOrder::pulled, 1);
+  ASSERT_EQ(by_pull.images.size(), 1u);
+  EXPECT_EQ(by_pull.images[0].image.root, a);  // the least recently pulled
+
+  auto pinned = evictor(EvictionLimits{});
+  pinned.pins = [] { return std::vector<ImagePin>{*parse_image_pin("up/app:a")}; };
+  auto refused = pinned.evict_images({a}, false);
+  EXPECT_FALSE(refused.result);
+  EXPECT_EQ(refused.pinned, std::vector<Digest>{a});
+  EXPECT_TRUE(meta_->get_manifest(a));
+  EXPECT_TRUE(blobs_->open(a_layer));
+
+  auto missing = evictor(EvictionLimits{}).evict_images({a_layer}, false);  // not a manifest
+  EXPECT_FALSE(missing.result);
+  EXPECT_EQ(missing.missing, std::vector<Digest>{a_layer});
+
+  auto manual = evictor(EvictionLimits{});
+  auto done = manual.evict_images({a}, false);
+  ASSERT_TRUE(done.result);
+  ASSERT_EQ(done.result->plan.units.size(), 1u);
+  EXPECT_EQ(done.result->plan.units[0].reason, EvictionReason::manual);
+  EXPECT_FALSE(meta_->get_manifest(a));
+  EXPECT_FALSE(blobs_->open(a_layer));
+  EXPECT_TRUE(blobs_->open(base));
+  EXPECT_TRUE(blobs_->open(b_layer));
+  ASSERT_TRUE(manual.last_run());
+  EXPECT_TRUE(manual.last_run()->manual);
+  EXPECT_EQ(manual.last_run()->units, 1u);
+}
+
+TEST_F(EvictorTest, ACachedManifestIsFoundByTagDigestOrBareDigestOnly) {
+  auto image = put_image("v1", put_blob('c', 10), {put_blob('l', 100)});
+  EXPECT_EQ(find_cached_manifest(*meta_, "up/app:v1").digest, image);
+  EXPECT_EQ(find_cached_manifest(*meta_, "up/app@" + image.str()).digest, image);
+  EXPECT_EQ(find_cached_manifest(*meta_, image.str()).digest, image);
+  auto elsewhere = find_cached_manifest(*meta_, "up/other@" + image.str());  // never seen there
+  EXPECT_FALSE(elsewhere.digest);
+  EXPECT_TRUE(elsewhere.unknown);
+  auto untagged = find_cached_manifest(*meta_, "up/app:v2");
+  EXPECT_TRUE(untagged.unknown);
+  auto bad = find_cached_manifest(*meta_, "not an image");
+  EXPECT_FALSE(bad.unknown);
+  EXPECT_NE(bad.error.find("not an image"), std::string::npos);
+}
+
 TEST_F(EvictorTest, AManualVerdictSurvivesEvictionAndComputedFindingsGo) {
   auto image = put_image("v1", put_blob('c', 10), {put_blob('l', 100)});
   meta_->put_verdict(image, VerdictRecord{"deny", "manual", {"no"}, "", "ops", 1, std::nullopt, ""});

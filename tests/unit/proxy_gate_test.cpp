@@ -399,6 +399,10 @@ class HookedStore final : public cache::MetaStore {
     real_.mark_seen(m, u, r);
   }
   bool seen_in(const Digest& m, std::string_view u, std::string_view r) override { return real_.seen_in(m, u, r); }
+  std::vector<StoredTag> list_tags() override { return real_.list_tags(); }
+  std::vector<std::pair<std::string, std::string>> seen_where(const Digest& m, std::size_t l) override {
+    return real_.seen_where(m, l);
+  }
   void write(const cache::ManifestBatch& b) override { real_.write(b); }
   std::vector<Digest> referenced_by_in(const Digest& d, std::string_view u, std::string_view r,
                                        std::size_t l) override {
