@@ -16,6 +16,7 @@
 
 #include "cache/blob_store.hpp"
 #include "cache/eviction_plan.hpp"
+#include "cache/garbage.hpp"
 #include "cache/meta_store.hpp"
 #include "cache/pins.hpp"
 #include "cache/pull_times.hpp"
@@ -48,12 +49,28 @@ class Evictor {
   Prepared prepare();
   // Removes what the plan names and returns what was removed (a blob published again
   // since prepare is dropped from the plan) with the usage after.
+  // What a run's garbage collection removed (cache/garbage.hpp): blob files without
+  // a record, records without a file, stale temp files; seen entries and signal
+  // findings of manifests no longer cached.
+  struct Garbage {
+    GarbageReport blobs;
+    MetaStore::RecordsRemoved records;
+  };
   struct Result {
     EvictionPlan plan;
     CacheUsage after;
+    Garbage garbage;
   };
   Result carry_out(Prepared prepared);
-  Result run() { return carry_out(prepare()); }
+  Garbage collect_garbage();
+  // Evicts, then collects garbage.
+  Result run();
+
+  // Garbage younger than this is left (a publish or an import in progress). Set
+  // before the first run.
+  std::int64_t garbage_grace_ms = 3600 * 1000;
+  // Called for each piece of garbage found (for logs). Set before the first run.
+  std::function<void(const GarbageFinding&)> on_garbage;
 
   // Called after a run that removed something (the hot cache forgets it). Set before
   // the first run.
