@@ -4,6 +4,7 @@
 #include "cache/blob_store.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,7 +108,12 @@ TempBlob BlobStore::create_temp() const {
   for (int attempt = 0;; ++attempt) {
     auto path = root_ / "tmp" / random_hex(16);
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0) return TempBlob{std::move(path), FileHandle(fd)};
+    if (fd >= 0) {
+      // Held as long as the file is open (its duplicates share the lock): garbage
+      // collection, in this process or another, never removes a locked temp file.
+      ::flock(fd, LOCK_SH);
+      return TempBlob{std::move(path), FileHandle(fd)};
+    }
     if (errno != EEXIST || attempt >= 8) throw_errno("create temp blob " + path.string());
   }
 }

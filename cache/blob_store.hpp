@@ -57,7 +57,8 @@ class BlobStore {
   };
   std::optional<Opened> open(const Digest& digest) const;
 
-  // Throws std::system_error (e.g. ENOSPC, EMFILE).
+  // Throws std::system_error (e.g. ENOSPC, EMFILE). The file is flock-ed (shared)
+  // while it is open: a download in progress is never taken for garbage (cache/garbage.hpp).
   TempBlob create_temp() const;
   // fsyncs the file, renames it to path_for(digest) (creating the fan-out
   // directory) and fsyncs the directory. Throws std::system_error.

@@ -70,7 +70,7 @@ Evictor::Prepared Evictor::prepare() {
 
 Evictor::Result Evictor::carry_out(Prepared prepared) {
   auto& plan = prepared.plan;
-  Result result{std::move(plan), CacheUsage{prepared.before.bytes, prepared.before.blob_files}};
+  Result result{std::move(plan), CacheUsage{prepared.before.bytes, prepared.before.blob_files}, {}};
   auto& done = result.plan;
   if (done.units.empty()) return result;
 
@@ -100,8 +100,11 @@ Evictor::Result Evictor::carry_out(Prepared prepared) {
   }
   batch.blobs = done.blobs;
   batch.responses = done.responses;
-  meta_.remove_cached(batch);
+  // Files before records: a crash in between leaves records without a file, which
+  // the next run's garbage collection removes at once (a file without a record would
+  // have to wait out the grace, as it could be a publish in progress).
   for (const auto& digest : done.blobs) blobs_.remove(digest);
+  meta_.remove_cached(batch);
   held.clear();
 
   for (const auto& digest : done.manifests) pulls_.forget(digest.str());
@@ -112,11 +115,24 @@ Evictor::Result Evictor::carry_out(Prepared prepared) {
   return result;
 }
 
+Evictor::Garbage Evictor::collect_garbage() {
+  GarbageOptions options;
+  options.now_ms = ms_since_epoch(clock_());
+  options.grace_ms = garbage_grace_ms;
+  Garbage garbage;
+  garbage.blobs = collect_blob_garbage(blobs_, meta_, options, on_garbage);
+  garbage.records = meta_.remove_orphan_manifest_records(options.now_ms - garbage_grace_ms);
+  return garbage;
+}
+
 Evictor::Result Evictor::run() {
   std::lock_guard lock(run_mutex_);
   const auto started_at_ms = ms_since_epoch(clock_());
   const auto started = std::chrono::steady_clock::now();
   auto result = carry_out(prepare());
+  result.garbage = collect_garbage();
+  const auto& removed = result.garbage.blobs;
+  result.after.blob_files -= std::min(result.after.blob_files, removed.missing_files);
   note_run(started_at_ms, started, result, false);
   return result;
 }

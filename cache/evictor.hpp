@@ -18,6 +18,7 @@
 
 #include "cache/blob_store.hpp"
 #include "cache/eviction_plan.hpp"
+#include "cache/garbage.hpp"
 #include "cache/inventory.hpp"
 #include "cache/meta_store.hpp"
 #include "cache/pins.hpp"
@@ -61,12 +62,22 @@ class Evictor {
   Prepared prepare();
   // Removes what the plan names and returns what was removed (a blob published again
   // since prepare is dropped from the plan) with the usage after.
+  // What a run's garbage collection removed (cache/garbage.hpp): blob files without
+  // a record, records without a file, stale temp files; seen entries and signal
+  // findings of manifests no longer cached.
+  struct Garbage {
+    GarbageReport blobs;
+    MetaStore::RecordsRemoved records;
+  };
   struct Result {
     EvictionPlan plan;
     CacheUsage after;
+    Garbage garbage;
   };
   Result carry_out(Prepared prepared);
-  // prepare and carry_out, one run at a time (evict_images waits for it too).
+  Garbage collect_garbage();
+  // prepare, carry_out, then collect_garbage, one run at a time (evict_images waits
+  // for it too).
   Result run();
 
   // Evicts now the images that hold each of `manifests` (a root, or a child manifest:
@@ -95,6 +106,12 @@ class Evictor {
   };
   std::optional<LastRun> last_run() const;
   const EvictionLimits& limits() const { return limits_; }
+
+  // Garbage younger than this is left (a publish or an import in progress). Set
+  // before the first run.
+  std::int64_t garbage_grace_ms = 3600 * 1000;
+  // Called for each piece of garbage found (for logs). Set before the first run.
+  std::function<void(const GarbageFinding&)> on_garbage;
 
   // Called after a run that removed something (the hot cache forgets it). Set before
   // the first run.

@@ -1007,6 +1007,93 @@ class LmdbMetaStore final : public MetaStore {
     return out;
   }
 
+  bool remove_blob_if(const Digest& digest, std::int64_t stored_at_ms) override {
+    auto txn = lmdb::Txn::write(env_.get());
+    auto value = txn.get(blobs_, digest.str());
+    if (!value) return false;
+    auto record = decode_blob(*value);
+    if (record && record->stored_at_ms != stored_at_ms) return false;  // published again
+    txn.del(blobs_, digest.str(), "remove blob " + digest.str());
+    txn.commit();
+    return true;
+  }
+
+  RecordsRemoved remove_orphan_manifest_records(std::int64_t checked_before_ms) override {
+    RecordsRemoved removed;
+    auto txn = lmdb::Txn::write(env_.get());
+    // Kept: what is cached and what a cached manifest references ("<referenced>\n<manifest>").
+    std::unordered_set<std::string> kept;
+    {
+      lmdb::Cursor cursor(txn, manifests_);
+      for (auto entry = cursor.first(); entry; entry = cursor.next()) kept.emplace(entry->first);
+    }
+    {
+      lmdb::Cursor cursor(txn, refs_);
+      for (auto entry = cursor.first(); entry; entry = cursor.next())
+        if (auto at = entry->first.find(reference_separator); at != std::string_view::npos)
+          kept.emplace(entry->first.substr(0, at));
+    }
+    // "<digest>\n..." keys whose digest is not kept (hashed keys name no digest: left).
+    auto orphan = [&](std::string_view key) {
+      auto at = key.find('\n');
+      return !key.empty() && key.front() != '\0' && at != std::string_view::npos &&
+             !kept.contains(std::string(key.substr(0, at)));
+    };
+    std::vector<std::string> seen, signals;
+    {
+      lmdb::Cursor cursor(txn, seen_);
+      for (auto entry = cursor.first(); entry; entry = cursor.next())
+        if (orphan(entry->first)) seen.emplace_back(entry->first);
+    }
+    {
+      lmdb::Cursor cursor(txn, signals_);
+      for (auto entry = cursor.first(); entry; entry = cursor.next()) {
+        if (!orphan(entry->first)) continue;
+        auto record = decode_signals(entry->second);
+        if (!record || record->checked_at_ms < checked_before_ms) signals.emplace_back(entry->first);
+      }
+    }
+    for (const auto& key : seen) txn.del(seen_, key, "remove seen entry");
+    for (const auto& key : signals) txn.del(signals_, key, "remove signal findings");
+    removed.seen = seen.size();
+    removed.signals = signals.size();
+    if (!seen.empty() || !signals.empty()) txn.commit();
+    return removed;
+  }
+
+  RecordsRemoved remove_records_of_other_scopes(const std::vector<std::string>& live_scopes) override {
+    RecordsRemoved removed;
+    const std::unordered_set<std::string> live(live_scopes.begin(), live_scopes.end());
+    auto txn = lmdb::Txn::write(env_.get());
+    // Scoped keys are "<digest>\n<scope>" (never hashed: scope names are short).
+    auto other_scope = [&](std::string_view key) {
+      auto at = key.find('\n');
+      return !key.empty() && key.front() != '\0' && at != std::string_view::npos &&
+             !live.contains(std::string(key.substr(at + 1)));
+    };
+    std::vector<std::string> verdicts, signals;
+    {
+      lmdb::Cursor cursor(txn, verdicts_);
+      for (auto entry = cursor.first(); entry; entry = cursor.next()) {
+        if (!other_scope(entry->first)) continue;
+        auto record = decode_verdict(entry->second);
+        if (record && standing_source(record->source)) continue;  // a decision, whatever its key
+        verdicts.emplace_back(entry->first);
+      }
+    }
+    {
+      lmdb::Cursor cursor(txn, signals_);
+      for (auto entry = cursor.first(); entry; entry = cursor.next())
+        if (other_scope(entry->first)) signals.emplace_back(entry->first);
+    }
+    for (const auto& key : verdicts) txn.del(verdicts_, key, "remove verdict of a removed scope");
+    for (const auto& key : signals) txn.del(signals_, key, "remove signal findings of a removed scope");
+    removed.verdicts = verdicts.size();
+    removed.signals = signals.size();
+    if (!verdicts.empty() || !signals.empty()) txn.commit();
+    return removed;
+  }
+
   std::vector<PullTime> list_pull_times() override {
     std::vector<PullTime> out;
     scan(pulls_, [&](std::string_view key, std::string_view value) {

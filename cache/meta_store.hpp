@@ -354,6 +354,25 @@ class MetaStore {
   // its pull time. Decisions stay: manual and upstream verdicts, exceptions, reports
   // and the pending queue are not cache.
   virtual void remove_cached(const EvictionBatch& batch) = 0;
+
+  // Garbage (cache/garbage.hpp). remove_blob_if removes the blob's record only when it
+  // is the one that was read (stored at `stored_at_ms`): a blob published again since
+  // keeps its new record. Whether it removed one.
+  virtual bool remove_blob_if(const Digest& digest, std::int64_t stored_at_ms) = 0;
+  // Seen entries and signal findings of manifests that are not cached and that no
+  // cached manifest references (an index's children not fetched yet keep theirs),
+  // signal findings only when checked before `checked_before_ms` (one being written
+  // for a pull in progress stays), in one write transaction.
+  struct RecordsRemoved {
+    std::uint64_t seen = 0;
+    std::uint64_t signals = 0;
+    std::uint64_t verdicts = 0;
+  };
+  virtual RecordsRemoved remove_orphan_manifest_records(std::int64_t checked_before_ms) = 0;
+  // Computed verdicts and signal findings kept for a scope not in `live_scopes` (the
+  // policy in force no longer has it), in one write transaction. Manual and upstream
+  // verdicts count in every scope and are never touched.
+  virtual RecordsRemoved remove_records_of_other_scopes(const std::vector<std::string>& live_scopes) = 0;
 };
 
 // What `parsed` references (its blobs, then its child manifests).

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -104,6 +105,44 @@ void log_map_event(const cache::MapEvent& e) {
   }
 }
 
+// What a run's garbage collection removed (docs/cache.md, "Garbage and verify"):
+// counters, and one log line when it removed something.
+void report_garbage(const cache::Evictor::Garbage& garbage, PullgateMetrics& metrics) {
+  const auto& blobs = garbage.blobs;
+  const std::pair<const char*, std::uint64_t> removed[] = {
+      {"orphan_file", blobs.orphan_files}, {"missing_file", blobs.missing_files}, {"stale_temp", blobs.stale_temps},
+      {"seen", garbage.records.seen},      {"signals", garbage.records.signals}};
+  std::uint64_t total = 0;
+  for (auto [what, n] : removed) {
+    metrics.garbage_removed.with({what}).inc(n);
+    total += n;
+  }
+  if (total == 0 && blobs.errors == 0) return;
+  nlohmann::json line = {{"orphan_files", blobs.orphan_files}, {"missing_files", blobs.missing_files},
+                         {"stale_temps", blobs.stale_temps},   {"bytes_removed", blobs.bytes_removed},
+                         {"seen", garbage.records.seen},       {"signals", garbage.records.signals},
+                         {"errors", blobs.errors}};
+  if (!blobs.first_error.empty()) line["first_error"] = blobs.first_error;
+  log_event(blobs.errors ? "warn" : "info", "garbage removed", line);
+}
+
+// Computed verdicts and signal findings of scopes the policy in force no longer has
+// (at start and after each reload); manual and upstream verdicts stay.
+void sweep_removed_scopes(cache::MetaStore& meta, const policy::Policy& policy, PullgateMetrics& metrics) {
+  std::vector<std::string> live;
+  for (const auto& scope : policy.scopes) live.push_back(scope.name);
+  try {
+    auto removed = meta.remove_records_of_other_scopes(live);
+    metrics.garbage_removed.with({"verdicts"}).inc(removed.verdicts);
+    metrics.garbage_removed.with({"signals"}).inc(removed.signals);
+    if (removed.verdicts || removed.signals)
+      log_event("info", "records of removed scopes removed",
+                {{"verdicts", removed.verdicts}, {"signals", removed.signals}, {"policy_version", policy.version}});
+  } catch (const std::exception& e) {
+    log_event("error", "records of removed scopes not removed", {{"error", e.what()}});
+  }
+}
+
 // An eviction run's gauges and counters, and one log line when it removed something:
 // what, how much, why.
 void report_eviction(const cache::Evictor::Result& result, std::chrono::steady_clock::duration took,
@@ -112,6 +151,7 @@ void report_eviction(const cache::Evictor::Result& result, std::chrono::steady_c
   metrics.cache_blob_files.set(static_cast<std::int64_t>(result.after.blob_files));
   metrics.cache_pinned_bytes.set(static_cast<std::int64_t>(result.plan.pinned_bytes));
   metrics.eviction_last_run_seconds.store(std::chrono::duration<double>(took).count(), std::memory_order_relaxed);
+  report_garbage(result.garbage, metrics);
   const auto& plan = result.plan;
   if (plan.units.empty()) return;
   constexpr std::size_t listed = 20;
@@ -245,6 +285,7 @@ int serve(const std::vector<std::string>& args) {
     auto reload = [&] {
       bool ok = reload_policy(config.policy_file, policy);
       metrics.policy_reloads.with({ok ? "ok" : "refused"}).inc();
+      if (ok) asio::post(blocking, [&, in_force = policy.get()] { sweep_removed_scopes(*meta, *in_force, metrics); });
       return ok;
     };
 
@@ -279,6 +320,11 @@ int serve(const std::vector<std::string>& args) {
     std::vector<cache::ImagePin> pins;
     for (const auto& text : config.cache_pins) pins.push_back(*cache::parse_image_pin(text));
     evictor.pins = [pins] { return pins; };
+    asio::post(blocking, [&, in_force = policy.get()] { sweep_removed_scopes(*meta, *in_force, metrics); });
+    evictor.on_garbage = [](const cache::GarbageFinding& f) {
+      log_event("info", "garbage", {{"found", cache::to_string(f.kind)}, {"path", f.path.string()},
+                                    {"removed", f.removed}});
+    };
     auto evict = [&] {
       try {
         const auto started = std::chrono::steady_clock::now();

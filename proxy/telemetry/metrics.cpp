@@ -446,7 +446,12 @@ PullgateMetrics::PullgateMetrics()
                                         "Cache units evicted, by what (image, response, blob) and reason (size, unpulled, manual).",
                                         {"what", "reason"})),
       evicted_bytes(registry.counter_family("pullgate_evicted_bytes_total", "Bytes freed by eviction, by reason.",
-                                            {"reason"})) {
+                                            {"reason"})),
+      garbage_removed(registry.counter_family(
+          "pullgate_cache_garbage_removed_total",
+          "Garbage removed by eviction runs, by what: blob files without a record, records without a file, stale "
+          "temp files, seen entries and signal findings of manifests gone, verdicts of scopes gone.",
+          {"what"})) {
   // Known label sets start at zero, so rate() and ratios are defined from the first scrape.
   for (auto lookup : {Lookup::manifest, Lookup::tag, Lookup::blob, Lookup::response})
     for (auto result : {CacheResult::hit, CacheResult::miss, CacheResult::stale})
@@ -454,6 +459,8 @@ PullgateMetrics::PullgateMetrics()
   for (auto result : {"ok", "refused"}) policy_reloads.with({result});
   registry.gauge_callback("pullgate_eviction_last_run_seconds", "How long the last eviction run took, in seconds.",
                           [this] { return eviction_last_run_seconds.load(std::memory_order_relaxed); });
+  for (auto what : {"orphan_file", "missing_file", "stale_temp", "seen", "signals", "verdicts"})
+    garbage_removed.with({what});
   for (auto reason : {"size", "unpulled", "manual"}) {
     evicted_bytes.with({reason});
     for (auto what : {"image", "response", "blob"}) evictions.with({what, reason});

@@ -229,6 +229,7 @@ struct PullgateMetrics {
   Gauge& cache_pinned_bytes;             // what pinned images hold
   CounterFamily& evictions;              // {what=image|response|blob, reason=size|unpulled|manual}
   CounterFamily& evicted_bytes;          // {reason}
+  CounterFamily& garbage_removed;        // {what=orphan_file|missing_file|stale_temp|seen|signals|verdicts}
   std::atomic<double> eviction_last_run_seconds{0};  // pullgate_eviction_last_run_seconds
 
   // Scrape-time gauges the server owns the data for; each may be registered once.

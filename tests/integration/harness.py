@@ -725,6 +725,32 @@ def workdir_and_upstream(test_class):
     return work, registry
 
 
+class ThreeImages:
+    """unittest.TestCase mixin: images it/a, it/b and it/c (one layer of layer_bytes
+    each, made from layer_seed) pushed to a real registry in setUpClass; pull(pg, name)
+    pulls one through pullgate with skopeo and checks every byte."""
+    layer_seed = "three-images"
+    layer_bytes = 1024 * 1024
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work, cls.registry = workdir_and_upstream(cls)
+        cls.images = {}
+        for name in ("a", "b", "c"):
+            layer = big_layer(cls.layer_seed + "-" + name, size=cls.layer_bytes)
+            cls.images[name] = push_image(cls.registry, build_image("it/" + name, "v1", [layer], label=name))
+
+    def start_pullgate(self, cache):
+        pg = Pullgate(self.work.path, [upstream_entry(self.registry)], extra={"cache": cache}).start()
+        self.addCleanup(pg.close)
+        return pg
+
+    def pull(self, pg, name):
+        done, out = skopeo_via_mirror(self.work.path, self.registry, pg, "it/%s:v1" % name)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        assert_dir_output(self, out, self.images[name])
+
+
 class PullgateAlive:
     """unittest.TestCase mixin: every test starts and ends with the class's pullgate
     (self.pg) running, so a crash is blamed on the test that caused it."""

@@ -14,19 +14,11 @@ import harness as h
 LAYER_BYTES = 1024 * 1024
 
 
-def image_of(registry, name):
-    layer = h.big_layer("lifecycle-" + name, size=LAYER_BYTES)
-    return h.push_image(registry, h.build_image("it/" + name, "v1", [layer], label=name))
-
-
 def cached_blob_bytes(pg):
     total = 0
     for root, _, files in os.walk(os.path.join(pg.data_dir, "blobs")):
         total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
     return total
-
-
-metric = h.metric
 
 
 def cache_du(pg):
@@ -42,23 +34,12 @@ def blob_file(pg, digest):
     return os.path.join(pg.data_dir, "blobs", "sha256", hexd[:2], hexd)
 
 
-class Eviction(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.work, cls.registry = h.workdir_and_upstream(cls)
-        cls.images = {name: image_of(cls.registry, name) for name in ("a", "b", "c")}
+class Eviction(h.ThreeImages, unittest.TestCase):
+    layer_seed = "lifecycle"
+    layer_bytes = LAYER_BYTES
 
     def start_pullgate(self, cache):
-        cache = dict({"eviction_interval_s": 1}, **cache)
-        pg = h.Pullgate(self.work.path, [h.upstream_entry(self.registry)], extra={"cache": cache}).start()
-        self.addCleanup(pg.close)
-        return pg
-
-    def pull(self, pg, name):
-        image = self.images[name]
-        done, out = h.skopeo_via_mirror(self.work.path, self.registry, pg, "it/%s:v1" % name)
-        self.assertEqual(done.returncode, 0, done.stderr)
-        h.assert_dir_output(self, out, image)
+        return super().start_pullgate(dict({"eviction_interval_s": 1}, **cache))
 
     def layer(self, name):
         return self.images[name].layers[0]
@@ -80,9 +61,9 @@ class Eviction(unittest.TestCase):
         # The run logs (after its counters) once the files are gone.
         h.wait_until(lambda: '"reason":"size"' in pg.stderr(), 30, "the eviction's log line")
         self.assertIn('"msg":"evicted"', pg.stderr())
-        self.assertGreaterEqual(metric(pg, 'pullgate_evictions_total{what="image",reason="size"}'), 1)
-        self.assertGreaterEqual(metric(pg, 'pullgate_evicted_bytes_total{reason="size"}'), LAYER_BYTES)
-        h.wait_until(lambda: 0 < metric(pg, "pullgate_cache_bytes ") <= limit, 30, "the cache size gauge set")
+        self.assertGreaterEqual(h.metric(pg, 'pullgate_evictions_total{what="image",reason="size"}'), 1)
+        self.assertGreaterEqual(h.metric(pg, 'pullgate_evicted_bytes_total{reason="size"}'), LAYER_BYTES)
+        h.wait_until(lambda: 0 < h.metric(pg, "pullgate_cache_bytes ") <= limit, 30, "the cache size gauge set")
         du = cache_du(pg)  # a and c: two blob files each (layer and config), two manifests
         self.assertEqual((du["blob_files"], du["manifests"]), (4, 2))
         self.assertEqual(du["blob_bytes"], cached_blob_bytes(pg))
@@ -107,7 +88,7 @@ class Eviction(unittest.TestCase):
                      "b's layer evicted")
         self.assertTrue(os.path.exists(blob_file(pg, self.layer("a").digest)))
         h.wait_until(lambda: '"bytes_pinned"' in pg.stderr(), 30, "the eviction's log line")
-        h.wait_until(lambda: metric(pg, "pullgate_cache_pinned_bytes ") >= LAYER_BYTES, 30,
+        h.wait_until(lambda: h.metric(pg, "pullgate_cache_pinned_bytes ") >= LAYER_BYTES, 30,
                      "the pinned bytes gauge set")
 
     def test_content_not_pulled_for_max_unpulled_goes(self):

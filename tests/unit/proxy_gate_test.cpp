@@ -447,6 +447,13 @@ class HookedStore final : public cache::MetaStore {
   std::vector<std::pair<Digest, cache::BlobRecord>> list_blobs() override { return real_.list_blobs(); }
   std::vector<StoredResponse> list_responses() override { return real_.list_responses(); }
   void remove_cached(const cache::EvictionBatch& b) override { real_.remove_cached(b); }
+  bool remove_blob_if(const Digest& d, std::int64_t at) override { return real_.remove_blob_if(d, at); }
+  RecordsRemoved remove_orphan_manifest_records(std::int64_t before) override {
+    return real_.remove_orphan_manifest_records(before);
+  }
+  RecordsRemoved remove_records_of_other_scopes(const std::vector<std::string>& live) override {
+    return real_.remove_records_of_other_scopes(live);
+  }
 
  private:
   cache::MetaStore& real_;
