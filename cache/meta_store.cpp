@@ -966,6 +966,20 @@ class LmdbMetaStore final : public MetaStore {
     return out;
   }
 
+  std::vector<StoredTag> list_tags() override {
+    std::vector<StoredTag> out;
+    scan(tags_, [&](std::string_view key, std::string_view value) {
+      if (key.empty() || key.front() == '\0') return;  // a hashed key: the names are not in it
+      const auto first = key.find('\0');
+      const auto second = first == std::string_view::npos ? first : key.find('\0', first + 1);
+      if (second == std::string_view::npos) return;
+      if (auto record = decode_tag(value))
+        out.push_back(StoredTag{std::string(key.substr(0, first)), std::string(key.substr(first + 1, second - first - 1)),
+                                std::string(key.substr(second + 1)), std::move(*record)});
+    });
+    return out;
+  }
+
  private:
   // Takes a digest off the pending queue with its order entry, inside the caller's
   // write transaction. When the record does not decode its order key is unknown,

@@ -333,6 +333,14 @@ class MetaStore {
   // its pull time. Decisions stay: manual and upstream verdicts, exceptions, reports
   // and the pending queue are not cache.
   virtual void remove_cached(const EvictionBatch& batch) = 0;
+
+  // Every tag record whose names are stored plain (a key too long for LMDB is stored
+  // hashed and is not listed), for pin patterns (cache/pins.hpp).
+  struct StoredTag {
+    std::string upstream, repository, tag;
+    TagRecord record;
+  };
+  virtual std::vector<StoredTag> list_tags() = 0;
 };
 
 // What `parsed` references (its blobs, then its child manifests).

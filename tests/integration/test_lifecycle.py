@@ -2,8 +2,9 @@
 of about 1 MiB each; pullgate with a cache limit that holds two of them and an eviction
 run every second. Pulls (skopeo, which verifies every digest) that exceed the limit
 evict the least recently pulled image; an evicted image pulls again, byte for byte;
-the cache stays under its limit; a pinned image stays however long ago it was pulled. And content not pulled for cache.max_unpulled goes
-whatever the size."""
+the cache stays under its limit; a pinned image (exact, or matched by a glob pin)
+stays however long ago it was pulled. And content not pulled for cache.max_unpulled
+goes whatever the size."""
 import json
 import os
 import subprocess
@@ -14,9 +15,9 @@ import harness as h
 LAYER_BYTES = 1024 * 1024
 
 
-def image_of(registry, name):
+def image_of(registry, name, repository="it/"):
     layer = h.big_layer("lifecycle-" + name, size=LAYER_BYTES)
-    return h.push_image(registry, h.build_image("it/" + name, "v1", [layer], label=name))
+    return h.push_image(registry, h.build_image(repository + name, "v1", [layer], label=name))
 
 
 def cached_blob_bytes(pg):
@@ -54,6 +55,8 @@ class Eviction(unittest.TestCase):
     def setUpClass(cls):
         cls.work, cls.registry = h.workdir_and_upstream(cls)
         cls.images = {name: image_of(cls.registry, name) for name in ("a", "b", "c")}
+        # Two images under keep/, for a glob pin.
+        cls.images.update({name: image_of(cls.registry, name, "keep/") for name in ("x", "y")})
 
     def start_pullgate(self, cache):
         cache = dict({"eviction_interval_s": 1}, **cache)
@@ -63,7 +66,8 @@ class Eviction(unittest.TestCase):
 
     def pull(self, pg, name):
         image = self.images[name]
-        done, out = h.skopeo_via_mirror(self.work.path, self.registry, pg, "it/%s:v1" % name)
+        repository = "keep/" if name in ("x", "y") else "it/"
+        done, out = h.skopeo_via_mirror(self.work.path, self.registry, pg, "%s%s:v1" % (repository, name))
         self.assertEqual(done.returncode, 0, done.stderr)
         h.assert_dir_output(self, out, image)
 
@@ -116,6 +120,20 @@ class Eviction(unittest.TestCase):
         h.wait_until(lambda: '"bytes_pinned"' in pg.stderr(), 30, "the eviction's log line")
         h.wait_until(lambda: metric(pg, "pullgate_cache_pinned_bytes ") >= LAYER_BYTES, 30,
                      "the pinned bytes gauge set")
+
+    def test_a_glob_pin_keeps_every_image_it_matches(self):
+        # keep/** matches x and y (about 2 MiB, pulled first, so the least recently
+        # pulled); a and b push the cache over its limit and go instead.
+        pg = self.start_pullgate({"max_size": "3000KiB", "pin": ["%s/keep/**:v?" % self.registry.address]})
+        for name in ("x", "y", "a", "b"):
+            self.pull(pg, name)
+        h.wait_until(lambda: not os.path.exists(blob_file(pg, self.layer("a").digest)), 60,
+                     "a's layer evicted")
+        self.assertTrue(os.path.exists(blob_file(pg, self.layer("x").digest)))
+        self.assertTrue(os.path.exists(blob_file(pg, self.layer("y").digest)))
+        h.wait_until(lambda: metric(pg, "pullgate_cache_pinned_bytes ") >= 2 * LAYER_BYTES, 30,
+                     "both pinned images counted")
+        self.pull(pg, "x")  # still served, from the cache
 
     def test_content_not_pulled_for_max_unpulled_goes(self):
         pg = self.start_pullgate({"max_unpulled": "2s"})

@@ -441,6 +441,7 @@ class HookedStore final : public cache::MetaStore {
   std::vector<std::pair<Digest, cache::BlobRecord>> list_blobs() override { return real_.list_blobs(); }
   std::vector<StoredResponse> list_responses() override { return real_.list_responses(); }
   void remove_cached(const cache::EvictionBatch& b) override { real_.remove_cached(b); }
+  std::vector<StoredTag> list_tags() override { return real_.list_tags(); }
 
  private:
   cache::MetaStore& real_;
