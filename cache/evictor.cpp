@@ -9,15 +9,6 @@
 
 namespace pullgate::cache {
 
-std::vector<Digest> resolve_pins(MetaStore& meta, const std::vector<ImagePin>& pins) {
-  std::vector<Digest> out;
-  for (const auto& pin : pins) {
-    if (pin.digest) out.push_back(*pin.digest);
-    else if (auto tag = meta.get_tag(pin.upstream, pin.repository, pin.tag)) out.push_back(tag->digest);
-  }
-  return out;
-}
-
 Evictor::Evictor(MetaStore& meta, BlobStore& blobs, PullTimes& pulls, EvictionLimits limits, WallClock clock)
     : meta_(meta), blobs_(blobs), pulls_(pulls), limits_(limits), clock_(std::move(clock)) {}
 

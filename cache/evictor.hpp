@@ -27,10 +27,6 @@
 
 namespace pullgate::cache {
 
-// The manifests `pins` keep now: a tag's current digest (a tag not cached keeps
-// nothing), a digest as given.
-std::vector<Digest> resolve_pins(MetaStore& meta, const std::vector<ImagePin>& pins);
-
 // What is cached after a run (for gauges).
 struct CacheUsage {
   std::uint64_t bytes = 0;

@@ -1,24 +1,38 @@
 #pragma once
 // A pinned image (docs/cache.md, "Pins"): eviction never removes it. Written
 // "UPSTREAM/REPOSITORY:TAG" (what the tag points at when a run reads it is kept) or
-// "UPSTREAM/REPOSITORY@DIGEST" (that manifest is kept).
+// "UPSTREAM/REPOSITORY@DIGEST" (that manifest is kept). The repository and the tag
+// may be globs (registry/glob.hpp: '*' within one path segment, '**' across them,
+// '?' one character): "docker.io/library/**:stable" keeps what every cached tag
+// matching it points at now. The upstream is a name, never a pattern.
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "cache/meta_store.hpp"
 #include "registry/digest.hpp"
 
 namespace pullgate::cache {
 
 struct ImagePin {
   std::string upstream;
-  std::string repository;
-  std::string tag;                         // empty: a digest pin
+  std::string repository;                  // a name or a glob
+  std::string tag;                         // a tag or a glob; empty: a digest pin
   std::optional<registry::Digest> digest;  // a digest pin's
+
+  // A tag pin whose repository or tag is a glob (resolved against the tag records).
+  bool is_pattern() const;
 };
 
 // nullopt when `text` is not UPSTREAM/REPOSITORY:TAG or UPSTREAM/REPOSITORY@DIGEST
-// (the repository and the tag valid by the distribution spec's grammar).
-std::optional<ImagePin> parse_image_pin(std::string_view text);
+// (the repository and the tag valid by the distribution spec's grammar, or globs of
+// their characters); then `problem`, when given, says why in one short phrase.
+std::optional<ImagePin> parse_image_pin(std::string_view text, std::string* problem = nullptr);
+
+// The manifests `pins` keep now: a tag's current digest (a tag not cached keeps
+// nothing), every cached tag a pattern matches (the tag records are read once, and
+// only when a pattern needs them), a digest as given.
+std::vector<registry::Digest> resolve_pins(MetaStore& meta, const std::vector<ImagePin>& pins);
 
 }  // namespace pullgate::cache

@@ -6,15 +6,14 @@
 #include <string>
 #include <string_view>
 
+#include "registry/glob.hpp"
+
 namespace pullgate::policy::detail {
 
-// Which field a glob is written for: each allows its own characters.
-enum class GlobKind { upstream, repository, tag };
-
-inline constexpr std::size_t max_glob_length = 255;
-
-// Empty when the glob is valid, else why not (one short phrase).
-std::optional<std::string> glob_problem(std::string_view pattern, GlobKind kind);
+// The character checks are registry/glob.hpp's (pins use them too).
+using registry::glob_problem;
+using registry::GlobKind;
+using registry::max_glob_length;
 
 // True when the pattern has no wildcard, i.e. it matches exactly one text.
 bool is_literal(std::string_view pattern);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "registry/digest.hpp"
+#include "registry/glob.hpp"
 #include "policy/rfc3339.hpp"  // Clock, TimePoint and how times are read and written
 
 namespace pullgate::policy {
@@ -61,9 +62,8 @@ inline std::int64_t ms_of(TimePoint time) {
 // The furthest ahead an expiry may be set from the CLI or the admin API.
 inline constexpr std::int64_t max_expiry_ms = 100LL * 365 * 86'400'000;
 
-// Shell-style glob: '*' matches any run of characters except '/', '**' any run
-// including '/', '?' one character other than '/'. Everything else is literal.
-bool glob_match(std::string_view pattern, std::string_view text);
+// Shell-style glob (registry/glob.hpp): '*' one path segment's characters, '**' any.
+using registry::glob_match;
 
 struct Rule {
   Decision action = Decision::deny;   // allow | warn | deny

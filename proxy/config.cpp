@@ -325,12 +325,13 @@ ConfigResult parse_config(const std::string& text) {
       if (!v->is_array()) k.mistake("pin", "must be a list of images");
       else
         for (const auto& item : *v) {
-          if (item.is_string() && cache::parse_image_pin(item.get<std::string>())) {
+          std::string problem = "is not a string";
+          if (item.is_string() && cache::parse_image_pin(item.get<std::string>(), &problem)) {
             c.cache_pins.push_back(item.get<std::string>());
             continue;
           }
-          k.mistake("pin", "must name images as UPSTREAM/REPOSITORY:TAG or UPSTREAM/REPOSITORY@DIGEST, got " +
-                               item.dump());
+          k.mistake("pin", "must name images as UPSTREAM/REPOSITORY:TAG or UPSTREAM/REPOSITORY@DIGEST (the "
+                           "repository and tag may be globs), got " + item.dump() + ": " + problem);
           break;
         }
     }

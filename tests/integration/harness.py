@@ -727,18 +727,23 @@ def workdir_and_upstream(test_class):
 
 class ThreeImages:
     """unittest.TestCase mixin: images it/a, it/b and it/c (one layer of layer_bytes
-    each, made from layer_seed) pushed to a real registry in setUpClass; pull(pg, name)
-    pulls one through pullgate with skopeo and checks every byte."""
+    each, made from layer_seed) pushed to a real registry in setUpClass (push_one adds
+    more); pull(pg, name) pulls one through pullgate with skopeo and checks every byte."""
     layer_seed = "three-images"
     layer_bytes = 1024 * 1024
 
     @classmethod
     def setUpClass(cls):
         cls.work, cls.registry = workdir_and_upstream(cls)
-        cls.images = {}
+        cls.images, cls.references = {}, {}
         for name in ("a", "b", "c"):
-            layer = big_layer(cls.layer_seed + "-" + name, size=cls.layer_bytes)
-            cls.images[name] = push_image(cls.registry, build_image("it/" + name, "v1", [layer], label=name))
+            cls.push_one(name)
+
+    @classmethod
+    def push_one(cls, name, repository="it/"):
+        layer = big_layer(cls.layer_seed + "-" + name, size=cls.layer_bytes)
+        cls.images[name] = push_image(cls.registry, build_image(repository + name, "v1", [layer], label=name))
+        cls.references[name] = "%s%s:v1" % (repository, name)
 
     def start_pullgate(self, cache):
         pg = Pullgate(self.work.path, [upstream_entry(self.registry)], extra={"cache": cache}).start()
@@ -746,7 +751,7 @@ class ThreeImages:
         return pg
 
     def pull(self, pg, name):
-        done, out = skopeo_via_mirror(self.work.path, self.registry, pg, "it/%s:v1" % name)
+        done, out = skopeo_via_mirror(self.work.path, self.registry, pg, self.references[name])
         self.assertEqual(done.returncode, 0, done.stderr)
         assert_dir_output(self, out, self.images[name])
 

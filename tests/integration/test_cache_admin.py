@@ -10,7 +10,7 @@ import subprocess
 import unittest
 
 import harness as h
-from test_lifecycle import blob_file, metric
+from test_lifecycle import blob_file
 
 LAYER_BYTES = 256 * 1024
 
@@ -94,7 +94,7 @@ class CacheAdmin(unittest.TestCase):
         self.assertFalse(os.path.exists(blob_file(self.pg, a.config_digest)))
         self.assertTrue(os.path.exists(blob_file(self.pg, self.base.digest)))  # b holds it
         self.assertTrue(os.path.exists(blob_file(self.pg, self.images["b"].layers[1].digest)))
-        self.assertEqual(metric(self.pg, 'pullgate_evictions_total{what="image",reason="manual"}'), 1)
+        self.assertEqual(h.metric(self.pg, 'pullgate_evictions_total{what="image",reason="manual"}'), 1)
         self.assertIn('"msg":"manual eviction"', self.pg.stderr())
         self.assertIn('"by":"test"', self.pg.stderr())
         status, listing = self.api("GET", "/v1/cache")

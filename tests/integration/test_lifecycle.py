@@ -2,8 +2,9 @@
 of about 1 MiB each; pullgate with a cache limit that holds two of them and an eviction
 run every second. Pulls (skopeo, which verifies every digest) that exceed the limit
 evict the least recently pulled image; an evicted image pulls again, byte for byte;
-the cache stays under its limit; a pinned image stays however long ago it was pulled. And content not pulled for cache.max_unpulled goes
-whatever the size."""
+the cache stays under its limit; a pinned image (exact, or matched by a glob pin)
+stays however long ago it was pulled. And content not pulled for cache.max_unpulled
+goes whatever the size."""
 import json
 import os
 import subprocess
@@ -37,6 +38,13 @@ def blob_file(pg, digest):
 class Eviction(h.ThreeImages, unittest.TestCase):
     layer_seed = "lifecycle"
     layer_bytes = LAYER_BYTES
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # Two images under keep/, for a glob pin.
+        for name in ("x", "y"):
+            cls.push_one(name, "keep/")
 
     def start_pullgate(self, cache):
         return super().start_pullgate(dict({"eviction_interval_s": 1}, **cache))
@@ -90,6 +98,20 @@ class Eviction(h.ThreeImages, unittest.TestCase):
         h.wait_until(lambda: '"bytes_pinned"' in pg.stderr(), 30, "the eviction's log line")
         h.wait_until(lambda: h.metric(pg, "pullgate_cache_pinned_bytes ") >= LAYER_BYTES, 30,
                      "the pinned bytes gauge set")
+
+    def test_a_glob_pin_keeps_every_image_it_matches(self):
+        # keep/** matches x and y (about 2 MiB, pulled first, so the least recently
+        # pulled); a and b push the cache over its limit and go instead.
+        pg = self.start_pullgate({"max_size": "3000KiB", "pin": ["%s/keep/**:v?" % self.registry.address]})
+        for name in ("x", "y", "a", "b"):
+            self.pull(pg, name)
+        h.wait_until(lambda: not os.path.exists(blob_file(pg, self.layer("a").digest)), 60,
+                     "a's layer evicted")
+        self.assertTrue(os.path.exists(blob_file(pg, self.layer("x").digest)))
+        self.assertTrue(os.path.exists(blob_file(pg, self.layer("y").digest)))
+        h.wait_until(lambda: h.metric(pg, "pullgate_cache_pinned_bytes ") >= 2 * LAYER_BYTES, 30,
+                     "both pinned images counted")
+        self.pull(pg, "x")  # still served, from the cache
 
     def test_content_not_pulled_for_max_unpulled_goes(self):
         pg = self.start_pullgate({"max_unpulled": "2s"})

@@ -138,13 +138,21 @@ TEST(Config, CachePinsAreImagesByTagOrDigest) {
   EXPECT_EQ(r.config.cache_pins,
             (std::vector<std::string>{"docker.io/library/debian:stable", "ghcr.io/org/app@" + digest}));
   EXPECT_TRUE(parse_config("{}").config.cache_pins.empty());
+  auto patterns = parse_config(R"({"cache": {"pin": ["docker.io/library/**:stable", "ghcr.io/org/*:v1.*"]}})");
+  ASSERT_TRUE(patterns.errors.empty()) << patterns.errors.front();
+  EXPECT_EQ(patterns.config.cache_pins.size(), 2u);
 
   for (const char* bad : {R"(["debian:stable"])", R"(["docker.io/library/debian"])", R"(["up/Repo:x"])",
-                          R"(["up/app@sha256:12"])", R"([5])", R"("up/app:x")"}) {
+                          R"(["up/app@sha256:12"])", R"([5])", R"("up/app:x")", R"(["up/Ap*:x"])",
+                          R"(["*.io/app:x"])", R"(["up/app:v[1]*"])"}) {
     auto mistake = parse_config(std::string(R"({"cache": {"pin": )") + bad + "}}");
     ASSERT_EQ(mistake.errors.size(), 1u) << bad;
     EXPECT_EQ(mistake.errors[0].rfind("cache.pin: must", 0), 0u) << mistake.errors[0];
+    EXPECT_EQ(mistake.errors[0].find('\n'), std::string::npos) << mistake.errors[0];
   }
+  auto glob = parse_config(R"({"cache": {"pin": ["up/app:v[1]*"]}})");
+  ASSERT_EQ(glob.errors.size(), 1u);
+  EXPECT_NE(glob.errors[0].find("the tag pattern contains '['"), std::string::npos) << glob.errors[0];
 }
 
 TEST(Config, CacheLifecycleMistakesAreOneLineEach) {
