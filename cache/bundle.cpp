@@ -18,6 +18,7 @@
 
 #include "cache/blob_store.hpp"
 #include "cache/tar.hpp"
+#include "registry/base64.hpp"
 #include "registry/names.hpp"
 
 namespace pullgate::cache {
@@ -29,6 +30,9 @@ constexpr std::size_t chunk_bytes = 1024 * 1024;
 constexpr std::size_t max_index_bytes = registry::max_manifest_bytes;
 constexpr std::size_t max_evidence_bytes = 64 * 1024 * 1024;
 constexpr const char* evidence_path = "pullgate/evidence.json";
+constexpr const char* signature_path = "pullgate/signature.json";
+constexpr const char* statement_type = "pullgate bundle signature";
+constexpr std::size_t max_signature_bytes = 64 * 1024;
 constexpr const char* ref_name = "org.opencontainers.image.ref.name";
 // cosign's tags for a digest's signature, attestation and SBOM, and the referrers
 // API's fallback tag (an index of the referrers).
@@ -250,6 +254,67 @@ void copy_blob(tar::Writer& writer, const BlobStore& store, const Digest& digest
   writer.end_file();
 }
 
+// ---- signature
+
+std::string sha256_of(std::string_view bytes) { return registry::digest_of(registry::DigestAlgorithm::sha256, bytes).str(); }
+
+// The signed entries: what identifies the bundle's contents.
+using SignedEntries = std::map<std::string, std::string>;  // entry name -> its sha256
+
+std::string signature_entry(const registry::PrivateKey& key, const SignedEntries& entries) {
+  const std::string statement = json{{"type", statement_type}, {"version", 1}, {"entries", entries}}.dump();
+  return json{{"version", 1},
+              {"key_id", "sha256:" + key.public_key().fingerprint()},
+              {"algorithm", key.public_key().algorithm()},
+              {"statement", statement},
+              {"signature", registry::base64_encode(key.sign(statement))}}
+      .dump();
+}
+
+// Throws BundleError with one line naming the problem; returns who signed (empty: unsigned).
+std::string check_signature(const std::optional<std::string>& signature_text, const SignedEntries& present,
+                            const ImportOptions& options) {
+  if (!signature_text) {
+    if (options.require_signature)
+      throw BundleError("the bundle is not signed, and signatures are required (bundle.require_signature)");
+    return {};
+  }
+  auto j = json::parse(*signature_text, nullptr, false);
+  auto text = [&](const char* key) -> std::string {
+    if (!j.is_object() || !j.contains(key) || !j[key].is_string())
+      throw BundleError(std::string(signature_path) + " is malformed: no \"" + key + "\" string");
+    return j[key].get<std::string>();
+  };
+  const std::string key_id = text("key_id"), statement = text("statement"), signature_b64 = text("signature");
+  std::string signature;
+  if (!registry::base64_decode(signature_b64, signature) || signature.empty())
+    throw BundleError(std::string(signature_path) + " is malformed: the signature is not base64");
+  const registry::PublicKey* key = nullptr;
+  for (const auto& candidate : options.trusted_keys)
+    if ("sha256:" + candidate.fingerprint() == key_id) key = &candidate;
+  if (!key)
+    throw BundleError("signed by key " + key_id.substr(0, 80) + ", which is not among the trusted bundle keys (" +
+                      (options.trusted_keys.empty() ? std::string("none configured") : "bundle.trusted_keys") + ")");
+  if (!key->verify(statement, signature))
+    throw BundleError(std::string(signature_path) + ": the signature does not verify with key " + key->name() +
+                      " (the statement or the signature was altered)");
+  auto signed_json = json::parse(statement, nullptr, false);
+  if (!signed_json.is_object() || signed_json.value("type", "") != statement_type || !signed_json.contains("entries") ||
+      !signed_json["entries"].is_object())
+    throw BundleError(std::string(signature_path) + ": the signed statement is not a pullgate bundle statement");
+  SignedEntries signed_entries;
+  for (const auto& [name, digest] : signed_json["entries"].items())
+    if (digest.is_string()) signed_entries[name] = digest.get<std::string>();
+  for (const auto& [name, digest] : present) {
+    auto it = signed_entries.find(name);
+    if (it == signed_entries.end()) throw BundleError(name + " is not covered by the bundle's signature");
+    if (it->second != digest) throw BundleError(name + " was altered after signing (its sha256 is not the signed one)");
+  }
+  for (const auto& [name, digest] : signed_entries)
+    if (!present.contains(name)) throw BundleError(name + " is signed but missing from the bundle");
+  return key->name() + " (" + key_id + ")";
+}
+
 // ---- import
 
 // A blob read from the archive into a temp file, its digest verified.
@@ -384,7 +449,8 @@ Placement place(const json& descriptor, const Digest& digest, const ImportOption
 }  // namespace
 
 BundleSummary export_bundle(MetaStore& meta, const std::filesystem::path& data_dir,
-                            std::span<const BundleImage> images, std::ostream& out) {
+                            std::span<const BundleImage> images, std::ostream& out,
+                            const registry::PrivateKey* sign_key) {
   BundleSummary summary;
   BlobStore store(data_dir, BlobStore::Leftovers::keep);
   Exporter exporter(meta, store, summary);
@@ -392,11 +458,20 @@ BundleSummary export_bundle(MetaStore& meta, const std::filesystem::path& data_d
   Layout& layout = exporter.layout;
 
   tar::Writer writer(out);
-  writer.file("oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+  const std::string oci_layout = R"({"imageLayoutVersion":"1.0.0"})";
   json index{{"schemaVersion", 2}, {"mediaType", registry::media_type::oci_index}, {"manifests", layout.index}};
-  writer.file("index.json", index.dump());
+  const std::string index_text = index.dump(), evidence_text = layout.evidence.dump();
+  writer.file("oci-layout", oci_layout);
+  writer.file("index.json", index_text);
   writer.directory("pullgate");
-  writer.file(evidence_path, layout.evidence.dump());
+  writer.file(evidence_path, evidence_text);
+  // Before the blobs, so that a check of the signer fails before gigabytes are read.
+  if (sign_key) {
+    writer.file(signature_path, signature_entry(*sign_key, {{"oci-layout", sha256_of(oci_layout)},
+                                                            {"index.json", sha256_of(index_text)},
+                                                            {evidence_path, sha256_of(evidence_text)}}));
+    summary.signed_by = sign_key->public_key().name() + " (sha256:" + sign_key->public_key().fingerprint() + ")";
+  }
   writer.directory("blobs");
   std::set<std::string> algorithms;
   for (const auto& [digest, bytes] : layout.manifests) algorithms.insert(std::string(digest.algorithm_name()));
@@ -415,18 +490,25 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
   BundleSummary summary;
   BlobStore store(data_dir, BlobStore::Leftovers::keep);
   Staging staging(store);
-  std::optional<std::string> layout_text, index_text, evidence_text;
+  std::optional<std::string> layout_text, index_text, evidence_text, signature_text;
 
   // 1. Every entry read and every blob verified, into temp files.
   tar::Reader reader(in);
+  auto once = [&](std::optional<std::string>& slot, const tar::Entry& entry, std::size_t limit) {
+    // A second copy could differ from what was signed or checked: refused.
+    if (slot) throw BundleError(reader.where() + ": the archive holds " + entry.name + " twice");
+    slot = read_whole(reader, entry, limit);
+  };
   while (auto entry = reader.next()) {
     if (entry->type == tar::Entry::Type::directory) continue;
     if (entry->name == "oci-layout") {
-      layout_text = read_whole(reader, *entry, 4096);
+      once(layout_text, *entry, 4096);
     } else if (entry->name == "index.json") {
-      index_text = read_whole(reader, *entry, max_index_bytes);
+      once(index_text, *entry, max_index_bytes);
     } else if (entry->name == evidence_path) {
-      evidence_text = read_whole(reader, *entry, max_evidence_bytes);
+      once(evidence_text, *entry, max_evidence_bytes);
+    } else if (entry->name == signature_path) {
+      once(signature_text, *entry, max_signature_bytes);
     } else if (entry->name.starts_with("blobs/")) {
       std::string_view rest = std::string_view(entry->name).substr(6);
       auto slash = rest.find('/');
@@ -439,6 +521,12 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
       summary.notes.push_back(reader.where() + ": not part of a bundle, ignored");
     }
   }
+  // The signer, before any content is trusted: the entries that name everything else.
+  SignedEntries present;
+  if (layout_text) present["oci-layout"] = sha256_of(*layout_text);
+  if (index_text) present["index.json"] = sha256_of(*index_text);
+  if (evidence_text) present[evidence_path] = sha256_of(*evidence_text);
+  summary.signed_by = check_signature(signature_text, present, options);
   if (!layout_text) throw BundleError("not an OCI image layout: the archive has no oci-layout entry");
   if (parse_json(*layout_text, "oci-layout").value("imageLayoutVersion", "") != "1.0.0")
     throw BundleError("oci-layout: not imageLayoutVersion 1.0.0");
@@ -538,6 +626,10 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
   }
 
   // 3. Everything checked out: the blobs into place, then the records in one transaction.
+  if (options.dry_run) {
+    summary.blobs = blob_digests.size();
+    return summary;  // the staged temp files go with `staging`
+  }
   for (const auto& digest : blob_digests) staging.publish(digest);
   summary.blobs = blob_digests.size();
   try {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cache/meta_store.hpp"
+#include "registry/keys.hpp"
 
 namespace pullgate::cache {
 
@@ -42,19 +43,31 @@ struct BundleSummary {
   std::size_t artifacts = 0;     // signature, attestation and SBOM manifests
   std::size_t records = 0;       // import: LMDB records written (0: nothing was new)
   std::vector<std::string> notes;  // one line each: what was left out and why
+  std::string signed_by;           // the signing key ("NAME (sha256:<fingerprint>)"); empty: unsigned
 };
 
 // Writes the bundle of `images` from the cache under data_dir (its blobs) and `meta`.
 // Throws BundleError before writing anything when an image, one of its manifests or
 // blobs is not cached; tar::Error when the output fails.
+// With `sign_key`, the bundle carries pullgate/signature.json: the key's signature
+// over a statement naming the sha256 of oci-layout, index.json and
+// pullgate/evidence.json (every manifest and blob import publishes is reached from
+// index.json by digest, so these three bind the whole bundle).
 BundleSummary export_bundle(MetaStore& meta, const std::filesystem::path& data_dir,
-                            std::span<const BundleImage> images, std::ostream& out);
+                            std::span<const BundleImage> images, std::ostream& out,
+                            const registry::PrivateKey* sign_key = nullptr);
 
 struct ImportOptions {
   // The upstream the images are filed under: replaces the bundle's own, and names it
   // for an archive without pullgate's annotations (then ref.name gives REPO:TAG).
   std::optional<std::string> upstream;
   std::int64_t now_ms = 0;
+  // Keys a bundle's signature may be made with (config bundle.trusted_keys). A signed
+  // bundle is checked whatever require_signature says: an unknown key, a signature
+  // that does not verify, or an entry altered after signing refuse it.
+  std::vector<registry::PublicKey> trusted_keys;
+  bool require_signature = false;  // an unsigned archive is refused
+  bool dry_run = false;            // check everything, publish and write nothing (bundle verify)
 };
 
 // Reads a bundle (or a plain OCI archive) into the cache under data_dir. Throws

@@ -109,7 +109,12 @@ struct CveException {
   TimePoint expires{};                // required: from this instant on it no longer applies
 };
 
-class PublicKey;  // policy/signature.hpp
+}  // namespace pullgate::policy
+namespace pullgate::registry {
+class PublicKey;  // registry/keys.hpp
+}  // namespace pullgate::registry
+namespace pullgate::policy {
+using registry::PublicKey;
 
 // A verification key named in the policy ("keys"): inline PEM, read when the document
 // is parsed, or a PEM file, read by whoever loads the document from disk (see

@@ -29,8 +29,7 @@
 #include <vector>
 
 #include "registry/digest.hpp"
-
-struct evp_pkey_st;
+#include "registry/keys.hpp"
 
 namespace pullgate::policy {
 
@@ -43,29 +42,8 @@ inline constexpr std::string_view bundle_media_type_prefix = "application/vnd.de
 inline constexpr std::string_view dsse_envelope_media_type = "application/vnd.dsse.envelope.v1+json";
 inline constexpr std::string_view in_toto_payload_type = "application/vnd.in-toto+json";
 
-// A verification key named in the policy.
-class PublicKey {
- public:
-  // PEM "PUBLIC KEY" (SubjectPublicKeyInfo). Accepted: ECDSA P-256 and P-384, RSA of
-  // 2048 bits or more, Ed25519. Anything else (other curves, short RSA, private keys,
-  // certificates, garbage) is an error: one line saying what is wrong.
-  static std::variant<PublicKey, std::string> from_pem(std::string name, std::string_view pem);
-
-  const std::string& name() const { return name_; }
-  // "ecdsa-p256" | "ecdsa-p384" | "rsa" | "ed25519"
-  const std::string& algorithm() const { return algorithm_; }
-  // sha256 of the DER SubjectPublicKeyInfo, lowercase hex: how bundles hint at keys.
-  const std::string& fingerprint() const { return fingerprint_; }
-
-  // True when `signature` (raw bytes, not base64) is this key's signature over
-  // `message`: ECDSA as DER with SHA-256 (P-256) or SHA-384 (P-384); RSA PKCS#1 v1.5
-  // or PSS with SHA-256; Ed25519 pure (over the message itself). Never throws.
-  bool verify(std::string_view message, std::string_view signature) const;
-
- private:
-  std::string name_, algorithm_, fingerprint_;
-  std::shared_ptr<evp_pkey_st> key_;
-};
+// A verification key named in the policy (registry/keys.hpp: bundles use the same keys).
+using registry::PublicKey;
 
 // What a check found, in one line for users.
 struct SignatureCheck {

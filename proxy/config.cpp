@@ -358,6 +358,26 @@ ConfigResult parse_config(const std::string& text) {
     a.string("scanner_token_file", c.scanner_token_file);
     a.refuse_unknown();
   }
+  if (auto* bundle = r.object("bundle")) {
+    FieldReader b(*bundle, "bundle.", errors);
+    if (auto* v = b.find("trusted_keys")) {
+      if (!v->is_array()) b.mistake("trusted_keys", "must be a list of PEM public key files");
+      else
+        for (const auto& item : *v) {
+          if (item.is_string() && !item.get<std::string>().empty()) {
+            c.bundle_trusted_keys.push_back(item.get<std::string>());
+            continue;
+          }
+          b.mistake("trusted_keys", "must name PEM public key files, got " + item.dump());
+          break;
+        }
+    }
+    if (auto* v = b.find("require_signature")) {
+      if (v->is_boolean()) c.bundle_require_signature = v->get<bool>();
+      else b.mistake("require_signature", "must be true or false");
+    }
+    b.refuse_unknown();
+  }
   if (auto* ups = r.find("upstreams")) {
     if (!ups->is_array()) r.mistake("upstreams", "must be a list");
     else

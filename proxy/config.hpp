@@ -68,6 +68,10 @@ struct Config {
   unsigned cache_eviction_interval_s = 300;
   // Images eviction never removes: "UPSTREAM/REPOSITORY:TAG" or "UPSTREAM/REPOSITORY@DIGEST".
   std::vector<std::string> cache_pins;
+  // Air-gap bundles (docs/bundles.md): PEM public key files a bundle may be signed
+  // with, and whether an unsigned bundle is refused (none: when keys are listed).
+  std::vector<std::string> bundle_trusted_keys;
+  std::optional<bool> bundle_require_signature;
 
   std::filesystem::path admin_token_path() const {
     return admin_token_file.empty() ? data_dir / "admin.token" : std::filesystem::path(admin_token_file);

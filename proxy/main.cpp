@@ -475,7 +475,7 @@ int main(int argc, char** argv) {
       {"explain", "IMAGE|DIGEST", "what the gate decides now, and why (reads the cache only)", cli::explain_help,
        cli::run_explain, Bare::shows_help},
       {"audit", "[filters]", "print matching audit-log records", cli::audit_help, cli::run_audit},
-      {"bundle", "export|import", "air-gap bundles: cached images with their evidence", cli::bundle_help,
+      {"bundle", "export|import|verify", "air-gap bundles: cached images with their evidence", cli::bundle_help,
        cli::run_bundle, Bare::shows_help},
       {"cache", "du|ls|evict", "what the cache holds, by image; evict an image", cli::cache_help, cli::run_cache,
        Bare::shows_help},

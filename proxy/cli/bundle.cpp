@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <sstream>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -15,7 +17,9 @@ namespace pullgate::proxy::cli {
 const char bundle_help[] = R"(Usage:
   pullgate bundle export IMAGE... -o FILE.tar    images as the mirror cached them, with their evidence
   pullgate bundle export --file LIST -o FILE.tar   the images named in LIST, one a line (# comments)
+  pullgate bundle export ... --sign-key KEY.pem   signed with a PEM private key (ECDSA P-256/P-384, Ed25519, RSA)
   pullgate bundle import FILE.tar [--upstream NAME]
+  pullgate bundle verify FILE.tar     checks as import does (signature, every digest), imports nothing
 Each takes --data DIR or --config FILE to find the cache (default ./pullgate-data).
 
 IMAGE is UPSTREAM/REPOSITORY:TAG or UPSTREAM/REPOSITORY@DIGEST, UPSTREAM a configured
@@ -29,10 +33,31 @@ Import verifies every blob's digest while it reads the archive and changes nothi
 unless the whole bundle checks out; then the images are served (also --offline) under
 the upstream, repository and tag they were exported from, or under --upstream NAME.
 A plain OCI archive (skopeo copy docker://... oci-archive:FILE.tar:REPO:TAG) needs
---upstream. An import never weakens a verdict: a local deny stays. Bundles are not
-signed: import only what you trust as your own.
+--upstream. An import never weakens a verdict: a local deny stays.
+A signed bundle imports only when its key is among the config's bundle.trusted_keys
+and nothing was altered after signing; with bundle.trusted_keys listed (or
+bundle.require_signature true) an unsigned bundle is refused.
 Works while the server runs.
 )";
+
+std::vector<std::string> load_bundle_keys(const Config& config, std::vector<registry::PublicKey>& keys) {
+  std::vector<std::string> errors;
+  for (const auto& file : config.bundle_trusted_keys) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in) {
+      errors.push_back("bundle.trusted_keys: cannot read " + file);
+      continue;
+    }
+    auto key = registry::PublicKey::from_pem(file, pem.str());
+    if (auto* error = std::get_if<std::string>(&key))
+      errors.push_back("bundle.trusted_keys: " + *error);
+    else
+      keys.push_back(std::get<registry::PublicKey>(std::move(key)));
+  }
+  return errors;
+}
 
 namespace {
 
@@ -45,6 +70,7 @@ void report(const std::string& file, const cache::BundleSummary& summary, bool i
                      {"blobs", summary.blobs},
                      {"artifacts", summary.artifacts}};
   if (imported) out["records_written"] = summary.records;
+  out["signed_by"] = summary.signed_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(summary.signed_by);
   std::cout << out.dump() << "\n";
 }
 
@@ -75,6 +101,23 @@ int run_export(const CliArgs& cli, const Config& config) {
     images.push_back(cache::BundleImage{reference, q.upstream, q.repository, q.tag, q.digest});
   }
 
+  std::optional<registry::PrivateKey> sign_key;
+  if (auto* key_file = cli.get("--sign-key")) {
+    std::ifstream in(*key_file, std::ios::binary);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in) {
+      std::cerr << "pullgate: cannot read " << *key_file << "\n";
+      return 1;
+    }
+    auto key = registry::PrivateKey::from_pem(*key_file, pem.str());
+    if (auto* error = std::get_if<std::string>(&key)) {
+      std::cerr << "pullgate: " << *error << "\n";
+      return 1;
+    }
+    sign_key = std::get<registry::PrivateKey>(std::move(key));
+  }
+
   auto meta = open_existing_store(config);
   if (!meta) return 1;
   // Written beside the target and renamed at the end: a failed export leaves no
@@ -83,7 +126,7 @@ int run_export(const CliArgs& cli, const Config& config) {
   try {
     std::ofstream out(partial, std::ios::binary | std::ios::trunc);
     if (!out) throw std::runtime_error("cannot create " + partial);
-    auto summary = cache::export_bundle(*meta, config.data_dir, images, out);
+    auto summary = cache::export_bundle(*meta, config.data_dir, images, out, sign_key ? &*sign_key : nullptr);
     out.close();
     if (!out) throw std::runtime_error("cannot write " + partial);
     std::filesystem::rename(partial, *output);
@@ -97,8 +140,8 @@ int run_export(const CliArgs& cli, const Config& config) {
   }
 }
 
-int run_import(const CliArgs& cli, const Config& config) {
-  if (cli.positional.size() != 2) return usage("bundle import takes exactly one FILE.tar", "bundle");
+int run_import(const CliArgs& cli, const Config& config, bool dry_run) {
+  if (cli.positional.size() != 2) return usage("bundle " + cli.positional[0] + " takes exactly one FILE.tar", "bundle");
   const std::string& file = cli.positional[1];
   std::ifstream in(file, std::ios::binary);
   if (!in) {
@@ -108,14 +151,22 @@ int run_import(const CliArgs& cli, const Config& config) {
   cache::ImportOptions options;
   if (auto* upstream = cli.get("--upstream")) options.upstream = *upstream;
   options.now_ms = now_ms();
+  options.dry_run = dry_run;
+  auto key_errors = load_bundle_keys(config, options.trusted_keys);
+  if (!key_errors.empty()) {
+    for (const auto& e : key_errors) std::cerr << "pullgate: " << e << "\n";
+    return 1;
+  }
+  // Keys listed mean the operator expects signed bundles, unless the config says otherwise.
+  options.require_signature = config.bundle_require_signature.value_or(!config.bundle_trusted_keys.empty());
   try {
     // An offline site's first import may find no cache yet: it makes one.
     auto meta = open_meta_store(config);
     auto summary = cache::import_bundle(*meta, config.data_dir, in, options);
-    report(file, summary, true);
+    report(file, summary, !dry_run);
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "pullgate: " << file << ": " << e.what() << " (nothing was imported)\n";
+    std::cerr << "pullgate: " << file << ": " << e.what() << (dry_run ? "\n" : " (nothing was imported)\n");
     return 1;
   }
 }
@@ -124,22 +175,22 @@ int run_import(const CliArgs& cli, const Config& config) {
 
 int run_bundle(const std::vector<std::string>& all) {
   const std::string command = all[0];
-  if (command != "export" && command != "import") return usage("unknown bundle command " + command, "bundle");
+  if (command != "export" && command != "import" && command != "verify") return usage("unknown bundle command " + command, "bundle");
   std::vector<std::string> args = all;
   for (auto& a : args)
     if (a == "-o") a = "--output";
-  auto cli = parse_cli(args, 0, {"--data", "--config", "--file", "--output", "--upstream"});
+  auto cli = parse_cli(args, 0, {"--data", "--config", "--file", "--output", "--upstream", "--sign-key"});
   if (cli.help) {
     std::cout << bundle_help;
     return 0;
   }
   if (!cli.error.empty()) return usage(cli.error, "bundle");
   if (command == "export" && cli.get("--upstream")) return usage("--upstream is for bundle import", "bundle");
-  if (command == "import" && (cli.get("--file") || cli.get("--output")))
-    return usage("--file and -o are for bundle export", "bundle");
+  if (command != "export" && (cli.get("--file") || cli.get("--output") || cli.get("--sign-key")))
+    return usage("--file, -o and --sign-key are for bundle export", "bundle");
   auto config = cli_config(cli);
   if (!config) return 1;
-  return command == "export" ? run_export(cli, *config) : run_import(cli, *config);
+  return command == "export" ? run_export(cli, *config) : run_import(cli, *config, command == "verify");
 }
 
 }  // namespace pullgate::proxy::cli

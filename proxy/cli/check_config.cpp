@@ -17,6 +17,10 @@ int run_check_config(const std::vector<std::string>& args) {
   if (args.size() == 1 && args[0].rfind("-", 0) == 0) return usage("unknown option " + args[0], "check-config");
   if (args.size() != 1) return usage("check-config takes exactly one FILE", "check-config");
   auto result = load_config_file(args[0]);
+  if (result.errors.empty()) {
+    std::vector<registry::PublicKey> keys;
+    for (auto& e : load_bundle_keys(result.config, keys)) result.errors.push_back(std::move(e));
+  }
   for (auto& e : result.errors) std::cerr << args[0] << ": " << e << "\n";
   if (!result.errors.empty()) return 1;
   std::cout << args[0] << ": ok (" << result.config.upstreams.size() << " upstream"

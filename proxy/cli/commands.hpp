@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "proxy/config.hpp"
+#include "registry/keys.hpp"
+
 namespace pullgate::proxy::cli {
 
 extern const char check_config_help[];
@@ -38,6 +41,9 @@ int run_audit(const std::vector<std::string>& args);
 // `pullgate bundle export|import`: air-gap bundles.
 extern const char bundle_help[];
 int run_bundle(const std::vector<std::string>& args);
+// The PEM public keys of bundle.trusted_keys, read from their files; one error line
+// per file that cannot be read or is not an accepted public key (check-config too).
+std::vector<std::string> load_bundle_keys(const Config& config, std::vector<registry::PublicKey>& keys);
 
 // `pullgate cache du`: what the cache holds (docs/cache.md).
 extern const char cache_help[];

@@ -53,6 +53,21 @@ class Bundle(unittest.TestCase):
             raise RuntimeError("bundle export failed: " + r.stderr)
         cls.export_summary = json.loads(r.stdout)
 
+        # Signed with a key openssl makes here; another key for a site that does not trust it.
+        cls.keys = {}
+        for name in ("site", "other"):
+            private = os.path.join(cls.work.path, name + ".pem")
+            subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-out", private], check=True, capture_output=True)
+            subprocess.run(["openssl", "pkey", "-in", private, "-pubout", "-out", private + ".pub"],
+                           check=True, capture_output=True)
+            cls.keys[name] = private
+        cls.signed = os.path.join(cls.work.path, "signed.tar")
+        r = cli("bundle", "export", "%s/it/app:v1" % cls.up, "-o", cls.signed, "--sign-key", cls.keys["site"],
+                "--data", online.data_dir)
+        if r.returncode != 0:
+            raise RuntimeError("signed bundle export failed: " + r.stderr)
+
         # What skopeo itself writes, straight from the upstream (no pullgate annotations).
         cls.plain_archive = os.path.join(cls.work.path, "plain.tar")
         r = subprocess.run(["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false",
@@ -121,6 +136,31 @@ class Bundle(unittest.TestCase):
         r = cli("verdict", "get", self.bad.digest, "--data", self.pg.data_dir)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["decision"], "deny")
+
+    def site_config(self, key, data_dir):
+        path = os.path.join(self.work.path, "trust-%s.json" % key)
+        with open(path, "w") as f:
+            json.dump({"data_dir": data_dir, "bundle": {"trusted_keys": [self.keys[key] + ".pub"]}}, f)
+        return path
+
+    def test_a_signed_bundle_imports_only_where_its_key_is_trusted(self):
+        fresh = os.path.join(self.work.path, "fresh-data")
+        r = cli("bundle", "import", self.signed, "--config", self.site_config("other", fresh))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("which is not among the trusted bundle keys", r.stderr)
+        self.assertEqual(files_under(os.path.join(fresh, "blobs")), set())
+        # Keys listed: an unsigned bundle is refused.
+        r = cli("bundle", "import", self.bundle, "--config", self.site_config("site", fresh))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("the bundle is not signed", r.stderr)
+        r = cli("bundle", "verify", self.signed, "--config", self.site_config("site", fresh))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(files_under(os.path.join(fresh, "blobs")), set())
+        r = cli("bundle", "import", self.signed, "--config", self.site_config("site", fresh))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(json.loads(r.stdout)["signed_by"].startswith(self.keys["site"] + ".pub (sha256:"))
+        self.assertGreater(json.loads(r.stdout)["records_written"], 0)
+        self.assertNotEqual(files_under(os.path.join(fresh, "blobs")), set())
 
     def test_importing_twice_changes_nothing(self):
         before = files_under(os.path.join(self.pg.data_dir, "blobs"))

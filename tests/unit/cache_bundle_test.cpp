@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <variant>
 
 #include "cache/blob_store.hpp"
 #include "cache/bundle.hpp"
@@ -257,6 +258,112 @@ TEST_F(BundleTest, APlainOciArchiveIsFiledUnderTheUpstreamGiven) {
   ASSERT_TRUE(tag);
   EXPECT_EQ(tag->digest, digest);
   EXPECT_TRUE(target.meta->seen_in(digest, "mirror.local", "library/alpine"));
+}
+
+
+// Test keys made with `openssl genpkey` (P-256 and Ed25519), never used elsewhere.
+constexpr const char* p256_private = R"(-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgQSxTg8toElWHVFO7
+DWA/+mVgnNx8MXpGTFZJ2nF8C1ChRANCAAQIaemGRsA+CwJECPekF/T9LklWAmqw
+9wBXNpWPy98WQJ4cyWYBsD/Nd1VcXOeOGB2v4FJsJLvh7wLl+uxh1okH
+-----END PRIVATE KEY-----
+)";
+constexpr const char* ed25519_private = R"(-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIJXY8559Ks1rjXDhtoxQMxVDKi2DNVJHAFcwxk4AJZtr
+-----END PRIVATE KEY-----
+)";
+
+registry::PrivateKey private_key(const char* name, const char* pem) {
+  auto parsed = registry::PrivateKey::from_pem(name, pem);
+  if (auto* error = std::get_if<std::string>(&parsed)) throw std::runtime_error(*error);
+  return std::get<registry::PrivateKey>(std::move(parsed));
+}
+
+TEST_F(BundleTest, ASignedBundleImportsOnlyWithATrustedKey) {
+  Cache source{root_ / "source"};
+  const std::string layer(3000, 'L');
+  source.put_image("team/app", "1.0", layer);
+  const auto signer = private_key("site", p256_private);
+  const auto other = private_key("other", ed25519_private);
+  std::ostringstream out;
+  std::vector<BundleImage> images{BundleImage{"u/team/app:1.0", "u", "team/app", "1.0", std::nullopt}};
+  auto exported = export_bundle(*source.meta, source.dir, images, out, &signer);
+  const std::string bundle = out.str();
+  EXPECT_EQ(exported.signed_by, "site (sha256:" + signer.public_key().fingerprint() + ")");
+
+  Cache target{root_ / "target"};
+  const auto generation = target.meta->generation();
+  auto refusal = [&](const std::string& bytes, ImportOptions options) {
+    try {
+      import_into(target, bytes, options);
+    } catch (const BundleError& e) {
+      return std::string(e.what());
+    }
+    return std::string("imported");
+  };
+  ImportOptions trusting_other;
+  trusting_other.trusted_keys = {other.public_key()};
+  EXPECT_EQ(refusal(bundle, trusting_other),
+            "signed by key sha256:" + signer.public_key().fingerprint() +
+                ", which is not among the trusted bundle keys (bundle.trusted_keys)");
+  EXPECT_EQ(refusal(bundle, {}), "signed by key sha256:" + signer.public_key().fingerprint() +
+                                     ", which is not among the trusted bundle keys (none configured)");
+
+  ImportOptions trusting;
+  trusting.trusted_keys = {other.public_key(), signer.public_key()};
+  trusting.require_signature = true;
+  // index.json and the evidence altered after signing (same lengths: the archive stays valid).
+  std::string index_changed = bundle;
+  index_changed.replace(index_changed.find("\"io.pullgate.repository\":\"team/app\""), 35,
+                        "\"io.pullgate.repository\":\"team/apq\"");
+  EXPECT_EQ(refusal(index_changed, trusting), "index.json was altered after signing (its sha256 is not the signed one)");
+  std::string evidence_changed = bundle;
+  evidence_changed.replace(evidence_changed.find("\"referrers\":[]"), 14, "\"referrers\":{}");
+  EXPECT_EQ(refusal(evidence_changed, trusting),
+            "pullgate/evidence.json was altered after signing (its sha256 is not the signed one)");
+  // A blob altered: its digest no longer matches (the signed index names it).
+  std::string blob_changed = bundle;
+  blob_changed[bundle.find(std::string(100, 'L')) + 50] = 'M';
+  EXPECT_NE(refusal(blob_changed, trusting).find("content does not match its digest"), std::string::npos);
+  // The signature entry replaced: its statement changed (the signature no longer verifies).
+  std::string statement_changed = bundle;
+  const auto signed_index = statement_changed.find("index.json\\\":\\\"sha256:") + 22;
+  statement_changed[signed_index] = statement_changed[signed_index] == '0' ? '1' : '0';
+  EXPECT_EQ(refusal(statement_changed, trusting),
+            "pullgate/signature.json: the signature does not verify with key site (the statement or the signature "
+            "was altered)");
+  // Unsigned, where signatures are required.
+  auto unsigned_bundle = export_of(source, images);
+  EXPECT_EQ(refusal(unsigned_bundle, trusting),
+            "the bundle is not signed, and signatures are required (bundle.require_signature)");
+  EXPECT_EQ(target.meta->generation(), generation);
+  EXPECT_EQ(target.meta->manifest_count(), 0u);
+  EXPECT_EQ(target.files_in("blobs"), 0u);
+  EXPECT_EQ(target.files_in("tmp"), 0u);
+
+  // A dry run (bundle verify) checks and writes nothing; then the import goes through.
+  trusting.dry_run = true;
+  EXPECT_EQ(import_into(target, bundle, trusting).signed_by, exported.signed_by);
+  EXPECT_EQ(target.meta->generation(), generation);
+  EXPECT_EQ(target.files_in("tmp"), 0u);
+  trusting.dry_run = false;
+  auto imported = import_into(target, bundle, trusting);
+  EXPECT_EQ(imported.signed_by, exported.signed_by);
+  EXPECT_TRUE(target.meta->get_tag("u", "team/app", "1.0"));
+  // Without keys or a requirement, an unsigned bundle still imports (nothing new now).
+  EXPECT_EQ(import_into(target, unsigned_bundle).records, 0u);
+}
+
+TEST(BundleKeyTest, EncryptedAndPublicKeysAreRefusedForSigning) {
+  auto refused = [](std::string_view pem) {
+    auto parsed = registry::PrivateKey::from_pem("k", pem);
+    return std::holds_alternative<std::string>(parsed) ? std::get<std::string>(parsed) : std::string();
+  };
+  EXPECT_NE(refused("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n").find("encrypted"),
+            std::string::npos);
+  EXPECT_NE(refused("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nAAAA\n").find("cosign"), std::string::npos);
+  EXPECT_NE(refused("-----BEGIN PUBLIC KEY-----\nAAAA\n").find("not a PEM private key"), std::string::npos);
+  EXPECT_EQ(refused(p256_private), "");
 }
 
 }  // namespace

@@ -183,6 +183,19 @@ TEST(Config, TheLmdbMapGrowsUpToItsMaximum) {
                         "cache.lmdb_max_map_size_mb: must be between 16 and"));
 }
 
+TEST(Config, BundleKeysAndTheSignatureRequirement) {
+  auto r = parse_config(R"({"bundle": {"trusted_keys": ["a.pub", "/etc/b.pub"], "require_signature": false}})");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  EXPECT_EQ(r.config.bundle_trusted_keys, (std::vector<std::string>{"a.pub", "/etc/b.pub"}));
+  EXPECT_EQ(r.config.bundle_require_signature, false);
+  EXPECT_FALSE(parse_config("{}").config.bundle_require_signature);
+  EXPECT_TRUE(has_error(parse_config(R"({"bundle": {"trusted_keys": "a.pub"}})"), "bundle.trusted_keys: must be a list"));
+  EXPECT_TRUE(has_error(parse_config(R"({"bundle": {"trusted_keys": [3]}})"), "bundle.trusted_keys: must name PEM"));
+  EXPECT_TRUE(has_error(parse_config(R"({"bundle": {"require_signature": "yes"}})"),
+                        "bundle.require_signature: must be true or false"));
+  EXPECT_TRUE(has_error(parse_config(R"({"bundle": {"keys": []}})"), "bundle.keys"));
+}
+
 TEST(Config, ByteSizesAndDurations) {
   EXPECT_EQ(parse_byte_size("500MiB"), std::uint64_t{500} << 20);
   EXPECT_EQ(parse_byte_size("10KiB"), 10240u);
