@@ -8,6 +8,7 @@
 #include "cache/map_usage.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -83,6 +84,11 @@ class MapGrowth {
   }
 
  private:
+  // Takes `mutex` exclusively while `gate` holds back new transactions (see
+  // wait_for_growth); without a timeout it waits for every transaction to end. The
+  // lock returned does not own the mutex when the timeout passed first.
+  std::unique_lock<std::shared_timed_mutex> lock_exclusive(std::optional<std::chrono::milliseconds> timeout);
+
   std::size_t max_bytes_;
   std::atomic<bool> warned_{false};  // at_max/failed said once until the map grows again
 };

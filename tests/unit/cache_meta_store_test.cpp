@@ -3,6 +3,7 @@
 
 #include "tests/unit/temp_dir.hpp"
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -498,6 +499,46 @@ TEST_F(MetaStoreTest, AMapAtItsMaximumSaysSoOnceBeforeItIsFull) {
   EXPECT_EQ(events[0].kind, MapEvent::Kind::at_max);
   EXPECT_EQ(events[0].before.max_bytes, std::size_t(1) << 20);
   EXPECT_EQ(store->map_usage().map_bytes, std::size_t(1) << 20);
+}
+
+// A map that cannot get the address space to grow (a process limit, here RLIMIT_AS
+// in a forked child) says so once, keeps working at its size (LMDB is never left
+// without a map), and a write that no longer fits is MAP_FULL's clear error.
+TEST_F(MetaStoreTest, AMapWithoutAddressSpaceToGrowSaysSoAndKeepsWorking) {
+  int code = exit_code_of_child([&] {
+    auto store = MetaStore::open(dir_, 64 << 20, std::size_t(64) << 30);
+    std::vector<MapEvent> events;
+    store->on_map_event([&](const MapEvent& e) { events.push_back(e); });
+    std::ifstream statm("/proc/self/statm");
+    std::size_t pages = 0;
+    statm >> pages;
+    const std::size_t in_use = pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const rlimit limit{in_use + (48 << 20), in_use + (48 << 20)};  // room for 48 MiB more, not a 128 MiB map
+    if (::setrlimit(RLIMIT_AS, &limit) != 0) return 10;
+    bool full = false;
+    int written = 0;
+    for (int i = 0; i < 4096 && !full; ++i) {
+      try {
+        store->put_manifest(numbered(i), ManifestRecord{"m", std::string(64 << 10, 'x'), i});
+        ++written;
+      } catch (const std::runtime_error& e) {
+        if (std::string(e.what()).find("full") == std::string::npos) return 11;
+        full = true;
+      }
+    }
+    if (!full) return 12;
+    if (events.size() != 1 || events[0].kind != MapEvent::Kind::failed) return 13;
+    if (events[0].error.find("address space") == std::string::npos) return 14;
+    if (events[0].new_map_bytes != (std::size_t(128) << 20)) return 15;
+    if (store->map_usage().map_bytes != (std::size_t(64) << 20)) return 16;
+    // Still readable: the map is the old one, with everything written.
+    auto first = store->get_manifest(numbered(0));
+    if (!first || first->bytes.size() != (64 << 10)) return 17;
+    return store->manifest_count() == std::size_t(written) ? 0 : 18;
+  });
+  EXPECT_EQ(code, 0) << "10: setrlimit; 11: another error than full; 12: never full; 13-15: not one failed "
+                        "event naming the address space and 128 MiB; 16: the map changed; 17-18: the store "
+                        "broke; 3: a write threw; -1: the child crashed";
 }
 
 // Readers on other threads while the map grows under them: growth waits for their
