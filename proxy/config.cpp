@@ -430,4 +430,10 @@ void apply_overrides(ConfigResult& result, const Overrides& o) {
       result.errors.push_back(e);
 }
 
+HostPort reachable_locally(HostPort listen) {
+  if (listen.host == "0.0.0.0") listen.host = "127.0.0.1";
+  else if (listen.host == "::") listen.host = "::1";
+  return listen;
+}
+
 }  // namespace pullgate::proxy

@@ -127,5 +127,8 @@ struct HostPort {
   std::uint16_t port;
 };
 std::optional<HostPort> parse_host_port(const std::string& text);
+// Where a client on this machine reaches a listener: a wildcard host ("0.0.0.0",
+// "::") on loopback, any other as it is.
+HostPort reachable_locally(HostPort listen);
 
 }  // namespace pullgate::proxy

@@ -134,6 +134,12 @@ std::string random_hex(std::size_t bytes) {
 
 }  // namespace
 
+std::string load_token(const std::filesystem::path& path) {
+  cache::FileHandle existing(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!existing) throw token_error("cannot open token file", path);
+  return read_token(existing, path);
+}
+
 std::string load_or_create_token(const std::filesystem::path& path) {
   if (cache::FileHandle existing(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); existing)
     return read_token(existing, path);

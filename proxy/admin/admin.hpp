@@ -47,6 +47,8 @@ namespace pullgate::proxy {
 // that group or others may access, as sshd does a private key. Throws
 // std::runtime_error (one line).
 std::string load_or_create_token(const std::filesystem::path& path);
+// Reads the token of an existing file, with the same checks; throws when it is missing.
+std::string load_token(const std::filesystem::path& path);
 
 class AdminApi final : public Handler {
  public:

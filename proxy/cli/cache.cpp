@@ -11,6 +11,7 @@
 #include "cache/evictor.hpp"
 #include "cache/garbage.hpp"
 #include "cache/inventory.hpp"
+#include "proxy/admin/admin_call.hpp"
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/commands.hpp"
 #include "proxy/gate/cache_view.hpp"
@@ -39,9 +40,9 @@ du and ls only read, and work while the server runs.
 evict: removes the images named (UPSTREAM/REPOSITORY:TAG, UPSTREAM/REPOSITORY@DIGEST
 or a manifest digest; a child manifest evicts the images listing it) now, as an
 eviction run would: their manifests and the blobs no other image holds. A pinned image
-(cache.pin) is refused unless --force. Only while no server runs on the data
-directory: a running server has the cache in memory too, so evict through its admin
-API then (POST /v1/cache/evict, docs/cache.md).
+(cache.pin) is refused unless --force. When a server runs on the data directory, it
+evicts: the command asks it through the admin API (POST /v1/cache/evict, with the
+admin token of the config), as a running server holds the cache in memory too.
 
 verify re-hashes every blob file and repairs what it finds, one line each: a file
 whose bytes do not match its digest is removed with its record (the next pull fetches
@@ -98,14 +99,37 @@ std::vector<cache::ImagePin> config_pins(const Config& config) {
   return pins;
 }
 
-int evict(const CliArgs& cli, bool force, const Config& config, cache::MetaStore& meta) {
-  if (cli.positional.empty()) return usage("cache evict needs IMAGE or DIGEST", "cache");
-  auto held = cache::try_hold_data_dir_exclusive(config.data_dir);
-  if (!held) {
-    std::cerr << "pullgate: a server runs on " << config.data_dir.string()
-              << ": evict through its admin API: POST /v1/cache/evict {\"images\": [...]} (docs/cache.md)\n";
+// The server running on the data directory evicts (POST /v1/cache/evict): its
+// answer is printed as it came, or its error in one line.
+int evict_through_server(const CliArgs& cli, bool force, const Config& config) {
+  nlohmann::json request = {
+      {"images", cli.positional}, {"force", force}, {"by", cli.get("--by") ? *cli.get("--by") : std::string("cli")}};
+  AdminAnswer answer;
+  try {
+    answer = call_admin(config, "POST", "/v1/cache/evict", request.dump());
+  } catch (const std::exception& e) {
+    std::cerr << "pullgate: a server runs on " << config.data_dir.string() << " and evicts for it, but " << e.what()
+              << "\n";
     return 1;
   }
+  auto body = nlohmann::json::parse(answer.body, nullptr, false);
+  if (answer.status == 200 && body.is_object()) {
+    std::cout << body.dump() << "\n";
+    return 0;
+  }
+  std::string error = body.is_object() && body.contains("error") && body["error"].is_string()
+                          ? body["error"].get<std::string>()
+                          : "HTTP " + std::to_string(answer.status);
+  std::cerr << "pullgate: " << error << " (the server on " << config.data_dir.string() << ")\n";
+  return 1;
+}
+
+int evict(const CliArgs& cli, bool force, const Config& config, cache::MetaStore& meta) {
+  if (cli.positional.empty()) return usage("cache evict needs IMAGE or DIGEST", "cache");
+  // A running server holds the cache in memory too (its manifest cache, its blob
+  // locks): it must do the eviction itself.
+  auto held = cache::try_hold_data_dir_exclusive(config.data_dir);
+  if (!held) return evict_through_server(cli, force, config);
   std::vector<registry::Digest> manifests;
   for (const auto& image : cli.positional) {
     auto named = cache::find_cached_manifest(meta, image);

@@ -62,11 +62,9 @@ std::vector<registry::Descriptor> children_to_fetch(const registry::ParsedManife
 std::optional<std::string> mirror_url_of(const std::string& listen, bool tls) {
   auto hp = parse_host_port(listen);
   if (!hp) return std::nullopt;
-  std::string host = hp->host;
-  if (host == "0.0.0.0") host = "127.0.0.1";
-  else if (host == "::") host = "::1";
+  auto [host, port] = reachable_locally(*hp);
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(hp->port);
+  return std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(port);
 }
 
 std::string manifest_target(const ExplainQuery& image, std::string_view reference) {
