@@ -277,6 +277,26 @@ std::optional<ExceptionRecord> decode_exception(std::string_view key, std::strin
   return r;
 }
 
+std::string encode(const PinRecord& r) {
+  json j = header();
+  j["pin"] = r.pin;
+  j["who"] = r.who;
+  j["created_at_ms"] = r.created_at_ms;
+  j["note"] = r.note;
+  return dump(j, "pin");
+}
+
+std::optional<PinRecord> decode_pin(std::string_view key, std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  auto pin = field<std::string>(*j, "pin");
+  auto who = field<std::string>(*j, "who");
+  auto created = field<std::int64_t>(*j, "created_at_ms");
+  auto note = field<std::string>(*j, "note");
+  if (!pin || *pin != key || !who || !created || !note) return std::nullopt;
+  return PinRecord{std::move(*pin), std::move(*who), *created, std::move(*note)};
+}
+
 std::string encode(const ReportRecord& r) {
   json j = header();
   // Opaque to the store: kept as base64 so any bytes the caller chose round-trip.
@@ -487,6 +507,7 @@ class LmdbMetaStore final : public MetaStore {
     pending_order_ = txn.open_dbi("pending_order", MDB_CREATE);
     signals_ = txn.open_dbi("signals", MDB_CREATE);
     pulls_ = txn.open_dbi("pulls", MDB_CREATE);
+    pins_ = txn.open_dbi("pins", MDB_CREATE);
     check_schema(txn);
     // "seen" came last: a store written before it learns where its manifests were
     // seen from its tag records (and the indexes they name); a manifest pulled only
@@ -698,7 +719,7 @@ class LmdbMetaStore final : public MetaStore {
   }
 
   std::optional<ExceptionRecord> get_exception(std::string_view id) override {
-    if (!exception_key_ok(id)) return std::nullopt;  // never stored: put_exception refuses it
+    if (!text_key_ok(id)) return std::nullopt;  // never stored: put_exception refuses it
     auto txn = lmdb::Txn::read(env_.get());
     auto value = txn.get(exceptions_, id);
     if (!value) return std::nullopt;
@@ -706,28 +727,38 @@ class LmdbMetaStore final : public MetaStore {
   }
 
   void put_exception(const ExceptionRecord& record) override {
-    if (!exception_key_ok(record.id)) {
+    if (!text_key_ok(record.id)) {
       throw std::invalid_argument("cannot store exception: the id must be 1 to " + std::to_string(max_key_) +
                                   " bytes without NUL");
     }
     put(exceptions_, record.id, encode(record), "put exception " + record.id);
   }
 
-  bool remove_exception(std::string_view id) override {
-    if (!exception_key_ok(id)) return false;
-    auto txn = lmdb::Txn::write(env_.get());
-    bool existed = txn.del(exceptions_, id, "remove exception " + std::string(id));
-    if (existed) txn.commit();
-    return existed;
+  bool remove_exception(std::string_view id) override { return remove_keyed(exceptions_, id, "exception"); }
+
+  std::vector<ExceptionRecord> list_exceptions() override { return list_decoded<ExceptionRecord>(exceptions_, decode_exception); }
+
+  std::optional<PinRecord> get_pin(std::string_view pin) override {
+    if (!text_key_ok(pin)) return std::nullopt;  // never stored: add_pin refuses it
+    return read(pins_, pin, [&](std::string_view value) { return decode_pin(pin, value); });
   }
 
-  std::vector<ExceptionRecord> list_exceptions() override {
-    std::vector<ExceptionRecord> out;
-    scan(exceptions_, [&](std::string_view key, std::string_view value) {
-      if (auto record = decode_exception(key, value)) out.push_back(std::move(*record));
-    });
-    return out;
+  bool add_pin(const PinRecord& record) override {
+    if (!text_key_ok(record.pin)) {
+      throw std::invalid_argument("cannot store pin: it must be 1 to " + std::to_string(max_key_) +
+                                  " bytes without NUL");
+    }
+    const std::string value = encode(record);  // refuses bad text before the write lock
+    auto txn = lmdb::Txn::write(env_.get());
+    if (txn.get(pins_, record.pin)) return false;
+    txn.put(pins_, record.pin, value, "put pin " + record.pin);
+    txn.commit();
+    return true;
   }
+
+  bool remove_pin(std::string_view pin) override { return remove_keyed(pins_, pin, "pin"); }
+
+  std::vector<PinRecord> list_pins() override { return list_decoded<PinRecord>(pins_, decode_pin); }
 
   std::optional<ReportRecord> get_report(const Digest& digest) override {
     return read(reports_, digest.str(), decode_report);
@@ -874,7 +905,7 @@ class LmdbMetaStore final : public MetaStore {
     for (const auto& [key, response] : batch.responses) add(responses_, storable_key(key, max_key_), encode(response));
     for (const auto& [digest, record] : batch.reports) add(reports_, digest.str(), encode(record));
     for (const auto& record : batch.exceptions) {
-      if (!usable_exception(record) || !exception_key_ok(record.id))
+      if (!usable_exception(record) || !text_key_ok(record.id))
         throw std::invalid_argument("unusable exception record " + record.id.substr(0, 100));
       add(exceptions_, record.id, encode(record));
     }
@@ -1148,8 +1179,28 @@ class LmdbMetaStore final : public MetaStore {
     return !keys.empty();
   }
 
-  bool exception_key_ok(std::string_view id) const {
-    return !id.empty() && id.size() <= max_key_ && id.find('\0') == std::string_view::npos;
+  // An exception's id or a pin: text LMDB can key.
+  bool text_key_ok(std::string_view key) const {
+    return !key.empty() && key.size() <= max_key_ && key.find('\0') == std::string_view::npos;
+  }
+
+  // Removes the record of an exception or a pin (a text key); whether there was one.
+  bool remove_keyed(MDB_dbi dbi, std::string_view key, std::string_view what) {
+    if (!text_key_ok(key)) return false;
+    auto txn = lmdb::Txn::write(env_.get());
+    bool existed = txn.del(dbi, key, "remove " + std::string(what) + " " + std::string(key));
+    if (existed) txn.commit();
+    return existed;
+  }
+
+  // Every record of `dbi` that decodes (decode(key, value)), in key order.
+  template <class Record, class Decode>
+  std::vector<Record> list_decoded(MDB_dbi dbi, Decode decode) {
+    std::vector<Record> out;
+    scan(dbi, [&](std::string_view key, std::string_view value) {
+      if (auto record = decode(key, value)) out.push_back(std::move(*record));
+    });
+    return out;
   }
 
   // One record by key, decoded (copied out) inside a short read transaction;
@@ -1298,6 +1349,7 @@ class LmdbMetaStore final : public MetaStore {
   MDB_dbi pending_order_ = 0;
   MDB_dbi signals_ = 0;
   MDB_dbi pulls_ = 0;
+  MDB_dbi pins_ = 0;
 };
 
 std::size_t round_up_to_page(std::size_t bytes) {
@@ -1317,8 +1369,8 @@ std::unique_ptr<MetaStore> MetaStore::open(const std::filesystem::path& dir, std
   MDB_env* raw = nullptr;
   lmdb::check(mdb_env_create(&raw), "create environment");
   lmdb::Env env(raw);
-  // Room for the databases later work adds (verdicts, audit cursor, exceptions, reports).
-  lmdb::check(mdb_env_set_maxdbs(env.get(), 16), "set max databases");
+  // 15 databases are in use (the constructor opens them); room for those later work adds.
+  lmdb::check(mdb_env_set_maxdbs(env.get(), 24), "set max databases");
   // 0 keeps the size recorded in an existing environment (or LMDB's default).
   if (map_size_bytes > 0) {
     lmdb::check(mdb_env_set_mapsize(env.get(), round_up_to_page(map_size_bytes)), "set map size");

@@ -77,6 +77,15 @@ struct ExceptionRecord {
   std::optional<std::int64_t> expires_at_ms;  // none: never
 };
 
+// A pin added at run time (`pullgate pin add`, docs/cache.md "Pins"): eviction keeps
+// what it names, like a cache.pin of the config. Keyed by the pin's text.
+struct PinRecord {
+  std::string pin;  // UPSTREAM/REPOSITORY:TAG or UPSTREAM/REPOSITORY@DIGEST, as written by format_image_pin
+  std::string who;
+  std::int64_t created_at_ms = 0;
+  std::string note;  // empty: none
+};
+
 // A scan report imported for a manifest digest. The summary is opaque here: the
 // policy layer encodes and decodes it (encode_summary); stored byte for byte.
 struct ReportRecord {
@@ -373,6 +382,16 @@ class MetaStore {
   // policy in force no longer has it), in one write transaction. Manual and upstream
   // verdicts count in every scope and are never touched.
   virtual RecordsRemoved remove_records_of_other_scopes(const std::vector<std::string>& live_scopes) = 0;
+
+  // Run-time pins by their text (the store does not parse them: cache/pins.hpp does).
+  // add_pin stores `record` unless a pin of that text is stored, in one write
+  // transaction, and says whether it stored it; it refuses (std::invalid_argument) an
+  // empty pin, one LMDB cannot key, and text that is not UTF-8.
+  virtual std::optional<PinRecord> get_pin(std::string_view pin) = 0;
+  virtual bool add_pin(const PinRecord& record) = 0;
+  virtual bool remove_pin(std::string_view pin) = 0;
+  // In the pins' byte order; records that do not decode are skipped.
+  virtual std::vector<PinRecord> list_pins() = 0;
 };
 
 // What `parsed` references (its blobs, then its child manifests).

@@ -1,5 +1,7 @@
 #include "cache/pins.hpp"
 
+#include <algorithm>
+
 #include "registry/glob.hpp"
 #include "registry/names.hpp"
 
@@ -34,6 +36,8 @@ std::optional<ImagePin> parse_image_pin(std::string_view text, std::string* prob
   if (slash == std::string_view::npos || slash == 0) return refuse("names no UPSTREAM/ before the repository");
   ImagePin pin{std::string(text.substr(0, slash)), {}, {}, std::nullopt};
   if (has_wildcard(pin.upstream)) return refuse("the upstream is a name, not a pattern");
+  for (unsigned char c : pin.upstream)
+    if (c <= ' ' || c >= 0x7f) return refuse("the upstream has a character no upstream name has");
   auto rest = text.substr(slash + 1);
   std::string_view name;
   if (auto at = rest.find('@'); at != std::string_view::npos) {
@@ -52,6 +56,36 @@ std::optional<ImagePin> parse_image_pin(std::string_view text, std::string* prob
   if (auto why = name_problem(name, registry::GlobKind::repository)) return refuse(*why);
   pin.repository = std::string(name);
   return pin;
+}
+
+std::string format_image_pin(const ImagePin& pin) {
+  std::string out = pin.upstream + "/" + pin.repository;
+  if (pin.digest) return out + "@" + pin.digest->str();
+  return out + ":" + pin.tag;
+}
+
+std::vector<ImagePin> pins_in_force(MetaStore& meta, const std::vector<ImagePin>& config_pins) {
+  auto out = config_pins;
+  for (const auto& record : meta.list_pins())
+    if (auto pin = parse_image_pin(record.pin)) out.push_back(std::move(*pin));
+  return out;
+}
+
+std::vector<ListedPin> list_pins_in_force(MetaStore& meta, const std::vector<std::string>& config_pins) {
+  std::vector<ListedPin> out;
+  auto list = [&](const ImagePin& pin, std::optional<PinRecord> record) {
+    ListedPin listed{format_image_pin(pin), !record, std::move(record), {}};
+    for (auto& digest : resolve_pins(meta, {pin}))
+      if (std::find(listed.keeps.begin(), listed.keeps.end(), digest) == listed.keeps.end() &&
+          meta.get_manifest(digest))
+        listed.keeps.push_back(std::move(digest));
+    out.push_back(std::move(listed));
+  };
+  for (const auto& text : config_pins)
+    if (auto pin = parse_image_pin(text)) list(*pin, std::nullopt);
+  for (auto& record : meta.list_pins())
+    if (auto pin = parse_image_pin(record.pin)) list(*pin, std::move(record));
+  return out;
 }
 
 std::vector<registry::Digest> resolve_pins(MetaStore& meta, const std::vector<ImagePin>& pins) {

@@ -30,6 +30,26 @@ struct ImagePin {
 // their characters); then `problem`, when given, says why in one short phrase.
 std::optional<ImagePin> parse_image_pin(std::string_view text, std::string* problem = nullptr);
 
+// The pin's text as stored and compared: UPSTREAM/REPOSITORY:TAG or
+// UPSTREAM/REPOSITORY@DIGEST (the digest as Digest writes it).
+std::string format_image_pin(const ImagePin& pin);
+
+// The pins in force: `config_pins` (cache.pin), then those stored by `pullgate pin
+// add` (a stored pin that does not parse is skipped; it cannot be added).
+std::vector<ImagePin> pins_in_force(MetaStore& meta, const std::vector<ImagePin>& config_pins);
+
+// One pin of `pullgate pin ls` (and GET /v1/pins): where it comes from, who stored it,
+// and the cached manifests it resolves to now (a tag not cached keeps nothing).
+struct ListedPin {
+  std::string pin;                  // format_image_pin's
+  bool from_config = false;         // else stored (`record`)
+  std::optional<PinRecord> record;  // a stored pin's
+  std::vector<registry::Digest> keeps;
+};
+// The config's pins (`config_pins`, cache.pin's text; those that do not parse
+// skipped), then the stored ones in their order.
+std::vector<ListedPin> list_pins_in_force(MetaStore& meta, const std::vector<std::string>& config_pins);
+
 // The manifests `pins` keep now: a tag's current digest (a tag not cached keeps
 // nothing), every cached tag a pattern matches (the tag records are read once, and
 // only when a pattern needs them), a digest as given.

@@ -317,9 +317,11 @@ int serve(const std::vector<std::string>& args) {
                                                  config.cache_low_watermark, config.cache_max_unpulled_ms},
                            clock);
     evictor.on_evicted = [&mirror](const cache::EvictionPlan& plan) { mirror.forget_evicted(plan.manifests); };
+    // The config's pins and those `pullgate pin add` stored, read at each run: a pin
+    // added while the server runs protects its image from the next run on.
     std::vector<cache::ImagePin> pins;
     for (const auto& text : config.cache_pins) pins.push_back(*cache::parse_image_pin(text));
-    evictor.pins = [pins] { return pins; };
+    evictor.pins = [pins, &meta] { return cache::pins_in_force(*meta, pins); };
     asio::post(blocking, [&, in_force = policy.get()] { sweep_removed_scopes(*meta, *in_force, metrics); });
     evictor.on_garbage = [](const cache::GarbageFinding& f) {
       log_event("info", "garbage", {{"found", cache::to_string(f.kind)}, {"path", f.path.string()},
@@ -477,6 +479,8 @@ int main(int argc, char** argv) {
       {"audit", "[filters]", "print matching audit-log records", cli::audit_help, cli::run_audit},
       {"bundle", "export|import|verify", "air-gap bundles: cached images with their evidence", cli::bundle_help,
        cli::run_bundle, Bare::shows_help},
+      {"pin", "add|ls|rm", "pin images so eviction keeps them (works while the server runs)", cli::pin_help,
+       cli::run_pin, Bare::shows_help},
       {"cache", "du|ls|evict", "what the cache holds, by image; evict an image", cli::cache_help, cli::run_cache,
        Bare::shows_help},
       {"prefetch", "IMAGE...|--file LIST", "pull images into the cache through the running mirror's gate",

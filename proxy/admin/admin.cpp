@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/blob_store.hpp"
+#include "cache/pins.hpp"
+#include "proxy/gate/cache_view.hpp"
 #include "proxy/gate/records.hpp"
 #include "proxy/gate/explain.hpp"
 #include "proxy/telemetry/log.hpp"
@@ -343,6 +345,13 @@ AdminApi::Reply AdminApi::route(const Request& request, const RequestContext& co
   if (path == "/v1/explain") {
     if (method != http::verb::get) return {405, error_json("use GET").dump()};
     return explain(request);
+  }
+  if (path == "/v1/pins") {
+    // The pins of `pullgate pin ls --json`: the config's, then the stored ones.
+    if (method != http::verb::get) return {405, error_json("use GET").dump()};
+    json pins = json::array();
+    for (const auto& listed : cache::list_pins_in_force(meta_, config_.cache_pins)) pins.push_back(pin_json(listed));
+    return {200, json{{"pins", pins}}.dump(-1, ' ', false, json::error_handler_t::replace)};
   }
   if (path == "/v1/verdicts" || path.rfind("/v1/verdicts/", 0) == 0)
     return verdicts(request, path.size() > 13 ? path.substr(13) : std::string(), context);

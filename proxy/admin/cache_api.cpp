@@ -82,7 +82,7 @@ AdminApi::Reply AdminApi::cache(const Request& request, const RequestContext& co
     return {404, json{{"error", "not cached (any more): " + done.missing.front().str()},
                       {"missing", digests_json(done.missing)}}.dump()};
   if (!done.result)
-    return {409, json{{"error", "pinned (cache.pin): " + done.pinned.front().str() +
+    return {409, json{{"error", "pinned (cache.pin or pullgate pin): " + done.pinned.front().str() +
                                     "; nothing evicted; send \"force\": true to evict it anyway"},
                       {"pinned", digests_json(done.pinned)}}.dump()};
   const auto& plan = done.result->plan;

@@ -40,9 +40,10 @@ du and ls only read, and work while the server runs.
 evict: removes the images named (UPSTREAM/REPOSITORY:TAG, UPSTREAM/REPOSITORY@DIGEST
 or a manifest digest; a child manifest evicts the images listing it) now, as an
 eviction run would: their manifests and the blobs no other image holds. A pinned image
-(cache.pin) is refused unless --force. When a server runs on the data directory, it
-evicts: the command asks it through the admin API (POST /v1/cache/evict, with the
-admin token of the config), as a running server holds the cache in memory too.
+(cache.pin, pullgate pin) is refused unless --force. When a server runs on the data
+directory, it evicts: the command asks it through the admin API (POST
+/v1/cache/evict, with the admin token of the config), as a running server holds the
+cache in memory too.
 
 verify re-hashes every blob file and repairs what it finds, one line each: a file
 whose bytes do not match its digest is removed with its record (the next pull fetches
@@ -92,11 +93,12 @@ void print_table(const cache::CacheInventory& inventory) {
               human_bytes(inventory.totals.bytes).c_str(), human_bytes(inventory.pinned_bytes).c_str());
 }
 
-std::vector<cache::ImagePin> config_pins(const Config& config) {
+// The config's pins and the stored ones (`pullgate pin`).
+std::vector<cache::ImagePin> pins_in_force(const Config& config, cache::MetaStore& meta) {
   std::vector<cache::ImagePin> pins;
   for (const auto& text : config.cache_pins)
     if (auto pin = cache::parse_image_pin(text)) pins.push_back(*pin);
-  return pins;
+  return cache::pins_in_force(meta, pins);
 }
 
 // The server running on the data directory evicts (POST /v1/cache/evict): its
@@ -144,11 +146,11 @@ int evict(const CliArgs& cli, bool force, const Config& config, cache::MetaStore
   cache::Evictor evictor(meta, blobs, pulls,
                          cache::EvictionLimits{config.cache_max_bytes, config.cache_high_watermark,
                                                config.cache_low_watermark, config.cache_max_unpulled_ms});
-  const auto pins = config_pins(config);
+  const auto pins = pins_in_force(config, meta);
   evictor.pins = [pins] { return pins; };
   auto done = evictor.evict_images(manifests, force);
   if (!done.result) {
-    std::cerr << "pullgate: " << done.images.front().str() << " is pinned (cache.pin); nothing evicted; --force evicts it anyway\n";
+    std::cerr << "pullgate: " << done.images.front().str() << " is pinned (cache.pin or pullgate pin); nothing evicted; --force evicts it anyway\n";
     return 1;
   }
   const auto& plan = done.result->plan;
@@ -245,7 +247,7 @@ int run_cache(const std::vector<std::string>& all) {
   if (sub == "evict") return evict(cli, force, *config, *meta);
   cache::PullTimes pulls;  // none in memory here: the stored times
   if (sub == "du") return du(cache::read_cache(*meta, pulls).contents);
-  auto inventory = cache::inventory_of(*meta, pulls, config_pins(*config), *order, *limit);
+  auto inventory = cache::inventory_of(*meta, pulls, pins_in_force(*config, *meta), *order, *limit);
   if (json) {
     for (const auto& image : inventory.images) std::cout << image_json(image).dump() << "\n";
   } else {

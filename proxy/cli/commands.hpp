@@ -30,6 +30,10 @@ int run_pending(const std::vector<std::string>& args);
 extern const char exception_help[];
 int run_exception(const std::vector<std::string>& args);
 
+// `pullgate pin add|ls|rm`: pins kept in the LMDB environment beside cache.pin.
+extern const char pin_help[];
+int run_pin(const std::vector<std::string>& args);
+
 // `pullgate explain IMAGE|DIGEST`: what the gate decides now, from the cache only.
 extern const char explain_help[];
 int run_explain(const std::vector<std::string>& args);

@@ -29,6 +29,18 @@ json image_json(const cache::ListedImage& listed) {
           {"pinned", image.pinned}};
 }
 
+json pin_json(const cache::ListedPin& pin) {
+  json keeps = json::array();
+  for (const auto& digest : pin.keeps) keeps.push_back(digest.str());
+  json out = {{"pin", pin.pin}, {"source", pin.from_config ? "config" : "store"}, {"keeps", keeps}};
+  if (pin.record) {
+    out["by"] = pin.record->who;
+    out["since"] = policy::format_ms(pin.record->created_at_ms);
+    if (!pin.record->note.empty()) out["note"] = pin.record->note;
+  }
+  return out;
+}
+
 json limits_json(const cache::EvictionLimits& limits) {
   json out = {{"max_size", nullptr},
               {"high_watermark", limits.high_watermark},

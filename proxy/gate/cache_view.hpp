@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/inventory.hpp"
+#include "cache/pins.hpp"
 
 namespace pullgate::proxy {
 
@@ -17,6 +18,9 @@ nlohmann::json totals_json(const cache::CacheTotals& totals);
 // One image: its root digest, names, size (bytes, bytes_alone, bytes_shared), counts,
 // last pull (RFC 3339 and ms) and whether it is pinned.
 nlohmann::json image_json(const cache::ListedImage& image);
+// One pin of `pullgate pin ls --json` and GET /v1/pins: pin, source (config|store),
+// keeps (the cached manifests it resolves to now), and a stored pin's by, since, note.
+nlohmann::json pin_json(const cache::ListedPin& pin);
 // The limits in force; an absent limit is null.
 nlohmann::json limits_json(const cache::EvictionLimits& limits);
 

@@ -3,7 +3,8 @@ of about 1 MiB each; pullgate with a cache limit that holds two of them and an e
 run every second. Pulls (skopeo, which verifies every digest) that exceed the limit
 evict the least recently pulled image; an evicted image pulls again, byte for byte;
 the cache stays under its limit; a pinned image (exact, or matched by a glob pin)
-stays however long ago it was pulled. And content not pulled for cache.max_unpulled
+stays however long ago it was pulled, also when pinned by `pullgate pin add` while
+the server runs, until `pullgate pin rm`. And content not pulled for cache.max_unpulled
 goes whatever the size."""
 import json
 import os
@@ -28,6 +29,11 @@ def cache_du(pg):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def pin_cli(pg, *args):
+    """`pullgate pin ARGS` on pg's data dir, while pg runs."""
+    return h.pullgate_cli(*(["pin"] + list(args) + ["--data", pg.data_dir]))
 
 
 def blob_file(pg, digest):
@@ -112,6 +118,54 @@ class Eviction(h.ThreeImages, unittest.TestCase):
         h.wait_until(lambda: h.metric(pg, "pullgate_cache_pinned_bytes ") >= 2 * LAYER_BYTES, 30,
                      "both pinned images counted")
         self.pull(pg, "x")  # still served, from the cache
+
+    def test_a_pin_added_while_the_server_runs_keeps_its_image_until_removed(self):
+        # `pullgate pin add` writes to the LMDB environment the server reads at each
+        # eviction run: a, pinned that way and the least recently pulled, stays while
+        # b goes; after `pullgate pin rm` it is evicted like any other image.
+        pg = self.start_pullgate({"max_size": "3000KiB"})
+        self.pull(pg, "a")
+        pin = "%s/it/a:v1" % self.registry.address
+        done = pin_cli(pg, "add", "--by", "ops", "--note", "release 4.2", pin)
+        self.assertEqual((done.returncode, done.stdout, done.stderr), (0, "pinned %s\n" % pin, ""))
+        again = pin_cli(pg, "add", pin)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertIn("is pinned already (by ops at ", again.stdout)
+        self.pull(pg, "b")
+        self.pull(pg, "c")
+        h.wait_until(lambda: not os.path.exists(blob_file(pg, self.layer("b").digest)), 60,
+                     "b's layer evicted")
+        self.assertTrue(os.path.exists(blob_file(pg, self.layer("a").digest)))
+        h.wait_until(lambda: h.metric(pg, "pullgate_cache_pinned_bytes ") >= LAYER_BYTES, 30,
+                     "the pinned bytes gauge set")
+
+        listed = pin_cli(pg, "ls", "--json")
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        rows = [json.loads(line) for line in listed.stdout.splitlines()]
+        self.assertEqual(rows, [{"pin": pin, "source": "store", "by": "ops", "since": rows[0]["since"],
+                                 "note": "release 4.2", "keeps": [self.images["a"].digest]}])
+        # The admin API lists the same pins.
+        status, _, body = h.admin_request(pg, h.read_token(pg), "GET", "/v1/pins")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body), {"pins": rows})
+        table = pin_cli(pg, "ls")
+        self.assertIn(pin, table.stdout)
+        self.assertIn(self.images["a"].digest[:19], table.stdout)
+
+        bad = pin_cli(pg, "add", "it/a")
+        self.assertEqual(bad.returncode, 1)
+        self.assertEqual(bad.stderr.count("\n"), 1, bad.stderr)
+        self.assertIn("names neither :TAG nor @DIGEST", bad.stderr)
+
+        removed = pin_cli(pg, "rm", pin)
+        self.assertEqual((removed.returncode, removed.stdout), (0, "unpinned %s\n" % pin), removed.stderr)
+        absent = pin_cli(pg, "rm", pin)
+        self.assertEqual((absent.returncode, absent.stderr), (1, "pullgate: %s is not pinned\n" % pin))
+        # b again makes a the least recently pulled, with nothing keeping it now.
+        self.pull(pg, "b")
+        h.wait_until(lambda: not os.path.exists(blob_file(pg, self.layer("a").digest)), 60,
+                     "a's layer evicted once unpinned")
+        self.assertTrue(os.path.exists(blob_file(pg, self.layer("c").digest)))
 
     def test_content_not_pulled_for_max_unpulled_goes(self):
         pg = self.start_pullgate({"max_unpulled": "2s"})

@@ -1044,11 +1044,15 @@ ExceptionRecord exception_record(std::string id, std::string digest_text = "", s
   return r;
 }
 
-std::vector<std::string> ids(const std::vector<ExceptionRecord>& records) {
+// The keys of listed records (an exception's id, a pin's text), in the order listed.
+template <class Record>
+std::vector<std::string> keys_of(const std::vector<Record>& records, std::string Record::*key) {
   std::vector<std::string> out;
-  for (const auto& r : records) out.push_back(r.id);
+  for (const auto& r : records) out.push_back(r.*key);
   return out;
 }
+
+std::vector<std::string> ids(const std::vector<ExceptionRecord>& records) { return keys_of(records, &ExceptionRecord::id); }
 
 TEST_F(MetaStoreTest, ExceptionRoundTripOverwriteAndRemove) {
   auto store = MetaStore::open(dir_, map_size);
@@ -1121,6 +1125,85 @@ TEST_F(MetaStoreTest, CorruptExceptionsAreAbsent) {
   for (const char* id : {"garbage", "old-version", "wrong-id", "no-expiry-field", "wide", "bad-type"})
     EXPECT_FALSE(store->get_exception(id)) << id;
   EXPECT_EQ(ids(store->list_exceptions()), std::vector<std::string>{"good"});
+}
+
+// ---- run-time pins ----
+
+std::vector<std::string> pin_texts(const std::vector<PinRecord>& records) { return keys_of(records, &PinRecord::pin); }
+
+TEST_F(MetaStoreTest, APinIsAddedOnceListedInOrderAndRemoved) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_FALSE(store->get_pin("docker.io/library/debian:stable"));
+  EXPECT_TRUE(store->list_pins().empty());
+  EXPECT_FALSE(store->remove_pin("docker.io/library/debian:stable"));
+
+  EXPECT_TRUE(store->add_pin({"docker.io/library/debian:stable", "alice", 1000, "release 4.2"}));
+  EXPECT_TRUE(store->add_pin({"docker.io/library/**:lts", "bob", 2000, ""}));
+  // Adding it again keeps the first record: who pinned it and when stay.
+  const auto before = store->generation();
+  EXPECT_FALSE(store->add_pin({"docker.io/library/debian:stable", "mallory", 3000, "again"}));
+  EXPECT_EQ(store->generation(), before);  // nothing committed
+  auto read = store->get_pin("docker.io/library/debian:stable");
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->who, "alice");
+  EXPECT_EQ(read->created_at_ms, 1000);
+  EXPECT_EQ(read->note, "release 4.2");
+  EXPECT_EQ(pin_texts(store->list_pins()),
+            (std::vector<std::string>{"docker.io/library/**:lts", "docker.io/library/debian:stable"}));
+
+  EXPECT_TRUE(store->remove_pin("docker.io/library/debian:stable"));
+  EXPECT_FALSE(store->get_pin("docker.io/library/debian:stable"));
+  EXPECT_FALSE(store->remove_pin("docker.io/library/debian:stable"));
+  EXPECT_EQ(pin_texts(store->list_pins()), std::vector<std::string>{"docker.io/library/**:lts"});
+}
+
+TEST_F(MetaStoreTest, PinsThatCannotBeKeyedOrStoredAreRefused) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_THROW(store->add_pin({"", "alice", 1, ""}), std::invalid_argument);
+  EXPECT_THROW(store->add_pin({"up/" + std::string(600, 'a') + ":x", "alice", 1, ""}), std::invalid_argument);
+  EXPECT_THROW(store->add_pin({std::string("up/a\0b:x", 8), "alice", 1, ""}), std::invalid_argument);
+  EXPECT_THROW(store->add_pin({"up/a:x", "alice", 1, "\xff not UTF-8"}), std::invalid_argument);
+  EXPECT_TRUE(store->list_pins().empty());
+  EXPECT_FALSE(store->get_pin(""));
+  EXPECT_FALSE(store->remove_pin(std::string(600, 'a')));
+}
+
+TEST_F(MetaStoreTest, CorruptPinsAreAbsent) {
+  {
+    auto store = MetaStore::open(dir_, map_size);
+    EXPECT_TRUE(store->add_pin({"up/good:x", "alice", 1, ""}));
+  }
+  write_raw("pins", "up/garbage:x", "not json");
+  write_raw("pins", "up/old:x", R"({"v":0,"pin":"up/old:x","who":"","created_at_ms":1,"note":""})");
+  write_raw("pins", "up/wrong:x", R"({"v":1,"pin":"up/other:x","who":"","created_at_ms":1,"note":""})");
+  write_raw("pins", "up/no-note:x", R"({"v":1,"pin":"up/no-note:x","who":"","created_at_ms":1})");
+  auto store = MetaStore::open(dir_, map_size);
+  for (const char* pin : {"up/garbage:x", "up/old:x", "up/wrong:x", "up/no-note:x"})
+    EXPECT_FALSE(store->get_pin(pin)) << pin;
+  EXPECT_EQ(pin_texts(store->list_pins()), std::vector<std::string>{"up/good:x"});
+}
+
+TEST_F(MetaStoreTest, APinAddedByAnotherProcessIsSeen) {
+  auto store = MetaStore::open(dir_, map_size);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      auto other = MetaStore::open(dir_, map_size);
+      code = other->add_pin({"up/app:stable", "child", 5, ""}) ? 0 : 1;
+    } catch (...) {
+      code = 2;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  auto read = store->get_pin("up/app:stable");
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->who, "child");
 }
 
 TEST_F(MetaStoreTest, GenerationMovesOnEveryCommitAndNotOnReads) {

@@ -139,6 +139,30 @@ TEST_F(PinResolution, APatternFollowsATagThatMoves) {
   EXPECT_EQ(resolve({"docker.io/library/debian:stable"}), (std::vector<std::string>{s('b')}));
 }
 
+TEST_F(PinResolution, StoredPinsJoinTheConfigsAndOnesThatDoNotParseAreSkipped) {
+  tag("docker.io", "library/debian", "stable", 'a');
+  tag("docker.io", "library/alpine", "3", 'b');
+  const std::vector<ImagePin> config = {*parse_image_pin("docker.io/library/debian:stable")};
+  EXPECT_EQ(pins_in_force(*meta_, config).size(), 1u);
+  EXPECT_TRUE(meta_->add_pin({"docker.io/library/alpine:3", "alice", 1, ""}));
+  EXPECT_TRUE(meta_->add_pin({"not a pin", "mallory", 1, ""}));  // the store does not parse; nothing adds it
+  auto pins = pins_in_force(*meta_, config);
+  ASSERT_EQ(pins.size(), 2u);
+  std::vector<std::string> out;
+  for (const auto& d : resolve_pins(*meta_, pins)) out.push_back(d.str());
+  EXPECT_EQ(out, (std::vector<std::string>{s('a'), s('b')}));
+}
+
+TEST(PinPatterns, AFormattedPinParsesToItself) {
+  const std::string digest = "sha256:" + std::string(64, 'e');
+  for (const std::string& text : std::vector<std::string>{"docker.io/library/debian:stable", "localhost:5000/it/a:v1",
+                                                          "docker.io/library/**:stable", "ghcr.io/org/app@" + digest})
+    EXPECT_EQ(format_image_pin(*parse_image_pin(text)), text);
+  std::string problem;
+  EXPECT_FALSE(parse_image_pin("up\nstream/app:x", &problem));
+  EXPECT_EQ(problem, "the upstream has a character no upstream name has");
+}
+
 TEST_F(PinResolution, TagRecordsAreListedWithTheirNames) {
   tag("localhost:5000", "it/a", "v1", 'a');
   auto tags = meta_->list_tags();

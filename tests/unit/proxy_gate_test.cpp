@@ -454,6 +454,10 @@ class HookedStore final : public cache::MetaStore {
   RecordsRemoved remove_records_of_other_scopes(const std::vector<std::string>& live) override {
     return real_.remove_records_of_other_scopes(live);
   }
+  std::optional<cache::PinRecord> get_pin(std::string_view pin) override { return real_.get_pin(pin); }
+  bool add_pin(const cache::PinRecord& r) override { return real_.add_pin(r); }
+  bool remove_pin(std::string_view pin) override { return real_.remove_pin(pin); }
+  std::vector<cache::PinRecord> list_pins() override { return real_.list_pins(); }
 
  private:
   cache::MetaStore& real_;
