@@ -4,11 +4,13 @@ run every second. Pulls (skopeo, which verifies every digest) that exceed the li
 evict the least recently pulled image; an evicted image pulls again, byte for byte;
 the cache stays under its limit; a pinned image (exact, or matched by a glob pin)
 stays however long ago it was pulled, also when pinned by `pullgate pin add` while
-the server runs, until `pullgate pin rm`. And content not pulled for cache.max_unpulled
-goes whatever the size."""
+the server runs, until `pullgate pin rm`. Content not pulled for cache.max_unpulled
+goes whatever the size. And skopeo and containerd pulling all three at once, over and
+over, while runs evict under them, get every byte of every pull."""
 import json
 import os
 import subprocess
+import threading
 import unittest
 
 import harness as h
@@ -91,6 +93,51 @@ class Eviction(h.ThreeImages, unittest.TestCase):
         h.wait_until(lambda: not os.path.exists(blob_file(pg, self.layer("a").digest)), 60,
                      "a's layer evicted")
         self.assertLessEqual(cached_blob_bytes(pg), limit)
+
+    def test_clients_pulling_while_runs_evict_get_every_byte(self):
+        # Room for two of the three images: each pull of the third evicts one, so the
+        # runs (every second) remove what other pulls are fetching or about to fetch.
+        pg = self.start_pullgate({"max_size": "2500KiB"})
+        failures = []
+
+        def skopeo_pulls(name):
+            for _ in range(4):
+                try:
+                    self.pull(pg, name)  # skopeo checks every digest; pull checks every byte
+                except AssertionError as e:
+                    failures.append("skopeo %s: %s" % (name, e))
+
+        def containerd_pulls():
+            for round in range(2):  # a fresh containerd each round: nothing is reused
+                ctrd = h.Containerd().start()
+                try:
+                    ctrd.write_hosts(self.registry.address, pg.address)
+                    for name in ("a", "b", "c"):
+                        ref = "%s/%s" % (self.registry.address, self.references[name])
+                        r = ctrd.pull("evict", ref)
+                        if r.returncode != 0:
+                            failures.append("ctr %s round %d: %s" % (name, round, r.stderr))
+                            continue
+                        for digest, data in self.images[name].blobs().items():
+                            if ctrd.content("evict", digest) != data:
+                                failures.append("ctr %s round %d: %s differs" % (name, round, digest))
+                finally:
+                    ctrd.close()
+
+        threads = [threading.Thread(target=skopeo_pulls, args=(name,)) for name in ("a", "b", "c")]
+        threads.append(threading.Thread(target=containerd_pulls))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=600)
+        self.assertFalse(any(t.is_alive() for t in threads), "a client hung")
+        self.assertEqual(failures, [], pg.stderr()[-4000:])
+        self.assertGreaterEqual(h.metric(pg, 'pullgate_evictions_total{what="image",reason="size"}'), 1)
+        # What is left checks out: verify finds no blob whose bytes differ from its name.
+        done = subprocess.run([pg.bin, "cache", "verify", "--data", pg.data_dir], capture_output=True, text=True,
+                              timeout=120)
+        summary = json.loads(done.stdout.splitlines()[-1])
+        self.assertEqual(summary["mismatched"], 0, done.stdout)
 
     def test_a_pinned_image_stays_while_the_others_are_evicted(self):
         # a is pinned by its tag and is the least recently pulled: b goes instead.
