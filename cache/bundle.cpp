@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/blob_store.hpp"
+#include "cache/docker_archive.hpp"
 #include "cache/tar.hpp"
 #include "registry/base64.hpp"
 #include "registry/names.hpp"
@@ -328,10 +329,9 @@ class Staging {
  public:
   explicit Staging(const BlobStore& store) : store_(store) {}
   ~Staging() {
-    for (auto& [digest, staged] : files) {
-      std::error_code ec;
-      std::filesystem::remove(staged.path, ec);
-    }
+    std::error_code ec;
+    for (auto& [digest, staged] : files) std::filesystem::remove(staged.path, ec);
+    for (auto& [name, kept] : named) std::filesystem::remove(kept.staged.path, ec);  // adopted ones: already gone
   }
   Staging(const Staging&) = delete;
   Staging& operator=(const Staging&) = delete;
@@ -339,18 +339,22 @@ class Staging {
   void add(tar::Reader& reader, const tar::Entry& entry, const Digest& digest) {
     TempBlob temp = store_.create_temp();
     files.emplace(digest, Staged{temp.path, entry.size});  // removed by the destructor, whatever happens next
-    registry::DigestHasher hasher(digest.algorithm());
-    std::vector<char> buffer(chunk_bytes);
-    while (auto n = reader.read(buffer.data(), buffer.size())) {
-      hasher.update(buffer.data(), n);
-      for (std::size_t done = 0; done < n;) {
-        ssize_t w = ::write(temp.file.get(), buffer.data() + done, n - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) throw std::system_error(errno, std::generic_category(), "write " + temp.path.string());
-        done += std::size_t(w);
-      }
-    }
-    if (hasher.finish() != digest) throw BundleError(reader.where() + ": content does not match its digest");
+    if (copy(reader, temp, digest.algorithm()) != digest)
+      throw BundleError(reader.where() + ": content does not match its digest");
+  }
+
+  // An entry known by its name only (a docker-archive's layers and config, which
+  // manifest.json, read later perhaps, names): kept with its sha256.
+  void add_named(tar::Reader& reader, const tar::Entry& entry) {
+    TempBlob temp = store_.create_temp();
+    auto& kept = named[entry.name] = Named{Staged{temp.path, entry.size}, std::nullopt};
+    kept.digest = copy(reader, temp, registry::DigestAlgorithm::sha256);
+  }
+
+  // A named entry becomes the blob of its digest (publish, read_small then find it).
+  void adopt(const std::string& name) {
+    const auto& kept = named.at(name);
+    files.emplace(*kept.digest, kept.staged);
   }
 
   std::string read_small(const Digest& digest, std::size_t limit) const {
@@ -381,9 +385,29 @@ class Staging {
     files.erase(it);
   }
 
+  struct Named {
+    Staged staged;
+    std::optional<Digest> digest;
+  };
   std::map<Digest, Staged> files;
+  std::map<std::string, Named> named;
 
  private:
+  Digest copy(tar::Reader& reader, const TempBlob& temp, registry::DigestAlgorithm algorithm) {
+    registry::DigestHasher hasher(algorithm);
+    std::vector<char> buffer(chunk_bytes);
+    while (auto n = reader.read(buffer.data(), buffer.size())) {
+      hasher.update(buffer.data(), n);
+      for (std::size_t done = 0; done < n;) {
+        ssize_t w = ::write(temp.file.get(), buffer.data() + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) throw std::system_error(errno, std::generic_category(), "write " + temp.path.string());
+        done += std::size_t(w);
+      }
+    }
+    return hasher.finish();
+  }
+
   const BlobStore& store_;
 };
 
@@ -429,21 +453,106 @@ Placement place(const json& descriptor, const Digest& digest, const ImportOption
     // A plain OCI archive: ref.name is [HOST/]REPOSITORY:TAG.
     auto name = annotation(descriptor, ref_name);
     if (!name) throw BundleError(what + " has no " + std::string(ref_name) + " annotation to name its repository");
-    std::string_view rest = *name;
-    auto slash = rest.find('/');
-    if (slash != std::string_view::npos) {
-      auto first = rest.substr(0, slash);
-      if (first.find_first_of(".:") != std::string_view::npos || first == "localhost") rest.remove_prefix(slash + 1);
-    }
-    auto colon = rest.rfind(':');
-    if (colon == std::string_view::npos || rest.find('/', colon) != std::string_view::npos)
-      throw BundleError(what + ": " + std::string(ref_name) + " \"" + *name + "\" is not REPOSITORY:TAG");
-    p.repository = std::string(rest.substr(0, colon));
-    p.tag = std::string(rest.substr(colon + 1));
+    auto split = docker_archive::split_name(*name);
+    if (!split) throw BundleError(what + ": " + std::string(ref_name) + " \"" + *name + "\" is not REPOSITORY:TAG");
+    p.repository = split->repository;
+    p.tag = split->tag;
   }
   if (!registry::Repository::parse(p.repository)) throw BundleError(what + ": not a repository name: " + p.repository);
   if (p.tag && !registry::Tag::parse(*p.tag)) throw BundleError(what + ": not a tag: " + *p.tag);
   return p;
+}
+
+// Everything checked out: the blobs into place, then the records in one transaction
+// (with dry_run, neither: the staged temp files go with `staging`).
+BundleSummary publish(MetaStore& meta, Staging& staging, const ImportBatch& batch, const std::set<Digest>& blob_digests,
+                      const ImportOptions& options, BundleSummary summary) {
+  summary.blobs = blob_digests.size();
+  if (options.dry_run) return summary;
+  for (const auto& digest : blob_digests) staging.publish(digest);
+  try {
+    summary.records = meta.import_records(batch);
+  } catch (const std::invalid_argument& e) {
+    throw BundleError(std::string("a record of the bundle is refused: ") + e.what());
+  }
+  return summary;
+}
+
+// A docker-archive, read whole into `staging` (its files by name) and `manifest_text`:
+// each image's config and layers checked (paths inside the archive, each layer's
+// sha256 its diff_id), an OCI manifest made for it and tagged under every RepoTags
+// name. No evidence: the gate decides these images on their first pull.
+BundleSummary import_docker_archive(MetaStore& meta, Staging& staging, const std::string& manifest_text,
+                                    const std::map<std::string, std::string>& links, const ImportOptions& options) {
+  if (!options.upstream)
+    throw BundleError("a docker-archive does not say which upstream its images come from: give --upstream NAME");
+  BundleSummary summary;
+  ImportBatch batch;
+  std::set<Digest> blob_digests;
+  // The staged entry an archive path names, through links (a few hops at most).
+  auto find = [&](const std::string& path, const std::string& what) -> const std::string& {
+    const std::string* name = &path;
+    for (int hop = 0; hop < 8 && !staging.named.contains(*name); ++hop) {
+      auto link = links.find(*name);
+      if (link == links.end()) break;
+      name = &link->second;
+    }
+    if (!staging.named.contains(*name))
+      throw BundleError(std::string(docker_archive::manifest_path) + " names " + what + " " + path.substr(0, 200) +
+                        ", which the archive does not hold");
+    staging.adopt(*name);
+    return *name;
+  };
+  std::set<std::pair<std::string, std::string>> tagged;  // (repository, tag)
+  auto images = docker_archive::parse_manifest(manifest_text);
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    const auto& image = images[i];
+    const std::string what = "image " + std::to_string(i + 1) + " of " + docker_archive::manifest_path;
+    const auto& config_kept = staging.named.at(find(image.config, "config"));
+    if (config_kept.staged.size > registry::max_manifest_bytes)
+      throw BundleError(what + ": config " + image.config + " is larger than 4 MiB");
+    const docker_archive::Blob config{*config_kept.digest, config_kept.staged.size};
+    auto diff_ids = docker_archive::diff_ids(staging.read_small(config.digest, registry::max_manifest_bytes),
+                                             what + ": config " + image.config);
+    if (diff_ids.size() != image.layers.size())
+      throw BundleError(what + ": " + std::to_string(image.layers.size()) + " layers, but its config lists " +
+                        std::to_string(diff_ids.size()) + " diff_ids");
+    std::vector<docker_archive::Blob> layers;
+    for (std::size_t l = 0; l < image.layers.size(); ++l) {
+      const auto& kept = staging.named.at(find(image.layers[l], "layer"));
+      if (*kept.digest != diff_ids[l])
+        throw BundleError(what + ": layer " + image.layers[l] + " has sha256 " + kept.digest->str() +
+                          ", not its diff_id " + diff_ids[l].str());
+      layers.push_back({*kept.digest, kept.staged.size});
+    }
+    if (image.repo_tags.empty()) {
+      summary.notes.push_back(what + " has no RepoTags (saved by ID): nothing to file it under, left out");
+      continue;
+    }
+    const std::string bytes = docker_archive::oci_manifest(config, layers);
+    const Digest digest = registry::digest_of(registry::DigestAlgorithm::sha256, bytes);
+    auto parsed = parse_or_throw(digest, bytes, registry::media_type::oci_manifest);
+    blob_digests.insert(config.digest);
+    for (const auto& layer : layers) blob_digests.insert(layer.digest);
+    for (const auto& repo_tag : image.repo_tags) {
+      auto name = docker_archive::parse_repo_tag(repo_tag, options.docker_hub);
+      if (!tagged.emplace(name.repository, name.tag).second)
+        throw BundleError(std::string(docker_archive::manifest_path) + " names " + repo_tag + " twice");
+      ManifestBatch m;
+      m.upstream = *options.upstream;
+      m.repository = name.repository;
+      m.manifest = ManifestBatch::Manifest{digest, ManifestRecord{parsed.media_type, bytes, options.now_ms},
+                                           references_of(parsed)};
+      m.seen.push_back(digest);
+      m.tag = ManifestBatch::Tag{name.tag, TagRecord{digest, parsed.media_type, options.now_ms}};
+      batch.manifests.push_back(std::move(m));
+      ++summary.images;
+    }
+    ++summary.manifests;
+  }
+  for (const auto& digest : blob_digests)
+    batch.blobs.emplace_back(digest, BlobRecord{staging.files.at(digest).size, options.now_ms, options.now_ms});
+  return publish(meta, staging, batch, blob_digests, options, std::move(summary));
 }
 
 }  // namespace
@@ -490,7 +599,8 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
   BundleSummary summary;
   BlobStore store(data_dir, BlobStore::Leftovers::keep);
   Staging staging(store);
-  std::optional<std::string> layout_text, index_text, evidence_text, signature_text;
+  std::optional<std::string> layout_text, index_text, evidence_text, signature_text, docker_text;
+  std::map<std::string, std::string> links;  // a link's name -> the archive name it points at
 
   // 1. Every entry read and every blob verified, into temp files.
   tar::Reader reader(in);
@@ -501,6 +611,11 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
   };
   while (auto entry = reader.next()) {
     if (entry->type == tar::Entry::Type::directory) continue;
+    if (entry->type != tar::Entry::Type::file) {
+      // Never followed on disk; a docker-archive's manifest.json may name one.
+      if (auto target = tar::resolve_link(*entry)) links[entry->name] = *target;
+      continue;
+    }
     if (entry->name == "oci-layout") {
       once(layout_text, *entry, 4096);
     } else if (entry->name == "index.json") {
@@ -517,20 +632,32 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
                         : Digest::parse(std::string(rest.substr(0, slash)) + ":" + std::string(rest.substr(slash + 1)));
       if (!digest) throw BundleError(reader.where() + ": not a blob name (blobs/<algorithm>/<hex>)");
       if (!staging.files.contains(*digest)) staging.add(reader, *entry, *digest);
+    } else if (entry->name == docker_archive::manifest_path) {
+      once(docker_text, *entry, max_index_bytes);
     } else {
-      summary.notes.push_back(reader.where() + ": not part of a bundle, ignored");
+      // A docker-archive's layer or config, or nothing: which, manifest.json says.
+      if (staging.named.contains(entry->name))
+        throw BundleError(reader.where() + ": the archive holds " + entry->name + " twice");
+      staging.add_named(reader, *entry);
     }
   }
+  if (!(layout_text && index_text) && docker_text) {
+    summary.signed_by = check_signature(signature_text, {}, options);  // a docker-archive is never signed
+    return import_docker_archive(meta, staging, *docker_text, links, options);
+  }
+  for (const auto& [name, kept] : staging.named) summary.notes.push_back(name + ": not part of a bundle, ignored");
   // The signer, before any content is trusted: the entries that name everything else.
   SignedEntries present;
   if (layout_text) present["oci-layout"] = sha256_of(*layout_text);
   if (index_text) present["index.json"] = sha256_of(*index_text);
   if (evidence_text) present[evidence_path] = sha256_of(*evidence_text);
   summary.signed_by = check_signature(signature_text, present, options);
-  if (!layout_text) throw BundleError("not an OCI image layout: the archive has no oci-layout entry");
+  if (!layout_text)
+    throw BundleError("neither an OCI image layout (no oci-layout entry) nor a docker-archive (no manifest.json)");
   if (parse_json(*layout_text, "oci-layout").value("imageLayoutVersion", "") != "1.0.0")
     throw BundleError("oci-layout: not imageLayoutVersion 1.0.0");
-  if (!index_text) throw BundleError("not an OCI image layout: the archive has no index.json entry");
+  if (!index_text)
+    throw BundleError("neither an OCI image layout (no index.json entry) nor a docker-archive (no manifest.json)");
   json index = parse_json(*index_text, "index.json");
   if (!index.contains("manifests") || !index["manifests"].is_array())
     throw BundleError("index.json has no manifests list");
@@ -626,18 +753,7 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
   }
 
   // 3. Everything checked out: the blobs into place, then the records in one transaction.
-  if (options.dry_run) {
-    summary.blobs = blob_digests.size();
-    return summary;  // the staged temp files go with `staging`
-  }
-  for (const auto& digest : blob_digests) staging.publish(digest);
-  summary.blobs = blob_digests.size();
-  try {
-    summary.records = meta.import_records(batch);
-  } catch (const std::invalid_argument& e) {
-    throw BundleError(std::string("a record of the bundle is refused: ") + e.what());
-  }
-  return summary;
+  return publish(meta, staging, batch, blob_digests, options, std::move(summary));
 }
 
 }  // namespace pullgate::cache

@@ -68,9 +68,13 @@ struct ImportOptions {
   std::vector<registry::PublicKey> trusted_keys;
   bool require_signature = false;  // an unsigned archive is refused
   bool dry_run = false;            // check everything, publish and write nothing (bundle verify)
+  // The upstream is Docker Hub: a docker-archive's one-component names (nginx:1.25)
+  // are filed under library/, as the mirror asks Docker Hub for them.
+  bool docker_hub = false;
 };
 
-// Reads a bundle (or a plain OCI archive) into the cache under data_dir. Throws
+// Reads a bundle (or a plain OCI archive, or a docker-archive with options.upstream)
+// into the cache under data_dir. Throws
 // BundleError (or tar::Error) naming the entry that failed; then nothing changed.
 BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_dir, std::istream& in,
                             const ImportOptions& options);

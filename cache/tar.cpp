@@ -86,6 +86,34 @@ std::optional<std::string> clean_name(std::string_view name) {
   return std::string(name);
 }
 
+std::optional<std::string> resolve_link(const Entry& link) {
+  std::string_view target = link.link_target;
+  if (target.empty() || target.front() == '/' || target.find('\0') != std::string_view::npos) return std::nullopt;
+  std::vector<std::string_view> parts;
+  auto push = [&](std::string_view path) {
+    for (std::size_t start = 0; start <= path.size();) {
+      auto end = std::min(path.find('/', start), path.size());
+      auto component = path.substr(start, end - start);
+      if (component == "..") {
+        if (parts.empty()) return false;  // above the archive's root
+        parts.pop_back();
+      } else if (!component.empty() && component != ".") {
+        parts.push_back(component);
+      }
+      start = end + 1;
+    }
+    return true;
+  };
+  if (link.type == Entry::Type::symlink) {
+    auto slash = link.name.rfind('/');
+    if (slash != std::string::npos && !push(std::string_view(link.name).substr(0, slash))) return std::nullopt;
+  }
+  if (!push(target) || parts.empty()) return std::nullopt;
+  std::string out;
+  for (auto part : parts) out += (out.empty() ? "" : "/") + std::string(part);
+  return out;
+}
+
 // ---- Writer
 
 void Writer::header(std::string_view name, char type, std::uint64_t size) {
@@ -187,6 +215,7 @@ std::optional<Entry> Reader::next() {
   skip_rest();
   std::optional<std::string> pax_path;
   std::optional<std::uint64_t> pax_size;
+  std::optional<std::string> pax_link;
   for (;;) {
     Block block;
     auto after = [&] { return index_ == 0 ? std::string("at its start") : "after " + describe(); };
@@ -234,6 +263,7 @@ std::optional<Entry> Reader::next() {
         auto key = record.substr(0, equals);
         auto value = record.substr(equals + 1);
         if (key == "path") pax_path = std::string(value);
+        if (key == "linkpath") pax_link = std::string(value);
         if (key == "size") {
           std::uint64_t n = 0;
           if (value.empty() || value.size() > 19) throw Error(where + ": bad extended size");
@@ -261,15 +291,19 @@ std::optional<Entry> Reader::next() {
       entry.type = Entry::Type::file;
     } else if (type == '5') {
       entry.type = Entry::Type::directory;
+    } else if (type == '1' || type == '2') {
+      entry.type = type == '1' ? Entry::Type::hardlink : Entry::Type::symlink;
+      entry.link_target = pax_link ? *pax_link : field_text(block.data() + 157, 100);
     } else {
       throw Error(describe() + ": entry type '" + std::string(1, type) +
-                  "' is not allowed (only files and directories)");
+                  "' is not allowed (only files, directories and links)");
     }
     // "." itself, as some writers add it, is the archive's root: nothing to create.
     if (entry.type == Entry::Type::directory && (raw == "." || raw == "./")) {
       padding_ = *size + padding_of(*size);
       pax_path.reset();
       pax_size.reset();
+      pax_link.reset();
       skip_rest();
       continue;
     }

@@ -3,8 +3,10 @@
 // longer than ustar holds), for air-gap bundles (cache/bundle.hpp). Both move one
 // entry's bytes at a time through the caller's buffer: memory does not grow with the
 // archive. The reader trusts nothing: a bad header, a bad checksum, an entry type
-// other than file or directory, a name with a ".." component or an absolute name, and
-// an archive that ends early are refused with a tar::Error naming the entry.
+// other than file, directory or link, a name with a ".." component or an absolute
+// name, and an archive that ends early are refused with a tar::Error naming the entry.
+// Links (docker-archives hold `<id>/layer.tar -> ../<hex>.tar`) are reported with
+// their target as written; nothing here follows or creates them.
 #include <cstdint>
 #include <istream>
 #include <optional>
@@ -48,10 +50,13 @@ class Writer {
 };
 
 struct Entry {
-  enum class Type { file, directory };
+  enum class Type { file, directory, symlink, hardlink };
   std::string name;  // relative, no "." or ".." components, no trailing '/'
   Type type = Type::file;
   std::uint64_t size = 0;
+  // A link's target as the archive wrote it (unchecked: resolve it with resolve_link):
+  // a symlink's relative to the link's folder, a hard link's to the archive's root.
+  std::string link_target;
 };
 
 class Reader {
@@ -81,5 +86,9 @@ class Reader {
 // Whether an entry name is one the reader accepts: relative, each component neither
 // empty, "." nor "..", no NUL. A leading "./" is allowed (and dropped by the reader).
 std::optional<std::string> clean_name(std::string_view name);
+
+// The archive name a link entry points at, or nullopt when the target is absolute or
+// climbs out of the archive ("..", lexically, past its root).
+std::optional<std::string> resolve_link(const Entry& link);
 
 }  // namespace pullgate::cache::tar

@@ -1,4 +1,5 @@
 // `pullgate bundle export|import`: air-gap bundles (docs/bundles.md).
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -33,7 +34,10 @@ Import verifies every blob's digest while it reads the archive and changes nothi
 unless the whole bundle checks out; then the images are served (also --offline) under
 the upstream, repository and tag they were exported from, or under --upstream NAME.
 A plain OCI archive (skopeo copy docker://... oci-archive:FILE.tar:REPO:TAG) needs
---upstream. An import never weakens a verdict: a local deny stays.
+--upstream. So does a docker-archive (docker save, skopeo copy ... docker-archive:):
+each RepoTags name is tagged under --upstream with an OCI manifest pullgate writes
+(uncompressed layers, so its digest is not the registry's); it carries no verdicts.
+An import never weakens a verdict: a local deny stays.
 A signed bundle imports only when its key is among the config's bundle.trusted_keys
 and nothing was altered after signing; with bundle.trusted_keys listed (or
 bundle.require_signature true) an unsigned bundle is refused.
@@ -149,7 +153,13 @@ int run_import(const CliArgs& cli, const Config& config, bool dry_run) {
     return 1;
   }
   cache::ImportOptions options;
-  if (auto* upstream = cli.get("--upstream")) options.upstream = *upstream;
+  if (auto* upstream = cli.get("--upstream")) {
+    options.upstream = *upstream;
+    for (const auto& u : config.upstreams)
+      if (u.docker_hub && (u.settings.name == *upstream ||
+                           std::find(u.aliases.begin(), u.aliases.end(), *upstream) != u.aliases.end()))
+        options.docker_hub = true;
+  }
   options.now_ms = now_ms();
   options.dry_run = dry_run;
   auto key_errors = load_bundle_keys(config, options.trusted_keys);

@@ -967,6 +967,15 @@ class GatedPullgate(Pullgate):
         return pullgate_cli(*(list(args) + ["--data", self.data_dir]), timeout=timeout)
 
 
+def files_under(directory):
+    """The relative paths of the files under directory (for "nothing was published")."""
+    out = set()
+    for root, _, files in os.walk(directory):
+        for name in files:
+            out.add(os.path.relpath(os.path.join(root, name), directory))
+    return out
+
+
 def pullgate_cli(*args, timeout=60):
     return subprocess.run([pullgate_bin()] + list(args), capture_output=True, text=True, timeout=timeout)
 

@@ -19,14 +19,6 @@ def cli(*args):
     return h.pullgate_cli(*args, timeout=300)
 
 
-def files_under(directory):
-    out = set()
-    for root, _, files in os.walk(directory):
-        for name in files:
-            out.add(os.path.relpath(os.path.join(root, name), directory))
-    return out
-
-
 class Bundle(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -148,39 +140,39 @@ class Bundle(unittest.TestCase):
         r = cli("bundle", "import", self.signed, "--config", self.site_config("other", fresh))
         self.assertEqual(r.returncode, 1)
         self.assertIn("which is not among the trusted bundle keys", r.stderr)
-        self.assertEqual(files_under(os.path.join(fresh, "blobs")), set())
+        self.assertEqual(h.files_under(os.path.join(fresh, "blobs")), set())
         # Keys listed: an unsigned bundle is refused.
         r = cli("bundle", "import", self.bundle, "--config", self.site_config("site", fresh))
         self.assertEqual(r.returncode, 1)
         self.assertIn("the bundle is not signed", r.stderr)
         r = cli("bundle", "verify", self.signed, "--config", self.site_config("site", fresh))
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(files_under(os.path.join(fresh, "blobs")), set())
+        self.assertEqual(h.files_under(os.path.join(fresh, "blobs")), set())
         r = cli("bundle", "import", self.signed, "--config", self.site_config("site", fresh))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(json.loads(r.stdout)["signed_by"].startswith(self.keys["site"] + ".pub (sha256:"))
         self.assertGreater(json.loads(r.stdout)["records_written"], 0)
-        self.assertNotEqual(files_under(os.path.join(fresh, "blobs")), set())
+        self.assertNotEqual(h.files_under(os.path.join(fresh, "blobs")), set())
 
     def test_importing_twice_changes_nothing(self):
-        before = files_under(os.path.join(self.pg.data_dir, "blobs"))
+        before = h.files_under(os.path.join(self.pg.data_dir, "blobs"))
         r = cli("bundle", "import", self.bundle, "--data", self.pg.data_dir)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["records_written"], 0)
-        self.assertEqual(files_under(os.path.join(self.pg.data_dir, "blobs")), before)
+        self.assertEqual(h.files_under(os.path.join(self.pg.data_dir, "blobs")), before)
 
     def refused(self, data, expected):
         damaged = os.path.join(self.work.path, "damaged.tar")
         with open(damaged, "wb") as f:
             f.write(data)
-        blobs_before = files_under(os.path.join(self.pg.data_dir, "blobs"))
+        blobs_before = h.files_under(os.path.join(self.pg.data_dir, "blobs"))
         verdicts_before = cli("verdict", "ls", "--data", self.pg.data_dir).stdout
         r = cli("bundle", "import", damaged, "--data", self.pg.data_dir)
         self.assertEqual(r.returncode, 1)
         self.assertIn(expected, r.stderr)
         self.assertIn("nothing was imported", r.stderr)
-        self.assertEqual(files_under(os.path.join(self.pg.data_dir, "blobs")), blobs_before)
-        self.assertEqual(files_under(os.path.join(self.pg.data_dir, "tmp")), set())
+        self.assertEqual(h.files_under(os.path.join(self.pg.data_dir, "blobs")), blobs_before)
+        self.assertEqual(h.files_under(os.path.join(self.pg.data_dir, "tmp")), set())
         self.assertEqual(cli("verdict", "ls", "--data", self.pg.data_dir).stdout, verdicts_before)
 
     def test_a_flipped_byte_is_refused_naming_the_entry(self):

@@ -261,6 +261,110 @@ TEST_F(BundleTest, APlainOciArchiveIsFiledUnderTheUpstreamGiven) {
 }
 
 
+// A docker-archive as `docker save` writes it: layers and config by name, manifest.json last.
+struct DockerArchive {
+  std::string config_text, layer1 = std::string(1024, 'a'), layer2 = "second layer";
+  std::string manifest_json;
+
+  DockerArchive() {
+    config_text = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[")" +
+                  digest_of(DigestAlgorithm::sha256, layer1).str() + R"(",")" +
+                  digest_of(DigestAlgorithm::sha256, layer2).str() + R"("]}})";
+    manifest_json = R"([{"Config":"c.json","RepoTags":["docker.io/it/app:v1","alpine:3"],"Layers":["l1.tar","id2/layer.tar"]}])";
+  }
+
+  std::string tar() const {
+    std::ostringstream out;
+    tar::Writer writer(out);
+    writer.file("l1.tar", layer1);
+    writer.file("id2/layer.tar", layer2);
+    writer.file("c.json", config_text);
+    writer.file("repositories", "{}");
+    writer.file("manifest.json", manifest_json);
+    writer.finish();
+    return out.str();
+  }
+};
+
+TEST_F(BundleTest, ADockerArchiveBecomesAnOciManifestWithItsOwnBlobs) {
+  DockerArchive archive;
+  Cache target{root_ / "target"};
+  ImportOptions options;
+  options.upstream = "docker.io";
+  options.docker_hub = true;
+  auto summary = import_into(target, archive.tar(), options);
+  EXPECT_EQ(summary.images, 2u);
+  EXPECT_EQ(summary.manifests, 1u);
+  EXPECT_EQ(summary.blobs, 3u);
+  auto tag = target.meta->get_tag("docker.io", "it/app", "v1");
+  ASSERT_TRUE(tag);
+  auto hub = target.meta->get_tag("docker.io", "library/alpine", "3");  // one component: library/, as the mirror asks
+  ASSERT_TRUE(hub);
+  EXPECT_EQ(hub->digest, tag->digest);
+  EXPECT_TRUE(target.meta->seen_in(tag->digest, "docker.io", "library/alpine"));
+  auto manifest = target.meta->get_manifest(tag->digest);
+  ASSERT_TRUE(manifest);
+  EXPECT_EQ(manifest->media_type, registry::media_type::oci_manifest);
+  EXPECT_EQ(digest_of(DigestAlgorithm::sha256, manifest->bytes), tag->digest);
+  auto parsed = std::get<registry::ParsedManifest>(registry::parse_manifest(manifest->bytes, manifest->media_type));
+  ASSERT_EQ(parsed.blobs.size(), 3u);
+  for (const auto& [bytes, media_type] : {std::pair{archive.config_text, "application/vnd.oci.image.config.v1+json"},
+                                          {archive.layer1, "application/vnd.oci.image.layer.v1.tar"},
+                                          {archive.layer2, "application/vnd.oci.image.layer.v1.tar"}}) {
+    auto digest = digest_of(DigestAlgorithm::sha256, bytes);  // uncompressed: the layer's digest is its diff_id
+    EXPECT_NE(manifest->bytes.find(R"("mediaType":")" + std::string(media_type) + R"(")"), std::string::npos);
+    EXPECT_NE(manifest->bytes.find(digest.str()), std::string::npos);
+    auto opened = target.blobs.open(digest);
+    ASSERT_TRUE(opened);
+    EXPECT_EQ(opened->size, bytes.size());
+  }
+  EXPECT_FALSE(target.meta->get_verdicts_in(tag->digest, "").manual);  // no evidence: the gate decides on first pull
+  // The same archive again: the same manifest digest, nothing new.
+  EXPECT_EQ(import_into(target, archive.tar(), options).records, 0u);
+}
+
+TEST_F(BundleTest, AMalformedDockerArchiveIsRefusedInOneLineAndPublishesNothing) {
+  auto refusal = [&](const DockerArchive& archive, std::optional<std::string> upstream = "u") {
+    Cache target{root_ / "target"};
+    ImportOptions options;
+    options.upstream = upstream;
+    try {
+      import_into(target, archive.tar(), options);
+    } catch (const BundleError& e) {
+      EXPECT_EQ(target.files_in("blobs"), 0u);
+      EXPECT_FALSE(target.meta->get_tag("u", "it/app", "v1"));
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+      return std::string(e.what());
+    }
+    return std::string("imported");
+  };
+  DockerArchive flipped;
+  flipped.layer2[0] ^= 1;
+  EXPECT_NE(refusal(flipped).find("layer id2/layer.tar has sha256"), std::string::npos);
+  DockerArchive outside;
+  outside.manifest_json = R"([{"Config":"c.json","RepoTags":["it/app:v1"],"Layers":["../l1.tar","id2/layer.tar"]}])";
+  EXPECT_EQ(refusal(outside), R"(manifest.json: image 1's layer "../l1.tar" leaves the archive)");
+  DockerArchive missing;
+  missing.manifest_json = R"([{"Config":"c.json","RepoTags":["it/app:v1"],"Layers":["l1.tar","l2.tar"]}])";
+  EXPECT_EQ(refusal(missing), "manifest.json names layer l2.tar, which the archive does not hold");
+  DockerArchive shapeless;
+  shapeless.manifest_json = R"([{"RepoTags":["it/app:v1"]}])";
+  EXPECT_EQ(refusal(shapeless), "manifest.json: image 1 lacks Config or a Layers list");
+  DockerArchive not_json;
+  not_json.manifest_json = "{";
+  EXPECT_EQ(refusal(not_json), "manifest.json is not a non-empty JSON list of images");
+  DockerArchive fewer;
+  fewer.manifest_json = R"([{"Config":"c.json","RepoTags":["it/app:v1"],"Layers":["l1.tar"]}])";
+  EXPECT_EQ(refusal(fewer), "image 1 of manifest.json: 1 layers, but its config lists 2 diff_ids");
+  DockerArchive bad_name;
+  bad_name.manifest_json = R"([{"Config":"c.json","RepoTags":["it/app"],"Layers":["l1.tar","id2/layer.tar"]}])";
+  EXPECT_EQ(refusal(bad_name), R"(manifest.json: RepoTags "it/app" is not REPOSITORY:TAG)");
+  EXPECT_EQ(refusal(DockerArchive{}, std::nullopt),
+            "a docker-archive does not say which upstream its images come from: give --upstream NAME");
+  EXPECT_EQ(refusal(DockerArchive{}), "imported");
+}
+
+
 // Test keys made with `openssl genpkey` (P-256 and Ed25519), never used elsewhere.
 constexpr const char* p256_private = R"(-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgQSxTg8toElWHVFO7

@@ -141,11 +141,39 @@ TEST(TarTest, NamesThatLeaveTheDirectoryAreRefused) {
   EXPECT_EQ(read_all(with_raw_name("./blobs/x"))[0].name, "blobs/x");
 }
 
-TEST(TarTest, LinksAndDevicesAreRefused) {
-  std::string archive = with_raw_name("link");
-  archive[156] = '2';
+TEST(TarTest, DevicesAreRefused) {
+  std::string archive = with_raw_name("device");
+  archive[156] = '3';
   rechecksum(archive);
-  EXPECT_EQ(error_of(archive), "entry 1 (link): entry type '2' is not allowed (only files and directories)");
+  EXPECT_EQ(error_of(archive), "entry 1 (device): entry type '3' is not allowed (only files, directories and links)");
+}
+
+// A link entry as docker-archives hold them: `name` -> `target`.
+Entry link_entry(const std::string& name, const std::string& target, char type = '2') {
+  std::string archive = with_raw_name(name);
+  archive[156] = type;
+  std::copy(target.begin(), target.end(), archive.begin() + 157);
+  rechecksum(archive);
+  std::istringstream in(archive);
+  Reader reader(in);
+  auto entry = reader.next();
+  EXPECT_TRUE(entry);
+  return entry ? *entry : Entry{};
+}
+
+TEST(TarTest, LinksAreReportedAndResolvedInsideTheArchiveOnly) {
+  auto link = link_entry("7a26/layer.tar", "../a390.tar");
+  EXPECT_EQ(link.type, Entry::Type::symlink);
+  EXPECT_EQ(link.link_target, "../a390.tar");
+  EXPECT_EQ(resolve_link(link), "a390.tar");
+  EXPECT_EQ(resolve_link(link_entry("a/b/c", "./../d/./e")), "a/d/e");
+  auto hard = link_entry("a/b", "x/y", '1');
+  EXPECT_EQ(hard.type, Entry::Type::hardlink);
+  EXPECT_EQ(resolve_link(hard), "x/y");  // a hard link's target is from the archive's root
+  for (auto [name, target] : {std::pair{"a/l", "../../etc/passwd"}, {"l", "/etc/passwd"}, {"l", ".."}, {"l", ""}}) {
+    SCOPED_TRACE(std::string(name) + " -> " + target);
+    EXPECT_EQ(resolve_link(link_entry(name, target)), std::nullopt);
+  }
 }
 
 TEST(TarTest, CleanNameDropsTheLeadingDotAndTrailingSlash) {
