@@ -9,10 +9,10 @@ packages=(build-essential cmake pkg-config libboost1.81-all-dev libssl-dev liblm
           libpsl-dev publicsuffix)
 if [[ "${1:-}" == "--test" ]]; then
   # googletest for unit tests; a real upstream registry (CNCF Distribution), real
-  # clients (skopeo, containerd/ctr), openssl for test certificates and tokens,
+  # clients (skopeo, podman, containerd/ctr), openssl for test certificates and tokens,
   # promtool (prometheus) to check /metrics; Google Benchmark and prometheus-cpp for
   # bench/metrics_bench.cpp, built with the tests.
-  packages+=(googletest libgtest-dev python3 docker-registry skopeo containerd openssl curl ca-certificates
+  packages+=(googletest libgtest-dev python3 docker-registry skopeo podman containerd openssl curl ca-certificates
              prometheus libbenchmark-dev prometheus-cpp-dev)
 fi
 missing=()

@@ -6,7 +6,9 @@ corrupted or truncated bundle changes nothing; a skopeo-made oci-archive imports
 with --upstream; containerd (ctr) pulls through the offline mirror too."""
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import unittest
 
 import cosign as c
@@ -120,6 +122,25 @@ class Bundle(unittest.TestCase):
         self.assertEqual(ctrd.content("bundle", self.app.digest), self.app.manifest)
         for digest, data in self.app.blobs().items():
             self.assertEqual(ctrd.content("bundle", digest), data, digest)
+
+    def test_podman_pulls_through_the_offline_mirror_by_tag_and_digest(self):
+        # podman as CLIENTS.md runs it: its own storage (vfs) under a short path, and a
+        # registries.conf that blocks the (stopped) upstream and names the mirror.
+        conf = os.path.join(self.work.path, "podman-registries.conf")
+        h.write_registries_conf(conf, self.up, self.pg.address, blocked=True)
+        root = tempfile.mkdtemp(prefix="pgp", dir="/tmp")
+        self.addCleanup(shutil.rmtree, root, True)
+        podman = ["podman", "--root", os.path.join(root, "r"), "--runroot", os.path.join(root, "s"),
+                  "--storage-driver", "vfs", "--events-backend", "none", "--cgroup-manager", "cgroupfs"]
+        env = dict(os.environ, CONTAINERS_REGISTRIES_CONF=conf, HOME=root)
+        by_tag, by_digest = "%s/it/app:v1" % self.up, "%s/it/app@%s" % (self.up, self.app.digest)
+        for ref in (by_tag, by_digest):
+            r = subprocess.run(podman + ["pull", "--tls-verify=false", ref], capture_output=True, text=True,
+                               timeout=300, env=env)
+            self.assertEqual(r.returncode, 0, "podman pull %s: %s\npullgate: %s" % (ref, r.stderr, self.pg.stderr()))
+        r = subprocess.run(podman + ["image", "inspect", "--format", "{{.Digest}}", by_tag], capture_output=True,
+                           text=True, timeout=60, env=env)
+        self.assertEqual(r.stdout.strip(), self.app.digest, r.stderr)
 
     def test_a_manual_deny_stays_denied_with_its_reason(self):
         status, _, body = self.pg.request("GET", "/v2/it/bad/manifests/v1", headers=[("Accept", h.ALL_MANIFEST_ACCEPT)])
