@@ -104,8 +104,9 @@ NamedManifest find_cached_manifest(MetaStore& meta, std::string_view text) {
     }
     return out;
   }
+  // Pins and images share a grammar, but a pattern names no one image.
   auto pin = parse_image_pin(text);
-  if (!pin) {
+  if (!pin || pin->is_pattern()) {
     out.error = "not an image: " + shown + " (give UPSTREAM/REPOSITORY:TAG, UPSTREAM/REPOSITORY@DIGEST or a digest)";
     return out;
   }

@@ -64,8 +64,10 @@ std::string format_image_pin(const ImagePin& pin) {
   return out + ":" + pin.tag;
 }
 
-std::vector<ImagePin> pins_in_force(MetaStore& meta, const std::vector<ImagePin>& config_pins) {
-  auto out = config_pins;
+std::vector<ImagePin> pins_in_force(MetaStore& meta, const std::vector<std::string>& config_pins) {
+  std::vector<ImagePin> out;
+  for (const auto& text : config_pins)
+    if (auto pin = parse_image_pin(text)) out.push_back(std::move(*pin));
   for (const auto& record : meta.list_pins())
     if (auto pin = parse_image_pin(record.pin)) out.push_back(std::move(*pin));
   return out;

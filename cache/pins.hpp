@@ -34,9 +34,10 @@ std::optional<ImagePin> parse_image_pin(std::string_view text, std::string* prob
 // UPSTREAM/REPOSITORY@DIGEST (the digest as Digest writes it).
 std::string format_image_pin(const ImagePin& pin);
 
-// The pins in force: `config_pins` (cache.pin), then those stored by `pullgate pin
-// add` (a stored pin that does not parse is skipped; it cannot be added).
-std::vector<ImagePin> pins_in_force(MetaStore& meta, const std::vector<ImagePin>& config_pins);
+// The pins in force: `config_pins` (cache.pin's text), then those stored by
+// `pullgate pin add` (a pin that does not parse is skipped: the config's were checked
+// when it was read, and a stored one cannot be added).
+std::vector<ImagePin> pins_in_force(MetaStore& meta, const std::vector<std::string>& config_pins);
 
 // One pin of `pullgate pin ls` (and GET /v1/pins): where it comes from, who stored it,
 // and the cached manifests it resolves to now (a tag not cached keeps nothing).

@@ -319,9 +319,7 @@ int serve(const std::vector<std::string>& args) {
     evictor.on_evicted = [&mirror](const cache::EvictionPlan& plan) { mirror.forget_evicted(plan.manifests); };
     // The config's pins and those `pullgate pin add` stored, read at each run: a pin
     // added while the server runs protects its image from the next run on.
-    std::vector<cache::ImagePin> pins;
-    for (const auto& text : config.cache_pins) pins.push_back(*cache::parse_image_pin(text));
-    evictor.pins = [pins, &meta] { return cache::pins_in_force(*meta, pins); };
+    evictor.pins = [&config, &meta] { return cache::pins_in_force(*meta, config.cache_pins); };
     asio::post(blocking, [&, in_force = policy.get()] { sweep_removed_scopes(*meta, *in_force, metrics); });
     evictor.on_garbage = [](const cache::GarbageFinding& f) {
       log_event("info", "garbage", {{"found", cache::to_string(f.kind)}, {"path", f.path.string()},

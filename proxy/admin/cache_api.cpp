@@ -21,12 +21,6 @@ namespace {
 
 json error_json(std::string_view message) { return json{{"error", message}}; }
 
-json digests_json(const std::vector<registry::Digest>& digests) {
-  json out = json::array();
-  for (const auto& d : digests) out.push_back(d.str());
-  return out;
-}
-
 }  // namespace
 
 asio::awaitable<AdminApi::Reply> AdminApi::cache_off_io(const Request& request, const RequestContext& context) {
@@ -92,13 +86,7 @@ AdminApi::Reply AdminApi::cache(const Request& request, const RequestContext& co
                                          {"roots", digests_json(done.images)}, {"force", asked->force},
                                          {"pinned", digests_json(done.pinned)},
                                          {"bytes_freed", plan.bytes_before - plan.bytes_after}});
-  return {200, json{{"evicted", digests_json(done.images)},
-                    {"manifests", plan.manifests.size()},
-                    {"blobs", plan.blobs.size()},
-                    {"bytes_freed", plan.bytes_before - plan.bytes_after},
-                    {"forced_pinned", digests_json(done.pinned)},
-                    {"by", by}}
-                   .dump()};
+  return {200, eviction_json(done.images, plan, done.pinned, by).dump()};
 }
 
 }  // namespace pullgate::proxy

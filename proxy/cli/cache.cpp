@@ -93,19 +93,13 @@ void print_table(const cache::CacheInventory& inventory) {
               human_bytes(inventory.totals.bytes).c_str(), human_bytes(inventory.pinned_bytes).c_str());
 }
 
-// The config's pins and the stored ones (`pullgate pin`).
-std::vector<cache::ImagePin> pins_in_force(const Config& config, cache::MetaStore& meta) {
-  std::vector<cache::ImagePin> pins;
-  for (const auto& text : config.cache_pins)
-    if (auto pin = cache::parse_image_pin(text)) pins.push_back(*pin);
-  return cache::pins_in_force(meta, pins);
-}
+// Who evicts, for the log and the answer: --by, else "cli".
+std::string by_of(const CliArgs& cli) { return cli.get("--by") ? *cli.get("--by") : std::string("cli"); }
 
 // The server running on the data directory evicts (POST /v1/cache/evict): its
 // answer is printed as it came, or its error in one line.
 int evict_through_server(const CliArgs& cli, bool force, const Config& config) {
-  nlohmann::json request = {
-      {"images", cli.positional}, {"force", force}, {"by", cli.get("--by") ? *cli.get("--by") : std::string("cli")}};
+  nlohmann::json request = {{"images", cli.positional}, {"force", force}, {"by", by_of(cli)}};
   AdminAnswer answer;
   try {
     answer = call_admin(config, "POST", "/v1/cache/evict", request.dump());
@@ -146,22 +140,15 @@ int evict(const CliArgs& cli, bool force, const Config& config, cache::MetaStore
   cache::Evictor evictor(meta, blobs, pulls,
                          cache::EvictionLimits{config.cache_max_bytes, config.cache_high_watermark,
                                                config.cache_low_watermark, config.cache_max_unpulled_ms});
-  const auto pins = pins_in_force(config, meta);
+  const auto pins = cache::pins_in_force(meta, config.cache_pins);
   evictor.pins = [pins] { return pins; };
   auto done = evictor.evict_images(manifests, force);
   if (!done.result) {
     std::cerr << "pullgate: " << done.images.front().str() << " is pinned (cache.pin or pullgate pin); nothing evicted; --force evicts it anyway\n";
     return 1;
   }
-  const auto& plan = done.result->plan;
-  nlohmann::json roots = nlohmann::json::array();
-  for (const auto& root : done.images) roots.push_back(root.str());
-  nlohmann::json line = {{"evicted", roots},
-                         {"manifests", plan.manifests.size()},
-                         {"blobs", plan.blobs.size()},
-                         {"bytes_freed", plan.bytes_before - plan.bytes_after},
-                         {"by", cli.get("--by") ? *cli.get("--by") : std::string("cli")}};
-  log_event("info", "manual eviction", {{"by", line["by"]}, {"images", roots}, {"force", force},
+  auto line = eviction_json(done.images, done.result->plan, done.pinned, by_of(cli));
+  log_event("info", "manual eviction", {{"by", line["by"]}, {"images", line["evicted"]}, {"force", force},
                                          {"bytes_freed", line["bytes_freed"]}});
   std::cout << line.dump() << "\n";
   return 0;
@@ -216,7 +203,6 @@ int run_cache_verify(const std::vector<std::string>& all) {
   return report->found() ? 1 : 0;
 }
 
-
 int run_cache(const std::vector<std::string>& all) {
   const auto& sub = all[0];
   if (sub == "verify") return run_cache_verify(all);
@@ -247,7 +233,7 @@ int run_cache(const std::vector<std::string>& all) {
   if (sub == "evict") return evict(cli, force, *config, *meta);
   cache::PullTimes pulls;  // none in memory here: the stored times
   if (sub == "du") return du(cache::read_cache(*meta, pulls).contents);
-  auto inventory = cache::inventory_of(*meta, pulls, pins_in_force(*config, *meta), *order, *limit);
+  auto inventory = cache::inventory_of(*meta, pulls, cache::pins_in_force(*meta, config->cache_pins), *order, *limit);
   if (json) {
     for (const auto& image : inventory.images) std::cout << image_json(image).dump() << "\n";
   } else {

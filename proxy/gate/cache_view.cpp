@@ -51,6 +51,22 @@ json limits_json(const cache::EvictionLimits& limits) {
   return out;
 }
 
+json digests_json(const std::vector<registry::Digest>& digests) {
+  json out = json::array();
+  for (const auto& d : digests) out.push_back(d.str());
+  return out;
+}
+
+json eviction_json(const std::vector<registry::Digest>& roots, const cache::EvictionPlan& plan,
+                   const std::vector<registry::Digest>& forced_pinned, const std::string& by) {
+  return {{"evicted", digests_json(roots)},
+          {"manifests", plan.manifests.size()},
+          {"blobs", plan.blobs.size()},
+          {"bytes_freed", plan.bytes_before - plan.bytes_after},
+          {"forced_pinned", digests_json(forced_pinned)},
+          {"by", by}};
+}
+
 std::optional<CacheQuery> parse_cache_query(const std::vector<std::pair<std::string, std::string>>& params,
                                             std::string& error) {
   CacheQuery query;

@@ -23,6 +23,13 @@ nlohmann::json image_json(const cache::ListedImage& image);
 nlohmann::json pin_json(const cache::ListedPin& pin);
 // The limits in force; an absent limit is null.
 nlohmann::json limits_json(const cache::EvictionLimits& limits);
+// Digests as a JSON array of strings.
+nlohmann::json digests_json(const std::vector<registry::Digest>& digests);
+// A manual eviction that was carried out, as POST /v1/cache/evict answers it and
+// `pullgate cache evict` prints it: the images' roots, the manifests and blobs
+// removed, the bytes freed, the pinned images evicted with force, and who.
+nlohmann::json eviction_json(const std::vector<registry::Digest>& roots, const cache::EvictionPlan& plan,
+                             const std::vector<registry::Digest>& forced_pinned, const std::string& by);
 
 // GET /v1/cache's query: sort=size|pulled, limit=N (1..max_cache_listing).
 struct CacheQuery {

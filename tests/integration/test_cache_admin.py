@@ -112,6 +112,16 @@ class CacheAdmin(unittest.TestCase):
         self.pull("a")
         self.assertGreater(self.registry.count("/v2/it/a/blobs/" + a.layers[1].digest, "GET"), gets)
 
+    def test_under_a_server_without_an_admin_listener_the_cli_says_so(self):
+        self.pull("a")
+        self.pg.config["admin"] = {"listen": ""}  # the config the CLI reads; the server keeps its own
+        self.pg.write_config()
+        done = self.cli("evict", "%s/it/a:v1" % self.registry.address)
+        self.assertEqual(done.returncode, 1)
+        self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
+        self.assertIn("admin.listen", done.stderr)
+        self.assertTrue(os.path.exists(blob_file(self.pg, self.images["a"].layers[1].digest)))
+
     def test_the_cli_evicts_when_no_server_runs_and_refuses_a_pin(self):
         self.pull("a")
         self.pull("b")

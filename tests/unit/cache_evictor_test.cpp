@@ -179,6 +179,10 @@ TEST_F(EvictorTest, ACachedManifestIsFoundByTagDigestOrBareDigestOnly) {
   auto bad = find_cached_manifest(*meta_, "not an image");
   EXPECT_FALSE(bad.unknown);
   EXPECT_NE(bad.error.find("not an image"), std::string::npos);
+  auto pattern = find_cached_manifest(*meta_, "up/app*:v1");  // a pin pattern, not an image
+  EXPECT_FALSE(pattern.digest);
+  EXPECT_FALSE(pattern.unknown);
+  EXPECT_NE(pattern.error.find("not an image"), std::string::npos);
 }
 
 TEST_F(EvictorTest, AManualVerdictSurvivesEvictionAndComputedFindingsGo) {

@@ -142,7 +142,7 @@ TEST_F(PinResolution, APatternFollowsATagThatMoves) {
 TEST_F(PinResolution, StoredPinsJoinTheConfigsAndOnesThatDoNotParseAreSkipped) {
   tag("docker.io", "library/debian", "stable", 'a');
   tag("docker.io", "library/alpine", "3", 'b');
-  const std::vector<ImagePin> config = {*parse_image_pin("docker.io/library/debian:stable")};
+  const std::vector<std::string> config = {"docker.io/library/debian:stable"};
   EXPECT_EQ(pins_in_force(*meta_, config).size(), 1u);
   EXPECT_TRUE(meta_->add_pin({"docker.io/library/alpine:3", "alice", 1, ""}));
   EXPECT_TRUE(meta_->add_pin({"not a pin", "mallory", 1, ""}));  // the store does not parse; nothing adds it
