@@ -94,10 +94,24 @@ void Connection::expires_after(std::chrono::milliseconds timeout) { tcp().expire
 
 void Connection::expires_never() { tcp().expires_never(); }
 
-asio::awaitable<error_code> Connection::write(http::request<http::empty_body>& request) {
+template <class Request>
+asio::awaitable<error_code> Connection::write_request(Request& request) {
   auto [ec, n] = tls_ ? co_await http::async_write(*tls_, request, use_tuple)
                       : co_await http::async_write(*plain_, request, use_tuple);
   co_return ec;
+}
+
+asio::awaitable<error_code> Connection::write(http::request<http::empty_body>& request) {
+  return write_request(request);
+}
+
+asio::awaitable<error_code> Connection::write(http::request<http::string_body>& request) {
+  return write_request(request);
+}
+
+void Connection::close() {
+  error_code ignored;
+  tcp().socket().close(ignored);
 }
 
 asio::awaitable<error_code> Connection::read_header(ResponseParser& parser) {

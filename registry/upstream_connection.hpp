@@ -20,6 +20,7 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "registry/upstream.hpp"
@@ -44,14 +45,21 @@ class Connection {
   void expires_after(std::chrono::milliseconds timeout);
   void expires_never();
   asio::awaitable<error_code> write(http::request<http::empty_body>& request);
+  // A request with a body (etcd's JSON gateway takes POSTs).
+  asio::awaitable<error_code> write(http::request<http::string_body>& request);
   asio::awaitable<error_code> read_header(ResponseParser& parser);
   asio::awaitable<error_code> read_some(ResponseParser& parser);
   // Bytes read past the last parsed message; a connection with leftovers is not reusable.
   bool has_buffered_bytes() const { return buffer_.size() != 0; }
+  // Closes the socket now: a pending read or write ends with an error. For a reader
+  // that must stop waiting on a stream that may stay silent (a watch).
+  void close();
 
  private:
   Connection() = default;
   beast::tcp_stream& tcp();
+  template <class Request>
+  asio::awaitable<error_code> write_request(Request& request);
 
   std::optional<beast::tcp_stream> plain_;
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;

@@ -1,0 +1,429 @@
+// The etcd client against real etcd members (Debian's etcd 3.4) on loopback: the
+// key-value calls, paging, transactions, leases, watches (order, resume,
+// cancellation, compaction), failover when the leader dies, no endpoint left, and
+// etcd's own authentication. Skipped only where /usr/bin/etcd is not installed.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <exception>
+#include <future>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cache/etcd.hpp"
+#include "tests/unit/etcd_server.hpp"
+
+namespace pullgate::cache::etcd {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using testing_support::EtcdCluster;
+using testing_support::run_command;
+
+template <class T>
+T run(asio::io_context& io, asio::awaitable<T> task) {
+  auto future = asio::co_spawn(io, std::move(task), asio::use_future);
+  io.restart();
+  io.run();
+  return future.get();
+}
+
+asio::awaitable<void> pause(std::chrono::milliseconds duration) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, duration);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+// Polls `ready` every 50 ms until it holds or `limit` passes.
+template <class Ready>
+asio::awaitable<bool> wait_until(Ready ready, std::chrono::milliseconds limit = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() > deadline) co_return false;
+    co_await pause(50ms);
+  }
+  co_return true;
+}
+
+// Until the cluster answers a write (members elect a leader after they start).
+asio::awaitable<void> wait_for_leader(Client& client) {
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  for (;;) {
+    try {
+      co_await client.put("/ready", "1");
+      co_return;
+    } catch (const Error&) {
+      if (std::chrono::steady_clock::now() > deadline) throw;
+    }
+    co_await pause(100ms);
+  }
+}
+
+Settings settings_for(const EtcdCluster& cluster) {
+  Settings settings;
+  settings.endpoints = cluster.client_urls();
+  return settings;
+}
+
+class EtcdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing_support::etcd_installed()) GTEST_SKIP() << "/usr/bin/etcd is not installed";
+  }
+  asio::io_context io;
+};
+
+TEST(EtcdPrefixEnd, IsTheFirstKeyAfterThePrefix) {
+  EXPECT_EQ(prefix_end("/a/"), "/a0");
+  EXPECT_EQ(prefix_end("a\xff"), "b");
+  EXPECT_EQ(prefix_end("\xff\xff"), std::string(1, '\0'));
+  EXPECT_EQ(prefix_end(""), std::string(1, '\0'));
+}
+
+TEST(EtcdMake, RefusesSettingsThatCannotWork) {
+  asio::io_context io;
+  EXPECT_THROW(Client::make(io.get_executor(), Settings{}), std::invalid_argument);
+  Settings bad_url;
+  bad_url.endpoints = {"etcd:2379"};
+  EXPECT_THROW(Client::make(io.get_executor(), bad_url), std::invalid_argument);
+  Settings missing_ca;
+  missing_ca.endpoints = {"https://127.0.0.1:2379"};
+  missing_ca.ca_file = "/nonexistent/ca.pem";
+  EXPECT_THROW(Client::make(io.get_executor(), missing_ca), std::invalid_argument);
+}
+
+TEST_F(EtcdTest, PutGetEraseAndPagedRanges) {
+  EtcdCluster cluster(1);
+  auto client = Client::make(io.get_executor(), settings_for(cluster));
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await wait_for_leader(*client);
+    // Bytes that are not text survive the gateway's base64.
+    const std::string value("v\0\xff\n", 4);
+    auto written = co_await client->put("/t/a", value);
+    auto read = co_await client->get("/t/a");
+    EXPECT_TRUE(read.has_value());
+    if (read) {
+      EXPECT_EQ(read->value, value);
+      EXPECT_EQ(read->mod_revision, written);
+      EXPECT_EQ(read->create_revision, written);
+    }
+    EXPECT_EQ(client->endpoint(), cluster.members()[0].client_url);
+    auto erased = co_await client->erase("/t/a");
+    EXPECT_GT(erased, written);
+    EXPECT_FALSE((co_await client->get("/t/a")).has_value());
+    // Nothing to delete: the store's revision, unchanged.
+    EXPECT_EQ(co_await client->erase("/t/a"), erased);
+
+    // 2500 keys: three pages of 1000, read at one revision.
+    for (int batch = 0; batch < 25; ++batch) {
+      std::vector<Write> writes;
+      for (int i = 0; i < 100; ++i) {
+        char key[32];
+        std::snprintf(key, sizeof key, "/many/%05d", batch * 100 + i);
+        writes.push_back(Write{Write::Type::put, key, std::to_string(batch * 100 + i)});
+      }
+      co_await client->commit(writes);
+    }
+    co_await client->put("/many0", "outside the prefix");
+    auto range = co_await client->range_prefix("/many/");
+    EXPECT_EQ(range.kvs.size(), 2500u);
+    for (std::size_t i = 0; i < range.kvs.size(); ++i) {
+      if (range.kvs[i].value != std::to_string(i)) {
+        ADD_FAILURE() << "key " << range.kvs[i].key << " holds " << range.kvs[i].value;
+        break;
+      }
+    }
+    EXPECT_EQ(range.revision, co_await client->put("/other", "x") - 1);
+    EXPECT_TRUE((co_await client->range_prefix("/none/")).kvs.empty());
+  }());
+}
+
+TEST_F(EtcdTest, CommitWritesOnlyWhenTheAbsentKeysAreAbsent) {
+  EtcdCluster cluster(1);
+  auto client = Client::make(io.get_executor(), settings_for(cluster));
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await wait_for_leader(*client);
+    co_await client->put("/c/old", "1");
+    std::vector<Write> writes{Write{Write::Type::put, "/c/claim", "first"},
+                              Write{Write::Type::erase, "/c/old", {}}};
+    const std::vector<std::string> absent{"/c/claim"};
+    auto first = co_await client->commit(writes, absent);
+    EXPECT_TRUE(first.has_value());
+    std::vector<Write> again{Write{Write::Type::put, "/c/claim", "second"}};
+    EXPECT_FALSE((co_await client->commit(again, absent)).has_value());
+    auto claim = co_await client->get("/c/claim");
+    EXPECT_EQ(claim ? claim->value : "", "first");
+    if (claim && first) {
+      EXPECT_EQ(claim->mod_revision, *first);
+    }
+    EXPECT_FALSE((co_await client->get("/c/old")).has_value());
+  }());
+}
+
+TEST_F(EtcdTest, LeasesKeepAndRevokeTheirKeys) {
+  EtcdCluster cluster(1);
+  auto client = Client::make(io.get_executor(), settings_for(cluster));
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await wait_for_leader(*client);
+    auto lease = co_await client->grant(60s);
+    EXPECT_NE(lease, 0);
+    co_await client->put("/l/heartbeat", "alive", lease);
+    auto held = co_await client->get("/l/heartbeat");
+    EXPECT_EQ(held ? held->lease : 0, lease);
+    auto ttl = co_await client->keep_alive(lease);
+    EXPECT_GT(ttl, 0);
+    EXPECT_LE(ttl, 60);
+    co_await client->revoke(lease);
+    EXPECT_FALSE((co_await client->get("/l/heartbeat")).has_value());
+    EXPECT_EQ(co_await client->keep_alive(lease), 0);
+    // Revoked already: nothing left to do, not an error.
+    co_await client->revoke(lease);
+    // A put under a lease that is gone is etcd's refusal.
+    try {
+      co_await client->put("/l/late", "x", lease);
+      ADD_FAILURE() << "a put under a revoked lease succeeded";
+    } catch (const Error& error) {
+      EXPECT_EQ(error.kind(), Error::Kind::failed) << error.what();
+    }
+  }());
+}
+
+// Collects a watch's batches until it ends; `ended` holds how it ended.
+struct Watcher {
+  std::vector<WatchBatch> batches;
+  std::vector<Event> events() const {
+    std::vector<Event> all;
+    for (const auto& batch : batches) all.insert(all.end(), batch.events.begin(), batch.events.end());
+    return all;
+  }
+  bool done = false;
+  std::exception_ptr ended;
+  asio::cancellation_signal cancel;
+
+  void start(asio::io_context& io, Client& client, std::string prefix, std::int64_t from) {
+    asio::co_spawn(io, client.watch(prefix, from, [this](const WatchBatch& batch) { batches.push_back(batch); }),
+                   asio::bind_cancellation_slot(cancel.slot(), [this](std::exception_ptr e) {
+                     done = true;
+                     ended = e;
+                   }));
+  }
+};
+
+TEST_F(EtcdTest, WatchDeliversPutsAndDeletesInOrderResumesAndCancels) {
+  EtcdCluster cluster(1);
+  auto client = Client::make(io.get_executor(), settings_for(cluster));
+  Watcher watcher;
+  Watcher resumed;
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await wait_for_leader(*client);
+    auto start = co_await client->put("/outside", "x") + 1;
+    watcher.start(io, *client, "/w/", start);
+    auto a = co_await client->put("/w/a", "1");
+    auto b = co_await client->put("/w/b", "2");
+    co_await client->put("/x/not-watched", "3");
+    auto erased = co_await client->erase("/w/a");
+    EXPECT_TRUE(co_await wait_until([&] { return watcher.events().size() >= 3 || watcher.done; }));
+    auto events = watcher.events();
+    EXPECT_EQ(events.size(), 3u);
+    if (events.size() == 3) {
+      EXPECT_EQ(events[0].type, Event::Type::put);
+      EXPECT_EQ(events[0].kv.key, "/w/a");
+      EXPECT_EQ(events[0].kv.value, "1");
+      EXPECT_EQ(events[0].kv.mod_revision, a);
+      EXPECT_EQ(events[1].kv.key, "/w/b");
+      EXPECT_EQ(events[1].kv.mod_revision, b);
+      EXPECT_EQ(events[2].type, Event::Type::erase);
+      EXPECT_EQ(events[2].kv.key, "/w/a");
+      EXPECT_EQ(events[2].kv.mod_revision, erased);
+    }
+    EXPECT_FALSE(watcher.done);
+
+    // From b's revision on: b and the delete, nothing before.
+    resumed.start(io, *client, "/w/", b);
+    EXPECT_TRUE(co_await wait_until([&] { return resumed.events().size() >= 2 || resumed.done; }));
+    auto later = resumed.events();
+    EXPECT_EQ(later.size(), 2u);
+    if (later.size() == 2) {
+      EXPECT_EQ(later[0].kv.mod_revision, b);
+      EXPECT_EQ(later[1].kv.mod_revision, erased);
+    }
+
+    // A cancelled watch ends at once with operation_aborted.
+    auto cancelled_at = std::chrono::steady_clock::now();
+    watcher.cancel.emit(asio::cancellation_type::terminal);
+    resumed.cancel.emit(asio::cancellation_type::terminal);
+    EXPECT_TRUE(co_await wait_until([&] { return watcher.done && resumed.done; }, 2s));
+    EXPECT_LT(std::chrono::steady_clock::now() - cancelled_at, 1s);
+  }());
+  for (auto* ended : {&watcher, &resumed}) {
+    ASSERT_TRUE(ended->ended);
+    try {
+      std::rethrow_exception(ended->ended);
+    } catch (const boost::system::system_error& error) {
+      EXPECT_EQ(error.code(), asio::error::operation_aborted);
+    } catch (const std::exception& error) {
+      ADD_FAILURE() << "the watch ended with " << error.what();
+    }
+  }
+}
+
+TEST_F(EtcdTest, WatchFromACompactedRevisionSaysWhereHistoryStarts) {
+  EtcdCluster cluster(1);
+  auto client = Client::make(io.get_executor(), settings_for(cluster));
+  Watcher watcher;
+  std::int64_t compacted_at = 0;
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await wait_for_leader(*client);
+    auto first = co_await client->put("/k/a", "1");
+    co_await client->put("/k/a", "2");
+    compacted_at = co_await client->put("/k/a", "3");
+    run_command(std::string(testing_support::kEtcdctlBinary) + " " + cluster.endpoints_flag() + " compact " +
+                std::to_string(compacted_at));
+    watcher.start(io, *client, "/k/", first);
+    EXPECT_TRUE(co_await wait_until([&] { return watcher.done; }));
+  }());
+  ASSERT_TRUE(watcher.ended);
+  EXPECT_TRUE(watcher.batches.empty());
+  try {
+    std::rethrow_exception(watcher.ended);
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), Error::Kind::compacted) << error.what();
+    EXPECT_EQ(error.compact_revision(), compacted_at);
+  }
+}
+
+TEST_F(EtcdTest, WatchEndsUnavailableWhenItsMemberGoesAway) {
+  EtcdCluster cluster(1);
+  auto client = Client::make(io.get_executor(), settings_for(cluster));
+  Watcher watcher;
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await wait_for_leader(*client);
+    watcher.start(io, *client, "/w/", 0);
+    co_await client->put("/w/a", "1");
+    EXPECT_TRUE(co_await wait_until([&] { return !watcher.batches.empty(); }));
+    cluster.stop(0);
+    EXPECT_TRUE(co_await wait_until([&] { return watcher.done; }));
+  }());
+  ASSERT_TRUE(watcher.ended);
+  try {
+    std::rethrow_exception(watcher.ended);
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), Error::Kind::unavailable) << error.what();
+  }
+}
+
+// The member that leads, by etcdctl endpoint status.
+std::size_t leader_of(const EtcdCluster& cluster) {
+  auto status = nlohmann::json::parse(run_command(std::string(testing_support::kEtcdctlBinary) + " " +
+                                                  cluster.endpoints_flag() + " endpoint status -w json"));
+  for (const auto& entry : status) {
+    const auto& member = entry.at("Status");
+    if (member.at("header").at("member_id") == member.at("leader")) {
+      auto endpoint = entry.at("Endpoint").get<std::string>();
+      for (std::size_t i = 0; i < cluster.members().size(); ++i) {
+        if (cluster.members()[i].client_url == endpoint) return i;
+      }
+    }
+  }
+  throw std::runtime_error("no leader in etcdctl endpoint status");
+}
+
+TEST_F(EtcdTest, WritesGoOnWhenTheLeaderDiesAndFailWithinTheDeadlineWhenAllDo) {
+  EtcdCluster cluster(3);
+  {
+    auto client = Client::make(io.get_executor(), settings_for(cluster));
+    run(io, wait_for_leader(*client));
+  }
+  auto leader = leader_of(cluster);
+  // The leader first, so the client's first try goes to the member that dies.
+  Settings settings;
+  settings.endpoints.push_back(cluster.members()[leader].client_url);
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (i != leader) settings.endpoints.push_back(cluster.members()[i].client_url);
+  }
+  auto client = Client::make(io.get_executor(), settings);
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await client->put("/f/before", "1");
+    EXPECT_EQ(client->endpoint(), cluster.members()[leader].client_url);
+    cluster.stop(leader);
+    auto revision = co_await client->put("/f/after", "2");
+    EXPECT_GT(revision, 0);
+    EXPECT_NE(client->endpoint(), cluster.members()[leader].client_url);
+    auto after = co_await client->get("/f/after");
+    EXPECT_EQ(after ? after->value : "", "2");
+  }());
+
+  for (std::size_t i = 0; i < 3; ++i) cluster.stop(i);
+  Settings short_deadline = settings;
+  short_deadline.request_timeout = 1500ms;
+  auto hopeless = Client::make(io.get_executor(), short_deadline);
+  auto started = std::chrono::steady_clock::now();
+  try {
+    run(io, hopeless->put("/f/none", "x"));
+    ADD_FAILURE() << "a put succeeded with every member stopped";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), Error::Kind::unavailable) << error.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+}
+
+TEST_F(EtcdTest, AuthenticatesAndRenewsATokenEtcdForgot) {
+  EtcdCluster cluster(1);
+  {
+    auto client = Client::make(io.get_executor(), settings_for(cluster));
+    run(io, wait_for_leader(*client));
+  }
+  const std::string etcdctl = std::string(testing_support::kEtcdctlBinary) + " " + cluster.endpoints_flag();
+  run_command(etcdctl + " user add root:s3cret --interactive=false");
+  run_command(etcdctl + " auth enable");
+
+  auto anonymous = Client::make(io.get_executor(), settings_for(cluster));
+  try {
+    run(io, anonymous->put("/a/x", "1"));
+    ADD_FAILURE() << "a put without credentials succeeded";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), Error::Kind::auth) << error.what();
+  }
+
+  Settings wrong = settings_for(cluster);
+  wrong.username = "root";
+  wrong.password = "wrong";
+  auto refused = Client::make(io.get_executor(), wrong);
+  try {
+    run(io, refused->put("/a/x", "1"));
+    ADD_FAILURE() << "a put with a wrong password succeeded";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), Error::Kind::auth) << error.what();
+  }
+
+  Settings right = wrong;
+  right.password = "s3cret";
+  auto client = Client::make(io.get_executor(), right);
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await client->put("/a/x", "1");
+    auto read = co_await client->get("/a/x");
+    EXPECT_EQ(read ? read->value : "", "1");
+  }());
+  // Turning auth off and on drops every token etcd gave: the next call gets "invalid
+  // auth token" and authenticates again.
+  run_command(etcdctl + " --user=root:s3cret auth disable");
+  run_command(etcdctl + " auth enable");
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await client->put("/a/x", "2");
+    auto read = co_await client->get("/a/x");
+    EXPECT_EQ(read ? read->value : "", "2");
+  }());
+}
+
+}  // namespace
+}  // namespace pullgate::cache::etcd
