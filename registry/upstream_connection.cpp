@@ -109,11 +109,6 @@ asio::awaitable<error_code> Connection::write(http::request<http::string_body>& 
   return write_request(request);
 }
 
-void Connection::close() {
-  error_code ignored;
-  tcp().socket().close(ignored);
-}
-
 asio::awaitable<error_code> Connection::read_header(ResponseParser& parser) {
   auto [ec, n] = tls_ ? co_await http::async_read_header(*tls_, buffer_, parser, use_tuple)
                       : co_await http::async_read_header(*plain_, buffer_, parser, use_tuple);

@@ -51,9 +51,6 @@ class Connection {
   asio::awaitable<error_code> read_some(ResponseParser& parser);
   // Bytes read past the last parsed message; a connection with leftovers is not reusable.
   bool has_buffered_bytes() const { return buffer_.size() != 0; }
-  // Closes the socket now: a pending read or write ends with an error. For a reader
-  // that must stop waiting on a stream that may stay silent (a watch).
-  void close();
 
  private:
   Connection() = default;

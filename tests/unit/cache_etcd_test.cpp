@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <exception>
+#include <filesystem>
 #include <future>
 #include <optional>
 #include <string>
@@ -423,6 +424,86 @@ TEST_F(EtcdTest, AuthenticatesAndRenewsATokenEtcdForgot) {
     auto read = co_await client->get("/a/x");
     EXPECT_EQ(read ? read->value : "", "2");
   }());
+}
+
+// A CA, a server certificate for `san` and a client certificate signed by it, made
+// by openssl in `dir`.
+void make_certificates(const std::filesystem::path& dir, const std::string& san) {
+  const std::string in = "cd '" + dir.string() + "' && ";
+  const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  run_command(in + "openssl req -x509" + key + " -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca");
+  for (std::string name : {"server", "client"}) {
+    run_command(in + "openssl req" + key + " -keyout " + name + ".key -out " + name + ".csr -subj /CN=" + name);
+    std::string extensions = name == "server" ? "subjectAltName=" + san : "extendedKeyUsage=clientAuth";
+    run_command(in + "printf '%s\\n' '" + extensions + "' > " + name + ".ext && openssl x509 -req -in " + name +
+                ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile " + name + ".ext -out " + name + ".pem");
+  }
+}
+
+std::vector<std::string> tls_flags(const std::filesystem::path& dir) {
+  return {"--cert-file=" + (dir / "server.pem").string(), "--key-file=" + (dir / "server.key").string(),
+          "--client-cert-auth", "--trusted-ca-file=" + (dir / "ca.pem").string()};
+}
+
+class EtcdTlsTest : public EtcdTest {
+ protected:
+  void SetUp() override {
+    EtcdTest::SetUp();
+    if (IsSkipped()) return;
+    certificates = testing_support::make_temp_dir("pullgate-etcd-tls");
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    if (!certificates.empty()) std::filesystem::remove_all(certificates, ignored);
+  }
+  Settings tls_settings(const EtcdCluster& cluster) {
+    Settings settings = settings_for(cluster);
+    settings.ca_file = (certificates / "ca.pem").string();
+    settings.cert_file = (certificates / "client.pem").string();
+    settings.key_file = (certificates / "client.key").string();
+    return settings;
+  }
+  void expect_refused(Settings settings) {
+    settings.request_timeout = 1000ms;
+    auto client = Client::make(io.get_executor(), settings);
+    try {
+      run(io, client->put("/tls/x", "1"));
+      ADD_FAILURE() << "a put succeeded over TLS that should fail";
+    } catch (const Error& error) {
+      EXPECT_EQ(error.kind(), Error::Kind::unavailable) << error.what();
+      EXPECT_NE(std::string(error.what()).find("certificate"), std::string::npos) << error.what();
+    }
+  }
+  std::filesystem::path certificates;
+};
+
+TEST_F(EtcdTlsTest, VerifiesTheMemberAndShowsAClientCertificate) {
+  make_certificates(certificates, "IP:127.0.0.1");
+  EtcdCluster cluster(1, tls_flags(certificates));
+  ASSERT_TRUE(cluster.members()[0].client_url.starts_with("https://"));
+  auto client = Client::make(io.get_executor(), tls_settings(cluster));
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await wait_for_leader(*client);
+    co_await client->put("/tls/x", "1");
+    auto read = co_await client->get("/tls/x");
+    EXPECT_EQ(read ? read->value : "", "1");
+  }());
+
+  // The system's CAs do not know this one.
+  Settings system_store = tls_settings(cluster);
+  system_store.ca_file.clear();
+  expect_refused(system_store);
+  // etcd asks for a client certificate.
+  Settings anonymous = tls_settings(cluster);
+  anonymous.cert_file.clear();
+  anonymous.key_file.clear();
+  expect_refused(anonymous);
+}
+
+TEST_F(EtcdTlsTest, RefusesACertificateForAnotherHost) {
+  make_certificates(certificates, "DNS:etcd.example");
+  EtcdCluster cluster(1, tls_flags(certificates));
+  expect_refused(tls_settings(cluster));
 }
 
 }  // namespace
