@@ -7,7 +7,6 @@
 #include <string_view>
 #include <utility>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -149,6 +148,30 @@ Outcome outcome_of(const GatewayError& error) {
     return Outcome::auth;
   }
   return Outcome::failed;
+}
+
+// What a whole unary answer (or a stream's refusal) means: its JSON when it is one,
+// else what to do about it. Throws Error protocol for an answer that is neither.
+struct Judged {
+  std::optional<json> answer;
+  Outcome outcome = Outcome::failed;
+  std::string message;
+};
+
+Judged judge(unsigned status, std::string_view text, const std::string& context) {
+  auto parsed = json::parse(text, nullptr, false);
+  bool is_object = !parsed.is_discarded() && parsed.is_object();
+  auto error = is_object ? gateway_error(parsed) : std::nullopt;
+  auto outcome = error ? outcome_of(*error) : Outcome::failed;
+  auto message = error ? error->message : "status " + std::to_string(status);
+  // A member that fails inside (5xx) may be alone in that; auth is the same everywhere.
+  if (status >= 500 && outcome != Outcome::auth && outcome != Outcome::reauthenticate) {
+    return Judged{std::nullopt, Outcome::next_endpoint, message};
+  }
+  if (!is_object) throw Error(Error::Kind::protocol, context + " is not JSON");
+  if (error) return Judged{std::nullopt, outcome, message};
+  if (status != 200) throw Error(Error::Kind::protocol, context + " came with status " + std::to_string(status));
+  return Judged{std::move(parsed), Outcome::failed, {}};
 }
 
 // ---- one endpoint's HTTP exchange ----
@@ -445,7 +468,13 @@ class GatewayClient final : public Client {
     bool reauthenticated = false;
     std::string last_failure = "no endpoint tried";
     std::size_t endpoint = first_endpoint();
-    for (std::size_t tried = 0;; ++tried) {
+    std::size_t tried = 0;
+    auto move_on = [&](std::string failure) {
+      last_failure = std::move(failure);
+      endpoint = (endpoint + 1) % endpoints_.size();
+      ++tried;
+    };
+    for (;;) {
       if (tried > 0 && tried % endpoints_.size() == 0) {
         if (Clock::now() + kRoundPause >= deadline) break;
         asio::steady_timer pause(executor_, kRoundPause);
@@ -453,59 +482,41 @@ class GatewayClient final : public Client {
       }
       if (Clock::now() >= deadline) break;
       const auto& name = endpoints_[endpoint].text;
-      std::optional<Reply> reply;
-      unsigned status = 0;
+      std::optional<Stream> stream;
       std::string text;
       try {
         const auto authorization = authenticating ? std::string() : token();
         const auto attempt_deadline = std::min(deadline, Clock::now() + attempt_budget());
-        auto stream = co_await send(endpoint, path, body, authorization, attempt_deadline);
-        reply.emplace(Reply{std::move(stream), json()});
-        status = reply->stream.parser->get().result_int();
-        if (!unary && status == 200) {
+        stream.emplace(co_await send(endpoint, path, body, authorization, attempt_deadline));
+        if (!unary && stream->parser->get().result_int() == 200) {
           answered_by(endpoint);
-          co_return std::move(*reply);
+          co_return Reply{std::move(*stream), json()};
         }
-        text = co_await read_answer(reply->stream, path);
+        text = co_await read_answer(*stream, path);
       } catch (const EndpointFailure& failure) {
-        last_failure = failure.what;
-        endpoint = (endpoint + 1) % endpoints_.size();
+        move_on(failure.what);
         continue;
       }
-      auto parsed = json::parse(text, nullptr, false);
-      bool is_object = !parsed.is_discarded() && parsed.is_object();
-      auto error = is_object ? gateway_error(parsed) : std::nullopt;
-      auto outcome = error ? outcome_of(*error) : Outcome::failed;
-      if (status >= 500 && outcome != Outcome::auth && outcome != Outcome::reauthenticate) {
-        outcome = Outcome::next_endpoint;
-      } else if (!is_object) {
-        throw Error(Error::Kind::protocol, name + " answered " + std::string(path) + " with something that is not JSON");
-      } else if (!error) {
-        if (status != 200) {
-          throw Error(Error::Kind::protocol, name + " answered " + std::to_string(status) + " to " + std::string(path));
-        }
+      auto judged = judge(stream->parser->get().result_int(), text, name + "'s answer to " + std::string(path));
+      if (judged.answer) {
         answered_by(endpoint);
-        reply->answer = std::move(parsed);
-        co_return std::move(*reply);
+        co_return Reply{std::move(*stream), std::move(*judged.answer)};
       }
-      const std::string message = error ? error->message : "status " + std::to_string(status);
-      switch (outcome) {
+      switch (judged.outcome) {
         case Outcome::next_endpoint:
-          last_failure = name + ": " + message;
-          endpoint = (endpoint + 1) % endpoints_.size();
+          move_on(name + ": " + judged.message);
           continue;
         case Outcome::reauthenticate:
           if (!authenticating && !settings_.username.empty() && !reauthenticated) {
             reauthenticated = true;
             co_await authenticate(deadline);
-            --tried;  // the same endpoint again, with the new token
-            continue;
+            continue;  // the same endpoint again, with the new token
           }
-          throw Error(Error::Kind::auth, "etcd refused the token: " + message);
+          throw Error(Error::Kind::auth, "etcd refused the token: " + judged.message);
         case Outcome::auth:
-          throw Error(Error::Kind::auth, "etcd refused " + std::string(path) + ": " + message);
+          throw Error(Error::Kind::auth, "etcd refused " + std::string(path) + ": " + judged.message);
         case Outcome::failed:
-          throw Error(Error::Kind::failed, "etcd refused " + std::string(path) + ": " + message);
+          throw Error(Error::Kind::failed, "etcd refused " + std::string(path) + ": " + judged.message);
       }
     }
     throw Error(Error::Kind::unavailable, "no etcd endpoint answered " + std::string(path) + " within " +
