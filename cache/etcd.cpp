@@ -529,6 +529,10 @@ class GatewayClient final : public Client {
     co_return std::move(reply.answer);
   }
 
+  // Reads an open watch stream, handing each batch of events to `on_batch`, until it
+  // ends (Error), is refused (WatchTokenRefused) or is cancelled.
+  asio::awaitable<void> follow(Stream& stream, const std::function<void(const WatchBatch&)>& on_batch);
+
   asio::awaitable<void> authenticate(Clock::time_point deadline) {
     const json credentials{{"name", settings_.username}, {"password", settings_.password}};
     auto reply = co_await request("/v3/auth/authenticate", credentials, true, deadline, true);
@@ -551,25 +555,38 @@ class GatewayClient final : public Client {
 
 // One line of a watch stream: {"result":{header, created?, events?, compact_revision?,
 // canceled?, cancel_reason?}} or a stream error {"error":{...}}.
-std::optional<WatchBatch> watch_batch(const json& line, const std::string& from) {
-  if (auto error = gateway_error(line)) {
-    switch (outcome_of(*error)) {
-      case Outcome::next_endpoint:
-        throw Error(Error::Kind::unavailable, "the watch on " + from + " failed: " + error->message);
-      case Outcome::reauthenticate:
-      case Outcome::auth:
-        throw Error(Error::Kind::auth, "the watch on " + from + " was refused: " + error->message);
-      case Outcome::failed:
-        throw Error(Error::Kind::failed, "the watch on " + from + " failed: " + error->message);
-    }
+// etcd refused the watch's token (it forgot it): the watch may authenticate again.
+struct WatchTokenRefused {
+  std::string message;
+};
+
+[[noreturn]] void throw_watch_error(const GatewayError& error, const std::string& from) {
+  switch (outcome_of(error)) {
+    case Outcome::next_endpoint:
+      throw Error(Error::Kind::unavailable, "the watch on " + from + " failed: " + error.message);
+    case Outcome::reauthenticate:
+      throw WatchTokenRefused{error.message};
+    case Outcome::auth:
+      throw Error(Error::Kind::auth, "the watch on " + from + " was refused: " + error.message);
+    case Outcome::failed:
+      break;
   }
+  throw Error(Error::Kind::failed, "the watch on " + from + " failed: " + error.message);
+}
+
+std::optional<WatchBatch> watch_batch(const json& line, const std::string& from) {
+  if (auto error = gateway_error(line)) throw_watch_error(*error, from);
   const auto& result = object_field(line, "result");
   if (auto compacted = int_field(result, "compact_revision"); compacted > 0) {
     throw Error(Error::Kind::compacted,
                 "etcd has compacted the revisions before " + std::to_string(compacted) + " away", compacted);
   }
+  // A refusal at creation (a token etcd forgot, a permission) comes as a cancel with
+  // the gRPC error as its reason.
   if (result.value("canceled", false)) {
-    throw Error(Error::Kind::failed, "etcd cancelled the watch: " + result.value("cancel_reason", std::string()));
+    auto reason = result.value("cancel_reason", std::string());
+    std::int64_t code = reason.find("code = Unauthenticated") != std::string::npos ? kUnauthenticated : 0;
+    throw_watch_error(GatewayError{"etcd cancelled the watch: " + reason, code}, from);
   }
   const auto& events = array_field(result, "events");
   if (events.empty()) return std::nullopt;  // created, or a progress notice
@@ -590,9 +607,22 @@ asio::awaitable<void> GatewayClient::watch(std::string prefix, std::int64_t star
   json create{{"key", registry::base64_encode(prefix)}, {"range_end", registry::base64_encode(prefix_end(prefix))}};
   if (start_revision > 0) create["start_revision"] = std::to_string(start_revision);
   const json body{{"create_request", create}};
-  auto reply = co_await request("/v3/watch", body, false,
-                                Clock::now() + settings_.request_timeout);
-  auto& stream = reply.stream;
+  for (bool reauthenticated = false;; reauthenticated = true) {
+    auto reply = co_await request("/v3/watch", body, false, Clock::now() + settings_.request_timeout);
+    try {
+      co_await follow(reply.stream, on_batch);  // ends only by throwing
+    } catch (const WatchTokenRefused& refused) {
+      if (reauthenticated || settings_.username.empty()) {
+        throw Error(Error::Kind::auth, "etcd refused the watch's token: " + refused.message);
+      }
+    }
+    // etcd forgot the token (restart, auth disable and enable, its TTL): once more
+    // with a new one.
+    co_await authenticate(Clock::now() + settings_.request_timeout);
+  }
+}
+
+asio::awaitable<void> GatewayClient::follow(Stream& stream, const std::function<void(const WatchBatch&)>& on_batch) {
   const auto& from = endpoints_[stream.endpoint].text;
   // The stream stays open as long as the watch does; a cancellation of the caller
   // cancels the pending read (its error is then the caller's, not the member's).

@@ -424,6 +424,21 @@ TEST_F(EtcdTest, AuthenticatesAndRenewsATokenEtcdForgot) {
     auto read = co_await client->get("/a/x");
     EXPECT_EQ(read ? read->value : "", "2");
   }());
+  // A watch refused for a forgotten token authenticates again too (etcd cancels it at
+  // creation with the token error as its reason).
+  run_command(etcdctl + " --user=root:s3cret auth disable");
+  run_command(etcdctl + " auth enable");
+  Watcher watcher;
+  run(io, [&]() -> asio::awaitable<void> {
+    // From revision 1: the history of /a/x arrives as soon as the watch is open.
+    watcher.start(io, *client, "/a/", 1);
+    bool seen = co_await wait_until([&] { return !watcher.batches.empty() || watcher.done; });
+    EXPECT_TRUE(seen);
+    EXPECT_FALSE(watcher.done);
+    watcher.cancel.emit(asio::cancellation_type::terminal);
+    co_await wait_until([&] { return watcher.done; });
+  }());
+  EXPECT_FALSE(watcher.batches.empty());
 }
 
 // A CA, a server certificate for `san` and a client certificate signed by it, made
