@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +28,7 @@ using nlohmann::json;
 
 constexpr int record_version = 1;
 constexpr std::string_view schema_key = "schema_version";
+constexpr std::string_view fleet_revision_key = "fleet_revision";
 
 // ---- record encoding ----
 
@@ -842,6 +844,123 @@ class LmdbMetaStore final : public MetaStore {
     return out;
   }
 
+  FleetApplied apply_fleet(const FleetBatch& batch) override {
+    FleetApplied applied;
+    const std::string what = "apply fleet revision " + std::to_string(batch.revision);
+    auto txn = lmdb::Txn::write(env_.get());
+    const bool echo = !batch.full && batch.revision == 0;
+    if (!echo && !batch.full && batch.revision <= read_fleet_revision(txn)) {
+      applied.stale = true;
+      return applied;
+    }
+    using Kind = FleetRecord::Kind;
+    // What a full batch names, by kind: the rest of that kind goes.
+    std::unordered_set<std::string> named[4];
+    for (const auto& r : batch.records) {
+      const auto kind = static_cast<std::size_t>(r.kind);
+      std::optional<Digest> digest;
+      if (r.kind != Kind::exception) {
+        digest = Digest::parse(r.key);
+        if (!digest) {
+          ++applied.skipped;
+          continue;
+        }
+      } else if (!text_key_ok(r.key)) {
+        ++applied.skipped;
+        continue;
+      }
+      if (!r.value) {
+        bool existed = false;
+        switch (r.kind) {
+          case Kind::verdict: existed = erase_verdicts(txn, *digest, true); break;
+          case Kind::exception: existed = txn.del(exceptions_, r.key, what); break;
+          case Kind::report: existed = txn.del(reports_, r.key, what); break;
+          case Kind::pending: existed = erase_pending(txn, *digest); break;
+        }
+        if (existed) ++applied.removed;
+        continue;
+      }
+      bool ok = false;
+      switch (r.kind) {
+        case Kind::verdict:
+          // Only a person's verdict is the fleet's: computed ones each replica makes.
+          if (auto v = decode_verdict(*r.value); v && v->source == "manual" && known_decision(v->decision)) {
+            txn.put(verdicts_, r.key, *r.value, what);
+            ok = true;
+          }
+          break;
+        case Kind::exception:
+          if (decode_exception(r.key, *r.value)) {
+            txn.put(exceptions_, r.key, *r.value, what);
+            ok = true;
+          }
+          break;
+        case Kind::report:
+          if (decode_report(*r.value)) {
+            txn.put(reports_, r.key, *r.value, what);
+            erase_pending(txn, *digest);
+            erase_verdicts(txn, *digest, false);
+            ok = true;
+          }
+          break;
+        case Kind::pending:
+          if (auto p = decode_pending(*r.value)) {
+            erase_pending(txn, *digest);
+            txn.put(pending_, r.key, *r.value, what);
+            txn.put(pending_order_, pending_order_key(p->first_seen_ms, *digest), "", what);
+            ok = true;
+          }
+          break;
+      }
+      if (!ok) {
+        ++applied.skipped;
+        continue;
+      }
+      ++applied.written;
+      if (batch.full) named[kind].insert(r.key);
+    }
+    if (batch.full) {
+      // Pending entries stay: a replica's own, not in etcd yet, are offered again
+      // (cache/fleet.cpp); those a report ended went with the report above.
+      std::vector<Digest> verdicts, reports;
+      std::vector<std::string> exceptions;
+      {
+        lmdb::Cursor cursor(txn, verdicts_);
+        for (auto entry = cursor.first(); entry; entry = cursor.next()) {
+          if (entry->first.find('\n') != std::string_view::npos) continue;
+          auto v = decode_verdict(entry->second);
+          if (!v || v->source != "manual" || named[0].contains(std::string(entry->first))) continue;
+          if (auto d = Digest::parse(entry->first)) verdicts.push_back(std::move(*d));
+        }
+      }
+      {
+        lmdb::Cursor cursor(txn, exceptions_);
+        for (auto entry = cursor.first(); entry; entry = cursor.next())
+          if (!named[1].contains(std::string(entry->first))) exceptions.emplace_back(entry->first);
+      }
+      {
+        lmdb::Cursor cursor(txn, reports_);
+        for (auto entry = cursor.first(); entry; entry = cursor.next())
+          if (!named[2].contains(std::string(entry->first)))
+            if (auto d = Digest::parse(entry->first)) reports.push_back(std::move(*d));
+      }
+      for (const auto& d : verdicts) applied.removed += erase_verdicts(txn, d, true);
+      for (const auto& id : exceptions) applied.removed += txn.del(exceptions_, id, what);
+      for (const auto& d : reports) {
+        applied.removed += txn.del(reports_, d.str(), what);
+        erase_verdicts(txn, d, false);
+      }
+    }
+    if (!echo) txn.put(meta_, fleet_revision_key, std::to_string(batch.revision), what);
+    txn.commit();
+    return applied;
+  }
+
+  std::int64_t fleet_revision() override {
+    auto txn = lmdb::Txn::read(env_.get());
+    return read_fleet_revision(txn);
+  }
+
   std::uint64_t generation() override {
     MDB_envinfo info{};
     lmdb::check(mdb_env_info(env_.get(), &info), "read environment info");
@@ -1134,6 +1253,15 @@ class LmdbMetaStore final : public MetaStore {
   }
 
  private:
+  std::int64_t read_fleet_revision(lmdb::Txn& txn) {
+    auto value = txn.get(meta_, fleet_revision_key);
+    if (!value) return 0;
+    std::int64_t revision = 0;
+    auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), revision);
+    if (ec != std::errc() || end != value->data() + value->size() || revision < 0) return 0;  // read again in full
+    return revision;
+  }
+
   // Takes a digest off the pending queue with its order entry, inside the caller's
   // write transaction. When the record does not decode its order key is unknown,
   // so the order index is scanned for entries naming the digest (rare: corruption).
@@ -1359,6 +1487,17 @@ std::size_t round_up_to_page(std::size_t bytes) {
 }
 
 }  // namespace
+
+std::string encode_record(const VerdictRecord& record) { return encode(record); }
+std::string encode_record(const ExceptionRecord& record) { return encode(record); }
+std::string encode_record(const ReportRecord& record) { return encode(record); }
+std::string encode_record(const PendingRecord& record) { return encode(record); }
+std::optional<VerdictRecord> decode_verdict_record(std::string_view value) { return decode_verdict(value); }
+std::optional<ExceptionRecord> decode_exception_record(std::string_view id, std::string_view value) {
+  return decode_exception(id, value);
+}
+std::optional<ReportRecord> decode_report_record(std::string_view value) { return decode_report(value); }
+std::optional<PendingRecord> decode_pending_record(std::string_view value) { return decode_pending(value); }
 
 std::unique_ptr<MetaStore> MetaStore::open(const std::filesystem::path& dir, std::size_t map_size_bytes,
                                            std::size_t max_map_size_bytes) {

@@ -173,6 +173,33 @@ struct EvictionBatch {
   std::vector<std::string> responses;  // cached answers, by their stored key
 };
 
+// The fleet store's records (cache/fleet.hpp): what etcd holds for the fleet, as
+// one watch answer or one full read brings it, applied to LMDB in one transaction
+// with the etcd revision it is at.
+struct FleetRecord {
+  enum class Kind { verdict, exception, report, pending };
+  Kind kind = Kind::verdict;
+  std::string key;                   // a digest (verdict, report, pending) or an exception id
+  std::optional<std::string> value;  // the record as encode_record writes it; none: deleted
+};
+struct FleetBatch {
+  std::vector<FleetRecord> records;  // in the order etcd applied them
+  // The etcd revision the batch brings the store to. 0: this replica's own write,
+  // which etcd has taken, applied at once without moving the revision (the watch
+  // brings it again, in order with the writes of others).
+  std::int64_t revision = 0;
+  // A full read (a first sync, or after etcd compacted the revisions this replica
+  // missed): the records are everything etcd holds, and what the store holds of these
+  // kinds that the batch does not name goes, in the same transaction.
+  bool full = false;
+};
+struct FleetApplied {
+  std::uint64_t written = 0;
+  std::uint64_t removed = 0;
+  std::uint64_t skipped = 0;   // records that do not decode, or keys that are not one
+  bool stale = false;          // a batch at or before the revision already applied: nothing done
+};
+
 struct VerdictFilter {
   std::optional<std::string> decision;  // only this decision
   std::optional<std::string> source;    // only this source
@@ -392,7 +419,32 @@ class MetaStore {
   virtual bool remove_pin(std::string_view pin) = 0;
   // In the pins' byte order; records that do not decode are skipped.
   virtual std::vector<PinRecord> list_pins() = 0;
+
+  // The fleet store's records (cache/fleet.hpp), with the revision they are at, in
+  // one write transaction. A verdict put is a standing verdict (manual, per digest);
+  // its delete removes the digest's manual verdict and its computed ones (they are
+  // made again). A report put replaces the report, ends the digest's wait in the
+  // pending queue and removes its computed verdicts (made from the old report); a
+  // pending put replaces the queue entry. A full batch also removes the manual
+  // verdicts, exceptions, reports and pending entries it does not name (an upstream
+  // gate's verdicts, which are this mirror's own, stay). A batch not past
+  // fleet_revision() is stale: nothing is written.
+  virtual FleetApplied apply_fleet(const FleetBatch& batch) = 0;
+  // The revision the last applied batch brought the store to; 0: none yet.
+  virtual std::int64_t fleet_revision() = 0;
 };
+
+// The stored form of the records the fleet store shares: the same bytes LMDB keeps.
+// Refuses (std::invalid_argument) text that is not UTF-8.
+std::string encode_record(const VerdictRecord& record);
+std::string encode_record(const ExceptionRecord& record);
+std::string encode_record(const ReportRecord& record);
+std::string encode_record(const PendingRecord& record);
+// And back; nullopt for a value that is not one (the exception's id is its key).
+std::optional<VerdictRecord> decode_verdict_record(std::string_view value);
+std::optional<ExceptionRecord> decode_exception_record(std::string_view id, std::string_view value);
+std::optional<ReportRecord> decode_report_record(std::string_view value);
+std::optional<PendingRecord> decode_pending_record(std::string_view value);
 
 // What `parsed` references (its blobs, then its child manifests).
 std::vector<Digest> references_of(const registry::ParsedManifest& parsed);

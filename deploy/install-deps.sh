@@ -11,9 +11,10 @@ if [[ "${1:-}" == "--test" ]]; then
   # googletest for unit tests; a real upstream registry (CNCF Distribution), real
   # clients (skopeo, podman, containerd/ctr), openssl for test certificates and tokens,
   # promtool (prometheus) to check /metrics; Google Benchmark and prometheus-cpp for
-  # bench/metrics_bench.cpp, built with the tests.
+  # bench/metrics_bench.cpp, built with the tests; etcd (server and etcdctl) for the
+  # fleet store and nginx to balance clients across replicas.
   packages+=(googletest libgtest-dev python3 docker-registry skopeo podman containerd openssl curl ca-certificates
-             prometheus libbenchmark-dev prometheus-cpp-dev)
+             prometheus libbenchmark-dev prometheus-cpp-dev etcd-server etcd-client nginx-light)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,9 @@
 #include "proxy/config.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -153,7 +157,67 @@ void parse_upstream(const json& item, std::size_t index, Config& config, std::ve
   config.upstreams.push_back(std::move(up));
 }
 
+void parse_fleet(const json& fleet, Config& config, std::vector<std::string>& errors) {
+  auto& f = config.fleet;
+  FieldReader r(fleet, "fleet.", errors);
+  r.string("replica_id", f.replica_id);
+  r.string("on_store_down", f.on_store_down);
+  if (f.on_store_down != "fail_closed" && f.on_store_down != "serve_cached")
+    r.mistake("on_store_down", "must be \"fail_closed\" or \"serve_cached\"");
+  if (auto* etcd = r.object("etcd")) {
+    FieldReader e(*etcd, "fleet.etcd.", errors);
+    std::string password_file;
+    if (auto* v = e.find("endpoints")) {
+      bool ok = v->is_array() && !v->empty();
+      if (ok)
+        for (auto& item : *v) {
+          auto text = item.is_string() ? item.get<std::string>() : std::string();
+          if (url_authority(text).empty()) ok = false;
+          else f.etcd_endpoints.push_back(text);
+        }
+      if (!ok) e.mistake("endpoints", "must be a list of http:// or https:// URLs of etcd members");
+    }
+    e.string("prefix", f.etcd_prefix);
+    if (f.etcd_prefix.empty() || f.etcd_prefix.front() != '/' || f.etcd_prefix.back() != '/')
+      e.mistake("prefix", "must start and end with /, e.g. \"/pullgate/\"");
+    e.string("ca_file", f.etcd_ca_file);
+    e.string("cert_file", f.etcd_cert_file);
+    e.string("key_file", f.etcd_key_file);
+    e.string("username", f.etcd_username);
+    e.string("password", f.etcd_password);
+    e.string("password_file", password_file);
+    e.integer("request_timeout_s", f.etcd_request_timeout_s, 1, 600);
+    e.refuse_unknown();
+    if (!password_file.empty()) {
+      if (!f.etcd_password.empty()) e.mistake("password_file", "cannot be set together with password");
+      std::string error;
+      f.etcd_password = read_password_file(password_file, error);
+      if (!error.empty()) e.mistake("password_file", error);
+    }
+    if (!f.etcd_password.empty() && f.etcd_username.empty()) e.mistake("username", "is required when a password is set");
+    if (f.etcd_cert_file.empty() != f.etcd_key_file.empty())
+      e.mistake(f.etcd_cert_file.empty() ? "cert_file" : "key_file", "cert_file and key_file go together");
+    for (auto [key, file] : {std::pair{"ca_file", &f.etcd_ca_file}, std::pair{"cert_file", &f.etcd_cert_file},
+                             std::pair{"key_file", &f.etcd_key_file}})
+      if (!file->empty() && !std::ifstream(*file)) e.mistake(key, "cannot read " + *file);
+  }
+  r.refuse_unknown();
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "pullgate";
+  return name;
+}
+
 void validate(Config& config, std::vector<std::string>& errors) {
+  if (config.fleet.replica_id.empty()) config.fleet.replica_id = host_name();
+  // It goes into audit lines, log fields, metric labels and etcd keys as it is.
+  const auto& id = config.fleet.replica_id;
+  if (id.size() > 63 || !std::all_of(id.begin(), id.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' || ch == '_';
+      }))
+    errors.push_back("fleet.replica_id: must be 1 to 63 letters, digits, '.', '-' or '_', got \"" + id.substr(0, 80) + "\"");
   if (!parse_host_port(config.listen)) errors.push_back("listen: must be HOST:PORT, got \"" + config.listen + "\"");
   if (!config.admin_listen.empty() && !parse_host_port(config.admin_listen))
     errors.push_back("admin.listen: must be HOST:PORT or empty, got \"" + config.admin_listen + "\"");
@@ -378,6 +442,7 @@ ConfigResult parse_config(const std::string& text) {
     }
     b.refuse_unknown();
   }
+  if (auto* fleet = r.object("fleet")) parse_fleet(*fleet, c, errors);
   if (auto* ups = r.find("upstreams")) {
     if (!ups->is_array()) r.mistake("upstreams", "must be a list");
     else
@@ -428,6 +493,21 @@ void apply_overrides(ConfigResult& result, const Overrides& o) {
   for (auto& e : again)
     if (std::find(result.errors.begin(), result.errors.end(), e) == result.errors.end())
       result.errors.push_back(e);
+}
+
+cache::FleetSettings fleet_settings(const Config& config) {
+  const auto& f = config.fleet;
+  cache::FleetSettings settings;
+  settings.prefix = f.etcd_prefix;
+  settings.replica_id = f.replica_id;
+  settings.etcd.endpoints = f.etcd_endpoints;
+  settings.etcd.ca_file = f.etcd_ca_file;
+  settings.etcd.cert_file = f.etcd_cert_file;
+  settings.etcd.key_file = f.etcd_key_file;
+  settings.etcd.username = f.etcd_username;
+  settings.etcd.password = f.etcd_password;
+  settings.etcd.request_timeout = std::chrono::seconds(f.etcd_request_timeout_s);
+  return settings;
 }
 
 HostPort reachable_locally(HostPort listen) {

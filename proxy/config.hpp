@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/fleet.hpp"
 #include "registry/upstream.hpp"
 
 namespace pullgate::cache {
@@ -23,6 +24,28 @@ struct UpstreamConfig {
   std::int64_t tag_ttl_s = 300;         // -1: a cached tag is never re-checked
   bool is_default = false;
   bool docker_hub = false;              // one-segment names get "library/"
+};
+
+// The fleet store (docs/fleet.md): what must be one truth for several replicas
+// (manual verdicts, exceptions, reports, the pending queue) kept in etcd and watched
+// into each replica's LMDB. Off when no endpoint is named.
+struct FleetConfig {
+  std::string replica_id;  // in every audit line and metric; empty in the file: the host name
+  std::vector<std::string> etcd_endpoints;
+  std::string etcd_prefix = "/pullgate/";
+  std::string etcd_ca_file;
+  std::string etcd_cert_file;
+  std::string etcd_key_file;
+  std::string etcd_username;
+  std::string etcd_password;  // or read from etcd.password_file
+  unsigned etcd_request_timeout_s = 5;
+  // While etcd is out of reach (or this replica has not caught up with it), a digest
+  // this replica has never decided may have a verdict elsewhere in the fleet that it
+  // cannot see: "fail_closed" refuses such digests until the store is back,
+  // "serve_cached" decides them from the local policy as a single mirror would.
+  std::string on_store_down = "fail_closed";
+
+  bool enabled() const { return !etcd_endpoints.empty(); }
 };
 
 struct Config {
@@ -72,6 +95,7 @@ struct Config {
   // with, and whether an unsigned bundle is refused (none: when keys are listed).
   std::vector<std::string> bundle_trusted_keys;
   std::optional<bool> bundle_require_signature;
+  FleetConfig fleet;
 
   std::filesystem::path admin_token_path() const {
     return admin_token_file.empty() ? data_dir / "admin.token" : std::filesystem::path(admin_token_file);
@@ -120,6 +144,9 @@ void apply_overrides(ConfigResult& result, const Overrides& overrides);
 // Opens the config's metadata store (<data_dir>/lmdb, map size and growth limit from
 // the config). Throws std::runtime_error with one line, as MetaStore::open.
 std::unique_ptr<cache::MetaStore> open_meta_store(const Config& config);
+
+// The fleet store's settings from the config (fleet.*), for cache::Fleet::make.
+cache::FleetSettings fleet_settings(const Config& config);
 
 // Splits "host:port" / "[v6]:port"; nullopt when malformed.
 struct HostPort {

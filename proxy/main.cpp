@@ -24,6 +24,7 @@
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/command.hpp"
 #include "proxy/cli/commands.hpp"
+#include "policy/rfc3339.hpp"
 #include "proxy/gate/policy_file.hpp"
 #include "proxy/config.hpp"
 #include "proxy/gate/gate.hpp"
@@ -176,6 +177,32 @@ void report_eviction(const cache::Evictor::Result& result, std::chrono::steady_c
              {"first_units", units}});
 }
 
+// GET /readyz: ready while the cache answers; with the fleet store, "degraded" (still
+// ready: the replica serves from its LMDB) while etcd is out of reach or not caught up.
+nlohmann::json readiness_json(const Config& config, const cache::Fleet* fleet) {
+  nlohmann::json out{{"status", "ok"}, {"replica", config.fleet.replica_id}};
+  if (!fleet) return out;
+  auto s = fleet->status();
+  nlohmann::json replicas = nlohmann::json::object();
+  for (auto& [id, at_ms] : s.replicas) replicas[id] = {{"heartbeat", policy::format_ms(at_ms)}};
+  out["fleet"] = {{"in_step", s.in_step},
+                  {"store_up", s.reachable},
+                  {"revision", s.revision},
+                  {"endpoint", s.endpoint},
+                  {"on_store_down", config.fleet.on_store_down},
+                  {"replicas", replicas}};
+  if (!s.last_error.empty())
+    out["fleet"]["last_error"] = {{"message", s.last_error}, {"at", policy::format_ms(s.last_error_ms)}};
+  if (!s.in_step) {
+    out["status"] = "degraded";
+    out["reason"] = "the fleet store (etcd) is out of reach or not caught up: serving from this replica's decisions; "
+                    "digests it never decided are " +
+                    std::string(config.fleet.on_store_down == "fail_closed" ? "refused" : "decided by the local policy") +
+                    " (fleet.on_store_down)";
+  }
+  return out;
+}
+
 int serve(const std::vector<std::string>& args) {
   std::optional<std::string> config_file;
   Overrides overrides;
@@ -256,6 +283,21 @@ int serve(const std::vector<std::string>& args) {
     audit.count_failures_in([&metrics] { metrics.audit_write_failures.inc(); });
     PolicyHolder policy(std::move(initial));
     Gate gate(*meta, policy, audit, metrics, config.audit_on_full == "serve", clock);
+    gate.set_replica(config.fleet.replica_id);
+    // The fleet store (docs/fleet.md): etcd watched into LMDB; the gate decides from
+    // LMDB whatever etcd does.
+    std::unique_ptr<cache::Fleet> fleet;
+    if (config.fleet.enabled()) {
+      auto settings = fleet_settings(config);
+      settings.log = [](const char* level, const std::string& message) { log_event(level, message); };
+      fleet = cache::Fleet::make(*meta, std::move(settings));
+      std::function<bool()> store_down;
+      if (config.fleet.on_store_down == "fail_closed") store_down = [f = fleet.get()] { return !f->in_step(); };
+      gate.set_fleet_hooks(std::move(store_down), [f = fleet.get(), m = meta.get()](const registry::Digest& digest) {
+        if (auto pending = m->get_pending(digest)) f->offer_pending(digest, *pending);
+      });
+    }
+    DecisionWrites writes(*meta, fleet.get());
     fetches.on_download_end = [&metrics](const std::string& upstream, unsigned status, std::uint64_t bytes) {
       metrics.upstream_requests.with({upstream, status ? std::to_string(status) : "error"}).inc();
       metrics.bytes_fetched.inc(bytes);
@@ -282,6 +324,27 @@ int serve(const std::vector<std::string>& args) {
                                     "gate refuses or drops, see gate.audit_on_full).",
                                     [&audit] { return static_cast<double>(audit.queued_bytes()); });
     metrics.track_policy_version([&policy] { return policy.get()->version; });
+    metrics.registry.gauge_callback("pullgate_replica_info",
+                                    "This replica's id (fleet.replica_id; join on it to tell a fleet's replicas apart).",
+                                    {"replica"}, [id = config.fleet.replica_id] {
+                                      return std::vector<LabelledValue>{{{id}, 1.0}};
+                                    });
+    if (fleet) {
+      auto* f = fleet.get();
+      metrics.registry.gauge_callback("pullgate_fleet_in_step",
+                                      "1 while the fleet store (etcd) is watched and this replica has caught up.",
+                                      [f] { return f->in_step() ? 1.0 : 0.0; });
+      metrics.registry.gauge_callback("pullgate_fleet_store_up", "1 while etcd answers this replica's calls.",
+                                      [f] { return f->status().reachable ? 1.0 : 0.0; });
+      metrics.registry.gauge_callback("pullgate_fleet_revision", "The etcd revision this replica's LMDB holds.",
+                                      [f] { return static_cast<double>(f->status().revision); });
+      metrics.registry.gauge_callback("pullgate_fleet_batches_applied",
+                                      "Watch answers from etcd applied to LMDB since start.",
+                                      [f] { return static_cast<double>(f->status().batches); });
+      metrics.registry.gauge_callback("pullgate_fleet_full_reads",
+                                      "Whole-store reads from etcd applied since start (first sync, compaction).",
+                                      [f] { return static_cast<double>(f->status().full_reads); });
+    }
     auto reload = [&] {
       bool ok = reload_policy(config.policy_file, policy);
       metrics.policy_reloads.with({ok ? "ok" : "refused"}).inc();
@@ -298,6 +361,8 @@ int serve(const std::vector<std::string>& args) {
     Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics, policy, blocking.get_executor(),
                   clock);
     Server server(ioc, mirror_listener(config), mirror);
+    mirror.set_readiness([&config, f = fleet.get()] { return readiness_json(config, f).dump(); });
+    if (fleet) fleet->start_sync();
     server.start();
     // Pull times are noted in memory on every pull and stored in batches: eviction
     // by last pull then costs no write per warm request.
@@ -346,6 +411,7 @@ int serve(const std::vector<std::string>& args) {
       hooks.metrics = [&metrics] { return metrics.render(); };
       hooks.evictor = &evictor;
       hooks.blocking = blocking.get_executor();
+      hooks.writes = &writes;
       hooks.evicted = [&](const cache::Evictor::Result& result) {
         const auto run = evictor.last_run();
         report_eviction(result, std::chrono::duration_cast<std::chrono::steady_clock::duration>(

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/blob_store.hpp"
+#include "cache/blocking.hpp"
 #include "cache/pins.hpp"
 #include "proxy/gate/cache_view.hpp"
 #include "proxy/gate/records.hpp"
@@ -192,6 +193,8 @@ AdminApi::AdminApi(const Config& config, std::string token, std::string scanner_
       policy_(policy),
       gate_(gate),
       hooks_(std::move(hooks)),
+      local_writes_(meta, nullptr),
+      writes_(hooks_.writes ? *hooks_.writes : local_writes_),
       clock_(std::move(clock)) {}
 
 namespace {
@@ -274,7 +277,13 @@ asio::awaitable<Outcome> AdminApi::handle(const Request& request, ClientStream& 
     }
   } else {
     try {
-      reply = route(request, context);
+      // A write with the fleet store waits for etcd: not on an I/O thread.
+      if (writes_.shared() && hooks_.blocking && request.method() != http::verb::get)
+        reply = co_await cache::run_blocking(hooks_.blocking, [&] { return route(request, context); });
+      else
+        reply = route(request, context);
+    } catch (const cache::FleetUnavailable& e) {
+      reply = {503, error_json(e.what()).dump()};
     } catch (const std::exception& e) {
       reply = {500, error_json(e.what()).dump()};
     }
@@ -386,7 +395,7 @@ AdminApi::Reply AdminApi::verdicts(const Request& request, const std::string& re
     return {200, verdict_json(*digest, *v).dump()};
   }
   if (method == http::verb::delete_) {
-    if (!meta_.remove_verdict(*digest)) return {404, error_json("no verdict stored for " + digest->str()).dump()};
+    if (!writes_.remove_verdict(*digest)) return {404, error_json("no verdict stored for " + digest->str()).dump()};
     log_event("info", "verdict removed", {{"digest", digest->str()}, {"client", context.client}});
     return {200, json{{"removed", digest->str()}}.dump()};
   }
@@ -416,7 +425,7 @@ AdminApi::Reply AdminApi::verdicts(const Request& request, const std::string& re
       return {400, error_json("expires_in_s must be a whole number of seconds, more than 0, at most 100 years").dump()};
     record.expires_at_ms = record.evaluated_at_ms + it->get<std::int64_t>() * 1000;
   }
-  meta_.put_verdict(*digest, record);
+  writes_.put_verdict(*digest, record);
   log_event("info", "verdict set", {{"digest", digest->str()}, {"decision", *decision}, {"by", record.set_by},
                                     {"client", context.client}});
   return {200, verdict_json(*digest, record).dump()};
@@ -432,7 +441,7 @@ AdminApi::Reply AdminApi::exceptions(const Request& request, const std::string& 
   }
   if (!rest.empty()) {
     if (method != http::verb::delete_) return {405, error_json("use DELETE").dump()};
-    if (!meta_.remove_exception(rest)) return {404, error_json("no exception with id " + rest.substr(0, 200)).dump()};
+    if (!writes_.remove_exception(rest)) return {404, error_json("no exception with id " + rest.substr(0, 200)).dump()};
     log_event("info", "exception removed", {{"id", rest}, {"client", context.client}});
     return {200, json{{"removed", rest}}.dump()};
   }
@@ -473,8 +482,8 @@ AdminApi::Reply AdminApi::exceptions(const Request& request, const std::string& 
   record.created_at_ms = now;
   record.expires_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(checked.expires->time_since_epoch()).count();
   if (*record.expires_at_ms <= now) return {400, error_json("expires is in the past; the exception would never apply").dump()};
-  if (meta_.get_exception(record.id)) return {409, error_json("an exception with id " + record.id + " exists").dump()};
-  meta_.put_exception(record);
+  if (!writes_.add_exception(record))
+    return {409, error_json("an exception with id " + record.id + " exists").dump()};
   log_event("info", "exception added", {{"id", record.id}, {"who", record.who}, {"client", context.client}});
   return {201, exception_json(record, now).dump()};
 }
@@ -514,7 +523,7 @@ AdminApi::Reply AdminApi::reports(const Request& request, const std::string& res
   }
   if (request.method() != http::verb::post) return {405, error_json("use POST").dump()};
   std::string override_digest = query->count("digest") ? query->at("digest") : std::string();
-  auto result = import_report(meta_, context.body, override_digest, now_ms());
+  auto result = import_report(writes_, context.body, override_digest, now_ms());
   if (!result.ok) return {400, error_json(result.error).dump()};
   log_event("info", "report imported", {{"digest", result.digest}, {"client", context.client},
                                         {"counts", result.summary["counts"]}});

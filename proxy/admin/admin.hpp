@@ -35,6 +35,7 @@
 #include "cache/evictor.hpp"
 #include "cache/meta_store.hpp"
 #include "proxy/config.hpp"
+#include "proxy/gate/decision_writes.hpp"
 #include "proxy/gate/gate.hpp"
 #include "proxy/server/handler.hpp"
 #include "registry/clock.hpp"
@@ -61,6 +62,9 @@ class AdminApi final : public Handler {
     cache::Evictor* evictor = nullptr;
     asio::any_io_executor blocking;
     std::function<void(const cache::Evictor::Result&)> evicted;
+    // Where verdicts, exceptions and reports are written (unset: this mirror's LMDB).
+    // With the fleet store they go to etcd first, and are written on `blocking`.
+    DecisionWrites* writes = nullptr;
   };
   // pull: the mirror, which serves scanners' /v2/ requests (past the gate).
   AdminApi(const Config& config, std::string token, std::string scanner_token, cache::MetaStore& meta,
@@ -95,6 +99,8 @@ class AdminApi final : public Handler {
   PolicyHolder& policy_;
   Gate& gate_;
   Hooks hooks_;
+  DecisionWrites local_writes_;
+  DecisionWrites& writes_;  // hooks_.writes or local_writes_
   const WallClock clock_;  // when verdicts, exceptions and reports are recorded
   std::int64_t now_ms() const { return ms_since_epoch(clock_()); }
 };

@@ -111,6 +111,32 @@ std::unique_ptr<cache::MetaStore> open_existing_store(const Config& config) {
   }
 }
 
+std::optional<CliWrites> cli_writes(const Config& config, cache::MetaStore& meta) {
+  CliWrites out;
+  if (!config.fleet.enabled()) {
+    if (meta.fleet_revision() != 0) {
+      std::cerr << "pullgate: the cache at " << config.data_dir.string()
+                << " follows a fleet store (etcd); give --config with its fleet section, so that the write goes to "
+                   "every replica and not to this one only\n";
+      return std::nullopt;
+    }
+    out.writes = std::make_unique<DecisionWrites>(meta, nullptr);
+    return out;
+  }
+  try {
+    auto settings = fleet_settings(config);
+    settings.log = [](const char* level, const std::string& message) {
+      if (std::string_view(level) != "info") std::cerr << "pullgate: " << message << "\n";
+    };
+    out.fleet = cache::Fleet::make(meta, std::move(settings));
+  } catch (const std::exception& e) {
+    std::cerr << "pullgate: fleet.etcd: " << e.what() << "\n";
+    return std::nullopt;
+  }
+  out.writes = std::make_unique<DecisionWrites>(meta, out.fleet.get());
+  return out;
+}
+
 std::vector<UpstreamName> upstream_names(const Config& config, bool guess_host, std::string_view image) {
   std::vector<UpstreamName> upstreams;
   for (auto& u : config.upstreams) upstreams.push_back(UpstreamName{u.settings.name, u.aliases, u.docker_hub});

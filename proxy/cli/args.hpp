@@ -14,6 +14,7 @@
 #include "cache/meta_store.hpp"
 #include "policy/rfc3339.hpp"
 #include "proxy/config.hpp"
+#include "proxy/gate/decision_writes.hpp"
 #include "proxy/gate/explain.hpp"
 
 namespace pullgate::proxy::cli {
@@ -63,6 +64,16 @@ std::optional<Config> cli_config(const CliArgs& cli);
 // The existing LMDB environment of the config; never creates one (a typo in --data
 // must not look like an empty cache). Prints the error and returns null.
 std::unique_ptr<cache::MetaStore> open_existing_store(const Config& config);
+
+// Where a command's verdict, exception and report writes go: with the config's fleet
+// store (fleet.etcd), etcd first; else `meta`. Refused (the reason printed, nullopt)
+// when `meta` follows a fleet store and the config names none: the write would land
+// on this replica only, and be undone by its next full read.
+struct CliWrites {
+  std::unique_ptr<cache::Fleet> fleet;
+  std::unique_ptr<DecisionWrites> writes;
+};
+std::optional<CliWrites> cli_writes(const Config& config, cache::MetaStore& meta);
 
 // The configured upstreams' names for parse_explain_query. Without a config
 // (guess_host), as docker does, the first component of `image` is taken as a

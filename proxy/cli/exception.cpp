@@ -96,17 +96,18 @@ int run_exception(const std::vector<std::string>& all) {
   if (!meta) return 1;
 
   try {
-    if (command == "add") {
-      if (meta->get_exception(record.id)) {
-        std::cerr << "pullgate: an exception with id " << record.id << " exists; remove it first\n";
-        return 1;
+    if (command == "add" || command == "rm") {
+      auto writes = cli_writes(*config, *meta);
+      if (!writes) return 1;
+      if (command == "add") {
+        if (!writes->writes->add_exception(record)) {
+          std::cerr << "pullgate: an exception with id " << record.id << " exists; remove it first\n";
+          return 1;
+        }
+        std::cout << exception_json(record, now_ms()).dump() << "\n";
+        return 0;
       }
-      meta->put_exception(record);
-      std::cout << exception_json(record, now_ms()).dump() << "\n";
-      return 0;
-    }
-    if (command == "rm") {
-      if (!meta->remove_exception(cli.positional[0])) {
+      if (!writes->writes->remove_exception(cli.positional[0])) {
         std::cerr << "pullgate: no exception with id " << cli.positional[0] << "\n";
         return 1;
       }

@@ -55,7 +55,15 @@ int run_report(const std::vector<std::string>& all) {
     auto meta = open_existing_store(*config);
     if (!meta) return 1;
     auto override_digest = cli.get("--digest") ? *cli.get("--digest") : std::string();
-    auto result = import_report(*meta, document, override_digest, now_ms());
+    auto writes = cli_writes(*config, *meta);
+    if (!writes) return 1;
+    ImportResult result;
+    try {
+      result = import_report(*writes->writes, document, override_digest, now_ms());
+    } catch (const std::exception& e) {
+      std::cerr << "pullgate: " << e.what() << "\n";
+      return 1;
+    }
     if (!result.ok) {
       std::cerr << "pullgate: " << cli.positional[0] << ": " << result.error << "\n";
       return 1;

@@ -69,7 +69,14 @@ int run_verdict(const std::vector<std::string>& all) {
                             "verdict");
       record.expires_at_ms = record.evaluated_at_ms + *ms;
     }
-    meta->put_verdict(*digest, record);
+    auto writes = cli_writes(*config, *meta);
+    if (!writes) return 1;
+    try {
+      writes->writes->put_verdict(*digest, record);
+    } catch (const std::exception& e) {
+      std::cerr << "pullgate: " << e.what() << "\n";
+      return 1;
+    }
     std::cout << verdict_json(*digest, record).dump() << "\n";
     return 0;
   }
@@ -83,8 +90,15 @@ int run_verdict(const std::vector<std::string>& all) {
     return 0;
   }
   if (command == "rm") {
-    if (!meta->remove_verdict(*digest)) {
-      std::cerr << "pullgate: no verdict stored for " << digest->str() << "\n";
+    auto writes = cli_writes(*config, *meta);
+    if (!writes) return 1;
+    try {
+      if (!writes->writes->remove_verdict(*digest)) {
+        std::cerr << "pullgate: no verdict stored for " << digest->str() << "\n";
+        return 1;
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "pullgate: " << e.what() << "\n";
       return 1;
     }
     std::cout << "removed verdict for " << digest->str() << "\n";

@@ -52,6 +52,7 @@ Judged judge_report(const DecisionContext& c, const policy::Scope& scope, const 
     std::string reference = subject.upstream + "/" + subject.repository +
                             (subject.tag ? ":" + *subject.tag : "@" + subject.digest.str());
     c.meta.add_pending(digest, reference, policy::ms_of(c.now));
+    if (c.queued) c.queued(digest);
     for (auto& r : judgement->reasons)
       if (r.find("awaiting a scan") != std::string::npos) r += " (queued for scanners: GET /v1/pending)";
   }
@@ -88,10 +89,25 @@ GateDecision decide_manifest_at(const DecisionContext& c, const policy::Subject&
   // Held until this digest's own verdict is settled, not while its indexes are decided.
   cache::KeyLocks::Held held;
   if (c.hold) held = c.hold(digest);
-  const auto stored = verdict_for(c.meta, digest, c.policy, scope.name, c.now).usable.stored;
+  const auto chosen = verdict_for(c.meta, digest, c.policy, scope.name, c.now);
+  const auto& stored = chosen.usable.stored;
   auto outcome = policy::evaluate(c.policy, subject, stored, c.now, c.extra);
   // No stored verdict counts and no exception settled it: the policy decides now.
   const bool evaluated = !stored && outcome.source != Source::exception;
+  if (evaluated && !chosen.record && c.store_down && c.store_down()) {
+    // Never decided here, and the fleet may have decided it where this replica
+    // cannot see (fleet.on_store_down: fail_closed). Refused, not stored: decided
+    // normally once the store is back.
+    auto decision = from_outcome(outcome);
+    decision.decision = Decision::deny;
+    decision.serve = decision.mode != policy::Mode::enforce;
+    decision.source = "fleet";
+    decision.exception_id.clear();
+    decision.reasons = {"the fleet store (etcd) is out of reach or this replica has not caught up with it, and this "
+                        "replica has never decided this digest: refused until the store is back "
+                        "(fleet.on_store_down: fail_closed)"};
+    return decision;
+  }
   Judged judged;
   if (evaluated) judged = judge(c, subject, digest, outcome);
   if (judged.hold_for.count() > 0) {

@@ -78,6 +78,13 @@ struct DecisionContext {
   // counts, its evaluation stored, so that concurrent first decisions of one digest
   // make one evaluation while other digests' run side by side. Unset: nothing is held.
   std::function<cache::KeyLocks::Held(const registry::Digest&)> hold;
+  // The fleet store (cache/fleet.hpp), the gate's side. `store_down`: true while LMDB
+  // may lack what the fleet decided (etcd out of reach, or not caught up) and
+  // fleet.on_store_down is fail_closed: a digest with no verdict of any kind here is
+  // refused, not evaluated (its verdict may be one this replica cannot see), and
+  // nothing is stored. `queued`: told of each digest queued for scanners.
+  std::function<bool()> store_down;
+  std::function<void(const registry::Digest&)> queued;
 };
 
 // The stored verdict if it still counts for a subject in `scope`: manual ones

@@ -140,7 +140,7 @@ std::vector<policy::Exception> to_policy_exceptions(const std::vector<cache::Exc
 
 json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<const policy::Exception> extra,
              const ExplainQuery& query, policy::TimePoint now) {
-  const DecisionContext c{meta, policy, extra, now, false, nullptr, nullptr};  // looks only: stores, queues, holds nothing
+  const DecisionContext c{meta, policy, extra, now, false, nullptr, nullptr, nullptr, nullptr};  // looks only: stores, queues, holds nothing
   json out = {{"image", query.image}};
   const std::string where = query.upstream + "/" + query.repository;
 

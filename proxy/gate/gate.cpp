@@ -43,7 +43,8 @@ DecisionContext Gate::context(const policy::Policy& policy, const Exceptions& ex
                            ++evaluations_;
                            metrics_.gate_evaluations.inc();
                          },
-                         [this](const registry::Digest& digest) { return evaluating_.lock(digest.str()); }};
+                         [this](const registry::Digest& digest) { return evaluating_.lock(digest.str()); },
+                         store_down_, queued_};
 }
 
 GateDecision Gate::decide(const policy::Policy& policy, const std::string& upstream, const std::string& repository,
@@ -278,6 +279,11 @@ bool Gate::denied_lately(const std::vector<registry::Digest>& manifests, const s
   return false;
 }
 
+void Gate::set_replica(std::string_view id) {
+  replica_field_ = ",\"replica\":";
+  JsonLine::append_string(replica_field_, id);
+}
+
 SharedDecision Gate::record(const GateRequest& request, const Memo& memo,
                             std::chrono::system_clock::time_point started) {
   // The line is assembled straight into the audit queue: time, client and request
@@ -285,7 +291,9 @@ SharedDecision Gate::record(const GateRequest& request, const Memo& memo,
   const bool audited = audit_.write_with([&](std::string& line) {
     line.append("{\"time\":\"");
     append_utc_timestamp(line, started);
-    line.append("\",\"client\":");
+    line.push_back('"');
+    line.append(replica_field_);
+    line.append(",\"client\":");
     JsonLine::append_string(line, request.client);
     line.push_back(',');
     line.append(memo.audit_middle);

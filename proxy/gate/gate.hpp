@@ -102,6 +102,16 @@ class Gate {
     return decide(*policy_.get(), upstream, repository, tag, digest);
   }
 
+  // The replica's id (fleet.replica_id), in every audit line so that a fleet's logs
+  // can be merged. Set before serving.
+  void set_replica(std::string_view id);
+
+  // With the fleet store (DecisionContext::store_down and queued). Set before serving.
+  void set_fleet_hooks(std::function<bool()> store_down, std::function<void(const registry::Digest&)> queued) {
+    store_down_ = std::move(store_down);
+    queued_ = std::move(queued);
+  }
+
   std::uint64_t evaluations() const { return evaluations_; }
   std::uint64_t bypass_suspected() const { return bypass_suspected_; }
 
@@ -126,6 +136,9 @@ class Gate {
   // held here (DecisionContext::hold), so concurrent first pulls of one digest share
   // one evaluation and first pulls of different digests do not wait for each other.
   cache::KeyLocks evaluating_;
+  std::string replica_field_;  // ,"replica":"<id>" or empty
+  std::function<bool()> store_down_;
+  std::function<void(const registry::Digest&)> queued_;
   std::atomic<std::uint64_t> evaluations_{0};
   std::atomic<std::uint64_t> bypass_suspected_{0};
   // Manifests refused lately, by digest, with who asked and when: a refused blob of

@@ -18,7 +18,7 @@ std::string time_text(std::int64_t ms) {
 
 }  // namespace
 
-ImportResult import_report(cache::MetaStore& meta, std::string_view document, std::string_view digest_override,
+ImportResult import_report(DecisionWrites& writes, std::string_view document, std::string_view digest_override,
                            std::int64_t now_ms) {
   ImportResult result;
   auto parsed = policy::parse_report(document, digest_override);
@@ -46,10 +46,9 @@ ImportResult import_report(cache::MetaStore& meta, std::string_view document, st
   record.scanner = summary.scanner;
   record.scanned_at_ms = scanned_at_ms;
   record.imported_at_ms = now_ms;
-  meta.put_report(*digest, record);  // also ends the digest's wait in the pending queue
   // A computed verdict was decided without this report: decide again on next use.
   // Manual verdicts stand.
-  result.replaced_verdict = meta.remove_computed_verdicts(*digest);
+  result.replaced_verdict = writes.put_report(*digest, record);
   result.ok = true;
   result.digest = digest->str();
   result.summary = {{"scanner", summary.scanner},

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/meta_store.hpp"
+#include "proxy/gate/decision_writes.hpp"
 #include "policy/report.hpp"
 
 namespace pullgate::proxy {
@@ -22,7 +23,7 @@ struct ImportResult {
   bool replaced_verdict = false;      // a computed verdict was dropped
 };
 
-ImportResult import_report(cache::MetaStore& meta, std::string_view document, std::string_view digest_override,
+ImportResult import_report(DecisionWrites& writes, std::string_view document, std::string_view digest_override,
                            std::int64_t now_ms);
 
 // {"digest","scanner","scanner_version","scanned_at","imported_at","counts":{...},"findings":N,...}

@@ -226,11 +226,13 @@ asio::awaitable<void> Mirror::dispatch(Exchange& x) {
       http::response<http::string_body> res{http::status::ok, 11};
       x.decorate(res);
       res.set(http::field::content_type, "application/json");
-      if (x.route.kind == RouteKind::ready) {
-        // Ready: the cache answers a read.
-        (void)meta_.manifest_count();
-      }
       res.body() = x.route.kind == RouteKind::base ? "{}" : "{\"status\":\"ok\"}";
+      if (x.route.kind == RouteKind::ready) {
+        // Ready: the cache answers a read. A replica whose fleet store is out of
+        // reach still serves: it says so (degraded) and stays ready.
+        (void)meta_.manifest_count();
+        if (readiness_) res.body() = readiness_();
+      }
       res.prepare_payload();
       if (x.head) res.body().clear();
       co_await send(x, res);

@@ -3,6 +3,7 @@
 // resolving tags to digests, serving manifests and blobs from the cache or through
 // it, and answering every failure with an OCI error. Each manifest request resolves
 // its reference to a digest before anything is served: that is where the gate sits.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,8 @@ class Mirror final : public Handler {
   cache::PullTimes& pull_times() { return pulls_; }
   // Evicted manifests are forgotten by the hot cache in front of LMDB.
   void forget_evicted(std::span<const registry::Digest> manifests) { hot_.forget_manifests(manifests); }
+  // The body of GET /readyz (a JSON object; unset: {"status":"ok"}). Set before serving.
+  void set_readiness(std::function<std::string()> readiness) { readiness_ = std::move(readiness); }
 
  private:
   struct Exchange;  // one request in progress
@@ -167,6 +170,7 @@ class Mirror final : public Handler {
   ManifestSource manifests_;
   cache::SingleFlight<TagOutcome> tag_flights_;  // by upstream, repository and tag
   Signals signals_;
+  std::function<std::string()> readiness_;
 };
 
 }  // namespace pullgate::proxy

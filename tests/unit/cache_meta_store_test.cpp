@@ -1562,5 +1562,146 @@ TEST_F(MetaStoreTest, ReportImportedByAnotherProcessIsSeen) {
   EXPECT_EQ(store->report_count(), 1u);
 }
 
+// ---- the fleet store's records (cache/fleet.hpp) ----
+
+VerdictRecord manual_verdict(const std::string& decision) {
+  VerdictRecord v;
+  v.decision = decision;
+  v.source = "manual";
+  v.reasons = {"set for the fleet"};
+  v.set_by = "ops";
+  v.evaluated_at_ms = 1000;
+  return v;
+}
+
+VerdictRecord computed_verdict(const std::string& scope) {
+  VerdictRecord v;
+  v.decision = "allow";
+  v.source = "rule";
+  v.reasons = {"rule"};
+  v.policy_version = "p1";
+  v.evaluated_at_ms = 1000;
+  v.scope = scope;
+  return v;
+}
+
+ExceptionRecord fleet_exception(const std::string& id) {
+  ExceptionRecord e;
+  e.id = id;
+  e.repository = "team/*";
+  e.reason = "migration";
+  e.who = "ops";
+  e.created_at_ms = 1000;
+  e.expires_at_ms = 9'000'000'000'000;
+  return e;
+}
+
+FleetRecord put(FleetRecord::Kind kind, std::string key, std::string value) {
+  return FleetRecord{kind, std::move(key), std::move(value)};
+}
+FleetRecord removal(FleetRecord::Kind kind, std::string key) { return FleetRecord{kind, std::move(key), std::nullopt}; }
+
+TEST_F(MetaStoreTest, FleetBatchesApplyInOrderWithTheirRevision) {
+  auto store = MetaStore::open(dir_, map_size);
+  using K = FleetRecord::Kind;
+  EXPECT_EQ(store->fleet_revision(), 0);
+  store->put_verdict(digest('a'), computed_verdict("default"));
+  ReportRecord report{"{}", "trivy", 500, 600};
+  FleetBatch first{{put(K::verdict, digest('a').str(), encode_record(manual_verdict("deny"))),
+                    put(K::exception, "ex-1", encode_record(fleet_exception("ex-1"))),
+                    put(K::report, digest('b').str(), encode_record(report))},
+                   7};
+  store->add_pending(digest('b'), "up/team/app:v1", 100);
+  store->put_verdict(digest('b'), computed_verdict("default"));
+  auto applied = store->apply_fleet(first);
+  EXPECT_EQ(applied.written, 3u);
+  EXPECT_FALSE(applied.stale);
+  EXPECT_EQ(store->fleet_revision(), 7);
+  EXPECT_EQ(store->get_verdicts_in(digest('a'), "default").manual->decision, "deny");
+  ASSERT_TRUE(store->get_exception("ex-1"));
+  EXPECT_EQ(store->get_report(digest('b'))->scanner, "trivy");
+  // The report ends the wait and the verdict computed without it.
+  EXPECT_FALSE(store->get_pending(digest('b')));
+  EXPECT_FALSE(store->get_verdicts_in(digest('b'), "default").computed);
+
+  // A batch at or before the applied revision is stale: nothing changes.
+  auto stale = store->apply_fleet(FleetBatch{{removal(K::verdict, digest('a').str())}, 7});
+  EXPECT_TRUE(stale.stale);
+  EXPECT_TRUE(store->get_verdicts_in(digest('a'), "default").manual);
+
+  auto second = store->apply_fleet(
+      FleetBatch{{removal(K::verdict, digest('a').str()), removal(K::exception, "ex-1")}, 9});
+  EXPECT_EQ(second.removed, 2u);
+  EXPECT_FALSE(store->get_verdict(digest('a')));
+  EXPECT_FALSE(store->get_exception("ex-1"));
+  EXPECT_EQ(store->fleet_revision(), 9);
+}
+
+TEST_F(MetaStoreTest, FleetRecordsThatAreNotOneAreSkipped) {
+  auto store = MetaStore::open(dir_, map_size);
+  using K = FleetRecord::Kind;
+  auto applied = store->apply_fleet(FleetBatch{
+      {put(K::verdict, "not-a-digest", encode_record(manual_verdict("deny"))),
+       // Only a person's verdict is the fleet's: a computed one is not taken.
+       put(K::verdict, digest('a').str(), encode_record(computed_verdict("default"))),
+       put(K::verdict, digest('b').str(), "{\"v\":1,\"decision\":\"deny\""),
+       put(K::exception, "ex-2", encode_record(fleet_exception("another-id"))),
+       put(K::report, digest('c').str(), "[]"),
+       put(K::verdict, digest('d').str(), encode_record(manual_verdict("deny")))},
+      3});
+  EXPECT_EQ(applied.skipped, 5u);
+  EXPECT_EQ(applied.written, 1u);
+  EXPECT_FALSE(store->get_verdict(digest('a')));
+  EXPECT_FALSE(store->get_verdict(digest('b')));
+  EXPECT_FALSE(store->get_exception("ex-2"));
+  EXPECT_FALSE(store->get_report(digest('c')));
+  EXPECT_EQ(store->get_verdict(digest('d'))->decision, "deny");
+  EXPECT_EQ(store->fleet_revision(), 3);
+}
+
+TEST_F(MetaStoreTest, AFullFleetBatchReplacesWhatTheFleetSharesAndNothingElse) {
+  auto store = MetaStore::open(dir_, map_size);
+  using K = FleetRecord::Kind;
+  // Before: a manual deny and an exception the fleet removed while this replica was
+  // away, an upstream gate's verdict (this mirror's own), a computed verdict, a
+  // report etcd no longer has, and a pending entry of this replica's.
+  store->put_verdict(digest('a'), manual_verdict("deny"));
+  VerdictRecord upstream = manual_verdict("deny");
+  upstream.source = "upstream";
+  store->put_verdict(digest('e'), upstream);
+  store->put_verdict(digest('c'), computed_verdict("default"));
+  store->put_exception(fleet_exception("gone"));
+  store->put_report(digest('f'), ReportRecord{"{}", "grype", 1, 2});
+  store->put_verdict(digest('f'), computed_verdict("default"));
+  store->add_pending(digest('1'), "up/team/app:v2", 100);
+  store->apply_fleet(FleetBatch{{}, 4});
+
+  auto applied = store->apply_fleet(FleetBatch{{put(K::verdict, digest('b').str(), encode_record(manual_verdict("warn"))),
+                                                put(K::exception, "kept", encode_record(fleet_exception("kept")))},
+                                               2,  // a full read may be at any revision
+                                               true});
+  EXPECT_FALSE(applied.stale);
+  EXPECT_EQ(applied.removed, 3u);  // the manual verdict, the exception, the report
+  EXPECT_FALSE(store->get_verdict(digest('a')));
+  EXPECT_EQ(store->get_verdict(digest('b'))->decision, "warn");
+  EXPECT_EQ(store->get_verdict(digest('e'))->source, "upstream");
+  EXPECT_TRUE(store->get_verdicts_in(digest('c'), "default").computed);
+  EXPECT_FALSE(store->get_exception("gone"));
+  EXPECT_TRUE(store->get_exception("kept"));
+  EXPECT_FALSE(store->get_report(digest('f')));
+  EXPECT_FALSE(store->get_verdicts_in(digest('f'), "default").computed);  // made from the report that went
+  EXPECT_TRUE(store->get_pending(digest('1')));
+  EXPECT_EQ(store->fleet_revision(), 2);
+}
+
+TEST_F(MetaStoreTest, AFleetRevisionThatDoesNotReadIsAFullReadAgain) {
+  auto store = MetaStore::open(dir_, map_size);
+  store->apply_fleet(FleetBatch{{}, 12});
+  store.reset();
+  write_raw("meta", "fleet_revision", "12x");
+  store = MetaStore::open(dir_, map_size);
+  EXPECT_EQ(store->fleet_revision(), 0);
+}
+
 }  // namespace
 }  // namespace pullgate::cache

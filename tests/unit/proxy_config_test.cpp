@@ -196,6 +196,47 @@ TEST(Config, BundleKeysAndTheSignatureRequirement) {
   EXPECT_TRUE(has_error(parse_config(R"({"bundle": {"keys": []}})"), "bundle.keys"));
 }
 
+TEST(Config, TheFleetStoreIsOffUntilEtcdIsNamed) {
+  auto defaults = parse_config("{}");
+  ASSERT_TRUE(defaults.errors.empty()) << defaults.errors[0];
+  EXPECT_FALSE(defaults.config.fleet.enabled());
+  EXPECT_FALSE(defaults.config.fleet.replica_id.empty());  // the host name
+  EXPECT_EQ(defaults.config.fleet.on_store_down, "fail_closed");
+
+  auto r = parse_config(R"({"fleet": {"replica_id": "edge-1", "on_store_down": "serve_cached",
+                                      "etcd": {"endpoints": ["http://10.0.0.1:2379", "https://etcd-2:2379"],
+                                               "prefix": "/pg/", "username": "pullgate", "password": "x",
+                                               "request_timeout_s": 3}}})");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  const auto& f = r.config.fleet;
+  EXPECT_TRUE(f.enabled());
+  EXPECT_EQ(f.replica_id, "edge-1");
+  EXPECT_EQ(f.on_store_down, "serve_cached");
+  EXPECT_EQ(f.etcd_endpoints, (std::vector<std::string>{"http://10.0.0.1:2379", "https://etcd-2:2379"}));
+  auto settings = fleet_settings(r.config);
+  EXPECT_EQ(settings.prefix, "/pg/");
+  EXPECT_EQ(settings.replica_id, "edge-1");
+  EXPECT_EQ(settings.etcd.username, "pullgate");
+  EXPECT_EQ(settings.etcd.request_timeout, std::chrono::seconds(3));
+}
+
+TEST(Config, FleetMistakesAreOneLineEach) {
+  auto r = parse_config(R"({"fleet": {"replica_id": "a b", "on_store_down": "open", "mode": 1,
+                                      "etcd": {"endpoints": ["etcd:2379"], "prefix": "pullgate", "password": "x",
+                                               "cert_file": "/nonexistent/c.pem", "tls": true}}})");
+  EXPECT_TRUE(has_error(r, "fleet.replica_id: must be 1 to 63 letters"));
+  EXPECT_TRUE(has_error(r, "fleet.on_store_down: must be \"fail_closed\" or \"serve_cached\""));
+  EXPECT_TRUE(has_error(r, "fleet.mode"));
+  EXPECT_TRUE(has_error(r, "fleet.etcd.endpoints: must be a list of http:// or https:// URLs"));
+  EXPECT_TRUE(has_error(r, "fleet.etcd.prefix: must start and end with /"));
+  EXPECT_TRUE(has_error(r, "fleet.etcd.username: is required when a password is set"));
+  EXPECT_TRUE(has_error(r, "fleet.etcd.key_file: cert_file and key_file go together"));
+  EXPECT_TRUE(has_error(r, "fleet.etcd.cert_file: cannot read /nonexistent/c.pem"));
+  EXPECT_TRUE(has_error(r, "fleet.etcd.tls"));
+  for (auto& e : r.errors) EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  EXPECT_TRUE(has_error(parse_config(R"({"fleet": {"etcd": {"endpoints": []}}})"), "fleet.etcd.endpoints: must be"));
+}
+
 TEST(Config, ByteSizesAndDurations) {
   EXPECT_EQ(parse_byte_size("500MiB"), std::uint64_t{500} << 20);
   EXPECT_EQ(parse_byte_size("10KiB"), 10240u);

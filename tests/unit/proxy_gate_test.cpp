@@ -143,6 +143,41 @@ TEST_F(GateMemoTest, AStoreWriteEndsTheEntryAtOnce) {
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
 }
 
+TEST_F(GateMemoTest, WhileTheFleetStoreIsDownADigestNeverDecidedHereIsRefused) {
+  // fleet.on_store_down: fail_closed. A digest this replica has a verdict for follows
+  // it; one it never decided may be denied elsewhere in the fleet: refused, not stored.
+  bool down = true;
+  std::vector<registry::Digest> queued;
+  gate_->set_fleet_hooks([&down] { return down; }, [&queued](const registry::Digest& d) { queued.push_back(d); });
+  gate_->set_replica("edge-1");
+  meta_->put_verdict(digest('b'), cache::VerdictRecord{"allow", "manual", {"vetted"}, "", "ops", 1, std::nullopt, ""});
+  const auto stored_before = meta_->verdict_count();
+
+  auto unknown = check("it/app", "v1", digest('a'));
+  EXPECT_FALSE(unknown->serve);
+  EXPECT_EQ(unknown->decision, policy::Decision::deny);
+  EXPECT_EQ(unknown->source, "fleet");
+  ASSERT_EQ(unknown->reasons.size(), 1u);
+  EXPECT_NE(unknown->reasons[0].find("fleet.on_store_down: fail_closed"), std::string::npos) << unknown->reasons[0];
+  EXPECT_EQ(meta_->verdict_count(), stored_before);  // nothing stored
+  EXPECT_TRUE(check("it/app", "v1", digest('b'))->serve);
+
+  down = false;
+  now_ += std::chrono::seconds(2);  // past the memo's second
+  EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);
+  EXPECT_EQ(meta_->verdict_count(), stored_before + 1);  // decided and stored now
+  down = true;
+  now_ += std::chrono::seconds(2);
+  EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);  // known here: its verdict stands
+  EXPECT_FALSE(check("it/bad", "v1", digest('c'))->serve);
+  EXPECT_TRUE(queued.empty());  // this policy asks for no scans
+
+  auto lines = audit_lines();
+  ASSERT_EQ(lines.size(), 5u);
+  for (auto& l : lines) EXPECT_EQ(l["replica"], "edge-1");
+  EXPECT_EQ(lines[0]["source"], "fleet");
+}
+
 TEST_F(GateMemoTest, AnEntryEndsWhenItsVerdictExpires) {
   // A remembered decision counts for a second at most, and never past the expiry of
   // the verdict it came from.
@@ -458,6 +493,8 @@ class HookedStore final : public cache::MetaStore {
   bool add_pin(const cache::PinRecord& r) override { return real_.add_pin(r); }
   bool remove_pin(std::string_view pin) override { return real_.remove_pin(pin); }
   std::vector<cache::PinRecord> list_pins() override { return real_.list_pins(); }
+  cache::FleetApplied apply_fleet(const cache::FleetBatch& b) override { return real_.apply_fleet(b); }
+  std::int64_t fleet_revision() override { return real_.fleet_revision(); }
 
  private:
   cache::MetaStore& real_;
