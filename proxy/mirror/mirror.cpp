@@ -1045,7 +1045,19 @@ asio::awaitable<void> Mirror::prepare_signals(Exchange& x, const Digest& digest,
 
 SharedDecision Mirror::gate_check(const Exchange& x, ArtifactKind kind, const Digest& digest) {
   static const auto ungated = std::make_shared<const GateDecision>();
-  if (!config_.gate_enabled) return kind == ArtifactKind::blob ? ungated : upstream_decision(digest, ungated);
+  if (!config_.gate_enabled) {
+    if (kind != ArtifactKind::blob) return upstream_decision(digest, ungated);
+    // Behind a parent, a blob goes with the manifests seen here that list it: refused
+    // when the parent denied every one of them.
+    if (!x.upstream->config.settings.parent) return ungated;
+    auto parents = meta_.referenced_by_in(digest, x.upstream->config.settings.name, x.repository, 64);
+    SharedDecision decision = ungated;
+    for (const auto& parent : parents) {
+      decision = upstream_decision(parent, ungated);
+      if (decision->serve) return ungated;
+    }
+    return decision;
+  }
   auto request = gate_request(x, kind, digest);
   if (x.context.scanner) return gate_.pass_scanner(request);
   return kind == ArtifactKind::blob ? gate_.check_blob(request) : gate_.check_manifest(request);

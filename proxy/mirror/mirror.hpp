@@ -116,7 +116,8 @@ class Mirror final : public Handler {
   // scanner's pass on the admin listener, else the gate's check.
   SharedDecision gate_check(const Exchange& x, ArtifactKind kind, const registry::Digest& digest);
   // With the gate off (an edge trusting its parent), the one decision kept: a parent
-  // pullgate's denial of a manifest (its verdict, see note_upstream_denial); else
+  // pullgate's denial of a manifest (its verdict, see note_upstream_denial), and
+  // behind a configured parent of the blobs only denied manifests list; else
   // `otherwise`. The gate is off, so it is logged, not audited.
   SharedDecision upstream_decision(const registry::Digest& digest, const SharedDecision& otherwise);
   void reply_denied(Exchange& x, const GateDecision& decision, const registry::Digest& digest);

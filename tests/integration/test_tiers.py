@@ -197,8 +197,9 @@ class Tiers(unittest.TestCase):
                 message = h.assert_oci_denied(self, status, body, "by digest via " + edge.address, REASON)
                 self.assertIn("upstream " + ONE, message)
                 self.assertEqual(h.header(headers, "Pullgate-Decision"), "deny")
-            # The gated edges refuse its blobs from their caches too.
-            for edge in (self.edge_ns, self.edge_path):
+            # Every edge refuses its blobs from its cache too (the gate-off edge as the
+            # blobs of manifests its parent denied).
+            for edge in self.edges:
                 for digest in image.blobs():
                     status, _, body = edge.request("GET", "/v2/tier/cached/blobs/" + digest)
                     h.assert_oci_denied(self, status, body, "blob via " + edge.address, REASON)
