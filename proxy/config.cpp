@@ -101,6 +101,15 @@ std::string url_authority(const std::string& url) {
   return {};
 }
 
+// What a parent mirror can know an upstream by: a host[:port] (letters, digits, '.',
+// '-', '_', ':'), so that it goes into a path segment or a query unescaped.
+bool is_upstream_name(std::string_view name) {
+  if (name.empty() || name.size() > 255) return false;
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_' && c != ':') return false;
+  return true;
+}
+
 void parse_upstream(const json& item, std::size_t index, Config& config, std::vector<std::string>& errors) {
   std::string where = "upstreams[" + std::to_string(index) + "].";
   if (!item.is_object()) {
@@ -118,6 +127,9 @@ void parse_upstream(const json& item, std::size_t index, Config& config, std::ve
   r.string("password_file", password_file);
   r.string("ca_file", up.settings.ca_file);
   r.boolean("insecure", up.settings.insecure);
+  std::string parent_upstream, parent_naming;
+  r.string("parent_upstream", parent_upstream);
+  r.string("parent_naming", parent_naming);
   r.integer("tag_ttl_s", up.tag_ttl_s, -1, 365LL * 24 * 3600);
   r.boolean("default", up.is_default);
   r.integer("connect_timeout_s", connect_s, 1, 600);
@@ -152,8 +164,19 @@ void parse_upstream(const json& item, std::size_t index, Config& config, std::ve
     r.mistake("username", "is required when a password is set");
   if (!up.settings.ca_file.empty() && !std::ifstream(up.settings.ca_file))
     r.mistake("ca_file", "cannot read " + up.settings.ca_file);
-  up.docker_hub = up.settings.name == "docker.io" || authority == "registry-1.docker.io" ||
-                  authority == "index.docker.io";
+  if (!parent_upstream.empty()) {
+    auto form = registry::parse_parent_naming(parent_naming.empty() ? "ns" : parent_naming);
+    if (!form) r.mistake("parent_naming", "must be \"ns\" or \"path\", got \"" + parent_naming + "\"");
+    else if (!is_upstream_name(parent_upstream))
+      r.mistake("parent_upstream", "must be a registry host[:port] as the parent names it, got \"" + parent_upstream + "\"");
+    else up.settings.parent = registry::ParentNaming{parent_upstream, *form};
+  } else if (!parent_naming.empty()) {
+    r.mistake("parent_naming", "needs parent_upstream (the name the parent mirror knows the upstream by)");
+  }
+  // Behind a parent, Docker Hub's one-segment names are the original upstream's matter.
+  const std::string& original = up.settings.parent ? up.settings.parent->upstream : authority;
+  up.docker_hub = up.settings.name == "docker.io" || original == "docker.io" || original == "registry-1.docker.io" ||
+                  original == "index.docker.io";
   config.upstreams.push_back(std::move(up));
 }
 

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "registry/parent_naming.hpp"
 #include "registry/upstream_url.hpp"
 
 namespace pullgate::registry {
@@ -56,7 +57,10 @@ std::optional<std::string> rewrite(std::string_view value, std::string_view upst
   std::string_view endpoint = path.substr(prefix.size());
   if (endpoint != "tags/list" && endpoint.substr(0, 10) != "referrers/") return std::nullopt;
   std::string out = "</v2/" + std::string(client_repository) + "/" + std::string(endpoint);
-  std::string new_query(query);
+  // An ns= in the upstream's link is how a parent mirror was told the upstream (see
+  // parent_naming.hpp): it names the parent's upstream, not this mirror's; the
+  // client's own ns is added below.
+  std::string new_query = query_without_ns(query);
   if (ns) new_query += (new_query.empty() ? "" : "&") + std::string("ns=") + percent_encode(*ns);
   if (!new_query.empty()) out += "?" + new_query;
   out += ">";

@@ -159,6 +159,10 @@ class HttpUpstream final : public Upstream {
     if (!request.target.starts_with('/') || !is_visible_ascii(request.target)) {
       throw UpstreamError(UpstreamError::Kind::protocol, "invalid upstream request target");
     }
+    if (settings_.parent) {
+      request.target = name_for_parent(request.target, *settings_.parent);
+      request.scope = scope_for_parent(request.scope, *settings_.parent);
+    }
     Url url{base_.origin, request.target};
     std::optional<std::string> authorization;
     std::optional<std::string> sent_token;

@@ -18,6 +18,8 @@
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/verb.hpp>
 
+#include "registry/parent_naming.hpp"
+
 namespace pullgate::registry {
 
 namespace asio = boost::asio;
@@ -34,6 +36,9 @@ struct UpstreamSettings {
   std::chrono::milliseconds response_timeout{30'000};  // to the response header
   std::chrono::milliseconds read_timeout{30'000};      // between body reads
   std::size_t max_idle_connections = 16;               // per host
+  // The upstream is a parent mirror (a regional pullgate): every request names the
+  // original upstream to it this way. None: an ordinary registry.
+  std::optional<ParentNaming> parent;
 };
 
 struct UpstreamRequest {
@@ -73,7 +78,8 @@ class Upstream {
   virtual ~Upstream() = default;
   virtual const UpstreamSettings& settings() const = 0;
   // Thread-safe: called from many sessions at once. Sends User-Agent
-  // pullgate/<version>. Follows up to 5 redirects (keeping Range, dropping
+  // pullgate/<version>. To a parent mirror, the target and scope are named for it
+  // (name_for_parent, scope_for_parent) before anything is sent. Follows up to 5 redirects (keeping Range, dropping
   // Authorization on a cross-host hop), answers a 401 Bearer challenge by fetching
   // a token for request.scope (cached until it expires; concurrent requests wait for
   // one fetch; credentials are sent to a realm only on the upstream's own domain) and

@@ -355,9 +355,15 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
     // A pullgate upstream refused it, and this mirror has no bytes of its own: the
     // gate here decides too (from the upstream's verdict, stored by then), so the
     // refusal is audited and counted like any other.
-    if (x.reply && x.reply->result_int() == 403 && config_.gate_enabled && !x.context.scanner) {
-      auto decision = gate_check(x, ArtifactKind::manifest, *digest);
-      if (!decision->serve) reply_denied(x, *decision, *digest);
+    if (x.reply && x.reply->result_int() == 403) {
+      if (config_.gate_enabled && !x.context.scanner) {
+        auto decision = gate_check(x, ArtifactKind::manifest, *digest);
+        if (!decision->serve && (!x.head || decision->audit_unavailable)) reply_denied(x, *decision, *digest);
+      }
+      // A HEAD is answered as the parent answered it (200, Pullgate-Decision: deny), as
+      // this mirror answers a HEAD it denies itself: containerd goes on to the GET,
+      // whose 403 carries the reasons it prints.
+      if (x.head && x.reply->result_int() == 403) co_await announce_parent_denial(x, *digest);
     }
     co_return;
   }
@@ -367,6 +373,11 @@ asio::awaitable<void> Mirror::serve_manifest(Exchange& x) {
   if (config_.gate_enabled && !x.context.scanner && policy_.needs_signals() &&
       !gate_.remembers(gate_request(x, ArtifactKind::manifest, *digest)))
     co_await prepare_signals(x, *digest, *manifest);
+  // Behind a parent mirror, a GET the edge would answer from its cache asks the parent
+  // first (one HEAD, answered from the parent's own store): a denial set there after
+  // this edge cached the image reaches a pull by digest too, not only the next tag check.
+  if (x.upstream->config.settings.parent && !x.head && !x.asked_upstream && !config_.offline)
+    co_await recheck_with_parent(x, *digest);
   auto shared_decision = gate_check(x, ArtifactKind::manifest, *digest);
   if (!shared_decision->serve && shared_decision->source == "upstream" && !x.asked_upstream) {
     // Refused on a pullgate upstream's word: ask it whether it still refuses (one
@@ -672,6 +683,38 @@ asio::awaitable<void> Mirror::learn_upstream_denial(Exchange& x, const Digest& d
                            digest.str() + " (its reasons could not be fetched: " + failure->detail + ")");
 }
 
+asio::awaitable<void> Mirror::recheck_with_parent(Exchange& x, const Digest& digest) {
+  try {
+    auto head = manifest_request(http::verb::head, x.repository, digest.str());
+    auto response = co_await ask_upstream(x, head);
+    // A pullgate answers a denied manifest's HEAD 200 with Pullgate-Decision: deny.
+    if (response->status() != 200) co_return;  // not a decision: what the edge knows stands
+    if (response->headers()[decision_header] == "deny") co_await learn_upstream_denial(x, digest);
+    else forget_upstream_denial(x, digest);
+  } catch (const registry::UpstreamError&) {
+    // Unreachable: its last word stands (a denial it gave is kept as a verdict).
+  }
+}
+
+asio::awaitable<void> Mirror::announce_parent_denial(Exchange& x, const Digest& digest) {
+  try {
+    auto head = manifest_request(http::verb::head, x.repository, digest.str());
+    auto response = co_await ask_upstream(x, head);
+    auto length = response->content_length();
+    if (response->status() != 200 || response->headers()[decision_header] != "deny" || !length) co_return;
+    http::response<http::string_body> res{http::status::ok, 11};
+    x.decorate(res);
+    res.set(http::field::content_type, response->headers()[http::field::content_type]);
+    res.set("Docker-Content-Digest", digest.str());
+    res.set(http::field::etag, etag_of(digest));
+    res.set(decision_header, "deny");
+    res.content_length(*length);
+    x.reply = std::move(res);
+  } catch (const registry::UpstreamError&) {
+    // Unreachable since: the 403 stands.
+  }
+}
+
 asio::awaitable<bool> Mirror::upstream_lifted(Exchange& x, const Digest& digest) {
   if (config_.offline) co_return false;
   try {
@@ -961,7 +1004,10 @@ asio::awaitable<void> Mirror::serve_forwarded(Exchange& x, std::string target, F
             (x.route.alias ? *x.route.alias + "/" : std::string()) + x.route.repository->str();
         std::optional<std::string_view> ns;
         if (x.route.ns) ns = *x.route.ns;
-        if (auto mirrored = registry::mirror_link(link, x.repository, client_repository, ns))
+        // Behind a parent mirror its links name the repository as it was asked for it.
+        const auto& parent = up.config.settings.parent;
+        const std::string asked_as = parent ? registry::repository_at_parent(x.repository, *parent) : x.repository;
+        if (auto mirrored = registry::mirror_link(link, asked_as, client_repository, ns))
           res.set(http::field::link, *mirrored);
       }
       co_await send(x, res);
@@ -1001,10 +1047,33 @@ asio::awaitable<void> Mirror::prepare_signals(Exchange& x, const Digest& digest,
 
 SharedDecision Mirror::gate_check(const Exchange& x, ArtifactKind kind, const Digest& digest) {
   static const auto ungated = std::make_shared<const GateDecision>();
-  if (!config_.gate_enabled) return ungated;
+  if (!config_.gate_enabled) {
+    if (kind != ArtifactKind::blob) return upstream_decision(digest, ungated);
+    // Behind a parent, a blob goes with the manifests seen here that list it: refused
+    // when the parent denied every one of them.
+    if (!x.upstream->config.settings.parent) return ungated;
+    auto parents = meta_.referenced_by_in(digest, x.upstream->config.settings.name, x.repository, 64);
+    SharedDecision decision = ungated;
+    for (const auto& parent : parents) {
+      decision = upstream_decision(parent, ungated);
+      if (decision->serve) return ungated;
+    }
+    return decision;
+  }
   auto request = gate_request(x, kind, digest);
   if (x.context.scanner) return gate_.pass_scanner(request);
   return kind == ArtifactKind::blob ? gate_.check_blob(request) : gate_.check_manifest(request);
+}
+
+SharedDecision Mirror::upstream_decision(const Digest& digest, const SharedDecision& otherwise) {
+  auto stored = meta_.get_verdict(digest);
+  if (!stored || stored->source != "upstream" || stored->decision != "deny") return otherwise;
+  auto denied = std::make_shared<GateDecision>();
+  denied->serve = false;
+  denied->decision = policy::Decision::deny;
+  denied->source = stored->source;
+  denied->reasons = stored->reasons;
+  return denied;
 }
 
 GateRequest Mirror::gate_request(const Exchange& x, ArtifactKind kind, const Digest& digest) const {

@@ -118,6 +118,11 @@ class Mirror final : public Handler {
   // The gate's decision on a manifest or a blob: none when the gate is off, the
   // scanner's pass on the admin listener, else the gate's check.
   SharedDecision gate_check(const Exchange& x, ArtifactKind kind, const registry::Digest& digest);
+  // With the gate off (an edge trusting its parent), the one decision kept: a parent
+  // pullgate's denial of a manifest (its verdict, see note_upstream_denial), and
+  // behind a configured parent of the blobs only denied manifests list; else
+  // `otherwise`. The gate is off, so it is logged, not audited.
+  SharedDecision upstream_decision(const registry::Digest& digest, const SharedDecision& otherwise);
   void reply_denied(Exchange& x, const GateDecision& decision, const registry::Digest& digest);
 
   // A pullgate upstream's denial of a manifest is kept as the digest's verdict
@@ -128,6 +133,13 @@ class Mirror final : public Handler {
   void forget_upstream_denial(const Exchange& x, const registry::Digest& digest);
   // After a HEAD that said deny: its reasons, from the GET's 403.
   asio::awaitable<void> learn_upstream_denial(Exchange& x, const registry::Digest& digest);
+  // Behind a parent mirror: its current word on a cached digest, noted (a denial kept
+  // as the verdict, a served digest's verdict forgotten); unreachable, nothing changes.
+  asio::awaitable<void> recheck_with_parent(Exchange& x, const registry::Digest& digest);
+  // A HEAD of a manifest a pullgate upstream denies and this mirror has no bytes of:
+  // the upstream's own HEAD answer (200 with its length and Pullgate-Decision: deny)
+  // replaces the 403, when it gives one.
+  asio::awaitable<void> announce_parent_denial(Exchange& x, const registry::Digest& digest);
   // Whether the upstream serves a digest it had refused (and the verdict is gone).
   asio::awaitable<bool> upstream_lifted(Exchange& x, const registry::Digest& digest);
 

@@ -95,6 +95,44 @@ TEST(Config, FlagsOverrideTheFile) {
   EXPECT_TRUE(has_error(r, "--upstream: must be an http:// or https:// URL"));
 }
 
+TEST(Config, AnUpstreamThatIsAParentMirrorNamesTheOriginalUpstream) {
+  auto r = parse_config(R"({"upstreams": [
+    {"name": "docker.io", "url": "http://regional:5000", "parent_upstream": "registry-1.docker.io"},
+    {"name": "ghcr.io", "url": "http://regional:5000", "parent_upstream": "ghcr.io", "parent_naming": "path"},
+    {"url": "http://127.0.0.1:5000"}
+  ]})");
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front();
+  const auto& hub = r.config.upstreams[0].settings.parent;
+  ASSERT_TRUE(hub);
+  EXPECT_EQ(hub->upstream, "registry-1.docker.io");
+  EXPECT_EQ(hub->form, registry::ParentNaming::Form::ns);  // the default, as containerd names it
+  EXPECT_TRUE(r.config.upstreams[0].docker_hub);
+  const auto& ghcr = r.config.upstreams[1].settings.parent;
+  ASSERT_TRUE(ghcr);
+  EXPECT_EQ(ghcr->form, registry::ParentNaming::Form::path);
+  EXPECT_FALSE(r.config.upstreams[1].docker_hub);
+  EXPECT_FALSE(r.config.upstreams[2].settings.parent);
+  // The original upstream decides Docker Hub's library/, not the parent's address.
+  auto named = parse_config(R"({"upstreams": [
+    {"name": "hub", "url": "http://regional:5000", "parent_upstream": "docker.io", "parent_naming": "ns"}]})");
+  ASSERT_TRUE(named.errors.empty()) << named.errors.front();
+  EXPECT_TRUE(named.config.upstreams[0].docker_hub);
+}
+
+TEST(Config, ParentNamingMistakesAreOneLineEach) {
+  auto r = parse_config(R"({"upstreams": [
+    {"url": "http://regional:5000", "parent_naming": "path"},
+    {"url": "http://regional:5001", "parent_upstream": "ghcr.io", "parent_naming": "prefix"},
+    {"url": "http://regional:5002", "parent_upstream": "ghcr.io/x?y"},
+    {"url": "http://regional:5003", "parent_upstream": 5}
+  ]})");
+  EXPECT_EQ(r.errors.size(), 4u);
+  EXPECT_TRUE(has_error(r, "upstreams[0].parent_naming: needs parent_upstream")) << r.errors.front();
+  EXPECT_TRUE(has_error(r, "upstreams[1].parent_naming: must be \"ns\" or \"path\", got \"prefix\""));
+  EXPECT_TRUE(has_error(r, "upstreams[2].parent_upstream: must be a registry host[:port]"));
+  EXPECT_TRUE(has_error(r, "upstreams[3].parent_upstream: must be a string"));
+}
+
 TEST(Config, HostPort) {
   EXPECT_EQ(parse_host_port("127.0.0.1:5000")->port, 5000);
   EXPECT_EQ(parse_host_port("[::1]:80")->host, "::1");

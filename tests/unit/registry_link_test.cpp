@@ -29,6 +29,21 @@ TEST(MirrorLink, NsIsAddedForContainerdStyleClients) {
             R"(</v2/a/tags/list?ns=my%20reg>; rel="next")");
 }
 
+TEST(MirrorLink, AParentMirrorsNsDoesNotReachTheClient) {
+  // Asked with ?ns=ghcr.io, a parent pullgate's link carries it: the client of this
+  // mirror gets its own ns, or none.
+  EXPECT_EQ(mirror_link(R"(</v2/team/app/tags/list?n=1&last=a&ns=ghcr.io>; rel="next")", "team/app", "team/app",
+                        std::nullopt),
+            R"(</v2/team/app/tags/list?n=1&last=a>; rel="next")");
+  EXPECT_EQ(mirror_link(R"(</v2/team/app/tags/list?ns=ghcr.io&n=1>; rel="next")", "team/app", "team/app",
+                        std::string_view("edge-name")),
+            R"(</v2/team/app/tags/list?n=1&ns=edge-name>; rel="next")");
+  // Asked with the path form, its links carry the prefix: matched as the repository it was asked for.
+  EXPECT_EQ(mirror_link(R"(</v2/ghcr.io/team/app/tags/list?n=1>; rel="next")", "ghcr.io/team/app", "team/app",
+                        std::nullopt),
+            R"(</v2/team/app/tags/list?n=1>; rel="next")");
+}
+
 TEST(MirrorLink, LinksElsewhereAreDropped) {
   EXPECT_FALSE(mirror_link(R"(</v2/other/repo/tags/list?n=1>; rel="next")", "team/app", "team/app", std::nullopt));
   EXPECT_FALSE(mirror_link(R"(</v2/team/app/manifests/latest>; rel="next")", "team/app", "team/app", std::nullopt));

@@ -463,6 +463,48 @@ TEST_F(UpstreamTest, RedirectToAnotherHostKeepsRangeAndDropsAuthorization) {
   EXPECT_EQ(seen[0].header("host"), "127.0.0.1:" + std::to_string(cdn.port()));
 }
 
+TEST_F(UpstreamTest, AParentMirrorIsToldTheOriginalUpstreamOnEveryRequest) {
+  // The ns form: ?ns= on every request, the scope as the edge names it.
+  std::atomic<int> token_fetches{0};
+  std::vector<Seen> token_requests;
+  std::mutex mutex;
+  std::string realm;
+  FakeServer parent([&](const Seen& seen) { return bearer_protected(seen, realm, token_fetches, token_requests, mutex); });
+  realm = parent.url() + "/token";
+  auto by_ns = make(parent.url(), [](UpstreamSettings& s) { s.parent = ParentNaming{"ghcr.io", ParentNaming::Form::ns}; });
+  EXPECT_EQ(run(fetch(*by_ns, get("/v2/team/app/manifests/v1", "repository:team/app:pull"))).status, 200u);
+  auto seen = parent.requests();
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().target, "/v2/team/app/manifests/v1?ns=ghcr.io");
+  ASSERT_EQ(token_requests.size(), 1u);
+  EXPECT_NE(token_requests[0].target.find("scope=repository%3Ateam%2Fapp%3Apull"), std::string::npos);
+  // The path form: the repository led by the upstream, in the target and the scope;
+  // a redirect's Location is followed as given.
+  FakeServer storage([](const Seen&) { return Reply{.body = "blob"}; });
+  const std::string location = storage.url() + "/signed/blob?sig=abc";
+  FakeServer path_parent([&](const Seen& seen) {
+    if (seen.target.starts_with("/token")) return bearer_protected(seen, realm, token_fetches, token_requests, mutex);
+    if (seen.header("authorization") != "Bearer tok-1") {
+      return Reply{.status = 401,
+                   .headers = {{"WWW-Authenticate", "Bearer realm=\"" + realm + "\",service=\"parent\""}},
+                   .body = "{}"};
+    }
+    return Reply{.status = 307, .headers = {{"Location", location}}};
+  });
+  realm = path_parent.url() + "/token";
+  auto by_path =
+      make(path_parent.url(), [](UpstreamSettings& s) { s.parent = ParentNaming{"ghcr.io", ParentNaming::Form::path}; });
+  auto result = run(fetch(*by_path, get("/v2/team/app/blobs/sha256:1", "repository:team/app:pull")));
+  EXPECT_EQ(result.status, 200u);
+  EXPECT_EQ(result.body, "blob");
+  EXPECT_EQ(path_parent.requests().back().target, "/v2/ghcr.io/team/app/blobs/sha256:1");
+  ASSERT_EQ(token_requests.size(), 2u);
+  EXPECT_NE(token_requests[1].target.find("scope=repository%3Aghcr.io%2Fteam%2Fapp%3Apull"), std::string::npos)
+      << token_requests[1].target;
+  ASSERT_EQ(storage.requests().size(), 1u);
+  EXPECT_EQ(storage.requests()[0].target, "/signed/blob?sig=abc");
+}
+
 TEST_F(UpstreamTest, RelativeSeeOtherRedirectBecomesGet) {
   FakeServer server([](const Seen& seen) {
     if (seen.target == "/v2/a") return Reply{.status = 303, .headers = {{"Location", "b?x=1"}}, .body = "moved"};
