@@ -260,14 +260,21 @@ class GatewayClient final : public Client {
     co_return header_revision(answer);
   }
 
-  asio::awaitable<std::optional<std::int64_t>> commit(std::vector<Write> writes,
-                                                      std::vector<std::string> absent) override {
+  asio::awaitable<std::optional<std::int64_t>> commit(std::vector<Write> writes, std::vector<std::string> absent,
+                                                      std::vector<Unchanged> unchanged) override {
     json compare = json::array();
     for (const auto& key : absent) {
       compare.push_back({{"key", registry::base64_encode(key)},
                          {"target", "CREATE"},
                          {"result", "EQUAL"},
                          {"create_revision", "0"}});
+    }
+    // A key that does not exist compares with mod_revision 0.
+    for (const auto& guard : unchanged) {
+      compare.push_back({{"key", registry::base64_encode(guard.key)},
+                         {"target", "MOD"},
+                         {"result", "EQUAL"},
+                         {"mod_revision", std::to_string(guard.mod_revision)}});
     }
     json success = json::array();
     for (const auto& write : writes) {

@@ -49,6 +49,12 @@ struct WatchBatch {
   std::int64_t revision = 0;  // the header revision of the response
 };
 
+// A transaction's guard: `key` is as it was read at `mod_revision`.
+struct Unchanged {
+  std::string key;
+  std::int64_t mod_revision = 0;
+};
+
 // One write of a transaction.
 struct Write {
   enum class Type { put, erase };
@@ -97,9 +103,12 @@ class Client {
   // Returns the revision (the store's current one when there was nothing to delete).
   virtual boost::asio::awaitable<std::int64_t> erase(std::string key) = 0;
   // All `writes` at one revision, only if every key in `absent` does not exist (create
-  // revision 0); nullopt when one of them exists and nothing was written.
+  // revision 0) and every key in `unchanged` was last written at its mod_revision
+  // (0: it does not exist); nullopt when one of them does not hold and nothing was
+  // written.
   virtual boost::asio::awaitable<std::optional<std::int64_t>> commit(std::vector<Write> writes,
-                                                                     std::vector<std::string> absent = {}) = 0;
+                                                                     std::vector<std::string> absent = {},
+                                                                     std::vector<Unchanged> unchanged = {}) = 0;
 
   // Leases: grant returns the lease id; keep_alive renews it once (returns the TTL etcd
   // gave, 0 when the lease is gone); revoke deletes it and its keys.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <limits>
 #include <mutex>
 #include <set>
@@ -34,6 +35,7 @@ constexpr std::array<std::pair<Kind, std::string_view>, 4> record_dirs{{{Kind::v
                                                                         {Kind::report, "reports/"},
                                                                         {Kind::pending, "pending/"}}};
 constexpr std::string_view replicas_dir = "replicas/";
+constexpr std::string_view claims_dir = "claims/";
 // How many of this replica's own pending entries a full read offers to the fleet.
 constexpr std::size_t pending_offered_at_full_read = 10'000;
 
@@ -56,7 +58,7 @@ std::string fleet_key(Kind kind, std::string_view subject) {
   return std::string(subject);  // every kind has a folder above
 }
 
-class EtcdFleet final : public Fleet {
+class EtcdFleet final : public Fleet, private ScanClaims {
  public:
   EtcdFleet(MetaStore& meta, FleetSettings settings);
   ~EtcdFleet() override;
@@ -70,8 +72,22 @@ class EtcdFleet final : public Fleet {
   bool remove_exception(const std::string& id) override;
   void put_report(const Digest& digest, const ReportRecord& record) override;
   void offer_pending(const Digest& digest, const PendingRecord& record) override;
+  ScanClaims& scan_claims() override { return *this; }
 
  private:
+  ClaimAnswer claim(const Digest& digest, std::chrono::seconds ttl, const std::string& holder) override;
+  // Puts the digest in the fleet's queue unless it is there, or the fleet holds a
+  // report this replica has not applied yet (its watch brings it, and the gate decides
+  // again). An aged report does not stop it: a report this replica has too is
+  // guarded unchanged, so one filed meanwhile wins. True when the entry is there.
+  asio::awaitable<bool> offer(etcd::Client& client, const Digest& digest, std::string record,
+                              std::optional<std::string> local_report);
+  std::optional<std::chrono::seconds> keep_alive(const Digest& digest, const std::string& id) override;
+  bool release(const Digest& digest, const std::string& id) override;
+  std::map<std::string, std::string> held() override;
+  bool remote() const override { return true; }
+  std::string claim_key(const Digest& digest) const { return settings_.prefix + std::string(claims_dir) + digest.str(); }
+
   // Runs `f(client)` on the fleet's thread and waits for it; etcd errors become
   // FleetUnavailable naming `what`.
   template <class T, class F>
@@ -208,27 +224,122 @@ bool EtcdFleet::remove_exception(const std::string& id) {
 
 void EtcdFleet::put_report(const Digest& digest, const ReportRecord& record) {
   auto value = encode_record(record);
+  // The wait is over: the entry and any scanner's claim on it go with the report.
   std::vector<etcd::Write> writes{{etcd::Write::Type::put, key(Kind::report, digest.str()), value, 0},
-                                  {etcd::Write::Type::erase, key(Kind::pending, digest.str()), "", 0}};
+                                  {etcd::Write::Type::erase, key(Kind::pending, digest.str()), "", 0},
+                                  {etcd::Write::Type::erase, claim_key(digest), "", 0}};
   call<std::optional<std::int64_t>>("report", [&](etcd::Client& c) { return c.commit(writes, {}); });
   echo({Kind::report, digest.str(), value});
 }
 
+asio::awaitable<bool> EtcdFleet::offer(etcd::Client& client, const Digest& digest, std::string record,
+                                       std::optional<std::string> local_report) {
+  auto pk = key(Kind::pending, digest.str()), rk = key(Kind::report, digest.str());
+  auto fleet_report = co_await client.get(rk);
+  if (fleet_report && fleet_report->value != local_report) co_return false;
+  std::vector<etcd::Write> writes{{etcd::Write::Type::put, pk, std::move(record), 0}};
+  std::vector<std::string> absent{pk};
+  std::vector<etcd::Unchanged> unchanged{{rk, fleet_report ? fleet_report->mod_revision : 0}};
+  if (co_await client.commit(std::move(writes), std::move(absent), std::move(unchanged))) co_return true;
+  co_return (co_await client.get(pk)).has_value();
+}
+
 void EtcdFleet::offer_pending(const Digest& digest, const PendingRecord& record) {
-  auto k = key(Kind::pending, digest.str());
-  std::vector<etcd::Write> writes{{etcd::Write::Type::put, k, encode_record(record), 0}};
-  std::vector<std::string> absent{k, key(Kind::report, digest.str())};
-  auto offer = [this, writes = std::move(writes), absent = std::move(absent)]() -> asio::awaitable<void> {
+  std::optional<std::string> local_report;
+  if (auto r = meta_.get_report(digest)) local_report = encode_record(*r);
+  auto sharing = [this, digest, value = encode_record(record), local_report]() -> asio::awaitable<void> {
     try {
-      co_await client_->commit(writes, absent);
+      co_await offer(*client_, digest, value, local_report);
     } catch (const etcd::Error& e) {
       note_error(e.what());
       if (settings_.log)
-        settings_.log("warn", std::string("fleet: a pending scan was not shared (offered again at the next full read): ") +
+        settings_.log("warn", std::string("fleet: a pending scan was not shared (offered again at the next full read "
+                                          "or scan claim): ") +
                                   e.what());
     }
   };
-  asio::co_spawn(io_, std::move(offer), asio::detached);
+  asio::co_spawn(io_, std::move(sharing), asio::detached);
+}
+
+namespace {
+
+std::string holder_of(const std::optional<etcd::KeyValue>& kv) {
+  if (kv) {
+    auto doc = nlohmann::json::parse(kv->value, nullptr, /*allow_exceptions=*/false);
+    if (doc.is_object() && doc.contains("holder") && doc["holder"].is_string()) return doc["holder"].get<std::string>();
+  }
+  return "another scanner";  // released or expired just now, or written by something else
+}
+
+std::optional<std::int64_t> lease_of(const std::string& id) {
+  std::int64_t lease = 0;
+  auto [end, error] = std::from_chars(id.data(), id.data() + id.size(), lease);
+  if (error != std::errc() || end != id.data() + id.size() || lease <= 0) return std::nullopt;
+  return lease;
+}
+
+}  // namespace
+
+ClaimAnswer EtcdFleet::claim(const Digest& digest, std::chrono::seconds ttl, const std::string& holder) {
+  auto ck = claim_key(digest), pk = key(Kind::pending, digest.str());
+  auto value = nlohmann::json{{"holder", holder}, {"replica", settings_.replica_id}, {"at_ms", now_ms()}}.dump();
+  std::optional<std::string> local_record, local_report;
+  if (auto p = meta_.get_pending(digest)) local_record = encode_record(*p);
+  if (auto r = meta_.get_report(digest)) local_report = encode_record(*r);
+  return call<ClaimAnswer>("scan claim", [&](etcd::Client& c) -> asio::awaitable<ClaimAnswer> {
+    auto pending = co_await c.get(pk);
+    if (!pending && local_record) {
+      // Queued here while etcd was out of reach: into the fleet's queue first.
+      if (co_await offer(c, digest, *local_record, local_report)) pending = co_await c.get(pk);
+    }
+    if (!pending) co_return NotPending{};
+    // The lease first: the claim exists only bound to it, so a scanner that stops
+    // renewing loses it even if this replica goes away too. The queue entry guarded
+    // as read: a report filed meanwhile (which takes the entry away) wins.
+    auto lease = co_await c.grant(ttl);
+    std::vector<etcd::Write> writes{{etcd::Write::Type::put, ck, value, lease}};
+    std::vector<std::string> absent{ck};
+    std::vector<etcd::Unchanged> unchanged{{pk, pending->mod_revision}};
+    if (co_await c.commit(std::move(writes), std::move(absent), std::move(unchanged)))
+      co_return ScanClaim{std::to_string(lease), ttl};
+    co_await c.revoke(lease);  // unused; it would expire on its own
+    auto current = co_await c.get(ck);
+    if (current) co_return ClaimedElsewhere{holder_of(current)};
+    co_return NotPending{};
+  });
+}
+
+std::optional<std::chrono::seconds> EtcdFleet::keep_alive(const Digest& digest, const std::string& id) {
+  auto lease = lease_of(id);
+  if (!lease) return std::nullopt;
+  auto k = claim_key(digest);
+  auto ttl = call<std::int64_t>("claim renewal", [&](etcd::Client& c) -> asio::awaitable<std::int64_t> {
+    auto current = co_await c.get(k);
+    if (!current || current->lease != *lease) co_return 0;  // not this claim (any more)
+    co_return co_await c.keep_alive(*lease);
+  });
+  if (ttl <= 0) return std::nullopt;
+  return std::chrono::seconds(ttl);
+}
+
+bool EtcdFleet::release(const Digest& digest, const std::string& id) {
+  auto lease = lease_of(id);
+  if (!lease) return false;
+  auto k = claim_key(digest);
+  return call<bool>("claim release", [&](etcd::Client& c) -> asio::awaitable<bool> {
+    auto current = co_await c.get(k);
+    if (!current || current->lease != *lease) co_return false;
+    co_await c.revoke(*lease);  // and with it the key
+    co_return true;
+  });
+}
+
+std::map<std::string, std::string> EtcdFleet::held() {
+  auto dir = settings_.prefix + std::string(claims_dir);
+  auto range = call<etcd::Range>("claim listing", [&](etcd::Client& c) { return c.range_prefix(dir); });
+  std::map<std::string, std::string> out;
+  for (auto& kv : range.kvs) out[kv.key.substr(dir.size())] = holder_of(kv);
+  return out;
 }
 
 void EtcdFleet::note_heartbeat(const etcd::KeyValue& kv) {

@@ -12,6 +12,8 @@
 //   reports/<digest>      a vulnerability report's stored summary
 //   pending/<digest>      a digest awaiting a scan
 //   replicas/<id>         each replica's heartbeat: {"replica","revision","at_ms"}
+//   claims/<digest>       a scanner's claim on a pending digest: {"holder","replica","at_ms"},
+//                         bound to an etcd lease with the claim's TTL (cache/scan_claims.hpp)
 // The values are the records as LMDB keeps them, so a replica applies them as they are.
 //
 // Sync: at start, a replica that has never synced (or whose revision does not read)
@@ -35,6 +37,7 @@
 
 #include "cache/etcd_settings.hpp"
 #include "cache/meta_store.hpp"
+#include "cache/scan_claims.hpp"
 
 namespace pullgate::cache {
 
@@ -104,6 +107,9 @@ class Fleet {
   // report or an entry for it is there. Does not wait; a failure is logged, and the
   // entry is offered again at the next full read.
   virtual void offer_pending(const Digest& digest, const PendingRecord& record) = 0;
+  // Scanners' claims on pending digests, in etcd (remote(); calls throw
+  // FleetUnavailable when etcd does not answer). The claim id is the etcd lease's.
+  virtual ScanClaims& scan_claims() = 0;
 };
 
 }  // namespace pullgate::cache

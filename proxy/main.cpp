@@ -412,6 +412,7 @@ int serve(const std::vector<std::string>& args) {
       hooks.evictor = &evictor;
       hooks.blocking = blocking.get_executor();
       hooks.writes = &writes;
+      if (fleet) hooks.claims = &fleet->scan_claims();
       hooks.evicted = [&](const cache::Evictor::Result& result) {
         const auto run = evictor.last_run();
         report_eviction(result, std::chrono::duration_cast<std::chrono::steady_clock::duration>(

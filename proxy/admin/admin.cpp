@@ -17,6 +17,7 @@
 #include "cache/blob_store.hpp"
 #include "cache/blocking.hpp"
 #include "cache/pins.hpp"
+#include "proxy/admin/request_parts.hpp"
 #include "proxy/gate/cache_view.hpp"
 #include "proxy/gate/records.hpp"
 #include "proxy/gate/explain.hpp"
@@ -30,65 +31,9 @@
 namespace pullgate::proxy {
 
 using nlohmann::json;
-
-namespace {
-
-json error_json(std::string_view message) { return json{{"error", message}}; }
-
-// "a=b&c=d" → decoded map (read as every query is, registry::parse_query); nullopt
-// when an escape is malformed.
-std::optional<std::map<std::string, std::string>> parse_query(std::string_view query) {
-  auto params = registry::parse_query(query);
-  if (!params) return std::nullopt;
-  std::map<std::string, std::string> out;
-  for (auto& [name, value] : *params) {
-    if (!value) return std::nullopt;
-    out[name] = std::move(*value);
-  }
-  return out;
-}
-
-// A request body that must be a JSON object; nullopt with `error` saying why not.
-std::optional<json> object_body(const std::string& text, std::string& error) {
-  json body;
-  try {
-    body = json::parse(text);
-  } catch (const json::parse_error& e) {
-    error = std::string("body is not JSON: ") + e.what();
-    return std::nullopt;
-  }
-  if (!body.is_object()) {
-    error = "body must be a JSON object";
-    return std::nullopt;
-  }
-  return body;
-}
-
-// How a scanner names a pending digest on the pull API of this listener: the
-// repository, behind the upstream's path prefix unless it is the default upstream.
-// Upstream names with a port cannot be a path component of a reference, so an
-// alias that can is needed for those.
-std::optional<std::string> scan_reference(const Config& config, const std::string& digest,
-                                          const std::vector<std::string>& references) {
-  for (const auto& reference : references) {
-    auto slash = reference.find('/');
-    if (slash == std::string::npos) continue;
-    auto upstream = reference.substr(0, slash);
-    auto rest = reference.substr(slash + 1);
-    auto repository = rest.substr(0, rest.find_first_of(":@"));
-    for (const auto& u : config.upstreams) {
-      if (u.settings.name != upstream) continue;
-      if (u.is_default && registry::Repository::parse(repository)) return repository + "@" + digest;
-      std::vector<std::string> prefixes{u.settings.name};
-      prefixes.insert(prefixes.end(), u.aliases.begin(), u.aliases.end());
-      for (const auto& prefix : prefixes)
-        if (registry::Repository::parse(prefix + "/" + repository)) return prefix + "/" + repository + "@" + digest;
-    }
-  }
-  return std::nullopt;
-}
-
-}  // namespace
+using admin_parts::error_json;
+using admin_parts::object_body;
+using admin_parts::parse_query;
 
 namespace {
 
@@ -195,6 +140,8 @@ AdminApi::AdminApi(const Config& config, std::string token, std::string scanner_
       hooks_(std::move(hooks)),
       local_writes_(meta, nullptr),
       writes_(hooks_.writes ? *hooks_.writes : local_writes_),
+      local_claims_(hooks_.claims ? nullptr : cache::local_scan_claims()),
+      claims_(hooks_.claims ? *hooks_.claims : *local_claims_),
       clock_(std::move(clock)) {}
 
 namespace {
@@ -237,6 +184,7 @@ bool AdminApi::scanner_may(const Request& request) const {
   auto method = request.method();
   if (path == "/healthz") return true;
   if (path == "/v1/pending") return method == http::verb::get;
+  if (path.starts_with("/v1/pending/claims")) return true;  // claims: the scanner's own
   if (path == "/v1/reports") return method == http::verb::post;
   return false;
 }
@@ -268,7 +216,7 @@ asio::awaitable<Outcome> AdminApi::handle(const Request& request, ClientStream& 
   if (who == Caller::nobody) {
     reply = {401, error_json("admin API: a valid `Authorization: Bearer <token>` is required").dump()};
   } else if (who == Caller::scanner && !scanner_may(request)) {
-    reply = {403, error_json("the scanner token allows only GET /v1/pending, POST /v1/reports and pulls under /v2/").dump()};
+    reply = {403, error_json("the scanner token allows only GET /v1/pending, its claims, POST /v1/reports and pulls under /v2/").dump()};
   } else if (hooks_.evictor && request.target().starts_with("/v1/cache")) {
     try {
       reply = co_await cache_off_io(request, context);
@@ -277,8 +225,11 @@ asio::awaitable<Outcome> AdminApi::handle(const Request& request, ClientStream& 
     }
   } else {
     try {
-      // A write with the fleet store waits for etcd: not on an I/O thread.
-      if (writes_.shared() && hooks_.blocking && request.method() != http::verb::get)
+      // A write with the fleet store waits for etcd, as do the fleet's scan claims:
+      // not on an I/O thread.
+      bool waits = (writes_.shared() && request.method() != http::verb::get) ||
+                   (claims_.remote() && request.target().starts_with("/v1/pending"));
+      if (waits && hooks_.blocking)
         reply = co_await cache::run_blocking(hooks_.blocking, [&] { return route(request, context); });
       else
         reply = route(request, context);
@@ -333,24 +284,8 @@ AdminApi::Reply AdminApi::route(const Request& request, const RequestContext& co
     return exceptions(request, path.size() > 15 ? path.substr(15) : std::string(), context);
   if (path == "/v1/reports" || path.rfind("/v1/reports/", 0) == 0)
     return reports(request, path.size() > 12 ? path.substr(12) : std::string(), context);
-  if (path == "/v1/pending") {
-    if (method != http::verb::get) return {405, error_json("use GET").dump()};
-    auto query = parse_query(target.substr(q == std::string_view::npos ? target.size() : q + 1));
-    if (!query) return {400, error_json("malformed query string").dump()};
-    std::size_t limit = 1000;
-    if (auto it = query->find("limit"); it != query->end()) {
-      char* end = nullptr;
-      limit = std::strtoul(it->second.c_str(), &end, 10);
-      if (it->second.empty() || *end || limit == 0) return {400, error_json("limit must be a positive number").dump()};
-    }
-    json list = json::array();
-    for (auto& [digest, record] : meta_.list_pending(limit)) {
-      auto entry = pending_json(digest.str(), record);
-      if (auto ref = scan_reference(config_, digest.str(), record.references)) entry["scan_reference"] = *ref;
-      list.push_back(std::move(entry));
-    }
-    return {200, json{{"pending", list}, {"count", meta_.pending_count()}}.dump()};
-  }
+  if (path == "/v1/pending" || path.rfind("/v1/pending/", 0) == 0)
+    return pending(request, path.substr(11), context);
   if (path == "/v1/explain") {
     if (method != http::verb::get) return {405, error_json("use GET").dump()};
     return explain(request);

@@ -4,7 +4,7 @@
 // anything else gets 401. JSON in, JSON out.
 //
 // Scanners use the same listener with their own token (the scanner token file):
-// it grants GET /v1/pending, POST /v1/reports and the registry pull API under /v2/,
+// it grants GET /v1/pending and its claims, POST /v1/reports and the registry pull API under /v2/,
 // where pulls skip the gate (a scanner must fetch what the gate holds back) and are
 // audited as scanner pulls. Registry clients send it as Basic credentials (any user
 // name, the token as password) after the 401 challenge, or as a Bearer token.
@@ -21,6 +21,9 @@
 //   POST   /v1/reports[?digest=<d>]       body: a Trivy or Grype JSON report
 //   GET    /v1/reports/<digest>[?findings=1]
 //   GET    /v1/pending[?limit=N]          digests awaiting a scan, oldest first
+//   POST   /v1/pending/claims             {"digest","holder","ttl_s"}: a scanner claims a digest
+//   POST   /v1/pending/claims/<digest>/renew   {"claim"}
+//   DELETE /v1/pending/claims/<digest>?claim=<id>
 //   POST   /v1/policy/reload
 //   GET    /v1/explain?image=<upstream>/<repo>:<tag>   (or @<digest>)
 //   GET    /v1/explain?digest=<digest>[&upstream=<name>&repository=<repo>]
@@ -28,12 +31,14 @@
 //   POST   /v1/cache/evict               {"images":[IMAGE|DIGEST...],"force":bool,"by":"who"}
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
 
 #include "cache/evictor.hpp"
 #include "cache/meta_store.hpp"
+#include "cache/scan_claims.hpp"
 #include "proxy/config.hpp"
 #include "proxy/gate/decision_writes.hpp"
 #include "proxy/gate/gate.hpp"
@@ -65,6 +70,9 @@ class AdminApi final : public Handler {
     // Where verdicts, exceptions and reports are written (unset: this mirror's LMDB).
     // With the fleet store they go to etcd first, and are written on `blocking`.
     DecisionWrites* writes = nullptr;
+    // Scanners' claims on pending digests (unset: this mirror's own book, in memory).
+    // The fleet's are in etcd, and worked on on `blocking`.
+    cache::ScanClaims* claims = nullptr;
   };
   // pull: the mirror, which serves scanners' /v2/ requests (past the gate).
   AdminApi(const Config& config, std::string token, std::string scanner_token, cache::MetaStore& meta,
@@ -84,6 +92,7 @@ class AdminApi final : public Handler {
   Reply exceptions(const Request& request, const std::string& rest, const RequestContext& context);
   Reply explain(const Request& request);
   Reply reports(const Request& request, const std::string& rest, const RequestContext& context);
+  Reply pending(const Request& request, const std::string& rest, const RequestContext& context);  // pending_api.cpp
   Reply cache(const Request& request, const RequestContext& context);  // proxy/admin/cache_api.cpp
   asio::awaitable<Reply> cache_off_io(const Request& request, const RequestContext& context);
 
@@ -101,6 +110,8 @@ class AdminApi final : public Handler {
   Hooks hooks_;
   DecisionWrites local_writes_;
   DecisionWrites& writes_;  // hooks_.writes or local_writes_
+  std::unique_ptr<cache::ScanClaims> local_claims_;
+  cache::ScanClaims& claims_;  // hooks_.claims or local_claims_
   const WallClock clock_;  // when verdicts, exceptions and reports are recorded
   std::int64_t now_ms() const { return ms_since_epoch(clock_()); }
 };

@@ -9,6 +9,7 @@
 #include "cache/blocking.hpp"
 #include "cache/inventory.hpp"
 #include "proxy/admin/admin.hpp"
+#include "proxy/admin/request_parts.hpp"
 #include "proxy/gate/cache_view.hpp"
 #include "proxy/telemetry/log.hpp"
 #include "registry/route.hpp"
@@ -17,11 +18,7 @@ namespace pullgate::proxy {
 
 using nlohmann::json;
 
-namespace {
-
-json error_json(std::string_view message) { return json{{"error", message}}; }
-
-}  // namespace
+using admin_parts::error_json;
 
 asio::awaitable<AdminApi::Reply> AdminApi::cache_off_io(const Request& request, const RequestContext& context) {
   if (!hooks_.blocking) co_return cache(request, context);

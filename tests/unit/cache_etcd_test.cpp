@@ -171,6 +171,24 @@ TEST_F(EtcdTest, CommitWritesOnlyWhenTheAbsentKeysAreAbsent) {
   }());
 }
 
+TEST_F(EtcdTest, CommitWritesOnlyWhenTheGuardedKeysAreUnchanged) {
+  EtcdCluster cluster(1);
+  auto client = Client::make(io.get_executor(), settings_for(cluster));
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await wait_for_leader(*client);
+    auto read_at = co_await client->put("/u/queue", "1");
+    std::vector<Write> writes{Write{Write::Type::put, "/u/claim", "x"}};
+    const std::vector<Unchanged> as_read{{"/u/queue", read_at}};
+    EXPECT_TRUE((co_await client->commit(writes, {}, as_read)).has_value());
+    co_await client->put("/u/queue", "2");  // written since
+    EXPECT_FALSE((co_await client->commit(writes, {}, as_read)).has_value());
+    co_await client->erase("/u/queue");
+    EXPECT_FALSE((co_await client->commit(writes, {}, as_read)).has_value());
+    const std::vector<Unchanged> none{{"/u/queue", 0}};  // 0: still absent
+    EXPECT_TRUE((co_await client->commit(writes, {}, none)).has_value());
+  }());
+}
+
 TEST_F(EtcdTest, LeasesKeepAndRevokeTheirKeys) {
   EtcdCluster cluster(1);
   auto client = Client::make(io.get_executor(), settings_for(cluster));
