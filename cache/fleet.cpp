@@ -36,6 +36,7 @@ constexpr std::array<std::pair<Kind, std::string_view>, 4> record_dirs{{{Kind::v
                                                                         {Kind::pending, "pending/"}}};
 constexpr std::string_view replicas_dir = "replicas/";
 constexpr std::string_view claims_dir = "claims/";
+constexpr std::string_view policy_name = "policy";
 // How many of this replica's own pending entries a full read offers to the fleet.
 constexpr std::size_t pending_offered_at_full_read = 10'000;
 
@@ -73,6 +74,7 @@ class EtcdFleet final : public Fleet, private ScanClaims {
   void put_report(const Digest& digest, const ReportRecord& record) override;
   void offer_pending(const Digest& digest, const PendingRecord& record) override;
   ScanClaims& scan_claims() override { return *this; }
+  std::int64_t put_policy(const std::string& text) override;
 
  private:
   ClaimAnswer claim(const Digest& digest, std::chrono::seconds ttl, const std::string& holder) override;
@@ -93,6 +95,7 @@ class EtcdFleet final : public Fleet, private ScanClaims {
   template <class T, class F>
   T call(const char* what, F&& f);
   asio::awaitable<void> sync();
+  void deliver_policy(const std::string& text);
   asio::awaitable<void> full_read(etcd::Client& client);
   asio::awaitable<void> share_what_was_here(etcd::Client& client);
   asio::awaitable<void> watch_until_broken(etcd::Client& client);
@@ -230,6 +233,19 @@ void EtcdFleet::put_report(const Digest& digest, const ReportRecord& record) {
                                   {etcd::Write::Type::erase, claim_key(digest), "", 0}};
   call<std::optional<std::int64_t>>("report", [&](etcd::Client& c) { return c.commit(writes, {}); });
   echo({Kind::report, digest.str(), value});
+}
+
+std::int64_t EtcdFleet::put_policy(const std::string& text) {
+  auto k = settings_.prefix + std::string(policy_name);
+  return call<std::int64_t>("policy", [&](etcd::Client& c) { return c.put(k, text); });
+}
+
+void EtcdFleet::deliver_policy(const std::string& text) {
+  try {
+    settings_.on_policy(text);
+  } catch (const std::exception& e) {
+    if (settings_.log) settings_.log("error", std::string("fleet: the policy from etcd was not applied: ") + e.what());
+  }
 }
 
 asio::awaitable<bool> EtcdFleet::offer(etcd::Client& client, const Digest& digest, std::string record,
@@ -443,6 +459,15 @@ asio::awaitable<void> EtcdFleet::watch_until_broken(etcd::Client& client) {
     status_.reachable = true;
     status_.endpoint = client.endpoint();
   }
+  // The policy as etcd has it now (a write while this replica was away, or a copy
+  // lost here); later writes come through the watch.
+  if (settings_.on_policy) {
+    auto document = co_await client.get(settings_.prefix + std::string(policy_name));
+    if (document) deliver_policy(document->value);
+    else if (settings_.log)
+      settings_.log("warn", "fleet: etcd holds no policy document yet (fleet.policy: etcd); push one with "
+                            "`pullgate policy push FILE`");
+  }
   const std::int64_t caught_up_at = beat;
   auto on_batch = [&](const etcd::WatchBatch& answer) {
     FleetBatch batch;
@@ -452,6 +477,12 @@ asio::awaitable<void> EtcdFleet::watch_until_broken(etcd::Client& client) {
       if (!k.starts_with(settings_.prefix)) continue;
       k.remove_prefix(settings_.prefix.size());
       batch.revision = std::max(batch.revision, event.kv.mod_revision);
+      if (k == policy_name && settings_.on_policy) {
+        if (event.type == etcd::Event::Type::put) deliver_policy(event.kv.value);
+        else if (settings_.log)
+          settings_.log("warn", "fleet: the policy document was deleted from etcd; the one in force stays");
+        continue;
+      }
       if (k.starts_with(replicas_dir)) {
         if (event.type == etcd::Event::Type::put) note_heartbeat(event.kv);
         if (event.kv.key == heartbeat_key && event.kv.mod_revision >= caught_up_at) caught_up = true;

@@ -12,6 +12,7 @@
 //   reports/<digest>      a vulnerability report's stored summary
 //   pending/<digest>      a digest awaiting a scan
 //   replicas/<id>         each replica's heartbeat: {"replica","revision","at_ms"}
+//   policy                the policy document (fleet.policy: etcd), as its file would hold it
 //   claims/<digest>       a scanner's claim on a pending digest: {"holder","replica","at_ms"},
 //                         bound to an etcd lease with the claim's TTL (cache/scan_claims.hpp)
 // The values are the records as LMDB keeps them, so a replica applies them as they are.
@@ -51,6 +52,10 @@ struct FleetSettings {
   // Where the fleet says what happens to it ("info", "warn", "error"; one line): the
   // server's log. Called on the fleet's own thread. Unset: nothing is said.
   std::function<void(const char* level, const std::string& message)> log;
+  // The policy document kept in etcd (fleet.policy: etcd): called with its text each
+  // time the sync (re)connects and each time the key is written, on the fleet's own
+  // thread (so possibly with a text already applied). Unset: the key is not read.
+  std::function<void(const std::string& text)> on_policy;
 };
 
 struct FleetStatus {
@@ -107,6 +112,9 @@ class Fleet {
   // report or an entry for it is there. Does not wait; a failure is logged, and the
   // entry is offered again at the next full read.
   virtual void offer_pending(const Digest& digest, const PendingRecord& record) = 0;
+  // Writes the policy document (its text, checked by the caller); returns etcd's
+  // revision of the write. Every replica with on_policy set applies it.
+  virtual std::int64_t put_policy(const std::string& text) = 0;
   // Scanners' claims on pending digests, in etcd (remote(); calls throw
   // FleetUnavailable when etcd does not answer). The claim id is the etcd lease's.
   virtual ScanClaims& scan_claims() = 0;

@@ -187,6 +187,8 @@ void parse_fleet(const json& fleet, Config& config, std::vector<std::string>& er
   r.string("on_store_down", f.on_store_down);
   if (f.on_store_down != "fail_closed" && f.on_store_down != "serve_cached")
     r.mistake("on_store_down", "must be \"fail_closed\" or \"serve_cached\"");
+  r.string("policy", f.policy);
+  if (f.policy != "file" && f.policy != "etcd") r.mistake("policy", "must be \"file\" or \"etcd\"");
   if (auto* etcd = r.object("etcd")) {
     FieldReader e(*etcd, "fleet.etcd.", errors);
     std::string password_file;
@@ -241,6 +243,11 @@ void validate(Config& config, std::vector<std::string>& errors) {
         return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' || ch == '_';
       }))
     errors.push_back("fleet.replica_id: must be 1 to 63 letters, digits, '.', '-' or '_', got \"" + id.substr(0, 80) + "\"");
+  if (config.fleet.policy_in_etcd() && !config.fleet.enabled())
+    errors.push_back("fleet.policy: \"etcd\" needs fleet.etcd.endpoints");
+  if (config.fleet.policy_in_etcd() && !config.policy_file.empty())
+    errors.push_back("gate.policy_file: not with fleet.policy \"etcd\" (the policy is etcd's; push a file with "
+                     "`pullgate policy push FILE`)");
   if (!parse_host_port(config.listen)) errors.push_back("listen: must be HOST:PORT, got \"" + config.listen + "\"");
   if (!config.admin_listen.empty() && !parse_host_port(config.admin_listen))
     errors.push_back("admin.listen: must be HOST:PORT or empty, got \"" + config.admin_listen + "\"");

@@ -44,8 +44,13 @@ struct FleetConfig {
   // cannot see: "fail_closed" refuses such digests until the store is back,
   // "serve_cached" decides them from the local policy as a single mirror would.
   std::string on_store_down = "fail_closed";
+  // Where the policy document comes from: "file" (gate.policy_file, each replica its
+  // own) or "etcd" (the key <prefix>policy, one for the fleet, written with
+  // `pullgate policy push`; each replica keeps its last copy in the data directory).
+  std::string policy = "file";
 
   bool enabled() const { return !etcd_endpoints.empty(); }
+  bool policy_in_etcd() const { return policy == "etcd"; }
 };
 
 struct Config {

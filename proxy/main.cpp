@@ -259,6 +259,14 @@ int serve(const std::vector<std::string>& args) {
     initial = std::move(*loaded.policy);
   }
 
+  // The fleet's policy (fleet.policy "etcd"): the copy this replica kept, else every
+  // image denied until etcd's arrives.
+  const auto fleet_policy_copy = config.data_dir / "fleet-policy.json";
+  if (config.fleet.policy_in_etcd()) {
+    if (auto kept = load_fleet_policy_copy(fleet_policy_copy)) initial = std::move(*kept);
+    else initial = waiting_for_fleet_policy();
+  }
+
   try {
     std::filesystem::create_directories(config.data_dir);
     // Held while the server runs: `pullgate cache evict` refuses to work under it.
@@ -290,6 +298,15 @@ int serve(const std::vector<std::string>& args) {
     if (config.fleet.enabled()) {
       auto settings = fleet_settings(config);
       settings.log = [](const char* level, const std::string& message) { log_event(level, message); };
+      if (config.fleet.policy_in_etcd()) {
+        settings.on_policy = [&](const std::string& text) {
+          auto outcome = apply_fleet_policy(text, fleet_policy_copy, policy);
+          if (outcome == FleetPolicyOutcome::unchanged) return;
+          metrics.policy_reloads.with({outcome == FleetPolicyOutcome::applied ? "ok" : "refused"}).inc();
+          if (outcome == FleetPolicyOutcome::applied)
+            asio::post(blocking, [&, in_force = policy.get()] { sweep_removed_scopes(*meta, *in_force, metrics); });
+        };
+      }
       fleet = cache::Fleet::make(*meta, std::move(settings));
       std::function<bool()> store_down;
       if (config.fleet.on_store_down == "fail_closed") store_down = [f = fleet.get()] { return !f->in_step(); };
@@ -346,6 +363,12 @@ int serve(const std::vector<std::string>& args) {
                                       [f] { return static_cast<double>(f->status().full_reads); });
     }
     auto reload = [&] {
+      if (config.fleet.policy_in_etcd()) {
+        log_event("info", "policy reload: the policy is the fleet's (fleet.policy \"etcd\"); it is in force as etcd "
+                          "has it; change it with `pullgate policy push FILE`",
+                  {{"version", policy.get()->version}});
+        return false;
+      }
       bool ok = reload_policy(config.policy_file, policy);
       metrics.policy_reloads.with({ok ? "ok" : "refused"}).inc();
       if (ok) asio::post(blocking, [&, in_force = policy.get()] { sweep_removed_scopes(*meta, *in_force, metrics); });
@@ -437,7 +460,9 @@ int serve(const std::vector<std::string>& args) {
                {"tls", !config.tls_cert_file.empty()},
                {"data_dir", config.data_dir.string()},
                {"offline", config.offline},
-               {"policy", config.policy_file.empty() ? "(built-in: allow all)" : config.policy_file},
+               {"policy", config.fleet.policy_in_etcd() ? "etcd " + config.fleet.etcd_prefix + "policy"
+                          : config.policy_file.empty()   ? "(built-in: allow all)"
+                                                         : config.policy_file},
                {"policy_version", policy.get()->version},
                {"audit_log", config.audit_log_path().string()},
                {"upstreams", names},
@@ -531,7 +556,8 @@ int main(int argc, char** argv) {
   static const cli::Command commands[] = {
       {"serve", "[options]", "run the mirror", serve_help, serve},
       {"check-config", "FILE", "validate a config file and exit", cli::check_config_help, cli::run_check_config},
-      {"policy", "check FILE", "validate a policy file and exit", cli::policy_help, cli::run_policy, Bare::shows_help},
+      {"policy", "check|push FILE", "validate a policy file; push one to the fleet store (etcd)", cli::policy_help,
+       cli::run_policy, Bare::shows_help},
       {"verdict", "set|get|ls|rm", "manage stored verdicts (works while the server runs)", cli::verdict_help,
        cli::run_verdict, Bare::shows_help},
       {"report", "import|get", "file and read scanner reports (Trivy, Grype JSON)", cli::report_help, cli::run_report,

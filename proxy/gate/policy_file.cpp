@@ -1,5 +1,10 @@
 #include "proxy/gate/policy_file.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -70,6 +75,92 @@ bool reload_policy(const std::string& policy_file, PolicyHolder& holder) {
   holder.set(std::move(*loaded.policy));
   log_event("info", "policy reloaded", {{"file", policy_file}, {"version", version}, {"warnings", loaded.warnings}});
   return true;
+}
+
+policy::ParseResult parse_fleet_policy(const std::string& text) {
+  auto result = policy::parse_policy(text);
+  if (!result.policy) return result;
+  for (const auto& key : result.policy->keys)
+    if (!key.key)
+      result.errors.push_back("keys." + key.name +
+                              ".pem_file: a policy kept in etcd carries its keys inline (\"pem\": the PEM text)");
+  if (!result.errors.empty()) result.policy.reset();
+  return result;
+}
+
+policy::Policy waiting_for_fleet_policy() {
+  auto result = policy::parse_policy(R"({
+    "default": {"mode": "enforce", "unknown": "evaluate", "fallback": "deny"},
+    "scopes": [{"name": "waiting-for-the-fleet-policy", "repository": "**",
+                "rules": [{"action": "deny", "repository": "**",
+                           "reason": "this mirror has not received its policy from the fleet store (etcd) yet"}]}]
+  })");
+  return std::move(*result.policy);
+}
+
+std::optional<policy::Policy> load_fleet_policy_copy(const std::filesystem::path& copy) {
+  std::ifstream in(copy, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::stringstream text;
+  text << in.rdbuf();
+  auto result = parse_fleet_policy(text.str());
+  if (!result.policy) {
+    log_event("warn", "the kept copy of the fleet's policy does not validate; waiting for etcd's",
+              {{"file", copy.string()}, {"errors", result.errors}});
+    return std::nullopt;
+  }
+  return std::move(result.policy);
+}
+
+namespace {
+
+// Written to a temporary file, synced, renamed over: a crash leaves the old copy or
+// the new one.
+bool keep_copy(const std::string& text, const std::filesystem::path& copy, std::string& error) {
+  auto tmp = copy;
+  tmp += ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = "open " + tmp.string() + ": " + std::strerror(errno);
+    return false;
+  }
+  std::size_t done = 0;
+  while (done < text.size()) {
+    auto n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  bool ok = done == text.size() && ::fsync(fd) == 0;
+  if (!ok) error = "write " + tmp.string() + ": " + std::strerror(errno);
+  ::close(fd);
+  if (ok && ::rename(tmp.c_str(), copy.c_str()) != 0) {
+    error = "rename to " + copy.string() + ": " + std::strerror(errno);
+    ok = false;
+  }
+  if (!ok) ::unlink(tmp.c_str());
+  return ok;
+}
+
+}  // namespace
+
+FleetPolicyOutcome apply_fleet_policy(const std::string& text, const std::filesystem::path& copy,
+                                      PolicyHolder& holder) {
+  auto result = parse_fleet_policy(text);
+  if (!result.policy) {
+    log_event("error", "the fleet's policy (etcd) does not validate; the previous policy stays in force",
+              {{"errors", result.errors}, {"version", holder.get()->version}});
+    return FleetPolicyOutcome::refused;
+  }
+  auto version = result.policy->version;
+  if (version == holder.get()->version) return FleetPolicyOutcome::unchanged;
+  std::string error;
+  if (!keep_copy(text, copy, error))
+    log_event("warn", "the fleet's policy is in force but no copy was kept (a restart without etcd waits for it)",
+              {{"error", error}});
+  holder.set(std::move(*result.policy));
+  log_event("info", "policy from the fleet store (etcd) in force", {{"version", version}, {"warnings", result.warnings}});
+  return FleetPolicyOutcome::applied;
 }
 
 }  // namespace pullgate::proxy

@@ -1,6 +1,8 @@
 #pragma once
 // The policy as a file: read, parsed, its key files read (their content is part of
 // the policy's version), and reloaded into the holder the gate reads.
+#include <filesystem>
+#include <optional>
 #include <string>
 
 #include "policy/policy.hpp"
@@ -13,5 +15,21 @@ policy::ParseResult load_policy_file(const std::string& path);
 // SIGHUP and the admin API: re-reads the policy file; keeps the old policy when the
 // new one fails. Returns whether the new policy is in force. Logs either way.
 bool reload_policy(const std::string& policy_file, PolicyHolder& holder);
+
+// The policy document kept in etcd (fleet.policy "etcd", docs/fleet.md): parsed as a
+// file's text is, except that keys must be inline (pem): a pem_file names a file on
+// one machine only.
+policy::ParseResult parse_fleet_policy(const std::string& text);
+// What a replica with fleet.policy "etcd" decides under until the fleet's policy has
+// reached it: every image denied, saying so.
+policy::Policy waiting_for_fleet_policy();
+// The copy of the fleet's policy a replica keeps (so that it starts with it when etcd
+// is out of reach): `copy` if it holds a valid one.
+std::optional<policy::Policy> load_fleet_policy_copy(const std::filesystem::path& copy);
+// A text from etcd: put in force unless it is the policy in force already, and kept
+// at `copy` (written whole or not at all). A text that does not validate leaves the
+// policy in force. Logs either way; returns whether a new policy is in force.
+enum class FleetPolicyOutcome { applied, unchanged, refused };
+FleetPolicyOutcome apply_fleet_policy(const std::string& text, const std::filesystem::path& copy, PolicyHolder& holder);
 
 }  // namespace pullgate::proxy

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <string>
 #include <thread>
 
@@ -197,6 +199,29 @@ TEST_F(FleetTest, AMirrorJoiningKeepsItsManualVerdictsAndExceptions) {
   EXPECT_TRUE(b_store->get_verdict(digest('7')));
   EXPECT_TRUE(b_store->get_verdict(digest('8')));
   ASSERT_TRUE(eventually([&] { return a_store->get_verdict(digest('7')) && a_store->get_exception("local-1"); }));
+}
+
+TEST_F(FleetTest, ThePolicyDocumentReachesEveryReplicaThatListens) {
+  auto a_store = store("a"), b_store = store("b");
+  auto a = syncing(*a_store, "a");
+  a->put_policy("first");  // written before b listens: b reads it when it connects
+  std::mutex mutex;
+  std::vector<std::string> seen;
+  auto s = settings("b", *etcd_);
+  s.on_policy = [&](const std::string& text) {
+    std::lock_guard lock(mutex);
+    seen.push_back(text);
+  };
+  auto b = Fleet::make(*b_store, s);
+  b->start_sync();
+  ASSERT_TRUE(eventually([&] { return b->in_step(); }, 30s));
+  a->put_policy("second");
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mutex);
+    return !seen.empty() && seen.back() == "second";
+  }));
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(seen.front(), "first");
 }
 
 TEST_F(FleetTest, WithEtcdGoneWritesThrowAndLandNowhere) {

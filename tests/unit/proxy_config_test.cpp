@@ -258,6 +258,18 @@ TEST(Config, TheFleetStoreIsOffUntilEtcdIsNamed) {
   EXPECT_EQ(settings.etcd.request_timeout, std::chrono::seconds(3));
 }
 
+TEST(Config, TheFleetPolicyIsEtcdsOrTheFilesNotBoth) {
+  auto ok = parse_config(R"({"fleet": {"policy": "etcd", "etcd": {"endpoints": ["http://127.0.0.1:2379"]}}})");
+  EXPECT_TRUE(ok.errors.empty()) << ok.errors.front();
+  EXPECT_TRUE(ok.config.fleet.policy_in_etcd());
+  EXPECT_FALSE(parse_config("{}").config.fleet.policy_in_etcd());
+  EXPECT_TRUE(has_error(parse_config(R"({"fleet": {"policy": "etcd"}})"), "fleet.policy: \"etcd\" needs fleet.etcd.endpoints"));
+  EXPECT_TRUE(has_error(parse_config(R"({"fleet": {"policy": "consul"}})"), "fleet.policy: must be \"file\" or \"etcd\""));
+  EXPECT_TRUE(has_error(parse_config(R"({"gate": {"policy_file": "/etc/pullgate/policy.json"},
+                                        "fleet": {"policy": "etcd", "etcd": {"endpoints": ["http://127.0.0.1:2379"]}}})"),
+                        "gate.policy_file: not with fleet.policy \"etcd\""));
+}
+
 TEST(Config, FleetMistakesAreOneLineEach) {
   auto r = parse_config(R"({"fleet": {"replica_id": "a b", "on_store_down": "open", "mode": 1,
                                       "etcd": {"endpoints": ["etcd:2379"], "prefix": "pullgate", "password": "x",

@@ -1,0 +1,85 @@
+// The policy document kept in etcd (proxy/gate/policy_file.hpp, fleet.policy "etcd"):
+// a replica that has none yet denies every image saying why; a text from etcd is put
+// in force and kept as a copy (written whole), the same text again changes nothing,
+// a text that does not validate leaves the policy in force; a kept copy is what a
+// restart begins with; keys must be inline.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "policy/policy.hpp"
+#include "proxy/gate/gate.hpp"
+#include "proxy/gate/policy_file.hpp"
+#include "tests/unit/temp_dir.hpp"
+
+namespace pullgate::proxy {
+namespace {
+
+const char* const deny_blocked = R"({"default": {"mode": "enforce", "fallback": "allow"},
+  "scopes": [{"name": "blocked", "repository": "blocked/**",
+              "rules": [{"action": "deny", "repository": "blocked/**", "reason": "not vetted"}]}]})";
+
+policy::Outcome decide(const policy::Policy& p, const std::string& repository) {
+  policy::Subject subject{"docker.io", repository, std::string("v1"),
+                          *registry::Digest::parse("sha256:" + std::string(64, 'a'))};
+  return policy::evaluate(p, subject, std::nullopt, policy::TimePoint{});
+}
+
+std::string read(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class FleetPolicy : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = testing_support::make_temp_dir("pullgate-fleet-policy"); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(FleetPolicy, UntilOneArrivesEveryImageIsDeniedSayingWhy) {
+  auto waiting = waiting_for_fleet_policy();
+  auto outcome = decide(waiting, "library/nginx");
+  EXPECT_FALSE(outcome.serve);
+  ASSERT_FALSE(outcome.reasons.empty());
+  EXPECT_NE(outcome.reasons[0].find("has not received its policy from the fleet store"), std::string::npos);
+  EXPECT_FALSE(load_fleet_policy_copy(dir_ / "fleet-policy.json"));  // none kept yet
+}
+
+TEST_F(FleetPolicy, ATextFromEtcdIsPutInForceAndKept) {
+  PolicyHolder holder(waiting_for_fleet_policy());
+  const auto copy = dir_ / "fleet-policy.json";
+  EXPECT_EQ(apply_fleet_policy(deny_blocked, copy, holder), FleetPolicyOutcome::applied);
+  EXPECT_EQ(holder.get()->version, policy::content_version(deny_blocked));
+  EXPECT_FALSE(decide(*holder.get(), "blocked/app").serve);
+  EXPECT_TRUE(decide(*holder.get(), "library/nginx").serve);
+  EXPECT_EQ(read(copy), deny_blocked);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "fleet-policy.json.tmp"));
+
+  EXPECT_EQ(apply_fleet_policy(deny_blocked, copy, holder), FleetPolicyOutcome::unchanged);
+  auto before = holder.get()->version;
+  EXPECT_EQ(apply_fleet_policy(R"({"default": {"mode": "sideways"}})", copy, holder), FleetPolicyOutcome::refused);
+  EXPECT_EQ(holder.get()->version, before);
+  EXPECT_EQ(read(copy), deny_blocked);  // the copy stays the policy in force
+
+  auto restarted = load_fleet_policy_copy(copy);
+  ASSERT_TRUE(restarted);
+  EXPECT_EQ(restarted->version, before);
+}
+
+TEST_F(FleetPolicy, KeysMustBeInlineAndABrokenCopyIsNotUsed) {
+  auto result = parse_fleet_policy(R"({"keys": {"release": {"pem_file": "release.pub"}}})");
+  EXPECT_FALSE(result.policy);
+  ASSERT_FALSE(result.errors.empty());
+  EXPECT_NE(result.errors[0].find("keys.release.pem_file: a policy kept in etcd carries its keys inline"),
+            std::string::npos)
+      << result.errors[0];
+  const auto copy = dir_ / "fleet-policy.json";
+  std::ofstream(copy) << "{\"default\": ";
+  EXPECT_FALSE(load_fleet_policy_copy(copy));
+}
+
+}  // namespace
+}  // namespace pullgate::proxy
