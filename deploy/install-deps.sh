@@ -12,9 +12,10 @@ if [[ "${1:-}" == "--test" ]]; then
   # clients (skopeo, podman, containerd/ctr), openssl for test certificates and tokens,
   # promtool (prometheus) to check /metrics; Google Benchmark and prometheus-cpp for
   # bench/metrics_bench.cpp, built with the tests; etcd (server and etcdctl) for the
-  # fleet store and nginx to balance clients across replicas.
+  # fleet store and nginx to balance clients across replicas; systemd (systemd-analyze)
+  # and strace to check the shipped units.
   packages+=(googletest libgtest-dev python3 docker-registry skopeo podman containerd openssl curl ca-certificates
-             prometheus libbenchmark-dev prometheus-cpp-dev etcd-server etcd-client nginx-light)
+             prometheus libbenchmark-dev prometheus-cpp-dev etcd-server etcd-client nginx-light systemd strace)
 fi
 missing=()
 for p in "${packages[@]}"; do
