@@ -322,9 +322,10 @@ class MetaStore {
   // entries that do not decode are skipped.
   virtual std::vector<std::pair<Digest, PendingRecord>> list_pending(std::size_t limit) = 0;
 
-  // The id of the environment's last committed write transaction, by any process.
-  // Changes whenever anything is written, so a reader can cache what it derived
-  // from the store (e.g. the exceptions) until the generation moves.
+  // The id of the last write transaction, by any process, whose data a read begun
+  // now sees. Changes whenever anything is written, so a reader can cache what it
+  // derived from reads begun after it took the generation (e.g. the exceptions)
+  // until the generation moves.
   virtual std::uint64_t generation() = 0;
 
   // How full the LMDB map is; and a listener told when it grew or cannot grow
