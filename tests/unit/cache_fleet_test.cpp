@@ -201,6 +201,28 @@ TEST_F(FleetTest, AMirrorJoiningKeepsItsManualVerdictsAndExceptions) {
   ASSERT_TRUE(eventually([&] { return a_store->get_verdict(digest('7')) && a_store->get_exception("local-1"); }));
 }
 
+TEST_F(FleetTest, AnAgedReportQueuesItsDigestAgainButANewerOneWins) {
+  auto a_store = store("a"), b_store = store("b");
+  auto a = syncing(*a_store, "a");
+  auto b = syncing(*b_store, "b");
+  const ReportRecord old_report{R"({"counts":{}})", "trivy", 1000, 2000};
+  a->put_report(digest('5'), old_report);
+  ASSERT_TRUE(eventually([&] { return b_store->get_report(digest('5')).has_value(); }));
+  // b's gate finds the report it has aged and queues the digest: the fleet takes it.
+  b_store->add_pending(digest('5'), "up.io/it/app:v1", 3000);
+  b->offer_pending(digest('5'), *b_store->get_pending(digest('5')));
+  ASSERT_TRUE(eventually([&] { return a_store->get_pending(digest('5')).has_value(); }));
+  // A replica that has not yet seen a newer report does not queue the digest again.
+  a->put_report(digest('6'), old_report);
+  auto c_store = store("c");  // never synced: it has neither report
+  auto c = Fleet::make(*c_store, settings("c", *etcd_));
+  c_store->add_pending(digest('6'), "up.io/it/app:v1", 3000);
+  c->offer_pending(digest('6'), *c_store->get_pending(digest('6')));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_FALSE(a_store->get_pending(digest('6')));
+  EXPECT_FALSE(b_store->get_pending(digest('6')));
+}
+
 TEST_F(FleetTest, ThePolicyDocumentReachesEveryReplicaThatListens) {
   auto a_store = store("a"), b_store = store("b");
   auto a = syncing(*a_store, "a");
