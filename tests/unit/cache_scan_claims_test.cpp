@@ -1,6 +1,6 @@
 // Scanners' claims on pending digests (cache/scan_claims.hpp): the same contract for
 // this mirror's own book and for the fleet's (etcd leases, against a real etcd 3.4 on
-// loopback; skipped where /usr/bin/etcd is not installed). One claim per digest; the
+// loopback; failing where /usr/bin/etcd is not installed). One claim per digest; the
 // second claimer learns the holder; only the claim's id renews or releases it; a claim
 // not renewed expires and the digest is anyone's again; a released claim can be
 // taken at once; every claim is listed with its holder. The fleet's book: a claim
@@ -96,7 +96,7 @@ TEST(ScanClaimHolder, IsShortPrintableText) {
 class FleetScanClaims : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!testing_support::etcd_installed()) GTEST_SKIP() << "etcd-server is not installed";
+    ASSERT_TRUE(testing_support::etcd_installed()) << "etcd-server is not installed (deploy/install-deps.sh --test)";
     dir_ = testing_support::make_temp_dir("pullgate-claims");
     etcd_ = std::make_unique<testing_support::EtcdCluster>(1);
   }
