@@ -6,6 +6,7 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -290,6 +291,21 @@ int serve(const std::vector<std::string>& args) {
                    config.audit_queue_max_mb << 20);
     audit.count_failures_in([&metrics] { metrics.audit_write_failures.inc(); });
     PolicyHolder policy(std::move(initial));
+    // Where the command line finds the policy this server decides under.
+    auto record_policy = [&] {
+      PolicyInForce record;
+      record.source = config.fleet.policy_in_etcd() ? "etcd" : config.policy_file.empty() ? "built-in" : "file";
+      if (record.source == "etcd") record.file = std::filesystem::absolute(fleet_policy_copy).string();
+      else if (record.source == "file") record.file = std::filesystem::absolute(config.policy_file).string();
+      record.version = policy.get()->version;
+      record.since_ms = ms_since_epoch(clock());
+      record.pid = ::getpid();
+      std::string error;
+      if (!record_policy_in_force(config.data_dir, record, error))
+        log_event("warn", "cannot record the policy in force for the command line (explain decides under --policy or "
+                          "the config's)", {{"error", error}});
+    };
+    record_policy();
     Gate gate(*meta, policy, audit, metrics, config.audit_on_full == "serve", clock);
     gate.set_replica(config.fleet.replica_id);
     // The fleet store (docs/fleet.md): etcd watched into LMDB; the gate decides from
@@ -303,6 +319,7 @@ int serve(const std::vector<std::string>& args) {
           auto outcome = apply_fleet_policy(text, fleet_policy_copy, policy);
           if (outcome == FleetPolicyOutcome::unchanged) return;
           metrics.policy_reloads.with({outcome == FleetPolicyOutcome::applied ? "ok" : "refused"}).inc();
+          if (outcome == FleetPolicyOutcome::applied) record_policy();
           if (outcome == FleetPolicyOutcome::applied)
             asio::post(blocking, [&, in_force = policy.get()] { sweep_removed_scopes(*meta, *in_force, metrics); });
         };
@@ -371,6 +388,7 @@ int serve(const std::vector<std::string>& args) {
       }
       bool ok = reload_policy(config.policy_file, policy);
       metrics.policy_reloads.with({ok ? "ok" : "refused"}).inc();
+      if (ok) record_policy();
       if (ok) asio::post(blocking, [&, in_force = policy.get()] { sweep_removed_scopes(*meta, *in_force, metrics); });
       return ok;
     };

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <variant>
 
+#include <nlohmann/json.hpp>
+
 #include "policy/signature.hpp"
 #include "proxy/telemetry/log.hpp"
 
@@ -116,10 +118,10 @@ namespace {
 
 // Written to a temporary file, synced, renamed over: a crash leaves the old copy or
 // the new one.
-bool keep_copy(const std::string& text, const std::filesystem::path& copy, std::string& error) {
+bool keep_copy(const std::string& text, const std::filesystem::path& copy, std::string& error, mode_t mode = 0600) {
   auto tmp = copy;
   tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) {
     error = "open " + tmp.string() + ": " + std::strerror(errno);
     return false;
@@ -161,6 +163,45 @@ FleetPolicyOutcome apply_fleet_policy(const std::string& text, const std::filesy
   holder.set(std::move(*result.policy));
   log_event("info", "policy from the fleet store (etcd) in force", {{"version", version}, {"warnings", result.warnings}});
   return FleetPolicyOutcome::applied;
+}
+
+std::filesystem::path policy_in_force_path(const std::filesystem::path& data_dir) {
+  return data_dir / "policy-in-force.json";
+}
+
+bool record_policy_in_force(const std::filesystem::path& data_dir, const PolicyInForce& record, std::string& error) {
+  nlohmann::json j = {{"source", record.source}, {"file", record.file},    {"version", record.version},
+                      {"since_ms", record.since_ms}, {"pid", record.pid}};
+  // Readable by whoever may read the data directory: it names a file and a version,
+  // nothing secret, and the command line may run as another user than the server.
+  return keep_copy(j.dump() + "\n", policy_in_force_path(data_dir), error, 0644);
+}
+
+std::optional<PolicyInForce> read_policy_in_force(const std::filesystem::path& data_dir, std::string& error) {
+  auto path = policy_in_force_path(data_dir);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno != ENOENT) error = "cannot read " + path.string() + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto j = nlohmann::json::parse(text.str(), nullptr, false);
+  auto string_at = [&](const char* key) -> const std::string* {
+    auto it = j.is_object() ? j.find(key) : j.end();
+    return it != j.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
+  };
+  auto* source = string_at("source");
+  auto* file = string_at("file");
+  auto* version = string_at("version");
+  if (!source || !file || !version || (*source != "file" && *source != "etcd" && *source != "built-in")) {
+    error = path.string() + " is not a record of a policy in force";
+    return std::nullopt;
+  }
+  PolicyInForce record{*source, *file, *version};
+  record.since_ms = j.value("since_ms", std::int64_t{0});
+  record.pid = j.value("pid", std::int64_t{0});
+  return record;
 }
 
 }  // namespace pullgate::proxy

@@ -1,6 +1,7 @@
 #pragma once
 // The policy as a file: read, parsed, its key files read (their content is part of
 // the policy's version), and reloaded into the holder the gate reads.
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -31,5 +32,24 @@ std::optional<policy::Policy> load_fleet_policy_copy(const std::filesystem::path
 // policy in force. Logs either way; returns whether a new policy is in force.
 enum class FleetPolicyOutcome { applied, unchanged, refused };
 FleetPolicyOutcome apply_fleet_policy(const std::string& text, const std::filesystem::path& copy, PolicyHolder& holder);
+
+// The policy a server decides under, recorded in its data directory each time one
+// comes into force (start, reload, the fleet's), so that the command line decides
+// under the same one: `pullgate explain --data DIR` without a --policy of its own
+// must not quietly answer from the built-in allow-all policy while the server
+// enforces another.
+struct PolicyInForce {
+  std::string source;  // "file", "etcd" (the fleet's, kept at `file`) or "built-in"
+  std::string file;    // absolute; empty for "built-in"
+  std::string version;
+  std::int64_t since_ms = 0;  // when it came into force
+  std::int64_t pid = 0;       // the server's
+};
+std::filesystem::path policy_in_force_path(const std::filesystem::path& data_dir);
+// Written whole or not at all; false and `error` when it cannot be.
+bool record_policy_in_force(const std::filesystem::path& data_dir, const PolicyInForce& record, std::string& error);
+// nullopt without `error` when no server has recorded one; with `error` when the
+// file is there but unreadable or malformed.
+std::optional<PolicyInForce> read_policy_in_force(const std::filesystem::path& data_dir, std::string& error);
 
 }  // namespace pullgate::proxy

@@ -5,6 +5,7 @@ log those pulls wrote."""
 import datetime
 import json
 import os
+import shutil
 import time
 import unittest
 
@@ -124,6 +125,62 @@ class CliGate(unittest.TestCase):
         r = cli("explain", "quay.io/it/bad:v1", "--config", self.pg.config_path)
         self.assertEqual(r.returncode, 1)
         self.assertIn("configured: %s" % self.up, r.stderr)
+
+    def test_explain_with_only_the_data_directory_decides_under_the_servers_policy(self):
+        # As a new user tries it: the data directory only. The server enforces a policy
+        # that denies it/bad; the CLI must not answer from the built-in allow-all one.
+        r = cli("explain", "%s/it/bad:v1" % self.up, "--data", self.pg.data_dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        answer = json.loads(r.stdout)
+        self.assertEqual(answer["decision"], "deny")
+        self.assertIn(BAD_REASON, json.dumps(answer["reasons"]))
+        self.assertEqual(answer["policy"]["decided_under"], "server")
+        self.assertEqual(answer["policy"]["file"], os.path.abspath(self.pg.policy_path))
+        self.assertEqual(answer["policy"]["version"], answer["policy"]["server"]["version"])
+        self.assertTrue(answer["policy"]["server"]["running"])
+        self.assertEqual(r.stderr, "")
+
+        # Another policy named on the command line is used, and the note says it is
+        # not the server's.
+        other = os.path.join(self.work.path, "allow-all-policy.json")
+        with open(other, "w") as f:
+            json.dump({"default": {"mode": "enforce", "unknown": "evaluate", "fallback": "allow"}}, f)
+        r = cli("explain", "%s/it/bad:v1" % self.up, "--data", self.pg.data_dir, "--policy", other)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        answer = json.loads(r.stdout)
+        self.assertEqual(answer["decision"], "allow")
+        self.assertEqual(answer["policy"]["decided_under"], "--policy")
+        self.assertIn("deciding under " + other, r.stderr)
+        self.assertIn("the server on %s decides under %s" % (self.pg.data_dir, os.path.abspath(self.pg.policy_path)),
+                      r.stderr)
+
+        # The server's file edited but not reloaded: decided under the file as it is
+        # now, and the note says the server has not loaded it.
+        with open(self.pg.policy_path, "rb") as f:
+            original = f.read()
+        try:
+            self.pg.write_policy({"default": {"mode": "enforce", "unknown": "evaluate", "fallback": "allow"}})
+            r = cli("explain", "%s/it/bad:v1" % self.up, "--data", self.pg.data_dir)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout)["decision"], "allow")
+            self.assertIn("is not what the server on %s loaded" % self.pg.data_dir, r.stderr)
+            self.assertIn("SIGHUP", r.stderr)
+        finally:
+            self.pg.write_policy(original.decode())
+
+    def test_explain_on_a_data_directory_no_server_ran_on_says_which_policy(self):
+        empty = os.path.join(self.work.path, "copied-data")
+        os.makedirs(empty, exist_ok=True)
+        # A copy of the cache without the server's record (as after a restore of lmdb/ only).
+        shutil.copytree(os.path.join(self.pg.data_dir, "lmdb"), os.path.join(empty, "lmdb"), dirs_exist_ok=True)
+        r = cli("explain", "%s/it/bad:v1" % self.up, "--data", empty)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        answer = json.loads(r.stdout)
+        self.assertEqual(answer["decision"], "allow")
+        self.assertEqual(answer["policy"]["decided_under"], "built-in")
+        self.assertIsNone(answer["policy"]["server"])
+        self.assertIn("no server has recorded its policy in %s; deciding under the built-in allow-all policy" % empty,
+                      r.stderr)
 
     # ---------------------------------------------------------------- exceptions
 

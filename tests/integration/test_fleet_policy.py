@@ -101,6 +101,16 @@ class FleetPolicy(unittest.TestCase):
                 self.assertEqual(json.load(f), FIRST)
         r, _ = h.skopeo_via_mirror(self.work.path, self.registry, self.b, "it/app:v1")
         self.assertEqual(r.returncode, 0, r.stderr)
+        # The command line on a replica's data directory decides under the fleet's
+        # policy that replica runs, not the built-in allow-all one.
+        r = h.pullgate_cli("explain", "%s/%s@%s" % (self.registry.address, self.blocked.repo, self.blocked.digest),
+                           "--data", self.b.data_dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        answer = json.loads(r.stdout)
+        self.assertEqual(answer["decision"], "deny")
+        self.assertEqual((answer["policy"]["decided_under"], answer["policy"]["version"]), ("server", version))
+        self.assertEqual(answer["policy"]["server"]["source"], "etcd")
+        self.assertEqual(r.stderr, "")
 
     def test_2_a_push_that_does_not_validate_changes_nothing(self):
         before = self.policy_version(self.a)

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 
 #include "policy/policy.hpp"
 #include "proxy/gate/gate.hpp"
@@ -79,6 +80,35 @@ TEST_F(FleetPolicy, KeysMustBeInlineAndABrokenCopyIsNotUsed) {
   const auto copy = dir_ / "fleet-policy.json";
   std::ofstream(copy) << "{\"default\": ";
   EXPECT_FALSE(load_fleet_policy_copy(copy));
+}
+
+// The record the command line reads (policy-in-force.json): what was written is read
+// back; no record is no error; a malformed one is an error, never a guess.
+TEST_F(FleetPolicy, ThePolicyInForceIsRecordedForTheCommandLine) {
+  std::string error;
+  EXPECT_FALSE(read_policy_in_force(dir_, error));
+  EXPECT_EQ(error, "");
+
+  PolicyInForce record;
+  record.source = "file";
+  record.file = "/etc/pullgate/policy.json";
+  record.version = "sha256:1234";
+  record.since_ms = 1780000000123;
+  record.pid = 4242;
+  ASSERT_TRUE(record_policy_in_force(dir_, record, error)) << error;
+  auto back = read_policy_in_force(dir_, error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_EQ(std::tie(back->source, back->file, back->version, back->since_ms, back->pid),
+            std::tie(record.source, record.file, record.version, record.since_ms, record.pid));
+  EXPECT_FALSE(std::filesystem::exists(policy_in_force_path(dir_).string() + ".tmp"));
+
+  for (const char* bad : {"{\"source\": \"file\"", R"({"source": "guess", "file": "", "version": "v"})",
+                          R"({"source": "file", "file": 7, "version": "v"})", "[]"}) {
+    std::ofstream(policy_in_force_path(dir_), std::ios::trunc) << bad;
+    error.clear();
+    EXPECT_FALSE(read_policy_in_force(dir_, error)) << bad;
+    EXPECT_NE(error.find("is not a record of a policy in force"), std::string::npos) << bad << ": " << error;
+  }
 }
 
 }  // namespace
