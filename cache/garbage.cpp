@@ -153,9 +153,14 @@ class Collector {
     }
     on_disk_.insert(digest->str());
     ++report_.files_checked;
-    if (options_.hash && !matches(*digest, path)) return;
-    if (records_.contains(digest->str())) return;
-    orphan_file(*digest, path, st);
+    checked(*digest, path, st);
+    if (options_.on_progress) options_.on_progress(report_.files_checked, report_.bytes_checked);
+  }
+
+  void checked(const Digest& digest, const fs::path& path, const struct stat& st) {
+    if (options_.hash && !matches(digest, path)) return;
+    if (records_.contains(digest.str())) return;
+    orphan_file(digest, path, st);
   }
 
   // Whether the file hashes to its name; a mismatch is reported (and removed).

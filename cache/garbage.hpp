@@ -34,6 +34,8 @@ struct GarbageOptions {
   // Files changed more recently than this are left: a publish (rename, then record) or
   // a bundle import (files first, records at the end) may be in progress.
   std::int64_t grace_ms = 3600 * 1000;
+  // After each blob file: how many were looked at, and how many bytes hashed, so far.
+  std::function<void(std::uint64_t files, std::uint64_t bytes)> on_progress;
 };
 
 struct GarbageFinding {

@@ -1,9 +1,12 @@
 // `pullgate bundle export|import`: air-gap bundles (docs/bundles.md).
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <streambuf>
 #include <variant>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +15,7 @@
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/commands.hpp"
 #include "proxy/gate/explain.hpp"
+#include "proxy/telemetry/progress.hpp"
 
 namespace pullgate::proxy::cli {
 
@@ -64,6 +68,47 @@ std::vector<std::string> load_bundle_keys(const Config& config, std::vector<regi
 }
 
 namespace {
+
+// Counts the bytes that pass through to `inner` and shows them on the terminal's
+// progress line: the bundle code reads and writes plain streams and knows nothing of it.
+class CountingBuffer : public std::streambuf {
+ public:
+  CountingBuffer(std::streambuf* inner, TerminalProgress& progress, std::string what, std::uint64_t total)
+      : inner_(inner), progress_(progress), what_(std::move(what)), total_(total) {}
+
+ protected:
+  int_type underflow() override {
+    auto n = inner_->sgetn(buffer_, sizeof buffer_);
+    if (n <= 0) return traits_type::eof();
+    setg(buffer_, buffer_, buffer_ + n);
+    passed(std::uint64_t(n));
+    return traits_type::to_int_type(buffer_[0]);
+  }
+  std::streamsize xsputn(const char* data, std::streamsize n) override {
+    auto written = inner_->sputn(data, n);
+    if (written > 0) passed(std::uint64_t(written));
+    return written;
+  }
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    char one = traits_type::to_char_type(c);
+    return xsputn(&one, 1) == 1 ? c : traits_type::eof();
+  }
+  int sync() override { return inner_->pubsync(); }
+
+ private:
+  void passed(std::uint64_t n) {
+    count_ += n;
+    progress_.show(progress_text(what_, count_, total_, progress_.seconds()));
+  }
+
+  std::streambuf* inner_;
+  TerminalProgress& progress_;
+  std::string what_;
+  std::uint64_t total_;
+  std::uint64_t count_ = 0;
+  char buffer_[64 * 1024];
+};
 
 // What a bundle command prints: the counts as JSON on stdout, its notes on stderr.
 void report(const std::string& file, const cache::BundleSummary& summary, bool imported) {
@@ -128,11 +173,16 @@ int run_export(const CliArgs& cli, const Config& config) {
   // half bundle under the name.
   const std::string partial = *output + ".partial";
   try {
-    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot create " + partial);
+    std::ofstream file(partial, std::ios::binary | std::ios::trunc);
+    if (!file) throw std::runtime_error("cannot create " + partial);
+    TerminalProgress progress(stderr_is_terminal());
+    CountingBuffer counted(file.rdbuf(), progress, "export " + *output, 0);
+    std::ostream out(&counted);
     auto summary = cache::export_bundle(*meta, config.data_dir, images, out, sign_key ? &*sign_key : nullptr);
-    out.close();
-    if (!out) throw std::runtime_error("cannot write " + partial);
+    out.flush();
+    progress.clear();
+    file.close();
+    if (!out || !file) throw std::runtime_error("cannot write " + partial);
     std::filesystem::rename(partial, *output);
     report(*output, summary, false);
     return 0;
@@ -147,8 +197,8 @@ int run_export(const CliArgs& cli, const Config& config) {
 int run_import(const CliArgs& cli, const Config& config, bool dry_run) {
   if (cli.positional.size() != 2) return usage("bundle " + cli.positional[0] + " takes exactly one FILE.tar", "bundle");
   const std::string& file = cli.positional[1];
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
+  std::ifstream input(file, std::ios::binary);
+  if (!input) {
     std::cerr << "pullgate: cannot read " << file << "\n";
     return 1;
   }
@@ -172,7 +222,13 @@ int run_import(const CliArgs& cli, const Config& config, bool dry_run) {
   try {
     // An offline site's first import may find no cache yet: it makes one.
     auto meta = open_meta_store(config);
+    std::error_code ec;
+    auto size = std::filesystem::is_regular_file(file, ec) ? std::filesystem::file_size(file, ec) : 0;
+    TerminalProgress progress(stderr_is_terminal());
+    CountingBuffer counted(input.rdbuf(), progress, (dry_run ? "verify " : "import ") + file, ec ? 0 : size);
+    std::istream in(&counted);
     auto summary = cache::import_bundle(*meta, config.data_dir, in, options);
+    progress.clear();
     report(file, summary, !dry_run);
     return 0;
   } catch (const std::exception& e) {

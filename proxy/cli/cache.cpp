@@ -15,6 +15,7 @@
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/commands.hpp"
 #include "proxy/gate/cache_view.hpp"
+#include "proxy/telemetry/progress.hpp"
 #include "proxy/telemetry/log.hpp"
 
 namespace pullgate::proxy::cli {
@@ -59,16 +60,6 @@ namespace {
 int du(const cache::CacheContents& contents) {
   std::cout << totals_json(cache::totals_of(contents)).dump() << "\n";
   return 0;
-}
-
-std::string human_bytes(std::uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  std::size_t unit = 0;
-  while (value >= 1024 && unit + 1 < std::size(units)) value /= 1024, ++unit;
-  char out[32];
-  std::snprintf(out, sizeof out, unit ? "%.1f %s" : "%.0f %s", value, units[unit]);
-  return out;
 }
 
 // The image's first name: UPSTREAM/REPOSITORY:TAG, else UPSTREAM/REPOSITORY@DIGEST.
@@ -180,7 +171,14 @@ int run_cache_verify(const std::vector<std::string>& all) {
   try {
     // Temp files are the server's downloads in progress: never removed at opening.
     cache::BlobStore blobs(config->data_dir, cache::BlobStore::Leftovers::keep);
-    report = cache::collect_blob_garbage(blobs, *meta, options, [](const cache::GarbageFinding& f) {
+    TerminalProgress progress(stderr_is_terminal());
+    const auto blob_files = meta->blob_count();
+    options.on_progress = [&](std::uint64_t files, std::uint64_t bytes) {
+      progress.show(progress_text("verify " + std::to_string(files) + "/" + std::to_string(blob_files) + " files", bytes,
+                                  0, progress.seconds()));
+    };
+    report = cache::collect_blob_garbage(blobs, *meta, options, [&](const cache::GarbageFinding& f) {
+      progress.clear();
       nlohmann::json line = {{"found", cache::to_string(f.kind)}, {"path", f.path.string()}, {"removed", f.removed}};
       if (!f.digest.empty()) line["digest"] = f.digest;
       if (f.bytes) line["bytes"] = f.bytes;

@@ -102,20 +102,6 @@ std::vector<registry::Descriptor> blobs_of(const std::vector<registry::ParsedMan
   return out;
 }
 
-std::string human_bytes(std::uint64_t bytes) {
-  if (bytes < 1024) return std::to_string(bytes) + " B";
-  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes) / 1024;
-  std::size_t unit = 0;
-  while (value >= 1024 && unit + 1 < std::size(units)) {
-    value /= 1024;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f %s", value, units[unit]);
-  return text;
-}
-
 std::string ok_line(std::string_view image, const registry::Digest& digest, std::size_t blobs, std::uint64_t bytes) {
   return "ok " + std::string(image) + " " + digest.str() + " " + std::to_string(blobs) + " blobs, " +
          std::to_string(bytes) + " bytes";

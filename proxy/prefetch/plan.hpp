@@ -50,9 +50,6 @@ std::string oci_error_message(std::string_view body);
 // The config and layers of `manifests`, each digest once, in order.
 std::vector<registry::Descriptor> blobs_of(const std::vector<registry::ParsedManifest>& manifests);
 
-// "12.0 MiB", "512 B": bytes for people.
-std::string human_bytes(std::uint64_t bytes);
-
 // The result lines: "ok IMAGE DIGEST N blobs, M bytes", "denied IMAGE DIGEST:
 // REASONS", "failed IMAGE: WHY".
 std::string ok_line(std::string_view image, const registry::Digest& digest, std::size_t blobs, std::uint64_t bytes);

@@ -1,6 +1,5 @@
 #include "proxy/prefetch/prefetch.hpp"
 
-#include <unistd.h>
 
 #include <array>
 #include <chrono>
@@ -18,6 +17,7 @@
 #include "proxy/cli/args.hpp"
 #include "proxy/mirror/upstream_failure.hpp"
 #include "proxy/prefetch/plan.hpp"
+#include "proxy/telemetry/progress.hpp"
 #include "registry/errors.hpp"
 #include "registry/upstream.hpp"
 #include "registry/upstream_url.hpp"
@@ -71,37 +71,23 @@ class Display {
     image_ = image;
     total_ = total;
     done_ = 0;
-    shown_at_ = {};
-    show(true);
+    progress_.show(line(), true);
   }
   void add(std::uint64_t bytes) {
     done_ += bytes;
-    show(false);
+    progress_.show(line());
   }
   void result(const std::string& line) {
-    clear();
+    progress_.clear();
     std::cout << line << std::endl;
   }
 
  private:
-  void show(bool now) {
-    if (!progress_) return;
-    auto t = std::chrono::steady_clock::now();
-    if (!now && t - shown_at_ < std::chrono::milliseconds(100)) return;
-    shown_at_ = t;
-    std::cerr << "\r\033[K" << image_ << "  " << human_bytes(done_) << " / " << human_bytes(total_) << std::flush;
-    shown_ = true;
-  }
-  void clear() {
-    if (shown_) std::cerr << "\r\033[K" << std::flush;
-    shown_ = false;
-  }
+  std::string line() const { return image_ + "  " + human_bytes(done_) + " / " + human_bytes(total_); }
 
-  bool progress_;
-  bool shown_ = false;
+  TerminalProgress progress_;
   std::string image_;
   std::uint64_t total_ = 0, done_ = 0;
-  std::chrono::steady_clock::time_point shown_at_;
 };
 
 class Prefetch {
@@ -299,7 +285,7 @@ int run(const std::vector<std::string>& args) {
   try {
     asio::io_context ioc(1);
     auto mirror = registry::make_http_upstream(ioc.get_executor(), settings);
-    Display display(::isatty(STDERR_FILENO) == 1);
+    Display display(stderr_is_terminal());
     Prefetch prefetch(*mirror, platform, display);
     asio::co_spawn(
         ioc,

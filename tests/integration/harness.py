@@ -980,6 +980,35 @@ def pullgate_cli(*args, timeout=60):
     return subprocess.run([pullgate_bin()] + list(args), capture_output=True, text=True, timeout=timeout)
 
 
+def pullgate_cli_on_terminal(*args, timeout=60):
+    """Runs the CLI with stderr on a pseudo-terminal, as a person at a shell would (the
+    progress line of long commands is drawn there only). Returns (exit code, stdout,
+    what the terminal received on stderr)."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([pullgate_bin()] + list(args), stdout=subprocess.PIPE, stderr=slave,
+                                env=dict(os.environ, TERM="xterm"))
+    finally:
+        os.close(slave)
+    received = bytearray()
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal's last descriptor
+                break
+            if not chunk:
+                break
+            received += chunk
+        out = proc.stdout.read().decode()
+        code = proc.wait(timeout=timeout)
+    finally:
+        os.close(master)
+        proc.stdout.close()
+    return code, out, received.decode("utf-8", "replace")
+
+
 def oci_error(body):
     """(code, message) of the first error in an OCI error body."""
     doc = json.loads(body)

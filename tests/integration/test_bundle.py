@@ -6,6 +6,7 @@ corrupted or truncated bundle changes nothing; a skopeo-made oci-archive imports
 with --upstream; containerd (ctr) pulls through the offline mirror too."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -46,6 +47,8 @@ class Bundle(unittest.TestCase):
         if r.returncode != 0:
             raise RuntimeError("bundle export failed: " + r.stderr)
         cls.export_summary = json.loads(r.stdout)
+        cls.export_stderr = r.stderr
+        cls.online_data = online.data_dir
 
         # Signed with a key openssl makes here; another key for a site that does not trust it.
         cls.keys = {}
@@ -95,6 +98,25 @@ class Bundle(unittest.TestCase):
         self.assertEqual(self.import_summary["images"], 2)
         self.assertEqual(self.import_summary["blobs"], len(self.app.blobs()) + len(self.bad.blobs()))
         self.assertGreater(self.import_summary["records_written"], 0)
+
+    def test_export_and_import_show_progress_on_a_terminal_only(self):
+        # In a pipe (above, and in every CI log): no progress line.
+        self.assertNotIn("\r", self.export_stderr)
+        again = os.path.join(self.work.path, "again.tar")
+        code, out, terminal = h.pullgate_cli_on_terminal("bundle", "export", "%s/it/app:v1" % self.up, "-o", again,
+                                                         "--data", self.online_data)
+        self.assertEqual(code, 0, terminal)
+        self.assertEqual(json.loads(out)["images"], 1)
+        self.assertIn("\r\x1b[Kexport %s  " % again, terminal)
+        self.assertTrue(terminal.endswith("\r\x1b[K"), repr(terminal[-200:]))  # cleared at the end
+        # Read back with the file's size known: a total and a percentage.
+        code, out, terminal = h.pullgate_cli_on_terminal("bundle", "verify", again, "--data", self.pg.data_dir)
+        self.assertEqual(code, 0, terminal)
+        self.assertEqual(json.loads(out)["images"], 1)
+        lines = [part for part in terminal.split("\r\x1b[K") if part]
+        self.assertTrue(lines, repr(terminal))
+        for line in lines:
+            self.assertRegex(line, r"^verify %s  [0-9.]+ [KM]?i?B / [0-9.]+ [KM]?i?B +[0-9]+%%" % re.escape(again))
 
     def test_skopeo_reads_the_bundle_as_an_oci_archive(self):
         out = os.path.join(self.work.path, "from-archive")

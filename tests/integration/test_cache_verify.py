@@ -94,6 +94,13 @@ class CacheVerify(h.ThreeImages, unittest.TestCase):
         h.wait_until(lambda: os.path.exists(corrupt) and os.path.exists(missing), 30, "the blobs cached again")
         code, found, summary = verify(pg)
         self.assertEqual((code, found), (0, []), summary)
+        # On a terminal, a progress line (files of those recorded, bytes hashed), cleared
+        # at the end; the findings and summary on stdout are the same as in a pipe.
+        code, out, terminal = h.pullgate_cli_on_terminal("cache", "verify", "--data", pg.data_dir)
+        self.assertEqual(code, 0, terminal)
+        self.assertEqual(json.loads(out.splitlines()[-1])["files_checked"], summary["files_checked"])
+        self.assertRegex(terminal, r"^\r\x1b\[Kverify 1/%d files  [0-9.]+ [KM]?i?B" % summary["files_checked"])
+        self.assertTrue(terminal.endswith("\r\x1b[K"), repr(terminal))
 
         self.assertEqual(subprocess.run([pg.bin, "cache", "verify", "--grace", "soon", "--data", pg.data_dir],
                                         capture_output=True, timeout=60).returncode, 2)

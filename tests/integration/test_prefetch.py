@@ -5,8 +5,6 @@ from the cache once the upstream is stopped; --platform fetches one child's blob
 only; a denied image is reported with the gate's reason and none of its blobs is
 cached; --file reads a list; a bad name is a usage error."""
 import os
-import pty
-import subprocess
 import unittest
 
 import harness as h
@@ -173,31 +171,13 @@ class Prefetch(unittest.TestCase):
 
     def test_on_a_terminal_a_progress_line_is_shown_and_cleared(self):
         image = "%s/it/good:v1" % self.up
-        master, slave = pty.openpty()
-        try:
-            with subprocess.Popen([h.pullgate_bin(), "prefetch", image, "--mirror", "http://" + self.pg.address],
-                                  stdout=subprocess.PIPE, stderr=slave) as p:
-                os.close(slave)
-                slave = None
-                out = p.stdout.read()
-                self.assertEqual(p.wait(timeout=300), 0)
-            err = b""
-            while True:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # EIO: the terminal's other end is closed
-                    break
-                if not chunk:
-                    break
-                err += chunk
-        finally:
-            os.close(master)
-            if slave is not None:
-                os.close(slave)
-        self.assertTrue(out.decode().startswith("ok %s %s " % (image, self.good.digest)), out)
+        code, out, err = h.pullgate_cli_on_terminal("prefetch", image, "--mirror", "http://" + self.pg.address,
+                                                    timeout=300)
+        self.assertEqual(code, 0, err)
+        self.assertTrue(out.startswith("ok %s %s " % (image, self.good.digest)), out)
         total = size_of(self.good)
-        self.assertIn(("\r\x1b[K%s  0 B / %.1f KiB" % (image, total / 1024)).encode(), err)
-        self.assertTrue(err.endswith(b"\r\x1b[K"), "the progress line is cleared before the result: %r" % err)
+        self.assertIn("\r\x1b[K%s  0 B / %.1f KiB" % (image, total / 1024), err)
+        self.assertTrue(err.endswith("\r\x1b[K"), "the progress line is cleared before the result: %r" % err)
 
     def test_a_bad_name_is_a_one_line_usage_error(self):
         for args in (["not a name"], ["%s/it/good" % self.up], ["sha256:" + "a" * 64],
