@@ -175,6 +175,9 @@ class Pod:
         return d
 
     def _materialise(self, mount_path, volume):
+        for source in ("configMap", "secret"):
+            if "items" in volume.get(source, {}):
+                raise AssertionError("volume %s: `items` not laid out by this test" % volume["name"])
         if "configMap" in volume:
             cm = find(self.objects, "ConfigMap", volume["configMap"]["name"])
             files = {k: v.encode() for k, v in cm.get("data", {}).items()}
