@@ -14,8 +14,9 @@ What is checked, and how:
   with the test) with its own libraries, and a pull through it from a TLS upstream
   works with skopeo from outside, byte for byte. The upstream's certificate is trusted
   only by being appended to the image's /etc/ssl/certs/ca-certificates.crt (no
-  ca_file, no insecure), so the pull also shows that pullgate finds the image's trust
-  store through OpenSSL's default paths.
+  ca_file, no insecure), and a manifest request before that is refused, so the pull
+  also shows that pullgate finds the image's trust store through OpenSSL's default
+  paths.
 - The scanner image's Python runs the worker in its own root: `--help` (every module
   it imports loads) and one `--once` round against the chrooted pullgate's admin API
   with the scanner token (nothing pending: trivy is not run; there is none here).
@@ -152,10 +153,6 @@ class Image(unittest.TestCase):
         registry = h.TlsRegistry(self.work.path, cert, key).start()
         self.addCleanup(registry.close)
         image = h.seed_oci(registry, repo="it/image", seed="image-test")
-        # The upstream's CA joins the image's trust store, as a derived image would add
-        # a private CA; the config names no ca_file.
-        with open(cert) as f, open(os.path.join(root, "etc/ssl/certs/ca-certificates.crt"), "a") as bundle:
-            bundle.write(f.read())
         port, admin_port = h.free_port(), h.free_port()
         mirror = types.SimpleNamespace(host="127.0.0.1", port=port, address="127.0.0.1:%d" % port)
         config = {
@@ -169,21 +166,39 @@ class Image(unittest.TestCase):
         with open(os.path.join(root, "etc/pullgate/test.json"), "w") as f:
             json.dump(config, f)
         err_path = os.path.join(self.work.path, "pullgate-in-root.err")
-        with open(err_path, "wb") as err:
-            proc = subprocess.Popen(["chroot", "--userspec=%d:%d" % (UID, UID), root, "/usr/bin/pullgate", "serve",
-                                     "--config", "/etc/pullgate/test.json"],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-        self.addCleanup(h._stop_process, proc)
 
-        def up():
-            if proc.poll() is not None:
-                with open(err_path) as f:
-                    raise RuntimeError("pullgate in the root exited %s: %s" % (proc.returncode, f.read()[-3000:]))
-            try:
-                return h.http_request(mirror.host, mirror.port, "GET", "/healthz", timeout=2)[0] == 200
-            except OSError:
-                return False
-        h.wait_until(up, 30, "pullgate in the unpacked root")
+        def start():
+            with open(err_path, "ab") as err:
+                proc = subprocess.Popen(["chroot", "--userspec=%d:%d" % (UID, UID), root, "/usr/bin/pullgate",
+                                         "serve", "--config", "/etc/pullgate/test.json"],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+            self.addCleanup(h._stop_process, proc)
+
+            def up():
+                if proc.poll() is not None:
+                    with open(err_path) as f:
+                        raise RuntimeError("pullgate in the root exited %s: %s" % (proc.returncode, f.read()[-3000:]))
+                try:
+                    return h.http_request(mirror.host, mirror.port, "GET", "/healthz", timeout=2)[0] == 200
+                except OSError:
+                    return False
+            h.wait_until(up, 30, "pullgate in the unpacked root")
+            return proc
+
+        # The image's bundle does not hold the test CA yet: the upstream is refused.
+        proc = start()
+        status, _, body = h.http_request(mirror.host, mirror.port, "GET", "/v2/it/image/manifests/v1",
+                                         headers=[("Accept", h.ALL_MANIFEST_ACCEPT)])
+        self.assertNotEqual(status, 200, "the upstream was trusted without its CA: %r" % body[:300])
+        manifest_path = "/v2/it/image/manifests/v1"
+        self.assertEqual(registry.count(manifest_path, "GET") + registry.count(manifest_path, "HEAD"), 0,
+                         "a manifest request reached the upstream past an untrusted certificate")
+        h._stop_process(proc)
+        # The upstream's CA joins the image's trust store, as a derived image would add
+        # a private CA; the config names no ca_file.
+        with open(cert) as f, open(os.path.join(root, "etc/ssl/certs/ca-certificates.crt"), "a") as bundle:
+            bundle.write(f.read())
+        start()
 
         r, out = h.skopeo_via_mirror(self.work.path, registry, mirror, "it/image:v1")
         with open(err_path) as f:
