@@ -8,7 +8,9 @@ headers), that the page shows the denial (image, reason as text, client, time), 
 pending digest and its age, cache and traffic numbers, the upstreams' health and
 the policy version; then loads it in headless Chromium (Debian's), whose parsed DOM
 must hold the hostile reason as text and no element made from it, and whose
-screenshot must be a PNG of the size asked for."""
+screenshot must be a PNG of the size asked for. With the fleet store (a real etcd and
+two replicas), the page's fleet section follows /readyz, in step and after etcd is
+gone."""
 import base64
 import hashlib
 import html.parser
@@ -20,6 +22,7 @@ import subprocess
 import tempfile
 import unittest
 
+import fleet_harness as fh
 import harness as h
 
 HOSTILE = "<script>alert(1)</script> \"quoted\" 'single' <img src=x onerror=alert(2)> & more"
@@ -217,6 +220,50 @@ class StatusPage(h.PullgateAlive, unittest.TestCase):
         keep = os.environ.get("STATUS_PAGE_SCREENSHOT")
         if keep:
             shutil.copyfile(shot, keep)
+
+
+class FleetOnThePage(unittest.TestCase):
+    """With the fleet store on, the page says what /readyz says: the store, whether
+    the replica is in step, the replicas' heartbeats; and, etcd gone, degraded."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not fh.have_etcd():
+            raise RuntimeError("etcd is missing: deploy/install-deps.sh --test installs it")
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
+        cls.etcd = fh.EtcdCluster(cls.work.path, 1).start()
+        cls.addClassCleanup(cls.etcd.close)
+        cls.replicas = []
+        for name in ("a", "b"):
+            fleet = {"replica_id": "page-" + name, "on_store_down": "serve_cached",
+                     "etcd": {"endpoints": cls.etcd.endpoints, "request_timeout_s": 2}}
+            pg = h.GatedPullgate(cls.work.path, [h.upstream_entry(cls.registry)], {"default": {}},
+                                 extra={"fleet": fleet}).start()
+            cls.addClassCleanup(pg.close)
+            pg.token = h.read_token(pg)
+            cls.replicas.append(pg)
+
+    def page_text(self, pg):
+        status, _, body = h.http_request(pg.host, pg.admin_port, "GET", "/",
+                                         headers=[("Authorization", basic(pg.token))])
+        self.assertEqual(status, 200, body[:300])
+        return parse(body.decode("utf-8"))[1]
+
+    def test_the_fleet_section_follows_readyz(self):
+        a = self.replicas[0]
+        h.wait_until(lambda: "page-b" in self.page_text(a) and re.search(r"In step\s*yes", self.page_text(a)), 30,
+                     "replica a's page showing the fleet in step with both replicas")
+        text = self.page_text(a)
+        self.assertIn(self.etcd.endpoints[0], text)
+        self.assertRegex(text, r"Store answers\s*yes")
+        self.assertRegex(text, r"page-a\s*\d{4}-\d\d-\d\dT")
+        self.assertRegex(text, r"page-b\s*\d{4}-\d\d-\d\dT")
+        self.etcd.stop_all()
+        h.wait_until(lambda: re.search(r"In step\s*no", self.page_text(a)), 30, "the page saying the fleet is out of step")
+        text = self.page_text(a)
+        self.assertIn("degraded", text)
+        self.assertRegex(text, r"Store answers\s*no")
+        self.assertIn("Last error", text)
 
 
 if __name__ == "__main__":
