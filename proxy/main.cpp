@@ -333,7 +333,7 @@ int serve(const std::vector<std::string>& args) {
     }
     DecisionWrites writes(*meta, fleet.get());
     fetches.on_download_end = [&metrics](const std::string& upstream, unsigned status, std::uint64_t bytes) {
-      metrics.upstream_requests.with({upstream, status ? std::to_string(status) : "error"}).inc();
+      metrics.count_upstream(upstream, status);
       metrics.bytes_fetched.inc(bytes);
     };
     fetches.on_store_failure = [](const registry::Digest& digest, const std::string& error) {
@@ -450,6 +450,8 @@ int serve(const std::vector<std::string>& args) {
       AdminApi::Hooks hooks;
       hooks.reload_policy = reload;
       hooks.metrics = [&metrics] { return metrics.render(); };
+      hooks.telemetry = &metrics;
+      hooks.readiness = [&config, f = fleet.get()] { return readiness_json(config, f).dump(); };
       hooks.evictor = &evictor;
       hooks.blocking = blocking.get_executor();
       hooks.writes = &writes;

@@ -192,6 +192,8 @@ bool AdminApi::scanner_may(const Request& request) const {
 asio::awaitable<Outcome> AdminApi::handle(const Request& request, ClientStream& client, const RequestContext& context) {
   auto start = std::chrono::steady_clock::now();
   auto who = caller(request);
+  if (request.target() == "/" || request.target().starts_with("/?"))
+    co_return co_await status_page(request, client, context, who);
   if (is_pull_api(request.target())) {
     if (who != Caller::nobody) {
       RequestContext scanner_context = context;

@@ -3,12 +3,17 @@
 // `Authorization: Bearer <token>` with the token from the admin token file;
 // anything else gets 401. JSON in, JSON out.
 //
+// GET / is the status page (proxy/admin/status_page.hpp), for a browser: the admin
+// token as the password of HTTP Basic auth (any user name; the 401 carries a Basic
+// challenge so that the browser asks). The scanner token does not open it.
+//
 // Scanners use the same listener with their own token (the scanner token file):
 // it grants GET /v1/pending and its claims, POST /v1/reports and the registry pull API under /v2/,
 // where pulls skip the gate (a scanner must fetch what the gate holds back) and are
 // audited as scanner pulls. Registry clients send it as Basic credentials (any user
 // name, the token as password) after the 401 challenge, or as a Bearer token.
 //
+//   GET    /                             the status page (HTML)
 //   GET    /healthz
 //   GET    /metrics                      Prometheus text format
 //   GET    /v1/verdicts[?decision=&source=&limit=]
@@ -39,10 +44,12 @@
 #include "cache/evictor.hpp"
 #include "cache/meta_store.hpp"
 #include "cache/scan_claims.hpp"
+#include "proxy/admin/status_page.hpp"
 #include "proxy/config.hpp"
 #include "proxy/gate/decision_writes.hpp"
 #include "proxy/gate/gate.hpp"
 #include "proxy/server/handler.hpp"
+#include "proxy/telemetry/metrics.hpp"
 #include "registry/clock.hpp"
 
 namespace pullgate::proxy {
@@ -73,6 +80,10 @@ class AdminApi final : public Handler {
     // Scanners' claims on pending digests (unset: this mirror's own book, in memory).
     // The fleet's are in etcd, and worked on on `blocking`.
     cache::ScanClaims* claims = nullptr;
+    // What the status page reads: the counters and upstream health (unset: zeros),
+    // and GET /readyz's body (unset: {"status":"ok"}).
+    const PullgateMetrics* telemetry = nullptr;
+    std::function<std::string()> readiness;
   };
   // pull: the mirror, which serves scanners' /v2/ requests (past the gate).
   AdminApi(const Config& config, std::string token, std::string scanner_token, cache::MetaStore& meta,
@@ -97,6 +108,10 @@ class AdminApi final : public Handler {
   asio::awaitable<Reply> cache_off_io(const Request& request, const RequestContext& context);
 
   enum class Caller { nobody, admin, scanner };
+  // GET / (proxy/admin/status_api.cpp).
+  asio::awaitable<Outcome> status_page(const Request& request, ClientStream& client, const RequestContext& context,
+                                       Caller who);
+  StatusPage gather_status();
   Caller caller(const Request& request) const;
   bool scanner_may(const Request& request) const;
 

@@ -279,6 +279,27 @@ bool Gate::denied_lately(const std::vector<registry::Digest>& manifests, const s
   return false;
 }
 
+void Gate::note_notable(const GateRequest& request, const GateDecision& decision,
+                        std::chrono::system_clock::time_point started) {
+  NotableDecision d;
+  d.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(started.time_since_epoch()).count();
+  d.client = request.client;
+  d.kind = to_string(request.kind);
+  d.method = request.method;
+  d.upstream = request.upstream;
+  d.repository = request.repository;
+  if (request.tag) d.tag = *request.tag;
+  d.digest = request.digest.str();
+  d.decision = policy::to_string(decision.decision);
+  d.mode = policy::to_string(decision.mode);
+  d.served = decision.serve;
+  d.bypass_suspected = decision.bypass_suspected;
+  d.source = decision.source;
+  d.reasons = decision.reasons;
+  d.policy_version = decision.policy_version;
+  recent_.add(std::move(d));
+}
+
 void Gate::set_replica(std::string_view id) {
   replica_field_ = ",\"replica\":";
   JsonLine::append_string(replica_field_, id);
@@ -317,6 +338,9 @@ SharedDecision Gate::record(const GateRequest& request, const Memo& memo,
   }
   memo.decisions->inc();
   if (memo.denials) memo.denials->inc();
+  // Refusals and warnings are rare: copying one for the status page costs nothing
+  // on the path allowed pulls take, which is this one comparison.
+  if (memo.decision->decision != Decision::allow) note_notable(request, *memo.decision, started);
   // Wall clock for both ends (the line's time is the start): one clock read per
   // decision fewer. A step of the clock during the decision counts as zero.
   auto took = clock_() - started;

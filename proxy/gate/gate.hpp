@@ -17,6 +17,7 @@
 #include "cache/key_locks.hpp"
 #include "cache/meta_store.hpp"
 #include "proxy/gate/decision.hpp"
+#include "proxy/gate/recent_decisions.hpp"
 #include "policy/policy.hpp"
 #include "proxy/telemetry/audit_log.hpp"
 #include "proxy/telemetry/kinds.hpp"
@@ -38,8 +39,13 @@ class PolicyHolder {
   const policy::Policy* current() const { return raw_.load(std::memory_order_acquire); }
   // Whether the policy in force requires signatures or SBOMs anywhere.
   bool needs_signals() const { return needs_signals_.load(std::memory_order_acquire); }
+  // When the policy in force was put in force (ms since the epoch), for the status page.
+  std::int64_t loaded_at_ms() const { return loaded_at_ms_.load(std::memory_order_relaxed); }
   void set(policy::Policy next) {
     auto p = std::make_shared<const policy::Policy>(std::move(next));
+    loaded_at_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count(),
+                        std::memory_order_relaxed);
     std::lock_guard lock(mutex_);
     needs_signals_.store(p->needs_signals, std::memory_order_release);
     raw_.store(p.get(), std::memory_order_release);
@@ -51,6 +57,7 @@ class PolicyHolder {
   std::shared_ptr<const policy::Policy> current_;
   std::atomic<const policy::Policy*> raw_{nullptr};
   std::atomic<bool> needs_signals_{false};
+  std::atomic<std::int64_t> loaded_at_ms_{0};
 };
 
 // The policy used when the config names no policy file: everything is allowed and
@@ -114,6 +121,8 @@ class Gate {
 
   std::uint64_t evaluations() const { return evaluations_; }
   std::uint64_t bypass_suspected() const { return bypass_suspected_; }
+  // The last refusals and warnings (the status page's), fed as they are audited.
+  const RecentDecisions& recent() const { return recent_; }
 
  private:
   using Exceptions = std::shared_ptr<const std::vector<policy::Exception>>;
@@ -141,6 +150,9 @@ class Gate {
   std::function<void(const registry::Digest&)> queued_;
   std::atomic<std::uint64_t> evaluations_{0};
   std::atomic<std::uint64_t> bypass_suspected_{0};
+  RecentDecisions recent_;
+  void note_notable(const GateRequest& request, const GateDecision& decision,
+                    std::chrono::system_clock::time_point started);
   // Manifests refused lately, by digest, with who asked and when: a refused blob of
   // one of them, asked for by the same client through ?ns=, means the client took
   // the manifest from the upstream behind the mirror's back.

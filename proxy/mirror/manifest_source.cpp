@@ -81,11 +81,11 @@ asio::awaitable<ManifestSource::Outcome> ManifestSource::ask(const Request& requ
     std::unique_ptr<registry::UpstreamResponse> response;
     try {
       response = co_await request.upstream.send(std::move(get));
-    } catch (const registry::UpstreamError&) {
-      metrics_.upstream_requests.with({name, "error"}).inc();
+    } catch (const registry::UpstreamError& e) {
+      metrics_.count_upstream(name, 0, e.what());
       throw;
     }
-    metrics_.upstream_requests.with({name, std::to_string(response->status())}).inc();
+    metrics_.count_upstream(name, response->status());
     if (response->status() != 200) {
       auto answer = co_await upstream_answer(*response);
       co_return ManifestFailure{

@@ -130,11 +130,11 @@ asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> Mirror::ask_upstrea
   std::unique_ptr<registry::UpstreamResponse> response;
   try {
     response = co_await x.upstream->client->send(std::move(request));
-  } catch (const registry::UpstreamError&) {
-    metrics_.upstream_requests.with({name, "error"}).inc();
+  } catch (const registry::UpstreamError& e) {
+    metrics_.count_upstream(name, 0, e.what());
     throw;
   }
-  metrics_.upstream_requests.with({name, std::to_string(response->status())}).inc();
+  metrics_.count_upstream(name, response->status());
   co_return response;
 }
 

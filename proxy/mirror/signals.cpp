@@ -73,7 +73,9 @@ struct Signals::Lookup {
 
   enum class Found { yes, absent, unavailable };
 
-  void count(const std::string& status) { self.metrics_.upstream_requests.with({upstream.settings().name, status}).inc(); }
+  void count(unsigned status, std::string_view error = {}) {
+    self.metrics_.count_upstream(upstream.settings().name, status, error);
+  }
 
   registry::UpstreamRequest get(std::string target, std::string accept) {
     registry::UpstreamRequest request;
@@ -144,7 +146,7 @@ struct Signals::Lookup {
     try {
       auto request = get("/v2/" + repository + "/blobs/" + d.str(), "*/*");
       auto response = co_await upstream.send(std::move(request));
-      count(std::to_string(response->status()));
+      count(response->status());
       if (response->status() != 200) co_return std::nullopt;
       if (auto length = response->content_length(); length && *length > max_artifact_blob) co_return too_large();
       auto bytes = co_await registry::read_body(*response, max_artifact_blob);
@@ -168,7 +170,7 @@ struct Signals::Lookup {
       }
       co_return bytes;
     } catch (const registry::UpstreamError& e) {
-      count("error");
+      count(0, e.what());
       unreachable = e.what();
     }
     co_return std::nullopt;
@@ -182,7 +184,7 @@ struct Signals::Lookup {
       try {
         auto request = get("/v2/" + repository + "/referrers/" + digest.str(), "application/vnd.oci.image.index.v1+json");
         auto response = co_await upstream.send(std::move(request));
-        count(std::to_string(response->status()));
+        count(response->status());
         if (response->status() == 200) {
           auto body = co_await registry::read_body(*response, 4 * 1024 * 1024);
           self.meta_.put_response(
@@ -197,7 +199,7 @@ struct Signals::Lookup {
           }
         }
       } catch (const registry::UpstreamError& e) {
-        count("error");
+        count(0, e.what());
         unreachable = e.what();
         if (auto cached = self.meta_.get_response(key)) {
           where = "the referrers API (cached)";

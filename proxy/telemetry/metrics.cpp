@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 #include <type_traits>
@@ -474,6 +475,14 @@ void PullgateMetrics::track_blob_fetches_in_flight(std::function<double()> read)
 
 void PullgateMetrics::track_verdicts_stored(std::function<double()> read) {
   registry.gauge_callback("pullgate_verdicts_stored", "Verdicts held in the verdict store.", std::move(read));
+}
+
+void PullgateMetrics::count_upstream(std::string_view upstream, unsigned status, std::string_view error) {
+  const std::string label = status ? std::to_string(status) : "error";
+  upstream_requests.with({upstream, label}).inc();
+  upstream_health.note(upstream, status, error,
+                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 void PullgateMetrics::track_policy_version(std::function<std::string()> read) {

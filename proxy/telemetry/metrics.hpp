@@ -36,6 +36,8 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/telemetry/upstream_health.hpp"
+
 namespace pullgate::proxy {
 
 // Content-Type of render()'s output.
@@ -145,6 +147,14 @@ class MetricFamily final : public Family {
 
   void render(std::string& out) const override;
 
+  // Calls f(label_values, metric) for each child, under the family's lock (f must be
+  // quick): the admin status page's reading of counters.
+  template <class F>
+  void for_each(F&& f) const {
+    std::lock_guard lock(mutex_);
+    for (const auto& [labels, metric] : children_) f(labels, metric);
+  }
+
  private:
   std::vector<double> bounds_;
   mutable std::mutex mutex_;
@@ -231,6 +241,11 @@ struct PullgateMetrics {
   CounterFamily& evicted_bytes;          // {reason}
   CounterFamily& garbage_removed;        // {what=orphan_file|missing_file|stale_temp|seen|signals|verdicts}
   std::atomic<double> eviction_last_run_seconds{0};  // pullgate_eviction_last_run_seconds
+  UpstreamHealth upstream_health;  // the status page's; fed with upstream_requests
+
+  // One upstream request's end: upstream_requests{upstream, status|"error"} and
+  // upstream_health. status 0: no answer, `error` says why.
+  void count_upstream(std::string_view upstream, unsigned status, std::string_view error = {});
 
   // Scrape-time gauges the server owns the data for; each may be registered once.
   void track_blob_fetches_in_flight(std::function<double()> read);  // pullgate_blob_fetches_in_flight

@@ -291,7 +291,7 @@ class AdminApi(h.PullgateAlive, unittest.TestCase):
                     status, _, data = self.admin.request(method, "/v1/verdicts/" + bad, body=body)
                     self.assert_json_error(status, data, 400, "%s /v1/verdicts/%s" % (method, bad))
 
-        for method, target in (("GET", "/v1/nothing"), ("GET", "/v3/"), ("GET", "/"), ("PUT", "/v1/verdict")):
+        for method, target in (("GET", "/v1/nothing"), ("GET", "/v3/"), ("GET", "/index.html"), ("PUT", "/v1/verdict")):
             with self.subTest(unknown=target):
                 status, _, data = self.admin.request(method, target, body=b"{}" if method == "PUT" else None)
                 self.assert_json_error(status, data, 404, "%s %s" % (method, target))

@@ -394,6 +394,48 @@ TEST_F(GateMemoTest, TheBypassReasonCitesADocumentThatExists) {
       << cited[1] << " is cited by the reason but not in the repository";
 }
 
+// The status page's recent refusals: every refusal and warning as audited (image,
+// reasons, client, time), memo hits included; allows never; bypass alarms apart.
+TEST_F(GateMemoTest, RefusalsAndWarningsAreKeptForTheStatusPageAllowsAreNot) {
+  check("it/app", "v1", digest('a'));
+  check("it/app", "v1", digest('a'));
+  EXPECT_TRUE(gate_->recent().decisions().empty());
+  EXPECT_FALSE(check("it/bad", "v1", digest('b'))->serve);
+  now_ += std::chrono::seconds(3);
+  EXPECT_FALSE(check("it/bad", "v1", digest('b'))->serve);  // a memo hit is a refusal too
+  auto kept = gate_->recent().decisions();
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(gate_->recent().added(), 2u);
+  const auto& newest = kept.front();
+  EXPECT_EQ(newest.at_ms, now_ms());
+  EXPECT_EQ(kept.back().at_ms, now_ms() - 3000);
+  EXPECT_EQ(newest.client, "10.0.0.7:4242");
+  EXPECT_EQ(newest.upstream, "a.io");
+  EXPECT_EQ(newest.repository, "it/bad");
+  EXPECT_EQ(newest.tag, "v1");
+  EXPECT_EQ(newest.digest, digest('b').str());
+  EXPECT_EQ(newest.kind, "manifest");
+  EXPECT_EQ(newest.decision, "deny");
+  EXPECT_FALSE(newest.served);
+  EXPECT_EQ(newest.reasons, std::vector<std::string>{"rule 1 of scope default denies it/bad:v1: CVE"});
+  EXPECT_EQ(newest.policy_version, holder_.get()->version);
+  EXPECT_TRUE(gate_->recent().bypass_alarms().empty());
+
+  // A blob of the refused manifest, asked for through ?ns= by the same client: an alarm.
+  const auto layer = digest('d');
+  meta_->add_references(digest('b'), {layer});
+  meta_->mark_seen(digest('b'), "a.io", "it/bad");
+  EXPECT_FALSE(check("it/bad", "v1", digest('b'))->serve);
+  auto blob = request("it/bad", std::nullopt, layer, "GET", ArtifactKind::blob);
+  blob.via_ns = true;
+  ASSERT_TRUE(gate_->check_blob(blob)->bypass_suspected);
+  auto alarms = gate_->recent().bypass_alarms();
+  ASSERT_EQ(alarms.size(), 1u);
+  EXPECT_EQ(alarms.front().digest, layer.str());
+  EXPECT_EQ(alarms.front().kind, "blob");
+  EXPECT_EQ(gate_->recent().decisions().front().digest, layer.str());
+}
+
 // The real store, with a hook called before each verdict is stored: a test can hold
 // one evaluation there, in the middle of a first decision.
 class HookedStore final : public cache::MetaStore {
