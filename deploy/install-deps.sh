@@ -4,9 +4,10 @@
 #   deploy/install-deps.sh --test   build, run, and the test suite's real components
 set -euo pipefail
 # libpsl: the Public Suffix List, which decides where upstream credentials may go;
-# publicsuffix: the list's newer copy, which libpsl prefers to its compiled-in one.
+# publicsuffix: the list's newer copy, which libpsl prefers to its compiled-in one;
+# libtomlplusplus-dev: TOML for `pullgate doctor` (header-only, nothing at run time).
 packages=(build-essential cmake pkg-config libboost1.81-all-dev libssl-dev liblmdb-dev nlohmann-json3-dev
-          libpsl-dev publicsuffix)
+          libpsl-dev publicsuffix libtomlplusplus-dev)
 if [[ "${1:-}" == "--test" ]]; then
   # googletest for unit tests; a real upstream registry (CNCF Distribution), real
   # clients (skopeo, podman, containerd/ctr), openssl for test certificates and tokens,

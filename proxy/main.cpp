@@ -31,6 +31,7 @@
 #include "proxy/gate/gate.hpp"
 #include "proxy/telemetry/log.hpp"
 #include "proxy/mirror/mirror.hpp"
+#include "proxy/doctor/doctor.hpp"
 #include "proxy/prefetch/prefetch.hpp"
 #include "proxy/server/server.hpp"
 
@@ -596,6 +597,8 @@ int main(int argc, char** argv) {
        Bare::shows_help},
       {"prefetch", "IMAGE...|--file LIST", "pull images into the cache through the running mirror's gate",
        prefetch::help, prefetch::run, Bare::shows_help},
+      {"doctor", "[--mirror URL] [--json]", "on a node: can its container clients pull around the gate?",
+       doctor::help, doctor::run},
   };
   return cli::run_command_line(commands, std::vector<std::string>(argv + 1, argv + argc));
 }
