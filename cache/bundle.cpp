@@ -21,6 +21,7 @@
 #include "cache/tar.hpp"
 #include "registry/base64.hpp"
 #include "registry/names.hpp"
+#include "registry/text.hpp"
 
 namespace pullgate::cache {
 namespace {
@@ -454,7 +455,7 @@ Placement place(const json& descriptor, const Digest& digest, const ImportOption
     auto name = annotation(descriptor, ref_name);
     if (!name) throw BundleError(what + " has no " + std::string(ref_name) + " annotation to name its repository");
     auto split = docker_archive::split_name(*name);
-    if (!split) throw BundleError(what + ": " + std::string(ref_name) + " \"" + *name + "\" is not REPOSITORY:TAG");
+    if (!split) throw BundleError(what + ": " + std::string(ref_name) + " \"" + registry::printable(*name, 200) + "\" is not REPOSITORY:TAG");
     p.repository = split->repository;
     p.tag = split->tag;
   }
@@ -606,7 +607,7 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
   tar::Reader reader(in);
   auto once = [&](std::optional<std::string>& slot, const tar::Entry& entry, std::size_t limit) {
     // A second copy could differ from what was signed or checked: refused.
-    if (slot) throw BundleError(reader.where() + ": the archive holds " + entry.name + " twice");
+    if (slot) throw BundleError(reader.where() + ": the archive holds " + registry::printable(entry.name, 200) + " twice");
     slot = read_whole(reader, entry, limit);
   };
   while (auto entry = reader.next()) {
@@ -637,7 +638,7 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
     } else {
       // A docker-archive's layer or config, or nothing: which, manifest.json says.
       if (staging.named.contains(entry->name))
-        throw BundleError(reader.where() + ": the archive holds " + entry->name + " twice");
+        throw BundleError(reader.where() + ": the archive holds " + registry::printable(entry->name, 200) + " twice");
       staging.add_named(reader, *entry);
     }
   }
@@ -645,7 +646,7 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
     summary.signed_by = check_signature(signature_text, {}, options);  // a docker-archive is never signed
     return import_docker_archive(meta, staging, *docker_text, links, options);
   }
-  for (const auto& [name, kept] : staging.named) summary.notes.push_back(name + ": not part of a bundle, ignored");
+  for (const auto& [name, kept] : staging.named) summary.notes.push_back(registry::printable(name, 200) + ": not part of a bundle, ignored");
   // The signer, before any content is trusted: the entries that name everything else.
   SignedEntries present;
   if (layout_text) present["oci-layout"] = sha256_of(*layout_text);

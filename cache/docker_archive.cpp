@@ -7,6 +7,7 @@
 #include "cache/tar.hpp"
 #include "registry/manifest.hpp"
 #include "registry/names.hpp"
+#include "registry/text.hpp"
 
 namespace pullgate::cache::docker_archive {
 namespace {
@@ -19,7 +20,7 @@ std::string archive_path(const json& value, const std::string& what) {
   if (!value.is_string()) throw BundleError(std::string(manifest_path) + ": " + what + " is not a path");
   const auto& text = value.get_ref<const std::string&>();
   auto clean = tar::clean_name(text);
-  if (!clean) throw BundleError(std::string(manifest_path) + ": " + what + " \"" + text.substr(0, 200) + "\" leaves the archive");
+  if (!clean) throw BundleError(std::string(manifest_path) + ": " + what + " \"" + registry::printable(text, 200) + "\" leaves the archive");
   return *clean;
 }
 
@@ -82,7 +83,7 @@ std::optional<Name> split_name(std::string_view name) {
 }
 
 Name parse_repo_tag(std::string_view repo_tag, bool docker_hub) {
-  const std::string what = std::string(manifest_path) + ": RepoTags \"" + std::string(repo_tag.substr(0, 200)) + "\"";
+  const std::string what = std::string(manifest_path) + ": RepoTags \"" + registry::printable(repo_tag, 200) + "\"";
   auto name = split_name(repo_tag);
   if (!name) throw BundleError(what + " is not REPOSITORY:TAG");
   auto repository = registry::Repository::parse(name->repository);

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "registry/text.hpp"
+
 namespace pullgate::cache::tar {
 namespace {
 
@@ -229,7 +231,7 @@ std::optional<Entry> Reader::next() {
       return std::nullopt;
     }
     const std::string where = "entry " + std::to_string(index_ + 1) + " (" +
-                              field_text(block.data(), name_field).substr(0, 200) + ")";
+                              registry::printable(field_text(block.data(), name_field), 200) + ")";
     auto stored = read_octal(block.data() + 148, 8);
     if (!stored || (*stored != checksum_of(block) && std::int64_t(*stored) != signed_checksum_of(block)))
       throw Error(where + ": bad header checksum");
@@ -283,7 +285,7 @@ std::optional<Entry> Reader::next() {
     if (!prefix.empty()) raw = prefix + "/" + raw;
     if (pax_path) raw = *pax_path;
     ++index_;
-    name_ = raw.substr(0, 200);
+    name_ = registry::printable(raw, 200);  // messages are one line, whatever the name holds
     if (pax_size) size = pax_size;
 
     Entry entry;

@@ -16,10 +16,12 @@ if [[ "${1:-}" == "--test" ]]; then
   # fleet store and nginx to balance clients across replicas; systemd (systemd-analyze)
   # and strace to check the shipped units; umoci to build and unpack the image
   # (deploy/image), kubectl (kubernetes-client) to render the kustomize trees and
-  # python3-yaml to read what it renders, and chromium to look at the status page.
+  # python3-yaml to read what it renders, and chromium to look at the status page;
+  # clang with libFuzzer and the sanitizer runtimes (libclang-rt-14-dev, only
+  # recommended by clang) for tests/fuzz.
   packages+=(googletest libgtest-dev python3 docker-registry skopeo podman containerd openssl curl ca-certificates
              prometheus libbenchmark-dev prometheus-cpp-dev etcd-server etcd-client nginx-light systemd strace
-             umoci chromium python3-yaml)
+             umoci chromium python3-yaml clang libclang-rt-14-dev)
   # Debian's kubectl (kubernetes-client, 1.20) only where no kubectl is installed:
   # a newer one from another package owns /usr/bin/kubectl and the two conflict.
   command -v kubectl >/dev/null || packages+=(kubernetes-client)

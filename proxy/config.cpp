@@ -356,7 +356,7 @@ ConfigResult parse_config(const std::string& text) {
   json doc;
   try {
     doc = json::parse(text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     result.errors.push_back(std::string("not valid JSON: ") + e.what());
     return result;
   }

@@ -13,3 +13,5 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON \
   -DPULLGATE_SANITIZED_BIN="$PWD/build-asan/pullgate" >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 900
+# The libFuzzer targets, 5 s each (tests/fuzz/README.md; a long run is by hand).
+PULLGATE_FUZZ_JOBS="$(nproc)" tests/fuzz/run.sh 5

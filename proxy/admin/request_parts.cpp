@@ -21,7 +21,7 @@ std::optional<json> object_body(const std::string& text, std::string& error) {
   json body;
   try {
     body = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     error = std::string("body is not JSON: ") + e.what();
     return std::nullopt;
   }

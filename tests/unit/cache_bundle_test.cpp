@@ -11,6 +11,7 @@
 
 #include "cache/blob_store.hpp"
 #include "cache/bundle.hpp"
+#include "cache/docker_archive.hpp"
 #include "cache/tar.hpp"
 #include "tests/unit/temp_dir.hpp"
 
@@ -468,6 +469,23 @@ TEST(BundleKeyTest, EncryptedAndPublicKeysAreRefusedForSigning) {
   EXPECT_NE(refused("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nAAAA\n").find("cosign"), std::string::npos);
   EXPECT_NE(refused("-----BEGIN PUBLIC KEY-----\nAAAA\n").find("not a PEM private key"), std::string::npos);
   EXPECT_EQ(refused(p256_private), "");
+}
+
+// A docker-archive's names go into one-line refusals with control characters
+// replaced (tests/fuzz/regressions/fuzz_docker_archive).
+TEST(DockerArchiveTest, ANameIsQuotedOnOneLine) {
+  try {
+    docker_archive::parse_repo_tag("localhost:\x1b""000//\nam/app:v1", false);
+    FAIL() << "accepted";
+  } catch (const BundleError& e) {
+    EXPECT_EQ(std::string(e.what()), "manifest.json: RepoTags \"localhost:?000//?am/app:v1\" is not REPOSITORY:TAG");
+  }
+  try {
+    docker_archive::parse_manifest(R"([{"Config":"../c\n.json","RepoTags":[],"Layers":[]}])");
+    FAIL() << "accepted";
+  } catch (const BundleError& e) {
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -115,6 +115,13 @@ TEST(TarTest, TheWriterRefusesAFileOfAnotherSize) {
   EXPECT_THROW(writer.end_file(), Error);
 }
 
+// Messages are one line whatever a name holds (found by tests/fuzz/fuzz_bundle's kind).
+TEST(TarTest, ANameWithControlCharactersIsQuotedOnOneLine) {
+  std::string archive = with_raw_name("a\nb\x1b");
+  archive[300] ^= 0x01;  // inside the header, after the checksum was set
+  EXPECT_EQ(error_of(archive), "entry 1 (a?b?): bad header checksum");
+}
+
 TEST(TarTest, AFlippedHeaderByteIsABadChecksumNamingTheEntry) {
   std::string archive = archive_with({{"first", "1"}, {"second", "2"}});
   archive[512 * 2 + 1] ^= 0x01;  // the second header's name: "sdcond"

@@ -616,6 +616,10 @@ TEST(UpstreamUrl, ParsesOrigins) {
   EXPECT_FALSE(parse_url("http://user:secret@host/"));
   EXPECT_FALSE(parse_url("http://host:65536/"));
   EXPECT_FALSE(parse_url("http://host/a|b"));  // not a URI (Boost.URL's RFC 3986 grammar)
+  EXPECT_FALSE(parse_url("http://[::1]:8080+v2/"));  // a path that is not origin-form (tests/fuzz/regressions)
+  EXPECT_FALSE(parse_url("https://auth.example.com../token"));  // an empty label (tests/fuzz/regressions)
+  EXPECT_FALSE(parse_url("https://auth..example.com/token"));
+  EXPECT_EQ(parse_url("https://auth.example.com./token")->origin.host, "auth.example.com");
   // A percent-encoded host name is read as what it names.
   EXPECT_EQ(parse_url("http://ex%61mple.com/")->origin.host, "example.com");
 }
