@@ -478,7 +478,7 @@ TEST(DockerArchiveTest, ANameIsQuotedOnOneLine) {
     docker_archive::parse_repo_tag("localhost:\x1b""000//\nam/app:v1", false);
     FAIL() << "accepted";
   } catch (const BundleError& e) {
-    EXPECT_EQ(std::string(e.what()), "manifest.json: RepoTags \"localhost:?000//?am/app:v1\" is not REPOSITORY:TAG");
+    EXPECT_EQ(std::string(e.what()), "manifest.json: RepoTags \"localhost:?000//?am/app:v1\" does not name a repository");
   }
   try {
     docker_archive::parse_manifest(R"([{"Config":"../c\n.json","RepoTags":[],"Layers":[]}])");
