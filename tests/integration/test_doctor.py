@@ -254,9 +254,13 @@ class Doctor(h.PullgateAlive, unittest.TestCase):
 
     def test_nothing_found_and_usage_errors(self):
         n = self.node()
+        # Nothing routes a pull through a mirror: every pull goes around the gate.
         r = self.doctor(n, "--no-network")
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertIn("no client configuration found", r.stdout)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("BYPASS  no client configuration found", r.stdout)
+        self.assertIn("fix: containerd: deploy/containerd/hosts.toml", r.stdout)
+        status, doc = self.doctor_json(n, "--no-network")
+        self.assertEqual((status, doc["bypass"], doc["findings"]), (1, True, []))
         self.assertIn(n["daemon"] + " (not found)", r.stdout)
         for args in (["--mirror", "http://x:5000/path"], ["--bogus", "1"], ["--timeout", "0"], ["extra"]):
             r = self.doctor(n, *args)
