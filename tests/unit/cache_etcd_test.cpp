@@ -327,7 +327,10 @@ TEST_F(EtcdTest, WatchEndsUnavailableWhenItsMemberGoesAway) {
   Watcher watcher;
   run(io, [&]() -> asio::awaitable<void> {
     co_await wait_for_leader(*client);
-    watcher.start(io, *client, "/w/", 0);
+    // From a revision, not 0 ("from now"): the put below may land before the watch
+    // is set up on a loaded machine, and a watch from now would never see it.
+    auto start = co_await client->put("/outside", "x") + 1;
+    watcher.start(io, *client, "/w/", start);
     co_await client->put("/w/a", "1");
     EXPECT_TRUE(co_await wait_until([&] { return !watcher.batches.empty(); }));
     cluster.stop(0);
