@@ -450,6 +450,7 @@ ConfigResult parse_config(const std::string& text) {
     a.string("listen", c.admin_listen);
     a.string("token_file", c.admin_token_file);
     a.string("scanner_token_file", c.scanner_token_file);
+    a.string("metrics_token_file", c.metrics_token_file);
     a.refuse_unknown();
   }
   if (auto* bundle = r.object("bundle")) {

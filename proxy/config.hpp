@@ -88,6 +88,9 @@ struct Config {
   std::string admin_token_file;                  // empty: <data_dir>/admin.token, created when missing
   // Scanners pull through the admin listener, past the gate, with this token.
   std::string scanner_token_file;                // empty: <data_dir>/scanner.token, created when missing
+  // Prometheus scrapes /metrics with this token: it opens /metrics and /healthz and
+  // nothing else, so a scraper's credential cannot change what the gate decides.
+  std::string metrics_token_file;                // empty: <data_dir>/metrics.token, created when missing
   // Cache lifecycle (docs/cache.md): eviction by last pull.
   std::optional<std::uint64_t> cache_max_bytes;        // none: no size limit
   unsigned cache_high_watermark = 90;                  // percent of cache_max_bytes: eviction starts above
@@ -107,6 +110,9 @@ struct Config {
   }
   std::filesystem::path scanner_token_path() const {
     return scanner_token_file.empty() ? data_dir / "scanner.token" : std::filesystem::path(scanner_token_file);
+  }
+  std::filesystem::path metrics_token_path() const {
+    return metrics_token_file.empty() ? data_dir / "metrics.token" : std::filesystem::path(metrics_token_file);
   }
   std::filesystem::path audit_log_path() const {
     return audit_log.empty() ? data_dir / "audit.log" : std::filesystem::path(audit_log);

@@ -463,15 +463,17 @@ int serve(const std::vector<std::string>& args) {
                                     std::chrono::duration<double>(run ? run->seconds : 0)),
                         metrics);
       };
-      admin = std::make_unique<AdminApi>(config, load_or_create_token(config.admin_token_path()),
-                                         load_or_create_token(config.scanner_token_path()), *meta, policy, gate,
-                                         mirror, std::move(hooks), clock);
+      AdminApi::Tokens tokens{load_or_create_token(config.admin_token_path()),
+                              load_or_create_token(config.scanner_token_path()),
+                              load_or_create_token(config.metrics_token_path())};
+      admin = std::make_unique<AdminApi>(config, std::move(tokens), *meta, policy, gate, mirror, std::move(hooks), clock);
       admin_server = std::make_unique<Server>(ioc, admin_listener(config), *admin);
       admin_server->start();
       auto a = admin_server->local_endpoint();
       log_event("info", "admin listening", {{"address", a.address().to_string() + ":" + std::to_string(a.port())},
                                             {"token_file", config.admin_token_path().string()},
-                                            {"scanner_token_file", config.scanner_token_path().string()}});
+                                            {"scanner_token_file", config.scanner_token_path().string()},
+                                            {"metrics_token_file", config.metrics_token_path().string()}});
     }
     auto endpoint = server.local_endpoint();
     nlohmann::json names = nlohmann::json::array();

@@ -128,11 +128,10 @@ std::string load_or_create_token(const std::filesystem::path& path) {
   return token;
 }
 
-AdminApi::AdminApi(const Config& config, std::string token, std::string scanner_token, cache::MetaStore& meta,
+AdminApi::AdminApi(const Config& config, Tokens tokens, cache::MetaStore& meta,
                    PolicyHolder& policy, Gate& gate, Handler& pull, Hooks hooks, WallClock clock)
     : config_(config),
-      token_(std::move(token)),
-      scanner_token_(std::move(scanner_token)),
+      tokens_(std::move(tokens)),
       pull_(pull),
       meta_(meta),
       policy_(policy),
@@ -173,9 +172,17 @@ AdminApi::Caller AdminApi::caller(const Request& request) const {
   } else {
     return Caller::nobody;
   }
-  if (same_secret(secret, token_)) return Caller::admin;
-  if (!scanner_token_.empty() && same_secret(secret, scanner_token_)) return Caller::scanner;
+  if (same_secret(secret, tokens_.admin)) return Caller::admin;
+  if (!tokens_.scanner.empty() && same_secret(secret, tokens_.scanner)) return Caller::scanner;
+  if (!tokens_.metrics.empty() && same_secret(secret, tokens_.metrics)) return Caller::metrics;
   return Caller::nobody;
+}
+
+bool AdminApi::metrics_may(const Request& request) const {
+  std::string_view target = request.target();
+  auto path = target.substr(0, target.find('?'));
+  auto method = request.method();
+  return (method == http::verb::get || method == http::verb::head) && (path == "/metrics" || path == "/healthz");
 }
 
 bool AdminApi::scanner_may(const Request& request) const {
@@ -195,7 +202,7 @@ asio::awaitable<Outcome> AdminApi::handle(const Request& request, ClientStream& 
   if (request.target() == "/" || request.target().starts_with("/?"))
     co_return co_await status_page(request, client, context, who);
   if (is_pull_api(request.target())) {
-    if (who != Caller::nobody) {
+    if (who == Caller::admin || who == Caller::scanner) {
       RequestContext scanner_context = context;
       scanner_context.scanner = true;
       co_return co_await pull_.handle(request, client, scanner_context);
@@ -217,6 +224,8 @@ asio::awaitable<Outcome> AdminApi::handle(const Request& request, ClientStream& 
   Reply reply;
   if (who == Caller::nobody) {
     reply = {401, error_json("admin API: a valid `Authorization: Bearer <token>` is required").dump()};
+  } else if (who == Caller::metrics && !metrics_may(request)) {
+    reply = {403, error_json("the metrics token allows only GET /metrics and /healthz").dump()};
   } else if (who == Caller::scanner && !scanner_may(request)) {
     reply = {403, error_json("the scanner token allows only GET /v1/pending, its claims, POST /v1/reports and pulls under /v2/").dump()};
   } else if (hooks_.evictor && request.target().starts_with("/v1/cache")) {

@@ -7,6 +7,9 @@
 // token as the password of HTTP Basic auth (any user name; the 401 carries a Basic
 // challenge so that the browser asks). The scanner token does not open it.
 //
+// Prometheus scrapes with the metrics token (the metrics token file), which opens
+// GET /metrics and /healthz only.
+//
 // Scanners use the same listener with their own token (the scanner token file):
 // it grants GET /v1/pending and its claims, POST /v1/reports and the registry pull API under /v2/,
 // where pulls skip the gate (a scanner must fetch what the gate holds back) and are
@@ -86,7 +89,12 @@ class AdminApi final : public Handler {
     std::function<std::string()> readiness;
   };
   // pull: the mirror, which serves scanners' /v2/ requests (past the gate).
-  AdminApi(const Config& config, std::string token, std::string scanner_token, cache::MetaStore& meta,
+  struct Tokens {
+    std::string admin;
+    std::string scanner;  // empty: none
+    std::string metrics;  // empty: none
+  };
+  AdminApi(const Config& config, Tokens tokens, cache::MetaStore& meta,
            PolicyHolder& policy, Gate& gate, Handler& pull, Hooks hooks, WallClock clock = system_wall_clock());
 
   asio::awaitable<Outcome> handle(const Request& request, ClientStream& client,
@@ -107,17 +115,17 @@ class AdminApi final : public Handler {
   Reply cache(const Request& request, const RequestContext& context);  // proxy/admin/cache_api.cpp
   asio::awaitable<Reply> cache_off_io(const Request& request, const RequestContext& context);
 
-  enum class Caller { nobody, admin, scanner };
+  enum class Caller { nobody, admin, scanner, metrics };
   // GET / (proxy/admin/status_api.cpp).
   asio::awaitable<Outcome> status_page(const Request& request, ClientStream& client, const RequestContext& context,
                                        Caller who);
   StatusPage gather_status();
   Caller caller(const Request& request) const;
   bool scanner_may(const Request& request) const;
+  bool metrics_may(const Request& request) const;
 
   const Config& config_;
-  std::string token_;
-  std::string scanner_token_;
+  Tokens tokens_;
   Handler& pull_;
   cache::MetaStore& meta_;
   PolicyHolder& policy_;

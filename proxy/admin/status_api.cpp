@@ -165,9 +165,10 @@ asio::awaitable<Outcome> AdminApi::status_page(const Request& request, ClientStr
     res.set(http::field::www_authenticate, "Basic realm=\"pullgate admin\", charset=\"UTF-8\"");
     res.body() = short_page("pullgate: log in", "The status page needs the admin token (the admin token file) as the "
                                                 "password; any user name.");
-  } else if (who == Caller::scanner) {
+  } else if (who == Caller::scanner || who == Caller::metrics) {
     res.result(http::status::forbidden);
-    res.body() = short_page("pullgate: forbidden", "The scanner token does not open the status page; use the admin token.");
+    res.body() = short_page("pullgate: forbidden", std::string("The ") + (who == Caller::scanner ? "scanner" : "metrics") +
+                                                       " token does not open the status page; use the admin token.");
   } else if (method != http::verb::get && method != http::verb::head) {
     res.result(http::status::method_not_allowed);
     res.set(http::field::allow, "GET, HEAD");

@@ -211,6 +211,32 @@ class AdminApi(h.PullgateAlive, unittest.TestCase):
         status, doc = self.admin.json("GET", "/healthz")
         self.assertEqual((status, doc.get("status")), (200, "ok"))
 
+    def test_01b_the_metrics_token_opens_metrics_and_healthz_only(self):
+        # What Prometheus holds: a scraper's credential must not change what the gate
+        # decides, read what it decided, open the status page or pull past the gate.
+        metrics = h.read_token(self.pg, "metrics.token")
+        self.assertNotEqual(metrics, self.admin.token)
+        status, headers, data = self.admin.request("GET", "/metrics", authorization="Bearer " + metrics)
+        self.assertEqual(status, 200, data[:200])
+        self.assertIn(b"pullgate_gate_decisions_total", data)
+        self.assertEqual(self.admin.request("GET", "/healthz", authorization="Bearer " + metrics)[0], 200)
+        for method, path, body in ADMIN_ENDPOINTS:
+            if path in ("/metrics", "/healthz"):
+                continue
+            with self.subTest(endpoint="%s %s" % (method, path)):
+                status, _, data = self.admin.request(method, path, body=body, authorization="Bearer " + metrics)
+                self.assertEqual(status, 403, data[:200])
+                self.assertEqual(json.loads(data)["error"], "the metrics token allows only GET /metrics and /healthz")
+        status, _, _ = self.admin.request("GET", "/", authorization="Bearer " + metrics)
+        self.assertEqual(status, 403)
+        # The scanner pull API past the gate: as without a token, the registry challenge.
+        status, headers, _ = self.admin.request("GET", "/v2/", authorization="Bearer " + metrics)
+        self.assertEqual(status, 401)
+        self.assertTrue(h.header(headers, "WWW-Authenticate").startswith("Basic"))
+        # Nothing the refused requests sent was stored.
+        status, _, data = self.admin.request("GET", "/v1/verdicts/" + h.sha256_digest(b"auth-probe"))
+        self.assertEqual(status, 404, data[:300])
+
     # ---------------------------------------------------------------- 2. verdicts over the API
 
     def test_02_verdict_put_get_list_delete(self):

@@ -603,7 +603,7 @@ class RegionalTest(ServedTree, unittest.TestCase):
         target = entry.get("targetPort", entry["port"])
         return target if isinstance(target, int) else self.ports[target]
 
-    def test_servicemonitor_scrapes_metrics_with_the_admin_token(self):
+    def test_servicemonitor_scrapes_metrics_with_the_metrics_token(self):
         self.running()
         monitor = find(self.objects, "ServiceMonitor")
         [endpoint] = monitor["spec"]["endpoints"]
@@ -624,6 +624,10 @@ class RegionalTest(ServedTree, unittest.TestCase):
         self.assertIn(b"pullgate_http_requests_total", body)
         status, _, _ = h.http_request("127.0.0.1", self.new_ports[port], "GET", endpoint["path"])
         self.assertEqual(status, 401, "/metrics without the token")
+        # Prometheus' credential does not administer the gate.
+        status, _, body = h.http_request("127.0.0.1", self.new_ports[port], "GET", "/v1/verdicts",
+                                         headers=[("Authorization", "Bearer " + token)])
+        self.assertEqual(status, 403, body[:300])
 
     def test_scan_worker_completes_a_round_with_its_rendered_args(self):
         self.running()
