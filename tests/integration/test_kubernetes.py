@@ -65,7 +65,7 @@ POD_UID = 65532
 PLACEHOLDER = b"REPLACE-ME"
 # The config's fields that name files or directories (proxy/config.hpp), wherever they are.
 PATH_KEYS = {"data_dir", "cert_file", "key_file", "ca_file", "password_file", "policy_file", "audit_log",
-             "token_file", "scanner_token_file", "trusted_keys"}
+             "token_file", "scanner_token_file", "metrics_token_file", "trusted_keys"}
 
 
 def kustomize(tree):
