@@ -270,6 +270,11 @@ int serve(const std::vector<std::string>& args) {
   }
 
   try {
+    // Before anything opens a descriptor or a listener reads the limit (README, "Limits").
+    if (auto nofile = raise_descriptor_limit(); nofile.error.empty())
+      log_event("info", "file descriptor limit", {{"limit", nofile.now}, {"was", nofile.before}});
+    else
+      log_event("warn", "file descriptor limit not raised", {{"limit", nofile.now}, {"error", nofile.error}});
     std::filesystem::create_directories(config.data_dir);
     // Held while the server runs: `pullgate cache evict` refuses to work under it.
     auto data_lock = cache::hold_data_dir_shared(config.data_dir);
@@ -403,6 +408,7 @@ int serve(const std::vector<std::string>& args) {
     Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics, policy, blocking.get_executor(),
                   clock);
     Server server(ioc, mirror_listener(config), mirror);
+    server.count_shed_in(metrics.connections_shed);
     mirror.set_readiness([&config, f = fleet.get()] { return readiness_json(config, f).dump(); });
     if (fleet) fleet->start_sync();
     server.start();
@@ -468,6 +474,7 @@ int serve(const std::vector<std::string>& args) {
                               load_or_create_token(config.metrics_token_path())};
       admin = std::make_unique<AdminApi>(config, std::move(tokens), *meta, policy, gate, mirror, std::move(hooks), clock);
       admin_server = std::make_unique<Server>(ioc, admin_listener(config), *admin);
+      admin_server->count_shed_in(metrics.connections_shed);
       admin_server->start();
       auto a = admin_server->local_endpoint();
       log_event("info", "admin listening", {{"address", a.address().to_string() + ":" + std::to_string(a.port())},

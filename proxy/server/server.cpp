@@ -2,12 +2,16 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstring>
+#include <limits>
+#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -35,6 +39,16 @@ constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 constexpr std::chrono::seconds write_timeout{120};
+constexpr std::chrono::seconds shed_log_interval{10};
+// Descriptors kept free for what requests in progress open (blob files, upstream
+// connections, temp files of fills): an eighth of the limit, at least 64 and at most
+// 4096, and never more than half of a tiny limit.
+std::uint64_t descriptor_reserve(std::uint64_t limit) {
+  return std::min(std::clamp<std::uint64_t>(limit / 8, 64, 4096), limit / 2);
+}
+// Waiting sessions closed at once when accept() finds no descriptor left: enough that
+// the connections queued behind it get in without one failed accept each.
+constexpr std::size_t shed_batch = 16;
 
 beast::tcp_stream& tcp_layer(beast::tcp_stream& s) { return s; }
 beast::tcp_stream& tcp_layer(beast::ssl_stream<beast::tcp_stream>& s) { return s.next_layer(); }
@@ -115,6 +129,21 @@ class StreamWriter final : public ClientStream {
   Stream& stream_;
 };
 
+// Ends a session's wait on its client (WaitingSessions::Close). On the session's strand
+// (a stream is not thread-safe), and only if the session still exists and is still in
+// that wait: one whose request came in meanwhile is being answered, and stays.
+template <class WaitState>
+std::function<void(WaitingSessions::Ticket)> closer(beast::tcp_stream& tcp, const std::shared_ptr<WaitState>& state) {
+  return [executor = tcp.get_executor(), &tcp, weak = std::weak_ptr<WaitState>(state)](WaitingSessions::Ticket ticket) {
+    asio::post(executor, [&tcp, weak, ticket] {
+      auto wait = weak.lock();
+      if (!wait || wait->ticket != ticket) return;
+      wait->closed = true;
+      tcp.cancel();
+    });
+  };
+}
+
 http::response<http::string_body> protocol_error(unsigned status, std::string_view message) {
   http::response<http::string_body> res{static_cast<http::status>(status), 11};
   res.set(http::field::content_type, "application/json");
@@ -126,6 +155,25 @@ http::response<http::string_body> protocol_error(unsigned status, std::string_vi
 }
 
 }  // namespace
+
+DescriptorLimit raise_descriptor_limit() {
+  DescriptorLimit result;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    result.error = std::string("getrlimit: ") + std::strerror(errno);
+    return result;
+  }
+  result.before = result.now = limit.rlim_cur;
+  // Linux refuses an infinite RLIMIT_NOFILE (it is capped by fs.nr_open): leave it.
+  if (limit.rlim_cur >= limit.rlim_max || limit.rlim_max == RLIM_INFINITY) return result;
+  rlimit raised{limit.rlim_max, limit.rlim_max};
+  if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+    result.error = std::string("setrlimit: ") + std::strerror(errno);
+    return result;
+  }
+  result.now = raised.rlim_cur;
+  return result;
+}
 
 Server::Server(asio::io_context& ioc, ServerOptions options, Handler& handler)
     : ioc_(ioc), config_(std::move(options)), handler_(handler), acceptor_(ioc) {
@@ -140,6 +188,13 @@ Server::Server(asio::io_context& ioc, ServerOptions options, Handler& handler)
   acceptor_.bind(endpoint, ec);
   if (ec) throw std::runtime_error("cannot listen on " + listen + ": " + ec.message());
   acceptor_.listen(asio::socket_base::max_listen_connections);
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    descriptor_limit_ = limit.rlim_cur;
+    shed_mark_ = limit.rlim_cur - descriptor_reserve(limit.rlim_cur);
+  } else {
+    descriptor_limit_ = shed_mark_ = std::numeric_limits<std::uint64_t>::max();
+  }
 
   if (!config.tls_cert_file.empty()) {
     tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
@@ -173,8 +228,7 @@ void Server::stop() {
     error_code ignored;
     acceptor_.close(ignored);
   });
-  std::lock_guard lock(mutex_);
-  for (auto& [id, close] : idle_closers_) close();
+  waiting_.close_all();
 }
 
 std::size_t Server::active_sessions() const {
@@ -182,17 +236,69 @@ std::size_t Server::active_sessions() const {
   return sessions_;
 }
 
+std::size_t Server::shed_waiting(std::size_t count, int descriptor) {
+  const auto shed = waiting_.shed_oldest(count);
+  if (shed.total() == 0) return 0;
+  if (shed_counter_) {
+    if (shed.header) shed_counter_->with({to_string(Wait::header)}).inc(shed.header);
+    if (shed.idle) shed_counter_->with({to_string(Wait::idle)}).inc(shed.idle);
+  }
+  shed_unlogged_.header += shed.header;
+  shed_unlogged_.idle += shed.idle;
+  // A flood sheds on every accept: one line per interval says how many.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - shed_logged_ >= shed_log_interval) {
+    nlohmann::json fields = {{"header", shed_unlogged_.header}, {"idle", shed_unlogged_.idle},
+                             {"descriptor_limit", descriptor_limit_}, {"still_waiting", waiting_.size()}};
+    if (descriptor >= 0) fields["descriptor"] = descriptor;
+    else fields["cause"] = "accept found no descriptor";
+    log_event("warn", "connections waiting on their client shed near the descriptor limit", std::move(fields));
+    shed_unlogged_ = {};
+    shed_logged_ = now;
+  }
+  return shed.total();
+}
+
 asio::awaitable<void> Server::accept_loop() {
   while (!stopping_) {
     auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(ioc_), as_tuple_awaitable);
     if (ec == asio::error::operation_aborted || stopping_) break;
     if (ec) {
-      // EMFILE and friends: log, pause a little, keep serving what is connected.
-      log_event("warn", "accept failed", {{"error", ec.message()}});
-      asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
+      // The connection stays queued and the listener readable, so accepting again at
+      // once would spin. Out of descriptors (the process's or the system's): close the
+      // oldest sessions that only wait on their client, and accept again as soon as
+      // their descriptors are free; else (or with none to close) pause a little. What
+      // is connected keeps being served either way.
+      const bool no_descriptors = ec == boost::system::errc::too_many_files_open ||
+                                  ec == boost::system::errc::too_many_files_open_in_system;
+      std::size_t shed = 0;
+      if (no_descriptors) {
+        // Linux's accept() takes the descriptor before it looks at the queue, so it
+        // fails so with no connection queued too: first wait until one is there to be
+        // let in, so that none is shed for nothing.
+        auto [wait_ec] = co_await acceptor_.async_wait(tcp::acceptor::wait_read, as_tuple_awaitable);
+        if (wait_ec == asio::error::operation_aborted || stopping_) break;
+        shed = shed_waiting(shed_batch, -1);
+      }
+      ++accept_failures_unlogged_;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - accept_failure_logged_ >= shed_log_interval) {
+        log_event("warn", "accept failed", {{"error", ec.message()}, {"times", accept_failures_unlogged_}});
+        accept_failures_unlogged_ = 0;
+        accept_failure_logged_ = now;
+      }
+      asio::steady_timer pause(ioc_, std::chrono::milliseconds(shed > 0 ? 5 : 100));
       co_await pause.async_wait(as_tuple_awaitable);
       continue;
     }
+    // Linux hands out the lowest free descriptor, so every descriptor below this one is
+    // open: a number past the mark means fewer than the reserve are left for requests
+    // in progress (whatever holds them: sessions, blob files, upstream connections).
+    // Then the oldest sessions doing nothing make room for this one and the reserve,
+    // before accept() fails and a request's open() with it (a few at a time: their
+    // descriptors free up only once their strands have run).
+    if (const auto fd = static_cast<std::uint64_t>(socket.native_handle()); fd >= shed_mark_)
+      shed_waiting(std::min<std::uint64_t>(fd - shed_mark_ + 1, shed_batch), socket.native_handle());
     auto executor = socket.get_executor();
     sessions_tasks_.spawn(executor, session(std::move(socket)), [this](std::exception_ptr e) {
       if (!e) return;
@@ -214,55 +320,55 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
   auto remote = socket.remote_endpoint(ec);
   std::string client = ec ? "unknown" : remote.address().to_string() + ":" + std::to_string(remote.port());
   socket.set_option(tcp::no_delay(true), ec);
-  std::uint64_t id;
   {
     std::lock_guard lock(mutex_);
-    id = next_id_++;
     ++sessions_;
   }
+  auto wait = std::make_shared<WaitState>();
   struct Leave {
     Server& server;
-    std::uint64_t id;
+    WaitState& wait;
     ~Leave() {
+      // Ended inside a wait (destroyed while suspended): no stale entry is left to shed.
+      if (wait.ticket != 0) server.waiting_.remove(wait.ticket);
       std::lock_guard lock(server.mutex_);
-      server.idle_closers_.erase(id);
       --server.sessions_;
     }
-  } leave{*this, id};
+  } leave{*this, *wait};
 
   beast::tcp_stream stream(std::move(socket));
   if (!tls_) {
-    co_await serve_requests(stream, id, client);
+    co_await serve_requests(stream, client, wait);
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     co_return;
   }
   beast::ssl_stream<beast::tcp_stream> tls_stream(std::move(stream), *tls_);
   tls_stream.next_layer().expires_after(std::chrono::seconds(config_.header_timeout_s));
+  wait->ticket = waiting_.add(Wait::header, closer(tls_stream.next_layer(), wait));
   auto [hs_ec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::server, as_tuple_awaitable);
-  if (hs_ec) co_return;
-  co_await serve_requests(tls_stream, id, client);
+  waiting_.remove(std::exchange(wait->ticket, 0));
+  if (hs_ec || wait->closed || stopping_) co_return;
+  co_await serve_requests(tls_stream, client, wait);
+  // A closed one ends without the close_notify exchange, which would hold its
+  // descriptor up to 5 s more.
+  if (wait->closed) co_return;
   tls_stream.next_layer().expires_after(std::chrono::seconds(5));
   co_await tls_stream.async_shutdown(as_tuple_awaitable);
 }
 
 template <class Stream>
-asio::awaitable<void> Server::serve_requests(Stream& stream, std::uint64_t id, const std::string& client) {
+asio::awaitable<void> Server::serve_requests(Stream& stream, const std::string& client,
+                                             const std::shared_ptr<WaitState>& wait) {
   beast::flat_buffer buffer(config_.max_header_bytes + 1024);
   StreamWriter<Stream> writer(stream);
-  auto executor = co_await asio::this_coro::executor;
-  // The closer runs on this session's strand; `alive` tells it whether the stream
-  // still exists by then.
-  auto alive = std::make_shared<int>(0);
-  std::weak_ptr<int> weak_alive = alive;
   for (unsigned served = 0; served < config_.max_requests_per_connection && !stopping_; ++served) {
-    {
-      // While idle between requests, a shutdown may close this connection.
-      std::lock_guard lock(mutex_);
-      idle_closers_[id] = [executor, &stream, weak_alive] {
-        asio::post(executor, [&stream, weak_alive] {
-          if (weak_alive.lock()) tcp_layer(stream).cancel();
-        });
-      };
+    // Waiting for a request: near the descriptor limit, or at shutdown, the server
+    // may close this connection.
+    wait->ticket = waiting_.add(served == 0 ? Wait::header : Wait::idle, closer(tcp_layer(stream), wait));
+    // A stop() that ran before the wait was noted did not see it.
+    if (stopping_) {
+      waiting_.remove(std::exchange(wait->ticket, 0));
+      break;
     }
     http::request_parser<http::empty_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(config_.max_header_bytes));
@@ -272,10 +378,11 @@ asio::awaitable<void> Server::serve_requests(Stream& stream, std::uint64_t id, c
     tcp_layer(stream).expires_after(std::chrono::seconds(served == 0 ? config_.header_timeout_s
                                                                      : config_.idle_timeout_s));
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, as_tuple_awaitable);
-    {
-      std::lock_guard lock(mutex_);
-      idle_closers_.erase(id);
-    }
+    waiting_.remove(std::exchange(wait->ticket, 0));
+    // Closed by the server as the header came in (the read had completed, this
+    // coroutine not yet resumed): the close stands, as counted, and the request is
+    // dropped unanswered, as on any keep-alive connection closed by its server.
+    if (wait->closed) break;
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
         ec == asio::error::connection_reset || ec == asio::error::eof)
       break;

@@ -2,16 +2,18 @@
 // Listener and sessions: one coroutine per connection, HTTP/1.1 keep-alive, limits
 // and timeouts, optional TLS, graceful shutdown.
 #include <atomic>
-#include <functional>
+#include <chrono>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <string>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 
 #include "proxy/server/handler.hpp"
+#include "proxy/server/waiting_sessions.hpp"
+#include "proxy/telemetry/metrics.hpp"
 #include "registry/task_set.hpp"
 
 namespace pullgate::proxy {
@@ -29,6 +31,16 @@ struct ServerOptions {
   std::size_t max_body_bytes = 0;  // 0: bodies are not read (the request is answered, then the connection closes)
 };
 
+// Each connection holds a descriptor, and the usual soft RLIMIT_NOFILE (1024) is far
+// below what a mirror for a cluster sees: at start the soft limit is raised to the
+// hard one, as nginx's worker_rlimit_nofile and Go's runtime do.
+struct DescriptorLimit {
+  std::uint64_t before = 0;  // the soft limit found
+  std::uint64_t now = 0;     // the soft limit in force
+  std::string error;         // why it could not be raised (then now == before)
+};
+DescriptorLimit raise_descriptor_limit();
+
 class Server {
  public:
   // Binds the listener (throws std::runtime_error with one line when it cannot).
@@ -41,12 +53,22 @@ class Server {
   // After stop(): cancels the sessions still running (their responses end short).
   void cancel_sessions() { sessions_tasks_.cancel_all(); }
   std::size_t active_sessions() const;
+  // Counts the connections shed near the descriptor limit, by reason (header, idle).
+  void count_shed_in(CounterFamily& shed) { shed_counter_ = &shed; }
 
  private:
   asio::awaitable<void> accept_loop();
+  // A session's wait on its client, read and written on the session's strand only.
+  struct WaitState {
+    WaitingSessions::Ticket ticket = 0;  // the wait in progress, 0 when none
+    bool closed = false;                 // the server closed the connection while it waited (shed or stop)
+  };
   asio::awaitable<void> session(asio::ip::tcp::socket socket);
   template <class Stream>
-  asio::awaitable<void> serve_requests(Stream& stream, std::uint64_t id, const std::string& client);
+  asio::awaitable<void> serve_requests(Stream& stream, const std::string& client,
+                                       const std::shared_ptr<WaitState>& wait);
+  // Closes up to `count` of the oldest waiting sessions; counts and logs them.
+  std::size_t shed_waiting(std::size_t count, int descriptor);
 
   asio::io_context& ioc_;
   const ServerOptions config_;
@@ -56,10 +78,19 @@ class Server {
   std::atomic<bool> stopping_{false};
   mutable std::mutex mutex_;
   registry::TaskSet sessions_tasks_;  // every session, for shutdown
-  std::uint64_t next_id_ = 0;
-  // Per session: closes it if it is idle between requests.
-  std::unordered_map<std::uint64_t, std::function<void()>> idle_closers_;
+  // Sessions waiting on their client: shed near the descriptor limit, closed at stop.
+  WaitingSessions waiting_;
   std::size_t sessions_ = 0;
+  // An accepted descriptor numbered this high means the process is this close to its
+  // limit (see accept_loop); the soft limit when the listener was made.
+  std::uint64_t descriptor_limit_ = 0;
+  std::uint64_t shed_mark_ = 0;
+  CounterFamily* shed_counter_ = nullptr;
+  // Said at most every 10 s (the accept loop's own, no lock): sheds and accept failures since the last line.
+  WaitingSessions::Shed shed_unlogged_;
+  std::chrono::steady_clock::time_point shed_logged_{};
+  std::size_t accept_failures_unlogged_ = 0;
+  std::chrono::steady_clock::time_point accept_failure_logged_{};
 };
 
 }  // namespace pullgate::proxy

@@ -452,7 +452,13 @@ PullgateMetrics::PullgateMetrics()
           "pullgate_cache_garbage_removed_total",
           "Garbage removed by eviction runs, by what: blob files without a record, records without a file, stale "
           "temp files, seen entries and signal findings of manifests gone, verdicts of scopes gone.",
-          {"what"})) {
+          {"what"})),
+      connections_shed(registry.counter_family(
+          "pullgate_connections_shed_total",
+          "Client connections closed near the file descriptor limit while they only waited on their client, by "
+          "reason: header (no complete request yet: slow or stalled headers, a TLS handshake), idle (keep-alive "
+          "between requests).",
+          {"reason"})) {
   // Known label sets start at zero, so rate() and ratios are defined from the first scrape.
   for (auto lookup : {Lookup::manifest, Lookup::tag, Lookup::blob, Lookup::response})
     for (auto result : {CacheResult::hit, CacheResult::miss, CacheResult::stale})
@@ -462,6 +468,7 @@ PullgateMetrics::PullgateMetrics()
                           [this] { return eviction_last_run_seconds.load(std::memory_order_relaxed); });
   for (auto what : {"orphan_file", "missing_file", "stale_temp", "seen", "signals", "verdicts"})
     garbage_removed.with({what});
+  for (auto reason : {"header", "idle"}) connections_shed.with({reason});
   for (auto reason : {"size", "unpulled", "manual"}) {
     evicted_bytes.with({reason});
     for (auto what : {"image", "response", "blob"}) evictions.with({what, reason});

@@ -240,6 +240,7 @@ struct PullgateMetrics {
   CounterFamily& evictions;              // {what=image|response|blob, reason=size|unpulled|manual}
   CounterFamily& evicted_bytes;          // {reason}
   CounterFamily& garbage_removed;        // {what=orphan_file|missing_file|stale_temp|seen|signals|verdicts}
+  CounterFamily& connections_shed;       // {reason=header|idle}: closed near the descriptor limit
   std::atomic<double> eviction_last_run_seconds{0};  // pullgate_eviction_last_run_seconds
   UpstreamHealth upstream_health;  // the status page's; fed with upstream_requests
 
