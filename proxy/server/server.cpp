@@ -22,6 +22,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include "proxy/server/client_certificates.hpp"
 #include "proxy/telemetry/log.hpp"
 #include "registry/errors.hpp"
 
@@ -150,6 +151,8 @@ Server::Server(asio::io_context& ioc, ServerOptions options, Handler& handler)
     if (ec) throw std::runtime_error("tls: cannot load " + config.tls_cert_file + ": " + ec.message());
     tls_->use_private_key_file(config.tls_key_file, asio::ssl::context::pem, ec);
     if (ec) throw std::runtime_error("tls: cannot load " + config.tls_key_file + ": " + ec.message());
+    if (!config.tls_client_ca_file.empty())
+      ask_client_certificates(*tls_, config.tls_client_ca_file, config.tls_client_cert_required);
   }
 }
 
@@ -240,13 +243,14 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
   tls_stream.next_layer().expires_after(std::chrono::seconds(config_.header_timeout_s));
   auto [hs_ec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::server, as_tuple_awaitable);
   if (hs_ec) co_return;
-  co_await serve_requests(tls_stream, id, client);
+  co_await serve_requests(tls_stream, id, client, verified_peer_name(tls_stream.native_handle()));
   tls_stream.next_layer().expires_after(std::chrono::seconds(5));
   co_await tls_stream.async_shutdown(as_tuple_awaitable);
 }
 
 template <class Stream>
-asio::awaitable<void> Server::serve_requests(Stream& stream, std::uint64_t id, const std::string& client) {
+asio::awaitable<void> Server::serve_requests(Stream& stream, std::uint64_t id, const std::string& client,
+                                             const std::string& peer_identity) {
   beast::flat_buffer buffer(config_.max_header_bytes + 1024);
   StreamWriter<Stream> writer(stream);
   auto executor = co_await asio::this_coro::executor;
@@ -289,6 +293,7 @@ asio::awaitable<void> Server::serve_requests(Stream& stream, std::uint64_t id, c
     }
     RequestContext context;
     context.client = client;
+    context.peer_identity = peer_identity;
     context.has_body = parser.chunked() || (parser.content_length() && *parser.content_length() > 0);
     context.last = served + 1 >= config_.max_requests_per_connection || stopping_;
     if (context.has_body && config_.max_body_bytes > 0) {

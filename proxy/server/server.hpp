@@ -27,6 +27,10 @@ struct ServerOptions {
   unsigned idle_timeout_s = 60;
   unsigned header_timeout_s = 15;
   std::size_t max_body_bytes = 0;  // 0: bodies are not read (the request is answered, then the connection closes)
+  // Mutual TLS (with tls_cert_file): client certificates issued by this CA bundle
+  // are verified, and the subject CN of one is RequestContext::peer_identity.
+  std::string tls_client_ca_file;
+  bool tls_client_cert_required = false;  // a handshake without a client certificate fails
 };
 
 class Server {
@@ -46,7 +50,8 @@ class Server {
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(asio::ip::tcp::socket socket);
   template <class Stream>
-  asio::awaitable<void> serve_requests(Stream& stream, std::uint64_t id, const std::string& client);
+  asio::awaitable<void> serve_requests(Stream& stream, std::uint64_t id, const std::string& client,
+                                       const std::string& peer_identity = {});
 
   asio::io_context& ioc_;
   const ServerOptions config_;
