@@ -12,6 +12,7 @@
 #include <tuple>
 #include <unordered_set>
 
+#include "policy/access.hpp"
 #include "policy/patterns.hpp"
 #include "policy/policy.hpp"
 #include "policy/report.hpp"
@@ -231,7 +232,8 @@ class DocumentReader {
       : errors_(errors), warnings_(warnings) {}
 
   void read(const json& root, Policy& policy) {
-    if (!check_object(root, "document", {"default", "scopes", "exceptions", "cve_exceptions", "keys"})) return;
+    if (!check_object(root, "document", {"default", "scopes", "exceptions", "cve_exceptions", "keys", "access"})) return;
+    if (root.contains("access")) policy.access = read_access(root.at("access"), errors_, warnings_);
     if (root.contains("keys")) read_keys(root.at("keys"), policy);
     policy_ = &policy;
 

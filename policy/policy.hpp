@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "policy/access.hpp"
 #include "registry/digest.hpp"
 #include "registry/glob.hpp"
 #include "policy/rfc3339.hpp"  // Clock, TimePoint and how times are read and written
@@ -157,6 +158,8 @@ struct Policy {
   std::vector<CveException> cve_exceptions;
   std::vector<VerificationKey> keys;
   bool needs_signals = false;         // some scope requires signatures or an SBOM
+  // Who may pull what (policy/access.hpp); none: everyone the listener let in.
+  std::optional<AccessPolicy> access;
 
   const VerificationKey* key_named(std::string_view name) const {
     for (const auto& k : keys)

@@ -257,6 +257,15 @@ void validate(Config& config, std::vector<std::string>& errors) {
   for (auto* f : {&config.tls_cert_file, &config.tls_key_file})
     if (!f->empty() && !std::ifstream(*f)) errors.push_back("tls: cannot read " + *f);
   if (config.upstreams.empty() && !config.offline) errors.push_back("upstreams: at least one upstream is required");
+  if (!config.clients.ca_file.empty() && config.tls_cert_file.empty())
+    errors.push_back("clients.ca_file: client certificates need TLS on the listener (tls.cert_file, tls.key_file)");
+  if (config.clients.certificates == "require" && config.clients.ca_file.empty())
+    errors.push_back("clients.certificates: \"require\" needs clients.ca_file");
+  for (auto* f : {&config.clients.ca_file, &config.clients.tokens_file})
+    if (!f->empty() && !std::ifstream(*f)) errors.push_back("clients: cannot read " + *f);
+  if (config.clients.anonymous && !config.clients.enabled())
+    errors.push_back("clients.anonymous: has no effect without clients.ca_file or clients.tokens_file "
+                     "(without them every client is anonymous)");
 
   std::set<std::string> names;
   int defaults = 0;
@@ -272,6 +281,17 @@ void validate(Config& config, std::vector<std::string>& errors) {
 }
 
 }  // namespace
+
+std::string open_listener_warning(const Config& config) {
+  if (config.clients.enabled()) return {};
+  auto listen = parse_host_port(config.listen);
+  if (!listen) return {};
+  const auto& host = listen->host;
+  if (host == "localhost" || host.starts_with("127.") || host == "::1") return {};
+  return "listen: " + config.listen + " is reachable from other hosts and no client authentication is configured "
+         "(clients.ca_file, clients.tokens_file): anyone who reaches it pulls whatever the upstreams serve this "
+         "mirror, private images included; that is only safe for a node-local mirror on loopback";
+}
 
 std::unique_ptr<cache::MetaStore> open_meta_store(const Config& config) {
   return cache::MetaStore::open(config.data_dir / "lmdb", config.lmdb_map_size_mb << 20,
@@ -451,6 +471,16 @@ ConfigResult parse_config(const std::string& text) {
     a.string("token_file", c.admin_token_file);
     a.string("scanner_token_file", c.scanner_token_file);
     a.string("metrics_token_file", c.metrics_token_file);
+    a.refuse_unknown();
+  }
+  if (auto* clients = r.object("clients")) {
+    FieldReader a(*clients, "clients.", errors);
+    a.string("ca_file", c.clients.ca_file);
+    a.string("certificates", c.clients.certificates);
+    if (c.clients.certificates != "require" && c.clients.certificates != "optional")
+      a.mistake("certificates", "must be \"require\" or \"optional\"");
+    a.string("tokens_file", c.clients.tokens_file);
+    a.boolean("anonymous", c.clients.anonymous);
     a.refuse_unknown();
   }
   if (auto* bundle = r.object("bundle")) {

@@ -53,6 +53,17 @@ struct FleetConfig {
   bool policy_in_etcd() const { return policy == "etcd"; }
 };
 
+// Who may connect to the registry listener (README, "Who may pull"). Off when
+// neither a client CA nor a tokens file is named: every client is "anonymous".
+struct ClientsConfig {
+  std::string ca_file;              // mutual TLS: client certificates issued by these CAs (needs tls.*)
+  std::string certificates = "optional";  // "require": no handshake without one; "optional": tokens too
+  std::string tokens_file;          // NAME sha256:<hex> lines (`pullgate token new`)
+  bool anonymous = false;           // with auth on: clients without credentials get in as "anonymous"
+
+  bool enabled() const { return !ca_file.empty() || !tokens_file.empty(); }
+};
+
 struct Config {
   std::string listen = "0.0.0.0:5000";
   std::filesystem::path data_dir = "pullgate-data";
@@ -104,6 +115,7 @@ struct Config {
   std::vector<std::string> bundle_trusted_keys;
   std::optional<bool> bundle_require_signature;
   FleetConfig fleet;
+  ClientsConfig clients;
 
   std::filesystem::path admin_token_path() const {
     return admin_token_file.empty() ? data_dir / "admin.token" : std::filesystem::path(admin_token_file);
@@ -168,5 +180,9 @@ std::optional<HostPort> parse_host_port(const std::string& text);
 // Where a client on this machine reaches a listener: a wildcard host ("0.0.0.0",
 // "::") on loopback, any other as it is.
 HostPort reachable_locally(HostPort listen);
+
+// The warning for a registry listener any other host can reach with no client
+// authentication (check-config and the start-up log say it); empty when there is none.
+std::string open_listener_warning(const Config& config);
 
 }  // namespace pullgate::proxy

@@ -21,6 +21,7 @@
 #include "cache/evictor.hpp"
 #include "cache/meta_store.hpp"
 #include "cache/periodic.hpp"
+#include "proxy/access/authenticator.hpp"
 #include "proxy/admin/admin.hpp"
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/command.hpp"
@@ -75,6 +76,8 @@ ServerOptions mirror_listener(const Config& c) {
   auto options = listener(c.listen, c);
   options.tls_cert_file = c.tls_cert_file;
   options.tls_key_file = c.tls_key_file;
+  options.tls_client_ca_file = c.clients.ca_file;
+  options.tls_client_cert_required = c.clients.certificates == "require";
   return options;
 }
 ServerOptions admin_listener(const Config& c) {
@@ -385,7 +388,19 @@ int serve(const std::vector<std::string>& args) {
                                       "Whole-store reads from etcd applied since start (first sync, compaction).",
                                       [f] { return static_cast<double>(f->status().full_reads); });
     }
+    // Client authentication on the registry listener (README, "Who may pull").
+    std::unique_ptr<access::Authenticator> authenticator;
+    if (config.clients.enabled())
+      authenticator = std::make_unique<access::Authenticator>(access::ClientAuthSettings{
+          config.clients.tokens_file, !config.clients.ca_file.empty(), config.clients.anonymous});
     auto reload = [&] {
+      // The tokens file goes with the policy: one SIGHUP (or POST /v1/policy/reload)
+      // puts both in force; a file with a mistake leaves the tokens in force.
+      if (authenticator) {
+        if (auto error = authenticator->reload()) log_event("error", "tokens file refused; the old tokens stay", {{"error", *error}});
+        else if (!config.clients.tokens_file.empty())
+          log_event("info", "tokens file reloaded", {{"tokens", authenticator->tokens()}});
+      }
       if (config.fleet.policy_in_etcd()) {
         log_event("info", "policy reload: the policy is the fleet's (fleet.policy \"etcd\"); it is in force as etcd "
                           "has it; change it with `pullgate policy push FILE`",
@@ -407,6 +422,7 @@ int serve(const std::vector<std::string>& args) {
     audit.start_writer();
     Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics, policy, blocking.get_executor(),
                   clock);
+    mirror.set_authenticator(authenticator.get());
     Server server(ioc, mirror_listener(config), mirror);
     server.count_shed_in(metrics.connections_shed);
     mirror.set_readiness([&config, f = fleet.get()] { return readiness_json(config, f).dump(); });
@@ -499,6 +515,12 @@ int serve(const std::vector<std::string>& args) {
                {"cached_manifests", meta->manifest_count()},
                {"cached_blobs", meta->blob_count()},
                {"version", PULLGATE_VERSION}});
+    if (auto open = open_listener_warning(config); !open.empty()) log_event("warn", open);
+    else if (authenticator)
+      log_event("info", "client authentication",
+                {{"certificates", config.clients.ca_file.empty() ? "off" : config.clients.certificates},
+                 {"tokens", authenticator->tokens()},
+                 {"anonymous", config.clients.anonymous}});
 
     asio::signal_set hangup(ioc, SIGHUP);
     std::function<void()> wait_hangup = [&] {
@@ -600,6 +622,8 @@ int main(int argc, char** argv) {
       {"audit", "[filters]", "print matching audit-log records", cli::audit_help, cli::run_audit},
       {"bundle", "export|import|verify", "air-gap bundles: cached images with their evidence", cli::bundle_help,
        cli::run_bundle, Bare::shows_help},
+      {"token", "new|rm|ls", "client tokens for the registry listener (clients.tokens_file)", cli::token_help,
+       cli::run_token, Bare::shows_help},
       {"pin", "add|ls|rm", "pin images so eviction keeps them (works while the server runs)", cli::pin_help,
        cli::run_pin, Bare::shows_help},
       {"cache", "du|ls|evict", "what the cache holds, by image; evict an image", cli::cache_help, cli::run_cache,

@@ -49,6 +49,10 @@ int run_bundle(const std::vector<std::string>& args);
 // per file that cannot be read or is not an accepted public key (check-config too).
 std::vector<std::string> load_bundle_keys(const Config& config, std::vector<registry::PublicKey>& keys);
 
+// `pullgate token new|rm|ls`: the tokens file of client authentication.
+extern const char token_help[];
+int run_token(const std::vector<std::string>& args);
+
 // `pullgate cache du`: what the cache holds (docs/cache.md).
 extern const char cache_help[];
 int run_cache(const std::vector<std::string>& args);

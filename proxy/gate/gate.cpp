@@ -316,6 +316,10 @@ SharedDecision Gate::record(const GateRequest& request, const Memo& memo,
     line.append(replica_field_);
     line.append(",\"client\":");
     JsonLine::append_string(line, request.client);
+    if (!request.identity.empty()) {
+      line.append(",\"identity\":");
+      JsonLine::append_string(line, request.identity);
+    }
     line.push_back(',');
     line.append(memo.audit_middle);
     line.append(",\"request_id\":");
@@ -346,6 +350,31 @@ SharedDecision Gate::record(const GateRequest& request, const Memo& memo,
   auto took = clock_() - started;
   metrics_.gate_decision_seconds.observe(took.count() > 0 ? std::chrono::duration<double>(took).count() : 0.0);
   return memo.decision;
+}
+
+bool Gate::audit_access_refusal(const AccessRefusal& refusal) {
+  const auto started = clock_();
+  JsonLine line;
+  line.field("client", refusal.client).field("identity", refusal.identity).field("kind", refusal.kind);
+  line.field("method", refusal.method).field("upstream", refusal.upstream).field("repository", refusal.repository);
+  if (!refusal.reference.empty()) line.field("reference", refusal.reference);
+  line.field("decision", "deny").field("served", false).field("source", "access");
+  line.field("status", static_cast<std::uint64_t>(refusal.status));
+  line.field("reasons", std::vector<std::string>{std::string(refusal.reason)});
+  line.field("policy_version", policy_.get()->version).field("request_id", refusal.request_id);
+  const auto text = line.finish();  // "{...}\n"
+  const bool audited = audit_.write_with([&](std::string& out) {
+    out.append("{\"time\":\"");
+    append_utc_timestamp(out, started);
+    out.push_back('"');
+    out.append(replica_field_);
+    out.push_back(',');
+    out.append(std::string_view(text).substr(1));
+  });
+  if (!audited) metrics_.audit_lines_dropped.inc();
+  metrics_.gate_decisions.with({refusal.kind, "deny", "enforce", "access"}).inc();
+  metrics_.gate_denials.with({refusal.kind, refusal.upstream}).inc();
+  return audited;
 }
 
 }  // namespace pullgate::proxy

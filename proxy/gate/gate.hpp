@@ -39,6 +39,8 @@ class PolicyHolder {
   const policy::Policy* current() const { return raw_.load(std::memory_order_acquire); }
   // Whether the policy in force requires signatures or SBOMs anywhere.
   bool needs_signals() const { return needs_signals_.load(std::memory_order_acquire); }
+  // Whether the policy in force has an access section (who may pull what).
+  bool restricts_access() const { return restricts_access_.load(std::memory_order_acquire); }
   // When the policy in force was put in force (ms since the epoch), for the status page.
   std::int64_t loaded_at_ms() const { return loaded_at_ms_.load(std::memory_order_relaxed); }
   void set(policy::Policy next) {
@@ -48,6 +50,7 @@ class PolicyHolder {
                         std::memory_order_relaxed);
     std::lock_guard lock(mutex_);
     needs_signals_.store(p->needs_signals, std::memory_order_release);
+    restricts_access_.store(p->access.has_value(), std::memory_order_release);
     raw_.store(p.get(), std::memory_order_release);
     current_ = std::move(p);
   }
@@ -57,6 +60,7 @@ class PolicyHolder {
   std::shared_ptr<const policy::Policy> current_;
   std::atomic<const policy::Policy*> raw_{nullptr};
   std::atomic<bool> needs_signals_{false};
+  std::atomic<bool> restricts_access_{false};
   std::atomic<std::int64_t> loaded_at_ms_{0};
 };
 
@@ -76,6 +80,17 @@ struct GateRequest {
   std::string_view request_id;
   std::string_view method;
   bool via_ns = false;  // containerd's mirror form (?ns=): the client has other hosts to try
+  std::string_view identity;  // who the client is (proxy/access): in the audit line when set
+};
+
+// A pull refused before the gate by who the client is (proxy/access): no credential
+// or a wrong one (401), or an identity the policy's access section does not let pull
+// there (403).
+struct AccessRefusal {
+  std::string_view kind;  // manifest, blob, tags, referrers
+  std::string_view method, upstream, repository, reference, client, identity, request_id;
+  unsigned status = 0;
+  std::string_view reason;
 };
 
 using SharedDecision = std::shared_ptr<const GateDecision>;
@@ -95,6 +110,9 @@ class Gate {
   // A scanner's pull (admin listener, scanner token): served past the gate, audited
   // with source "scanner" so the audit log shows every byte that left.
   SharedDecision pass_scanner(const GateRequest& request);
+  // Audits an access refusal (source "access", decision deny) and counts it as a
+  // denial. False when the audit queue refused the line.
+  bool audit_access_refusal(const AccessRefusal& refusal);
 
   // Whether check_manifest would answer `request` from a decision it remembers (made
   // within the second, nothing stored since, same policy): the signatures and SBOMs

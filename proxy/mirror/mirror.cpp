@@ -92,6 +92,8 @@ struct Mirror::Exchange {
   CacheResult cache = CacheResult::none;
   std::string error;
   bool asked_upstream = false;  // the upstream was asked something during this request
+  std::string identity{policy::anonymous_identity};  // who the client is (proxy/access)
+  bool identified = false;                           // a certificate or a token said so
   // A tag the upstream just resolved to a manifest that is not cached: stored with the
   // manifest, in one transaction, when this request fetches it (else on its own).
   std::optional<cache::ManifestBatch::Tag> unstored_tag;
@@ -219,6 +221,12 @@ asio::awaitable<void> Mirror::dispatch(Exchange& x) {
                             " is not supported");
     co_return;
   }
+  // Who the client is, before anything names a repository; the health probes stay
+  // open (a kubelet or a balancer holds no credential). The admin listener's
+  // scanner has its own.
+  if (x.context.scanner) x.identity = "scanner";
+  else if (x.route.kind != RouteKind::health && x.route.kind != RouteKind::ready && !authenticate(x))
+    co_return;
   switch (x.route.kind) {
     case RouteKind::health:
     case RouteKind::ready:
@@ -253,6 +261,7 @@ asio::awaitable<void> Mirror::dispatch(Exchange& x) {
     co_return;
   }
   x.repository = upstream_repository(*x.upstream, *x.route.repository);
+  if (!x.context.scanner && policy_.restricts_access() && !authorized(x)) co_return;
 
   switch (x.route.kind) {
     case RouteKind::manifest:
@@ -303,6 +312,68 @@ asio::awaitable<void> Mirror::dispatch(Exchange& x) {
     default:
       reply_error(x, 404, ErrorCode::name_unknown, "not found");
   }
+}
+
+bool Mirror::authenticate(Exchange& x) {
+  if (!authenticator_) return true;
+  const auto authorization = x.request[http::field::authorization];
+  auto who = authenticator_->authenticate(x.context.peer_identity,
+                                          std::string_view(authorization.data(), authorization.size()));
+  using Result = access::Authentication::Result;
+  if (who.result == Result::identified) {
+    x.identity = std::move(who.identity);
+    x.identified = true;
+    return true;
+  }
+  if (who.result == Result::anonymous && !authenticator_->required()) return true;
+  refuse_access(x, 401,
+                who.result == Result::refused
+                    ? "authentication failed: " + who.why
+                    : std::string("authentication required: log in with a token (user name and token) or present a "
+                                  "client certificate"));
+  return false;
+}
+
+bool Mirror::authorized(Exchange& x) {
+  const auto policy = policy_.get();
+  if (!policy->access) return true;
+  const auto& upstream = x.upstream->config.settings.name;
+  const auto decision = policy::may_pull(*policy->access, x.identity, upstream, x.repository);
+  if (decision.allowed) return true;
+  if (!x.identified) {
+    refuse_access(x, 401, "authentication required: anonymous clients may not pull " + upstream + "/" +
+                              x.repository + " (" + decision.by + " of the policy)");
+    return false;
+  }
+  refuse_access(x, 403, "pullgate denied " + upstream + "/" + x.repository + " to identity \"" + x.identity +
+                            "\": not among who may pull it (" + decision.by + " of the policy). " +
+                            config_.denial_hint);
+  return false;
+}
+
+void Mirror::refuse_access(Exchange& x, unsigned status, std::string message) {
+  if (config_.gate_enabled && x.route.repository) {
+    // Audited like the gate's refusals, with what the request named (a 401 comes
+    // before the upstream is chosen: it is chosen here for the line, quietly).
+    std::string ignored;
+    const auto* upstream = x.upstream ? x.upstream : select_upstream(x.route, ignored);
+    const auto repository = !x.repository.empty() ? x.repository
+                            : upstream            ? upstream_repository(*upstream, *x.route.repository)
+                                                  : x.route.repository->str();
+    const auto kind = x.route.kind == RouteKind::manifest ? "manifest"
+                      : x.route.kind == RouteKind::blob   ? "blob"
+                      : x.route.kind == RouteKind::tags_list ? "tags"
+                                                             : "referrers";
+    const auto reference = named_in(x.route);
+    const std::string upstream_name = upstream ? upstream->config.settings.name : std::string();
+    AccessRefusal refusal{kind,       x.request.method_string(), upstream_name, repository, reference,
+                          x.context.client, x.identity,          x.request_id,  status,     message};
+    gate_.audit_access_refusal(refusal);
+  }
+  reply_error(x, status, status == 401 ? ErrorCode::unauthorized : ErrorCode::denied, std::move(message));
+  // The registry's usual challenge: docker, podman, skopeo and containerd holding
+  // credentials for this host send them and retry.
+  if (status == 401) x.reply->set(http::field::www_authenticate, "Basic realm=\"pullgate\"");
 }
 
 const UpstreamEntry* Mirror::select_upstream(const registry::Route& route, std::string& error) const {
@@ -1081,6 +1152,7 @@ GateRequest Mirror::gate_request(const Exchange& x, ArtifactKind kind, const Dig
                 x.context.client, x.request_id, x.request.method_string()};
   if (x.route.reference && x.route.reference->tag()) r.tag = x.route.reference->tag()->str();
   r.via_ns = x.route.ns.has_value();
+  r.identity = x.identity;
   return r;
 }
 

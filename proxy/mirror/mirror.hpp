@@ -14,6 +14,7 @@
 #include "cache/meta_store.hpp"
 #include "cache/pull_times.hpp"
 #include "cache/single_flight.hpp"
+#include "proxy/access/authenticator.hpp"
 #include "proxy/config.hpp"
 #include "proxy/gate/gate.hpp"
 #include "proxy/server/handler.hpp"
@@ -52,10 +53,22 @@ class Mirror final : public Handler {
   void forget_evicted(std::span<const registry::Digest> manifests) { hot_.forget_manifests(manifests); }
   // The body of GET /readyz (a JSON object; unset: {"status":"ok"}). Set before serving.
   void set_readiness(std::function<std::string()> readiness) { readiness_ = std::move(readiness); }
+  // Client authentication on this listener (proxy/access); unset: every client is
+  // anonymous. Set before serving; it outlives the mirror.
+  void set_authenticator(const access::Authenticator* authenticator) { authenticator_ = authenticator; }
 
  private:
   struct Exchange;  // one request in progress
   asio::awaitable<void> dispatch(Exchange& x);
+  // Who the client is (a verified certificate, a token, or anonymous). False, with a
+  // 401 and the registry's Basic challenge prepared, when it is refused: a credential
+  // that does not check out, or none where one is required.
+  bool authenticate(Exchange& x);
+  // Whether the policy's access section lets the client's identity pull from the
+  // request's upstream and repository. False, with a 403 DENIED (an identity) or a
+  // 401 (anonymous: clients that can log in are asked to) prepared and audited.
+  bool authorized(Exchange& x);
+  void refuse_access(Exchange& x, unsigned status, std::string message);
   asio::awaitable<void> serve_manifest(Exchange& x);
   asio::awaitable<void> serve_blob(Exchange& x);
   asio::awaitable<void> serve_cached_blob(Exchange& x, cache::BlobStore::Opened& blob);
@@ -183,6 +196,7 @@ class Mirror final : public Handler {
   cache::SingleFlight<TagOutcome> tag_flights_;  // by upstream, repository and tag
   Signals signals_;
   std::function<std::string()> readiness_;
+  const access::Authenticator* authenticator_ = nullptr;
 };
 
 }  // namespace pullgate::proxy

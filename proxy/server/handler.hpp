@@ -18,6 +18,9 @@ struct RequestContext {
   std::string body;       // the body, on listeners that read bodies (admin)
   bool last = false;      // the connection's last request (limit reached): answer with Connection: close
   bool scanner = false;   // a scanner's pull on the admin listener: past the gate (audited as such)
+  // The subject CN of the client certificate the listener verified (mutual TLS);
+  // empty without one. Who that is and what it may pull is decided above the server.
+  std::string peer_identity;
 };
 
 struct Outcome {

@@ -26,6 +26,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include "proxy/server/client_certificates.hpp"
 #include "proxy/telemetry/log.hpp"
 #include "registry/errors.hpp"
 
@@ -205,6 +206,8 @@ Server::Server(asio::io_context& ioc, ServerOptions options, Handler& handler)
     if (ec) throw std::runtime_error("tls: cannot load " + config.tls_cert_file + ": " + ec.message());
     tls_->use_private_key_file(config.tls_key_file, asio::ssl::context::pem, ec);
     if (ec) throw std::runtime_error("tls: cannot load " + config.tls_key_file + ": " + ec.message());
+    if (!config.tls_client_ca_file.empty())
+      ask_client_certificates(*tls_, config.tls_client_ca_file, config.tls_client_cert_required);
   }
 }
 
@@ -348,7 +351,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
   auto [hs_ec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::server, as_tuple_awaitable);
   waiting_.remove(std::exchange(wait->ticket, 0));
   if (hs_ec || wait->closed || stopping_) co_return;
-  co_await serve_requests(tls_stream, client, wait);
+  co_await serve_requests(tls_stream, client, wait, verified_peer_name(tls_stream.native_handle()));
   // A closed one ends without the close_notify exchange, which would hold its
   // descriptor up to 5 s more.
   if (wait->closed) co_return;
@@ -358,7 +361,8 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
 
 template <class Stream>
 asio::awaitable<void> Server::serve_requests(Stream& stream, const std::string& client,
-                                             const std::shared_ptr<WaitState>& wait) {
+                                             const std::shared_ptr<WaitState>& wait,
+                                             const std::string& peer_identity) {
   beast::flat_buffer buffer(config_.max_header_bytes + 1024);
   StreamWriter<Stream> writer(stream);
   for (unsigned served = 0; served < config_.max_requests_per_connection && !stopping_; ++served) {
@@ -396,6 +400,7 @@ asio::awaitable<void> Server::serve_requests(Stream& stream, const std::string& 
     }
     RequestContext context;
     context.client = client;
+    context.peer_identity = peer_identity;
     context.has_body = parser.chunked() || (parser.content_length() && *parser.content_length() > 0);
     context.last = served + 1 >= config_.max_requests_per_connection || stopping_;
     if (context.has_body && config_.max_body_bytes > 0) {

@@ -29,6 +29,10 @@ struct ServerOptions {
   unsigned idle_timeout_s = 60;
   unsigned header_timeout_s = 15;
   std::size_t max_body_bytes = 0;  // 0: bodies are not read (the request is answered, then the connection closes)
+  // Mutual TLS (with tls_cert_file): client certificates issued by this CA bundle
+  // are verified, and the subject CN of one is RequestContext::peer_identity.
+  std::string tls_client_ca_file;
+  bool tls_client_cert_required = false;  // a handshake without a client certificate fails
 };
 
 // Each connection holds a descriptor, and the usual soft RLIMIT_NOFILE (1024) is far
@@ -66,7 +70,8 @@ class Server {
   asio::awaitable<void> session(asio::ip::tcp::socket socket);
   template <class Stream>
   asio::awaitable<void> serve_requests(Stream& stream, const std::string& client,
-                                       const std::shared_ptr<WaitState>& wait);
+                                       const std::shared_ptr<WaitState>& wait,
+                                       const std::string& peer_identity = {});
   // Closes up to `count` of the oldest waiting sessions; counts and logs them.
   std::size_t shed_waiting(std::size_t count, int descriptor);
 
