@@ -303,7 +303,21 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
       auto held = blobs_.lock(fill->digest());  // not while an eviction removes it
       blobs_.publish(*temp, fill->digest());
       auto now = ms_since_epoch(clock_());
-      meta_.put_blob(fill->digest(), BlobRecord{fill->status().written, now, now});
+      try {
+        meta_.put_blob(fill->digest(), BlobRecord{fill->status().written, now, now});
+      } catch (...) {
+        // No record (a full disk, a full map): the published file would be an orphan
+        // that takes room until verify collects it. It goes now, unless another
+        // repository's fill of the same blob recorded it meanwhile (unknown: it stays,
+        // an orphan verify collects is better than a record without its file).
+        bool recorded = true;
+        try {
+          recorded = meta_.get_blob(fill->digest()).has_value();
+        } catch (...) {
+        }
+        if (!recorded) blobs_.remove(fill->digest());
+        throw;
+      }
     };
     co_await run_blocking(blocking_, publish);
   } catch (const std::exception& e) {

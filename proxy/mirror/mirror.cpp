@@ -134,7 +134,7 @@ asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> Mirror::ask_upstrea
     metrics_.count_upstream(name, 0, e.what());
     throw;
   }
-  metrics_.count_upstream(name, response->status());
+  if (!response->held()) metrics_.count_upstream(name, response->status());  // held: nothing was sent
   co_return response;
 }
 
