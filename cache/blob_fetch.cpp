@@ -87,6 +87,14 @@ void BlobFill::set_complete() {
   notify_locked(lock);
 }
 
+void BlobFill::set_failed_locally(std::string error) {
+  std::unique_lock lock(mutex_);
+  status_.state = State::failed;
+  status_.error = std::move(error);
+  status_.local = true;
+  notify_locked(lock);
+}
+
 void BlobFill::set_failed(unsigned upstream_status, std::string error, std::string retry_after,
                           std::string decision, std::string error_body) {
   std::unique_lock lock(mutex_);
@@ -197,8 +205,9 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
     auto no_room = [&](std::uint64_t bytes) {
       blobs_.discard(*temp);
       temp.reset();
-      fill->set_failed(0, "no room on the mirror's disk for " + fill->digest().str() + " (" + std::to_string(bytes) +
-                              " bytes, " + std::to_string(limits_.reserve_bytes) + " kept free)");
+      fill->set_failed_locally("no room on the mirror's disk for " + fill->digest().str() + " (" +
+                               std::to_string(bytes) + " bytes, " + std::to_string(limits_.reserve_bytes) +
+                               " kept free)");
     };
     if (size && *size > 0) {
       // Reserve the blob's room at once: the file gets contiguous extents (a cached
@@ -288,7 +297,7 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
   } catch (const registry::UpstreamError& e) {
     fill->set_failed(0, std::string("upstream ") + upstream.settings().name + ": " + e.what());
   } catch (const std::exception& e) {
-    fill->set_failed(0, std::string("storing blob: ") + e.what());
+    fill->set_failed_locally(std::string("storing blob: ") + e.what());
   }
   reported.report();
   if (!temp) co_return;
@@ -303,7 +312,21 @@ asio::awaitable<void> BlobFetches::download(std::shared_ptr<BlobFill> fill, regi
       auto held = blobs_.lock(fill->digest());  // not while an eviction removes it
       blobs_.publish(*temp, fill->digest());
       auto now = ms_since_epoch(clock_());
-      meta_.put_blob(fill->digest(), BlobRecord{fill->status().written, now, now});
+      try {
+        meta_.put_blob(fill->digest(), BlobRecord{fill->status().written, now, now});
+      } catch (...) {
+        // No record (a full disk, a full map): the published file would be an orphan
+        // that takes room until verify collects it. It goes now, unless another
+        // repository's fill of the same blob recorded it meanwhile (unknown: it stays,
+        // an orphan verify collects is better than a record without its file).
+        bool recorded = true;
+        try {
+          recorded = meta_.get_blob(fill->digest()).has_value();
+        } catch (...) {
+        }
+        if (!recorded) blobs_.remove(fill->digest());
+        throw;
+      }
     };
     co_await run_blocking(blocking_, publish);
   } catch (const std::exception& e) {

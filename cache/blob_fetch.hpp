@@ -53,6 +53,7 @@ class BlobFill {
     std::string retry_after;            // the upstream's Retry-After on a 429
     std::string decision;               // its Pullgate-Decision header (registry/errors.hpp)
     std::string error_body;             // the start of its error body, when that may be a gate's denial
+    bool local = false;                 // the mirror's own failure (no room on its disk), not the upstream's
   };
 
   explicit BlobFill(Digest digest) : digest_(std::move(digest)) {}
@@ -74,6 +75,7 @@ class BlobFill {
   void set_streaming(std::optional<std::uint64_t> size, FileHandle file);
   void add_written(std::uint64_t bytes);
   void set_complete();
+  void set_failed_locally(std::string error);  // Status::local
   void set_failed(unsigned upstream_status, std::string error, std::string retry_after = {},
                   std::string decision = {}, std::string error_body = {});
 

@@ -10,6 +10,7 @@
 #include <boost/beast/http/field.hpp>
 #include <openssl/evp.h>
 
+#include "registry/retry_after.hpp"
 #include "registry/upstream_connection.hpp"
 #include "registry/upstream_token.hpp"
 #include "registry/upstream_url.hpp"
@@ -123,6 +124,23 @@ class HttpResponse final : public UpstreamResponse {
   bool done_ = false;
 };
 
+// What a request gets while the upstream's Retry-After holds: its 429 again, with the
+// time left, and nothing sent.
+class HeldResponse final : public UpstreamResponse {
+ public:
+  explicit HeldResponse(std::chrono::seconds left) {
+    headers_.set(http::field::retry_after, std::to_string(left.count()));
+  }
+  unsigned status() const override { return 429; }
+  const http::fields& headers() const override { return headers_; }
+  std::optional<std::uint64_t> content_length() const override { return 0; }
+  asio::awaitable<std::size_t> read_some(asio::mutable_buffer) override { co_return 0; }
+  bool held() const override { return true; }
+
+ private:
+  http::fields headers_;
+};
+
 asio::awaitable<void> drain(UpstreamResponse& response) {
   auto length = response.content_length();
   if (length && *length > kDrainLimit) co_return;
@@ -156,6 +174,18 @@ class HttpUpstream final : public Upstream {
   const UpstreamSettings& settings() const override { return settings_; }
 
   asio::awaitable<std::unique_ptr<UpstreamResponse>> send(UpstreamRequest request) override {
+    if (auto left = hold_.left(RateLimitHold::Clock::now())) co_return std::make_unique<HeldResponse>(*left);
+    auto response = co_await send_now(std::move(request));
+    // The upstream's own 429 (not a CDN's or a token server's) holds every request to it.
+    if (response->status() == 429 && response->url().origin == base_.origin) {
+      auto wait = parse_retry_after(response->headers()[http::field::retry_after], std::chrono::system_clock::now());
+      if (wait) hold_.hold(RateLimitHold::Clock::now(), *wait);
+    }
+    co_return response;
+  }
+
+ private:
+  asio::awaitable<std::unique_ptr<HttpResponse>> send_now(UpstreamRequest request) {
     if (!request.target.starts_with('/') || !is_visible_ascii(request.target)) {
       throw UpstreamError(UpstreamError::Kind::protocol, "invalid upstream request target");
     }
@@ -203,7 +233,6 @@ class HttpUpstream final : public Upstream {
     co_return co_await follow(url, request.method, request.headers, authorization);
   }
 
- private:
   asio::awaitable<BearerToken> fetch_token(Challenge challenge, std::string scope) {
     auto realm = challenge.param("realm");
     if (!realm) throw UpstreamError(UpstreamError::Kind::auth, "bearer challenge without a realm");
@@ -304,6 +333,7 @@ class HttpUpstream final : public Upstream {
   asio::ssl::context tls_context_;
   std::shared_ptr<ConnectionPool> pool_;
   TokenCache tokens_;
+  RateLimitHold hold_;
 };
 
 }  // namespace

@@ -71,6 +71,9 @@ class UpstreamResponse {
   // UpstreamError on a reset, timeout or truncation. A response destroyed before
   // its body was read to the end closes its connection instead of reusing it.
   virtual asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer) = 0;
+  // A 429 answered without sending anything, while the upstream's earlier Retry-After
+  // holds (retry_after.hpp): not an upstream request, for those who count them.
+  virtual bool held() const { return false; }
 };
 
 class Upstream {
@@ -83,7 +86,8 @@ class Upstream {
   // Authorization on a cross-host hop), answers a 401 Bearer challenge by fetching
   // a token for request.scope (cached until it expires; concurrent requests wait for
   // one fetch; credentials are sent to a realm only on the upstream's own domain) and
-  // a 401 Basic challenge with the credentials, then retries once.
+  // a 401 Basic challenge with the credentials, then retries once. After the upstream's
+  // 429 with Retry-After, answers its 429 (held()) without sending until that time.
   virtual asio::awaitable<std::unique_ptr<UpstreamResponse>> send(UpstreamRequest request) = 0;
 };
 

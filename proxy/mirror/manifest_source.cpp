@@ -85,7 +85,7 @@ asio::awaitable<ManifestSource::Outcome> ManifestSource::ask(const Request& requ
       metrics_.count_upstream(name, 0, e.what());
       throw;
     }
-    metrics_.count_upstream(name, response->status());
+    if (!response->held()) metrics_.count_upstream(name, response->status());  // held: nothing was sent
     if (response->status() != 200) {
       auto answer = co_await upstream_answer(*response);
       co_return ManifestFailure{

@@ -136,7 +136,7 @@ asio::awaitable<std::unique_ptr<registry::UpstreamResponse>> Mirror::ask_upstrea
     metrics_.count_upstream(name, 0, e.what());
     throw;
   }
-  metrics_.count_upstream(name, response->status());
+  if (!response->held()) metrics_.count_upstream(name, response->status());  // held: nothing was sent
   co_return response;
 }
 
@@ -975,7 +975,11 @@ asio::awaitable<void> Mirror::serve_filling_blob(Exchange& x) {
       reply(x, failure_reply(x, UpstreamAnswer{status.upstream_status, status.retry_after, status.decision,
                                                status.error_body, status.error},
                              ErrorCode::blob_unknown));
-    else
+    else if (status.local) {
+      // The mirror's own trouble (no room on its disk): a 500 that closes, as for a full LMDB map.
+      reply_error(x, 500, ErrorCode::unknown, status.error);
+      x.reply->keep_alive(false);
+    } else
       reply_error(x, 502, ErrorCode::unknown, status.error);
     co_return;
   }

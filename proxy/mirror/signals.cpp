@@ -146,7 +146,7 @@ struct Signals::Lookup {
     try {
       auto request = get("/v2/" + repository + "/blobs/" + d.str(), "*/*");
       auto response = co_await upstream.send(std::move(request));
-      count(response->status());
+      if (!response->held()) count(response->status());
       if (response->status() != 200) co_return std::nullopt;
       if (auto length = response->content_length(); length && *length > max_artifact_blob) co_return too_large();
       auto bytes = co_await registry::read_body(*response, max_artifact_blob);
@@ -184,7 +184,7 @@ struct Signals::Lookup {
       try {
         auto request = get("/v2/" + repository + "/referrers/" + digest.str(), "application/vnd.oci.image.index.v1+json");
         auto response = co_await upstream.send(std::move(request));
-        count(response->status());
+        if (!response->held()) count(response->status());
         if (response->status() == 200) {
           auto body = co_await registry::read_body(*response, 4 * 1024 * 1024);
           self.meta_.put_response(

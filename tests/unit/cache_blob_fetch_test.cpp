@@ -234,6 +234,7 @@ TEST_F(BlobFetchTest, ABlobTheDiskCannotHoldFailsBeforeAnyByte) {
     auto status = fill->status();
     EXPECT_EQ(status.state, BlobFill::State::failed) << size;
     EXPECT_NE(status.error.find("no room on the mirror's disk"), std::string::npos) << status.error;
+    EXPECT_TRUE(status.local);
     EXPECT_EQ(status.written, 0u);
     EXPECT_EQ(temp_files(), 0u);
     EXPECT_FALSE(blobs_->open(digest));
@@ -291,6 +292,7 @@ TEST_F(BlobFetchTest, ABlobOfUnknownSizeStopsAtTheFreeSpaceReserve) {
   auto status = fill->status();
   EXPECT_EQ(status.state, BlobFill::State::failed);
   EXPECT_NE(status.error.find("no room on the mirror's disk"), std::string::npos) << status.error;
+  EXPECT_TRUE(status.local);
   EXPECT_EQ(status.written, 0u);
   EXPECT_FALSE(blobs_->open(digest));
   EXPECT_EQ(temp_files(), 0u);
