@@ -4,11 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh --test
-# pullgate under AddressSanitizer too, for the integration tests that check shutdown
-# and other lifetimes with it (PULLGATE_SANITIZED_BIN).
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF \
-  -DPULLGATE_SANITIZE=address >/dev/null
-cmake --build build-asan -j"$(nproc)" --target pullgate
+# The unit tests under ASan+UBSan (build-asan/; the whole sanitized suite is
+# tests/sanitize.sh), whose pullgate the integration tests that check shutdown and
+# other lifetimes run too (PULLGATE_SANITIZED_BIN).
+tests/sanitize.sh --unit
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON \
   -DPULLGATE_SANITIZED_BIN="$PWD/build-asan/pullgate" >/dev/null
 cmake --build build -j"$(nproc)"
