@@ -27,7 +27,10 @@ AdminAnswer call_admin(const Config& config, std::string_view method, std::strin
   if (config.admin_listen.empty()) throw std::runtime_error("the config has no admin listener (admin.listen)");
   auto listen = parse_host_port(config.admin_listen);
   if (!listen) throw std::runtime_error("the admin listen address " + config.admin_listen + " is not HOST:PORT");
-  const auto [host, port] = reachable_locally(*listen);
+  // Not a structured binding: clang 14 cannot capture one in the lambda below.
+  const auto reach = reachable_locally(*listen);
+  const auto& host = reach.host;
+  const auto port = reach.port;
   const std::string token = load_token(config.admin_token_path());
   const std::string where = "the admin API at " + config.admin_listen;
 

@@ -556,6 +556,7 @@ TEST(PullgateMetrics, RendersEveryFamilyWithHelp) {
       {"pullgate_cache_pinned_bytes", "gauge"},
       {"pullgate_evictions_total", "counter"},        {"pullgate_evicted_bytes_total", "counter"},
       {"pullgate_cache_garbage_removed_total", "counter"},
+      {"pullgate_connections_shed_total", "counter"},
       {"pullgate_eviction_last_run_seconds", "gauge"},
       {"pullgate_blob_fetches_in_flight", "gauge"},
       {"pullgate_verdicts_stored", "gauge"},          {"pullgate_policy_info", "gauge"},
