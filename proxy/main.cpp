@@ -273,11 +273,9 @@ int serve(const std::vector<std::string>& args) {
   }
 
   try {
-    // Before anything opens a descriptor or a listener reads the limit (README, "Limits").
-    if (auto nofile = raise_descriptor_limit(); nofile.error.empty())
-      log_event("info", "file descriptor limit", {{"limit", nofile.now}, {"was", nofile.before}});
-    else
-      log_event("warn", "file descriptor limit not raised", {{"limit", nofile.now}, {"error", nofile.error}});
+    // Before anything opens a descriptor or a listener reads the limit (README,
+    // "Limits"); logged once serving starts, so that a start that fails says one line.
+    const auto nofile = raise_descriptor_limit();
     std::filesystem::create_directories(config.data_dir);
     // Held while the server runs: `pullgate cache evict` refuses to work under it.
     auto data_lock = cache::hold_data_dir_shared(config.data_dir);
@@ -498,6 +496,10 @@ int serve(const std::vector<std::string>& args) {
                                             {"scanner_token_file", config.scanner_token_path().string()},
                                             {"metrics_token_file", config.metrics_token_path().string()}});
     }
+    if (nofile.error.empty())
+      log_event("info", "file descriptor limit", {{"limit", nofile.now}, {"was", nofile.before}});
+    else
+      log_event("warn", "file descriptor limit not raised", {{"limit", nofile.now}, {"error", nofile.error}});
     auto endpoint = server.local_endpoint();
     nlohmann::json names = nlohmann::json::array();
     for (auto& u : config.upstreams) names.push_back(u.settings.name + "=" + u.settings.url);
