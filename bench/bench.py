@@ -330,6 +330,19 @@ class Pullgate(Server):
         return sum(os.path.getsize(os.path.join(self.data, n)) for n in names)
 
 
+def start_upstream_registry(procs, work, cpus, env=None):
+    """CNCF Distribution as the upstream, storage under work/upstream, on a free port;
+    returns (port, process) once /v2/ answers."""
+    port = free_port()
+    upstream_dir = os.path.join(work, "upstream")
+    os.makedirs(os.path.join(upstream_dir, "storage"))
+    distribution_config(os.path.join(upstream_dir, "config.yml"), port, os.path.join(upstream_dir, "storage"))
+    upstream = procs.start("upstream", ["/usr/bin/docker-registry", "serve", os.path.join(upstream_dir, "config.yml")],
+                           cpus, env=env)
+    wait_ready(port, "/v2/", upstream)
+    return port, upstream
+
+
 def bench_policy():
     """A scope for the bench repository with an allow rule, so a first pull runs the
     real evaluation (scope choice, rule match) and stores its verdict."""
@@ -965,14 +978,7 @@ def main():
         docroot = os.path.join(work, "docroot")
         seed.make_static_tree(docroot, image)
 
-        upstream_port = free_port()
-        upstream_dir = os.path.join(work, "upstream")
-        os.makedirs(os.path.join(upstream_dir, "storage"))
-        distribution_config(os.path.join(upstream_dir, "config.yml"), upstream_port,
-                            os.path.join(upstream_dir, "storage"))
-        upstream = procs.start("upstream", ["/usr/bin/docker-registry", "serve", os.path.join(upstream_dir, "config.yml")],
-                               CLIENT_CPU, env=dict(os.environ, GOMAXPROCS="1"))
-        wait_ready(upstream_port, "/v2/", upstream)
+        upstream_port, upstream = start_upstream_registry(procs, work, CLIENT_CPU, env=dict(os.environ, GOMAXPROCS="1"))
         log(f"upstream on :{upstream_port}; pushing the image")
         seed.push_image(upstream_port, image)
         relay = Relay(procs, upstream_port)

@@ -458,15 +458,8 @@ def main():
         meta["pullgate_sha256"] = seed.file_sha256(copy)
         bench.PULLGATE_BIN = copy
         image = seed.make_image(os.path.join(work, "image"), 1 << 20)
-        upstream_port = bench.free_port()
-        upstream_dir = os.path.join(work, "upstream")
-        os.makedirs(os.path.join(upstream_dir, "storage"))
-        bench.distribution_config(os.path.join(upstream_dir, "config.yml"), upstream_port,
-                                  os.path.join(upstream_dir, "storage"))
-        upstream = procs.start("upstream", ["/usr/bin/docker-registry", "serve",
-                                            os.path.join(upstream_dir, "config.yml")],
-                               CLIENT_CPU, env=dict(os.environ, GOMAXPROCS="1"))
-        bench.wait_ready(upstream_port, "/v2/", upstream)
+        upstream_port, upstream = bench.start_upstream_registry(procs, work, CLIENT_CPU,
+                                                                env=dict(os.environ, GOMAXPROCS="1"))
         seed.push_image(upstream_port, image)
         upstream_url = f"http://{LOOPBACK}:{upstream_port}"
         log(f"upstream on :{upstream_port} with {image['repo']}@{image['manifest']['digest']}")

@@ -867,14 +867,7 @@ def main():
                              for i in range(2)]
                   + [make_image(os.path.join(work, "img", "b0"), "soak/blocked", "b0", DENIED_LAYERS)],
                   "flip": make_image(os.path.join(work, "img", "f0"), "soak/flip", "f0", FLIP_LAYERS)}
-        upstream_port = bench.free_port()
-        upstream_dir = os.path.join(work, "upstream")
-        os.makedirs(os.path.join(upstream_dir, "storage"))
-        bench.distribution_config(os.path.join(upstream_dir, "config.yml"), upstream_port,
-                                  os.path.join(upstream_dir, "storage"))
-        upstream = procs.start("upstream", ["/usr/bin/docker-registry", "serve",
-                                            os.path.join(upstream_dir, "config.yml")], ANY_CPU)
-        bench.wait_ready(upstream_port, "/v2/", upstream)
+        upstream_port, upstream = bench.start_upstream_registry(procs, work, ANY_CPU)
         for image in images["warm"] + images["denied"] + [images["flip"]]:
             seed.push_image(upstream_port, image)
         log(f"upstream on :{upstream_port} with {len(images['warm']) + len(images['denied']) + 1} images")

@@ -249,7 +249,7 @@ class ClientAuth(unittest.TestCase):
         status, _, _ = self.https("/v2/team/app/manifests/v1", headers=[self.basic("bob", token)])
         self.assertEqual(status, 401, "not before the reload")
         self.pg.reload()
-        h.wait_until(lambda: any(e.get("msg") == "tokens file reloaded" or e.get("message") == "tokens file reloaded"
+        h.wait_until(lambda: any(e.get("msg") == "tokens file reloaded"
                                  for e in self.pg.log_events()), 10, "the tokens file reloaded")
         status, _, body = self.https("/v2/team/app/manifests/v1",
                                      headers=[self.basic("bob", token), ("Accept", self.team.manifest_type)])
