@@ -37,6 +37,7 @@ constexpr std::array<std::pair<Kind, std::string_view>, 4> record_dirs{{{Kind::v
 constexpr std::string_view replicas_dir = "replicas/";
 constexpr std::string_view claims_dir = "claims/";
 constexpr std::string_view policy_name = "policy";
+constexpr std::string_view tokens_dir = "tokens/";
 // How many of this replica's own pending entries a full read offers to the fleet.
 constexpr std::size_t pending_offered_at_full_read = 10'000;
 
@@ -75,6 +76,9 @@ class EtcdFleet final : public Fleet, private ScanClaims {
   void offer_pending(const Digest& digest, const PendingRecord& record) override;
   ScanClaims& scan_claims() override { return *this; }
   std::int64_t put_policy(const std::string& text) override;
+  bool add_token(const std::string& name, const std::string& hash) override;
+  bool remove_token(const std::string& name) override;
+  std::map<std::string, std::string> tokens() override;
 
  private:
   ClaimAnswer claim(const Digest& digest, std::chrono::seconds ttl, const std::string& holder) override;
@@ -96,6 +100,10 @@ class EtcdFleet final : public Fleet, private ScanClaims {
   T call(const char* what, F&& f);
   asio::awaitable<void> sync();
   void deliver_policy(const std::string& text);
+  // Reads every token key and hands them to on_tokens; events at or before the read's
+  // revision are in it, so the watch's replay of them is skipped.
+  asio::awaitable<void> read_tokens(etcd::Client& client);
+  void deliver_tokens();
   asio::awaitable<void> full_read(etcd::Client& client);
   asio::awaitable<void> share_what_was_here(etcd::Client& client);
   asio::awaitable<void> watch_until_broken(etcd::Client& client);
@@ -109,6 +117,9 @@ class EtcdFleet final : public Fleet, private ScanClaims {
   const FleetSettings settings_;
   asio::io_context io_;
   std::unique_ptr<etcd::Client> client_;  // writes; the sync makes its own
+  // The fleet's client tokens as the sync last read them (the fleet's thread only).
+  std::map<std::string, std::string> tokens_;
+  std::int64_t tokens_revision_ = 0;
   std::atomic<bool> in_step_{false};
   std::atomic<bool> stopping_{false};
   mutable std::mutex mutex_;  // guards status_
@@ -238,6 +249,48 @@ void EtcdFleet::put_report(const Digest& digest, const ReportRecord& record) {
 std::int64_t EtcdFleet::put_policy(const std::string& text) {
   auto k = settings_.prefix + std::string(policy_name);
   return call<std::int64_t>("policy", [&](etcd::Client& c) { return c.put(k, text); });
+}
+
+bool EtcdFleet::add_token(const std::string& name, const std::string& hash) {
+  auto k = settings_.prefix + std::string(tokens_dir) + name;
+  std::vector<etcd::Write> writes{{etcd::Write::Type::put, k, hash, 0}};
+  auto done = call<std::optional<std::int64_t>>("token", [&](etcd::Client& c) { return c.commit(writes, {k}); });
+  return done.has_value();
+}
+
+bool EtcdFleet::remove_token(const std::string& name) {
+  auto k = settings_.prefix + std::string(tokens_dir) + name;
+  return call<bool>("token removal", [&](etcd::Client& c) -> asio::awaitable<bool> {
+    auto found = co_await c.get(k);
+    if (!found) co_return false;
+    co_await c.erase(k);
+    co_return true;
+  });
+}
+
+std::map<std::string, std::string> EtcdFleet::tokens() {
+  auto dir = settings_.prefix + std::string(tokens_dir);
+  auto range = call<etcd::Range>("token listing", [&](etcd::Client& c) { return c.range_prefix(dir); });
+  std::map<std::string, std::string> out;
+  for (auto& kv : range.kvs) out[kv.key.substr(dir.size())] = std::move(kv.value);
+  return out;
+}
+
+asio::awaitable<void> EtcdFleet::read_tokens(etcd::Client& client) {
+  auto dir = settings_.prefix + std::string(tokens_dir);
+  auto range = co_await client.range_prefix(dir);
+  tokens_.clear();
+  for (auto& kv : range.kvs) tokens_[kv.key.substr(dir.size())] = std::move(kv.value);
+  tokens_revision_ = range.revision;
+  deliver_tokens();
+}
+
+void EtcdFleet::deliver_tokens() {
+  try {
+    settings_.on_tokens(tokens_);
+  } catch (const std::exception& e) {
+    if (settings_.log) settings_.log("error", std::string("fleet: the tokens from etcd were not applied: ") + e.what());
+  }
 }
 
 void EtcdFleet::deliver_policy(const std::string& text) {
@@ -468,10 +521,11 @@ asio::awaitable<void> EtcdFleet::watch_until_broken(etcd::Client& client) {
       settings_.log("warn", "fleet: etcd holds no policy document yet (fleet.policy: etcd); push one with "
                             "`pullgate policy push FILE`");
   }
+  if (settings_.on_tokens) co_await read_tokens(client);
   const std::int64_t caught_up_at = beat;
   auto on_batch = [&](const etcd::WatchBatch& answer) {
     FleetBatch batch;
-    bool caught_up = false;
+    bool caught_up = false, tokens_changed = false;
     for (const auto& event : answer.events) {
       std::string_view k = event.kv.key;
       if (!k.starts_with(settings_.prefix)) continue;
@@ -481,6 +535,14 @@ asio::awaitable<void> EtcdFleet::watch_until_broken(etcd::Client& client) {
         if (event.type == etcd::Event::Type::put) deliver_policy(event.kv.value);
         else if (settings_.log)
           settings_.log("warn", "fleet: the policy document was deleted from etcd; the one in force stays");
+        continue;
+      }
+      if (k.starts_with(tokens_dir) && k.size() > tokens_dir.size()) {
+        if (!settings_.on_tokens || event.kv.mod_revision <= tokens_revision_) continue;
+        std::string name(k.substr(tokens_dir.size()));
+        if (event.type == etcd::Event::Type::put) tokens_[name] = event.kv.value;
+        else tokens_.erase(name);
+        tokens_changed = true;
         continue;
       }
       if (k.starts_with(replicas_dir)) {
@@ -495,6 +557,7 @@ asio::awaitable<void> EtcdFleet::watch_until_broken(etcd::Client& client) {
       }
     }
     if (batch.revision > 0) apply(std::move(batch), false);
+    if (tokens_changed) deliver_tokens();
     if (caught_up && !in_step_.exchange(true) && settings_.log)
       settings_.log("info", "fleet: in step with etcd at revision " + std::to_string(meta_.fleet_revision()) + " via " +
                                 client.endpoint());

@@ -13,6 +13,8 @@
 //   pending/<digest>      a digest awaiting a scan
 //   replicas/<id>         each replica's heartbeat: {"replica","revision","at_ms"}
 //   policy                the policy document (fleet.policy: etcd), as its file would hold it
+//   tokens/<name>         a client token's hash (fleet.tokens: etcd), "sha256:<hex>" as the
+//                         tokens file writes it (proxy/access/tokens.hpp); the token is nowhere
 //   claims/<digest>       a scanner's claim on a pending digest: {"holder","replica","at_ms"},
 //                         bound to an etcd lease with the claim's TTL (cache/scan_claims.hpp)
 // The values are the records as LMDB keeps them, so a replica applies them as they are.
@@ -56,6 +58,10 @@ struct FleetSettings {
   // time the sync (re)connects and each time the key is written, on the fleet's own
   // thread (so possibly with a text already applied). Unset: the key is not read.
   std::function<void(const std::string& text)> on_policy;
+  // The client tokens kept in etcd (fleet.tokens: etcd), all of them, name -> hash
+  // text: called each time the sync (re)connects and after each watch answer that
+  // changes one, on the fleet's own thread. Unset: the keys are not read.
+  std::function<void(const std::map<std::string, std::string>& tokens)> on_tokens;
 };
 
 struct FleetStatus {
@@ -115,6 +121,12 @@ class Fleet {
   // Writes the policy document (its text, checked by the caller); returns etcd's
   // revision of the write. Every replica with on_policy set applies it.
   virtual std::int64_t put_policy(const std::string& text) = 0;
+  // Client tokens (fleet.tokens: etcd), one key per name holding the token's hash
+  // text. add_token: false when the name has one already (nothing written).
+  // remove_token: false when it has none. tokens: all of them, name -> hash text.
+  virtual bool add_token(const std::string& name, const std::string& hash) = 0;
+  virtual bool remove_token(const std::string& name) = 0;
+  virtual std::map<std::string, std::string> tokens() = 0;
   // Scanners' claims on pending digests, in etcd (remote(); calls throw
   // FleetUnavailable when etcd does not answer). The claim id is the etcd lease's.
   virtual ScanClaims& scan_claims() = 0;

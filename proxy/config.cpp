@@ -189,6 +189,8 @@ void parse_fleet(const json& fleet, Config& config, std::vector<std::string>& er
     r.mistake("on_store_down", "must be \"fail_closed\" or \"serve_cached\"");
   r.string("policy", f.policy);
   if (f.policy != "file" && f.policy != "etcd") r.mistake("policy", "must be \"file\" or \"etcd\"");
+  r.string("tokens", f.tokens);
+  if (f.tokens != "file" && f.tokens != "etcd") r.mistake("tokens", "must be \"file\" or \"etcd\"");
   if (auto* etcd = r.object("etcd")) {
     FieldReader e(*etcd, "fleet.etcd.", errors);
     std::string password_file;
@@ -248,6 +250,11 @@ void validate(Config& config, std::vector<std::string>& errors) {
   if (config.fleet.policy_in_etcd() && !config.policy_file.empty())
     errors.push_back("gate.policy_file: not with fleet.policy \"etcd\" (the policy is etcd's; push a file with "
                      "`pullgate policy push FILE`)");
+  if (config.fleet.tokens_in_etcd() && !config.fleet.enabled())
+    errors.push_back("fleet.tokens: \"etcd\" needs fleet.etcd.endpoints");
+  if (config.fleet.tokens_in_etcd() && !config.clients.tokens_file.empty())
+    errors.push_back("clients.tokens_file: not with fleet.tokens \"etcd\" (the tokens are etcd's; add one with "
+                     "`pullgate token new NAME --config CONFIG`)");
   if (!parse_host_port(config.listen)) errors.push_back("listen: must be HOST:PORT, got \"" + config.listen + "\"");
   if (!config.admin_listen.empty() && !parse_host_port(config.admin_listen))
     errors.push_back("admin.listen: must be HOST:PORT or empty, got \"" + config.admin_listen + "\"");
@@ -263,8 +270,8 @@ void validate(Config& config, std::vector<std::string>& errors) {
     errors.push_back("clients.certificates: \"require\" needs clients.ca_file");
   for (auto* f : {&config.clients.ca_file, &config.clients.tokens_file})
     if (!f->empty() && !std::ifstream(*f)) errors.push_back("clients: cannot read " + *f);
-  if (config.clients.anonymous && !config.clients.enabled())
-    errors.push_back("clients.anonymous: has no effect without clients.ca_file or clients.tokens_file "
+  if (config.clients.anonymous && !config.client_auth())
+    errors.push_back("clients.anonymous: has no effect without clients.ca_file, clients.tokens_file or fleet.tokens "
                      "(without them every client is anonymous)");
 
   std::set<std::string> names;
@@ -283,14 +290,14 @@ void validate(Config& config, std::vector<std::string>& errors) {
 }  // namespace
 
 std::string open_listener_warning(const Config& config) {
-  if (config.clients.enabled()) return {};
+  if (config.client_auth()) return {};
   auto listen = parse_host_port(config.listen);
   if (!listen) return {};
   const auto& host = listen->host;
   if (host == "localhost" || host.starts_with("127.") || host == "::1") return {};
   return "listen: " + config.listen + " is reachable from other hosts and no client authentication is configured "
-         "(clients.ca_file, clients.tokens_file): anyone who reaches it pulls whatever the upstreams serve this "
-         "mirror, private images included; that is only safe for a node-local mirror on loopback";
+         "(clients.ca_file, clients.tokens_file, fleet.tokens): anyone who reaches it pulls whatever the upstreams "
+         "serve this mirror, private images included; that is only safe for a node-local mirror on loopback";
 }
 
 std::unique_ptr<cache::MetaStore> open_meta_store(const Config& config) {

@@ -48,20 +48,25 @@ struct FleetConfig {
   // own) or "etcd" (the key <prefix>policy, one for the fleet, written with
   // `pullgate policy push`; each replica keeps its last copy in the data directory).
   std::string policy = "file";
+  // Where client tokens come from: "file" (clients.tokens_file, each replica its own)
+  // or "etcd" (the keys <prefix>tokens/<name>, one set for the fleet, written with
+  // `pullgate token new NAME --config CONFIG`; each replica keeps its last copy in the
+  // data directory and authenticates from it while etcd is away).
+  std::string tokens = "file";
 
   bool enabled() const { return !etcd_endpoints.empty(); }
   bool policy_in_etcd() const { return policy == "etcd"; }
+  bool tokens_in_etcd() const { return tokens == "etcd"; }
 };
 
 // Who may connect to the registry listener (README, "Who may pull"). Off when
-// neither a client CA nor a tokens file is named: every client is "anonymous".
+// neither a client CA nor tokens (a file, or the fleet's) are named: every client is
+// "anonymous" (Config::client_auth).
 struct ClientsConfig {
   std::string ca_file;              // mutual TLS: client certificates issued by these CAs (needs tls.*)
   std::string certificates = "optional";  // "require": no handshake without one; "optional": tokens too
   std::string tokens_file;          // NAME sha256:<hex> lines (`pullgate token new`)
   bool anonymous = false;           // with auth on: clients without credentials get in as "anonymous"
-
-  bool enabled() const { return !ca_file.empty() || !tokens_file.empty(); }
 };
 
 struct Config {
@@ -129,6 +134,11 @@ struct Config {
   std::filesystem::path audit_log_path() const {
     return audit_log.empty() ? data_dir / "audit.log" : std::filesystem::path(audit_log);
   }
+  // Whether the registry listener authenticates its clients at all.
+  bool client_auth() const { return !clients.ca_file.empty() || !clients.tokens_file.empty() || fleet.tokens_in_etcd(); }
+  // This replica's copy of the fleet's client tokens (fleet.tokens "etcd"), in the
+  // tokens file's format: what it authenticates with while etcd is away.
+  std::filesystem::path fleet_tokens_path() const { return data_dir / "fleet-tokens"; }
 };
 
 // "200GiB", "500MiB", "10KiB", "1024B" or "1024" (bytes); nullopt when it is not one

@@ -69,8 +69,14 @@ cancels what is left, flushes the audit log and exits 0.
 ServerOptions listener(const std::string& address, const Config& c) {
   auto hp = parse_host_port(address);
   if (!hp) throw std::runtime_error("listen: bad address " + address);
-  return ServerOptions{hp->host, hp->port, "", "", c.max_header_bytes, c.max_requests_per_connection,
-                       c.idle_timeout_s, c.header_timeout_s, 0};
+  ServerOptions options;
+  options.host = hp->host;
+  options.port = hp->port;
+  options.max_header_bytes = c.max_header_bytes;
+  options.max_requests_per_connection = c.max_requests_per_connection;
+  options.idle_timeout_s = c.idle_timeout_s;
+  options.header_timeout_s = c.header_timeout_s;
+  return options;
 }
 ServerOptions mirror_listener(const Config& c) {
   auto options = listener(c.listen, c);
@@ -315,6 +321,14 @@ int serve(const std::vector<std::string>& args) {
     record_policy();
     Gate gate(*meta, policy, audit, metrics, config.audit_on_full == "serve", clock);
     gate.set_replica(config.fleet.replica_id);
+    // Client authentication on the registry listener (README, "Who may pull"); with
+    // fleet.tokens "etcd", from this replica's copy of the fleet's tokens until the
+    // fleet's own arrive.
+    std::unique_ptr<access::Authenticator> authenticator;
+    if (config.client_auth())
+      authenticator = std::make_unique<access::Authenticator>(access::ClientAuthSettings{
+          config.fleet.tokens_in_etcd() ? config.fleet_tokens_path().string() : config.clients.tokens_file,
+          !config.clients.ca_file.empty(), config.clients.anonymous, config.fleet.tokens_in_etcd()});
     // The fleet store (docs/fleet.md): etcd watched into LMDB; the gate decides from
     // LMDB whatever etcd does.
     std::unique_ptr<cache::Fleet> fleet;
@@ -329,6 +343,27 @@ int serve(const std::vector<std::string>& args) {
           if (outcome == FleetPolicyOutcome::applied) record_policy();
           if (outcome == FleetPolicyOutcome::applied)
             asio::post(blocking, [&, in_force = policy.get()] { sweep_removed_scopes(*meta, *in_force, metrics); });
+        };
+      }
+      if (config.fleet.tokens_in_etcd()) {
+        // On the fleet's thread only: what was last put in force, so that a reconnect
+        // bringing the same tokens says nothing.
+        settings.on_tokens = [&, in_force = std::string()](const std::map<std::string, std::string>& keys) mutable {
+          std::vector<std::string> refused;
+          auto tokens = access::tokens_from_fleet(keys, refused);
+          for (const auto& why : refused)
+            log_event("error", "a client token in the fleet store was refused; the others are in force",
+                      {{"error", why}});
+          auto text = access::token_file_text(tokens);
+          if (text == in_force) return;
+          const auto count = tokens.entries().size();
+          authenticator->replace(std::move(tokens));
+          in_force = text;
+          std::string error;
+          if (!write_file_whole(text, config.fleet_tokens_path(), error))
+            log_event("warn", "the fleet's client tokens are in force but no copy was kept (a restart without etcd "
+                              "starts with the older copy)", {{"error", error}});
+          log_event("info", "client tokens from the fleet store (etcd) in force", {{"tokens", count}});
         };
       }
       fleet = cache::Fleet::make(*meta, std::move(settings));
@@ -386,15 +421,10 @@ int serve(const std::vector<std::string>& args) {
                                       "Whole-store reads from etcd applied since start (first sync, compaction).",
                                       [f] { return static_cast<double>(f->status().full_reads); });
     }
-    // Client authentication on the registry listener (README, "Who may pull").
-    std::unique_ptr<access::Authenticator> authenticator;
-    if (config.clients.enabled())
-      authenticator = std::make_unique<access::Authenticator>(access::ClientAuthSettings{
-          config.clients.tokens_file, !config.clients.ca_file.empty(), config.clients.anonymous});
     auto reload = [&] {
       // The tokens file goes with the policy: one SIGHUP (or POST /v1/policy/reload)
       // puts both in force; a file with a mistake leaves the tokens in force.
-      if (authenticator) {
+      if (authenticator && !config.fleet.tokens_in_etcd()) {
         if (auto error = authenticator->reload()) log_event("error", "tokens file refused; the old tokens stay", {{"error", *error}});
         else if (!config.clients.tokens_file.empty())
           log_event("info", "tokens file reloaded", {{"tokens", authenticator->tokens()}});
@@ -522,6 +552,7 @@ int serve(const std::vector<std::string>& args) {
       log_event("info", "client authentication",
                 {{"certificates", config.clients.ca_file.empty() ? "off" : config.clients.certificates},
                  {"tokens", authenticator->tokens()},
+                 {"tokens_from", config.fleet.tokens_in_etcd() ? "etcd" : "file"},
                  {"anonymous", config.clients.anonymous}});
 
     asio::signal_set hangup(ioc, SIGHUP);

@@ -1,6 +1,7 @@
 #include "proxy/access/authenticator.hpp"
 
 #include <cctype>
+#include <filesystem>
 #include <stdexcept>
 
 #include "policy/access.hpp"
@@ -34,11 +35,14 @@ Authenticator::Authenticator(ClientAuthSettings settings)
 
 std::optional<std::string> Authenticator::reload() {
   if (settings_.tokens_file.empty()) return std::nullopt;
+  if (settings_.fleet_tokens && !std::filesystem::exists(settings_.tokens_file)) return std::nullopt;
   auto loaded = load_token_file(settings_.tokens_file);
   if (auto* error = std::get_if<std::string>(&loaded)) return *error;
   tokens_.store(std::make_shared<const TokenFile>(std::move(std::get<TokenFile>(loaded))));
   return std::nullopt;
 }
+
+void Authenticator::replace(TokenFile tokens) { tokens_.store(std::make_shared<const TokenFile>(std::move(tokens))); }
 
 Authentication Authenticator::authenticate(std::string_view peer_identity, std::string_view authorization) const {
   const Authentication anonymous{Authentication::Result::anonymous, std::string(policy::anonymous_identity), {}};

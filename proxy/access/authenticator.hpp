@@ -18,6 +18,10 @@ struct ClientAuthSettings {
   std::string tokens_file;    // empty: no tokens
   bool certificates = false;  // the listener verifies client certificates (mutual TLS)
   bool anonymous = false;     // clients without credentials get in, as "anonymous"
+  // The tokens are the fleet's (fleet.tokens "etcd"): tokens_file is this replica's
+  // copy of them, missing until etcd's first arrive (no tokens meanwhile), and
+  // replace() puts the fleet's in force.
+  bool fleet_tokens = false;
 
   bool enabled() const { return certificates || !tokens_file.empty(); }
 };
@@ -36,6 +40,8 @@ class Authenticator {
   // Reads the tokens file again; on a mistake the tokens in force stay and the line
   // saying what is wrong is returned.
   std::optional<std::string> reload();
+  // Puts these tokens in force (the fleet's, as etcd has them).
+  void replace(TokenFile tokens);
 
   const ClientAuthSettings& settings() const { return settings_; }
   // A client without credentials is refused (401) rather than let in as anonymous.

@@ -142,4 +142,28 @@ std::string token_line(std::string_view name, std::string_view token) {
   return std::string(name) + " " + token_hash_text(hash_token(token)) + "\n";
 }
 
+TokenFile tokens_from_fleet(const std::map<std::string, std::string>& keys, std::vector<std::string>& refused) {
+  std::vector<TokenEntry> entries;
+  for (const auto& [name, hash] : keys) {
+    // A name or value with a line break in it would be two lines here: refused too.
+    auto parsed = name.find_first_of("\r\n") == std::string::npos && hash.find_first_of("\r\n") == std::string::npos
+                      ? parse_token_file(name + " " + hash)
+                      : std::variant<TokenFile, std::string>(std::string("a line break in the name or the hash"));
+    if (auto* error = std::get_if<std::string>(&parsed)) {
+      refused.push_back("tokens/" + printable(name) + ": " + (error->starts_with("line 1: ") ? error->substr(8) : *error));
+      continue;
+    }
+    auto& file = std::get<TokenFile>(parsed);
+    if (file.entries().size() == 1) entries.push_back(file.entries().front());
+    else refused.push_back("tokens/" + printable(name) + ": an empty or commented-out entry");
+  }
+  return TokenFile(std::move(entries));
+}
+
+std::string token_file_text(const TokenFile& tokens) {
+  std::string out = "# The fleet's client tokens (etcd), as this replica last had them. Written by pullgate.\n";
+  for (const auto& entry : tokens.entries()) out += entry.name + " " + token_hash_text(entry.hash) + "\n";
+  return out;
+}
+
 }  // namespace pullgate::proxy::access

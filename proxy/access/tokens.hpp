@@ -10,6 +10,7 @@
 // stores). A client sends the token itself, as the password of Basic
 // (`NAME:TOKEN`) or as a Bearer token; it is hashed and compared in constant time.
 #include <array>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,5 +61,13 @@ std::string new_token();
 
 // The file's line for a token: "NAME sha256:<hex>\n".
 std::string token_line(std::string_view name, std::string_view token);
+
+// The fleet's tokens (etcd keys tokens/<name> holding "sha256:<hex>"), each checked
+// as a line of the file would be; one that does not check out is left out, and
+// `refused` gets a line naming it and why (one bad key written by hand must not keep
+// every other token out).
+TokenFile tokens_from_fleet(const std::map<std::string, std::string>& keys, std::vector<std::string>& refused);
+// The file's text for these entries (a replica's copy of the fleet's).
+std::string token_file_text(const TokenFile& tokens);
 
 }  // namespace pullgate::proxy::access

@@ -24,7 +24,10 @@ const char token_help[] = R"(Usage: pullgate token new NAME (--file FILE | --con
 
 Client tokens for the registry listener (clients.tokens_file; README, "Who may pull").
 The file holds one line per identity, NAME sha256:<hex of the token's SHA-256>;
-tokens themselves are stored nowhere.
+tokens themselves are stored nowhere. With a CONFIG that says fleet.tokens "etcd",
+the tokens are the fleet's: one etcd key per NAME (<prefix>tokens/NAME) holding the
+hash, which every replica's watch brings; the command then needs the config's data
+directory, as `pullgate policy push` does.
 
   new NAME   makes a random 256-bit token for NAME, appends its hash to the file
              (created with mode 0600 when missing) and prints the token once, on
@@ -33,7 +36,8 @@ tokens themselves are stored nowhere.
   rm NAME    removes NAME's line.
   ls         the names in the file.
 
-A running server reads the file again on SIGHUP (or POST /v1/policy/reload).
+A running server reads the file again on SIGHUP (or POST /v1/policy/reload); the
+fleet's tokens are in force on every replica as soon as its watch brings them.
 NAME: 1 to 128 letters, digits, '.', '_', '-' or '@'; not "anonymous".
 )";
 
@@ -125,6 +129,38 @@ int remove(const std::string& path, const std::string& name) {
   return 0;
 }
 
+// The same three commands on the fleet's tokens (fleet.tokens "etcd").
+int in_fleet(const std::string& command, const Config& config, const std::string& name) {
+  auto meta = open_existing_store(config);
+  if (!meta) return 1;
+  auto writes = cli_writes(config, *meta);
+  if (!writes) return 1;
+  auto& fleet = *writes->fleet;
+  if (command == "ls") {
+    for (const auto& entry : fleet.tokens()) std::cout << entry.first << "\n";
+    return 0;
+  }
+  if (command == "rm") {
+    if (!fleet.remove_token(name)) {
+      std::cerr << "pullgate: the fleet store (etcd) has no token for " << name << "\n";
+      return 1;
+    }
+    std::cerr << "token for " << name << " removed from the fleet store (etcd); replicas refuse it as their watch "
+                 "brings the removal\n";
+    return 0;
+  }
+  const auto token = access::new_token();
+  if (!fleet.add_token(name, access::token_hash_text(access::hash_token(token)))) {
+    std::cerr << "pullgate: the fleet store (etcd) already has a token for " << name << " (pullgate token rm " << name
+              << " first)\n";
+    return 1;
+  }
+  std::cout << token << "\n";
+  std::cerr << "token for " << name << " added to the fleet store (etcd); it is shown only now. Replicas take it as "
+               "their watch brings it.\n";
+  return 0;
+}
+
 }  // namespace
 
 int run_token(const std::vector<std::string>& args) {
@@ -141,18 +177,28 @@ int run_token(const std::vector<std::string>& args) {
   const auto* file = cli.get("--file");
   const auto* config_file = cli.get("--config");
   if (!file == !config_file) return usage("name the tokens file with --file FILE or --config CONFIG", "token");
+  if (command != "ls" && !policy::is_identity_name(cli.positional[0]))
+    return usage("\"" + cli.positional[0] + "\" is not an identity name (1 to 128 letters, digits, '.', '_', '-' or "
+                 "'@'; not \"anonymous\")", "token");
   std::string path;
   if (file) {
     path = *file;
   } else {
-    auto loaded = load_config_file(*config_file);
-    for (auto& e : loaded.errors) std::cerr << *config_file << ": " << e << "\n";
-    if (!loaded.errors.empty()) return 1;
-    if (loaded.config.clients.tokens_file.empty()) {
-      std::cerr << "pullgate: " << *config_file << " names no clients.tokens_file\n";
+    auto config = cli_config(cli);
+    if (!config) return 1;
+    if (config->fleet.tokens_in_etcd()) {
+      try {
+        return in_fleet(command, *config, command == "ls" ? std::string() : cli.positional[0]);
+      } catch (const std::exception& e) {
+        std::cerr << "pullgate: " << e.what() << "\n";
+        return 1;
+      }
+    }
+    if (config->clients.tokens_file.empty()) {
+      std::cerr << "pullgate: " << *config_file << " names no clients.tokens_file and no fleet.tokens \"etcd\"\n";
       return 1;
     }
-    path = loaded.config.clients.tokens_file;
+    path = config->clients.tokens_file;
   }
   try {
     if (command == "ls") {
@@ -164,9 +210,6 @@ int run_token(const std::vector<std::string>& args) {
       return 0;
     }
     const auto& name = cli.positional[0];
-    if (!policy::is_identity_name(name))
-      return usage("\"" + name + "\" is not an identity name (1 to 128 letters, digits, '.', '_', '-' or '@'; not "
-                   "\"anonymous\")", "token");
     return command == "new" ? add(path, name) : remove(path, name);
   } catch (const std::exception& e) {
     std::cerr << "pullgate: " << e.what() << "\n";

@@ -114,11 +114,7 @@ std::optional<policy::Policy> load_fleet_policy_copy(const std::filesystem::path
   return std::move(result.policy);
 }
 
-namespace {
-
-// Written to a temporary file, synced, renamed over: a crash leaves the old copy or
-// the new one.
-bool keep_copy(const std::string& text, const std::filesystem::path& copy, std::string& error, mode_t mode = 0600) {
+bool write_file_whole(const std::string& text, const std::filesystem::path& copy, std::string& error, mode_t mode) {
   auto tmp = copy;
   tmp += ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -144,8 +140,6 @@ bool keep_copy(const std::string& text, const std::filesystem::path& copy, std::
   return ok;
 }
 
-}  // namespace
-
 FleetPolicyOutcome apply_fleet_policy(const std::string& text, const std::filesystem::path& copy,
                                       PolicyHolder& holder) {
   auto result = parse_fleet_policy(text);
@@ -157,7 +151,7 @@ FleetPolicyOutcome apply_fleet_policy(const std::string& text, const std::filesy
   auto version = result.policy->version;
   if (version == holder.get()->version) return FleetPolicyOutcome::unchanged;
   std::string error;
-  if (!keep_copy(text, copy, error))
+  if (!write_file_whole(text, copy, error))
     log_event("warn", "the fleet's policy is in force but no copy was kept (a restart without etcd waits for it)",
               {{"error", error}});
   holder.set(std::move(*result.policy));
@@ -174,7 +168,7 @@ bool record_policy_in_force(const std::filesystem::path& data_dir, const PolicyI
                       {"since_ms", record.since_ms}, {"pid", record.pid}};
   // Readable by whoever may read the data directory: it names a file and a version,
   // nothing secret, and the command line may run as another user than the server.
-  return keep_copy(j.dump() + "\n", policy_in_force_path(data_dir), error, 0644);
+  return write_file_whole(j.dump() + "\n", policy_in_force_path(data_dir), error, 0644);
 }
 
 std::optional<PolicyInForce> read_policy_in_force(const std::filesystem::path& data_dir, std::string& error) {

@@ -1,6 +1,8 @@
 #pragma once
 // The policy as a file: read, parsed, its key files read (their content is part of
 // the policy's version), and reloaded into the holder the gate reads.
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -31,6 +33,10 @@ std::optional<policy::Policy> load_fleet_policy_copy(const std::filesystem::path
 // at `copy` (written whole or not at all). A text that does not validate leaves the
 // policy in force. Logs either way; returns whether a new policy is in force.
 enum class FleetPolicyOutcome { applied, unchanged, refused };
+// Writes `text` to `path` whole or not at all: a temporary file beside it, synced and
+// renamed over it, so a crash leaves the old file or the new one. False: `error` says why.
+bool write_file_whole(const std::string& text, const std::filesystem::path& path, std::string& error,
+                      mode_t mode = 0600);
 FleetPolicyOutcome apply_fleet_policy(const std::string& text, const std::filesystem::path& copy, PolicyHolder& holder);
 
 // The policy a server decides under, recorded in its data directory each time one

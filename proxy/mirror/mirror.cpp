@@ -1152,11 +1152,9 @@ SharedDecision Mirror::upstream_decision(const Digest& digest, const SharedDecis
 }
 
 GateRequest Mirror::gate_request(const Exchange& x, ArtifactKind kind, const Digest& digest) const {
-  GateRequest r{kind, x.upstream->config.settings.name, x.repository, std::nullopt, digest,
-                x.context.client, x.request_id, x.request.method_string()};
+  GateRequest r{kind, x.upstream->config.settings.name, x.repository, std::nullopt, digest, x.context.client,
+                x.request_id, x.request.method_string(), x.route.ns.has_value(), x.identity};
   if (x.route.reference && x.route.reference->tag()) r.tag = x.route.reference->tag()->str();
-  r.via_ns = x.route.ns.has_value();
-  r.identity = x.identity;
   return r;
 }
 

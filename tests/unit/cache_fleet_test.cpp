@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -244,6 +245,40 @@ TEST_F(FleetTest, ThePolicyDocumentReachesEveryReplicaThatListens) {
   }));
   std::lock_guard lock(mutex);
   EXPECT_EQ(seen.front(), "first");
+}
+
+TEST_F(FleetTest, ClientTokensReachEveryReplicaAndGoWithTheirRemoval) {
+  auto a_store = store("a"), b_store = store("b");
+  auto a = syncing(*a_store, "a");
+  const std::string hash_ci = "sha256:" + std::string(64, 'c'), hash_ops = "sha256:" + std::string(64, 'd');
+  ASSERT_TRUE(a->add_token("ci", hash_ci));  // before b listens: b reads it when it connects
+  EXPECT_FALSE(a->add_token("ci", hash_ops)) << "a name has one token; a second is refused, not overwritten";
+  std::mutex mutex;
+  std::vector<std::map<std::string, std::string>> seen;
+  auto s = settings("b", *etcd_);
+  s.on_tokens = [&](const std::map<std::string, std::string>& tokens) {
+    std::lock_guard lock(mutex);
+    seen.push_back(tokens);
+  };
+  auto b = Fleet::make(*b_store, s);
+  b->start_sync();
+  ASSERT_TRUE(eventually([&] { return b->in_step(); }, 30s));
+  auto last = [&] {
+    std::lock_guard lock(mutex);
+    return seen.empty() ? std::map<std::string, std::string>{{"-", "nothing delivered"}} : seen.back();
+  };
+  EXPECT_EQ(last(), (std::map<std::string, std::string>{{"ci", hash_ci}}));
+  ASSERT_TRUE(a->add_token("ops@corp", hash_ops));
+  ASSERT_TRUE(eventually([&] { return last().size() == 2; })) << last().size();
+  EXPECT_EQ(last().at("ops@corp"), hash_ops);
+  EXPECT_EQ(a->tokens(), last());
+  ASSERT_TRUE(a->remove_token("ci"));
+  EXPECT_FALSE(a->remove_token("ci"));
+  ASSERT_TRUE(eventually([&] { return last().size() == 1; }));
+  EXPECT_EQ(last(), (std::map<std::string, std::string>{{"ops@corp", hash_ops}}));
+  // Tokens are not records: the full read and the watch leave LMDB as it was.
+  EXPECT_EQ(b_store->verdict_count(), 0u);
+  EXPECT_TRUE(b_store->list_exceptions().empty());
 }
 
 TEST_F(FleetTest, WithEtcdGoneWritesThrowAndLandNowhere) {

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "proxy/access/authenticator.hpp"
 #include "proxy/access/tokens.hpp"
@@ -83,7 +84,10 @@ class AuthenticatorTest : public ::testing::Test {
     write(token_line("ci", "token-ci"));
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-  void write(const std::string& text) { std::ofstream(tokens_, std::ios::trunc) << text; }
+  void write(const std::string& text) { write_file(tokens_, text); }
+  static void write_file(const std::string& path, const std::string& text) {
+    std::ofstream(path, std::ios::trunc) << text;
+  }
   static std::string basic(const std::string& user_token) { return "Basic " + registry::base64_encode(user_token); }
 
   std::filesystem::path dir_;
@@ -156,6 +160,43 @@ TEST_F(AuthenticatorTest, AnUnreadableFileAtStartIsOneLine) {
   } catch (const std::runtime_error& e) {
     EXPECT_EQ(std::string(e.what()), "tokens file " + (dir_ / "missing").string() + ": cannot read it");
   }
+}
+
+TEST_F(AuthenticatorTest, FleetTokensStartFromTheCopyOrNoneAndAreReplacedWhole) {
+  const auto copy = (dir_ / "fleet-tokens").string();
+  Authenticator empty({copy, false, false, true});  // no copy yet: no tokens, not an error
+  EXPECT_EQ(empty.tokens(), 0u);
+  EXPECT_EQ(empty.authenticate("", "Bearer token-ci").result, Result::refused);
+  EXPECT_TRUE(empty.required());
+
+  std::vector<std::string> refused;
+  auto tokens = tokens_from_fleet({{"ci", token_hash_text(hash_token("token-ci"))},
+                                   {"bob", token_hash_text(hash_token("token-bob"))},
+                                   {"anonymous", token_hash_text(hash_token("x"))},
+                                   {"eve", "pgt_a-token-not-its-hash"},
+                                   {"mallory", "sha256:" + std::string(64, 'a') + "\nroot sha256:" + std::string(64, 'b')},
+                                   {"#x", token_hash_text(hash_token("y"))}},
+                                  refused);
+  ASSERT_EQ(tokens.entries().size(), 2u);
+  EXPECT_EQ(tokens.entries()[0].name, "bob");
+  EXPECT_EQ(tokens.entries()[1].name, "ci");
+  ASSERT_EQ(refused.size(), 4u);
+  EXPECT_EQ(refused[0], "tokens/#x: an empty or commented-out entry");
+  EXPECT_TRUE(refused[1].starts_with("tokens/anonymous: \"anonymous\" is not an identity name")) << refused[1];
+  EXPECT_EQ(refused[2],
+            "tokens/eve: the hash must be sha256:<64 lowercase hex digits> (the file holds hashes, never tokens)");
+  EXPECT_EQ(refused[3], "tokens/mallory: a line break in the name or the hash");
+
+  // The copy a replica keeps reads back as the same tokens, through the file parser.
+  write_file(copy, token_file_text(tokens));
+  Authenticator from_copy({copy, false, false, true});
+  EXPECT_EQ(from_copy.tokens(), 2u);
+  EXPECT_EQ(from_copy.authenticate("", basic("bob:token-bob")).identity, "bob");
+
+  empty.replace(std::move(tokens));
+  EXPECT_EQ(empty.authenticate("", basic("ci:token-ci")).identity, "ci");
+  empty.replace(TokenFile());
+  EXPECT_EQ(empty.authenticate("", basic("ci:token-ci")).result, Result::refused) << "a removal takes effect";
 }
 
 }  // namespace

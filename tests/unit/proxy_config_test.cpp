@@ -271,6 +271,22 @@ TEST(Config, TheFleetPolicyIsEtcdsOrTheFilesNotBoth) {
                         "gate.policy_file: not with fleet.policy \"etcd\""));
 }
 
+TEST(Config, ClientTokensAreEtcdsOrAFilesNotBoth) {
+  auto ok = parse_config(R"({"listen": "0.0.0.0:5000", "clients": {"anonymous": true},
+                             "fleet": {"tokens": "etcd", "etcd": {"endpoints": ["http://127.0.0.1:2379"]}}})");
+  EXPECT_TRUE(ok.errors.empty()) << ok.errors.front();
+  EXPECT_TRUE(ok.config.fleet.tokens_in_etcd());
+  EXPECT_TRUE(ok.config.client_auth());
+  EXPECT_EQ(open_listener_warning(ok.config), "") << "the fleet's tokens authenticate clients";
+  EXPECT_EQ(ok.config.fleet_tokens_path(), ok.config.data_dir / "fleet-tokens");
+  EXPECT_FALSE(parse_config("{}").config.client_auth());
+  EXPECT_TRUE(has_error(parse_config(R"({"fleet": {"tokens": "etcd"}})"), "fleet.tokens: \"etcd\" needs fleet.etcd.endpoints"));
+  EXPECT_TRUE(has_error(parse_config(R"({"fleet": {"tokens": "vault"}})"), "fleet.tokens: must be \"file\" or \"etcd\""));
+  EXPECT_TRUE(has_error(parse_config(R"({"clients": {"tokens_file": "/etc/hosts"},
+                                        "fleet": {"tokens": "etcd", "etcd": {"endpoints": ["http://127.0.0.1:2379"]}}})"),
+                        "clients.tokens_file: not with fleet.tokens \"etcd\""));
+}
+
 TEST(Config, FleetMistakesAreOneLineEach) {
   auto r = parse_config(R"({"fleet": {"replica_id": "a b", "on_store_down": "open", "mode": 1,
                                       "etcd": {"endpoints": ["etcd:2379"], "prefix": "pullgate", "password": "x",
