@@ -20,6 +20,27 @@ using nlohmann::json;
 
 namespace {
 
+// A mistake is one line whatever the config holds: the values it quotes (a listen
+// address, a file name) may carry line breaks and other control characters, shown
+// as \n, \r, \t or \xNN.
+void one_line_each(std::vector<std::string>& errors) {
+  static constexpr char hex[] = "0123456789abcdef";
+  for (auto& e : errors) {
+    if (std::none_of(e.begin(), e.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; }))
+      continue;
+    std::string out;
+    for (char ch : e) {
+      const auto u = static_cast<unsigned char>(ch);
+      if (ch == '\n') out += "\\n";
+      else if (ch == '\r') out += "\\r";
+      else if (ch == '\t') out += "\\t";
+      else if (u < 0x20 || u == 0x7f) out += std::string("\\x") + hex[u >> 4] + hex[u & 0xf];
+      else out += ch;
+    }
+    e = std::move(out);
+  }
+}
+
 // Reads one typed field; records a mistake instead of throwing.
 class FieldReader {
  public:
@@ -385,6 +406,7 @@ ConfigResult parse_config(const std::string& text) {
     doc = json::parse(text, nullptr, true, /*ignore_comments=*/true);
   } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     result.errors.push_back(std::string("not valid JSON: ") + e.what());
+    one_line_each(result.errors);
     return result;
   }
   if (!doc.is_object()) {
@@ -520,6 +542,7 @@ ConfigResult parse_config(const std::string& text) {
   }
   r.refuse_unknown();
   validate(c, errors);
+  one_line_each(errors);
   return result;
 }
 
@@ -558,9 +581,11 @@ void apply_overrides(ConfigResult& result, const Overrides& o) {
   // Re-run the checks that flags can break; drop duplicates of earlier lines.
   std::vector<std::string> again;
   validate(c, again);
+  one_line_each(again);
   for (auto& e : again)
     if (std::find(result.errors.begin(), result.errors.end(), e) == result.errors.end())
       result.errors.push_back(e);
+  one_line_each(result.errors);
 }
 
 cache::FleetSettings fleet_settings(const Config& config) {

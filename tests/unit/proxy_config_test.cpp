@@ -271,6 +271,13 @@ TEST(Config, TheFleetPolicyIsEtcdsOrTheFilesNotBoth) {
                         "gate.policy_file: not with fleet.policy \"etcd\""));
 }
 
+TEST(Config, AMistakeIsOneLineWhateverTheValueItQuotes) {
+  auto r = parse_config(R"({"admin": {"listen": "127.0.0.1:x\ny\u0001"}, "tls": {"cert_file": "a\rb", "key_file": "k"}})");
+  EXPECT_TRUE(has_error(r, R"(admin.listen: must be HOST:PORT or empty, got "127.0.0.1:x\ny\x01")"));
+  EXPECT_TRUE(has_error(r, R"(tls: cannot read a\rb)"));
+  for (const auto& e : r.errors) EXPECT_EQ(e.find_first_of("\n\r\x01"), std::string::npos) << e;
+}
+
 TEST(Config, ClientTokensAreEtcdsOrAFilesNotBoth) {
   auto ok = parse_config(R"({"listen": "0.0.0.0:5000", "clients": {"anonymous": true},
                              "fleet": {"tokens": "etcd", "etcd": {"endpoints": ["http://127.0.0.1:2379"]}}})");
