@@ -1,6 +1,7 @@
 """Clients that misbehave (issue 14, "Faults: clients" and the descriptor limit):
 2,000 slowloris connections, 2,000 idle keep-alive connections, clients that stop
-reading mid-blob, and a process descriptor limit far below the client count. In each,
+reading mid-blob, and a process descriptor limit far below the client count (with
+dribblers in request headers and in TLS handshakes). In each,
 other clients are still served (raw manifest and blob GETs, a skopeo copy), and the
 mirror's descriptors and memory come back once the crowd is gone.
 
@@ -61,7 +62,9 @@ class Crowd:
     """`n` connections to (host, port), driven from one thread with a selector.
 
     mode "dribble" (slowloris): each sends the start of a request header, then one more
-    byte a second, never finishing it. mode "idle": each sends one whole request
+    byte a second, never finishing it. mode "tls-dribble": the same inside a TLS
+    handshake, for a listener with TLS: a handshake record announcing a 512-byte
+    ClientHello, then one byte of it a second. mode "idle": each sends one whole request
     (GET /v2/), reads the answer, then holds the keep-alive connection open, sending
     nothing. mode "stall": each sends GET `path`, reads `read_bytes` of the answer, and
     then stops reading (the body stays in the socket buffers).
@@ -153,6 +156,10 @@ class Crowd:
         head = self._request()
         if self.mode == "dribble":
             head += b"X-Dribble: "
+        elif self.mode == "tls-dribble":
+            # TLS record: handshake (22), TLS 1.0 framing, 512 bytes; ClientHello (1)
+            # of 508 bytes, of which only the start of its version comes now.
+            head = bytes([22, 3, 1, 2, 0, 1, 0, 1, 0xFC, 3])
         else:
             head += b"\r\n"
         try:
@@ -161,7 +168,7 @@ class Crowd:
             return self._drop(s)
         st["state"] = "open"
         self._sel.modify(s, selectors.EVENT_READ)
-        if self.mode == "dribble":
+        if self.mode in ("dribble", "tls-dribble"):
             self._mark_ready(st)
 
     def _readable(self, s, st):
@@ -194,12 +201,12 @@ class Crowd:
         while self._to_open > 0 and not self._stop.is_set():
             self._to_open -= 1
             self._open()
-        if self.mode == "dribble":
+        if self.mode in ("dribble", "tls-dribble"):
             for s, st in list(self._conns.items()):
                 if st["state"] != "open":
                     continue
                 try:
-                    s.send(b"a")
+                    s.send(b"a" if self.mode == "dribble" else b"\x03")
                 except BlockingIOError:
                     pass
                 except OSError:
@@ -357,29 +364,39 @@ class DescriptorLimit(unittest.TestCase):
             line = next(l for l in f if l.startswith("Max open files"))
         self.assertEqual(line.split()[3:5], ["4096", "4096"], line)
 
+    def shed_then_answered(self, pg, mode, answered):
+        """1,000 clients of `mode` against pg's 256 descriptors: once some are shed,
+        answered() (a normal request) must succeed. Returns (shed, dropped)."""
+        crowd = Crowd(pg.host, pg.port, 1000, mode, reconnect=False).start()
+        try:
+            crowd.wait_ready(or_dropped=True)
+            # More dribblers than descriptors: the mirror has started shedding.
+            h.wait_until(lambda: h.metric(pg, 'pullgate_connections_shed_total{reason="header"}') > 0, 120,
+                         "%s clients shed" % mode, interval=0.5)
+            # A new request queues behind the dribblers still in the listen queue, and
+            # is answered once they are accepted, each shedding an older one.
+            answered()
+            crowd._check()
+            self.assertGreater(crowd.dropped, 0)
+        finally:
+            crowd.stop()
+        # Every connection closed was shed (none ended otherwise).
+        shed = h.metric(pg, 'pullgate_connections_shed_total{reason="header"}')
+        self.assertGreaterEqual(shed, crowd.dropped - 5)
+        return shed
+
     def test_dribblers_past_the_limit_are_shed_so_a_request_is_answered(self):
         # The header timeout is far longer than the wait allowed below: without
         # shedding, the request would queue behind the dribblers until it passed.
         pg = self.start(256, 256, extra={"limits": {"header_timeout_s": 300}})
         self.assertEqual(self.limit_events(pg)[0]["limit"], 256)
         pull_raw(pg, self.small)  # warm
-        crowd = Crowd(pg.host, pg.port, 1000, "dribble", reconnect=False).start()
-        try:
-            crowd.wait_ready(or_dropped=True)
-            # More dribblers than descriptors: the mirror has started shedding.
-            h.wait_until(lambda: h.metric(pg, 'pullgate_connections_shed_total{reason="header"}') > 0, 120,
-                         "dribblers shed", interval=0.5)
-            # A new pull queues behind the dribblers still in the listen queue, and
-            # is answered once they are accepted, each shedding an older one.
+
+        def answered():
             pull_raw(pg, self.small, timeout=120)
             status, _, _ = h.http_request(pg.host, pg.port, "GET", "/v2/", timeout=120)
             self.assertEqual(status, 200)
-            crowd._check()
-            self.assertGreater(crowd.dropped, 0)
-        finally:
-            crowd.stop()
-        shed = h.metric(pg, 'pullgate_connections_shed_total{reason="header"}')
-        self.assertGreaterEqual(shed, crowd.dropped - 5)
+        shed = self.shed_then_answered(pg, "dribble", answered)
         logged = [e for e in pg.log_events()
                   if e.get("msg") == "connections waiting on their client shed near the descriptor limit"]
         self.assertTrue(logged, pg.stderr())
@@ -388,6 +405,20 @@ class DescriptorLimit(unittest.TestCase):
         self.assertLessEqual(sum(e["header"] + e["idle"] for e in logged), shed)
         self.assertLess(len(logged), shed / 10)
         self.assertEqual(logged[0]["descriptor_limit"], 256)
+        self.assertTrue(pg.healthy())
+
+    def test_tls_handshakes_that_dribble_are_shed_so_a_request_is_answered(self):
+        cert, key = h.make_self_signed_cert(self.work.path)
+        pg = h.TlsPullgate(self.work.path, [h.upstream_entry(self.registry)], cert, key,
+                           extra={"limits": {"header_timeout_s": 300}}, bin=limited_bin(self.work.path, 256, 256))
+        self.addCleanup(pg.close)
+        pg.start()
+
+        def answered():
+            status, _, body = pg.request("GET", "/v2/%s/manifests/%s" % (self.small.repo, self.small.tag),
+                                         headers=[("Accept", h.ALL_MANIFEST_ACCEPT)], timeout=120)
+            self.assertEqual((status, body), (200, self.small.manifest))
+        self.shed_then_answered(pg, "tls-dribble", answered)
         self.assertTrue(pg.healthy())
 
     def test_accept_out_of_descriptors_pauses_then_sheds_and_keeps_listening(self):
