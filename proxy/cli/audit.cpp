@@ -18,6 +18,7 @@ Filters (all must hold):
   --repository GLOB      the repository (globs as in docs/policy.md)
   --decision D           allow, warn or deny
   --client ADDR          the client, as ADDR:PORT or ADDR alone
+  --identity NAME        who the client was (README, "Who may pull"; anonymous too)
   --since RFC3339        at or after this time
   --served true|false    whether it was served
   --limit N              only the last N matching records
@@ -39,7 +40,7 @@ bool is_audit_time(const std::string& s) {
 int run_audit(const std::vector<std::string>& all) {
   auto cli = parse_cli(all, 0,
                        {"--file", "--config", "--data", "--digest", "--repository", "--decision", "--client",
-                        "--since", "--served", "--limit"});
+                        "--identity", "--since", "--served", "--limit"});
   if (cli.help) {
     std::cout << audit_help;
     return 0;
@@ -57,6 +58,7 @@ int run_audit(const std::vector<std::string>& all) {
     return usage("--decision must be allow, warn or deny, not " + *decision, "audit");
   auto* repository = cli.get("--repository");
   auto* client = cli.get("--client");
+  auto* identity = cli.get("--identity");
   std::optional<std::string> since;
   if (auto* s = cli.get("--since")) {
     auto t = policy::parse_rfc3339(*s);
@@ -116,6 +118,7 @@ int run_audit(const std::vector<std::string>& all) {
       }
       if (digest && !text_is(j, "digest", *digest)) continue;
       if (decision && !text_is(j, "decision", *decision)) continue;
+      if (identity && !text_is(j, "identity", *identity)) continue;
       if (repository) {
         auto it = j.find("repository");
         if (it == j.end() || !it->is_string() || !policy::glob_match(*repository, it->get<std::string>())) continue;

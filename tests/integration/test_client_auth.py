@@ -243,6 +243,13 @@ class ClientAuth(unittest.TestCase):
         self.assertEqual(records[0]["status"], 403)
         self.assertFalse(records[0]["served"])
         self.assertIn("access.rules[0]", records[0]["reasons"][0])
+        # `pullgate audit --identity` finds every line of that identity and no other's.
+        r = h.pullgate_cli("audit", "--file", self.pg.audit_path, "--identity", "ci")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(len(lines), len([a for a in self.pg.audit_records() if a.get("identity") == "ci"]))
+        self.assertTrue(any(l.get("source") == "access" and l["repository"] == "prod/api" for l in lines), r.stdout)
+        self.assertEqual({l["identity"] for l in lines}, {"ci"})
 
     def test_09_a_new_token_works_after_sighup(self):
         token = self.new_token("bob")
