@@ -17,6 +17,7 @@
 #include "cache/blob_store.hpp"
 #include "cache/blocking.hpp"
 #include "cache/pins.hpp"
+#include "policy/access.hpp"
 #include "proxy/admin/request_parts.hpp"
 #include "proxy/gate/cache_view.hpp"
 #include "proxy/gate/records.hpp"
@@ -448,6 +449,14 @@ AdminApi::Reply AdminApi::explain(const Request& request) {
   auto value = [&](const char* key) { auto it = query->find(key); return it == query->end() ? std::string() : it->second; };
   auto parsed = parse_explain_query(text, names, value("upstream"), value("repository"));
   if (!parsed.query) return {400, error_json(parsed.error).dump()};
+  if (auto it = query->find("identity"); it != query->end()) {
+    if (it->second != policy::anonymous_identity && !policy::is_identity_name(it->second))
+      return {400, error_json("identity: not an identity name (1 to 128 letters, digits, '.', '_', '-' or '@') or "
+                              "anonymous").dump()};
+    if (parsed.query->repository.empty())
+      return {400, error_json("identity needs the repository: image=, or digest= with upstream= and repository=").dump()};
+    parsed.query->identity = it->second;
+  }
   auto extra = to_policy_exceptions(meta_.list_exceptions());
   auto answer = pullgate::proxy::explain(meta_, *policy_.get(), extra, *parsed.query, policy::Clock::now());
   return {answer.contains("error") ? 404u : 200u, answer.dump()};

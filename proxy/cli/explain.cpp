@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/access.hpp"
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/commands.hpp"
 #include "proxy/gate/explain.hpp"
@@ -21,7 +22,9 @@ const char explain_help[] = R"(Usage:
   pullgate explain UPSTREAM/REPOSITORY:TAG [options]
   pullgate explain UPSTREAM/REPOSITORY@DIGEST [options]
   pullgate explain DIGEST [--upstream NAME] [--repository REPO] [options]
-Options: --config FILE, or --data DIR; --policy FILE to decide under another policy.
+Options: --config FILE, or --data DIR; --policy FILE to decide under another policy;
+--identity NAME to decide too whether NAME (or "anonymous") may pull it under the
+policy's access section (README, "Who may pull").
 
 It decides under the policy the server on that data directory runs (recorded there
 each time one comes into force: its file, or the fleet's policy it keeps); without
@@ -117,7 +120,7 @@ std::optional<ChosenPolicy> choose_policy(const Config& config, const std::strin
 }  // namespace
 
 int run_explain(const std::vector<std::string>& all) {
-  auto cli = parse_cli(all, 0, {"--data", "--config", "--policy", "--upstream", "--repository"});
+  auto cli = parse_cli(all, 0, {"--data", "--config", "--policy", "--upstream", "--repository", "--identity"});
   if (cli.help) {
     std::cout << explain_help;
     return 0;
@@ -142,6 +145,15 @@ int run_explain(const std::vector<std::string>& all) {
   if (!parsed.query) {
     std::cerr << "pullgate: " << parsed.error << "\n";
     return 1;
+  }
+  if (auto* identity = cli.get("--identity")) {
+    if (*identity != policy::anonymous_identity && !policy::is_identity_name(*identity))
+      return usage("--identity takes an identity name (1 to 128 letters, digits, '.', '_', '-' or '@') or "
+                   "anonymous, not \"" + *identity + "\"", "explain");
+    if (parsed.query->repository.empty())
+      return usage("--identity needs the repository: an IMAGE, or a DIGEST with --upstream and --repository",
+                   "explain");
+    parsed.query->identity = *identity;
   }
 
   auto meta = open_existing_store(*config);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "policy/access.hpp"
 #include "proxy/gate/decision.hpp"
 #include "proxy/telemetry/kinds.hpp"
 #include "registry/names.hpp"
@@ -189,6 +190,12 @@ json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<con
   out["resolved"] = resolved;
   out["decision"] = policy::to_string(found.decision);
   out["served"] = found.serve;
+  if (query.identity) {
+    auto access = policy.access ? policy::may_pull(*policy.access, *query.identity, query.upstream, query.repository)
+                                : policy::AccessDecision{true, "the policy has no access section"};
+    out["access"] = {{"identity", *query.identity}, {"may_pull", access.allowed}, {"by", access.by}};
+    if (!access.allowed) out["served"] = false;
+  }
   out["mode"] = policy::to_string(found.mode);
   out["scope"] = found.scope;
   out["source"] = found.source;

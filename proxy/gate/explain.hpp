@@ -31,6 +31,9 @@ struct ExplainQuery {
   std::string repository;                  // empty: no context (bare digest)
   std::optional<std::string> tag;          // exactly one of tag and digest is set
   std::optional<registry::Digest> digest;
+  // Who would pull it (an identity name or "anonymous"): the policy's access section
+  // is decided for it too, before the gate, as the mirror does.
+  std::optional<std::string> identity;
 };
 
 struct ParsedExplainQuery {
@@ -51,7 +54,8 @@ std::vector<policy::Exception> to_policy_exceptions(const std::vector<cache::Exc
 
 // {"image", "kind", "digest", "resolved", "decision", "served", "mode", "scope",
 //  "source", "reasons", "exception", "policy_version", "stored_verdict",
-//  "referenced_by"}; or {"image", "error"} when the tag is not cached or the
+//  "referenced_by"}, with the query's identity also "access": {"identity", "may_pull",
+//  "by"} (not served when it may not); or {"image", "error"} when the tag is not cached or the
 // digest is unknown to this mirror.
 nlohmann::json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<const policy::Exception> extra,
                        const ExplainQuery& query, policy::TimePoint now);

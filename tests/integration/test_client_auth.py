@@ -250,6 +250,21 @@ class ClientAuth(unittest.TestCase):
         self.assertEqual(len(lines), len([a for a in self.pg.audit_records() if a.get("identity") == "ci"]))
         self.assertTrue(any(l.get("source") == "access" and l["repository"] == "prod/api" for l in lines), r.stdout)
         self.assertEqual({l["identity"] for l in lines}, {"ci"})
+        # `pullgate explain --identity` says the same before anyone pulls.
+        image = "127.0.0.1:%d/prod/api:v1" % self.registry.port
+        for who, may in (("ci", False), ("node-1.prod", True)):
+            r = h.pullgate_cli("explain", image, "--data", self.pg.data_dir, "--identity", who)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            answer = json.loads(r.stdout)
+            self.assertEqual(answer["access"], {"identity": who, "may_pull": may, "by": "access.rules[0]"})
+            self.assertEqual(answer["served"], may)
+            status, _, body = h.admin_request(self.pg, h.read_token(self.pg), "GET",
+                                              "/v1/explain?image=%s&identity=%s" % (image, who))
+            self.assertEqual((status, json.loads(body)["access"]["may_pull"]), (200, may), body)
+        status, _, body = h.admin_request(self.pg, h.read_token(self.pg), "GET",
+                                          "/v1/explain?image=%s&identity=no%%20body" % image)
+        self.assertEqual(status, 400, body)
+        self.assertIn("identity: not an identity name", body.decode())
 
     def test_09_a_new_token_works_after_sighup(self):
         token = self.new_token("bob")

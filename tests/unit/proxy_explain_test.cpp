@@ -200,6 +200,27 @@ TEST_F(ExplainTest, ResolvesTheTagAndExplainsARuleDeny) {
                                       digest('a').str() + ": CVE");
 }
 
+TEST_F(ExplainTest, WithAnIdentityTheAccessSectionIsDecidedToo) {
+  auto policy = parsed(R"({"access": {"groups": {"prod-nodes": ["node-1"]},
+                                      "rules": [{"repository": "prod/**", "who": ["prod-nodes"]}],
+                                      "others": ["*"]}})");
+  cache_image("a.io", "prod/api", "v1", digest('a'));
+  auto query = query_of("a.io/prod/api:v1");
+  EXPECT_FALSE(explain(*meta_, policy, {}, query, now_).contains("access")) << "no identity asked about";
+  query.identity = "node-1";
+  auto answer = explain(*meta_, policy, {}, query, now_);
+  EXPECT_EQ(answer["access"], (json{{"identity", "node-1"}, {"may_pull", true}, {"by", "access.rules[0]"}}));
+  EXPECT_EQ(answer["served"], true);
+  query.identity = "ci";
+  answer = explain(*meta_, policy, {}, query, now_);
+  EXPECT_EQ(answer["access"], (json{{"identity", "ci"}, {"may_pull", false}, {"by", "access.rules[0]"}}));
+  EXPECT_EQ(answer["decision"], "allow") << "the gate's decision on the image stays what it is";
+  EXPECT_EQ(answer["served"], false) << "but ci is not served it";
+  query.identity = "anonymous";
+  EXPECT_EQ(explain(*meta_, parsed("{}"), {}, query, now_)["access"],
+            (json{{"identity", "anonymous"}, {"may_pull", true}, {"by", "the policy has no access section"}}));
+}
+
 TEST_F(ExplainTest, RunTimeExceptionTurnsTheDenyAround) {
   auto policy = parsed(deny_bad);
   cache_image("a.io", "it/bad", "v1", digest('a'));
