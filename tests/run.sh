@@ -4,13 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh --test
-# pullgate under AddressSanitizer too, for the integration tests that check shutdown
-# and other lifetimes with it (PULLGATE_SANITIZED_BIN).
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF \
-  -DPULLGATE_SANITIZE=address >/dev/null
-cmake --build build-asan -j"$(nproc)" --target pullgate
+# The unit tests under AddressSanitizer and UndefinedBehaviorSanitizer (clang,
+# build-sanitize/; the whole sanitized suite is tests/sanitize.sh without --unit). Its
+# pullgate is also the one the integration tests that check shutdown and other
+# lifetimes run (PULLGATE_SANITIZED_BIN).
+tests/sanitize.sh --unit
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON \
-  -DPULLGATE_SANITIZED_BIN="$PWD/build-asan/pullgate" >/dev/null
+  -DPULLGATE_SANITIZED_BIN="$PWD/build-sanitize/pullgate" >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 900
 # The libFuzzer targets, 5 s each (tests/fuzz/README.md; a long run is by hand).

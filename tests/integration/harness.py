@@ -775,8 +775,9 @@ class PullgateAlive:
 
 
 def sanitized_bin():
-    """The pullgate built with AddressSanitizer (tests/run.sh builds it), or
-    the normal one where there is none (a build by hand)."""
+    """The pullgate built with AddressSanitizer and UBSan (tests/run.sh builds it
+    with tests/sanitize.sh --unit), or the normal one where there is none (a build by
+    hand)."""
     path = os.environ.get("PULLGATE_SANITIZED_BIN", "")
     return path if path and os.access(path, os.X_OK) else pullgate_bin()
 
