@@ -782,6 +782,17 @@ def sanitized_bin():
     return path if path and os.access(path, os.X_OK) else pullgate_bin()
 
 
+def env_without_leak_checks():
+    """The environment for a pullgate where LeakSanitizer cannot work: under ptrace (it
+    stops the threads through ptrace itself) or in a root without /proc. AddressSanitizer
+    and UBSan still check everything else; in a plain run this is os.environ."""
+    env = dict(os.environ)
+    if "ASAN_OPTIONS" in env:
+        options = [o for o in env["ASAN_OPTIONS"].split(":") if o and not o.startswith("detect_leaks=")]
+        env["ASAN_OPTIONS"] = ":".join(options + ["detect_leaks=0"])
+    return env
+
+
 def assert_no_sanitizer_report(test, pg):
     with open(pg.stderr_path, "rb") as f:
         err = f.read().decode("utf-8", "replace")

@@ -421,6 +421,11 @@ class DescriptorLimit(unittest.TestCase):
         self.shed_then_answered(pg, "tls-dribble", answered)
         self.assertTrue(pg.healthy())
 
+    @unittest.skipIf(os.environ.get("PULLGATE_SANITIZED_RUN"),
+                     "UBSan checks each virtual call through a pipe, and sanitizers write their reports to "
+                     "files: in a process with no descriptor left both fail (a false 'invalid vptr' on "
+                     "Boost's error categories, then no report file); tests/sanitize.sh skips it, the "
+                     "plain suite runs it")
     def test_accept_out_of_descriptors_pauses_then_sheds_and_keeps_listening(self):
         pg = self.start(256, 256)
         pid = pg.proc.pid

@@ -142,6 +142,10 @@ class Image(unittest.TestCase):
                      "rb") as g:
             self.assertEqual(f.read(), g.read())
 
+    @unittest.skipIf(os.environ.get("PULLGATE_SANITIZED_RUN"),
+                     "a sanitized pullgate in a root without /proc cannot read its ASAN_OPTIONS (the sanitizers "
+                     "read them from /proc/self/environ), so LeakSanitizer runs at exit and fails there; the "
+                     "plain suite runs it")
     def test_version_inside_the_root(self):
         r = in_root(self.roots["pullgate"], "/usr/bin/pullgate", "--version", timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -288,7 +288,7 @@ class RunsLikeTheUnit(unittest.TestCase):
         err = open(self.stderr_path, "wb")
         self.addCleanup(err.close)
         proc = subprocess.Popen(cmd, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                umask=int(self.unit["UMask"][0], 8),
+                                umask=int(self.unit["UMask"][0], 8), env=h.env_without_leak_checks(),
                                 preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
 
         self.pid = None
