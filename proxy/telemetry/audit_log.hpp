@@ -16,6 +16,7 @@
 // last 16 ms; an OS crash what was not fsynced (each rotated file is, and the file
 // at exit). Before the writer is started, every line is written at once.
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -112,7 +113,9 @@ class AuditLog {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::string pending_;
-  bool stop_ = false;
+  // Set under mutex_ (the writer waits on it); atomic because the writer also reads
+  // it between batches, without the lock, to skip its pause when stopping.
+  std::atomic<bool> stop_{false};
   bool writer_waiting_ = false;  // asleep on wake_: the next line must wake it
   std::thread writer_;
   mutable std::mutex file_mutex_;
