@@ -18,6 +18,7 @@
 #include "policy/report.hpp"
 #include "policy/rfc3339.hpp"
 #include "policy/signature.hpp"
+#include "registry/text.hpp"
 
 namespace pullgate::policy {
 namespace {
@@ -821,7 +822,9 @@ class DocumentReader {
 
 std::string content_version(std::string_view bytes) { return version_of(bytes); }
 
-ParseResult parse_policy(std::string_view document) {
+namespace {
+
+ParseResult parse_document(std::string_view document) {
   ParseResult result;
   if (document.size() > max_document_bytes) {
     result.errors.push_back("document: " + std::to_string(document.size()) + " bytes, more than the limit of " +
@@ -858,6 +861,17 @@ ParseResult parse_policy(std::string_view document) {
     return result;
   }
   result.policy = std::move(policy);
+  return result;
+}
+
+}  // namespace
+
+ParseResult parse_policy(std::string_view document) {
+  auto result = parse_document(document);
+  // A mistake is one line whatever the document holds (a key or a value it quotes may
+  // carry line breaks).
+  registry::one_line_each(result.errors);
+  registry::one_line_each(result.warnings);
   return result;
 }
 

@@ -13,6 +13,7 @@
 
 #include "cache/meta_store.hpp"
 #include "cache/pins.hpp"
+#include "registry/text.hpp"
 
 namespace pullgate::proxy {
 
@@ -21,25 +22,8 @@ using nlohmann::json;
 namespace {
 
 // A mistake is one line whatever the config holds: the values it quotes (a listen
-// address, a file name) may carry line breaks and other control characters, shown
-// as \n, \r, \t or \xNN.
-void one_line_each(std::vector<std::string>& errors) {
-  static constexpr char hex[] = "0123456789abcdef";
-  for (auto& e : errors) {
-    if (std::none_of(e.begin(), e.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; }))
-      continue;
-    std::string out;
-    for (char ch : e) {
-      const auto u = static_cast<unsigned char>(ch);
-      if (ch == '\n') out += "\\n";
-      else if (ch == '\r') out += "\\r";
-      else if (ch == '\t') out += "\\t";
-      else if (u < 0x20 || u == 0x7f) out += std::string("\\x") + hex[u >> 4] + hex[u & 0xf];
-      else out += ch;
-    }
-    e = std::move(out);
-  }
-}
+// address, a file name) may carry line breaks and other control characters.
+using registry::one_line_each;
 
 // Reads one typed field; records a mistake instead of throwing.
 class FieldReader {

@@ -107,6 +107,16 @@ TEST(ParsePolicy, ReadsEveryField) {
             1796083200);
 }
 
+TEST(ParsePolicy, AMistakeIsOneLineWhateverTheKeyOrValueItQuotes) {
+  // Found by fuzz_policy: an unknown key with a line break in it.
+  auto r = parse_policy(R"({"exceptions": [{"reas\non": "x", "id": "e"}], "default": {"mode": "on\u0001"}})");
+  ASSERT_FALSE(r.errors.empty());
+  for (const auto& e : r.errors) EXPECT_EQ(e.find_first_of("\n\x01"), std::string::npos) << e;
+  bool named = false;
+  for (const auto& e : r.errors) named = named || e.starts_with("exceptions[0].reas\\non: unknown field");
+  EXPECT_TRUE(named) << r.errors.front();
+}
+
 TEST(ParsePolicy, VersionIsSha256OfTheExactBytes) {
   const auto a = parse_policy("{}");
   const auto b = parse_policy("{ }");
