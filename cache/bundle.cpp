@@ -301,7 +301,7 @@ std::string check_signature(const std::optional<std::string>& signature_text, co
     throw BundleError(std::string(signature_path) + ": the signature does not verify with key " + key->name() +
                       " (the statement or the signature was altered)");
   auto signed_json = json::parse(statement, nullptr, false);
-  if (!signed_json.is_object() || signed_json.value("type", "") != statement_type || !signed_json.contains("entries") ||
+  if (!signed_json.is_object() || !signed_json.contains("type") || signed_json["type"] != statement_type || !signed_json.contains("entries") ||
       !signed_json["entries"].is_object())
     throw BundleError(std::string(signature_path) + ": the signed statement is not a pullgate bundle statement");
   SignedEntries signed_entries;
@@ -655,7 +655,8 @@ BundleSummary import_bundle(MetaStore& meta, const std::filesystem::path& data_d
   summary.signed_by = check_signature(signature_text, present, options);
   if (!layout_text)
     throw BundleError("neither an OCI image layout (no oci-layout entry) nor a docker-archive (no manifest.json)");
-  if (parse_json(*layout_text, "oci-layout").value("imageLayoutVersion", "") != "1.0.0")
+  const auto layout = parse_json(*layout_text, "oci-layout");
+  if (!layout.contains("imageLayoutVersion") || layout["imageLayoutVersion"] != "1.0.0")
     throw BundleError("oci-layout: not imageLayoutVersion 1.0.0");
   if (!index_text)
     throw BundleError("neither an OCI image layout (no index.json entry) nor a docker-archive (no manifest.json)");

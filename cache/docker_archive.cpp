@@ -59,8 +59,9 @@ std::vector<Image> parse_manifest(std::string_view text) {
 std::vector<Digest> diff_ids(std::string_view config_text, const std::string& what) {
   auto j = json::parse(config_text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw BundleError(what + " is not a JSON object");
-  if (!j.contains("rootfs") || !j["rootfs"].is_object() || j["rootfs"].value("type", "") != "layers" ||
-      !j["rootfs"].contains("diff_ids") || !j["rootfs"]["diff_ids"].is_array())
+  // json::value() throws when the key holds another type: the type is compared as JSON.
+  if (!j.contains("rootfs") || !j["rootfs"].is_object() || !j["rootfs"].contains("type") ||
+      j["rootfs"]["type"] != "layers" || !j["rootfs"].contains("diff_ids") || !j["rootfs"]["diff_ids"].is_array())
     throw BundleError(what + " has no rootfs of type layers with diff_ids");
   std::vector<Digest> out;
   for (const auto& id : j["rootfs"]["diff_ids"]) {

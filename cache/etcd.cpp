@@ -60,6 +60,22 @@ std::int64_t int_field(const json& object, const char* name) {
   throw Error(Error::Kind::protocol, std::string("etcd field ") + name + " is not an integer");
 }
 
+// json::value() would throw its own type_error on a field of another type; these say
+// which field of etcd's answer was wrong.
+std::string string_field(const json& object, const char* name) {
+  auto found = object.find(name);
+  if (found == object.end() || found->is_null()) return {};
+  if (!found->is_string()) throw Error(Error::Kind::protocol, std::string("etcd field ") + name + " is not a string");
+  return found->get<std::string>();
+}
+
+bool bool_field(const json& object, const char* name) {
+  auto found = object.find(name);
+  if (found == object.end() || found->is_null()) return false;
+  if (!found->is_boolean()) throw Error(Error::Kind::protocol, std::string("etcd field ") + name + " is not a boolean");
+  return found->get<bool>();
+}
+
 std::string bytes_field(const json& object, const char* name) {
   auto found = object.find(name);
   if (found == object.end() || found->is_null()) return {};
@@ -116,11 +132,11 @@ std::optional<GatewayError> gateway_error(const json& answer) {
   auto found = answer.find("error");
   if (found == answer.end()) return std::nullopt;
   if (found->is_object()) {
-    auto message = found->value("message", std::string());
+    auto message = string_field(*found, "message");
     return GatewayError{message, int_field(*found, "grpc_code")};
   }
   if (!found->is_string()) return std::nullopt;
-  auto message = answer.value("message", found->get<std::string>());
+  auto message = answer.contains("message") ? string_field(answer, "message") : found->get<std::string>();
   // A lease grant reports a refusal in its own "error" string, without a code.
   if (message.empty()) return std::nullopt;
   return GatewayError{message, int_field(answer, "code")};
@@ -235,7 +251,7 @@ class GatewayClient final : public Client {
         request["revision"] = std::to_string(range.revision);
       }
       for (const auto& kv : array_field(answer, "kvs")) range.kvs.push_back(parse_key_value(kv));
-      if (!answer.value("more", false) || range.kvs.empty()) co_return range;
+      if (!bool_field(answer, "more") || range.kvs.empty()) co_return range;
       request["key"] = registry::base64_encode(range.kvs.back().key + std::string(1, '\0'));
     }
   }
@@ -286,14 +302,14 @@ class GatewayClient final : public Client {
     }
     const json body{{"compare", compare}, {"success", success}};
     auto answer = co_await call("/v3/kv/txn", body);
-    if (!answer.value("succeeded", false)) co_return std::nullopt;
+    if (!bool_field(answer, "succeeded")) co_return std::nullopt;
     co_return header_revision(answer);
   }
 
   asio::awaitable<std::int64_t> grant(std::chrono::seconds ttl) override {
     const json body{{"TTL", std::to_string(ttl.count())}};
     auto answer = co_await call("/v3/lease/grant", body);
-    auto refusal = answer.value("error", std::string());
+    auto refusal = string_field(answer, "error");
     if (!refusal.empty()) throw Error(Error::Kind::failed, "etcd refused a lease: " + refusal);
     co_return int_field(answer, "ID");
   }
@@ -543,7 +559,7 @@ class GatewayClient final : public Client {
   asio::awaitable<void> authenticate(Clock::time_point deadline) {
     const json credentials{{"name", settings_.username}, {"password", settings_.password}};
     auto reply = co_await request("/v3/auth/authenticate", credentials, true, deadline, true);
-    auto token = reply.answer.value("token", std::string());
+    auto token = string_field(reply.answer, "token");
     if (token.empty()) throw Error(Error::Kind::auth, "etcd gave no token for user " + settings_.username);
     std::lock_guard lock(mutex_);
     token_ = std::move(token);
@@ -590,8 +606,8 @@ std::optional<WatchBatch> watch_batch(const json& line, const std::string& from)
   }
   // A refusal at creation (a token etcd forgot, a permission) comes as a cancel with
   // the gRPC error as its reason.
-  if (result.value("canceled", false)) {
-    auto reason = result.value("cancel_reason", std::string());
+  if (bool_field(result, "canceled")) {
+    auto reason = string_field(result, "cancel_reason");
     std::int64_t code = reason.find("code = Unauthenticated") != std::string::npos ? kUnauthenticated : 0;
     throw_watch_error(GatewayError{"etcd cancelled the watch: " + reason, code}, from);
   }
@@ -602,7 +618,7 @@ std::optional<WatchBatch> watch_batch(const json& line, const std::string& from)
   for (const auto& event : events) {
     if (!event.is_object()) throw Error(Error::Kind::protocol, "etcd watch event is not an object");
     // The gateway leaves out the default: PUT.
-    auto type = event.value("type", std::string("PUT"));
+    auto type = event.contains("type") ? string_field(event, "type") : std::string("PUT");
     batch.events.push_back(Event{type == "DELETE" ? Event::Type::erase : Event::Type::put,
                                  parse_key_value(object_field(event, "kv"))});
   }

@@ -192,9 +192,13 @@ std::optional<PolicyInForce> read_policy_in_force(const std::filesystem::path& d
     error = path.string() + " is not a record of a policy in force";
     return std::nullopt;
   }
+  auto int_at = [&](const char* key) -> std::int64_t {
+    auto it = j.find(key);
+    return it != j.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+  };
   PolicyInForce record{*source, *file, *version};
-  record.since_ms = j.value("since_ms", std::int64_t{0});
-  record.pid = j.value("pid", std::int64_t{0});
+  record.since_ms = int_at("since_ms");
+  record.pid = int_at("pid");
   return record;
 }
 

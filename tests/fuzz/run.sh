@@ -4,6 +4,9 @@
 # the inputs that once crashed it (regressions/<target>/). Prints each target's
 # executions and coverage; exits non-zero on any crash, naming the input kept.
 #   tests/fuzz/run.sh SECONDS [TARGET...]
+# PULLGATE_FUZZ_SEED: libFuzzer's -seed, 1 by default so that the suite's short runs
+# walk the same mutations every time (a red suite is the change's doing, and a crash
+# reproduces); 0 draws a new walk each run, for the long runs by hand.
 set -euo pipefail
 seconds=${1:?usage: tests/fuzz/run.sh SECONDS [TARGET...]}
 shift
@@ -49,7 +52,7 @@ for target in "${targets[@]}"; do
   dict=()
   [[ -f $here/$target.dict ]] && dict=(-dict="$here/$target.dict")
   result=ok
-  if ! "$binary" "$corpus" "${dict[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if ! "$binary" "$corpus" "${dict[@]}" -seed="${PULLGATE_FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$crashes/$target/" >"$log" 2>&1; then
     result="CRASH: $(grep -oE "(crash|leak|timeout|oom|slow-unit)-[0-9a-f]+" "$log" | tail -1)"
     grep -E "invariant broken|ERROR: |SUMMARY: " "$log" | head -3 >&2 || true

@@ -488,5 +488,20 @@ TEST(DockerArchiveTest, ANameIsQuotedOnOneLine) {
   }
 }
 
+// A field of the wrong type is a refusal that names the file, not nlohmann's type_error
+// escaping the import (tests/fuzz/regressions/fuzz_docker_archive/rootfs-type-not-a-string).
+TEST(DockerArchiveTest, AFieldOfTheWrongTypeIsARefusal) {
+  for (const char* config : {R"({"rootfs":{"type":["layers"],"diff_ids":[]}})", R"({"rootfs":{"type":7,"diff_ids":[]}})",
+                             R"({"rootfs":{"diff_ids":[]}})"}) {
+    try {
+      docker_archive::diff_ids(config, "blobs/c.json");
+      FAIL() << "accepted " << config;
+    } catch (const BundleError& e) {
+      EXPECT_EQ(std::string(e.what()), "blobs/c.json has no rootfs of type layers with diff_ids");
+    }
+  }
+  EXPECT_TRUE(docker_archive::diff_ids(R"({"rootfs":{"type":"layers","diff_ids":[]}})", "c").empty());
+}
+
 }  // namespace
 }  // namespace pullgate::cache
