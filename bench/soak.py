@@ -717,7 +717,8 @@ def server_counters(server):
     return {"http_requests_by_status": by_status,
             "http_5xx": sum(n for code, n in by_status.items() if code.startswith("5")),
             "policy_reloads": reloads, "latency_buckets": buckets,
-            "gate_evaluations": server.metric("pullgate_gate_evaluations_total")}
+            "gate_evaluations": server.metric("pullgate_gate_evaluations_total"),
+            "gate_memo_entries": server.metric("pullgate_gate_memo_entries")}
 
 
 def server_quantiles(before, after):
@@ -767,7 +768,8 @@ def human(doc):
     lines.append(f"cold images pushed {r['cold']['pushed']}, pulled {r['cold']['pulled']}, push errors "
                  f"{r['cold']['push_errors']}; policy reloads {r['reloads']['ok']}/{r['reloads']['done']} "
                  f"(server counted {r['server'].get('policy_reloads')}); verdict changes {r['verdict_changes']}; "
-                 f"gate evaluations during the load {r['gate_evaluations_during_load']:.0f}")
+                 f"gate evaluations during the load {r['gate_evaluations_during_load']:.0f}; decisions the gate "
+                 f"remembers at the end {r['server'].get('gate_memo_entries')}")
     lag = r["generator_loop_lag_ms"]
     lines.append(f"generator event-loop lag: p50 {lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms "
                  f"(part of every latency above); generator CPU {m['generator_cpu_busy']:.0%} of one core")

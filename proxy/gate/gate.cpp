@@ -1,5 +1,6 @@
 #include "proxy/gate/gate.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -68,6 +69,11 @@ std::uint64_t digest_key(const registry::Digest& d) {
 }
 
 constexpr std::size_t max_memo_entries = 20'000;
+// An entry counts for a second but stays until its request comes again: a thread's
+// table is swept of the entries past their time whenever it has doubled since the last
+// sweep (from this many), so memory follows the last second's requests, not every
+// digest ever decided (a soak of new images grew it by about 10 KB an image).
+constexpr std::size_t memo_sweep_floor = 1024;
 
 }  // namespace
 
@@ -86,13 +92,15 @@ struct Gate::MemoTable {
   // By digest_key; the few entries for one digest (tags, methods, kinds) side by side.
   std::unordered_map<std::uint64_t, std::vector<Memo>> buckets;
   std::size_t size = 0;
+  std::size_t sweep_at = memo_sweep_floor;
 };
 
 Gate::MemoTable& Gate::memo_table() {
   thread_local MemoTable table;
-  if (table.gate_id != id_) {
+  if (table.gate_id != id_) {  // another gate's entries (tests make several): its gauge is its own
     table.buckets.clear();
     table.size = 0;
+    table.sweep_at = memo_sweep_floor;
     table.gate_id = id_;
   }
   return table;
@@ -113,6 +121,7 @@ Gate::Memo* Gate::memo_find(MemoTable& table, const GateRequest& request, std::u
     if (it->generation == generation && it->policy.get() == policy && now >= it->made && now < it->until) return &*it;
     entries.erase(it);
     --table.size;
+    metrics_.gate_memo_entries.add(-1);
     if (entries.empty()) table.buckets.erase(bucket);
     return nullptr;
   }
@@ -138,9 +147,18 @@ Gate::Memo Gate::prepare(SharedDecision decision, const GateRequest& request) {
 Gate::Memo& Gate::memo_put(MemoTable& table, SharedDecision decision, const GateRequest& request,
                            std::uint64_t generation, std::shared_ptr<const policy::Policy> policy,
                            std::chrono::system_clock::time_point now) {
-  if (table.size >= max_memo_entries) {  // bounded; a miss only costs one evaluation
-    table.buckets.clear();
-    table.size = 0;
+  if (table.size >= table.sweep_at) {
+    const auto before = table.size;
+    for (auto bucket = table.buckets.begin(); bucket != table.buckets.end();) {
+      table.size -= std::erase_if(bucket->second, [&](const Memo& e) { return now >= e.until || now < e.made; });
+      bucket = bucket->second.empty() ? table.buckets.erase(bucket) : std::next(bucket);
+    }
+    if (table.size >= max_memo_entries) {  // bounded; a miss only costs one evaluation
+      table.buckets.clear();
+      table.size = 0;
+    }
+    metrics_.gate_memo_entries.add(static_cast<std::int64_t>(table.size) - static_cast<std::int64_t>(before));
+    table.sweep_at = std::max(memo_sweep_floor, 2 * table.size);
   }
   Memo m = prepare(std::move(decision), request);
   m.kind = request.kind;
@@ -158,6 +176,7 @@ Gate::Memo& Gate::memo_put(MemoTable& table, SharedDecision decision, const Gate
   for (auto& e : entries)
     if (e.answers(request)) return e = std::move(m);
   ++table.size;
+  metrics_.gate_memo_entries.add(1);
   return entries.emplace_back(std::move(m));
 }
 

@@ -406,6 +406,9 @@ PullgateMetrics::PullgateMetrics()
                                                kGateDecisionBounds)),
       gate_evaluations(registry.counter("pullgate_gate_evaluations_total",
                                         "Policy evaluations run by the gate; decisions served from a stored verdict are not counted.")),
+      gate_memo_entries(registry.gauge(
+          "pullgate_gate_memo_entries",
+          "Decisions the gate remembers for reuse (each for at most a second), over all threads.")),
       gate_bypass_suspected(registry.counter_family(
           "pullgate_gate_bypass_suspected_total",
           "Content that reached a client without a gate decision for it, by upstream.", {"upstream"})),

@@ -221,6 +221,7 @@ struct PullgateMetrics {
   CounterFamily& gate_denials;           // {kind, upstream}
   Histogram& gate_decision_seconds;
   Counter& gate_evaluations;
+  Gauge& gate_memo_entries;              // decisions remembered for reuse, over all threads
   CounterFamily& gate_bypass_suspected;  // {upstream}
   CounterFamily& cache_requests;         // {kind=manifest|tag|blob|response, result=hit|miss|stale}
   CounterFamily& upstream_requests;      // {upstream, status=<HTTP code>|error}

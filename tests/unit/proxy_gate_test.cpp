@@ -123,6 +123,29 @@ TEST_F(GateMemoTest, DigestsThatShareTheirLastCharactersStayApart) {
   EXPECT_FALSE(check("it/app", "v1", other)->serve);
 }
 
+TEST_F(GateMemoTest, EntriesPastTheirSecondAreSweptAsTheTableGrows) {
+  // A digest decided once and never asked for again (a new image's) must not stay in
+  // memory: a table that has doubled since its last sweep (from 1,024) drops what is
+  // past its second.
+  auto nth = [](int i) {
+    char hex[65];
+    std::snprintf(hex, sizeof hex, "%064x", i);
+    return *registry::Digest::parse(std::string("sha256:") + hex);
+  };
+  int next = 0;
+  while (next < 1024) check("it/app", std::nullopt, nth(next++));
+  EXPECT_EQ(metrics_.gate_memo_entries.value(), 1024);
+  check("it/app", std::nullopt, nth(next++));  // a sweep: every entry still within its second
+  EXPECT_EQ(metrics_.gate_memo_entries.value(), 1025);
+  now_ += std::chrono::seconds(2);
+  // The sweep above left 1,024 entries: the next is due at 2,048.
+  while (next < 2048) check("it/app", std::nullopt, nth(next++));
+  EXPECT_EQ(metrics_.gate_memo_entries.value(), 2048);
+  check("it/app", std::nullopt, nth(next++));  // the first 1,025 are past their second
+  EXPECT_EQ(metrics_.gate_memo_entries.value(), 2049 - 1025);
+  EXPECT_NE(metrics_.render().find("pullgate_gate_memo_entries 1024\n"), std::string::npos);
+}
+
 TEST_F(GateMemoTest, AStoreWriteEndsTheEntryAtOnce) {
   EXPECT_FALSE(gate_->remembers(request("it/app", "v1", digest('a'))));
   EXPECT_TRUE(check("it/app", "v1", digest('a'))->serve);

@@ -546,6 +546,7 @@ TEST(PullgateMetrics, RendersEveryFamilyWithHelp) {
   const std::vector<std::pair<std::string, std::string>> expected = {
       {"pullgate_gate_decisions_total", "counter"},   {"pullgate_gate_denials_total", "counter"},
       {"pullgate_gate_decision_seconds", "histogram"}, {"pullgate_gate_evaluations_total", "counter"},
+      {"pullgate_gate_memo_entries", "gauge"},
       {"pullgate_gate_bypass_suspected_total", "counter"}, {"pullgate_cache_requests_total", "counter"},
       {"pullgate_upstream_requests_total", "counter"}, {"pullgate_http_requests_total", "counter"},
       {"pullgate_http_request_seconds", "histogram"}, {"pullgate_bytes_served_total", "counter"},
