@@ -80,7 +80,21 @@ std::variant<PublicKey, std::string> PublicKey::from_pem(std::string name, std::
   if (!bio) return "key " + name + ": out of memory";
   std::shared_ptr<EVP_PKEY> key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
   if (!key) return "key " + name + " is not a readable PEM public key";
+  return from_key(std::move(name), std::move(key));
+}
 
+std::variant<PublicKey, std::string> PublicKey::from_der(std::string name, std::string_view der) {
+  const ErrorQueueGuard clear_errors;
+  if (der.size() > static_cast<std::size_t>(std::numeric_limits<long>::max())) return "key " + name + " is too large";
+  const auto* start = reinterpret_cast<const unsigned char*>(der.data());
+  const unsigned char* end = start;
+  std::shared_ptr<EVP_PKEY> key(d2i_PUBKEY(nullptr, &end, static_cast<long>(der.size())), EVP_PKEY_free);
+  if (!key) return "key " + name + " is not a DER SubjectPublicKeyInfo";
+  if (end != start + der.size()) return "key " + name + " has bytes after its DER SubjectPublicKeyInfo";
+  return from_key(std::move(name), std::move(key));
+}
+
+std::variant<PublicKey, std::string> PublicKey::from_key(std::string name, std::shared_ptr<EVP_PKEY> key) {
   std::string algorithm;
   if (EVP_PKEY_is_a(key.get(), "EC")) {
     std::array<char, 80> group{};

@@ -17,6 +17,9 @@ class PublicKey {
   // 2048 bits or more, Ed25519. Anything else (other curves, short RSA, private keys,
   // certificates, garbage) is an error: one line saying what is wrong.
   static std::variant<PublicKey, std::string> from_pem(std::string name, std::string_view pem);
+  // The same from DER SubjectPublicKeyInfo bytes (how trusted_root.json carries keys:
+  // publicKey.rawBytes, once base64 is undone). Bytes after the key are an error.
+  static std::variant<PublicKey, std::string> from_der(std::string name, std::string_view der);
 
   const std::string& name() const { return name_; }
   // "ecdsa-p256" | "ecdsa-p384" | "rsa" | "ed25519"
@@ -30,6 +33,9 @@ class PublicKey {
   bool verify(std::string_view message, std::string_view signature) const;
 
  private:
+  // The checks both forms share: an accepted kind, then its algorithm and fingerprint.
+  static std::variant<PublicKey, std::string> from_key(std::string name, std::shared_ptr<evp_pkey_st> key);
+
   std::string name_, algorithm_, fingerprint_;
   std::shared_ptr<evp_pkey_st> key_;
 };
