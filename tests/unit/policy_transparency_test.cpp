@@ -9,10 +9,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <variant>
 #include <vector>
@@ -21,6 +18,7 @@
 
 #include "policy/transparency.hpp"
 #include "registry/base64.hpp"
+#include "tests/unit/sigstore_fixtures.hpp"
 
 namespace pullgate::policy::transparency {
 namespace {
@@ -32,22 +30,10 @@ const std::string em_dash = "\xE2\x80\x94";
 
 // --- fixtures ---------------------------------------------------------------------
 
-// From the checkout (PULLGATE_SOURCE_DIR), not __FILE__: ccache's base directory makes
-// __FILE__ relative to the build folder, and the tests run from anywhere.
-std::string fixture(const std::string& name) {
-  const auto path = std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests" / "fixtures" / "sigstore" / name;
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in) ADD_FAILURE() << "cannot read fixture " << path;
-  return text.str();
-}
-
-std::string unbase64(const std::string& text) {
-  std::string out;
-  EXPECT_TRUE(registry::base64_decode(text, out)) << text;
-  return out;
-}
+std::string fixture(const std::string& name) { return testing_support::sigstore_fixture(name); }
+using testing_support::expect_failure;
+using testing_support::expect_passed;
+using testing_support::unbase64;
 
 std::string string_of(const json& value) { return value.get<std::string>(); }
 std::string decoded(const json& value) { return unbase64(string_of(value)); }
@@ -139,17 +125,6 @@ std::string parse_error(std::string_view note) {
   if (auto* error = std::get_if<std::string>(&checkpoint)) return *error;
   ADD_FAILURE() << "parsed: " << note;
   return {};
-}
-
-void expect_failure(const Check& check, const std::string& words) {
-  EXPECT_FALSE(check.passed);
-  EXPECT_NE(check.reason.find(words), std::string::npos) << check.reason;
-  EXPECT_EQ(check.reason.find('\n'), std::string::npos) << check.reason;
-}
-
-void expect_passed(const Check& check) {
-  EXPECT_TRUE(check.passed) << check.reason;
-  EXPECT_TRUE(check.reason.empty());
 }
 
 // --- keys made here ---------------------------------------------------------------

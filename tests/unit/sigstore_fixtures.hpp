@@ -1,0 +1,50 @@
+#pragma once
+// The Sigstore test vectors of tests/fixtures/sigstore (its README says where each
+// comes from), and what every verdict of policy/transparency.hpp, trusted_root.hpp and
+// fulcio.hpp must be, for their tests.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "policy/transparency.hpp"
+#include "registry/base64.hpp"
+
+namespace pullgate::testing_support {
+
+// From the checkout (PULLGATE_SOURCE_DIR), not __FILE__: ccache's base directory makes
+// __FILE__ relative to the build folder, and the tests run from anywhere.
+inline std::string sigstore_fixture(const std::string& name) {
+  const auto path = std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests" / "fixtures" / "sigstore" / name;
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in) ADD_FAILURE() << "cannot read fixture " << path;
+  return text.str();
+}
+
+inline bool has_sigstore_fixture(const std::string& name) {
+  return std::filesystem::exists(std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests" / "fixtures" / "sigstore" / name);
+}
+
+inline std::string unbase64(const std::string& text) {
+  std::string out;
+  EXPECT_TRUE(registry::base64_decode(text, out)) << text;
+  return out;
+}
+
+// Failed, saying `words`, on one line.
+inline void expect_failure(const policy::transparency::Check& check, const std::string& words) {
+  EXPECT_FALSE(check.passed);
+  EXPECT_NE(check.reason.find(words), std::string::npos) << check.reason;
+  EXPECT_EQ(check.reason.find('\n'), std::string::npos) << check.reason;
+}
+
+inline void expect_passed(const policy::transparency::Check& check) {
+  EXPECT_TRUE(check.passed) << check.reason;
+  EXPECT_TRUE(check.reason.empty());
+}
+
+}  // namespace pullgate::testing_support
