@@ -20,4 +20,17 @@ inline bool equal_ignoring_case(std::string_view a, std::string_view b) {
   });
 }
 
+// Bytes as lowercase hexadecimal: digests, hashes and log ids in reasons.
+inline std::string hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    out += digits[byte >> 4];
+    out += digits[byte & 0xf];
+  }
+  return out;
+}
+
 }  // namespace pullgate::policy

@@ -46,18 +46,6 @@ std::string sha256(std::initializer_list<std::string_view> pieces) {
   return out;
 }
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (const char c : bytes) {
-    const auto byte = static_cast<unsigned char>(c);
-    out += digits[byte >> 4];
-    out += digits[byte & 0xf];
-  }
-  return out;
-}
-
 std::string hint_hex(std::uint32_t hint) {
   const std::string bytes{static_cast<char>(hint >> 24), static_cast<char>(hint >> 16), static_cast<char>(hint >> 8),
                           static_cast<char>(hint)};

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/text.hpp"
 #include "policy/transparency.hpp"
 #include "registry/base64.hpp"
 #include "tests/unit/sigstore_fixtures.hpp"
@@ -235,16 +236,6 @@ std::string sha256_hex(std::string_view bytes) {
   return out;
 }
 
-std::string to_hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes) {
-    out += digits[static_cast<unsigned char>(c) >> 4];
-    out += digits[static_cast<unsigned char>(c) & 0xf];
-  }
-  return out;
-}
-
 // --- checkpoints made here ---------------------------------------------------------
 
 std::string note_text(const std::string& origin, std::uint64_t size, std::string_view root,
@@ -272,10 +263,10 @@ const std::string seven_root = tree_hash(seven);
 
 TEST(MerkleInclusionTest, HashesAreRfc6962s) {
   // SHA-256 of the single byte 0x00: the leaf hash of an empty entry.
-  EXPECT_EQ(to_hex(leaf_hash("")), "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
-  EXPECT_EQ(to_hex(leaf_hash("entry")), sha256_hex(std::string(1, '\0') + "entry"));
+  EXPECT_EQ(hex(leaf_hash("")), "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
+  EXPECT_EQ(hex(leaf_hash("entry")), sha256_hex(std::string(1, '\0') + "entry"));
   const std::string left(32, 'l'), right(32, 'r');
-  EXPECT_EQ(to_hex(node_hash(left, right)), sha256_hex("\x01" + left + right));
+  EXPECT_EQ(hex(node_hash(left, right)), sha256_hex("\x01" + left + right));
 }
 
 TEST(MerkleInclusionTest, EveryEntryOfEveryTreeUpToSixteenVerifies) {
@@ -425,7 +416,7 @@ TEST(TransparencyLogKeyTest, LogIdsAreTheTrustedRootsOwn) {
                            "bundle-with-sct-with-extensions/trusted_root.json"}) {
     for (const auto& [log, id] : tlogs_of(root)) {
       SCOPED_TRACE(std::string(root) + " " + log.name());
-      EXPECT_EQ(to_hex(log.log_id()), to_hex(id));
+      EXPECT_EQ(hex(log.log_id()), hex(id));
       (log.key().algorithm() == "ed25519" ? ed25519 : ecdsa)++;
     }
   }

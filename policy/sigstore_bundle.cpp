@@ -1,0 +1,638 @@
+// Sigstore bundles read strictly and verified keyless, in the order of sigstore-go's
+// Verifier.Verify: the log entry, its body against the bundle, the Fulcio chain and SCT
+// at the logged time, the signature, the identity. Each refusal is one line naming the
+// check.
+#include "policy/sigstore_bundle.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <array>
+#include <chrono>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "policy/text.hpp"
+#include "registry/base64.hpp"
+#include "registry/keys.hpp"
+
+namespace pullgate::policy::sigstore {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::size_t max_quoted_length = 80;
+constexpr std::size_t max_identity_length = 200;  // workflow URIs run long, and the end tells them apart
+constexpr std::size_t max_bundle_size = 16 * 1024 * 1024;
+constexpr std::size_t max_entries = 32;  // sigstore-go allows any; a bundle holds one or two
+constexpr std::size_t max_chain_length = 10;
+constexpr std::string_view in_toto_payload_type = "application/vnd.in-toto+json";
+
+struct MediaType {
+  std::string_view text;
+  int minor;
+};
+// sigstore-go bundle.go getBundleVersion: the old ";version=" spellings and the v0.3 one.
+constexpr std::array<MediaType, 4> media_types = {{
+    {"application/vnd.dev.sigstore.bundle+json;version=0.1", 1},
+    {"application/vnd.dev.sigstore.bundle+json;version=0.2", 2},
+    {"application/vnd.dev.sigstore.bundle+json;version=0.3", 3},
+    {"application/vnd.dev.sigstore.bundle.v0.3+json", 3},
+}};
+
+// A mistake in the bundle, thrown where a reader finds it and caught once in
+// Bundle::parse, so that each reader names its own field.
+struct Malformed {
+  std::string reason;
+};
+
+std::string in_quotes(std::string_view text) { return "\"" + printable(text, max_quoted_length) + "\""; }
+std::string identity_in_quotes(std::string_view text) { return "\"" + printable(text, max_identity_length) + "\""; }
+
+[[noreturn]] void malformed(const std::string& field, const std::string& problem) {
+  throw Malformed{"bundle's " + field + " " + problem};
+}
+
+const json& need(const json& object, std::string_view key, const std::string& where) {
+  const std::string field = where.empty() ? std::string(key) : where + "." + std::string(key);
+  if (!object.is_object()) malformed(where, "is not a JSON object");
+  const auto found = object.find(std::string(key));
+  // proto3 JSON writes an unset message as null or leaves it out.
+  if (found == object.end() || found->is_null()) malformed(field, "is missing");
+  return *found;
+}
+
+const json* optional_member(const json& object, std::string_view key) {
+  const auto found = object.find(std::string(key));
+  return found == object.end() || found->is_null() ? nullptr : &*found;
+}
+
+std::string text_of(const json& value, const std::string& field) {
+  if (!value.is_string()) malformed(field, "is not a string");
+  return value.get<std::string>();
+}
+
+std::string bytes_of(const json& value, const std::string& field) {
+  // protojson decodes with Go's base64.StdEncoding, which skips line breaks: `base64`
+  // wraps at 76 columns, as in rekor2-timestamp-with-incorrect-time_fail's timestamp.
+  std::string text = text_of(value, field);
+  std::erase_if(text, [](char c) { return c == '\n' || c == '\r'; });
+  std::string out;
+  if (!registry::base64_decode(text, out)) malformed(field, "is not base64");
+  return out;
+}
+
+// proto3 JSON int64: a decimal string, or a number.
+std::uint64_t count_of(const json& value, const std::string& field) {
+  if (value.is_number_unsigned()) return value.get<std::uint64_t>();
+  if (value.is_number_integer()) malformed(field, "is negative");
+  const std::string text = text_of(value, field);
+  if (!text.empty() && text[0] == '-') malformed(field, "is negative (" + in_quotes(text) + ")");
+  if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos) {
+    malformed(field, "is not a decimal count (" + in_quotes(text) + ")");
+  }
+  const std::uint64_t count = std::stoull(text);
+  if (count > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) malformed(field, "is too large");
+  return count;
+}
+
+std::string hash_of(const json& value, const std::string& field) {
+  std::string hash = bytes_of(value, field);
+  if (hash.size() != transparency::hash_size) {
+    malformed(field, "is " + std::to_string(hash.size()) + " bytes, not a SHA-256 hash's 32");
+  }
+  return hash;
+}
+
+Certificate certificate_of(const json& value, const std::string& field) {
+  auto parsed = Certificate::from_der(bytes_of(need(value, "rawBytes", field), field + ".rawBytes"));
+  if (auto* error = std::get_if<std::string>(&parsed))
+    malformed(field + ".rawBytes", "is not a certificate: " + *error);
+  return std::get<Certificate>(std::move(parsed));
+}
+
+bool self_signed(const Certificate& certificate) {
+  return X509_check_issued(certificate.x509(), certificate.x509()) == X509_V_OK;
+}
+
+InclusionProof proof_of(const json& value, const std::string& where) {
+  InclusionProof proof;
+  proof.log_index = count_of(need(value, "logIndex", where), where + ".logIndex");
+  proof.tree_size = count_of(need(value, "treeSize", where), where + ".treeSize");
+  proof.root_hash = hash_of(need(value, "rootHash", where), where + ".rootHash");
+  const json& hashes = need(value, "hashes", where);
+  if (!hashes.is_array()) malformed(where + ".hashes", "is not an array");
+  for (std::size_t i = 0; i < hashes.size(); ++i) {
+    proof.hashes.push_back(hash_of(hashes[i], where + ".hashes[" + std::to_string(i) + "]"));
+  }
+  const std::string checkpoint = where + ".checkpoint";
+  proof.checkpoint = text_of(need(need(value, "checkpoint", where), "envelope", checkpoint), checkpoint + ".envelope");
+  if (proof.checkpoint.empty()) malformed(checkpoint + ".envelope", "is empty");
+  return proof;
+}
+
+TlogEntry entry_of(const json& value, const std::string& where, int minor) {
+  TlogEntry entry;
+  entry.log_index = count_of(need(value, "logIndex", where), where + ".logIndex");
+  entry.log_id = hash_of(need(need(value, "logId", where), "keyId", where + ".logId"), where + ".logId.keyId");
+  const json& kind_version = need(value, "kindVersion", where);
+  entry.kind = text_of(need(kind_version, "kind", where + ".kindVersion"), where + ".kindVersion.kind");
+  entry.version = text_of(need(kind_version, "version", where + ".kindVersion"), where + ".kindVersion.version");
+  if (const json* time = optional_member(value, "integratedTime")) {
+    entry.integrated_time = count_of(*time, where + ".integratedTime");
+  }
+  if (const json* promise = optional_member(value, "inclusionPromise")) {
+    entry.signed_entry_timestamp = bytes_of(need(*promise, "signedEntryTimestamp", where + ".inclusionPromise"),
+                                            where + ".inclusionPromise.signedEntryTimestamp");
+  }
+  if (const json* proof = optional_member(value, "inclusionProof")) {
+    entry.inclusion_proof = proof_of(*proof, where + ".inclusionProof");
+  }
+  entry.canonicalized_body = bytes_of(need(value, "canonicalizedBody", where), where + ".canonicalizedBody");
+  // sigstore-go bundle.go validate(): v0.1 entries carry a promise, later ones a proof.
+  if (minor == 1 && !entry.signed_entry_timestamp) malformed(where, "has no inclusionPromise, which v0.1 requires");
+  if (minor >= 2 && !entry.inclusion_proof) malformed(where, "has no inclusionProof, which v0.2 and later require");
+  return entry;
+}
+
+DsseEnvelope envelope_of(const json& value) {
+  const std::string where = "dsseEnvelope";
+  DsseEnvelope envelope;
+  envelope.payload = bytes_of(need(value, "payload", where), where + ".payload");
+  envelope.payload_type = text_of(need(value, "payloadType", where), where + ".payloadType");
+  const json& signatures = need(value, "signatures", where);
+  if (!signatures.is_array() || signatures.size() != 1) {
+    malformed(where + ".signatures", "must hold exactly one signature");
+  }
+  envelope.signature = bytes_of(need(signatures[0], "sig", where + ".signatures[0]"), where + ".signatures[0].sig");
+  return envelope;
+}
+
+Bundle bundle_of(const json& document) {
+  if (!document.is_object()) malformed("document", "is not a JSON object");
+  Bundle bundle;
+  const std::string media_type = text_of(need(document, "mediaType", ""), "mediaType");
+  for (const MediaType& known : media_types) {
+    if (media_type == known.text) bundle.minor_version = known.minor;
+  }
+  if (bundle.minor_version == 0)
+    malformed("mediaType", in_quotes(media_type) + " is not a bundle version pullgate reads");
+
+  const json& material = need(document, "verificationMaterial", "");
+  const json* chain = optional_member(material, "x509CertificateChain");
+  const json* certificate = optional_member(material, "certificate");
+  const json* public_key = optional_member(material, "publicKey");
+  if ((chain != nullptr) + (certificate != nullptr) + (public_key != nullptr) != 1) {
+    malformed("verificationMaterial", "must hold exactly one of x509CertificateChain, certificate and publicKey");
+  }
+  if (chain) {
+    const std::string where = "verificationMaterial.x509CertificateChain";
+    if (bundle.minor_version >= 3) malformed(where, "is not allowed in v0.3 (a single certificate is)");
+    const json& certificates = need(*chain, "certificates", where);
+    if (!certificates.is_array() || certificates.empty()) malformed(where + ".certificates", "is empty");
+    if (certificates.size() > max_chain_length) malformed(where + ".certificates", "is too long");
+    for (std::size_t i = 0; i < certificates.size(); ++i) {
+      const std::string field = where + ".certificates[" + std::to_string(i) + "]";
+      bundle.certificates.push_back(certificate_of(certificates[i], field));
+      // The trusted root supplies the anchors; a bundle carrying one is forged or confused.
+      if (i > 0 && self_signed(bundle.certificates.back())) {
+        malformed(field, "is a self-signed root (" + bundle.certificates.back().subject() +
+                             "), which a bundle must not carry");
+      }
+    }
+  } else if (certificate) {
+    bundle.certificates.push_back(certificate_of(*certificate, "verificationMaterial.certificate"));
+  } else {
+    bundle.public_key_hint =
+        text_of(need(*public_key, "hint", "verificationMaterial.publicKey"), "verificationMaterial.publicKey.hint");
+  }
+
+  if (const json* entries = optional_member(material, "tlogEntries")) {
+    if (!entries->is_array()) malformed("verificationMaterial.tlogEntries", "is not an array");
+    if (entries->size() > max_entries) malformed("verificationMaterial.tlogEntries", "has too many entries");
+    for (std::size_t i = 0; i < entries->size(); ++i) {
+      bundle.tlog_entries.push_back(
+          entry_of((*entries)[i], "verificationMaterial.tlogEntries[" + std::to_string(i) + "]", bundle.minor_version));
+    }
+  }
+  if (const json* data = optional_member(material, "timestampVerificationData")) {
+    const std::string where = "verificationMaterial.timestampVerificationData";
+    if (!data->is_object()) malformed(where, "is not a JSON object");
+    if (const json* timestamps = optional_member(*data, "rfc3161Timestamps")) {
+      if (!timestamps->is_array()) malformed(where + ".rfc3161Timestamps", "is not an array");
+      for (std::size_t i = 0; i < timestamps->size(); ++i) {
+        const std::string field = where + ".rfc3161Timestamps[" + std::to_string(i) + "]";
+        bundle.rfc3161_timestamps.push_back(
+            bytes_of(need((*timestamps)[i], "signedTimestamp", field), field + ".signedTimestamp"));
+      }
+    }
+  }
+
+  const json* message = optional_member(document, "messageSignature");
+  const json* envelope = optional_member(document, "dsseEnvelope");
+  if ((message != nullptr) == (envelope != nullptr)) {
+    malformed("content", "must be exactly one of messageSignature and dsseEnvelope");
+  }
+  if (message) {
+    MessageSignature signature;
+    signature.signature = bytes_of(need(*message, "signature", "messageSignature"), "messageSignature.signature");
+    if (const json* digest = optional_member(*message, "messageDigest")) {
+      const std::string where = "messageSignature.messageDigest";
+      const std::string algorithm = text_of(need(*digest, "algorithm", where), where + ".algorithm");
+      if (algorithm != "SHA2_256") malformed(where + ".algorithm", in_quotes(algorithm) + " is not SHA2_256");
+      signature.digest = hash_of(need(*digest, "digest", where), where + ".digest");
+    }
+    bundle.message_signature = std::move(signature);
+  } else {
+    bundle.dsse_envelope = envelope_of(*envelope);
+  }
+  return bundle;
+}
+
+// --- verification ---------------------------------------------------------------
+
+std::string sha256_of(std::string_view bytes) {
+  std::string out(SHA256_DIGEST_LENGTH, '\0');
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
+         reinterpret_cast<unsigned char*>(out.data()));
+  return out;
+}
+
+std::string pae(const DsseEnvelope& envelope) {
+  return "DSSEv1 " + std::to_string(envelope.payload_type.size()) + " " + envelope.payload_type + " " +
+         std::to_string(envelope.payload.size()) + " " + envelope.payload;
+}
+
+struct BioFree {
+  void operator()(BIO* bio) const { BIO_free(bio); }
+};
+struct X509Free {
+  void operator()(X509* certificate) const { X509_free(certificate); }
+};
+struct PkeyCtxFree {
+  void operator()(EVP_PKEY_CTX* ctx) const { EVP_PKEY_CTX_free(ctx); }
+};
+struct ErrorQueueGuard {
+  ~ErrorQueueGuard() { ERR_clear_error(); }
+};
+
+// The DER of the one certificate in a PEM text, or empty.
+std::string pem_certificate_der(std::string_view pem) {
+  const ErrorQueueGuard clear_errors;
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return {};
+  std::unique_ptr<X509, X509Free> certificate(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!certificate) return {};
+  unsigned char* der = nullptr;
+  const int length = i2d_X509(certificate.get(), &der);
+  if (length <= 0) return {};
+  std::string out(reinterpret_cast<const char*>(der), static_cast<std::size_t>(length));
+  OPENSSL_free(der);
+  return out;
+}
+
+const json* path(const json& value, std::initializer_list<std::string_view> keys) {
+  const json* at = &value;
+  for (const std::string_view key : keys) {
+    if (!at->is_object()) return nullptr;
+    const auto found = at->find(std::string(key));
+    if (found == at->end()) return nullptr;
+    at = &*found;
+  }
+  return at;
+}
+
+std::string string_at(const json& value, std::initializer_list<std::string_view> keys) {
+  const json* found = path(value, keys);
+  return found && found->is_string() ? found->get<std::string>() : std::string();
+}
+
+std::string unbase64(const std::string& text) {
+  std::string out;
+  return registry::base64_decode(text, out) ? out : std::string();
+}
+
+Check passed() { return {true, {}}; }
+Check failed(std::string reason) { return {false, std::move(reason)}; }
+
+// A sha256 {algorithm, value} of a Rekor body against the hash it must be.
+Check hash_matches(const json& body, std::initializer_list<std::string_view> at, std::string_view wanted,
+                   const std::string& what, const std::string& whose) {
+  const json* hash = path(body, at);
+  if (!hash) return failed("log entry has no " + what);
+  if (string_at(*hash, {"algorithm"}) != "sha256") return failed("log entry's " + what + " is not sha256");
+  if (!equal_ignoring_case(string_at(*hash, {"value"}), hex(wanted))) {
+    return failed("log entry's " + what + " is sha256:" + printable(string_at(*hash, {"value"}), max_quoted_length) +
+                  ", " + whose + " is sha256:" + hex(wanted));
+  }
+  return passed();
+}
+
+// sigstore-go tlog/entry.go and verify/tlog.go: the logged body must be this bundle's
+// signature, by this certificate, over this artifact (memo section 3.6).
+Check body_matches(const json& body, const TlogEntry& entry, const Bundle& bundle, const Artifact& artifact) {
+  const Certificate& leaf = bundle.certificates.front();
+  const std::string spec_kind = string_at(body, {"kind"});
+  const std::string spec_version = string_at(body, {"apiVersion"});
+  if (spec_kind != entry.kind || spec_version != entry.version) {
+    return failed("log entry's body is " + in_quotes(spec_kind + "/" + spec_version) + ", its kindVersion " +
+                  in_quotes(entry.kind + "/" + entry.version));
+  }
+  if (entry.kind == "hashedrekord" && entry.version == "0.0.1") {
+    if (!bundle.message_signature) return failed("log entry is a hashedrekord, but the bundle signs a DSSE envelope");
+    if (auto check = hash_matches(body, {"spec", "data", "hash"}, artifact.sha256, "artifact digest", "the artifact's");
+        !check)
+      return check;
+    if (unbase64(string_at(body, {"spec", "signature", "content"})) != bundle.message_signature->signature) {
+      return failed("log entry's signature is not the bundle's");
+    }
+    if (pem_certificate_der(unbase64(string_at(body, {"spec", "signature", "publicKey", "content"}))) != leaf.der()) {
+      return failed("log entry's certificate is not the bundle's");
+    }
+    return passed();
+  }
+  if (!bundle.dsse_envelope) return failed("log entry is a " + entry.kind + ", but the bundle signs a message");
+  const DsseEnvelope& envelope = *bundle.dsse_envelope;
+  if (entry.kind == "dsse" && entry.version == "0.0.1") {
+    if (auto check = hash_matches(body, {"spec", "payloadHash"}, sha256_of(envelope.payload), "payload hash",
+                                  "the envelope payload's");
+        !check) {
+      return check;
+    }
+    const json* signatures = path(body, {"spec", "signatures"});
+    if (!signatures || !signatures->is_array()) return failed("log entry has no signatures");
+    for (const json& signature : *signatures) {
+      if (unbase64(string_at(signature, {"signature"})) == envelope.signature &&
+          pem_certificate_der(unbase64(string_at(signature, {"verifier"}))) == leaf.der()) {
+        return passed();
+      }
+    }
+    return failed("log entry holds no signature that is the envelope's by the bundle's certificate");
+  }
+  if (entry.kind == "intoto" && entry.version == "0.0.2") {
+    if (auto check = hash_matches(body, {"spec", "content", "payloadHash"}, sha256_of(envelope.payload), "payload hash",
+                                  "the envelope payload's");
+        !check) {
+      return check;
+    }
+    const json* signatures = path(body, {"spec", "content", "envelope", "signatures"});
+    if (!signatures || !signatures->is_array()) return failed("log entry has no signatures");
+    // Rekor stores intoto 0.0.2 signatures and keys base64 once more than DSSE does.
+    for (const json& signature : *signatures) {
+      if (unbase64(unbase64(string_at(signature, {"sig"}))) == envelope.signature &&
+          pem_certificate_der(unbase64(string_at(signature, {"publicKey"}))) == leaf.der()) {
+        return passed();
+      }
+    }
+    return failed("log entry holds no signature that is the envelope's by the bundle's certificate");
+  }
+  return failed("log entry kind " + in_quotes(entry.kind + "/" + entry.version) + " is not one pullgate reads");
+}
+
+struct VerifiedEntry {
+  Check check;
+  std::optional<TimePoint> time;  // the integrated time, when a signed entry timestamp vouches for it
+  std::string base_url;
+};
+
+VerifiedEntry verify_entry(const TlogEntry& entry, const Bundle& bundle, const Artifact& artifact,
+                           const TrustedRoot& root) {
+  VerifiedEntry out;
+  const std::string name = "log entry " + std::to_string(entry.log_index);
+  auto refuse = [&](const std::string& reason) {
+    out.check = failed(name + ": " + reason);
+    return out;
+  };
+  if (entry.kind == "hashedrekord" && entry.version == "0.0.2") {
+    return refuse(
+        "Rekor v2 entries are not verified yet (their time comes only from RFC 3161 timestamps, which pullgate "
+        "does not verify yet either)");
+  }
+  const json body = json::parse(entry.canonicalized_body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) return refuse("canonicalizedBody is not JSON");
+
+  const TimePoint integrated = TimePoint(std::chrono::seconds(entry.integrated_time));
+  const FoundLog found = root.tlog(entry.log_id, integrated);
+  if (!found) return refuse(found.reason);
+  out.base_url = found.log->base_url;
+
+  if (entry.signed_entry_timestamp) {
+    const transparency::LogEntry logged{entry.canonicalized_body, entry.integrated_time, entry.log_id, entry.log_index};
+    const Check set =
+        transparency::verify_signed_entry_timestamp(logged, *entry.signed_entry_timestamp, found.log->key);
+    if (!set) return refuse("signed entry timestamp: " + set.reason);
+  }
+  if (entry.inclusion_proof) {
+    const InclusionProof& proof = *entry.inclusion_proof;
+    const Check included = transparency::verify_inclusion(proof.log_index, proof.tree_size,
+                                                          transparency::leaf_hash(entry.canonicalized_body),
+                                                          proof.hashes, proof.root_hash);
+    if (!included) return refuse("inclusion proof: " + included.reason);
+    auto parsed = transparency::parse_checkpoint(proof.checkpoint);
+    if (auto* error = std::get_if<std::string>(&parsed)) return refuse("checkpoint: " + *error);
+    auto& checkpoint = std::get<transparency::Checkpoint>(parsed);
+    if (transparency::origin_rule_for(checkpoint.origin) == transparency::OriginRule::any) {
+      // Rekor v1 clients (rekor's SignedNote.Verify, which sigstore-go calls) choose the
+      // line by the key hint alone: a log serving on "localhost:8000" signs as that, while
+      // the trusted root names it by its hostname.
+      for (transparency::NoteSignature& line : checkpoint.signatures) {
+        if (line.key_hint == found.log->key.key_hint()) line.name = found.log->key.name();
+      }
+    }
+    const Check signed_by_log =
+        transparency::verify_checkpoint(checkpoint, found.log->key, transparency::origin_rule_for(checkpoint.origin));
+    if (!signed_by_log) return refuse("checkpoint: " + signed_by_log.reason);
+    const Check same_tree = transparency::proof_matches_checkpoint(proof.tree_size, proof.root_hash, checkpoint);
+    if (!same_tree) return refuse("checkpoint: " + same_tree.reason);
+  }
+  if (const Check matches = body_matches(body, entry, bundle, artifact); !matches) return refuse(matches.reason);
+  if (entry.signed_entry_timestamp) out.time = integrated;
+  out.check = passed();
+  return out;
+}
+
+bool is_p256(const Certificate& leaf) {
+  const EVP_PKEY* key = X509_get0_pubkey(leaf.x509());
+  return key && EVP_PKEY_get_base_id(key) == EVP_PKEY_EC && EVP_PKEY_get_bits(key) == 256;
+}
+
+// ECDSA P-256 over the artifact's SHA-256 alone, when its bytes are not at hand.
+bool verify_prehashed(const Certificate& leaf, std::string_view digest, std::string_view signature) {
+  const ErrorQueueGuard clear_errors;
+  EVP_PKEY* key = X509_get0_pubkey(leaf.x509());
+  if (!is_p256(leaf)) return false;
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new(key, nullptr));
+  if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) != 1) {
+    return false;
+  }
+  return EVP_PKEY_verify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+                         reinterpret_cast<const unsigned char*>(digest.data()), digest.size()) == 1;
+}
+
+std::optional<registry::PublicKey> leaf_key(const Certificate& leaf) {
+  const ErrorQueueGuard clear_errors;
+  unsigned char* der = nullptr;
+  const int length = i2d_PUBKEY(X509_get0_pubkey(leaf.x509()), &der);
+  if (length <= 0) return std::nullopt;
+  const std::string spki(reinterpret_cast<const char*>(der), static_cast<std::size_t>(length));
+  OPENSSL_free(der);
+  auto key = registry::PublicKey::from_der("signing certificate", spki);
+  if (std::holds_alternative<std::string>(key)) return std::nullopt;
+  return std::get<registry::PublicKey>(std::move(key));
+}
+
+Check verify_signature(const Bundle& bundle, const Artifact& artifact) {
+  const Certificate& leaf = bundle.certificates.front();
+  if (bundle.message_signature) {
+    const MessageSignature& message = *bundle.message_signature;
+    if (!message.digest.empty() && message.digest != artifact.sha256) {
+      return failed("bundle's messageDigest is sha256:" + hex(message.digest) +
+                    ", the artifact's sha256:" + hex(artifact.sha256));
+    }
+    bool valid = false;
+    if (artifact.bytes) {
+      const auto key = leaf_key(leaf);
+      valid = key && key->verify(*artifact.bytes, message.signature);
+    } else if (is_p256(leaf)) {
+      valid = verify_prehashed(leaf, artifact.sha256, message.signature);
+    } else {
+      // Ed25519 signs the message itself, and P-384 a SHA-384 the SHA-256 cannot give.
+      return failed(
+          "signing certificate's key is not ECDSA P-256: its signature needs the artifact's bytes, not only "
+          "its SHA-256");
+    }
+    return valid ? passed() : failed("signature over the artifact does not verify with the signing certificate's key");
+  }
+  const DsseEnvelope& envelope = *bundle.dsse_envelope;
+  const auto key = leaf_key(leaf);
+  if (!key || !key->verify(pae(envelope), envelope.signature)) {
+    return failed("DSSE envelope's signature does not verify with the signing certificate's key");
+  }
+  if (envelope.payload_type != in_toto_payload_type) {
+    return failed("DSSE payloadType " + in_quotes(envelope.payload_type) + " is not an in-toto statement");
+  }
+  const json statement = json::parse(envelope.payload, nullptr, false);
+  const json* subjects = statement.is_discarded() ? nullptr : path(statement, {"subject"});
+  if (!subjects || !subjects->is_array()) return failed("in-toto statement has no subject list");
+  const std::string wanted = hex(artifact.sha256);
+  for (const json& subject : *subjects) {
+    if (equal_ignoring_case(string_at(subject, {"digest", "sha256"}), wanted)) return passed();
+  }
+  return failed("in-toto statement names no subject of sha256:" + wanted);
+}
+
+bool matches(const IdentityMatch& expected, const std::string& actual) {
+  if (!expected.regex) return actual == expected.text;
+  try {
+    return std::regex_match(actual, std::regex(expected.text, std::regex::ECMAScript));
+  } catch (const std::regex_error&) {
+    return false;
+  }
+}
+
+KeylessVerdict refused(std::string reason) {
+  KeylessVerdict verdict;
+  verdict.reason = std::move(reason);
+  return verdict;
+}
+
+}  // namespace
+
+std::variant<Bundle, std::string> Bundle::parse(std::string_view text) {
+  if (text.size() > max_bundle_size) return std::string("bundle is larger than 16 MiB");
+  const json document = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded()) return std::string("bundle is not JSON");
+  try {
+    return bundle_of(document);
+  } catch (const Malformed& error) {
+    return error.reason;
+  }
+}
+
+Artifact Artifact::of_bytes(std::string bytes) {
+  Artifact artifact;
+  artifact.sha256 = sha256_of(bytes);
+  artifact.bytes = std::move(bytes);
+  return artifact;
+}
+
+std::variant<Artifact, std::string> Artifact::of_digest(std::string_view digest) {
+  constexpr std::string_view prefix = "sha256:";
+  const std::string_view hex_part = digest.substr(std::min(digest.size(), prefix.size()));
+  if (!digest.starts_with(prefix) || hex_part.size() != 64 ||
+      hex_part.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) {
+    return "artifact digest " + in_quotes(digest) + " is not sha256:<64 hex digits>";
+  }
+  Artifact artifact;
+  for (std::size_t i = 0; i < hex_part.size(); i += 2) {
+    artifact.sha256 += static_cast<char>(std::stoi(std::string(hex_part.substr(i, 2)), nullptr, 16));
+  }
+  return artifact;
+}
+
+KeylessVerdict verify_keyless(const Bundle& bundle, const Artifact& artifact, const TrustedRoot& root,
+                              const ExpectedIdentity& expected) {
+  if (bundle.certificates.empty()) {
+    return refused("bundle is signed with a public key, not a Fulcio certificate: verify it with its key");
+  }
+  // sigstore-go fails a bundle when any of its timestamps does not verify (and checks
+  // the certificate at each one's time): passing over one unread could pass
+  // intoto-tsa-timestamp-outside-cert-validity_fail, so a bundle with any is refused.
+  if (!bundle.rfc3161_timestamps.empty()) {
+    return refused("bundle carries RFC 3161 timestamps, which pullgate does not verify yet");
+  }
+  if (bundle.tlog_entries.empty()) return refused("bundle has no transparency log entry");
+  const Certificate& leaf = bundle.certificates.front();
+
+  // Threshold one, as sigstore-go's default: the first entry that verifies with a time.
+  std::optional<VerifiedEntry> verified;
+  std::string first_refusal;
+  for (const TlogEntry& entry : bundle.tlog_entries) {
+    VerifiedEntry result = verify_entry(entry, bundle, artifact, root);
+    if (result.check && result.time) {
+      verified = std::move(result);
+      break;
+    }
+    if (first_refusal.empty()) {
+      first_refusal = result.check ? "log entry " + std::to_string(entry.log_index) +
+                                         ": no signed entry timestamp vouches for its integrated time"
+                                   : result.check.reason;
+    }
+  }
+  if (!verified) return refused(first_refusal);
+  const TimePoint signed_at = *verified->time;
+
+  auto chain = verify_fulcio_chain(leaf, root, signed_at);
+  if (auto* error = std::get_if<std::string>(&chain)) return refused("signing certificate: " + *error);
+  if (const Check sct = verify_embedded_sct(std::get<CertificateChain>(chain), root); !sct) {
+    return refused("signing certificate's SCT: " + sct.reason);
+  }
+  if (const Check signature = verify_signature(bundle, artifact); !signature) return refused(signature.reason);
+
+  auto identity = read_fulcio_identity(leaf);
+  if (auto* error = std::get_if<std::string>(&identity)) return refused("signing certificate's identity: " + *error);
+  FulcioIdentity& found = std::get<FulcioIdentity>(identity);
+  if (!matches(expected.issuer, found.issuer)) {
+    return refused("signed by issuer " + identity_in_quotes(found.issuer) + ", not " +
+                   (expected.issuer.regex ? "one matching " : "") + identity_in_quotes(expected.issuer.text));
+  }
+  if (!matches(expected.subject, found.subject)) {
+    return refused("signed by " + identity_in_quotes(found.subject) + ", not " +
+                   (expected.subject.regex ? "one matching " : "") + identity_in_quotes(expected.subject.text));
+  }
+  KeylessVerdict verdict;
+  verdict.verified = true;
+  verdict.identity = std::move(found);
+  verdict.signed_at = signed_at;
+  verdict.log_base_url = verified->base_url;
+  return verdict;
+}
+
+}  // namespace pullgate::policy::sigstore
