@@ -593,11 +593,13 @@ KeylessVerdict verify_keyless(const Bundle& bundle, const Artifact& artifact, co
 
   // Threshold one, as sigstore-go's default: the first entry that verifies with a time.
   std::optional<VerifiedEntry> verified;
+  std::uint64_t verified_index = 0;
   std::string first_refusal;
   for (const TlogEntry& entry : bundle.tlog_entries) {
     VerifiedEntry result = verify_entry(entry, bundle, artifact, root);
     if (result.check && result.time) {
       verified = std::move(result);
+      verified_index = entry.log_index;
       break;
     }
     if (first_refusal.empty()) {
@@ -632,6 +634,7 @@ KeylessVerdict verify_keyless(const Bundle& bundle, const Artifact& artifact, co
   verdict.identity = std::move(found);
   verdict.signed_at = signed_at;
   verdict.log_base_url = verified->base_url;
+  verdict.log_index = verified_index;
   return verdict;
 }
 

@@ -95,6 +95,7 @@ struct KeylessVerdict {
   FulcioIdentity identity;   // when verified
   TimePoint signed_at;       // the verified integrated time
   std::string log_base_url;  // the log that holds the entry
+  std::uint64_t log_index = 0;  // the entry's global logIndex
   explicit operator bool() const { return verified; }
 };
 

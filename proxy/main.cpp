@@ -661,6 +661,8 @@ int main(int argc, char** argv) {
        cli::run_pin, Bare::shows_help},
       {"cache", "du|ls|evict", "what the cache holds, by image; evict an image", cli::cache_help, cli::run_cache,
        Bare::shows_help},
+      {"verify-bundle", "--bundle F ...", "verify a Sigstore bundle keyless, offline (why a signature is refused)",
+       cli::verify_bundle_help, cli::run_verify_bundle, Bare::shows_help},
       {"prefetch", "IMAGE...|--file LIST", "pull images into the cache through the running mirror's gate",
        prefetch::help, prefetch::run, Bare::shows_help},
       {"doctor", "[--mirror URL] [--json]", "on a node: can its container clients pull around the gate?",

@@ -57,4 +57,9 @@ int run_token(const std::vector<std::string>& args);
 extern const char cache_help[];
 int run_cache(const std::vector<std::string>& args);
 
+// `pullgate verify-bundle`: one Sigstore bundle verified keyless, offline, from its
+// files alone (no config, no data directory).
+extern const char verify_bundle_help[];
+int run_verify_bundle(const std::vector<std::string>& args);
+
 }  // namespace pullgate::proxy::cli

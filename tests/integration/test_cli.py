@@ -68,14 +68,15 @@ class Cli(unittest.TestCase):
         listed = [line.split()[1] for line in r.stdout.splitlines() if line.startswith("  pullgate ")]
         commands = [c for c in listed if not c.startswith("-")]
         for command in ("serve", "check-config", "policy", "verdict", "report", "pending", "exception", "explain",
-                        "audit", "bundle", "cache"):
+                        "audit", "bundle", "cache", "verify-bundle"):
             self.assertIn(command, commands)
         for command in commands:
             r = run(command, "--help")
             self.assertEqual(r.returncode, 0, (command, r.stderr))
             self.assertTrue(r.stdout.startswith("Usage:"), (command, r.stdout))
             self.assertIn("pullgate " + command, r.stdout)
-            if command in ("policy", "verdict", "report", "pending", "exception", "explain", "bundle", "cache"):
+            if command in ("policy", "verdict", "report", "pending", "exception", "explain", "bundle", "cache",
+                           "verify-bundle"):
                 bare = run(command)
                 self.assertEqual(bare.returncode, 2, (command, bare.stderr))
                 self.assertEqual(bare.stdout, r.stdout)

@@ -432,6 +432,7 @@ TEST(SigstoreKeylessTest, GivesTheIdentityTimeAndLog) {
   EXPECT_EQ(verdict.identity.issuer, github_actions);
   EXPECT_EQ(verdict.signed_at, TimePoint(std::chrono::seconds(1710869186)));
   EXPECT_EQ(verdict.log_base_url, "https://rekor.sigstore.dev");
+  EXPECT_EQ(verdict.log_index, 79571823u);
 }
 
 TEST(SigstoreKeylessTest, AnArtifactMayBeGivenByItsDigest) {
