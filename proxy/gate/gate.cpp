@@ -72,7 +72,7 @@ constexpr std::size_t max_memo_entries = 20'000;
 // An entry counts for a second but stays until its request comes again: a thread's
 // table is swept of the entries past their time whenever it has doubled since the last
 // sweep (from this many), so memory follows the last second's requests, not every
-// digest ever decided (a soak of new images grew it by about 10 KB an image).
+// digest ever decided.
 constexpr std::size_t memo_sweep_floor = 1024;
 
 }  // namespace
@@ -153,7 +153,10 @@ Gate::Memo& Gate::memo_put(MemoTable& table, SharedDecision decision, const Gate
       table.size -= std::erase_if(bucket->second, [&](const Memo& e) { return now >= e.until || now < e.made; });
       bucket = bucket->second.empty() ? table.buckets.erase(bucket) : std::next(bucket);
     }
-    if (table.size >= max_memo_entries) {  // bounded; a miss only costs one evaluation
+    // More than half the bound still within its second: a working set this table does
+    // not keep (a miss only costs one evaluation). Clearing it keeps the next sweep a
+    // doubling away and the table within max_memo_entries.
+    if (table.size > max_memo_entries / 2) {
       table.buckets.clear();
       table.size = 0;
     }

@@ -123,15 +123,16 @@ TEST_F(GateMemoTest, DigestsThatShareTheirLastCharactersStayApart) {
   EXPECT_FALSE(check("it/app", "v1", other)->serve);
 }
 
+registry::Digest nth(int i) {
+  char hex[65];
+  std::snprintf(hex, sizeof hex, "%064x", i);
+  return *registry::Digest::parse(std::string("sha256:") + hex);
+}
+
 TEST_F(GateMemoTest, EntriesPastTheirSecondAreSweptAsTheTableGrows) {
   // A digest decided once and never asked for again (a new image's) must not stay in
   // memory: a table that has doubled since its last sweep (from 1,024) drops what is
   // past its second.
-  auto nth = [](int i) {
-    char hex[65];
-    std::snprintf(hex, sizeof hex, "%064x", i);
-    return *registry::Digest::parse(std::string("sha256:") + hex);
-  };
   int next = 0;
   while (next < 1024) check("it/app", std::nullopt, nth(next++));
   EXPECT_EQ(metrics_.gate_memo_entries.value(), 1024);
@@ -144,6 +145,18 @@ TEST_F(GateMemoTest, EntriesPastTheirSecondAreSweptAsTheTableGrows) {
   check("it/app", std::nullopt, nth(next++));  // the first 1,025 are past their second
   EXPECT_EQ(metrics_.gate_memo_entries.value(), 2049 - 1025);
   EXPECT_NE(metrics_.render().find("pullgate_gate_memo_entries 1024\n"), std::string::npos);
+}
+
+TEST_F(GateMemoTest, ATableStillMoreThanHalfFullAfterASweepIsCleared) {
+  // Within one second every entry counts: the sweeps at 1,024, 2,048, 4,096 and 8,192
+  // drop nothing; at 16,384 more than half of the 20,000 entries a table may hold are
+  // live, so it is cleared rather than left to grow past its bound. (128 tags of 128
+  // digests: few verdicts to store.)
+  for (int d = 0; d < 128; ++d)
+    for (int t = 0; t < 128; ++t) check("it/app", "t" + std::to_string(t), nth(d));
+  EXPECT_EQ(metrics_.gate_memo_entries.value(), 16384);
+  check("it/app", "t0", nth(128));
+  EXPECT_EQ(metrics_.gate_memo_entries.value(), 1);
 }
 
 TEST_F(GateMemoTest, AStoreWriteEndsTheEntryAtOnce) {
