@@ -493,7 +493,9 @@ class GatewayClient final : public Client {
     std::size_t endpoint = first_endpoint();
     std::size_t tried = 0;
     auto move_on = [&](std::string failure) {
-      last_failure = std::move(failure);
+      // An attempt this request's own deadline cut short says less than the failure
+      // before it (a refused certificate, a member without a leader): that one is kept.
+      if (tried == 0 || Clock::now() < deadline) last_failure = std::move(failure);
       endpoint = (endpoint + 1) % endpoints_.size();
       ++tried;
     };

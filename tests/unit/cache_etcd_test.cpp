@@ -10,12 +10,14 @@
 #include <future>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
@@ -536,9 +538,26 @@ TEST_F(EtcdTlsTest, VerifiesTheMemberAndShowsAClientCertificate) {
   expect_refused(anonymous);
 }
 
+// Until the member listens, a refusal would be "connection refused", not the
+// certificate's: wait for its port (no leader check can pass with this certificate).
+void wait_until_listening(const std::string& url) {
+  const auto port = static_cast<unsigned short>(std::stoi(url.substr(url.rfind(':') + 1)));
+  asio::io_context io;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  for (;;) {
+    asio::ip::tcp::socket socket(io);
+    boost::system::error_code ec;
+    socket.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
+    if (!ec) return;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << url << " never listened: " << ec.message();
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
 TEST_F(EtcdTlsTest, RefusesACertificateForAnotherHost) {
   make_certificates(certificates, "DNS:etcd.example");
   EtcdCluster cluster(1, tls_flags(certificates));
+  wait_until_listening(cluster.members()[0].client_url);
   expect_refused(tls_settings(cluster));
 }
 
