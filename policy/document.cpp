@@ -13,11 +13,13 @@
 #include <unordered_set>
 
 #include "policy/access.hpp"
+#include "policy/keyless.hpp"
 #include "policy/patterns.hpp"
 #include "policy/policy.hpp"
 #include "policy/report.hpp"
 #include "policy/rfc3339.hpp"
 #include "policy/signature.hpp"
+#include "policy/trusted_root.hpp"
 #include "registry/text.hpp"
 
 namespace pullgate::policy {
@@ -233,9 +235,12 @@ class DocumentReader {
       : errors_(errors), warnings_(warnings) {}
 
   void read(const json& root, Policy& policy) {
-    if (!check_object(root, "document", {"default", "scopes", "exceptions", "cve_exceptions", "keys", "access"})) return;
+    if (!check_object(root, "document",
+                      {"default", "scopes", "exceptions", "cve_exceptions", "keys", "trusted_roots", "access"}))
+      return;
     if (root.contains("access")) policy.access = read_access(root.at("access"), errors_, warnings_);
     if (root.contains("keys")) read_keys(root.at("keys"), policy);
+    if (root.contains("trusted_roots")) read_trusted_roots(root.at("trusted_roots"), policy);
     policy_ = &policy;
 
     if (const json* scopes = array_field(root, "scopes", "scopes")) {
@@ -479,6 +484,137 @@ class DocumentReader {
     }
   }
 
+  void read_trusted_roots(const json& value, Policy& policy) {
+    if (!value.is_object()) {
+      fail("trusted_roots", "must be an object: root name -> {\"file\": ...} or {\"root\": {...}}");
+      return;
+    }
+    for (const auto& [name, entry] : value.items()) {
+      const std::string path = "trusted_roots." + name;
+      if (!is_key_name(name)) {
+        fail(path, "a trusted root's name is 1 to 64 letters, digits, '.', '_' or '-'");
+        continue;
+      }
+      if (!check_object(entry, path, {"file", "root"})) continue;
+      TrustedRootRef ref;
+      ref.name = name;
+      if (entry.contains("file") == entry.contains("root")) {
+        fail(path, "give exactly one of file (a trusted_root.json) or root (its document inline)");
+        continue;
+      }
+      if (entry.contains("root")) {
+        const json& inline_root = entry.at("root");
+        if (!inline_root.is_object()) {
+          fail(path + ".root", "must be a trusted root document (an object)");
+          continue;
+        }
+        auto parsed = sigstore::TrustedRoot::parse(inline_root.dump());
+        if (auto* error = std::get_if<std::string>(&parsed)) {
+          fail(path + ".root", *error);
+          continue;
+        }
+        auto& root = std::get<sigstore::TrustedRoot>(parsed);
+        for (const auto& warning : root.warnings()) warnings_.push_back(path + ".root: " + warning);
+        ref.root = std::make_shared<const sigstore::TrustedRoot>(std::move(root));
+      } else {
+        auto file = text_field(entry, "file", path + ".file");
+        if (!file) continue;
+        if (file->empty()) {
+          fail(path + ".file", "must not be empty");
+          continue;
+        }
+        ref.file = std::move(*file);
+      }
+      policy.trusted_roots.push_back(std::move(ref));
+    }
+  }
+
+  std::optional<TextMatch> text_match(const json& object, const std::string& field, const std::string& path) {
+    const std::string regexp_field = field + "_regexp";
+    const bool exact = object.contains(field), pattern = object.contains(regexp_field);
+    if (exact == pattern) {
+      fail(path, "give exactly one of " + field + " (the exact text) or " + regexp_field + " (an expression)");
+      return std::nullopt;
+    }
+    const std::string& which = exact ? field : regexp_field;
+    auto text = text_field(object, which, path + "." + which);
+    if (!text) return std::nullopt;
+    if (text->empty()) {
+      fail(path + "." + which, "must not be empty");
+      return std::nullopt;
+    }
+    TextMatch match{*text, nullptr};
+    if (pattern) {
+      // std::regex compiles and matches by recursion: a bounded expression keeps a
+      // policy from exhausting the stack.
+      std::size_t depth = 0, deepest = 0;
+      for (char c : *text) {
+        if (c == '(') deepest = std::max(deepest, ++depth);
+        if (c == ')' && depth > 0) --depth;
+      }
+      if (text->size() > 1024 || deepest > 16) {
+        fail(path + "." + which, "an expression of at most 1024 characters and 16 nested groups");
+        return std::nullopt;
+      }
+      try {
+        match.regex = std::make_shared<const std::regex>(*text, std::regex::ECMAScript);
+      } catch (const std::regex_error& e) {
+        fail(path + "." + which, std::string("not a regular expression (ECMAScript): ") + e.what());
+        return std::nullopt;
+      }
+    }
+    return match;
+  }
+
+  std::optional<KeylessIdentity> read_identity(const json& value, const std::string& path) {
+    std::vector<std::string_view> fields{"trusted_root", "issuer", "issuer_regexp", "subject", "subject_regexp"};
+    for (auto name : keyless_extension_names) fields.push_back(name);
+    if (!value.is_object()) {
+      fail(path, "must be an object");
+      return std::nullopt;
+    }
+    bool good = true;
+    for (const auto& [key, _] : value.items()) {
+      if (std::find(fields.begin(), fields.end(), key) == fields.end()) {
+        std::string expected;
+        for (auto name : fields) expected += (expected.empty() ? "" : ", ") + std::string(name);
+        fail(path + "." + key, "unknown field; expected one of " + expected);
+        good = false;
+      }
+    }
+    KeylessIdentity identity;
+    if (value.contains("trusted_root")) {
+      auto name = text_field(value, "trusted_root", path + ".trusted_root");
+      if (!name) return std::nullopt;
+      if (!policy_->trusted_root_named(*name)) {
+        fail(path + ".trusted_root", "no trusted root named " + in_quotes(name->substr(0, 64)) +
+                                         " in the top-level \"trusted_roots\"");
+        return std::nullopt;
+      }
+      identity.trusted_root = *name;
+    } else if (policy_->trusted_roots.size() == 1) {
+      identity.trusted_root = policy_->trusted_roots.front().name;
+    } else {
+      fail(path + ".trusted_root", policy_->trusted_roots.empty()
+                                       ? "a keyless identity needs a trusted root: none in the top-level \"trusted_roots\""
+                                       : "name one of the top-level \"trusted_roots\" (there are several)");
+      return std::nullopt;
+    }
+    auto issuer = text_match(value, "issuer", path);
+    auto subject = text_match(value, "subject", path);
+    if (!issuer || !subject) return std::nullopt;
+    identity.issuer = std::move(*issuer);
+    identity.subject = std::move(*subject);
+    for (auto name : keyless_extension_names) {
+      if (!value.contains(name)) continue;
+      auto text = text_field(value, std::string(name), path + "." + std::string(name));
+      if (!text) return std::nullopt;
+      identity.extensions.emplace_back(name, std::move(*text));
+    }
+    if (!good) return std::nullopt;
+    return identity;
+  }
+
   std::optional<std::chrono::seconds> recheck_field(const json& object, const std::string& path) {
     if (!object.contains("recheck_s")) return std::nullopt;
     const json& value = object.at("recheck_s");
@@ -490,16 +626,24 @@ class DocumentReader {
   }
 
   std::optional<SignaturePolicy> read_signatures(const json& value, const std::string& path) {
-    if (!check_object(value, path, {"keys", "recheck_s"})) return std::nullopt;
+    if (!check_object(value, path, {"keys", "identities", "recheck_s"})) return std::nullopt;
     SignaturePolicy signatures;
-    const json* keys = array_field(value, "keys", path + ".keys");
-    if (!keys || keys->empty()) {
-      if (!value.contains("keys") || (keys && keys->empty()))
-        fail(path + ".keys", "must list at least one key name from the top-level \"keys\"");
+    const json* keys = value.contains("keys") ? array_field(value, "keys", path + ".keys") : nullptr;
+    const json* identities = value.contains("identities") ? array_field(value, "identities", path + ".identities") : nullptr;
+    if ((value.contains("keys") && !keys) || (value.contains("identities") && !identities)) return std::nullopt;
+    if ((!keys || keys->empty()) && (!identities || identities->empty())) {
+      fail(path, "must list at least one key name from the top-level \"keys\" or one keyless identity");
       return std::nullopt;
     }
     bool good = true;
-    for (std::size_t i = 0; i < keys->size(); ++i) {
+    if (identities) {
+      for (std::size_t i = 0; i < identities->size(); ++i) {
+        auto identity = read_identity((*identities)[i], path + ".identities[" + std::to_string(i) + "]");
+        if (identity) signatures.identities.push_back(std::move(*identity));
+        else good = false;
+      }
+    }
+    for (std::size_t i = 0; keys && i < keys->size(); ++i) {
       const std::string item_path = path + ".keys[" + std::to_string(i) + "]";
       const json& item = (*keys)[i];
       if (!item.is_string()) {

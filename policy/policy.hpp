@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -114,6 +115,9 @@ struct CveException {
 namespace pullgate::registry {
 class PublicKey;  // registry/keys.hpp
 }  // namespace pullgate::registry
+namespace pullgate::policy::sigstore {
+class TrustedRoot;  // policy/trusted_root.hpp
+}  // namespace pullgate::policy::sigstore
 namespace pullgate::policy {
 using registry::PublicKey;
 
@@ -126,9 +130,44 @@ struct VerificationKey {
   std::shared_ptr<const PublicKey> key;    // null until read
 };
 
-// A scope's signature requirement: a valid cosign signature by any of these keys.
+// A Sigstore trusted root named in the policy ("trusted_roots"): the Fulcio CAs, Rekor
+// and CT log keys keyless signatures are verified with, offline. Given inline (the
+// document's "root" object, read when the policy is parsed) or as a file, read by
+// whoever loads the document from disk (load_policy_file), since parsing does no I/O;
+// either way its bytes are part of the policy's version, so a reload that changes the
+// file changes what was checked under it.
+struct TrustedRootRef {
+  std::string name;
+  std::string file;                                      // as written (relative to the policy file)
+  std::shared_ptr<const sigstore::TrustedRoot> root;     // null until read
+  std::vector<std::string> warnings;                     // the root's entries left out, one line each
+};
+
+// An issuer or subject of a keyless identity: the exact text, or an ECMAScript
+// expression that must match all of it (cosign's --certificate-identity and
+// --certificate-identity-regexp, except that an expression matches whole names only).
+struct TextMatch {
+  std::string text;
+  std::shared_ptr<const std::regex> regex;  // null: exact
+  bool matches(std::string_view value) const;
+  std::string describe() const;             // "\"text\"" or "matching \"text\""
+};
+
+// A keyless signer a scope trusts: who the OIDC issuer said the signer was, in a
+// certificate that chains to `trusted_root`, plus any Fulcio extensions pinned
+// exactly (source_repository_uri, source_repository_ref, build_signer_uri, ...).
+struct KeylessIdentity {
+  std::string trusted_root;  // a name in Policy::trusted_roots
+  TextMatch issuer;
+  TextMatch subject;
+  std::vector<std::pair<std::string, std::string>> extensions;  // (name, exact value)
+};
+
+// A scope's signature requirement: a valid cosign signature by any of these keys, or
+// a keyless one by any of these identities.
 struct SignaturePolicy {
   std::vector<std::string> keys;           // names in Policy::keys
+  std::vector<KeylessIdentity> identities;
   std::chrono::seconds recheck{60};        // how long "no valid signature" stands before the registry is asked again
 };
 
@@ -157,6 +196,7 @@ struct Policy {
   std::vector<Exception> exceptions;
   std::vector<CveException> cve_exceptions;
   std::vector<VerificationKey> keys;
+  std::vector<TrustedRootRef> trusted_roots;
   bool needs_signals = false;         // some scope requires signatures or an SBOM
   // Who may pull what (policy/access.hpp); none: everyone the listener let in.
   std::optional<AccessPolicy> access;
@@ -164,6 +204,11 @@ struct Policy {
   const VerificationKey* key_named(std::string_view name) const {
     for (const auto& k : keys)
       if (k.name == name) return &k;
+    return nullptr;
+  }
+  const TrustedRootRef* trusted_root_named(std::string_view name) const {
+    for (const auto& r : trusted_roots)
+      if (r.name == name) return &r;
     return nullptr;
   }
 };

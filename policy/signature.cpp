@@ -106,7 +106,7 @@ std::string key_list(std::span<const PublicKey> keys) {
 }
 
 SignatureCheck no_keys() {
-  return checked(SignatureCheck::Result::wrong_key, "no keys to verify the signature with (the policy lists no keys)");
+  return checked(SignatureCheck::Result::wrong_key, "signed with a key, and the scope trusts no key (only keyless identities)");
 }
 
 SignatureCheck not_verified(std::span<const PublicKey> keys) {
@@ -268,12 +268,15 @@ std::string_view to_string(SignatureCheck::Result result) {
   return "malformed";
 }
 
-SignatureCheck verify_simple_signing(std::string_view payload, std::string_view signature_base64,
-                                     std::string_view digest, std::span<const PublicKey> keys) {
-  std::string signature;
-  if (!registry::base64_decode(signature_base64, signature) || signature.empty()) {
-    return malformed("the signature annotation is empty or not base64");
-  }
+namespace {
+
+// What a simple-signing payload claims: the image it names and its type.
+struct SimpleSigningClaims {
+  std::string digest;
+  std::string type;
+};
+
+std::variant<SimpleSigningClaims, SignatureCheck> read_simple_signing(std::string_view payload) {
   const std::optional<json> parsed = parse_json(payload);
   if (!parsed || !parsed->is_object()) return malformed("the simple-signing payload is not a JSON object");
   const json* critical = member(*parsed, "critical");
@@ -292,24 +295,49 @@ SignatureCheck verify_simple_signing(std::string_view payload, std::string_view 
   if (!named) return malformed("the simple-signing payload has no critical.image.docker-manifest-digest");
   const std::string* type = string_member(*critical, "type");
   if (!type) return malformed("the simple-signing payload has no critical.type");
+  return SimpleSigningClaims{*named, *type};
+}
 
+// The claims held to `digest` once `signer` is known to have signed them.
+SignatureCheck judge_claims(const SimpleSigningClaims& claims, std::string_view digest, const std::string& signer,
+                            const std::string& valid_detail) {
+  if (!equal_ignoring_case(claims.digest, digest)) {
+    return checked(SignatureCheck::Result::wrong_digest,
+                   "signed by " + signer + ", but the payload names " + printable(claims.digest) + ", not " +
+                       printable(digest),
+                   signer);
+  }
+  if (claims.type != cosign_signature_type) {
+    return checked(SignatureCheck::Result::wrong_type,
+                   "signed by " + signer + ", but critical.type is " + in_quotes(claims.type) + ", not a " +
+                       std::string(cosign_signature_type),
+                   signer);
+  }
+  return checked(SignatureCheck::Result::valid, valid_detail, signer);
+}
+
+}  // namespace
+
+SignatureCheck verify_simple_signing(std::string_view payload, std::string_view signature_base64,
+                                     std::string_view digest, std::span<const PublicKey> keys) {
+  std::string signature;
+  if (!registry::base64_decode(signature_base64, signature) || signature.empty()) {
+    return malformed("the signature annotation is empty or not base64");
+  }
+  auto claims = read_simple_signing(payload);
+  if (auto* bad = std::get_if<SignatureCheck>(&claims)) return *bad;
   if (keys.empty()) return no_keys();
   const PublicKey* key = verifier(payload, {signature}, keys);
   if (!key) return not_verified(keys);
-  if (!equal_ignoring_case(*named, digest)) {
-    return checked(SignatureCheck::Result::wrong_digest,
-                   "signed by " + key->name() + ", but the payload names " + printable(*named) + ", not " +
-                       printable(digest),
-                   key->name());
-  }
-  if (*type != cosign_signature_type) {
-    return checked(SignatureCheck::Result::wrong_type,
-                   "signed by " + key->name() + ", but critical.type is " + in_quotes(*type) + ", not a " +
-                       std::string(cosign_signature_type),
-                   key->name());
-  }
-  return checked(SignatureCheck::Result::valid,
-                 "signed by " + key->name() + " (" + key->algorithm() + ") for " + printable(digest), key->name());
+  return judge_claims(std::get<SimpleSigningClaims>(claims), digest, key->name(),
+                      "signed by " + key->name() + " (" + key->algorithm() + ") for " + printable(digest));
+}
+
+SignatureCheck check_simple_signing_claims(std::string_view payload, std::string_view digest,
+                                           const SignatureCheck& verified) {
+  auto claims = read_simple_signing(payload);
+  if (auto* bad = std::get_if<SignatureCheck>(&claims)) return *bad;
+  return judge_claims(std::get<SimpleSigningClaims>(claims), digest, verified.key, verified.detail);
 }
 
 SignatureCheck verify_dsse_envelope(std::string_view envelope_json, std::string_view digest,
@@ -399,7 +427,7 @@ std::variant<ArtifactManifest, std::string> parse_artifact_manifest(std::string_
     if (auto error = read_descriptor(descriptor, where, media_type, digest, size)) {
       return "artifact manifest: " + *error;
     }
-    ArtifactLayer layer{std::move(media_type), std::move(*digest), size, {}, {}};
+    ArtifactLayer layer{std::move(media_type), std::move(*digest), size, {}, {}, {}, {}, {}};
     if (const json* annotations = member(descriptor, "annotations")) {
       if (!annotations->is_object()) return "artifact manifest: " + where + ".annotations is not an object";
       for (const auto& [name, value] : annotations->items()) {
@@ -408,6 +436,9 @@ std::variant<ArtifactManifest, std::string> parse_artifact_manifest(std::string_
         }
         if (name == cosign_signature_annotation) layer.signature_base64 = value.get<std::string>();
         if (name == "predicateType") layer.predicate_type = value.get<std::string>();
+        if (name == "dev.sigstore.cosign/certificate") layer.certificate_pem = value.get<std::string>();
+        if (name == "dev.sigstore.cosign/chain") layer.chain_pem = value.get<std::string>();
+        if (name == "dev.sigstore.cosign/bundle") layer.rekor_bundle = value.get<std::string>();
       }
     }
     out.layers.push_back(std::move(layer));

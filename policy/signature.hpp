@@ -71,6 +71,13 @@ std::string_view to_string(SignatureCheck::Result);
 SignatureCheck verify_simple_signing(std::string_view payload, std::string_view signature_base64,
                                      std::string_view digest, std::span<const PublicKey> keys);
 
+// A simple-signing payload whose signature `verified` (valid) vouches for, held to
+// `digest` as verify_simple_signing holds it: valid with `verified`'s key and detail,
+// or wrong_digest, wrong_type or malformed. For signatures verified elsewhere
+// (keyless, policy/keyless.hpp).
+SignatureCheck check_simple_signing_claims(std::string_view payload, std::string_view digest,
+                                           const SignatureCheck& verified);
+
 // DSSE envelope JSON (bare, or taken from a bundle): payloadType must be
 // in_toto_payload_type; any of signatures[] verified by any key over the PAE counts;
 // the statement's subject[] must hold digest (algorithm and hex, case-insensitive).
@@ -94,6 +101,11 @@ struct ArtifactLayer {
   std::int64_t size = 0;
   std::string signature_base64;  // the dev.cosignproject.cosign/signature annotation, if any
   std::string predicate_type;    // the "predicateType" annotation, if any
+  // cosign's legacy keyless signature: the signing certificate, its chain and the
+  // Rekor entry's SET (policy/keyless.hpp reads them).
+  std::string certificate_pem;   // dev.sigstore.cosign/certificate
+  std::string chain_pem;         // dev.sigstore.cosign/chain
+  std::string rekor_bundle;      // dev.sigstore.cosign/bundle
 };
 struct ArtifactManifest {
   std::string artifact_type;     // artifactType, else config.mediaType

@@ -14,9 +14,14 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/signature.hpp"
+#include "policy/trusted_root.hpp"
 #include "proxy/telemetry/log.hpp"
 
 namespace pullgate::proxy {
+
+namespace {
+constexpr std::size_t max_trusted_root_size = 4 * 1024 * 1024;  // Sigstore's own is about 10 KiB
+}  // namespace
 
 policy::ParseResult load_policy_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -54,11 +59,34 @@ policy::ParseResult load_policy_file(const std::string& path) {
     }
     versioned += "\n" + key.name + "=" + key.key->fingerprint();
   }
+  // Trusted roots given as files: likewise, their bytes folded into the version.
+  for (auto& ref : result.policy->trusted_roots) {
+    if (ref.root) continue;
+    auto file = std::filesystem::path(ref.file);
+    if (file.is_relative()) file = base / file;
+    const std::string where = "trusted_roots." + ref.name + ".file: ";
+    std::ifstream root_in(file, std::ios::binary);
+    std::stringstream text;
+    if (root_in) text << root_in.rdbuf();
+    if (!root_in || text.str().size() > max_trusted_root_size) {
+      result.errors.push_back(where + "cannot read " + file.string() + (root_in ? " (larger than 4 MiB)" : ""));
+      continue;
+    }
+    auto parsed = policy::sigstore::TrustedRoot::parse(text.str());
+    if (auto* error = std::get_if<std::string>(&parsed)) {
+      result.errors.push_back(where + file.string() + ": " + *error);
+      continue;
+    }
+    auto& root = std::get<policy::sigstore::TrustedRoot>(parsed);
+    for (const auto& warning : root.warnings()) result.warnings.push_back(where + file.string() + ": " + warning);
+    ref.root = std::make_shared<const policy::sigstore::TrustedRoot>(std::move(root));
+    versioned += "\n" + ref.name + "=" + policy::content_version(text.str());
+  }
   if (!result.errors.empty()) {
     result.policy.reset();
     return result;
   }
-  if (!result.policy->keys.empty()) result.policy->version = policy::content_version(versioned);
+  if (versioned != result.policy->version) result.policy->version = policy::content_version(versioned);
   return result;
 }
 
@@ -86,6 +114,10 @@ policy::ParseResult parse_fleet_policy(const std::string& text) {
     if (!key.key)
       result.errors.push_back("keys." + key.name +
                               ".pem_file: a policy kept in etcd carries its keys inline (\"pem\": the PEM text)");
+  for (const auto& ref : result.policy->trusted_roots)
+    if (!ref.root)
+      result.errors.push_back("trusted_roots." + ref.name +
+                              ".file: a policy kept in etcd carries its trusted roots inline (\"root\": the document)");
   if (!result.errors.empty()) result.policy.reset();
   return result;
 }

@@ -62,7 +62,8 @@ std::optional<std::int64_t> judge_signals(cache::MetaStore& meta, const policy::
     if (by && by->artifact) {
       notes.push_back("a signature or SBOM artifact: not itself required to be signed");
     } else if (by) {
-      notes.push_back("signed by key " + by->key + through + ": " + by->signature_detail);
+      notes.push_back(by->key.starts_with("keyless ") ? by->signature_detail + through
+                                                      : "signed by key " + by->key + through + ": " + by->signature_detail);
     } else if (!own) {
       denials.push_back("the signature of " + digest.str() + " has not been checked yet");
       until(now);

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/keyless.hpp"
 #include "policy/signature.hpp"
 #include "registry/manifest.hpp"
 
@@ -264,11 +265,24 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
       if (!signed_ok) {
         signed_ok = true;
         record.key = check.key;
-        record.signature_detail = "cosign signature found in " + where;
+        record.signature_detail = check.key.starts_with("keyless ") ? check.detail + "; found in " + where
+                                                                    : "cosign signature found in " + where;
       }
     } else {
       failures.push_back(where + ": " + check.detail);
     }
+  };
+  // cosign's legacy keyless signature: the layer's annotations read as the bundle
+  // they stand for, verified for the scope's identities, then what the payload names.
+  auto keyless_simple_signing = [&](const std::string& payload, const policy::ArtifactLayer& layer) {
+    auto bundle = policy::bundle_of_cosign_annotations(
+        {layer.signature_base64, layer.certificate_pem, layer.chain_pem, layer.rekor_bundle}, payload);
+    if (auto* error = std::get_if<std::string>(&bundle))
+      return policy::SignatureCheck{policy::SignatureCheck::Result::malformed, {}, *error, {}};
+    auto check = policy::verify_keyless_signature(lookup.policy, *lookup.scope.signatures,
+                                                  std::get<policy::sigstore::Bundle>(bundle), digest, payload);
+    if (check.result != policy::SignatureCheck::Result::valid) return check;
+    return policy::check_simple_signing_claims(payload, digest, check);
   };
   // The simple-signing layers of a cosign signature manifest.
   auto check_signature_manifest = [&](const std::string& bytes, const std::string& where) -> asio::awaitable<void> {
@@ -291,6 +305,10 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
       auto payload = co_await lookup.blob(payload_digest, layer.size, problem);
       if (!payload) {
         failures.push_back(where + ": its payload " + layer.digest.str() + " " + problem);
+        continue;
+      }
+      if (!layer.certificate_pem.empty()) {
+        take(keyless_simple_signing(*payload, layer), where + " (keyless)");
         continue;
       }
       take(policy::verify_simple_signing(*payload, layer.signature_base64, digest, lookup.keys), where);
@@ -345,6 +363,17 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
             break;
           }
           auto check = policy::verify_bundle(*bundle_bytes, digest, lookup.keys);
+          // A bundle with a Fulcio certificate is keyless: verified with the trusted
+          // roots and identities, not the keys.
+          auto keyless = policy::sigstore::Bundle::parse(*bundle_bytes);
+          auto* keyless_bundle = std::get_if<policy::sigstore::Bundle>(&keyless);
+          if (keyless_bundle && !keyless_bundle->certificates.empty() && want_signature && !signed_ok &&
+              !policy::is_sbom_predicate(check.predicate_type)) {
+            take(policy::verify_keyless_signature(lookup.policy, *lookup.scope.signatures, *keyless_bundle, digest,
+                                                  std::nullopt),
+                 at + " (keyless bundle)");
+            break;
+          }
           if (policy::is_sbom_predicate(check.predicate_type)) {
             if (!sbom_found) {
               sbom_found = true;

@@ -302,6 +302,29 @@ def bundle_referrer(image, key, names=None, tamper=False, predicate_type=COSIGN_
 
 
 # --------------------------------------------------------------------------------------
+# Keyless (tests/tools/sigstore_forge makes the certificates, log entries and bundles)
+
+
+def push_legacy_keyless(registry, image, payload, annotations):
+    """cosign's legacy keyless signature under tag sha256-<hex>.sig: the simple-signing
+    layer of payload with the annotations sigstore_forge wrote (signature,
+    certificate, chain, bundle)."""
+    layer = _descriptor_of(MT_SIMPLE_SIGNING, payload, annotations)
+    config = _cosign_config([payload])
+    manifest = _manifest(h.MT_OCI_CONFIG, config, [layer])
+    artifact = Artifact(image.repo, manifest, h.MT_OCI_MANIFEST, None, [config, payload], payload, None)
+    return artifact.push(registry, sig_tag(image.digest))
+
+
+def keyless_bundle_referrer(image, bundle):
+    """cosign 3's keyless signature: a referrer of image whose one layer is the Sigstore
+    bundle (bytes sigstore_forge wrote); push with push_referrers."""
+    layer = _descriptor_of(MT_BUNDLE, bundle)
+    manifest = _manifest(MT_OCI_EMPTY, EMPTY_CONFIG, [layer], artifact_type=MT_BUNDLE, subject=subject_of(image))
+    return Artifact(image.repo, manifest, h.MT_OCI_MANIFEST, MT_BUNDLE, [EMPTY_CONFIG, bundle])
+
+
+# --------------------------------------------------------------------------------------
 # SBOMs
 
 

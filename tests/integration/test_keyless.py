@@ -1,0 +1,272 @@
+"""Keyless signatures at the gate, with real components: a real upstream (CNCF
+Distribution 2.8) holding images signed keyless by tests/tools/sigstore_forge (a test
+Fulcio CA and intermediate, Rekor and CT log keys made with OpenSSL), in cosign's legacy
+`.sig` form (certificate, chain and Rekor bundle annotations) and as cosign 3's Sigstore
+bundle referrer (DSSE), and pullgate whose policy trusts identities (issuer, subject
+expression, a pinned Fulcio extension) under a trusted root read from a file. Covers:
+good signatures pulled with skopeo, containerd and raw HTTP, the audit line naming the
+signer and its log entry; another identity and another source repository refused
+naming what was found; each check broken on its own (untrusted chain, expired at
+signing, SET over another body, bad inclusion proof, bad checkpoint, no SCT, body
+mismatch, bad signature, another image's digest) refused for its reason, layers
+included; a scope trusting keys and identities together; and the trusted root file
+replaced and reloaded: what it no longer vouches for is refused, and allowed again
+when it is back."""
+import json
+import os
+import shutil
+import subprocess
+import unittest
+
+import cosign as c
+import harness as h
+
+ISSUER = "https://token.actions.githubusercontent.com"
+RELEASE = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.4.0"
+CI = "https://github.com/acme/app/.github/workflows/ci.yml@refs/heads/main"
+REPO_URI = "https://github.com/acme/app"
+RECHECK_S = 2
+
+# --fault, the format it is made in, and the words of the denial.
+FAULTS = [
+    ("untrusted-chain", "cosign-legacy", "does not chain"),
+    ("expired-at-signing", "cosign-legacy", "expired at the signing time"),
+    ("set-other-body", "cosign-legacy", "signed entry timestamp"),
+    ("no-sct", "cosign-legacy", "no embedded SCT"),
+    ("body-mismatch", "cosign-legacy", "log entry's artifact digest"),
+    ("bad-signature", "cosign-legacy", "signature over the artifact does not verify"),
+    ("bad-inclusion-proof", "bundle-dsse", "inclusion proof"),
+    ("bad-checkpoint", "bundle-dsse", "checkpoint"),
+    ("untrusted-chain", "bundle-dsse", "does not chain"),
+    ("body-mismatch", "bundle-dsse", "payload hash"),
+]
+
+
+class Keyless(h.PullgateAlive, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.forge_bin = os.environ.get("SIGSTORE_FORGE", "")
+        if not cls.forge_bin or not os.access(cls.forge_bin, os.X_OK):
+            raise RuntimeError("SIGSTORE_FORGE must name the built tests/tools/sigstore_forge (ctest sets it)")
+        cls.work, cls.registry = h.workdir_and_upstream(cls)
+        reg = cls.registry
+        cls.forge_dir = os.path.join(cls.work.path, "forge")
+        cls.other_dir = os.path.join(cls.work.path, "forge-other")  # another CA and logs
+        cls.forge("init", cls.forge_dir)
+        cls.forge("init", cls.other_dir)
+        cls.release = c.KeyPair(cls.work.path, "release", "ecdsa")
+
+        def img(repo):
+            return h.seed_oci(reg, repo=repo, seed="keyless-" + repo.replace("/", "-"))
+
+        good_ext = ("--ext", "source_repository_uri=" + REPO_URI, "--ext", "source_repository_ref=refs/tags/v1.4.0")
+        cls.legacy = img("keyless/legacy")
+        cls.push_legacy(cls.legacy, *good_ext)
+        cls.bundle = img("keyless/bundle")
+        cls.push_bundle(cls.bundle, *good_ext)
+        cls.other_identity = img("keyless/other-identity")
+        cls.push_legacy(cls.other_identity, *good_ext, identity=CI)
+        cls.forked = img("keyless/forked")
+        cls.push_bundle(cls.forked, "--ext", "source_repository_uri=https://github.com/mallory/app")
+        cls.faulty = []
+        for i, (fault, fmt, words) in enumerate(FAULTS):
+            image = img("keyless/fault-%d-%s" % (i, fault))
+            if fmt == "cosign-legacy":
+                cls.push_legacy(image, *good_ext, "--fault", fault)
+            else:
+                cls.push_bundle(image, *good_ext, "--fault", fault)
+            cls.faulty.append((fault, fmt, words, image))
+        cls.legacy_names_other = img("keyless/legacy-names-other")
+        cls.push_legacy(cls.legacy_names_other, *good_ext, names=cls.legacy.digest)
+        cls.bundle_names_other = img("keyless/bundle-names-other")
+        cls.push_bundle(cls.bundle_names_other, *good_ext, names=cls.bundle.digest)
+        cls.unsigned = img("keyless/unsigned")
+        cls.reload_image = img("keyless/reloaded")
+        cls.push_legacy(cls.reload_image, *good_ext)
+        # Trusted with keys and identities together: either kind passes.
+        cls.mixed_keyed = img("mixed/keyed")
+        c.push_legacy_signature(reg, cls.mixed_keyed, cls.release)
+        cls.mixed_keyless = img("mixed/keyless")
+        cls.push_legacy(cls.mixed_keyless, *good_ext)
+
+        cls.pg = h.GatedPullgate(cls.work.path, [h.upstream_entry(reg)], {})
+        cls.addClassCleanup(cls.pg.close)
+        cls.root_copy = os.path.join(os.path.dirname(cls.pg.policy_path), "forge_root.json")
+        shutil.copy(os.path.join(cls.forge_dir, "trusted_root.json"), cls.root_copy)
+        release_identity = {"issuer": ISSUER,
+                            "subject_regexp": r"https://github\.com/acme/app/\.github/workflows/release\.yml@refs/tags/v.*",
+                            "source_repository_uri": REPO_URI}
+        cls.policy = {
+            "keys": {"release": {"pem": cls.release.public_pem}},
+            "trusted_roots": {"forge": {"file": "forge_root.json"}},
+            "default": {"mode": "enforce", "unknown": "evaluate", "fallback": "allow"},
+            "scopes": [
+                {"name": "keyless", "repository": "keyless/**",
+                 "signatures": {"identities": [release_identity], "recheck_s": RECHECK_S}},
+                {"name": "mixed", "repository": "mixed/**",
+                 "signatures": {"keys": ["release"], "identities": [release_identity]}},
+            ],
+        }
+        cls.pg.write_policy(cls.policy)
+        cls.pg.start()
+        cls.token = h.read_token(cls.pg)
+
+    # ---------------------------------------------------------------- helpers
+
+    @classmethod
+    def forge(cls, *args):
+        r = subprocess.run([cls.forge_bin] + list(args), capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("sigstore_forge %s: %s" % (" ".join(args[:2]), r.stderr.strip()))
+        return r
+
+    @classmethod
+    def sign(cls, fmt, payload_or_digest, *extra, identity=RELEASE):
+        out = os.path.join(cls.work.path, "signed-%d.json" % len(os.listdir(cls.work.path)))
+        args = ["sign", cls.forge_dir, "--identity", identity, "--issuer", ISSUER, "--format", fmt, "--out", out]
+        if fmt == "bundle-dsse":
+            args += ["--subject-digest", payload_or_digest]
+        else:
+            payload_path = out + ".payload"
+            with open(payload_path, "wb") as f:
+                f.write(payload_or_digest)
+            args += ["--payload", payload_path]
+        cls.forge(*(args + list(extra)))
+        with open(out, "rb") as f:
+            return f.read()
+
+    @classmethod
+    def push_legacy(cls, image, *extra, identity=RELEASE, names=None):
+        payload = c.simple_signing_payload(image.repo, names or image.digest)
+        annotations = json.loads(cls.sign("cosign-legacy", payload, *extra, identity=identity))
+        c.push_legacy_keyless(cls.registry, image, payload, annotations)
+
+    @classmethod
+    def push_bundle(cls, image, *extra, identity=RELEASE, names=None):
+        bundle = cls.sign("bundle-dsse", names or image.digest, *extra, identity=identity)
+        c.push_referrers(cls.registry, image, [c.keyless_bundle_referrer(image, bundle)])
+
+    def get(self, path, timeout=30):
+        return self.pg.request("GET", path, headers=[("Accept", a) for a in h.SKOPEO_ACCEPTS], timeout=timeout)
+
+    def assert_pulled(self, image, what=""):
+        path = "/v2/%s/manifests/%s" % (image.repo, image.tag)
+        status, headers, body = self.get(path)
+        self.assertEqual(status, 200, "%s GET %s: %d %r" % (what, path, status, body[:600]))
+        self.assertEqual(body, image.manifest, what)
+        for digest, data in image.blobs().items():
+            status, _, got = self.pg.request("GET", "/v2/%s/blobs/%s" % (image.repo, digest))
+            self.assertEqual(status, 200, "%s blob %s: %d" % (what, digest, status))
+            self.assertEqual(got, data, what)
+
+    def assert_denied(self, image, *texts, what=""):
+        path = "/v2/%s/manifests/%s" % (image.repo, image.tag)
+        status, _, body = self.get(path)
+        return h.assert_oci_denied(self, status, body, "%s GET %s" % (what, path), *texts)
+
+    def audit_for(self, digest, **fields):
+        return [a for a in self.pg.audit_records()
+                if a.get("digest") == digest and all(a.get(k) == v for k, v in fields.items())]
+
+    def reload(self):
+        status, _, body = h.admin_request(self.pg, self.token, "POST", "/v1/policy/reload")
+        self.assertEqual(status, 200, body)
+        doc = json.loads(body)
+        self.assertTrue(doc["reloaded"], doc)
+        return doc
+
+    # ---------------------------------------------------------------- good signatures
+
+    def test_01_legacy_keyless_signature_allows_skopeo_and_raw_http(self):
+        r, out_dir = h.skopeo_via_mirror(self.work.path, self.registry, self.pg, "keyless/legacy:v1", timeout=120)
+        self.assertEqual(r.returncode, 0, "skopeo of a keyless-signed image failed: " + r.stderr)
+        h.assert_dir_output(self, out_dir, self.legacy)
+        self.assert_pulled(self.legacy, "legacy keyless:")
+        rec = h.wait_until(lambda: self.audit_for(self.legacy.digest, kind="manifest", decision="allow"), 10,
+                           "the audit line of the legacy keyless pull")[-1]
+        self.assertEqual(rec["source"], "signature", rec)
+        reasons = " ".join(rec.get("reasons", []))
+        self.assertIn('signed keyless by "%s" (issuer "%s")' % (RELEASE, ISSUER), reasons)
+        self.assertIn("in https://rekor.forge.test (trusted root forge)", reasons)
+        self.assertIn("logged as entry", reasons)
+
+    def test_02_keyless_bundle_referrer_allows_containerd(self):
+        ctrd = h.Containerd().start()
+        self.addCleanup(ctrd.close)
+        h.install_shipped_hosts_toml(ctrd, self.registry.address, self.pg.address)
+        good = ctrd.pull("keyless", "%s/%s:%s" % (self.registry.address, self.bundle.repo, self.bundle.tag))
+        self.assertEqual(good.returncode, 0, "ctr pull of a keyless bundle-signed image failed: " + good.stderr)
+        self.assert_pulled(self.bundle, "bundle keyless:")
+        bad = ctrd.pull("keyless", "%s/%s:%s" % (self.registry.address, self.forked.repo, self.forked.tag))
+        self.assertNotEqual(bad.returncode, 0, "ctr pulled an image signed from a fork: " + bad.stdout)
+        self.assertIn("source_repository_uri", bad.stderr + bad.stdout)
+
+    # ---------------------------------------------------------------- identities
+
+    def test_03_another_identity_is_refused_naming_who_signed(self):
+        message = self.assert_denied(self.other_identity, "an identity the scope does not trust",
+                                     'signed keyless by "%s"' % CI, what="another workflow:")
+        self.assertIn("release", message, "the trusted expression is not named")
+
+    def test_04_a_pinned_extension_is_refused_naming_it(self):
+        self.assert_denied(self.forked, 'source_repository_uri is "https://github.com/mallory/app", not "%s"' % REPO_URI,
+                           what="a fork's workflow:")
+        for digest in self.forked.blobs():
+            status, _, body = self.pg.request("GET", "/v2/%s/blobs/%s" % (self.forked.repo, digest))
+            h.assert_oci_denied(self, status, body, "a layer of the fork's image")
+
+    # ---------------------------------------------------------------- each check
+
+    def test_05_each_broken_check_is_refused_for_its_reason(self):
+        for fault, fmt, words, image in self.faulty:
+            with self.subTest(fault=fault, fmt=fmt):
+                self.assert_denied(image, words, what="%s (%s):" % (fault, fmt))
+
+    def test_06_a_signature_of_another_image_is_refused(self):
+        self.assert_denied(self.legacy_names_other, "but the payload names " + self.legacy.digest,
+                           what="legacy payload naming another digest:")
+        self.assert_denied(self.bundle_names_other, "names no subject of " + self.bundle_names_other.digest,
+                           what="bundle statement naming another digest:")
+        self.assert_denied(self.unsigned, "no signature found", what="unsigned:")
+
+    def test_07_keys_and_identities_together(self):
+        self.assert_pulled(self.mixed_keyed, "signed by a key, in a scope trusting keys and identities:")
+        self.assert_pulled(self.mixed_keyless, "signed keyless, in a scope trusting keys and identities:")
+
+    # ---------------------------------------------------------------- the trusted root
+
+    def test_08_the_trusted_root_file_is_read_again_on_reload(self):
+        self.assert_pulled(self.reload_image, "before the root changes:")
+        version = self.reload()["policy_version"]
+        shutil.copy(os.path.join(self.other_dir, "trusted_root.json"), self.root_copy)
+        try:
+            changed = self.reload()["policy_version"]
+            self.assertNotEqual(changed, version, "the root file's bytes are not part of the policy version")
+            self.assert_denied(self.reload_image, "keyless signature not verified",
+                               what="under a root that does not know its log:")
+        finally:
+            shutil.copy(os.path.join(self.forge_dir, "trusted_root.json"), self.root_copy)
+            self.reload()
+        self.assert_pulled(self.reload_image, "with the root back:")
+
+    def test_09_a_root_file_that_is_not_a_trusted_root_keeps_the_policy(self):
+        with open(self.root_copy, "rb") as f:
+            good = f.read()
+        with open(self.root_copy, "w") as f:
+            f.write('{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1", "tlogs": 7}')
+        try:
+            status, _, body = h.admin_request(self.pg, self.token, "POST", "/v1/policy/reload")
+            self.assertFalse(json.loads(body).get("reloaded"), body)
+            refused = h.wait_until(
+                lambda: [e for e in self.pg.log_events() if e.get("msg", "").startswith("policy reload refused")], 10,
+                "the log line of the refused reload")[-1]
+            self.assertIn("trusted_roots.forge.file: ", " ".join(refused.get("errors", [])), refused)
+        finally:
+            with open(self.root_copy, "wb") as f:
+                f.write(good)
+        self.reload()
+        self.assert_pulled(self.legacy, "with the policy kept:")
+
+
+if __name__ == "__main__":
+    unittest.main()
