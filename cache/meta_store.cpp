@@ -332,6 +332,10 @@ std::string encode(const SignalRecord& r) {
   j["sbom"] = r.sbom;
   j["sbom_detail"] = r.sbom_detail;
   j["artifact"] = r.artifact;
+  if (!r.provenance.empty()) {
+    j["provenance"] = r.provenance;
+    j["provenance_detail"] = r.provenance_detail;
+  }
   return dump(j, "signal record");
 }
 
@@ -349,8 +353,17 @@ std::optional<SignalRecord> decode_signals(std::string_view value) {
   auto artifact = field<bool>(*j, "artifact");
   if (!version || !checked || !signature || !signature_detail || !key || !sbom || !sbom_detail || !artifact)
     return std::nullopt;
-  return SignalRecord{std::move(*version), *checked,          std::move(*signature), std::move(*signature_detail),
-                      std::move(*key),     std::move(*sbom), std::move(*sbom_detail), *artifact};
+  SignalRecord record{std::move(*version), *checked,          std::move(*signature), std::move(*signature_detail),
+                      std::move(*key),     std::move(*sbom), std::move(*sbom_detail), *artifact, {}, {}};
+  // Written since provenance was added; absent in older records (not looked for).
+  if (j->contains("provenance")) {
+    auto provenance = field<std::string>(*j, "provenance");
+    auto provenance_detail = field<std::string>(*j, "provenance_detail");
+    if (!provenance || !provenance_detail) return std::nullopt;
+    record.provenance = std::move(*provenance);
+    record.provenance_detail = std::move(*provenance_detail);
+  }
+  return record;
 }
 
 std::string encode(const PendingRecord& r) {

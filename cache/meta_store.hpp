@@ -117,6 +117,8 @@ struct SignalRecord {
   std::string sbom;              // "found" | "missing" | "" (not looked for)
   std::string sbom_detail;       // one line
   bool artifact = false;         // itself a signature, attestation or SBOM manifest
+  std::string provenance;        // "valid" | "invalid" | "missing" | "" (not looked for)
+  std::string provenance_detail; // one line
 };
 
 // What one pull learned in one upstream repository, written in one transaction (one

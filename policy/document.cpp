@@ -263,13 +263,13 @@ class DocumentReader {
     if (root.contains("default")) {
       const json& value = root.at("default");
       if (check_object(value, "default",
-                       {"mode", "unknown", "fallback", "rules", "vulnerabilities", "signatures", "sbom"})) {
+                       {"mode", "unknown", "fallback", "rules", "vulnerabilities", "signatures", "sbom", "provenance"})) {
         read_settings(value, "default", catch_all);
       }
     }
     catch_all.order = policy.scopes.size();
     policy.scopes.push_back(std::move(catch_all));
-    for (const auto& scope : policy.scopes) policy.needs_signals |= scope.signatures || scope.sbom;
+    for (const auto& scope : policy.scopes) policy.needs_signals |= scope.signatures || scope.sbom || scope.provenance;
 
     if (const json* exceptions = array_field(root, "exceptions", "exceptions")) {
       std::map<std::string, std::string> first_path;
@@ -431,6 +431,7 @@ class DocumentReader {
     }
     if (object.contains("signatures")) scope.signatures = read_signatures(object.at("signatures"), path + ".signatures");
     if (object.contains("sbom")) scope.sbom = read_sbom(object.at("sbom"), path + ".sbom");
+    if (object.contains("provenance")) scope.provenance = read_provenance(object.at("provenance"), path + ".provenance");
   }
 
   static bool is_key_name(std::string_view name) {
@@ -529,9 +530,12 @@ class DocumentReader {
     }
   }
 
-  std::optional<TextMatch> text_match(const json& object, const std::string& field, const std::string& path) {
+  // `field` exact or `field`_regexp: one of them, or (optional) neither.
+  std::optional<TextMatch> text_match(const json& object, const std::string& field, const std::string& path,
+                                      bool optional = false) {
     const std::string regexp_field = field + "_regexp";
     const bool exact = object.contains(field), pattern = object.contains(regexp_field);
+    if (optional && !exact && !pattern) return std::nullopt;
     if (exact == pattern) {
       fail(path, "give exactly one of " + field + " (the exact text) or " + regexp_field + " (an expression)");
       return std::nullopt;
@@ -627,6 +631,35 @@ class DocumentReader {
 
   std::optional<SignaturePolicy> read_signatures(const json& value, const std::string& path) {
     if (!check_object(value, path, {"keys", "identities", "recheck_s"})) return std::nullopt;
+    return read_signers(value, path);
+  }
+
+  std::optional<ProvenancePolicy> read_provenance(const json& value, const std::string& path) {
+    if (!check_object(value, path,
+                      {"keys", "identities", "recheck_s", "builder_id", "builder_id_regexp", "build_type",
+                       "build_type_regexp", "source_repository", "source_ref", "source_ref_regexp"}))
+      return std::nullopt;
+    const std::size_t errors_before = errors_.size();
+    ProvenancePolicy provenance;
+    auto signers = read_signers(value, path);
+    provenance.builder_id = text_match(value, "builder_id", path, true);
+    provenance.build_type = text_match(value, "build_type", path, true);
+    provenance.source_ref = text_match(value, "source_ref", path, true);
+    if (value.contains("source_repository")) {
+      if (auto glob = text_field(value, "source_repository", path + ".source_repository")) {
+        if (glob->empty() || glob->find("://") != std::string::npos)
+          fail(path + ".source_repository", "a glob on host/path without a scheme, e.g. \"github.com/acme/*\"");
+        else
+          provenance.source_repository = std::move(*glob);
+      }
+    }
+    if (!signers || errors_.size() != errors_before) return std::nullopt;
+    provenance.signers = std::move(*signers);
+    return provenance;
+  }
+
+  // keys, identities and recheck_s: who may sign (signatures, provenance).
+  std::optional<SignaturePolicy> read_signers(const json& value, const std::string& path) {
     SignaturePolicy signatures;
     const json* keys = value.contains("keys") ? array_field(value, "keys", path + ".keys") : nullptr;
     const json* identities = value.contains("identities") ? array_field(value, "identities", path + ".identities") : nullptr;
@@ -868,7 +901,7 @@ class DocumentReader {
   std::optional<Scope> read_scope(const json& value, const std::string& path) {
     if (!check_object(value, path,
                       {"name", "upstream", "repository", "mode", "unknown", "fallback", "rules", "vulnerabilities",
-                       "signatures", "sbom"})) {
+                       "signatures", "sbom", "provenance"})) {
       return std::nullopt;
     }
     Scope scope;

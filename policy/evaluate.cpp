@@ -150,7 +150,7 @@ const Scope& scope_for(const Policy& policy, std::string_view upstream, std::str
 
 bool can_refuse(const Scope& scope) {
   if (scope.mode != Mode::enforce) return false;
-  if (scope.vulnerabilities || scope.signatures || scope.sbom) return true;
+  if (scope.vulnerabilities || scope.signatures || scope.sbom || scope.provenance) return true;
   if (scope.unknown == Unknown::deny) return true;
   if (scope.unknown == Unknown::evaluate && scope.fallback == Decision::deny) return true;
   for (const Rule& rule : scope.rules)

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/provenance.hpp"
 #include "policy/text.hpp"
 #include "registry/base64.hpp"
 
@@ -224,7 +225,7 @@ std::variant<sigstore::Bundle, std::string> bundle_of_cosign_annotations(const C
 
 SignatureCheck verify_keyless_signature(const Policy& policy, const SignaturePolicy& signatures,
                                         const sigstore::Bundle& bundle, std::string_view digest,
-                                        std::optional<std::string_view> payload) {
+                                        std::optional<std::string_view> payload, Statement statement) {
   SignatureCheck check;
   if (signatures.identities.empty()) {
     check.result = SignatureCheck::Result::wrong_key;
@@ -268,14 +269,17 @@ SignatureCheck verify_keyless_signature(const Policy& policy, const SignaturePol
       return check;
     }
     if (bundle.dsse_envelope) {
-      const json statement = json::parse(bundle.dsse_envelope->payload, nullptr, false);
-      const std::string* predicate = statement.is_object() ? string_at(statement, "predicateType") : nullptr;
+      const json document = json::parse(bundle.dsse_envelope->payload, nullptr, false);
+      const std::string* predicate = document.is_object() ? string_at(document, "predicateType") : nullptr;
       check.predicate_type = predicate ? *predicate : std::string();
-      if (check.predicate_type != cosign_sign_predicate) {
+      const bool wanted = statement == Statement::provenance ? is_provenance_predicate(check.predicate_type)
+                                                             : check.predicate_type == cosign_sign_predicate;
+      if (!wanted) {
         check.result = SignatureCheck::Result::wrong_type;
         check.key = "keyless " + signer;
         check.detail = "signed keyless by " + signer + ", but the statement's predicate is " +
-                       in_quotes(check.predicate_type) + ", not an image signature";
+                       in_quotes(check.predicate_type) + ", not " +
+                       (statement == Statement::provenance ? "SLSA provenance" : "an image signature");
         return check;
       }
     }

@@ -65,8 +65,12 @@ std::variant<sigstore::Bundle, std::string> bundle_of_cosign_annotations(const C
 // the digest and its predicate an image signature's; for a message signature the
 // caller has checked what the payload names (simple signing), and passes its bytes.
 // valid carries "keyless SIGNER" in key.
+// `statement`: what a DSSE envelope's predicate must be (an image signature's, or SLSA
+// provenance for a scope's provenance requirement).
+enum class Statement { image_signature, provenance };
 SignatureCheck verify_keyless_signature(const Policy& policy, const SignaturePolicy& signatures,
                                         const sigstore::Bundle& bundle, std::string_view digest,
-                                        std::optional<std::string_view> payload);
+                                        std::optional<std::string_view> payload,
+                                        Statement statement = Statement::image_signature);
 
 }  // namespace pullgate::policy

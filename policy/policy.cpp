@@ -42,6 +42,7 @@ std::string_view to_string(Source source) {
     case Source::unscanned: return "unscanned";
     case Source::signature: return "signature";
     case Source::sbom: return "sbom";
+    case Source::provenance: return "provenance";
     case Source::upstream: return "upstream";
   }
   return "unknown";
@@ -49,7 +50,8 @@ std::string_view to_string(Source source) {
 
 std::optional<Source> parse_source(std::string_view text) {
   for (auto source : {Source::rule, Source::default_, Source::manual, Source::exception, Source::unknown,
-                      Source::report, Source::unscanned, Source::signature, Source::sbom, Source::upstream})
+                      Source::report, Source::unscanned, Source::signature, Source::sbom, Source::provenance,
+                      Source::upstream})
     if (to_string(source) == text) return source;
   return std::nullopt;
 }

@@ -32,11 +32,11 @@ enum class Mode { enforce, warn, audit };
 enum class Unknown { evaluate, allow, warn, deny };
 // report: a vulnerability report decided (stored by the gate); unscanned: the
 // scope's "unscanned" setting decided for a digest without a fresh report.
-// signature, sbom: the scope's signature or SBOM requirement decided.
+// signature, sbom, provenance: the scope's signature, SBOM or provenance requirement decided.
 // upstream: a pullgate this mirror pulls through refused the digest (its 403 DENIED):
 // stored like a manual verdict, and final: neither an exception nor a scope's warn or
 // audit mode serves what the upstream gate refused.
-enum class Source { rule, default_, manual, exception, unknown, report, unscanned, signature, sbom, upstream };
+enum class Source { rule, default_, manual, exception, unknown, report, unscanned, signature, sbom, provenance, upstream };
 
 // Verdicts that stand by themselves (set by a person, or by the gate upstream):
 // kept per digest, counting in every scope and under every policy version.
@@ -176,6 +176,19 @@ struct SbomPolicy {
   std::chrono::seconds recheck{60};        // how long "no SBOM" stands before the registry is asked again
 };
 
+// A scope's provenance requirement: a SLSA provenance attestation (an in-toto
+// statement with predicate https://slsa.dev/provenance/v0.2 or /v1, in a Sigstore
+// bundle referrer or cosign's `.att` tag) about the image, signed by one of `signers`
+// (keys and keyless identities, as signatures are), whose builder, build type and
+// source meet every condition given (absent: any).
+struct ProvenancePolicy {
+  SignaturePolicy signers;                // its recheck: how long "no provenance" stands
+  std::optional<TextMatch> builder_id;
+  std::optional<TextMatch> build_type;
+  std::string source_repository;          // glob on "host/path", e.g. "github.com/acme/*"; empty: any
+  std::optional<TextMatch> source_ref;    // e.g. "refs/tags/v1.2.0"
+};
+
 struct Scope {
   std::string name;                   // for reasons and audit
   std::string upstream = "**";        // glob on the upstream name
@@ -187,6 +200,7 @@ struct Scope {
   std::optional<VulnerabilityPolicy> vulnerabilities;  // none: reports are not consulted
   std::optional<SignaturePolicy> signatures;           // none: signatures are not required
   std::optional<SbomPolicy> sbom;                      // none: SBOMs are not required
+  std::optional<ProvenancePolicy> provenance;          // none: provenance is not required
   std::size_t order = 0;               // position in the file, for ties
 };
 

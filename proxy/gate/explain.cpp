@@ -209,6 +209,8 @@ json explain(cache::MetaStore& meta, const policy::Policy& policy, std::span<con
     if (!signals->signature.empty())
       j["signature"] = {{"state", signals->signature}, {"key", signals->key}, {"detail", signals->signature_detail}};
     if (!signals->sbom.empty()) j["sbom"] = {{"state", signals->sbom}, {"detail", signals->sbom_detail}};
+    if (!signals->provenance.empty())
+      j["provenance"] = {{"state", signals->provenance}, {"detail", signals->provenance_detail}};
     out["signals"] = j;
   }
   json refs = json::array();

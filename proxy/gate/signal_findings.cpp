@@ -27,13 +27,18 @@ bool signals_current(const cache::SignalRecord& record, const policy::Policy& po
     if (record.sbom.empty()) return false;
     if (record.sbom != "found" && now >= record.checked_at_ms + seconds_ms(scope.sbom->recheck)) return false;
   }
+  if (scope.provenance) {
+    if (record.provenance.empty()) return false;
+    if (record.provenance != "valid" && now >= record.checked_at_ms + seconds_ms(scope.provenance->signers.recheck))
+      return false;
+  }
   return true;
 }
 
 std::optional<std::int64_t> judge_signals(cache::MetaStore& meta, const policy::Policy& policy,
                                           const policy::Scope& scope, const Digest& digest, policy::Outcome& outcome,
                                           std::int64_t now) {
-  if (!scope.signatures && !scope.sbom) return std::nullopt;
+  if (!scope.signatures && !scope.sbom && !scope.provenance) return std::nullopt;
   auto own = meta.get_signals(digest, scope.name);
   if (own && !signals_current(*own, policy, scope, now)) own.reset();
   // The indexes that list this digest, with current records: their signature and
@@ -88,6 +93,22 @@ std::optional<std::int64_t> judge_signals(cache::MetaStore& meta, const policy::
       until(own->checked_at_ms + seconds_ms(scope.sbom->recheck));
     }
   }
+  if (scope.provenance) {
+    const cache::SignalRecord* by = own && provenance_ok(*own) ? &*own : nullptr;
+    for (auto& [parent, record] : parents)
+      if (!by && provenance_ok(record) && !record.artifact) by = &record;
+    if (by && !by->artifact) {
+      notes.push_back(by->provenance_detail);
+    } else if (!by && !own) {
+      if (denials.empty()) source = policy::Source::provenance;
+      denials.push_back("the provenance of " + digest.str() + " has not been checked yet");
+      until(now);
+    } else if (!by) {
+      if (denials.empty()) source = policy::Source::provenance;
+      denials.push_back(own->provenance_detail);
+      until(own->checked_at_ms + seconds_ms(scope.provenance->signers.recheck));
+    }
+  }
   if (!denials.empty()) {
     if (outcome.decision != policy::Decision::deny) {
       outcome.decision = policy::Decision::deny;
@@ -102,7 +123,9 @@ std::optional<std::int64_t> judge_signals(cache::MetaStore& meta, const policy::
     // decided on its own account.
     if (outcome.decision != policy::Decision::deny &&
         (outcome.source == policy::Source::default_ || outcome.source == policy::Source::unknown))
-      outcome.source = scope.signatures ? policy::Source::signature : policy::Source::sbom;
+      outcome.source = scope.signatures ? policy::Source::signature
+                       : scope.sbom     ? policy::Source::sbom
+                                        : policy::Source::provenance;
     outcome.reasons.insert(outcome.reasons.end(), notes.begin(), notes.end());
   }
   return valid_until;

@@ -19,6 +19,7 @@ inline constexpr std::size_t max_signal_parents = 8;
 // valid signature (an SBOM found), or the manifest is itself an artifact.
 inline bool signature_ok(const cache::SignalRecord& r) { return r.artifact || r.signature == "valid"; }
 inline bool sbom_ok(const cache::SignalRecord& r) { return r.artifact || r.sbom == "found"; }
+inline bool provenance_ok(const cache::SignalRecord& r) { return r.artifact || r.provenance == "valid"; }
 
 // Whether the record answers every requirement of the scope under this policy now:
 // checked under the policy's version, and a negative finding not older than the

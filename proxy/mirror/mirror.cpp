@@ -1116,7 +1116,7 @@ asio::awaitable<void> Mirror::prepare_signals(Exchange& x, const Digest& digest,
                                              const cache::ManifestRecord& manifest) {
   auto policy = policy_.get();
   const auto& scope = policy::scope_for(*policy, x.upstream->config.settings.name, x.repository);
-  if (scope.signatures || scope.sbom)
+  if (scope.signatures || scope.sbom || scope.provenance)
     co_await signals_.prepare(*x.upstream->client, x.repository, digest, manifest, *policy, scope);
 }
 

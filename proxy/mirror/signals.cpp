@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/keyless.hpp"
+#include "policy/provenance.hpp"
 #include "policy/signature.hpp"
+#include "registry/base64.hpp"
 #include "registry/manifest.hpp"
 
 namespace pullgate::proxy {
@@ -66,6 +68,7 @@ struct Signals::Lookup {
   const policy::Scope& scope;
   Signals& self;
   std::vector<policy::PublicKey> keys;
+  std::vector<policy::PublicKey> provenance_keys;
   std::string unreachable;  // set when the upstream failed and the cache had nothing
 
   // "sha256-<hex>": cosign's tags for the digest's artifacts start with it, and it is
@@ -254,6 +257,9 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
   }
   const bool want_signature = lookup.scope.signatures.has_value();
   const bool want_sbom = lookup.scope.sbom.has_value();
+  const bool want_provenance = lookup.scope.provenance.has_value();
+  bool provenance_found = false;
+  std::vector<std::string> provenance_failures;  // one line per attestation that did not pass
   const auto& digest = lookup.digest.str();
   std::vector<std::string> failures;  // one line per signature that did not pass
   std::vector<std::string> looked;    // where signatures were looked for
@@ -271,6 +277,57 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
     } else {
       failures.push_back(where + ": " + check.detail);
     }
+  };
+  // A provenance statement whose signature `signer` verified: held to the scope's
+  // conditions.
+  auto judge_provenance = [&](const std::string& statement, const std::string& signer, const std::string& where) {
+    auto read = policy::read_provenance(statement);
+    if (auto* error = std::get_if<std::string>(&read)) {
+      provenance_failures.push_back(where + ": signed by " + signer + ", but " + *error);
+      return;
+    }
+    const auto& provenance = std::get<policy::Provenance>(read);
+    const std::string what = policy::describe_provenance(provenance);
+    if (auto unmet = policy::provenance_unmet(*lookup.scope.provenance, provenance); !unmet.empty()) {
+      provenance_failures.push_back(where + ": " + what + ", signed by " + signer + ", but " + unmet);
+      return;
+    }
+    provenance_found = true;
+    record.provenance_detail = "provenance: " + what + ", signed by " + signer + "; found in " + where;
+  };
+  // A Sigstore bundle or a bare DSSE envelope (`bytes`) holding SLSA provenance about
+  // the digest, verified with the provenance's keys, or keyless for its identities.
+  auto check_provenance = [&](const std::string& bytes, bool is_bundle, const std::string& where) {
+    const auto& signers = lookup.scope.provenance->signers;
+    if (is_bundle) {
+      auto parsed = policy::sigstore::Bundle::parse(bytes);
+      if (auto* b = std::get_if<policy::sigstore::Bundle>(&parsed); b && !b->certificates.empty()) {
+        auto check = policy::verify_keyless_signature(lookup.policy, signers, *b, digest, std::nullopt,
+                                                      policy::Statement::provenance);
+        if (check.result == policy::SignatureCheck::Result::valid && b->dsse_envelope)
+          judge_provenance(b->dsse_envelope->payload, check.key, where);
+        else
+          provenance_failures.push_back(where + ": " + check.detail);
+        return;
+      }
+    }
+    auto check = is_bundle ? policy::verify_bundle(bytes, digest, lookup.provenance_keys)
+                           : policy::verify_dsse_envelope(bytes, digest, lookup.provenance_keys);
+    if (check.result != policy::SignatureCheck::Result::valid) {
+      provenance_failures.push_back(where + ": " + check.detail);
+      return;
+    }
+    // Verified: the statement is the envelope's payload.
+    auto document = json::parse(bytes, nullptr, false);
+    const json* envelope = &document;
+    if (is_bundle && document.is_object() && document.contains("dsseEnvelope")) envelope = &document["dsseEnvelope"];
+    std::string statement;
+    if (!envelope->is_object() || !envelope->contains("payload") || !(*envelope)["payload"].is_string() ||
+        !registry::base64_decode((*envelope)["payload"].get<std::string>(), statement)) {
+      provenance_failures.push_back(where + ": the envelope's payload cannot be read");
+      return;
+    }
+    judge_provenance(statement, "key " + check.key, where);
   };
   // cosign's legacy keyless signature: the layer's annotations read as the bundle
   // they stand for, verified for the scope's identities, then what the payload names.
@@ -322,7 +379,7 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
     const std::string where = "tag " + tag;
     if (found == Lookup::Found::yes) co_await check_signature_manifest(bytes, where);
   }
-  if (!signed_ok || (want_sbom && !sbom_found)) {
+  if ((want_signature && !signed_ok) || (want_sbom && !sbom_found) || (want_provenance && !provenance_found)) {
     std::string where;
     auto [found, index] = co_await lookup.referrers(where);
     looked.push_back(where);
@@ -363,6 +420,10 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
             break;
           }
           auto check = policy::verify_bundle(*bundle_bytes, digest, lookup.keys);
+          if (policy::is_provenance_predicate(check.predicate_type)) {
+            if (want_provenance && !provenance_found) check_provenance(*bundle_bytes, true, at + " (bundle)");
+            break;
+          }
           // A bundle with a Fulcio certificate is keyless: verified with the trusted
           // roots and identities, not the keys.
           auto keyless = policy::sigstore::Bundle::parse(*bundle_bytes);
@@ -413,6 +474,46 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
     }
   }
 
+  if (want_provenance && !provenance_found) {
+    // cosign's legacy attestation tag: DSSE envelopes, the predicate in an annotation.
+    std::string tag = lookup.tag_base() + ".att";
+    auto [found, bytes] = co_await lookup.manifest_by_tag(tag);
+    if (found == Lookup::Found::yes) {
+      auto artifact = policy::parse_artifact_manifest(bytes);
+      if (auto* m = std::get_if<policy::ArtifactManifest>(&artifact)) {
+        std::size_t n = 0;
+        for (const auto& layer : m->layers) {
+          if (provenance_found || ++n > max_layers) break;
+          if (layer.media_type != policy::dsse_envelope_media_type) continue;
+          if (!layer.predicate_type.empty() && !policy::is_provenance_predicate(layer.predicate_type)) continue;
+          std::string problem;
+          auto envelope = co_await lookup.blob(layer.digest, layer.size, problem);
+          if (!envelope) {
+            provenance_failures.push_back("tag " + tag + ": its envelope " + layer.digest.str() + " " + problem);
+            continue;
+          }
+          check_provenance(*envelope, false, "tag " + tag);
+        }
+      } else {
+        provenance_failures.push_back("tag " + tag + ": " + std::get<std::string>(artifact));
+      }
+    }
+  }
+
+  if (want_provenance) {
+    if (provenance_found) {
+      record.provenance = "valid";
+    } else if (!provenance_failures.empty()) {
+      record.provenance = "invalid";
+      record.provenance_detail = "no acceptable provenance for " + digest + ": " + joined(provenance_failures);
+    } else {
+      record.provenance = "missing";
+      record.provenance_detail = "no SLSA provenance attached to " + digest + " (looked at the referrers and tag " +
+                                 lookup.tag_base() + ".att)";
+      if (!lookup.unreachable.empty())
+        record.provenance_detail += "; the upstream could not be asked: " + lookup.unreachable;
+    }
+  }
   if (want_signature) {
     if (signed_ok) {
       record.signature = "valid";
@@ -449,12 +550,13 @@ void Signals::count(const cache::SignalRecord& record) {
   }
   if (!record.signature.empty()) metrics_.signal_checks.with({"signature", record.signature}).inc();
   if (!record.sbom.empty()) metrics_.signal_checks.with({"sbom", record.sbom}).inc();
+  if (!record.provenance.empty()) metrics_.signal_checks.with({"provenance", record.provenance}).inc();
 }
 
 asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::string& repository,
                                        const Digest& digest, const cache::ManifestRecord& manifest,
                                        const policy::Policy& policy, const policy::Scope& scope) {
-  if (!scope.signatures && !scope.sbom) co_return;
+  if (!scope.signatures && !scope.sbom && !scope.provenance) co_return;
   auto now = now_ms();
   auto parents = meta_.referenced_by(digest, max_signal_parents);
   auto answered = [&] {
@@ -464,7 +566,8 @@ asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::
     for (auto& parent : parents) {
       auto record = meta_.get_signals(parent, scope.name);
       if (record && !record->artifact && signals_current(*record, policy, scope, now) &&
-          (!scope.signatures || record->signature == "valid") && (!scope.sbom || record->sbom == "found"))
+          (!scope.signatures || record->signature == "valid") && (!scope.sbom || record->sbom == "found") &&
+          (!scope.provenance || record->provenance == "valid"))
         return true;
     }
     return false;
@@ -482,21 +585,27 @@ asio::awaitable<void> Signals::prepare(registry::Upstream& upstream, const std::
   }
   std::optional<cache::FlightLeader<>> leading;
   if (joined.leader) leading.emplace(flights_, flight_key, joined.flight);
-  Lookup lookup{upstream, repository, digest, policy, scope, *this, {}, {}};
+  Lookup lookup{upstream, repository, digest, policy, scope, *this, {}, {}, {}};
   if (scope.signatures)
     for (const auto& name : scope.signatures->keys)
       if (auto* key = policy.key_named(name); key && key->key) lookup.keys.push_back(*key->key);
+  if (scope.provenance)
+    for (const auto& name : scope.provenance->signers.keys)
+      if (auto* key = policy.key_named(name); key && key->key) lookup.provenance_keys.push_back(*key->key);
   auto record = co_await examine(lookup, manifest);
   meta_.put_signals(digest, scope.name, record);
   count(record);
-  if (record.artifact || (signature_ok(record) && sbom_ok(record))) co_return;
+  if (record.artifact ||
+      ((!scope.signatures || signature_ok(record)) && (!scope.sbom || sbom_ok(record)) &&
+       (!scope.provenance || provenance_ok(record))))
+    co_return;
   // Not answered by its own artifacts: the indexes that list it may be signed.
   for (auto& parent : parents) {
     auto existing = meta_.get_signals(parent, scope.name);
     if (existing && signals_current(*existing, policy, scope, now)) continue;
     auto parent_manifest = meta_.get_manifest(parent);
     if (!parent_manifest) continue;
-    Lookup parent_lookup{upstream, repository, parent, policy, scope, *this, lookup.keys, {}};
+    Lookup parent_lookup{upstream, repository, parent, policy, scope, *this, lookup.keys, lookup.provenance_keys, {}};
     auto parent_record = co_await examine(parent_lookup, *parent_manifest);
     meta_.put_signals(parent, scope.name, parent_record);
     count(parent_record);

@@ -287,10 +287,10 @@ def bundle_json(statement, signature, key_fingerprint):
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def bundle_referrer(image, key, names=None, tamper=False, predicate_type=COSIGN_SIGN_PREDICATE):
+def bundle_referrer(image, key, names=None, tamper=False, predicate_type=COSIGN_SIGN_PREDICATE, predicate=None):
     """A Sigstore bundle referrer of image signed by key (same variants as
     simple_signature: names another digest, or the statement changed after signing)."""
-    statement = in_toto_statement(image.repo, names or image.digest, predicate_type)
+    statement = in_toto_statement(image.repo, names or image.digest, predicate_type, predicate)
     signature = key.sign(pae(IN_TOTO_PAYLOAD_TYPE, statement))
     if tamper:
         statement = in_toto_statement(image.repo + "-tampered", names or image.digest, predicate_type)
@@ -365,10 +365,11 @@ def sbom_attestation_referrer(image, key):
     return bundle_referrer(image, key, predicate_type=SPDX_PREDICATE)
 
 
-def push_legacy_attestation(registry, image, key, predicate_type=CYCLONEDX_PREDICATE):
+def push_legacy_attestation(registry, image, key, predicate_type=CYCLONEDX_PREDICATE, predicate=None):
     """cosign's legacy attestation: tag sha256-<hex>.att, one DSSE envelope layer with
-    the predicateType annotation."""
-    statement = in_toto_statement(image.repo, image.digest, predicate_type, {"bomFormat": "CycloneDX"})
+    the predicateType annotation (predicate: default a CycloneDX stub)."""
+    statement = in_toto_statement(image.repo, image.digest, predicate_type,
+                                  predicate if predicate is not None else {"bomFormat": "CycloneDX"})
     signature = key.sign(pae(IN_TOTO_PAYLOAD_TYPE, statement))
     envelope = json.dumps({"payload": b64(statement), "payloadType": IN_TOTO_PAYLOAD_TYPE,
                            "signatures": [{"sig": b64(signature), "keyid": ""}]}, separators=(",", ":")).encode()

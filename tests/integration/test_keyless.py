@@ -1,4 +1,4 @@
-"""Keyless signatures at the gate, with real components: a real upstream (CNCF
+"""Keyless signatures and SLSA provenance at the gate, with real components: a real upstream (CNCF
 Distribution 2.8) holding images signed keyless by tests/tools/sigstore_forge (a test
 Fulcio CA and intermediate, Rekor and CT log keys made with OpenSSL), in cosign's legacy
 `.sig` form (certificate, chain and Rekor bundle annotations) and as cosign 3's Sigstore
@@ -11,7 +11,10 @@ signing, SET over another body, bad inclusion proof, bad checkpoint, no SCT, bod
 mismatch, bad signature, another image's digest) refused for its reason, layers
 included; a scope trusting keys and identities together; and the trusted root file
 replaced and reloaded: what it no longer vouches for is refused, and allowed again
-when it is back."""
+when it is back. And SLSA provenance required in a scope: v1 keyless (bundle referrer),
+v0.2 keyed (bundle referrer and cosign's .att tag) allowed when the builder and source
+meet the scope's conditions; a fork's source, another builder, an untrusted key and an
+image with only a signature refused, naming what was found."""
 import json
 import os
 import shutil
@@ -26,6 +29,23 @@ RELEASE = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v
 CI = "https://github.com/acme/app/.github/workflows/ci.yml@refs/heads/main"
 REPO_URI = "https://github.com/acme/app"
 RECHECK_S = 2
+SLSA_V1 = "https://slsa.dev/provenance/v1"
+SLSA_V02 = "https://slsa.dev/provenance/v0.2"
+BUILDER = "https://github.com/actions/runner/github-hosted"
+
+
+def slsa_v1(repository, ref="refs/tags/v1.4.0", builder=BUILDER):
+    """A SLSA v1 predicate as GitHub's generator writes it."""
+    return {"buildDefinition": {"buildType": "https://actions.github.io/buildtypes/workflow/v1",
+                                "externalParameters": {"workflow": {"repository": repository, "ref": ref,
+                                                                    "path": ".github/workflows/release.yml"}}},
+            "runDetails": {"builder": {"id": builder}}}
+
+
+def slsa_v02(source, builder=BUILDER):
+    """A SLSA v0.2 predicate (slsa-github-generator's generic form)."""
+    return {"builder": {"id": builder}, "buildType": "https://github.com/slsa-framework/slsa-github-generator/generic@v1",
+            "invocation": {"configSource": {"uri": source, "entryPoint": ".github/workflows/release.yml"}}}
 
 # --fault, the format it is made in, and the words of the denial.
 FAULTS = [
@@ -88,6 +108,26 @@ class Keyless(h.PullgateAlive, unittest.TestCase):
         c.push_legacy_signature(reg, cls.mixed_keyed, cls.release)
         cls.mixed_keyless = img("mixed/keyless")
         cls.push_legacy(cls.mixed_keyless, *good_ext)
+        # SLSA provenance: keyless in a bundle referrer, keyed in a bundle and in .att.
+        cls.built = img("built/keyless")
+        cls.push_provenance(cls.built, slsa_v1(REPO_URI))
+        cls.built_fork = img("built/fork")
+        cls.push_provenance(cls.built_fork, slsa_v1("https://github.com/mallory/app"))
+        cls.built_elsewhere = img("built/other-builder")
+        cls.push_provenance(cls.built_elsewhere, slsa_v1(REPO_URI, builder="https://ci.example/self-hosted"))
+        cls.built_signature_only = img("built/signature-only")  # a signature is no provenance
+        cls.push_bundle(cls.built_signature_only, *good_ext)
+        cls.built_keyed = img("built/keyed")
+        c.push_referrers(reg, cls.built_keyed, [c.bundle_referrer(
+            cls.built_keyed, cls.release, predicate_type=SLSA_V02,
+            predicate=slsa_v02("git+https://github.com/acme/app@refs/tags/v1.4.0"))])
+        cls.built_att = img("built/att")
+        c.push_legacy_attestation(reg, cls.built_att, cls.release, predicate_type=SLSA_V02,
+                                  predicate=slsa_v02("git+https://github.com/acme/tools.git@refs/tags/v2"))
+        cls.built_att_stranger = img("built/att-stranger")
+        c.push_legacy_attestation(reg, cls.built_att_stranger, c.KeyPair(cls.work.path, "stranger", "ecdsa"),
+                                  predicate_type=SLSA_V02,
+                                  predicate=slsa_v02("git+https://github.com/acme/app@refs/tags/v1"))
 
         cls.pg = h.GatedPullgate(cls.work.path, [h.upstream_entry(reg)], {})
         cls.addClassCleanup(cls.pg.close)
@@ -105,6 +145,10 @@ class Keyless(h.PullgateAlive, unittest.TestCase):
                  "signatures": {"identities": [release_identity], "recheck_s": RECHECK_S}},
                 {"name": "mixed", "repository": "mixed/**",
                  "signatures": {"keys": ["release"], "identities": [release_identity]}},
+                {"name": "built", "repository": "built/**",
+                 "provenance": {"keys": ["release"], "identities": [release_identity], "recheck_s": RECHECK_S,
+                                "builder_id_regexp": r"https://github\.com/actions/runner/.*",
+                                "source_repository": "github.com/acme/*"}},
             ],
         }
         cls.pg.write_policy(cls.policy)
@@ -144,6 +188,16 @@ class Keyless(h.PullgateAlive, unittest.TestCase):
     @classmethod
     def push_bundle(cls, image, *extra, identity=RELEASE, names=None):
         bundle = cls.sign("bundle-dsse", names or image.digest, *extra, identity=identity)
+        c.push_referrers(cls.registry, image, [c.keyless_bundle_referrer(image, bundle)])
+
+    @classmethod
+    def push_provenance(cls, image, predicate):
+        """cosign 3's keyless attestation: a bundle referrer with a SLSA v1 statement."""
+        predicate_path = os.path.join(cls.work.path, "predicate-%s.json" % image.repo.replace("/", "-"))
+        with open(predicate_path, "w") as f:
+            json.dump({"predicateType": SLSA_V1, "predicate": predicate}, f)
+        bundle = cls.sign("bundle-dsse", image.digest, "--predicate", predicate_path,
+                          "--ext", "source_repository_uri=" + REPO_URI)
         c.push_referrers(cls.registry, image, [c.keyless_bundle_referrer(image, bundle)])
 
     def get(self, path, timeout=30):
@@ -266,6 +320,37 @@ class Keyless(h.PullgateAlive, unittest.TestCase):
                 f.write(good)
         self.reload()
         self.assert_pulled(self.legacy, "with the policy kept:")
+
+
+    # ---------------------------------------------------------------- provenance
+
+    def test_10_provenance_from_the_trusted_builder_and_source_allows(self):
+        r, out_dir = h.skopeo_via_mirror(self.work.path, self.registry, self.pg, "built/keyless:v1", timeout=120)
+        self.assertEqual(r.returncode, 0, "skopeo of an image with provenance failed: " + r.stderr)
+        h.assert_dir_output(self, out_dir, self.built)
+        rec = h.wait_until(lambda: self.audit_for(self.built.digest, kind="manifest", decision="allow"), 10,
+                           "the audit line of the pull with provenance")[-1]
+        self.assertEqual(rec["source"], "provenance", rec)
+        reasons = " ".join(rec.get("reasons", []))
+        self.assertIn('provenance: built by "%s" from github.com/acme/app@refs/tags/v1.4.0' % BUILDER, reasons)
+        self.assertIn('signed by keyless "%s"' % RELEASE, reasons)
+        self.assert_pulled(self.built_keyed, "keyed v0.2 provenance in a bundle referrer:")
+        self.assert_pulled(self.built_att, "keyed v0.2 provenance under the .att tag:")
+
+    def test_11_provenance_that_does_not_meet_the_scope_is_refused(self):
+        self.assert_denied(self.built_fork, 'source "github.com/mallory/app" is not "github.com/acme/*"',
+                           what="built from a fork:")
+        self.assert_denied(self.built_elsewhere, 'builder "https://ci.example/self-hosted" is not matching',
+                           what="another builder:")
+        self.assert_denied(self.built_att_stranger, "no acceptable provenance", "does not verify with key release",
+                           what="signed by a key the scope does not trust:")
+        self.assert_denied(self.built_signature_only, "no SLSA provenance attached", what="only a signature:")
+        for digest in self.built_fork.blobs():
+            status, _, body = self.pg.request("GET", "/v2/%s/blobs/%s" % (self.built_fork.repo, digest))
+            h.assert_oci_denied(self, status, body, "a layer of the image built from a fork")
+        rec = h.wait_until(lambda: self.audit_for(self.built_fork.digest, kind="manifest", decision="deny"), 10,
+                           "the audit line of the refused pull")[-1]
+        self.assertEqual(rec["source"], "provenance", rec)
 
 
 if __name__ == "__main__":

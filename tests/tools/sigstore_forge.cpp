@@ -280,6 +280,9 @@ struct SignOptions {
   std::vector<std::pair<std::string, std::string>> extensions;  // OID, value
   Fault fault = Fault::none;
   std::optional<std::time_t> time;
+  // bundle-dsse: the statement's predicate (default cosign's image signature).
+  std::string predicate_type = "https://sigstore.dev/cosign/sign/v1";
+  json predicate = json::object();
 };
 
 std::time_t unix_seconds(const std::string& text) {
@@ -327,6 +330,14 @@ SignOptions sign_options(const std::vector<std::string>& args) {
       options.fault = known->second;
     } else if (name == "--time") {
       options.time = unix_seconds(value);
+    } else if (name == "--predicate") {
+      const json document = json::parse(read_file(value), nullptr, false);
+      if (!document.is_object() || !document.contains("predicateType") || !document["predicateType"].is_string() ||
+          !document.contains("predicate")) {
+        throw Refusal("--predicate " + value + " is not a JSON object with predicateType and predicate");
+      }
+      options.predicate_type = document["predicateType"].get<std::string>();
+      options.predicate = document["predicate"];
     } else {
       throw Refusal("unknown option " + name);
     }
@@ -439,11 +450,11 @@ std::string dsse_body(const std::string& envelope, const std::string& payload, c
 
 Signed sign_dsse(const SignOptions& options, const Leaf& leaf) {
   const std::string type = "application/vnd.in-toto+json";
-  auto statement_of = [](const std::string& digest) {
+  auto statement_of = [&options](const std::string& digest) {
     return json{{"_type", "https://in-toto.io/Statement/v1"},
                 {"subject", json::array({{{"name", "image"}, {"digest", {{"sha256", digest}}}}})},
-                {"predicateType", "https://sigstore.dev/cosign/sign/v1"},
-                {"predicate", json::object()}}
+                {"predicateType", options.predicate_type},
+                {"predicate", options.predicate}}
         .dump();
   };
   const std::string payload = statement_of(options.subject_digest);
@@ -594,7 +605,7 @@ int main(int argc, char** argv) {
     if (command == "sign") return sign(args);
     throw Refusal("usage: sigstore_forge init DIR | sigstore_forge sign DIR --payload FILE --identity SAN "
                   "--issuer URL --format bundle-message|bundle-dsse|cosign-legacy --out FILE [--subject-digest "
-                  "sha256:HEX] [--ext NAME=VALUE ...] [--fault FAULT] [--time UNIX_SECONDS]");
+                  "sha256:HEX] [--ext NAME=VALUE ...] [--fault FAULT] [--time UNIX_SECONDS] [--predicate FILE]");
   } catch (const std::exception& error) {
     std::cerr << "sigstore_forge: " << error.what() << "\n";
     return 2;
