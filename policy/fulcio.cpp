@@ -120,40 +120,6 @@ int closed_validity(int ok, X509_STORE_CTX* ctx) {
   return ok;
 }
 
-// OpenSSL's path validation from `leaf` to `authority`'s anchor, at `time` (whole
-// seconds: what X509_VERIFY_PARAM takes; the leaf's own period was checked exactly).
-std::variant<CertificateChain, std::string> chain_to(const Certificate& leaf, const CertificateAuthority& authority,
-                                                     TimePoint time) {
-  std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
-  std::unique_ptr<STACK_OF(X509), StackFree> intermediates(sk_X509_new_null());
-  std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
-  if (!store || !intermediates || !ctx || X509_STORE_add_cert(store.get(), authority.anchor().x509()) != 1) {
-    throw std::bad_alloc();
-  }
-  for (std::size_t i = 0; i + 1 < authority.chain.size(); ++i) {
-    if (sk_X509_push(intermediates.get(), authority.chain[i].x509()) <= 0) throw std::bad_alloc();
-  }
-  if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf.x509(), intermediates.get()) != 1) throw std::bad_alloc();
-  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  // The root's last certificate is the anchor even when it is an intermediate
-  // (trustroot.proto: "MAY be an intermediate CA certificate").
-  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
-  X509_VERIFY_PARAM_set_time(param, std::chrono::floor<std::chrono::seconds>(time.time_since_epoch()).count());
-  X509_STORE_CTX_set_verify_cb(ctx.get(), closed_validity);
-  if (X509_verify_cert(ctx.get()) != 1) {
-    const int error = X509_STORE_CTX_get_error(ctx.get());
-    std::string reason = X509_verify_cert_error_string(error);
-    if (X509* at = X509_STORE_CTX_get_current_cert(ctx.get()); at != nullptr) {
-      reason += " (" + named(Certificate::from_openssl(at)) + ")";
-    }
-    return reason;
-  }
-  CertificateChain chain;
-  STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(ctx.get());
-  for (int i = 0; i < sk_X509_num(path); ++i) chain.push_back(Certificate::from_openssl(sk_X509_value(path, i)));
-  return chain;
-}
-
 // --- SCTs -------------------------------------------------------------------------
 
 void append_big_endian(std::string& out, std::uint64_t value, int bytes) {
@@ -352,6 +318,39 @@ std::optional<std::string> read_subject(X509* leaf, FulcioIdentity& identity) {
 }
 
 }  // namespace
+
+std::variant<CertificateChain, std::string> chain_to(const Certificate& leaf, const CertificateAuthority& authority,
+                                                     TimePoint time) {
+  const ErrorQueueGuard clear_errors;
+  std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
+  std::unique_ptr<STACK_OF(X509), StackFree> intermediates(sk_X509_new_null());
+  std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
+  if (!store || !intermediates || !ctx || X509_STORE_add_cert(store.get(), authority.anchor().x509()) != 1) {
+    throw std::bad_alloc();
+  }
+  for (std::size_t i = 0; i + 1 < authority.chain.size(); ++i) {
+    if (sk_X509_push(intermediates.get(), authority.chain[i].x509()) <= 0) throw std::bad_alloc();
+  }
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf.x509(), intermediates.get()) != 1) throw std::bad_alloc();
+  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
+  // The root's last certificate is the anchor even when it is an intermediate
+  // (trustroot.proto: "MAY be an intermediate CA certificate").
+  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+  X509_VERIFY_PARAM_set_time(param, std::chrono::floor<std::chrono::seconds>(time.time_since_epoch()).count());
+  X509_STORE_CTX_set_verify_cb(ctx.get(), closed_validity);
+  if (X509_verify_cert(ctx.get()) != 1) {
+    const int error = X509_STORE_CTX_get_error(ctx.get());
+    std::string reason = X509_verify_cert_error_string(error);
+    if (X509* at = X509_STORE_CTX_get_current_cert(ctx.get()); at != nullptr) {
+      reason += " (" + named(Certificate::from_openssl(at)) + ")";
+    }
+    return reason;
+  }
+  CertificateChain chain;
+  STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(ctx.get());
+  for (int i = 0; i < sk_X509_num(path); ++i) chain.push_back(Certificate::from_openssl(sk_X509_value(path, i)));
+  return chain;
+}
 
 std::variant<CertificateChain, std::string> verify_fulcio_chain(const Certificate& leaf, const TrustedRoot& root,
                                                                 TimePoint signed_at) {

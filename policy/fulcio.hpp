@@ -35,6 +35,14 @@ using CertificateChain = std::vector<Certificate>;
 std::variant<CertificateChain, std::string> verify_fulcio_chain(const Certificate& leaf, const TrustedRoot& root,
                                                                 TimePoint signed_at);
 
+// OpenSSL's path validation from `leaf` to `authority`'s trust anchor at `time` (whole
+// seconds), validity periods closed at both ends as RFC 5280 and Go's verifier count
+// them; the anchor may be an intermediate. The refusal is OpenSSL's reason and the
+// certificate it names. No key usage is checked: the caller checks the usage it needs
+// (code signing here, time stamping for a timestamp authority, policy/timestamp.hpp).
+std::variant<CertificateChain, std::string> chain_to(const Certificate& leaf, const CertificateAuthority& authority,
+                                                     TimePoint time);
+
 // The leaf of a verified `chain` carries an SCT (RFC 6962 section 3.3, embedded) that
 // a CT log of `root`, trusted at the SCT's time, signed over the leaf's precertificate
 // (its TBSCertificate without the SCT list) and the key of the certificate that

@@ -20,6 +20,7 @@
 #include <regex>
 
 #include "policy/text.hpp"
+#include "policy/timestamp.hpp"
 #include "registry/base64.hpp"
 #include "registry/keys.hpp"
 
@@ -31,7 +32,7 @@ using json = nlohmann::json;
 constexpr std::size_t max_quoted_length = 80;
 constexpr std::size_t max_identity_length = 200;  // workflow URIs run long, and the end tells them apart
 constexpr std::size_t max_bundle_size = 16 * 1024 * 1024;
-constexpr std::size_t max_entries = 32;  // sigstore-go allows any; a bundle holds one or two
+constexpr std::size_t max_entries = 32;  // log entries or timestamps; a bundle holds one or two
 constexpr std::size_t max_chain_length = 10;
 constexpr std::string_view in_toto_payload_type = "application/vnd.in-toto+json";
 
@@ -227,6 +228,7 @@ Bundle bundle_of(const json& document) {
     if (!data->is_object()) malformed(where, "is not a JSON object");
     if (const json* timestamps = optional_member(*data, "rfc3161Timestamps")) {
       if (!timestamps->is_array()) malformed(where + ".rfc3161Timestamps", "is not an array");
+      if (timestamps->size() > max_entries) malformed(where + ".rfc3161Timestamps", "has too many timestamps");
       for (std::size_t i = 0; i < timestamps->size(); ++i) {
         const std::string field = where + ".rfc3161Timestamps[" + std::to_string(i) + "]";
         bundle.rfc3161_timestamps.push_back(
@@ -335,6 +337,138 @@ Check hash_matches(const json& body, std::initializer_list<std::string_view> at,
   return passed();
 }
 
+// What Rekor v2 logs of a signing key (protobuf-specs PublicKeyDetails, as sigstore-go
+// derives it from the key: Ed25519 prehashed) and the hash its digest is.
+struct KeyDetails {
+  std::string name;       // "PKIX_ECDSA_P256_SHA_256"
+  std::string algorithm;  // the HashAlgorithm of the logged digest: "SHA2_256"
+  std::string prefix;     // how reasons write a digest: "sha256"
+  const EVP_MD* md = nullptr;
+};
+
+std::optional<KeyDetails> key_details_of(const Certificate& leaf) {
+  const EVP_PKEY* key = X509_get0_pubkey(leaf.x509());
+  if (key == nullptr) return std::nullopt;
+  const KeyDetails sha256{"", "SHA2_256", "sha256", EVP_sha256()};
+  const KeyDetails sha384{"", "SHA2_384", "sha384", EVP_sha384()};
+  const KeyDetails sha512{"", "SHA2_512", "sha512", EVP_sha512()};
+  auto with = [](KeyDetails details, std::string name) {
+    details.name = std::move(name);
+    return details;
+  };
+  const int bits = EVP_PKEY_get_bits(key);
+  switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_EC:
+      if (bits == 256) return with(sha256, "PKIX_ECDSA_P256_SHA_256");
+      if (bits == 384) return with(sha384, "PKIX_ECDSA_P384_SHA_384");
+      if (bits == 521) return with(sha512, "PKIX_ECDSA_P521_SHA_512");
+      return std::nullopt;
+    case EVP_PKEY_ED25519: return with(sha512, "PKIX_ED25519_PH");
+    case EVP_PKEY_RSA:
+      if (bits == 2048 || bits == 3072 || bits == 4096) {
+        return with(sha256, "PKIX_RSA_PKCS1V15_" + std::to_string(bits) + "_SHA256");
+      }
+      return std::nullopt;
+    default: return std::nullopt;
+  }
+}
+
+std::string digest_with(const EVP_MD* md, std::string_view bytes) {
+  std::string out(static_cast<std::size_t>(EVP_MD_get_size(md)), '\0');
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), reinterpret_cast<unsigned char*>(out.data()), &length, md, nullptr) != 1) {
+    return {};
+  }
+  out.resize(length);
+  return out;
+}
+
+// A Rekor v2 Verifier: the bundle's certificate, with its key's details.
+Check verifier_is(const json& verifier, const Certificate& leaf, const KeyDetails& details) {
+  if (path(verifier, {"publicKey"}) != nullptr)
+    return failed("log entry names a public key, not the bundle's certificate");
+  if (unbase64(string_at(verifier, {"x509Certificate", "rawBytes"})) != leaf.der()) {
+    return failed("log entry's certificate is not the bundle's");
+  }
+  if (const std::string logged = string_at(verifier, {"keyDetails"}); logged != details.name) {
+    return failed("log entry's keyDetails " + in_quotes(logged) + " are not " + details.name +
+                  ", the bundle's certificate key's");
+  }
+  return passed();
+}
+
+// Rekor v2 (rekor-tiles) bodies. hashedrekord 0.0.2 logs a digest, a signature and its
+// verifier: the digest is the artifact's (a message signature) or the DSSE envelope's
+// PAE's (how Rekor v2 logs an envelope, and what sigstore-go rebuilds the entry from),
+// hashed as the key signs. dsse 0.0.2 logs the payload's hash and the envelope's
+// signatures with their verifiers.
+Check rekor_v2_body_matches(const json& body, const TlogEntry& entry, const Bundle& bundle, const Artifact& artifact) {
+  const Certificate& leaf = bundle.certificates.front();
+  const std::optional<KeyDetails> details = key_details_of(leaf);
+  if (!details) return failed("signing certificate's key is not one Rekor v2 logs");
+  if (entry.kind == "hashedrekord") {
+    const json* spec = path(body, {"spec", "hashedRekordV002"});
+    if (spec == nullptr) return failed("log entry has no spec.hashedRekordV002");
+    const std::string algorithm = string_at(*spec, {"data", "algorithm"});
+    if (algorithm != details->algorithm) {
+      return failed("log entry's digest algorithm " + in_quotes(algorithm) + " is not " + details->algorithm +
+                    ", the one the certificate's key signs with");
+    }
+    const std::string logged = unbase64(string_at(*spec, {"data", "digest"}));
+    std::string wanted;
+    std::string whose;
+    if (bundle.message_signature) {
+      whose = "the artifact's";
+      if (details->md == EVP_sha256()) {
+        wanted = artifact.sha256;
+      } else if (artifact.bytes) {
+        wanted = digest_with(details->md, *artifact.bytes);
+      } else {
+        return failed("log entry's digest is " + details->algorithm + ", which needs the artifact's bytes");
+      }
+    } else {
+      whose = "the DSSE envelope's";
+      wanted = digest_with(details->md, pae(*bundle.dsse_envelope));
+    }
+    if (logged != wanted) {
+      return failed("log entry's " + std::string(bundle.message_signature ? "artifact digest" : "digest") + " is " +
+                    details->prefix + ":" + hex(logged) + ", " + whose + " is " + details->prefix + ":" + hex(wanted));
+    }
+    const std::string& signature =
+        bundle.message_signature ? bundle.message_signature->signature : bundle.dsse_envelope->signature;
+    if (unbase64(string_at(*spec, {"signature", "content"})) != signature) {
+      return failed("log entry's signature is not the bundle's");
+    }
+    const json* verifier = path(*spec, {"signature", "verifier"});
+    return verifier_is(verifier ? *verifier : json::object(), leaf, *details);
+  }
+  if (!bundle.dsse_envelope) return failed("log entry is a dsse, but the bundle signs a message");
+  const DsseEnvelope& envelope = *bundle.dsse_envelope;
+  const json* spec = path(body, {"spec", "dsseV002"});
+  if (spec == nullptr) return failed("log entry has no spec.dsseV002");
+  if (string_at(*spec, {"payloadHash", "algorithm"}) != "SHA2_256")
+    return failed("log entry's payload hash is not SHA2_256");
+  const std::string logged = unbase64(string_at(*spec, {"payloadHash", "digest"}));
+  if (logged != sha256_of(envelope.payload)) {
+    return failed("log entry's payload hash is sha256:" + hex(logged) + ", the envelope payload's is sha256:" +
+                  hex(sha256_of(envelope.payload)));
+  }
+  const json* signatures = path(*spec, {"signatures"});
+  if (!signatures || !signatures->is_array()) return failed("log entry has no signatures");
+  for (const json& signature : *signatures) {
+    const json* verifier = path(signature, {"verifier"});
+    if (unbase64(string_at(signature, {"content"})) == envelope.signature && verifier != nullptr &&
+        verifier_is(*verifier, leaf, *details)) {
+      return passed();
+    }
+  }
+  return failed("log entry holds no signature that is the envelope's by the bundle's certificate");
+}
+
+bool is_rekor_v2(const TlogEntry& entry) {
+  return entry.version == "0.0.2" && (entry.kind == "hashedrekord" || entry.kind == "dsse");
+}
+
 // sigstore-go tlog/entry.go and verify/tlog.go: the logged body must be this bundle's
 // signature, by this certificate, over this artifact (memo section 3.6).
 Check body_matches(const json& body, const TlogEntry& entry, const Bundle& bundle, const Artifact& artifact) {
@@ -345,6 +479,7 @@ Check body_matches(const json& body, const TlogEntry& entry, const Bundle& bundl
     return failed("log entry's body is " + in_quotes(spec_kind + "/" + spec_version) + ", its kindVersion " +
                   in_quotes(entry.kind + "/" + entry.version));
   }
+  if (is_rekor_v2(entry)) return rekor_v2_body_matches(body, entry, bundle, artifact);
   if (entry.kind == "hashedrekord" && entry.version == "0.0.1") {
     if (!bundle.message_signature) return failed("log entry is a hashedrekord, but the bundle signs a DSSE envelope");
     if (auto check = hash_matches(body, {"spec", "data", "hash"}, artifact.sha256, "artifact digest", "the artifact's");
@@ -402,24 +537,30 @@ struct VerifiedEntry {
   std::string base_url;
 };
 
+// `stamped`: the first verified RFC 3161 time, when the bundle has one; a Rekor v2
+// entry has no time of its own, so its log must be trusted then.
 VerifiedEntry verify_entry(const TlogEntry& entry, const Bundle& bundle, const Artifact& artifact,
-                           const TrustedRoot& root) {
+                           const TrustedRoot& root, std::optional<TimePoint> stamped) {
   VerifiedEntry out;
   const std::string name = "log entry " + std::to_string(entry.log_index);
   auto refuse = [&](const std::string& reason) {
     out.check = failed(name + ": " + reason);
     return out;
   };
-  if (entry.kind == "hashedrekord" && entry.version == "0.0.2") {
-    return refuse(
-        "Rekor v2 entries are not verified yet (their time comes only from RFC 3161 timestamps, which pullgate "
-        "does not verify yet either)");
-  }
   const json body = json::parse(entry.canonicalized_body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) return refuse("canonicalizedBody is not JSON");
 
+  // sigstore-go: a Rekor v2 entry must be proven in the tree; it has no promise.
+  const bool v2 = is_rekor_v2(entry);
+  if (v2 && !entry.inclusion_proof) return refuse("a Rekor v2 entry must carry an inclusion proof");
+  if (v2 && entry.signed_entry_timestamp) return refuse("a Rekor v2 entry carries a signed entry timestamp");
+  if (v2 && !stamped) {
+    return refuse(
+        "a Rekor v2 entry has no time of its own, and the bundle carries no RFC 3161 timestamp: nothing says when "
+        "it was signed");
+  }
   const TimePoint integrated = TimePoint(std::chrono::seconds(entry.integrated_time));
-  const FoundLog found = root.tlog(entry.log_id, integrated);
+  const FoundLog found = root.tlog(entry.log_id, v2 ? *stamped : integrated);
   if (!found) return refuse(found.reason);
   out.base_url = found.log->base_url;
 
@@ -582,38 +723,56 @@ KeylessVerdict verify_keyless(const Bundle& bundle, const Artifact& artifact, co
   if (bundle.certificates.empty()) {
     return refused("bundle is signed with a public key, not a Fulcio certificate: verify it with its key");
   }
-  // sigstore-go fails a bundle when any of its timestamps does not verify (and checks
-  // the certificate at each one's time): passing over one unread could pass
-  // intoto-tsa-timestamp-outside-cert-validity_fail, so a bundle with any is refused.
-  if (!bundle.rfc3161_timestamps.empty()) {
-    return refused("bundle carries RFC 3161 timestamps, which pullgate does not verify yet");
-  }
   if (bundle.tlog_entries.empty()) return refused("bundle has no transparency log entry");
   const Certificate& leaf = bundle.certificates.front();
 
-  // Threshold one, as sigstore-go's default: the first entry that verifies with a time.
+  // The Sigstore client spec: a timestamp that does not verify aborts verification
+  // (sigstore-go's VerifyObserverTimestamps), so every one must, each at its genTime.
+  const std::string& signature_bytes =
+      bundle.message_signature ? bundle.message_signature->signature : bundle.dsse_envelope->signature;
+  std::vector<VerifiedTimestamp> stamps;
+  for (std::size_t i = 0; i < bundle.rfc3161_timestamps.size(); ++i) {
+    auto stamp = verify_rfc3161_timestamp(bundle.rfc3161_timestamps[i], signature_bytes, root);
+    if (auto* error = std::get_if<std::string>(&stamp)) {
+      return refused("RFC 3161 timestamp " + std::to_string(i) + ": " + *error);
+    }
+    stamps.push_back(std::get<VerifiedTimestamp>(std::move(stamp)));
+  }
+
+  // Threshold one, as sigstore-go's default: the first entry that verifies, preferring
+  // one whose signed entry timestamp gives a time (a Rekor v2 entry never has one).
   std::optional<VerifiedEntry> verified;
   std::uint64_t verified_index = 0;
   std::string first_refusal;
   for (const TlogEntry& entry : bundle.tlog_entries) {
-    VerifiedEntry result = verify_entry(entry, bundle, artifact, root);
-    if (result.check && result.time) {
+    VerifiedEntry result =
+        verify_entry(entry, bundle, artifact, root,
+                     stamps.empty() ? std::nullopt : std::optional<TimePoint>(stamps.front().time));
+    if (result.check && (result.time || !verified)) {
       verified = std::move(result);
       verified_index = entry.log_index;
-      break;
+      if (verified->time) break;
     }
-    if (first_refusal.empty()) {
-      first_refusal = result.check ? "log entry " + std::to_string(entry.log_index) +
-                                         ": no signed entry timestamp vouches for its integrated time"
-                                   : result.check.reason;
-    }
+    if (!result.check && first_refusal.empty()) first_refusal = result.check.reason;
   }
   if (!verified) return refused(first_refusal);
-  const TimePoint signed_at = *verified->time;
 
-  auto chain = verify_fulcio_chain(leaf, root, signed_at);
-  if (auto* error = std::get_if<std::string>(&chain)) return refused("signing certificate: " + *error);
-  if (const Check sct = verify_embedded_sct(std::get<CertificateChain>(chain), root); !sct) {
+  // The times a log or an authority vouched for; the certificate must hold at each.
+  std::vector<TimePoint> times;
+  if (verified->time) times.push_back(*verified->time);
+  for (const VerifiedTimestamp& stamp : stamps) times.push_back(stamp.time);
+  if (times.empty()) {
+    return refused("log entry " + std::to_string(verified_index) +
+                   ": no signed entry timestamp vouches for its integrated time, and the bundle carries no RFC 3161 "
+                   "timestamp: nothing says when it was signed");
+  }
+  std::optional<CertificateChain> chain;
+  for (const TimePoint time : times) {
+    auto at = verify_fulcio_chain(leaf, root, time);
+    if (auto* error = std::get_if<std::string>(&at)) return refused("signing certificate: " + *error);
+    if (!chain) chain = std::get<CertificateChain>(std::move(at));
+  }
+  if (const Check sct = verify_embedded_sct(*chain, root); !sct) {
     return refused("signing certificate's SCT: " + sct.reason);
   }
   if (const Check signature = verify_signature(bundle, artifact); !signature) return refused(signature.reason);
@@ -632,7 +791,9 @@ KeylessVerdict verify_keyless(const Bundle& bundle, const Artifact& artifact, co
   KeylessVerdict verdict;
   verdict.verified = true;
   verdict.identity = std::move(found);
-  verdict.signed_at = signed_at;
+  verdict.signed_at = times.front();
+  verdict.logged_time = verified->time.has_value();
+  verdict.timestamps = std::move(stamps);
   verdict.log_base_url = verified->base_url;
   verdict.log_index = verified_index;
   return verdict;

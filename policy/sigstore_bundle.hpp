@@ -4,8 +4,11 @@
 // Rekor body against the bundle, the Fulcio chain and SCT at the logged time, the
 // signature over the artifact or the DSSE envelope, and the signer's identity. Pure
 // functions over a trusted root (policy/trusted_root.hpp): no network, no clock.
-// RFC 3161 timestamps and Rekor v2 entries are read but not verified yet: a bundle
-// carrying a timestamp, or holding only Rekor v2 entries, is refused saying so.
+// RFC 3161 timestamps (policy/timestamp.hpp) are verified, every one, and the
+// certificate checked at each time they and the log vouch for. Rekor v2 entries
+// (hashedrekord and dsse 0.0.2) are verified by their inclusion proof and checkpoint
+// and their body against the bundle; they carry no time, so such a bundle needs a
+// timestamp.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,6 +19,7 @@
 #include "policy/certificate.hpp"
 #include "policy/fulcio.hpp"
 #include "policy/rfc3339.hpp"
+#include "policy/timestamp.hpp"
 #include "policy/trusted_root.hpp"
 
 namespace pullgate::policy::sigstore {
@@ -56,7 +60,7 @@ struct Bundle {
   std::vector<Certificate> certificates;
   std::optional<std::string> public_key_hint;
   std::vector<TlogEntry> tlog_entries;
-  std::vector<std::string> rfc3161_timestamps;  // DER TimeStampResp, not verified yet
+  std::vector<std::string> rfc3161_timestamps;  // DER TimeStampResp
   std::optional<MessageSignature> message_signature;
   std::optional<DsseEnvelope> dsse_envelope;
 
@@ -93,7 +97,10 @@ struct KeylessVerdict {
   bool verified = false;
   std::string reason;        // one line: which check failed; empty when verified
   FulcioIdentity identity;   // when verified
-  TimePoint signed_at;       // the verified integrated time
+  // The log's verified integrated time, or else the first timestamp's time.
+  TimePoint signed_at;
+  bool logged_time = false;  // signed_at is the log's (Rekor v1 with a signed entry timestamp)
+  std::vector<VerifiedTimestamp> timestamps;  // every RFC 3161 timestamp, verified
   std::string log_base_url;  // the log that holds the entry
   std::uint64_t log_index = 0;  // the entry's global logIndex
   explicit operator bool() const { return verified; }

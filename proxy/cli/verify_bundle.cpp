@@ -26,11 +26,13 @@ const char verify_bundle_help[] = R"(Usage:
                          [--issuer EXACT | --issuer-regexp RE]
 
 Verifies one Sigstore bundle (v0.1 to v0.3) keyless, offline, with the checks the
-gate uses: the transparency-log entry (its signed entry timestamp, inclusion proof
-and checkpoint, and its body against the bundle), the Fulcio certificate's chain to a
-certificate authority of the trusted root and its embedded SCT at the logged time, the
-signature over the artifact (or the DSSE envelope whose in-toto subject is the
-artifact), and the signer's identity.
+gate uses: the transparency-log entry, Rekor v1 or v2 (its signed entry timestamp,
+inclusion proof and checkpoint, and its body against the bundle), every RFC 3161
+timestamp (by a timestamp authority of the trusted root, over the signature), the
+Fulcio certificate's chain to a certificate authority of the trusted root at each
+time the log and the timestamps vouch for and its embedded SCT, the signature over
+the artifact (or the DSSE envelope whose in-toto subject is the artifact), and the
+signer's identity.
 
   --bundle FILE        the bundle (.sigstore.json)
   --artifact FILE      what was signed; or
@@ -41,10 +43,10 @@ artifact), and the signer's identity.
   --issuer EXACT       the OIDC issuer must be this (--issuer-regexp RE: match RE)
 Without an identity or issuer option any is accepted, and printed.
 
-Exit 0 and the signer's identity, its Fulcio extensions, the signing time and the log
-entry when it verifies; 1 and one line naming the check that failed when it does not
-(RFC 3161 timestamps, Rekor v2 entries and key-based bundles are not verified yet,
-and are refused saying so); 2 for a usage mistake or a file that cannot be read.
+Exit 0 and the signer's identity, its Fulcio extensions, the signing time, each
+timestamp and its authority, and the log entry when it verifies; 1 and one line
+naming the check that failed when it does not (key-based bundles are not verified
+yet, and are refused saying so); 2 for a usage mistake or a file that cannot be read.
 )";
 
 namespace {
@@ -115,7 +117,11 @@ void print_verified(const std::string& bundle_file, const policy::sigstore::Keyl
   print_if("run: ", id.run_invocation_uri);
   print_if("runner: ", id.runner_environment);
   std::cout << "signed at: " << policy::format_rfc3339(verdict.signed_at)
-            << " (the log's integrated time, vouched for by its signed entry timestamp)\n";
+            << (verdict.logged_time ? " (the log's integrated time, vouched for by its signed entry timestamp)\n"
+                                    : " (its RFC 3161 timestamp's time; the log gives none)\n");
+  for (const auto& stamp : verdict.timestamps) {
+    std::cout << "timestamped at: " << policy::format_rfc3339(stamp.time) << " by " << stamp.authority << "\n";
+  }
   std::cout << "log entry: " << verdict.log_index << " in " << verdict.log_base_url << "\n";
 }
 

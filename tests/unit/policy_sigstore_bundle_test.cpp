@@ -137,6 +137,7 @@ const Expected conformance[] = {
     {"bundle-negative-log-index_fail", "logIndex is negative"},
     {"bundle-unknown-version_fail", "is not a bundle version pullgate reads"},
     {"bundle-with-root-cert_fail", "which a bundle must not carry"},
+    {"bundle-with-sct-with-extensions", ""},
     {"checkpoint-bad-keyhint_fail", "checkpoint has no signature of log rekor.sigstore.dev (key c0d23d6a)"},
     {"checkpoint-wrong-roothash_fail",
      "checkpoint: inclusion proof's root 75aba195e60ae18c... is not the checkpoint's"},
@@ -146,27 +147,62 @@ const Expected conformance[] = {
     {"happy-path-intoto-in-dsse-v3", ""},
     {"happy-path-v0.1", ""},
     {"happy-path-v0.2", ""},
-    {"happy-path-v0.3-new-mediaType", ""},
     {"happy-path-v0.3", ""},
+    {"happy-path-v0.3-new-mediaType", ""},
     {"inclusion-proof-corrupted-hash_fail", "inclusion proof: inclusion proof of entry 75408392 leads to root"},
     {"incorrect-public-key_fail", "signed entry timestamp does not verify with the key of log rekor.sigstore.dev"},
     {"integrated-time-in-future_fail", "signing certificate: certificate had expired at the signing time"},
     {"intoto-expired-certificate_fail", "certificate was not yet valid at the signing time 2023-02-01T00:00:00Z"},
     {"intoto-log-entry-mismatch_fail", "log entry holds no signature that is the envelope's"},
-    {"rekor2-no-inclusion-proof_fail", "has no inclusionProof, which v0.2 and later require"},
     {"intoto-missing-inclusion-proof_fail", "has no inclusionProof, which v0.2 and later require"},
     {"intoto-set-outside-signing-cert-validity_fail",
      "certificate had expired at the signing time 2023-02-02T00:00:00Z"},
+    {"intoto-tsa-timestamp-outside-cert-validity_fail",
+     "signing certificate: certificate had expired at the signing time 2023-02-02T00:00:00Z"},
+    {"intoto-with-custom-trust-root", ""},
     {"invalid-checkpoint-signature_fail",
      "checkpoint signature of log rekor.sigstore.dev (key c0d23d6a) does not verify"},
     {"invalid-ct-key_fail", "signing certificate's SCT: certificate's embedded SCT does not verify: no ctlogs entry"},
     {"invalid-inclusion-proof_fail",
      "bundle's verificationMaterial.tlogEntries[0].inclusionProof.checkpoint is missing"},
     {"message-digest-mismatch_fail", "bundle's messageDigest is sha256:a1cfc712"},
+    {"rekor2-checkpoint-cosigned", ""},
+    {"rekor2-checkpoint-missing-log-signature_fail", "log entry 735: checkpoint: checkpoint has no signature lines"},
+    {"rekor2-checkpoint-missing-origin_fail", "checkpoint has 2 lines above its signatures"},
+    {"rekor2-checkpoint-missing-root-hash_fail", "checkpoint has 2 lines above its signatures"},
+    {"rekor2-checkpoint-missing-size_fail", "checkpoint has 2 lines above its signatures"},
+    {"rekor2-checkpoint-multiple-cosigs", ""},
+    {"rekor2-checkpoint-no-matching-signature_fail",
+     "checkpoint origin \"log2025-alpha1.rekor.github.dev\" is not the log's name"},
+    {"rekor2-checkpoint-origin-not-first", ""},
+    {"rekor2-checkpoint-two-sigs-cosigned", ""},
+    {"rekor2-checkpoint-two-sigs-from-origin", ""},
+    {"rekor2-dsse-happy-path", ""},
+    {"rekor2-dsse-invalid-sig_fail", "log entry 4026478: log entry's signature is not the bundle's"},
+    {"rekor2-dsse-mismatch-envelope_fail", "log entry's digest is sha256:57f2135c"},
+    {"rekor2-dsse-mismatch-sig_fail", "log entry 4026478: log entry's signature is not the bundle's"},
+    {"rekor2-happy-path", ""},
+    {"rekor2-no-inclusion-proof_fail", "has no inclusionProof, which v0.2 and later require"},
+    {"rekor2-no-timestamp_fail",
+     "a Rekor v2 entry has no time of its own, and the bundle carries no RFC 3161 timestamp"},
+    {"rekor2-timestamp-outside-trust-root-tsa-validity_fail",
+     "2025-06-12T12:02:20Z is outside the authority's validFor"},
+    {"rekor2-timestamp-outside-tsa-cert-validity_fail",
+     "TSA certificate does not chain to the authority at the timestamp's time 2025-08-07T15:38:32Z: certificate has "
+     "expired"},
+    {"rekor2-timestamp-payload-mismatch_fail", "RFC 3161 timestamp 0: timestamp is not over the bundle's signature"},
+    {"rekor2-timestamp-untrusted-tsa-with-embedded-cert_fail", "is not the authority's TSA certificate"},
+    {"rekor2-timestamp-untrusted-tsa-without-embedded-cert_fail",
+     "timestamp is not signed by the authority's TSA certificate CN=sigstore-tsa"},
+    {"rekor2-timestamp-with-embedded-cert", ""},
+    {"rekor2-timestamp-with-expired-cert-chain", ""},
+    {"rekor2-timestamp-with-incorrect-time_fail", "certificate had expired at the signing time 2025-07-15T10:33:31Z"},
+    {"rekor2-timestamp-without-embedded-cert", ""},
     {"set-invalid-signature_fail", "signed entry timestamp does not verify with the key of log rekor.sigstore.dev"},
     {"signature-mismatch_fail", "log entry's signature is not the bundle's"},
     {"trust-root-tlog-missing-validity-start_fail", "publicKey.validFor.start is missing"},
     {"trust-root-tlog-validity-end-inclusive", ""},
+    {"trust-root-tsa-validity-end-inclusive", ""},
     {"wrong-hashedrekord-artifact_fail", "log entry's artifact digest is sha256:d40ec3ee"},
     {"wrong-hashedrekord-cert-and-sig_fail", "log entry's signature is not the bundle's"},
     {"wrong-hashedrekord-entry_fail", "log entry's artifact digest is sha256:9d92fa52"},
@@ -180,44 +216,13 @@ struct OutOfScope {
   const char* words;
 };
 
-constexpr const char* rekor2 = "Rekor v2 entries are not verified yet";
-constexpr const char* timestamps = "bundle carries RFC 3161 timestamps, which pullgate does not verify yet";
 constexpr const char* keyed = "signed with a public key, not a Fulcio certificate";
 
 const OutOfScope out_of_scope[] = {
-    {"intoto-tsa-timestamp-outside-cert-validity_fail", "its failure is in its RFC 3161 timestamp", timestamps},
-    {"intoto-with-custom-trust-root", "carries an RFC 3161 timestamp beside its SET", timestamps},
     {"managed-key-and-trusted-root", "key-based (key.pub)", keyed},
     {"managed-key-happy-path", "key-based (key.pub)", keyed},
     {"managed-key-no-key_fail", "key-based bundle", keyed},
     {"managed-key-wrong-key_fail", "key-based (key.pub)", keyed},
-    {"bundle-with-sct-with-extensions", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-checkpoint-cosigned", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-checkpoint-missing-log-signature_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-checkpoint-missing-origin_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-checkpoint-missing-root-hash_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-checkpoint-missing-size_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-checkpoint-multiple-cosigs", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-checkpoint-no-matching-signature_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-checkpoint-origin-not-first", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-checkpoint-two-sigs-cosigned", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-checkpoint-two-sigs-from-origin", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-dsse-happy-path", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-dsse-invalid-sig_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-dsse-mismatch-envelope_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-dsse-mismatch-sig_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-happy-path", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-no-timestamp_fail", "Rekor v2 entry, no time at all", rekor2},
-    {"rekor2-timestamp-outside-trust-root-tsa-validity_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-timestamp-outside-tsa-cert-validity_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-timestamp-payload-mismatch_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-timestamp-untrusted-tsa-with-embedded-cert_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-timestamp-untrusted-tsa-without-embedded-cert_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-timestamp-with-embedded-cert", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-timestamp-with-expired-cert-chain", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-timestamp-with-incorrect-time_fail", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"rekor2-timestamp-without-embedded-cert", "Rekor v2 entry, timed by RFC 3161", timestamps},
-    {"trust-root-tsa-validity-end-inclusive", "Rekor v2 entry, timed by RFC 3161", timestamps},
 };
 
 bool should_fail(const std::string& name) { return name.ends_with("_fail"); }
@@ -479,10 +484,11 @@ TEST(SigstoreKeylessTest, OnlyASignedEntryTimestampGivesATime) {
   json document = bundle_json("happy-path-v0.3");
   document["verificationMaterial"]["tlogEntries"][0].erase("inclusionPromise");
   expect_refused(verify(document, a_txt()),
-                 "log entry 79571823: no signed entry timestamp vouches for its integrated time");
+                 "log entry 79571823: no signed entry timestamp vouches for its integrated time, and the bundle "
+                 "carries no RFC 3161 timestamp: nothing says when it was signed");
   document["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"] =
       json::array({{{"signedTimestamp", "MAA="}}});
-  expect_refused(verify(document, a_txt()), "bundle carries RFC 3161 timestamps, which pullgate does not verify yet");
+  expect_refused(verify(document, a_txt()), "RFC 3161 timestamp 0: timestamp is not a DER TimeStampResp");
   document["verificationMaterial"].erase("timestampVerificationData");
   document["verificationMaterial"]["tlogEntries"] = json::array();
   expect_refused(verify(document, a_txt()), "bundle has no transparency log entry");
@@ -522,6 +528,43 @@ TEST(SigstoreKeylessTest, ARekorV1CheckpointIsChosenByItsKeyHintNotItsName) {
                      root, beacon_identity);
   EXPECT_TRUE(verdict) << verdict.reason;
   EXPECT_EQ(verdict.log_base_url, "http://localhost:8000");
+}
+
+TEST(SigstoreKeylessTest, ARekorV2EntryIsTimedByItsTimestamps) {
+  const TrustedRoot root =
+      std::get<TrustedRoot>(TrustedRoot::parse(sigstore_fixture("rekor2-happy-path/trusted_root.json")));
+  json document = bundle_json("rekor2-happy-path");
+  const KeylessVerdict verdict = verify_keyless(parsed(document), a_txt(), root, beacon_identity);
+  ASSERT_TRUE(verdict) << verdict.reason;
+  EXPECT_EQ(format_rfc3339(verdict.signed_at), "2025-06-12T12:02:20Z");
+  EXPECT_FALSE(verdict.logged_time);
+  ASSERT_EQ(verdict.timestamps.size(), 1u);
+  EXPECT_EQ(verdict.timestamps[0].authority, "https://timestamp.sigstage.dev/api/v1/timestamp");
+  EXPECT_EQ(verdict.log_base_url, "https://log2025-alpha1.rekor.sigstage.dev");
+  EXPECT_EQ(verdict.log_index, 735u);
+
+  // A Rekor v2 entry makes no promise: one that carries a SET is not what Rekor v2 writes.
+  json promised = document;
+  promised["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"] = {{"signedEntryTimestamp", "AAAA"}};
+  const KeylessVerdict refused = verify_keyless(parsed(promised), a_txt(), root, beacon_identity);
+  EXPECT_FALSE(refused);
+  EXPECT_NE(refused.reason.find("log entry 735: a Rekor v2 entry carries a signed entry timestamp"), std::string::npos)
+      << refused.reason;
+
+  // Another artifact: the logged digest is not its digest.
+  const KeylessVerdict other = verify_keyless(parsed(document), Artifact::of_bytes("another"), root, beacon_identity);
+  EXPECT_FALSE(other);
+  EXPECT_NE(other.reason.find("log entry 735: log entry's artifact digest is sha256:a0cfc712"), std::string::npos)
+      << other.reason;
+
+  // The production root trusts neither the staging timestamp authority nor its log;
+  // the timestamps are checked first.
+  const KeylessVerdict elsewhere = verify_keyless(parsed(document), a_txt(), production(), beacon_identity);
+  EXPECT_FALSE(elsewhere);
+  EXPECT_NE(elsewhere.reason.find("RFC 3161 timestamp 0: timestamp of 2025-06-12T12:02:20Z is not by a timestamp "
+                                  "authority of the trusted root: https://timestamp.sigstore.dev/api/v1/timestamp: "),
+            std::string::npos)
+      << elsewhere.reason;
 }
 
 TEST(SigstoreKeylessTest, AKeyBasedBundleIsNotKeyless) {
