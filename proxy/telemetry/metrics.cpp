@@ -439,7 +439,8 @@ PullgateMetrics::PullgateMetrics()
           "Decisions served without an audit record because the audit queue was full (gate.audit_on_full serve).")),
       signal_checks(registry.counter_family(
           "pullgate_signal_checks_total",
-          "Looks at a digest's signatures and SBOMs in its registry, by kind (signature, sbom) and what was found.",
+          "Looks at a digest's signatures, SBOMs and provenance in its registry, by kind (signature, sbom, "
+          "provenance) and what was found.",
           {"kind", "result"})),
       cache_bytes(registry.gauge("pullgate_cache_bytes",
                                  "Bytes cached (blob files, manifests, cached answers), as of the last eviction run.")),
