@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <tuple>
 
@@ -80,6 +81,29 @@ TEST_F(FleetPolicy, KeysMustBeInlineAndABrokenCopyIsNotUsed) {
   const auto copy = dir_ / "fleet-policy.json";
   std::ofstream(copy) << "{\"default\": ";
   EXPECT_FALSE(load_fleet_policy_copy(copy));
+}
+
+// Trusted roots likewise: a file names a file on one machine only; inline, the root is
+// read with the document and keyless identities can name it.
+TEST_F(FleetPolicy, TrustedRootsMustBeInline) {
+  auto result = parse_fleet_policy(R"({"trusted_roots": {"sigstore": {"file": "trusted_root.json"}}})");
+  EXPECT_FALSE(result.policy);
+  ASSERT_FALSE(result.errors.empty());
+  EXPECT_NE(result.errors[0].find("trusted_roots.sigstore.file: a policy kept in etcd carries its trusted roots inline"),
+            std::string::npos)
+      << result.errors[0];
+
+  std::ifstream in(std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests/fixtures/sigstore/production_trusted_root.json");
+  std::stringstream root;
+  root << in.rdbuf();
+  ASSERT_FALSE(root.str().empty());
+  const std::string inline_root = R"({"trusted_roots": {"sigstore": {"root": )" + root.str() + R"(}},
+    "scopes": [{"name": "prod", "repository": "prod/**", "signatures": {"identities": [
+      {"issuer": "https://token.actions.githubusercontent.com", "subject_regexp": "https://github\\.com/acme/.*"}]}}]})";
+  auto inline_result = parse_fleet_policy(inline_root);
+  ASSERT_TRUE(inline_result.policy) << (inline_result.errors.empty() ? "" : inline_result.errors[0]);
+  ASSERT_EQ(inline_result.policy->trusted_roots.size(), 1u);
+  EXPECT_NE(inline_result.policy->trusted_roots[0].root, nullptr);
 }
 
 // The record the command line reads (policy-in-force.json): what was written is read
