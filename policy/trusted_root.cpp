@@ -266,7 +266,8 @@ std::variant<TrustedRoot, std::string> TrustedRoot::parse(std::string_view text)
   json document;
   try {
     document = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) {
+    // parse_error, and out_of_range for a number too large for a double.
     return "trusted root is not JSON: " + printable(error.what(), max_parse_error_length);
   }
   if (!document.is_object()) return std::string("trusted root is not a JSON object");

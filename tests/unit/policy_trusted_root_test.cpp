@@ -556,6 +556,14 @@ TEST(TrustedRootParseTest, NullIsAbsentAndV02FieldsAreRead) {
   EXPECT_EQ(parsed_root(document.dump()).tlogs().size(), 2u);
 }
 
+// Found by fuzz_sigstore_bundle: nlohmann reports a number too large for a double as
+// out_of_range, not parse_error, and it escaped (a reload would have ended the server).
+TEST(TrustedRootParseTest, ANumberTooLargeIsNotJsonNotACrash) {
+  const std::string error = root_error(R"({"mediaType": 8E6666666666666666666666666666666666666666})");
+  EXPECT_NE(error.find("trusted root is not JSON: "), std::string::npos) << error;
+  EXPECT_NE(error.find("number overflow"), std::string::npos) << error;
+}
+
 TEST(TrustedRootParseTest, TheConformanceRootWithoutAStartIsRefused) {
   const std::string error =
       root_error(sigstore_fixture("trust-root-tlog-missing-validity-start_fail/trusted_root.json"));
