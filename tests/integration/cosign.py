@@ -367,7 +367,7 @@ def sbom_attestation_referrer(image, key):
 
 def push_legacy_attestation(registry, image, key, predicate_type=CYCLONEDX_PREDICATE, predicate=None):
     """cosign's legacy attestation: tag sha256-<hex>.att, one DSSE envelope layer with
-    the predicateType annotation (predicate: default a CycloneDX stub)."""
+    the predicateType annotation (predicate: by default a minimal CycloneDX document)."""
     statement = in_toto_statement(image.repo, image.digest, predicate_type,
                                   predicate if predicate is not None else {"bomFormat": "CycloneDX"})
     signature = key.sign(pae(IN_TOTO_PAYLOAD_TYPE, statement))

@@ -24,10 +24,8 @@ using nlohmann::json;
 using testing_support::sigstore_fixture;
 using testing_support::unbase64;
 
-const std::string beacon =
-    "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/"
-    "extremely-dangerous-oidc-beacon.yml@refs/heads/main";
-const std::string github_actions = "https://token.actions.githubusercontent.com";
+using testing_support::beacon;
+using testing_support::github_actions;
 
 // A policy with Sigstore's production root inline and one scope whose signatures are
 // `signatures` (JSON).

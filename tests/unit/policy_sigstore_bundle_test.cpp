@@ -29,10 +29,8 @@ using testing_support::has_sigstore_fixture;
 using testing_support::sigstore_fixture;
 
 // The conformance suite's identity and issuer where a case names none (its README).
-const std::string beacon =
-    "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/"
-    "extremely-dangerous-oidc-beacon.yml@refs/heads/main";
-const std::string github_actions = "https://token.actions.githubusercontent.com";
+using testing_support::beacon;
+using testing_support::github_actions;
 
 // Files a case shares byte for byte with another are kept once (the fixtures' README).
 const std::map<std::string, std::string> shared_files = {

@@ -37,10 +37,8 @@ using testing_support::unbase64;
 using namespace std::chrono_literals;
 
 // The conformance suite's identity and issuer where a case names none (its README).
-const std::string beacon =
-    "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/"
-    "extremely-dangerous-oidc-beacon.yml@refs/heads/main";
-const std::string github_actions = "https://token.actions.githubusercontent.com";
+using testing_support::beacon;
+using testing_support::github_actions;
 
 TimePoint at(const char* rfc3339) {
   const std::optional<TimePoint> time = parse_rfc3339(rfc3339);

@@ -14,6 +14,12 @@
 
 namespace pullgate::testing_support {
 
+// The signer of the conformance corpus's bundles: its workflow and OIDC issuer.
+inline const std::string beacon =
+    "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/"
+    "extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+inline const std::string github_actions = "https://token.actions.githubusercontent.com";
+
 // From the checkout (PULLGATE_SOURCE_DIR), not __FILE__: ccache's base directory makes
 // __FILE__ relative to the build folder, and the tests run from anywhere.
 inline std::string sigstore_fixture(const std::string& name) {
