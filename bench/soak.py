@@ -64,6 +64,8 @@ def parse_args(argv):
     p.add_argument("--flip-every", type=float, default=1.0, help="seconds between verdict changes")
     p.add_argument("--sample-every", type=float, default=2.0, help="seconds between RSS and descriptor samples")
     p.add_argument("--threads", type=int, default=2, help="pullgate I/O threads (default 2)")
+    p.add_argument("--memory-mb", type=int, default=None,
+                   help="pullgate's cache.memory_mb (its in-memory manifest and tag front; default: pullgate's, 32)")
     p.add_argument("--out", default=os.path.join(HERE, "results"),
                    help="directory for soak-<date>.json and .txt (default bench/results)")
     p.add_argument("--note", default="", help="free text kept in the result (e.g. what else ran on the machine)")
@@ -120,9 +122,10 @@ class SoakPullgate(bench.Pullgate):
     and reloaded."""
     name = "pullgate-soak"
 
-    def __init__(self, procs, work, upstream_url, threads):
+    def __init__(self, procs, work, upstream_url, threads, memory_mb=None):
         super().__init__(procs, work, upstream_url, gate=True)
         self.threads = threads
+        self.memory_mb = memory_mb  # cache.memory_mb; None: pullgate's default
         self.policy_path = os.path.join(self.dir, "policy.json")
         self.generation = 0
 
@@ -145,6 +148,8 @@ class SoakPullgate(bench.Pullgate):
             "gate": {"enabled": True, "policy_file": self.policy_path},
             "admin": {"listen": f"{LOOPBACK}:{self.admin_port}", "token_file": token_file},
         }
+        if self.memory_mb is not None:
+            config["cache"] = {"memory_mb": self.memory_mb}
         path = os.path.join(self.dir, "pullgate.json")
         with open(path, "w") as f:
             json.dump(config, f, indent=2)
@@ -340,6 +345,8 @@ class Soak:
         self.cold_push_errors = []
         self.conns = []
         self.samples = []
+        self.smaps_minute_1 = None  # anonymous memory per mapping near minute 1 and at the end
+        self.smaps_end = None
         self.loop_lag = []
         self.reloads = []
         self.flips = 0
@@ -577,8 +584,12 @@ class Soak:
                                  "anon_kib": status["RssAnon"], "file_kib": status["RssFile"],
                                  "threads": status["Threads"], "fds": len(os.listdir(f"/proc/{pid}/fd")),
                                  "client_conns_open": sum(c.open for c in self.conns),
-                                 "cpu_s": bench.cpu_seconds([pid])})
+                                 "cpu_s": bench.cpu_seconds([pid]),
+                                 "memory_cache_kib": (self.server.metric("pullgate_memory_cache_bytes") or 0) / 1024})
+            if self.smaps_minute_1 is None and self.samples[-1]["t_s"] >= 60:
+                self.smaps_minute_1 = anonymous_by_mapping(pid)
             if await self.pause(self.args.sample_every):
+                self.smaps_end = anonymous_by_mapping(pid)
                 return
 
     async def lag_monitor(self):
@@ -668,6 +679,53 @@ def admin_put(port, path, headers, body):
         conn.close()
 
 
+def anonymous_by_mapping(pid):
+    """pullgate's anonymous memory per mapping, from /proc/<pid>/smaps:
+    {"<start>-<name>": {"kind", "size_kib", "anon_kib"}}. The kind says what a mapping
+    is: the brk heap, a thread stack (anonymous, a multiple of 4 KiB after a guard
+    page), another anonymous mapping (malloc's mmap'd chunks and arenas, LMDB's), or a
+    file (named)."""
+    out, key = {}, None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if not fields:
+                continue
+            if "-" in fields[0] and not fields[0].endswith(":"):
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                name = fields[5] if len(fields) > 5 else ""
+                kind = name if name.startswith("[") else ("file " + os.path.basename(name) if name else "anonymous")
+                key = f"{start:x}-{name or 'anon'}"
+                out[key] = {"kind": kind, "size_kib": (end - start) // 1024, "anon_kib": 0}
+            elif fields[0] == "Anonymous:" and key:
+                out[key]["anon_kib"] = int(fields[1])
+    return out
+
+
+def anonymous_growth(before, after, top=12):
+    """Where anonymous memory grew between two snapshots: by kind (the brk heap,
+    anonymous mappings, files, stacks) and the largest single mappings."""
+    by_kind, rows = {}, []
+    for key, m in after.items():
+        grew = m["anon_kib"] - before.get(key, {}).get("anon_kib", 0)
+        kind = m["kind"] if m["kind"] == "anonymous" or m["kind"].startswith("[") else "files"
+        entry = by_kind.setdefault(kind, {"grew_kib": 0, "mappings_new": 0})
+        entry["grew_kib"] += grew
+        entry["mappings_new"] += key not in before
+        if grew:
+            rows.append({"mapping": key, "kind": m["kind"], "size_kib": m["size_kib"], "anon_kib": m["anon_kib"],
+                         "grew_kib": grew, "new": key not in before})
+    for key, m in before.items():
+        if key not in after:
+            kind = m["kind"] if m["kind"] == "anonymous" or m["kind"].startswith("[") else "files"
+            entry = by_kind.setdefault(kind, {"grew_kib": 0, "mappings_new": 0})
+            entry["grew_kib"] -= m["anon_kib"]
+            entry.setdefault("mappings_gone", 0)
+            entry["mappings_gone"] += 1
+    rows.sort(key=lambda r: -abs(r["grew_kib"]))
+    return {"by_kind": by_kind, "largest": rows[:top]}
+
+
 def at_minute_one(samples):
     """The sample nearest to 60 s into the load, or None if the run was shorter."""
     later = [s for s in samples if s["t_s"] >= 55]
@@ -694,6 +752,10 @@ def memory_summary(samples):
         out[f"{name}_max_after_minute_1"] = top / 1024 if key != "fds" else top
         out[f"{name}_ratio"] = top / ref if ref else None
     out["minute_1_sample_t_s"] = first_min["t_s"]
+    # The in-memory manifest and tag front grows with every new image until it is full
+    # (cache.memory_mb): its own count, to hold up against the anonymous growth.
+    out["memory_cache_mib_at_minute_1"] = first_min.get("memory_cache_kib", 0) / 1024
+    out["memory_cache_mib_end"] = samples[-1].get("memory_cache_kib", 0) / 1024
     return out
 
 
@@ -753,10 +815,20 @@ def human(doc):
         lines.append(f"RSS: {mem['rss_at_minute_1']:.1f} MiB at minute 1 (t={mem['minute_1_sample_t_s']:.0f} s), "
                      f"max after it {mem['rss_max_after_minute_1']:.1f} MiB: ratio {mem['rss_ratio']:.3f} "
                      f"(anonymous {mem['anon_ratio']:.3f}, file-backed {mem['file_ratio']:.3f})")
+        lines.append(f"in-memory manifest and tag cache (pullgate_memory_cache_bytes): "
+                     f"{mem['memory_cache_mib_at_minute_1']:.1f} MiB at minute 1, {mem['memory_cache_mib_end']:.1f} MiB "
+                     f"at the end (cache.memory_mb {m.get('memory_mb') or 'default, 32'})")
         lines.append(f"descriptors: {mem['fds_at_minute_1']} at minute 1, max after it {mem['fds_max_after_minute_1']}: "
                      f"ratio {mem['fds_ratio']:.3f}")
     else:
         lines.append(f"RSS: {mem.get('note')}; start {mem['rss_mib_start']:.1f} MiB, max {mem['rss_mib_max']:.1f} MiB")
+    growth = r.get("anonymous_growth_after_minute_1")
+    if growth:
+        kinds = ", ".join(f"{k} {v['grew_kib']:+d} KiB" + (f" ({v['mappings_new']} new mappings)" if v["mappings_new"] else "")
+                          for k, v in sorted(growth["by_kind"].items(), key=lambda kv: -abs(kv[1]["grew_kib"])))
+        lines.append(f"anonymous memory from minute 1 to the end, by mapping kind: {kinds}")
+        lines.append("  largest: " + "; ".join(f"{g['kind']} {g['size_kib']} KiB mapping {g['grew_kib']:+d} KiB"
+                                               + (" (new)" if g["new"] else "") for g in growth["largest"][:6]))
     by_minute = [max((s for s in r["samples"] if s["t_s"] <= 60 * i), key=lambda s: s["t_s"], default=None)
                  for i in range(1, int(m["load_seconds"] // 60) + 1)]
     if by_minute and all(by_minute):
@@ -798,6 +870,8 @@ def collect(soak, server, counters_before, meta):
     result = {
         "kinds": kinds, "totals": totals,
         "memory": memory_summary(soak.samples), "samples": soak.samples,
+        "anonymous_growth_after_minute_1": (anonymous_growth(soak.smaps_minute_1, soak.smaps_end)
+                                            if soak.smaps_minute_1 and soak.smaps_end else None),
         "per_connection": {"min": per_conn[0], "median": statistics.median(per_conn), "max": per_conn[-1],
                            "reconnects": sum(c.connects - 1 for c in soak.conns)},
         "cold": {"pushed": soak.cold_pushed, "pulled": kinds.get("cold_manifest", {}).get("requests", 0),
@@ -853,7 +927,7 @@ def main():
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
             "minutes": args.minutes, "connections": args.connections, "rate": args.rate,
             "cold_every_s": args.cold_every, "reload_every_s": args.reload_every, "flip_every_s": args.flip_every,
-            "threads": args.threads, "weights": WEIGHTS, "note": args.note, "generator_nofile": nofile,
+            "threads": args.threads, "memory_mb": args.memory_mb, "weights": WEIGHTS, "note": args.note, "generator_nofile": nofile,
             "pullgate_bin": args.pullgate, "loadavg_start": os.getloadavg()[0]}
     try:
         copy = os.path.join(work, "pullgate-under-test")
@@ -874,7 +948,7 @@ def main():
             seed.push_image(upstream_port, image)
         log(f"upstream on :{upstream_port} with {len(images['warm']) + len(images['denied']) + 1} images")
 
-        server = SoakPullgate(procs, work, f"http://{LOOPBACK}:{upstream_port}", args.threads)
+        server = SoakPullgate(procs, work, f"http://{LOOPBACK}:{upstream_port}", args.threads, args.memory_mb)
         server.restart(fresh=True)
         admin_headers = {"Authorization": f"Bearer {server.admin_token}"}
         warm_up(server, images, admin_headers)

@@ -12,6 +12,8 @@ std::size_t manifest_cost(const std::string& key, const ManifestRecord& record) 
   return record.bytes.size() + key.size() + 64;
 }
 std::size_t tag_cost(const std::string& key) { return key.size() + tag_entry_bytes; }
+// A seen-set entry: its key and the hash node around it, roughly.
+std::size_t seen_cost(const std::string& key) { return key.size() + 64; }
 }
 
 std::string HotCache::tag_key(std::string_view upstream, std::string_view repository, std::string_view tag) {
@@ -77,9 +79,15 @@ bool HotCache::seen(const Digest& digest, std::string_view upstream, std::string
 
 void HotCache::remember_seen(const Digest& digest, std::string_view upstream, std::string_view repository) {
   auto key = tag_key(digest.str(), upstream, repository);
+  const auto cost = seen_cost(key);
   std::lock_guard lock(mutex_);
-  if (seen_.size() >= 100'000) seen_.clear();
-  seen_.insert(std::move(key));
+  // At most a quarter of the budget; when full it starts again (each entry is one
+  // LMDB read away).
+  if (seen_bytes_ + cost > budget_ / 4) {
+    seen_.clear();
+    seen_bytes_ = 0;
+  }
+  if (seen_.insert(std::move(key)).second) seen_bytes_ += cost;
 }
 
 void HotCache::forget_manifests(std::span<const Digest> digests) {
@@ -98,11 +106,12 @@ void HotCache::forget_manifests(std::span<const Digest> digests) {
     return true;
   });
   seen_.clear();
+  seen_bytes_ = 0;
 }
 
 std::size_t HotCache::bytes() const {
   std::lock_guard lock(mutex_);
-  return bytes_;
+  return bytes_ + seen_bytes_;
 }
 
 void HotCache::make_room_locked(std::size_t incoming) {

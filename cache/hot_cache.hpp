@@ -1,8 +1,8 @@
 #pragma once
 // A small in-memory front for the hottest LMDB records: manifests by digest (they
 // never change) and tag records (replaced, never edited). Warm manifest requests are
-// answered from here without decoding a record. Bounded by bytes; when full, about a
-// quarter of the entries are dropped (they are still in LMDB).
+// answered from here without decoding a record. Bounded by bytes (cache.memory_mb);
+// when full, about a quarter of the entries are dropped (they are still in LMDB).
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -29,7 +29,8 @@ class HotCache {
                     const TagRecord& record);
 
   // Where manifests were seen (MetaStore::seen_in), as far as this process knows: the
-  // warm path asks on every manifest request. Bounded (forgetting costs one LMDB read).
+  // warm path asks on every manifest request. Bounded by a quarter of the budget
+  // (forgetting costs one LMDB read).
   bool seen(const Digest& digest, std::string_view upstream, std::string_view repository) const;
   void remember_seen(const Digest& digest, std::string_view upstream, std::string_view repository);
 
@@ -38,7 +39,10 @@ class HotCache {
   // forgotten too (it is learnt again from LMDB).
   void forget_manifests(std::span<const Digest> digests);
 
+  // What the entries cost, roughly (keys, values and their nodes): manifests and tags
+  // together stay within the budget, the seen set within a quarter of it.
   std::size_t bytes() const;
+  std::size_t budget() const { return budget_; }
 
  private:
   static std::string tag_key(std::string_view upstream, std::string_view repository, std::string_view tag);
@@ -46,7 +50,8 @@ class HotCache {
 
   const std::size_t budget_;
   mutable std::mutex mutex_;
-  std::size_t bytes_ = 0;
+  std::size_t bytes_ = 0;       // manifests and tags
+  std::size_t seen_bytes_ = 0;
   std::unordered_map<std::string, std::shared_ptr<const ManifestRecord>> manifests_;
   std::unordered_map<std::string, TagRecord> tags_;
   std::unordered_set<std::string> seen_;  // "<digest>\0<upstream>\0<repository>"

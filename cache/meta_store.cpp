@@ -322,6 +322,28 @@ std::optional<ReportRecord> decode_report(std::string_view value) {
   return ReportRecord{std::move(*summary), std::move(*scanner), *scanned, *imported};
 }
 
+std::string encode(const VexRecord& r) {
+  json j = header();
+  j["name"] = r.name;
+  j["document_base64"] = base64_encode(r.document_json);
+  j["imported_at_ms"] = r.imported_at_ms;
+  j["by"] = r.by;
+  return dump(j, "VEX document");
+}
+
+std::optional<VexRecord> decode_vex(std::string_view value) {
+  auto j = parse_record(value);
+  if (!j) return std::nullopt;
+  auto name = field<std::string>(*j, "name");
+  auto document_base64 = field<std::string>(*j, "document_base64");
+  auto imported = field<std::int64_t>(*j, "imported_at_ms");
+  auto by = field<std::string>(*j, "by");
+  if (!name || !document_base64 || !imported || !by) return std::nullopt;
+  auto document = base64_decode(*document_base64);
+  if (!document) return std::nullopt;
+  return VexRecord{std::move(*name), std::move(*document), *imported, std::move(*by)};
+}
+
 std::string encode(const SignalRecord& r) {
   json j = header();
   j["policy_version"] = r.policy_version;
@@ -521,6 +543,7 @@ class LmdbMetaStore final : public MetaStore {
     pending_ = txn.open_dbi("pending", MDB_CREATE);
     pending_order_ = txn.open_dbi("pending_order", MDB_CREATE);
     signals_ = txn.open_dbi("signals", MDB_CREATE);
+    vex_ = txn.open_dbi("vex", MDB_CREATE);
     pulls_ = txn.open_dbi("pulls", MDB_CREATE);
     pins_ = txn.open_dbi("pins", MDB_CREATE);
     check_schema(txn);
@@ -792,6 +815,49 @@ class LmdbMetaStore final : public MetaStore {
     bool existed = txn.del(reports_, digest.str(), "remove report " + digest.str());
     if (existed) txn.commit();
     return existed;
+  }
+
+  std::vector<VexRecord> vex_for(const Digest& digest) override {
+    std::vector<VexRecord> out;
+    const std::string prefix = verdict_prefix(digest);
+    auto txn = lmdb::Txn::read(env_.get());
+    lmdb::Cursor cursor(txn, vex_);
+    for (auto entry = cursor.seek(prefix); entry && entry->first.starts_with(prefix) && out.size() < max_vex_per_digest;
+         entry = cursor.next())
+      if (auto record = decode_vex(entry->second)) out.push_back(std::move(*record));
+    return out;
+  }
+
+  bool put_vex(const Digest& digest, const VexRecord& record) override {
+    const std::string key = verdict_prefix(digest) + record.name;
+    if (!text_key_ok(record.name) || key.size() > max_key_)
+      throw std::invalid_argument("a VEX document's name must be 1 to " +
+                                  std::to_string(max_key_ - verdict_prefix(digest).size()) + " bytes without NUL");
+    const std::string value = encode(record);  // refuses a name or text that is not UTF-8
+    auto txn = lmdb::Txn::write(env_.get());
+    const bool replaced = txn.get(vex_, key).has_value();
+    txn.put(vex_, key, value, "put VEX " + digest.str());
+    txn.commit();
+    return replaced;
+  }
+
+  std::size_t remove_vex(const Digest& digest, std::string_view name) override {
+    auto txn = lmdb::Txn::write(env_.get());
+    std::size_t removed = 0;
+    if (name.empty()) {
+      std::vector<std::string> keys;
+      {
+        lmdb::Cursor cursor(txn, vex_);
+        const std::string prefix = verdict_prefix(digest);
+        for (auto entry = cursor.seek(prefix); entry && entry->first.starts_with(prefix); entry = cursor.next())
+          keys.emplace_back(entry->first);
+      }
+      for (const auto& key : keys) removed += txn.del(vex_, key, "remove VEX " + digest.str());
+    } else {
+      removed = txn.del(vex_, verdict_prefix(digest) + std::string(name), "remove VEX " + digest.str());
+    }
+    if (removed) txn.commit();
+    return removed;
   }
 
   std::optional<SignalRecord> get_signals(const Digest& digest, std::string_view scope) override {
@@ -1493,6 +1559,7 @@ class LmdbMetaStore final : public MetaStore {
   MDB_dbi pending_ = 0;
   MDB_dbi pending_order_ = 0;
   MDB_dbi signals_ = 0;
+  MDB_dbi vex_ = 0;  // "<digest>\n<name>" -> VexRecord
   MDB_dbi pulls_ = 0;
   MDB_dbi pins_ = 0;
 };

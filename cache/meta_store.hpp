@@ -95,6 +95,16 @@ struct ReportRecord {
   std::int64_t imported_at_ms = 0;  // when the mirror stored it
 };
 
+// A VEX document imported for a manifest digest (`pullgate vex import`). The document
+// is opaque here, as a report's summary is: the policy layer encodes it (encode_vex).
+// One digest may have several, keyed by name (the document's id, or its sha256).
+struct VexRecord {
+  std::string name;
+  std::string document_json;
+  std::int64_t imported_at_ms = 0;
+  std::string by;                   // who imported it, when known
+};
+
 // A digest waiting for a scan, with the references it was pulled by, so a scanner
 // worker has something pullable.
 struct PendingRecord {
@@ -304,6 +314,16 @@ class MetaStore {
   virtual std::optional<ReportRecord> get_report(const Digest& digest) = 0;
   virtual void put_report(const Digest& digest, const ReportRecord& record) = 0;
   virtual bool remove_report(const Digest& digest) = 0;
+
+  // Imported VEX documents by manifest digest and document name: put_vex adds or
+  // replaces (true: it replaced one), remove_vex removes the named one or, with an
+  // empty name, all of the digest's (how many). vex_for lists them in name order, at
+  // most max_vex_per_digest. Refuses (std::invalid_argument) a name that LMDB cannot
+  // key or that is not valid UTF-8.
+  static constexpr std::size_t max_vex_per_digest = 64;
+  virtual std::vector<VexRecord> vex_for(const Digest& digest) = 0;
+  virtual bool put_vex(const Digest& digest, const VexRecord& record) = 0;
+  virtual std::size_t remove_vex(const Digest& digest, std::string_view name) = 0;
 
   // The pending-scan queue. add_pending creates the entry or updates it (the
   // reference moves to the newest place, the oldest falls off past the cap,

@@ -448,6 +448,7 @@ ConfigResult parse_config(const std::string& text) {
       else k.mistake("max_unpulled", "must be a duration such as \"30d\", \"12h\", \"15m\" or \"90s\"");
     }
     k.integer("eviction_interval_s", c.cache_eviction_interval_s, 1, 24 * 3600);
+    k.integer("memory_mb", c.cache_memory_mb, 1, 64 * 1024);
     if (auto* v = k.find("pin")) {
       if (!v->is_array()) k.mistake("pin", "must be a list of images");
       else

@@ -113,6 +113,9 @@ struct Config {
   unsigned cache_low_watermark = 80;                   // and stops at or below this
   std::optional<std::int64_t> cache_max_unpulled_ms;   // none: content is never evicted for age
   unsigned cache_eviction_interval_s = 300;
+  // Memory for the hottest manifests and tags (cache/hot_cache.hpp), in MiB: what the
+  // process grows by as new images are pulled, until it is full.
+  std::size_t cache_memory_mb = 32;
   // Images eviction never removes: "UPSTREAM/REPOSITORY:TAG" or "UPSTREAM/REPOSITORY@DIGEST".
   std::vector<std::string> cache_pins;
   // Air-gap bundles (docs/bundles.md): PEM public key files a bundle may be signed

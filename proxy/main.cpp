@@ -450,6 +450,10 @@ int serve(const std::vector<std::string>& args) {
     audit.start_writer();
     Mirror mirror(config, upstreams, *meta, blobs, fetches, access_log, gate, metrics, policy, blocking.get_executor(),
                   clock);
+    metrics.registry.gauge_callback(
+        "pullgate_memory_cache_bytes",
+        "Memory held by the in-memory front of the hottest manifests and tags, roughly (cache.memory_mb bounds it).",
+        [&mirror] { return static_cast<double>(mirror.memory_cache_bytes()); });
     mirror.set_authenticator(authenticator.get());
     Server server(ioc, mirror_listener(config), mirror);
     server.count_shed_in(metrics.connections_shed);

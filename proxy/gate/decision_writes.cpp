@@ -1,5 +1,7 @@
 #include "proxy/gate/decision_writes.hpp"
 
+#include <stdexcept>
+
 namespace pullgate::proxy {
 
 void DecisionWrites::put_verdict(const registry::Digest& digest, const cache::VerdictRecord& record) {
@@ -34,6 +36,28 @@ bool DecisionWrites::put_report(const registry::Digest& digest, const cache::Rep
   bool replaced = meta_.remove_computed_verdicts(digest);
   fleet_->put_report(digest, record);
   return replaced;
+}
+
+namespace {
+void vex_needs_one_mirror(const cache::Fleet* fleet) {
+  if (fleet)
+    throw std::runtime_error(
+        "imported VEX documents are not shared through the fleet store yet: import them on a mirror without "
+        "fleet, or attach them to the image as signed attestations");
+}
+}  // namespace
+
+bool DecisionWrites::put_vex(const registry::Digest& digest, const cache::VexRecord& record) {
+  vex_needs_one_mirror(fleet_);
+  meta_.put_vex(digest, record);
+  return meta_.remove_computed_verdicts(digest);
+}
+
+std::size_t DecisionWrites::remove_vex(const registry::Digest& digest, std::string_view name) {
+  vex_needs_one_mirror(fleet_);
+  auto removed = meta_.remove_vex(digest, name);
+  if (removed) meta_.remove_computed_verdicts(digest);
+  return removed;
 }
 
 }  // namespace pullgate::proxy

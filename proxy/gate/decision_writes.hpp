@@ -26,6 +26,14 @@ class DecisionWrites {
   // Stores the report, ends the digest's wait for a scan and drops its computed
   // verdicts (decided again with the report). True when there were some.
   bool put_report(const registry::Digest& digest, const cache::ReportRecord& record);
+  // Stores an imported VEX document for the digest and drops its computed verdicts
+  // (true when there were some). Not shared through the fleet store yet: with one, it
+  // refuses (std::runtime_error, nothing stored) rather than let one replica decide
+  // on evidence the others lack.
+  bool put_vex(const registry::Digest& digest, const cache::VexRecord& record);
+  // Removes the digest's VEX document `name` (empty: all of them); how many, and
+  // when any, its computed verdicts go too.
+  std::size_t remove_vex(const registry::Digest& digest, std::string_view name);
 
  private:
   cache::MetaStore& meta_;

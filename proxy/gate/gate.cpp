@@ -70,10 +70,14 @@ std::uint64_t digest_key(const registry::Digest& d) {
 
 constexpr std::size_t max_memo_entries = 20'000;
 // An entry counts for a second but stays until its request comes again: a thread's
-// table is swept of the entries past their time whenever it has doubled since the last
-// sweep (from this many), so memory follows the last second's requests, not every
-// digest ever decided.
+// table is swept of the entries past their time once a second (when it holds more than
+// memo_idle_entries), and within a second whenever it has doubled since the last sweep
+// (from memo_sweep_floor), so memory follows the last second's requests, not every
+// digest ever decided. Sweeping by count alone let a table of one-off decisions (a new
+// image's manifest and blobs, pulled once) grow to the floor before its first sweep:
+// minutes of growth in the soak, then flat.
 constexpr std::size_t memo_sweep_floor = 1024;
+constexpr std::size_t memo_idle_entries = 64;
 
 }  // namespace
 
@@ -93,6 +97,7 @@ struct Gate::MemoTable {
   std::unordered_map<std::uint64_t, std::vector<Memo>> buckets;
   std::size_t size = 0;
   std::size_t sweep_at = memo_sweep_floor;
+  std::chrono::system_clock::time_point swept{};
 };
 
 Gate::MemoTable& Gate::memo_table() {
@@ -101,6 +106,7 @@ Gate::MemoTable& Gate::memo_table() {
     table.buckets.clear();
     table.size = 0;
     table.sweep_at = memo_sweep_floor;
+    table.swept = {};
     table.gate_id = id_;
   }
   return table;
@@ -147,8 +153,11 @@ Gate::Memo Gate::prepare(SharedDecision decision, const GateRequest& request) {
 Gate::Memo& Gate::memo_put(MemoTable& table, SharedDecision decision, const GateRequest& request,
                            std::uint64_t generation, std::shared_ptr<const policy::Policy> policy,
                            std::chrono::system_clock::time_point now) {
-  if (table.size >= table.sweep_at) {
+  const bool second_past = table.size > memo_idle_entries && (now >= table.swept + std::chrono::seconds(1) ||
+                                                               now < table.swept);
+  if (table.size >= table.sweep_at || second_past) {
     const auto before = table.size;
+    table.swept = now;
     for (auto bucket = table.buckets.begin(); bucket != table.buckets.end();) {
       table.size -= std::erase_if(bucket->second, [&](const Memo& e) { return now >= e.until || now < e.made; });
       bucket = bucket->second.empty() ? table.buckets.erase(bucket) : std::next(bucket);

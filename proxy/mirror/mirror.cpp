@@ -122,6 +122,7 @@ Mirror::Mirror(const Config& config, std::vector<UpstreamEntry>& upstreams, cach
       policy_(policy),
       blocking_(std::move(blocking)),
       clock_(std::move(clock)),
+      hot_(config.cache_memory_mb << 20),
       manifests_(meta, hot_, metrics, blocking_, config.offline, clock_),
       signals_(meta, blobs, manifests_, metrics, config.offline, clock_) {}
 

@@ -51,6 +51,7 @@ class Mirror final : public Handler {
   cache::PullTimes& pull_times() { return pulls_; }
   // Evicted manifests are forgotten by the hot cache in front of LMDB.
   void forget_evicted(std::span<const registry::Digest> manifests) { hot_.forget_manifests(manifests); }
+  std::size_t memory_cache_bytes() const { return hot_.bytes(); }
   // The body of GET /readyz (a JSON object; unset: {"status":"ok"}). Set before serving.
   void set_readiness(std::function<std::string()> readiness) { readiness_ = std::move(readiness); }
   // Client authentication on this listener (proxy/access); unset: every client is
@@ -190,7 +191,7 @@ class Mirror final : public Handler {
   asio::any_io_executor blocking_;
   const WallClock clock_;  // tag TTLs, when records are stored
   std::int64_t now_ms() const { return ms_since_epoch(clock_()); }
-  cache::HotCache hot_{32 * 1024 * 1024};
+  cache::HotCache hot_;  // cache.memory_mb
   cache::PullTimes pulls_;
   ManifestSource manifests_;
   cache::SingleFlight<TagOutcome> tag_flights_;  // by upstream, repository and tag

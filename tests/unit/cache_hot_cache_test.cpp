@@ -59,5 +59,26 @@ TEST(HotCache, StaysWithinItsBudget) {
   EXPECT_EQ(hot.manifest(digest_n(5000)), nullptr);
 }
 
+TEST(HotCache, KeepsWhereManifestsWereSeenWithinAQuarterOfItsBudget) {
+  const std::size_t budget = 64 * 1024;
+  HotCache hot(budget);
+  for (int i = 0; i < 10'000; ++i) {
+    hot.remember_seen(digest_n(i), "up", "repo");
+    ASSERT_LE(hot.bytes(), budget / 4);
+    ASSERT_TRUE(hot.seen(digest_n(i), "up", "repo"));
+  }
+  // Marks made long ago were let go (each is one LMDB read away); manifests and tags
+  // still have their own three quarters and more.
+  EXPECT_FALSE(hot.seen(digest_n(0), "up", "repo"));
+  EXPECT_GT(hot.bytes(), 0u);
+  hot.remember_manifest(digest_n(1), std::make_shared<const ManifestRecord>(ManifestRecord{"m", std::string(1000, 'x'), 1}));
+  EXPECT_NE(hot.manifest(digest_n(1)), nullptr);
+  // Eviction forgets every mark (they are learnt again from LMDB).
+  const Digest gone[] = {digest_n(1)};
+  hot.forget_manifests(gone);
+  EXPECT_FALSE(hot.seen(digest_n(9'999), "up", "repo"));
+  EXPECT_EQ(hot.bytes(), 0u);
+}
+
 }  // namespace
 }  // namespace pullgate::cache

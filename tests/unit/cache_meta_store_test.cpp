@@ -1327,6 +1327,39 @@ TEST_F(MetaStoreTest, ReportWithBadScannerTextIsRefusedNotStored) {
   EXPECT_EQ(store->report_count(), 0u);
 }
 
+TEST_F(MetaStoreTest, VexDocumentsAreKeptPerDigestAndName) {
+  auto store = MetaStore::open(dir_, map_size);
+  EXPECT_TRUE(store->vex_for(digest('a')).empty());
+  EXPECT_FALSE(store->put_vex(digest('a'), VexRecord{"https://acme.example/vex/2", "{\"two\":1}", 20, "alice"}));
+  EXPECT_FALSE(store->put_vex(digest('a'), VexRecord{"https://acme.example/vex/1", "{\"one\":1}", 10, ""}));
+  EXPECT_FALSE(store->put_vex(digest('b'), VexRecord{"sha256:feed", "{}", 30, "bob"}));
+  auto a = store->vex_for(digest('a'));
+  ASSERT_EQ(a.size(), 2u);  // in name order, the other digest's apart
+  EXPECT_EQ(a[0].name, "https://acme.example/vex/1");
+  EXPECT_EQ(a[0].document_json, "{\"one\":1}");
+  EXPECT_EQ(a[0].imported_at_ms, 10);
+  EXPECT_EQ(a[1].by, "alice");
+  // The same name replaces.
+  EXPECT_TRUE(store->put_vex(digest('a'), VexRecord{"https://acme.example/vex/1", "{\"one\":2}", 11, "carol"}));
+  a = store->vex_for(digest('a'));
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].document_json, "{\"one\":2}");
+  EXPECT_EQ(a[0].by, "carol");
+  // Names LMDB cannot key, and text that is not UTF-8, are refused and nothing is stored.
+  EXPECT_THROW(store->put_vex(digest('c'), VexRecord{"", "{}", 1, ""}), std::invalid_argument);
+  EXPECT_THROW(store->put_vex(digest('c'), VexRecord{std::string("a\0b", 3), "{}", 1, ""}), std::invalid_argument);
+  EXPECT_THROW(store->put_vex(digest('c'), VexRecord{std::string(600, 'n'), "{}", 1, ""}), std::invalid_argument);
+  EXPECT_THROW(store->put_vex(digest('c'), VexRecord{"n", "{}", 1, "bad\xff"}), std::invalid_argument);
+  EXPECT_TRUE(store->vex_for(digest('c')).empty());
+  // Removing one by name, then all of a digest's.
+  EXPECT_EQ(store->remove_vex(digest('a'), "https://acme.example/vex/2"), 1u);
+  EXPECT_EQ(store->remove_vex(digest('a'), "https://acme.example/vex/2"), 0u);
+  EXPECT_EQ(store->vex_for(digest('a')).size(), 1u);
+  EXPECT_EQ(store->remove_vex(digest('b'), ""), 1u);
+  EXPECT_TRUE(store->vex_for(digest('b')).empty());
+  EXPECT_EQ(store->vex_for(digest('a')).size(), 1u);
+}
+
 TEST_F(MetaStoreTest, PendingCreatesThenUpdates) {
   auto store = MetaStore::open(dir_, map_size);
   EXPECT_FALSE(store->get_pending(digest('a')));

@@ -169,6 +169,18 @@ TEST(Config, CacheLifecycleKeys) {
   EXPECT_EQ(parse_config(R"({"cache": {"max_size": 1048576}})").config.cache_max_bytes, 1048576u);
 }
 
+TEST(Config, CacheMemoryIsMiBWithinBounds) {
+  EXPECT_EQ(parse_config("{}").config.cache_memory_mb, 32u);
+  auto r = parse_config(R"({"cache": {"memory_mb": 256}})");
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front();
+  EXPECT_EQ(r.config.cache_memory_mb, 256u);
+  for (const char* bad : {"0", "65537", "-1"})
+    EXPECT_TRUE(has_error(parse_config(std::string(R"({"cache": {"memory_mb": )") + bad + "}}"),
+                          "cache.memory_mb: must be between 1 and 65536"))
+        << bad;
+  EXPECT_TRUE(has_error(parse_config(R"({"cache": {"memory_mb": "32MiB"}})"), "cache.memory_mb: must be a whole number"));
+}
+
 TEST(Config, CachePinsAreImagesByTagOrDigest) {
   const std::string digest = "sha256:" + std::string(64, 'a');
   auto r = parse_config(R"({"cache": {"pin": ["docker.io/library/debian:stable", "ghcr.io/org/app@)" + digest +
