@@ -20,6 +20,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <string_view>
 
 #include "policy/fulcio.hpp"
 #include "policy/text.hpp"
@@ -41,6 +42,12 @@ struct CertsFree {  // CMS_get1_certs: the stack and its references
 };
 struct StackFree {  // the stack only
   void operator()(STACK_OF(X509) * stack) const { sk_X509_free(stack); }
+};
+struct Pkcs7Free {
+  void operator()(PKCS7* token) const { PKCS7_free(token); }
+};
+struct TstInfoFree {
+  void operator()(TS_TST_INFO* info) const { TS_TST_INFO_free(info); }
 };
 struct ObjectsFree {
   void operator()(EXTENDED_KEY_USAGE* usages) const { EXTENDED_KEY_USAGE_free(usages); }
@@ -139,9 +146,14 @@ X509* signer_among(CMS_SignerInfo* signer, STACK_OF(X509) * certificates) {
   return nullptr;
 }
 
+// Whether the certificates a token embeds may serve as intermediates between its signer
+// and an authority's anchor. A Sigstore root lists each authority's whole chain; a
+// Notary Project TSA trust store holds roots only, and the token brings the rest.
+enum class Embedded { ignored, intermediates };
+
 // The token, signed by `authority`, at `time`: one line naming the check that failed.
 std::optional<std::string> refusal_by(const CertificateAuthority& authority, CMS_ContentInfo* token,
-                                      CMS_SignerInfo* signer, STACK_OF(X509) * embedded, TimePoint time) {
+                                      CMS_SignerInfo* signer, STACK_OF(X509) * embedded, TimePoint time, Embedded use) {
   // A root may give only the authority's CAs; then the token must bring its leaf.
   const bool root_names_leaf = !is_ca(authority.chain.front().x509());
   X509* brought = signer_among(signer, embedded);
@@ -169,7 +181,12 @@ std::optional<std::string> refusal_by(const CertificateAuthority& authority, CMS
                  CMS_NOINTERN | CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) != 1) {
     return "timestamp's signature does not verify with TSA certificate " + leaf->subject();
   }
-  auto chain = chain_to(*leaf, authority, time);
+  CertificateAuthority widened = authority;
+  for (int i = 0; use == Embedded::intermediates && i < sk_X509_num(embedded); ++i) {
+    X509* certificate = sk_X509_value(embedded, i);
+    if (certificate != brought) widened.chain.insert(widened.chain.end() - 1, Certificate::from_openssl(certificate));
+  }
+  auto chain = chain_to(*leaf, widened, time);
   if (auto* error = std::get_if<std::string>(&chain)) {
     return "TSA certificate does not chain to the authority at the timestamp's time " + time_text(time) + ": " +
            *error;
@@ -180,6 +197,70 @@ std::optional<std::string> refusal_by(const CertificateAuthority& authority, CMS
            authority.valid_for.text() + ")";
   }
   return std::nullopt;
+}
+
+// RFC 3161 section 2.4.2: accuracy when given; the baseline policy's second otherwise.
+Clock::duration accuracy_of(TS_TST_INFO* info) {
+  using namespace std::chrono;
+  if (const TS_ACCURACY* accuracy = TS_TST_INFO_get_accuracy(info); accuracy != nullptr) {
+    const auto part = [](const ASN1_INTEGER* value) {
+      const long n = value == nullptr ? 0 : ASN1_INTEGER_get(value);
+      return n < 0 ? 0L : n;  // -1 is OpenSSL's "too large": treat as unknown, not as a long range
+    };
+    return duration_cast<Clock::duration>(seconds(part(TS_ACCURACY_get_seconds(accuracy))) +
+                                          milliseconds(part(TS_ACCURACY_get_millis(accuracy))) +
+                                          microseconds(part(TS_ACCURACY_get_micros(accuracy))));
+  }
+  char policy[80] = {};
+  OBJ_obj2txt(policy, sizeof policy, TS_TST_INFO_get_policy_id(info), 1);
+  return std::string_view(policy) == "0.4.0.2023.1.1" ? Clock::duration(std::chrono::seconds(1)) : Clock::duration{};
+}
+
+// The token (`token`, its TSTInfo `info`) over `signature` (named in reasons as
+// `signed_name`) by one of `authorities` (named `store`).
+std::variant<VerifiedTimestamp, std::string> verify_token(PKCS7* token, TS_TST_INFO* info, std::string_view signature,
+                                                          const std::vector<CertificateAuthority>& authorities,
+                                                          std::string_view signed_name, std::string_view store,
+                                                          Embedded use) {
+  const std::optional<TimePoint> time = time_of(TS_TST_INFO_get_time(info));
+  if (!time) return std::string("timestamp's genTime is not a time");
+  TS_MSG_IMPRINT* imprint = TS_TST_INFO_get_msg_imprint(info);
+  auto digest = digest_of(TS_MSG_IMPRINT_get_algo(imprint));
+  if (auto* error = std::get_if<std::string>(&digest)) return *error;
+  const Digest& hash = std::get<Digest>(digest);
+  const ASN1_OCTET_STRING* stamped = TS_MSG_IMPRINT_get_msg(imprint);
+  const std::string expected = hash_of(hash.md, signature);
+  const std::string found(reinterpret_cast<const char*>(ASN1_STRING_get0_data(stamped)),
+                          static_cast<std::size_t>(ASN1_STRING_length(stamped)));
+  if (found != expected) {
+    return "timestamp is not over " + std::string(signed_name) + ": its " + std::string(hash.name) + " imprint is " +
+           hex(found).substr(0, 16) + "..., the signature's " + hex(expected).substr(0, 16) + "...";
+  }
+
+  unsigned char* token_der = nullptr;
+  const int token_length = i2d_PKCS7(token, &token_der);
+  if (token_length <= 0) return std::string("timestamp's token cannot be re-encoded");
+  const unsigned char* token_at = token_der;
+  std::unique_ptr<CMS_ContentInfo, CmsFree> cms(d2i_CMS_ContentInfo(nullptr, &token_at, token_length));
+  OPENSSL_free(token_der);
+  if (!cms) return std::string("timestamp's token is not CMS SignedData");
+  STACK_OF(CMS_SignerInfo)* signers = CMS_get0_SignerInfos(cms.get());
+  if (signers == nullptr || sk_CMS_SignerInfo_num(signers) != 1) {
+    return std::string("timestamp's token must have exactly one signer");
+  }
+  CMS_SignerInfo* signer = sk_CMS_SignerInfo_value(signers, 0);
+  std::unique_ptr<STACK_OF(X509), CertsFree> embedded(CMS_get1_certs(cms.get()));
+
+  if (authorities.empty()) return "the " + std::string(store) + " has no timestamp authority";
+  std::string reasons;
+  for (const CertificateAuthority& authority : authorities) {
+    auto refusal = refusal_by(authority, cms.get(), signer, embedded.get(), *time, use);
+    ERR_clear_error();
+    if (!refusal) return VerifiedTimestamp{*time, name_of(authority), accuracy_of(info)};
+    reasons += (reasons.empty() ? "" : "; ") + name_of(authority) + ": " + *refusal;
+  }
+  return "timestamp of " + time_text(*time) + " is not by a timestamp authority of the " + std::string(store) + ": " +
+         reasons;
 }
 
 }  // namespace
@@ -198,45 +279,23 @@ std::variant<VerifiedTimestamp, std::string> verify_rfc3161_timestamp(std::strin
   PKCS7* token = TS_RESP_get_token(response.get());
   TS_TST_INFO* info = TS_RESP_get_tst_info(response.get());
   if (token == nullptr || info == nullptr) return std::string("timestamp response carries no token");
+  return verify_token(token, info, signature, root.timestamp_authorities(), "the bundle's signature", "trusted root",
+                      Embedded::ignored);
+}
 
-  const std::optional<TimePoint> time = time_of(TS_TST_INFO_get_time(info));
-  if (!time) return std::string("timestamp's genTime is not a time");
-  TS_MSG_IMPRINT* imprint = TS_TST_INFO_get_msg_imprint(info);
-  auto digest = digest_of(TS_MSG_IMPRINT_get_algo(imprint));
-  if (auto* error = std::get_if<std::string>(&digest)) return *error;
-  const Digest& hash = std::get<Digest>(digest);
-  const ASN1_OCTET_STRING* stamped = TS_MSG_IMPRINT_get_msg(imprint);
-  const std::string expected = hash_of(hash.md, signature);
-  const std::string found(reinterpret_cast<const char*>(ASN1_STRING_get0_data(stamped)),
-                          static_cast<std::size_t>(ASN1_STRING_length(stamped)));
-  if (found != expected) {
-    return "timestamp is not over the bundle's signature: its " + std::string(hash.name) + " imprint is " +
-           hex(found).substr(0, 16) + "..., the signature's " + hex(expected).substr(0, 16) + "...";
-  }
-
-  unsigned char* token_der = nullptr;
-  const int token_length = i2d_PKCS7(token, &token_der);
-  if (token_length <= 0) return std::string("timestamp's token cannot be re-encoded");
-  const unsigned char* token_at = token_der;
-  std::unique_ptr<CMS_ContentInfo, CmsFree> cms(d2i_CMS_ContentInfo(nullptr, &token_at, token_length));
-  OPENSSL_free(token_der);
-  if (!cms) return std::string("timestamp's token is not CMS SignedData");
-  STACK_OF(CMS_SignerInfo)* signers = CMS_get0_SignerInfos(cms.get());
-  if (signers == nullptr || sk_CMS_SignerInfo_num(signers) != 1) {
-    return std::string("timestamp's token must have exactly one signer");
-  }
-  CMS_SignerInfo* signer = sk_CMS_SignerInfo_value(signers, 0);
-  std::unique_ptr<STACK_OF(X509), CertsFree> embedded(CMS_get1_certs(cms.get()));
-
-  if (root.timestamp_authorities().empty()) return std::string("the trusted root has no timestamp authority");
-  std::string reasons;
-  for (const CertificateAuthority& authority : root.timestamp_authorities()) {
-    auto refusal = refusal_by(authority, cms.get(), signer, embedded.get(), *time);
-    ERR_clear_error();
-    if (!refusal) return VerifiedTimestamp{*time, name_of(authority)};
-    reasons += (reasons.empty() ? "" : "; ") + name_of(authority) + ": " + *refusal;
-  }
-  return "timestamp of " + time_text(*time) + " is not by a timestamp authority of the trusted root: " + reasons;
+std::variant<VerifiedTimestamp, std::string> verify_rfc3161_token(std::string_view token, std::string_view signature,
+                                                                  const std::vector<CertificateAuthority>& authorities,
+                                                                  std::string_view store) {
+  const ErrorQueueGuard clear_errors;
+  const auto* at = reinterpret_cast<const unsigned char*>(token.data());
+  const auto* end = at + token.size();
+  std::unique_ptr<PKCS7, Pkcs7Free> parsed(d2i_PKCS7(nullptr, &at, static_cast<long>(token.size())));
+  if (!parsed) return std::string("timestamp is not a DER TimeStampToken");
+  if (at != end) return std::string("timestamp has bytes after its TimeStampToken");
+  std::unique_ptr<TS_TST_INFO, TstInfoFree> info(PKCS7_to_TS_TST_INFO(parsed.get()));
+  if (!info) return std::string("timestamp's token carries no TSTInfo");
+  return verify_token(parsed.get(), info.get(), signature, authorities, "the signature", store,
+                      Embedded::intermediates);
 }
 
 }  // namespace pullgate::policy::sigstore

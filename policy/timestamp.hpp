@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "policy/rfc3339.hpp"
 #include "policy/trusted_root.hpp"
@@ -23,6 +24,10 @@ namespace pullgate::policy::sigstore {
 struct VerifiedTimestamp {
   TimePoint time;           // the TSTInfo's genTime
   std::string authority;    // the authority's uri, or its leaf's subject when it has none
+  // How far genTime may be from the true time, either way (RFC 3161 section 2.4.2):
+  // the TSTInfo's accuracy, else a second under the baseline time-stamp policy of
+  // RFC 3628 (0.4.0.2023.1.1), else zero. The Notary Project checks the whole range.
+  Clock::duration accuracy{};
 };
 
 // `signed_timestamp` (a bundle's rfc3161Timestamps[].signedTimestamp, decoded: a DER
@@ -42,5 +47,15 @@ struct VerifiedTimestamp {
 std::variant<VerifiedTimestamp, std::string> verify_rfc3161_timestamp(std::string_view signed_timestamp,
                                                                       std::string_view signature,
                                                                       const TrustedRoot& root);
+
+// The same checks of a bare TimeStampToken (RFC 3161 section 2.4.2: the CMS
+// ContentInfo of SignedData that a response carries; a Notary Project signature's
+// io.cncf.notary.timestampSignature, policy/notation.hpp) against `authorities`, a
+// trust store of timestamp authorities rather than a whole trusted root. `store` names
+// them in the refusal ("TSA trust store"). Each authority's chain may be its anchor
+// alone: the certificates the token embeds serve as intermediates up to it.
+std::variant<VerifiedTimestamp, std::string> verify_rfc3161_token(std::string_view token, std::string_view signature,
+                                                                  const std::vector<CertificateAuthority>& authorities,
+                                                                  std::string_view store);
 
 }  // namespace pullgate::policy::sigstore

@@ -115,24 +115,8 @@ void add_subject_alternative_name(X509* certificate, const std::string& san) {
 X509Ptr make_certificate(EVP_PKEY* key, const std::string& subject, std::time_t from, std::time_t to,
                          const std::vector<std::pair<int, std::string>>& extensions, X509* issuer, EVP_PKEY* issuer_key,
                          long serial) {
-  X509Ptr certificate(X509_new());
-  need(certificate != nullptr, "make a certificate");
-  X509_set_version(certificate.get(), 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(certificate.get()), serial);
-  X509_NAME* name = X509_get_subject_name(certificate.get());
-  if (!subject.empty()) {
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("sigstore.forge.test"),
-                               -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(subject.c_str()), -1,
-                               -1, 0);
-  }
-  X509_set_issuer_name(certificate.get(), issuer != nullptr ? X509_get_subject_name(issuer) : name);
-  ASN1_TIME_set(X509_getm_notBefore(certificate.get()), from);
-  ASN1_TIME_set(X509_getm_notAfter(certificate.get()), to);
-  X509_set_pubkey(certificate.get(), key);
-  for (const auto& [nid, value] : extensions) add_extension(certificate.get(), nid, value, issuer);
-  need(X509_sign(certificate.get(), issuer_key != nullptr ? issuer_key : key, EVP_sha256()) > 0, "sign a certificate");
-  return certificate;
+  const Rdns name = subject.empty() ? Rdns{} : Rdns{{"O", "sigstore.forge.test"}, {"CN", subject}};
+  return make_named_certificate(key, name, from, to, extensions, issuer, issuer_key, serial);
 }
 
 const std::vector<std::pair<int, std::string>> ca_extensions = {

@@ -10,9 +10,12 @@
 #include <openssl/x509v3.h>
 
 #include <cstdint>
+#include <ctime>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace pullgate::testing_support::x509 {
 
@@ -32,6 +35,18 @@ inline void need(bool ok, const std::string& what) {
 inline Pkey p256() {
   Pkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
   need(key != nullptr, "make a P-256 key");
+  return key;
+}
+
+// An RSA key of `bits`, or an EC key on `curve` ("P-256", "P-384", "P-521").
+inline Pkey rsa_key(unsigned bits) {
+  Pkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<std::size_t>(bits)));
+  need(key != nullptr, "make an RSA key");
+  return key;
+}
+inline Pkey ec_key(const std::string& curve) {
+  Pkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve.c_str()));
+  need(key != nullptr, "make an EC key on " + curve);
   return key;
 }
 
@@ -115,6 +130,34 @@ inline void add_raw_extension(X509* certificate, const std::string& oid, const s
   X509_EXTENSION_free(extension);
   ASN1_OCTET_STRING_free(data);
   ASN1_OBJECT_free(object);
+}
+
+// A distinguished name as its RDNs in order: {{"C", "US"}, {"O", "acme"}, {"CN", "release"}}.
+using Rdns = std::vector<std::pair<std::string, std::string>>;
+// Extensions in OpenSSL's configuration syntax: {NID_key_usage, "critical,digitalSignature"}.
+using Extensions = std::vector<std::pair<int, std::string>>;
+
+// A certificate named `subject`, valid from `from` to `to` (seconds since the epoch),
+// with `extensions`, signed with SHA-256 by `issuer` and `issuer_key` (itself when null).
+inline X509Ptr make_named_certificate(EVP_PKEY* key, const Rdns& subject, std::time_t from, std::time_t to,
+                                      const Extensions& extensions, X509* issuer, EVP_PKEY* issuer_key, long serial) {
+  X509Ptr certificate(X509_new());
+  need(certificate != nullptr, "make a certificate");
+  X509_set_version(certificate.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(certificate.get()), serial);
+  X509_NAME* name = X509_get_subject_name(certificate.get());
+  for (const auto& [type, value] : subject) {
+    need(X509_NAME_add_entry_by_txt(name, type.c_str(), MBSTRING_UTF8,
+                                    reinterpret_cast<const unsigned char*>(value.c_str()), -1, -1, 0) == 1,
+         "name " + type);
+  }
+  X509_set_issuer_name(certificate.get(), issuer != nullptr ? X509_get_subject_name(issuer) : name);
+  ASN1_TIME_set(X509_getm_notBefore(certificate.get()), from);
+  ASN1_TIME_set(X509_getm_notAfter(certificate.get()), to);
+  X509_set_pubkey(certificate.get(), key);
+  for (const auto& [nid, value] : extensions) add_extension(certificate.get(), nid, value, issuer);
+  need(X509_sign(certificate.get(), issuer_key != nullptr ? issuer_key : key, EVP_sha256()) > 0, "sign a certificate");
+  return certificate;
 }
 
 // What a CT log signs (RFC 6962 section 3.2): precert_entry over the TBS and the

@@ -5,12 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "policy/transparency.hpp"
 #include "registry/base64.hpp"
+#include "tests/unit/fixtures.hpp"
 
 namespace pullgate::testing_support {
 
@@ -20,16 +19,7 @@ inline const std::string beacon =
     "extremely-dangerous-oidc-beacon.yml@refs/heads/main";
 inline const std::string github_actions = "https://token.actions.githubusercontent.com";
 
-// From the checkout (PULLGATE_SOURCE_DIR), not __FILE__: ccache's base directory makes
-// __FILE__ relative to the build folder, and the tests run from anywhere.
-inline std::string sigstore_fixture(const std::string& name) {
-  const auto path = std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests" / "fixtures" / "sigstore" / name;
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in) ADD_FAILURE() << "cannot read fixture " << path;
-  return text.str();
-}
+inline std::string sigstore_fixture(const std::string& name) { return read_fixture("sigstore", name); }
 
 inline bool has_sigstore_fixture(const std::string& name) {
   return std::filesystem::exists(std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests" / "fixtures" / "sigstore" / name);

@@ -1,0 +1,127 @@
+#pragma once
+// Notary Project (Notation) signatures, verified offline. A signature is an OCI
+// artifact (artifactType application/vnd.cncf.notary.signature) whose one layer is a
+// signature envelope; the caller fetches the layer and hands over its media type and
+// exact bytes. Pure: the envelope, the manifest digest it must name, the trust store
+// and policy, and `now` in; a verdict out. Only the JWS envelope
+// (application/jose+json) is read; COSE (application/cose) is refused as not built.
+//
+// Sources: notaryproject/specifications specs/signature-specification.md (algorithms,
+// certificate requirements), signature-envelope-jws.md (the envelope and its headers),
+// signing-scheme.md, trust-store-trust-policy.md (levels, trusted identities, the
+// verification steps); notation-go verifier/verifier.go (verifyTimestamp) and
+// notation-core-go x509 (the certificate requirements) where the prose is terse.
+// Real envelopes: tests/fixtures/notation.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "policy/certificate.hpp"
+#include "policy/rfc3339.hpp"
+#include "registry/digest.hpp"
+
+namespace pullgate::policy::notation {
+
+inline constexpr std::string_view signature_artifact_type = "application/vnd.cncf.notary.signature";
+inline constexpr std::string_view jws_media_type = "application/jose+json";
+inline constexpr std::string_view cose_media_type = "application/cose";
+inline constexpr std::string_view payload_content_type = "application/vnd.cncf.notary.payload.v1+json";
+
+inline constexpr std::size_t max_envelope_size = 4 << 20;
+inline constexpr std::size_t max_certificates = 10;
+
+// trust-store-trust-policy.md "Signature Verification details": what each level does
+// with a failed check. Integrity is always enforced; authenticity is enforced at
+// strict and permissive, logged at audit; the authentic timestamp (the chain valid at
+// a trusted time) and expiry are enforced at strict only; skip verifies nothing.
+// Revocation (enforced at strict) is not checked at all: pullgate fetches no CRL or
+// OCSP response, and every verified result says so (NotationVerified::revocation).
+enum class VerificationLevel { strict, permissive, audit, skip };
+
+// A trusted identity: "*" (any signer the trust store vouches for) or
+// "x509.subject: C=US, ST=WA, O=acme, CN=release", the RDNs a signer's subject must
+// hold, each with an equal value (and possibly more). S is read as ST.
+struct TrustedIdentity {
+  bool any = false;
+  std::vector<std::pair<std::string, std::string>> attributes;  // type, value; in the text's order
+};
+
+// The specification's rules: the prefix "x509.subject:", comma-separated TYPE=VALUE
+// RDNs with "\," "\;" "\\" "\+" and "\ " escapes (a space at a value's ends must be
+// escaped, others are trimmed), each type once, C, ST (or S) and O present; one line
+// naming the fault otherwise. Multi-valued RDNs (an unescaped '+') are refused.
+std::variant<TrustedIdentity, std::string> parse_trusted_identity(std::string_view text);
+
+// What a pullgate scope names for Notation signatures: the trust stores (the
+// certificates the policy's files hold, parsed) and the trust policy.
+struct NotationTrust {
+  std::vector<Certificate> ca_roots;                 // trust store type "ca": notary.x509 signers
+  std::vector<Certificate> signing_authority_roots;  // "signingAuthority": notary.x509.signingAuthority
+  std::vector<Certificate> tsa_roots;                // "tsa": timestamp countersignatures
+  std::vector<std::string> trusted_identities;       // parse_trusted_identity's texts
+  VerificationLevel level = VerificationLevel::strict;
+};
+
+enum class SigningScheme { x509, x509_signing_authority };
+
+// The artifact the signature is for (the payload's targetArtifact).
+struct TargetArtifact {
+  std::string media_type;
+  std::string digest;
+  std::int64_t size = 0;
+};
+
+struct NotationVerified {
+  bool skipped = false;  // level skip: nothing was read, and nothing below is set
+  // The leaf's subject in the order of the certificate, as a trusted identity names
+  // it: "C=US, ST=WA, O=acme, CN=release".
+  std::string signer;
+  SigningScheme scheme = SigningScheme::x509;
+  // The countersignature's genTime when a timestamp verified; else the signer's own
+  // claim (io.cncf.notary.signingTime, untrusted) or, for a signing authority, its
+  // authenticSigningTime.
+  TimePoint signing_time;
+  bool timestamped = false;
+  std::optional<TimePoint> expiry;
+  TargetArtifact target;
+  std::string signing_agent;  // io.cncf.notary.signingAgent, printable; may be empty
+  // Checks that failed and were only logged (permissive, audit), one line each.
+  std::vector<std::string> logged;
+  std::string revocation = "revocation not checked: pullgate fetches no CRL or OCSP response";
+};
+
+// `envelope` (a signature artifact's layer of `media_type`) is a Notary Project
+// signature of `manifest` that `trust` accepts at `now`. The checks, in the
+// specification's order, each enforced or logged as trust.level says:
+//  - integrity: at most max_envelope_size bytes; a flattened JWS JSON object with
+//    exactly payload, protected, header and signature; base64url without padding; the
+//    protected header's alg one of PS256/384/512, ES256/384/512 and the one the
+//    leaf's key requires (RSA 2048/3072/4096 with PSS, P-256/384/521 with the hash of
+//    its size; ECDSA as raw r||s); cty the Notary payload; crit listing
+//    io.cncf.notary.signingScheme, the expiry and authentic signing time when present,
+//    and nothing this code does not know (a verification plugin it cannot run
+//    included); the signature over ASCII(protected '.' payload) by x5c[0]; the
+//    payload's targetArtifact.digest equal to `manifest`;
+//  - authenticity: x5c (1 to max_certificates standard base64 DER certificates) in
+//    order, each issued by the next, ending with a root, no SHA-1 signature, the
+//    leaf a code-signing certificate and the CAs CAs as signature-specification.md
+//    requires; the chain leads to a certificate of the store for the scheme (ca
+//    roots for notary.x509, signing authority roots for signingAuthority); the leaf's
+//    subject matches a trusted identity;
+//  - expiry: `now` not after io.cncf.notary.expiry;
+//  - authentic timestamp: for notary.x509, when trust.tsa_roots is not empty (a TSA
+//    trust store configured, verifyTimestamp "always"), the envelope must carry a
+//    countersignature: an RFC 3161 TimeStampToken over the signature bytes that
+//    verifies against the TSA store (policy/timestamp.hpp; the token's embedded
+//    certificates serve as intermediates), and genTime, widened by its accuracy, lies
+//    within every chain certificate's validity. Without a TSA store the chain must be
+//    valid at `now`. For signingAuthority, the chain is valid at authenticSigningTime.
+// The refusal is one line naming the failed check.
+std::variant<NotationVerified, std::string> verify_notation_signature(std::string_view media_type,
+                                                                      std::string_view envelope,
+                                                                      const registry::Digest& manifest,
+                                                                      const NotationTrust& trust, TimePoint now);
+
+}  // namespace pullgate::policy::notation

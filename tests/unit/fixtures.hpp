@@ -1,0 +1,24 @@
+#pragma once
+// Reading the files under tests/fixtures, for unit tests.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace pullgate::testing_support {
+
+// tests/fixtures/FOLDER/NAME from the checkout (PULLGATE_SOURCE_DIR), not __FILE__:
+// ccache's base directory makes __FILE__ relative to the build folder, and the tests
+// run from anywhere. A file that cannot be read fails the test.
+inline std::string read_fixture(const std::string& folder, const std::string& name) {
+  const auto path = std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests" / "fixtures" / folder / name;
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in) ADD_FAILURE() << "cannot read fixture " << path;
+  return text.str();
+}
+
+}  // namespace pullgate::testing_support
