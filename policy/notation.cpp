@@ -1,10 +1,11 @@
-// Notary Project signatures with OpenSSL 3 and nlohmann-json: the JWS envelope read
-// into an Envelope (what the signature covers, the headers, the payload, the chain),
-// then the specification's checks on it in order, each failure enforced or logged as
-// the level says. The certificate chain is checked here rather than by OpenSSL's path
-// building: the specification fixes its order (x5c as given, ending with a root), the
-// extensions it honours (basic constraints, key usage, extended key usage and nothing
-// else), and checks validity periods apart from trust (the authentic timestamp step).
+// Notary Project signatures with OpenSSL 3: the envelope, JWS or COSE, read into an
+// Envelope (policy/notation_envelope.hpp: what the signature covers, the headers, the
+// payload, the chain), then the specification's checks on it in order, each failure
+// enforced or logged as the level says. The certificate chain is checked here rather
+// than by OpenSSL's path building: the specification fixes its order (as given,
+// ending with a root), the extensions it honours (basic constraints, key usage,
+// extended key usage and nothing else), and checks validity periods apart from trust
+// (the authentic timestamp step).
 #include "policy/notation.hpp"
 
 #include <openssl/bn.h>
@@ -20,25 +21,14 @@
 #include <cctype>
 #include <memory>
 #include <new>
-#include <nlohmann/json.hpp>
 
+#include "policy/notation_envelope.hpp"
 #include "policy/text.hpp"
 #include "policy/timestamp.hpp"
 #include "policy/trusted_root.hpp"
-#include "registry/base64.hpp"
 
 namespace pullgate::policy::notation {
 namespace {
-
-using json = nlohmann::json;
-
-constexpr std::string_view signing_scheme_header = "io.cncf.notary.signingScheme";
-constexpr std::string_view signing_time_header = "io.cncf.notary.signingTime";
-constexpr std::string_view authentic_signing_time_header = "io.cncf.notary.authenticSigningTime";
-constexpr std::string_view expiry_header = "io.cncf.notary.expiry";
-constexpr std::string_view plugin_header = "io.cncf.notary.verificationPlugin";
-constexpr std::string_view plugin_version_header = "io.cncf.notary.verificationPluginMinVersion";
-constexpr std::size_t max_quoted = 80;
 
 struct ErrorQueueGuard {
   ~ErrorQueueGuard() { ERR_clear_error(); }
@@ -50,220 +40,7 @@ struct EcdsaSigFree {
   void operator()(ECDSA_SIG* signature) const { ECDSA_SIG_free(signature); }
 };
 
-std::string in_quotes(std::string_view text) { return "\"" + printable(text, max_quoted) + "\""; }
 std::string time_text(TimePoint time) { return format_rfc3339(time); }
-
-// RFC 7515 section 2: the URL-safe alphabet, no padding, nothing else.
-bool base64url_decode(std::string_view text, std::string& out) {
-  std::string standard(text);
-  for (char& c : standard) {
-    if (c == '+' || c == '/' || c == '=') return false;
-    if (c == '-') c = '+';
-    if (c == '_') c = '/';
-  }
-  return registry::base64_decode(standard, out);
-}
-
-// What the envelope says, read but not yet checked against keys or trust.
-struct Envelope {
-  std::string signed_bytes;  // what the signature covers
-  std::string signature;
-  std::string alg;
-  SigningScheme scheme = SigningScheme::x509;
-  std::optional<TimePoint> signing_time;            // notary.x509's claim
-  std::optional<TimePoint> authentic_signing_time;  // signingAuthority's
-  std::optional<TimePoint> expiry;
-  TargetArtifact target;
-  std::vector<Certificate> chain;
-  std::string timestamp_token;  // empty when there is none
-  std::string signing_agent;
-};
-
-std::optional<std::string> read_time(const json& header, std::string_view name, std::optional<TimePoint>& out) {
-  const auto found = header.find(name);
-  if (found == header.end()) return std::nullopt;
-  if (!found->is_string()) return "protected header " + std::string(name) + " is not a string";
-  out = parse_rfc3339(found->get_ref<const std::string&>());
-  if (!out) return "protected header " + std::string(name) + " is not an RFC 3339 time";
-  return std::nullopt;
-}
-
-// The protected header (signature-envelope-jws.md "Protected Headers").
-std::optional<std::string> read_protected(const json& header, Envelope& envelope) {
-  if (!header.is_object()) return std::string("protected header is not a JSON object");
-  const auto alg = header.find("alg");
-  if (alg == header.end() || !alg->is_string()) return std::string("protected header has no alg");
-  envelope.alg = alg->get<std::string>();
-  static constexpr std::string_view algorithms[] = {"PS256", "PS384", "PS512", "ES256", "ES384", "ES512"};
-  if (std::find(std::begin(algorithms), std::end(algorithms), envelope.alg) == std::end(algorithms)) {
-    return "alg " + in_quotes(envelope.alg) + " is not one the Notary Project allows (PS256/384/512, ES256/384/512)";
-  }
-  const auto cty = header.find("cty");
-  if (cty == header.end() || !cty->is_string() || cty->get_ref<const std::string&>() != payload_content_type) {
-    return "protected header's cty is not " + std::string(payload_content_type);
-  }
-
-  const auto crit = header.find("crit");
-  if (crit == header.end() || !crit->is_array()) return std::string("protected header has no crit list");
-  std::vector<std::string> critical;
-  for (const json& name : *crit) {
-    if (!name.is_string()) return std::string("crit lists something that is not a header name");
-    const std::string& text = name.get_ref<const std::string&>();
-    static constexpr std::string_view known[] = {signing_scheme_header, authentic_signing_time_header, expiry_header,
-                                                 plugin_header, plugin_version_header};
-    if (std::find(std::begin(known), std::end(known), text) == std::end(known)) {
-      return "unknown critical header " + in_quotes(text);
-    }
-    if (std::find(critical.begin(), critical.end(), text) != critical.end()) return "crit lists " + text + " twice";
-    if (!header.contains(text)) return "crit lists " + text + ", which the protected header lacks";
-    critical.push_back(text);
-  }
-  const auto is_critical = [&](std::string_view name) {
-    return std::find(critical.begin(), critical.end(), name) != critical.end();
-  };
-  for (const std::string_view name : {plugin_header, plugin_version_header}) {
-    if (header.contains(name)) {
-      const json& value = header[std::string(name)];
-      return "signature requires a verification plugin (" + std::string(name) + " " +
-             in_quotes(value.is_string() ? value.get<std::string>() : value.dump()) + "), which pullgate does not run";
-    }
-  }
-
-  const auto scheme = header.find(signing_scheme_header);
-  if (scheme == header.end() || !scheme->is_string())
-    return "protected header has no " + std::string(signing_scheme_header);
-  if (!is_critical(signing_scheme_header)) return std::string(signing_scheme_header) + " is not listed in crit";
-  const std::string& scheme_name = scheme->get_ref<const std::string&>();
-  if (scheme_name == "notary.x509") {
-    envelope.scheme = SigningScheme::x509;
-  } else if (scheme_name == "notary.x509.signingAuthority") {
-    envelope.scheme = SigningScheme::x509_signing_authority;
-  } else {
-    return "signing scheme " + in_quotes(scheme_name) + " is not notary.x509 or notary.x509.signingAuthority";
-  }
-  if (auto error = read_time(header, signing_time_header, envelope.signing_time)) return error;
-  if (auto error = read_time(header, authentic_signing_time_header, envelope.authentic_signing_time)) return error;
-  if (auto error = read_time(header, expiry_header, envelope.expiry)) return error;
-  if (envelope.expiry && !is_critical(expiry_header)) return std::string(expiry_header) + " is not listed in crit";
-  if (envelope.scheme == SigningScheme::x509) {
-    if (!envelope.signing_time) return "notary.x509 signature has no " + std::string(signing_time_header);
-    if (envelope.authentic_signing_time) {
-      return "notary.x509 signature carries " + std::string(authentic_signing_time_header) +
-             ", which only notary.x509.signingAuthority may";
-    }
-  } else {
-    if (!envelope.authentic_signing_time) {
-      return "notary.x509.signingAuthority signature has no " + std::string(authentic_signing_time_header);
-    }
-    if (!is_critical(authentic_signing_time_header)) {
-      return std::string(authentic_signing_time_header) + " is not listed in crit";
-    }
-  }
-  return std::nullopt;
-}
-
-// signature-specification.md "Payload": {"targetArtifact": {mediaType, digest, size, annotations?}}.
-std::optional<std::string> read_payload(const json& payload, Envelope& envelope) {
-  if (!payload.is_object()) return std::string("payload is not a JSON object");
-  const auto target = payload.find("targetArtifact");
-  if (target == payload.end() || !target->is_object()) return std::string("payload has no targetArtifact object");
-  const auto media_type = target->find("mediaType");
-  const auto digest = target->find("digest");
-  const auto size = target->find("size");
-  if (media_type == target->end() || !media_type->is_string() || media_type->get_ref<const std::string&>().empty()) {
-    return std::string("targetArtifact has no mediaType");
-  }
-  if (digest == target->end() || !digest->is_string()) return std::string("targetArtifact has no digest");
-  if (size == target->end() || !size->is_number_integer() ||
-      (size->is_number_integer() && size->get<std::int64_t>() < 0)) {
-    return std::string("targetArtifact's size is not a non-negative integer");
-  }
-  if (const auto annotations = target->find("annotations"); annotations != target->end()) {
-    if (!annotations->is_object()) return std::string("targetArtifact's annotations are not an object");
-    for (const auto& [key, value] : annotations->items()) {
-      if (!value.is_string()) return "targetArtifact's annotation " + in_quotes(key) + " is not a string";
-    }
-  }
-  envelope.target =
-      TargetArtifact{media_type->get<std::string>(), digest->get<std::string>(), size->get<std::int64_t>()};
-  return std::nullopt;
-}
-
-// The unprotected header: x5c, and the optional countersignature and agent.
-std::optional<std::string> read_unprotected(const json& header, Envelope& envelope) {
-  if (!header.is_object()) return std::string("envelope's header is not a JSON object");
-  const auto x5c = header.find("x5c");
-  if (x5c == header.end() || !x5c->is_array() || x5c->empty()) return std::string("header has no x5c certificates");
-  if (x5c->size() > max_certificates) {
-    return "x5c holds " + std::to_string(x5c->size()) + " certificates, more than " + std::to_string(max_certificates);
-  }
-  for (std::size_t i = 0; i < x5c->size(); ++i) {
-    const json& entry = (*x5c)[i];
-    std::string der;
-    if (!entry.is_string() || !registry::base64_decode(entry.get_ref<const std::string&>(), der)) {
-      return "x5c[" + std::to_string(i) + "] is not base64";
-    }
-    auto certificate = Certificate::from_der(der);
-    if (auto* error = std::get_if<std::string>(&certificate)) return "x5c[" + std::to_string(i) + "]: " + *error;
-    envelope.chain.push_back(std::get<Certificate>(std::move(certificate)));
-  }
-  if (const auto token = header.find("io.cncf.notary.timestampSignature"); token != header.end()) {
-    if (!token->is_string() ||
-        !registry::base64_decode(token->get_ref<const std::string&>(), envelope.timestamp_token)) {
-      return std::string("io.cncf.notary.timestampSignature is not base64");
-    }
-  }
-  if (const auto agent = header.find("io.cncf.notary.signingAgent"); agent != header.end()) {
-    if (!agent->is_string()) return std::string("io.cncf.notary.signingAgent is not a string");
-    envelope.signing_agent = printable(agent->get_ref<const std::string&>(), max_quoted);
-  }
-  return std::nullopt;
-}
-
-json parse_json(std::string_view text, std::string_view what, std::string& error) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    error = std::string(what) + " is not JSON: " + printable(e.what(), max_quoted);
-    return json();
-  }
-}
-
-// signature-envelope-jws.md "Signature Envelope": flattened JWS JSON, four members.
-std::variant<Envelope, std::string> read_jws(std::string_view text) {
-  std::string error;
-  const json document = parse_json(text, "envelope", error);
-  if (!error.empty()) return error;
-  if (!document.is_object()) return std::string("envelope is not a JSON object");
-  for (const auto& [key, value] : document.items()) {
-    if (key != "payload" && key != "protected" && key != "header" && key != "signature") {
-      return "envelope has a member " + in_quotes(key) + " beyond payload, protected, header and signature";
-    }
-  }
-  for (const char* member : {"payload", "protected", "signature"}) {
-    const auto found = document.find(member);
-    if (found == document.end() || !found->is_string()) return "envelope has no " + std::string(member) + " string";
-  }
-  if (!document.contains("header")) return std::string("envelope has no header");
-  const std::string& payload_text = document["payload"].get_ref<const std::string&>();
-  const std::string& protected_text = document["protected"].get_ref<const std::string&>();
-  Envelope envelope;
-  std::string payload, protected_header;
-  if (!base64url_decode(payload_text, payload)) return std::string("payload is not base64url");
-  if (!base64url_decode(protected_text, protected_header)) return std::string("protected header is not base64url");
-  if (!base64url_decode(document["signature"].get_ref<const std::string&>(), envelope.signature)) {
-    return std::string("signature is not base64url");
-  }
-  envelope.signed_bytes = protected_text + "." + payload_text;
-  const json header = parse_json(protected_header, "protected header", error);
-  if (!error.empty()) return error;
-  if (auto refusal = read_protected(header, envelope)) return *refusal;
-  const json body = parse_json(payload, "payload", error);
-  if (!error.empty()) return error;
-  if (auto refusal = read_payload(body, envelope)) return *refusal;
-  if (auto refusal = read_unprotected(document["header"], envelope)) return *refusal;
-  return envelope;
-}
 
 // signature-specification.md "Algorithm Selection": the leaf's key decides.
 struct Algorithm {
@@ -662,15 +439,15 @@ std::variant<NotationVerified, std::string> verify_notation_signature(std::strin
     return skipped;
   }
   const ErrorQueueGuard clear_errors;
-  if (media_type == cose_media_type) return std::string("COSE signature envelopes are not supported, only JWS");
-  if (media_type != jws_media_type) {
-    return "signature envelope media type " + in_quotes(media_type) + " is not " + std::string(jws_media_type);
+  if (media_type != jws_media_type && media_type != cose_media_type) {
+    return "signature envelope media type " + in_quotes(media_type) + " is neither " + std::string(jws_media_type) +
+           " nor " + std::string(cose_media_type);
   }
   if (envelope_bytes.size() > max_envelope_size) {
     return "signature envelope is " + std::to_string(envelope_bytes.size()) + " bytes, more than " +
            std::to_string(max_envelope_size);
   }
-  auto read = read_jws(envelope_bytes);
+  auto read = media_type == jws_media_type ? read_jws(envelope_bytes) : read_cose(envelope_bytes);
   if (auto* error = std::get_if<std::string>(&read)) return "integrity: " + *error;
   const Envelope& envelope = std::get<Envelope>(read);
   if (auto refusal = integrity_refusal(envelope, manifest)) return "integrity: " + *refusal;

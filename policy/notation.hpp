@@ -3,11 +3,13 @@
 // artifact (artifactType application/vnd.cncf.notary.signature) whose one layer is a
 // signature envelope; the caller fetches the layer and hands over its media type and
 // exact bytes. Pure: the envelope, the manifest digest it must name, the trust store
-// and policy, and `now` in; a verdict out. Only the JWS envelope
-// (application/jose+json) is read; COSE (application/cose) is refused as not built.
+// and policy, and `now` in; a verdict out. Both envelopes are read: JWS
+// (application/jose+json) and COSE_Sign1 (application/cose, with policy/cbor.hpp),
+// into one form that one core verifies (policy/notation_envelope.hpp).
 //
 // Sources: notaryproject/specifications specs/signature-specification.md (algorithms,
-// certificate requirements), signature-envelope-jws.md (the envelope and its headers),
+// certificate requirements), signature-envelope-jws.md and signature-envelope-cose.md
+// (the envelopes and their headers),
 // signing-scheme.md, trust-store-trust-policy.md (levels, trusted identities, the
 // verification steps); notation-go verifier/verifier.go (verifyTimestamp) and
 // notation-core-go x509 (the certificate requirements) where the prose is terse.
@@ -95,16 +97,19 @@ struct NotationVerified {
 // `envelope` (a signature artifact's layer of `media_type`) is a Notary Project
 // signature of `manifest` that `trust` accepts at `now`. The checks, in the
 // specification's order, each enforced or logged as trust.level says:
-//  - integrity: at most max_envelope_size bytes; a flattened JWS JSON object with
-//    exactly payload, protected, header and signature; base64url without padding; the
-//    protected header's alg one of PS256/384/512, ES256/384/512 and the one the
-//    leaf's key requires (RSA 2048/3072/4096 with PSS, P-256/384/521 with the hash of
-//    its size; ECDSA as raw r||s); cty the Notary payload; crit listing
+//  - integrity: at most max_envelope_size bytes; for JWS a flattened JWS JSON object
+//    with exactly payload, protected, header and signature, base64url without
+//    padding; for COSE a COSE_Sign1_Tagged message with an attached payload, times as
+//    epoch date/times (tag 1); the protected header's alg one of PS256/384/512,
+//    ES256/384/512 (COSE -37/-38/-39, -7/-35/-36) and the one the leaf's key requires
+//    (RSA 2048/3072/4096 with PSS, P-256/384/521 with the hash of its size; ECDSA as
+//    raw r||s); content type the Notary payload; crit listing
 //    io.cncf.notary.signingScheme, the expiry and authentic signing time when present,
 //    and nothing this code does not know (a verification plugin it cannot run
-//    included); the signature over ASCII(protected '.' payload) by x5c[0]; the
-//    payload's targetArtifact.digest equal to `manifest`;
-//  - authenticity: x5c (1 to max_certificates standard base64 DER certificates) in
+//    included; COSE's labels 0 to 8 never); the signature by x5c[0] / x5chain[0] over
+//    ASCII(protected '.' payload) or COSE's Sig_structure; the payload's
+//    targetArtifact.digest equal to `manifest`;
+//  - authenticity: the chain (1 to max_certificates DER certificates) in
 //    order, each issued by the next, ending with a root, no SHA-1 signature, the
 //    leaf a code-signing certificate and the CAs CAs as signature-specification.md
 //    requires; the chain leads to a certificate of the store for the scheme (ca

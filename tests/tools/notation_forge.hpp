@@ -1,7 +1,7 @@
 #pragma once
-// Notary Project JWS signature envelopes made with OpenSSL for tests
-// (tests/unit/policy_notation_test.cpp; an integration forge may build on it): the
-// JWS signing input, RSASSA-PSS or raw r||s ECDSA signatures, and RFC 3161
+// Notary Project signature envelopes made with OpenSSL for tests
+// (tests/unit/policy_notation_test.cpp; an integration forge may build on it): JWS
+// and COSE_Sign1 envelopes, RSASSA-PSS or raw r||s ECDSA signatures, and RFC 3161
 // TimeStampTokens from a test TSA. A failure of OpenSSL throws std::runtime_error
 // (tests/tools/x509_make.hpp's need).
 #include <openssl/bn.h>
@@ -9,10 +9,13 @@
 #include <openssl/rsa.h>
 #include <openssl/ts.h>
 
+#include <cstdint>
 #include <ctime>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "policy/cbor.hpp"
 #include "registry/base64.hpp"
 #include "tests/tools/x509_make.hpp"
 
@@ -92,6 +95,77 @@ inline std::string envelope_of(const Jws& jws) {
   return "{\"payload\":" + quoted(base64url(jws.payload)) +
          ",\"protected\":" + quoted(base64url(jws.protected_header)) + ",\"header\":" + header +
          ",\"signature\":" + quoted(base64url(jws.signature)) + "}";
+}
+
+// CBOR data items, encoded (policy/cbor.hpp writes the heads): COSE envelopes are
+// put together from these.
+namespace cbor {
+inline std::string integer(std::int64_t value) {
+  std::string out;
+  if (value >= 0) {
+    policy::cbor::append_head(out, 0, static_cast<std::uint64_t>(value));
+  } else {
+    policy::cbor::append_head(out, 1, static_cast<std::uint64_t>(-1 - value));
+  }
+  return out;
+}
+inline std::string text(const std::string& value) {
+  std::string out;
+  policy::cbor::append_string(out, 3, value);
+  return out;
+}
+inline std::string bytes(const std::string& value) {
+  std::string out;
+  policy::cbor::append_string(out, 2, value);
+  return out;
+}
+inline std::string array(const std::vector<std::string>& items) {
+  std::string out;
+  policy::cbor::append_head(out, 4, items.size());
+  for (const std::string& item : items) out += item;
+  return out;
+}
+// Keys and values, each encoded.
+inline std::string map(const std::vector<std::pair<std::string, std::string>>& entries) {
+  std::string out;
+  policy::cbor::append_head(out, 5, entries.size());
+  for (const auto& [key, value] : entries) out += key + value;
+  return out;
+}
+inline std::string tag(std::uint64_t number, const std::string& item) {
+  std::string out;
+  policy::cbor::append_head(out, 6, number);
+  return out + item;
+}
+}  // namespace cbor
+
+// The parts of a COSE_Sign1 envelope (signature-envelope-cose.md).
+struct Cose {
+  std::string protected_header;  // an encoded CBOR map
+  std::string payload;           // JSON text
+  std::string signature;         // raw bytes
+  std::vector<std::string> x5chain;
+  std::string timestamp;  // a DER TimeStampToken, or empty
+};
+
+// What a COSE_Sign1 signature covers (RFC 9052 section 4.4).
+inline std::string to_be_signed(const Cose& cose) {
+  return cbor::array(
+      {cbor::text("Signature1"), cbor::bytes(cose.protected_header), cbor::bytes(""), cbor::bytes(cose.payload)});
+}
+
+// COSE_Sign1_Tagged: tag 18 of [protected, unprotected, payload, signature].
+inline std::string envelope_of(const Cose& cose) {
+  std::vector<std::string> chain;
+  for (const std::string& der : cose.x5chain) chain.push_back(cbor::bytes(der));
+  std::vector<std::pair<std::string, std::string>> unprotected = {
+      {cbor::integer(33), cbor::array(chain)},
+      {cbor::text("io.cncf.notary.signingAgent"), cbor::text("notation-forge/1.0")}};
+  if (!cose.timestamp.empty()) {
+    unprotected.emplace_back(cbor::text("io.cncf.notary.timestampSignature"), cbor::bytes(cose.timestamp));
+  }
+  return cbor::tag(18, cbor::array({cbor::bytes(cose.protected_header), cbor::map(unprotected),
+                                    cbor::bytes(cose.payload), cbor::bytes(cose.signature)}));
 }
 
 // A TimeStampToken over SHA-256 of `signature` by `tsa` (its key `tsa_key`), at `time`,

@@ -19,8 +19,11 @@ namespace pullgate::policy::notation {
 namespace {
 
 using namespace testing_support::x509;
+using testing_support::notation::Cose;
 using testing_support::notation::envelope_of;
 using testing_support::notation::Jws;
+using testing_support::notation::to_be_signed;
+namespace cbor = testing_support::notation::cbor;
 using testing_support::notation::jws_sign;
 using testing_support::notation::signing_input;
 using testing_support::notation::timestamp_token;
@@ -365,8 +368,107 @@ TEST(NotationTest, MalformedEnvelopesGiveOneLine) {
   jws = signed_by(pki().ec_leaf, "ES256");
   jws.payload = R"({"targetArtifact":{"mediaType":"m","digest":"d","size":1e999}})";
   refuse(envelope_of(jws), "payload is not JSON");
-  EXPECT_EQ(std::get<std::string>(verify_notation_signature(cose_media_type, "", manifest, trust(), now)),
-            "COSE signature envelopes are not supported, only JWS");
+  EXPECT_EQ(std::get<std::string>(verify_notation_signature("application/json", "{}", manifest, trust(), now)),
+            "signature envelope media type \"application/json\" is neither application/jose+json nor "
+            "application/cose");
+}
+
+// COSE_Sign1 envelopes (signature-envelope-cose.md): the same checks through the
+// same core, with the protected header as a CBOR map.
+using Entries = std::vector<std::pair<std::string, std::string>>;
+
+std::string cose_header(std::int64_t alg, const Entries& extra = {},
+                        const std::vector<std::string>& crit = {cbor::text("io.cncf.notary.signingScheme")}) {
+  Entries entries = {
+      {cbor::integer(1), cbor::integer(alg)},
+      {cbor::integer(2), cbor::array(crit)},
+      {cbor::integer(3), cbor::text("application/vnd.cncf.notary.payload.v1+json")},
+      {cbor::text("io.cncf.notary.signingScheme"), cbor::text("notary.x509")},
+      {cbor::text("io.cncf.notary.signingTime"), cbor::tag(1, cbor::integer(seconds_of("2026-05-01T07:01:20Z")))}};
+  entries.insert(entries.end(), extra.begin(), extra.end());
+  return cbor::map(entries);
+}
+
+Cose cose_by(const Identity& signer, const std::string& alg, std::string header) {
+  Cose cose;
+  cose.protected_header = std::move(header);
+  cose.payload = payload_for(manifest.str());
+  cose.x5chain = {der_of(signer.certificate.get()), der_of(pki().intermediate.certificate.get()),
+                  der_of(pki().root.certificate.get())};
+  cose.signature = jws_sign(signer.key.get(), alg, to_be_signed(cose));
+  return cose;
+}
+
+std::variant<NotationVerified, std::string> verify(const Cose& cose, const NotationTrust& with = trust(),
+                                                   TimePoint when = now) {
+  return verify_notation_signature(cose_media_type, envelope_of(cose), manifest, with, when);
+}
+
+TEST(NotationCoseTest, EcdsaAndRsaPssSignaturesVerify) {
+  const NotationVerified verified = expect_verified(verify(cose_by(pki().ec_leaf, "ES256", cose_header(-7))));
+  EXPECT_EQ(verified.signer, "C=US, ST=WA, L=Seattle, O=acme, CN=release");
+  EXPECT_EQ(format_rfc3339(verified.signing_time), "2026-05-01T07:01:20Z");
+  EXPECT_EQ(verified.signing_agent, "notation-forge/1.0");
+  expect_verified(verify(cose_by(pki().rsa_leaf, "PS256", cose_header(-37))));
+}
+
+TEST(NotationCoseTest, IntegrityAndHeaderChecksApply) {
+  Cose tampered = cose_by(pki().ec_leaf, "ES256", cose_header(-7));
+  tampered.payload = payload_for("sha256:" + std::string(64, 'd'));
+  expect_refused(verify(tampered), "integrity: signature does not verify");
+  expect_refused(verify(cose_by(pki().ec_leaf, "ES256", cose_header(-35))),
+                 "alg ES384 does not match the signing certificate's key, which requires ES256");
+  expect_refused(verify(cose_by(pki().ec_leaf, "ES256", cose_header(-8))), "alg \"COSE alg -8\" is not one");
+  expect_refused(verify(cose_by(pki().ec_leaf, "ES256",
+                                cose_header(-7, {{cbor::integer(100), cbor::text("x")}},
+                                            {cbor::text("io.cncf.notary.signingScheme"), cbor::integer(100)}))),
+                 "integrity: unknown critical header \"label 100\"");
+  expect_refused(verify(cose_by(pki().ec_leaf, "ES256",
+                                cose_header(-7, {}, {cbor::text("io.cncf.notary.signingScheme"), cbor::integer(3)}))),
+                 "crit lists label 3, which COSE reserves (0 to 8)");
+}
+
+TEST(NotationCoseTest, ExpiryIsAnEpochTime) {
+  const std::string expiring = cose_header(
+      -7, {{cbor::text("io.cncf.notary.expiry"), cbor::tag(1, cbor::integer(seconds_of("2026-05-15T00:00:00Z")))}},
+      {cbor::text("io.cncf.notary.signingScheme"), cbor::text("io.cncf.notary.expiry")});
+  expect_refused(verify(cose_by(pki().ec_leaf, "ES256", expiring)),
+                 "expiry: signature expired at 2026-05-15T00:00:00Z");
+  const std::string as_text =
+      cose_header(-7, {{cbor::text("io.cncf.notary.expiry"), cbor::text("2026-05-15T00:00:00Z")}},
+                  {cbor::text("io.cncf.notary.signingScheme"), cbor::text("io.cncf.notary.expiry")});
+  expect_refused(verify(cose_by(pki().ec_leaf, "ES256", as_text)),
+                 "protected header io.cncf.notary.expiry is not an epoch date/time (tag 1, whole seconds)");
+}
+
+TEST(NotationCoseTest, TimestampSavesAnExpiredCertificate) {
+  Cose cose = cose_by(pki().old_leaf, "ES256", cose_header(-7));
+  expect_refused(verify(cose), "is not valid at the verification time");
+  cose.timestamp = timestamp_token(cose.signature, pki().tsa.certificate.get(), pki().tsa.key.get(),
+                                   seconds_of("2025-06-01T00:00:00Z"));
+  const NotationVerified verified = expect_verified(verify(cose, with_tsa(trust())));
+  EXPECT_TRUE(verified.timestamped);
+}
+
+TEST(NotationCoseTest, MalformedEnvelopesGiveOneLine) {
+  const auto refuse = [](const std::string& envelope, const std::string& words) {
+    expect_refused(verify_notation_signature(cose_media_type, envelope, manifest, trust(), now), words);
+  };
+  const Cose good = cose_by(pki().ec_leaf, "ES256", cose_header(-7));
+  const std::string envelope = envelope_of(good);
+  refuse(envelope.substr(0, envelope.size() - 1),
+         "integrity: envelope is not CBOR: a string longer than what follows it");
+  refuse(envelope + "x", "envelope is not CBOR: bytes after the data item");
+  refuse(envelope.substr(1), "envelope is not a COSE_Sign1_Tagged message (tag 18)");
+  refuse(cbor::tag(18, cbor::array({cbor::bytes(good.protected_header), cbor::map({}), std::string(1, '\xf6'),
+                                    cbor::bytes(good.signature)})),
+         "COSE_Sign1's payload is detached or not a byte string");
+  refuse(cbor::tag(18, cbor::array({cbor::bytes(good.protected_header), cbor::map({}), cbor::bytes(good.payload),
+                                    cbor::bytes(good.signature)})),
+         "unprotected header has no x5chain (label 33)");
+  refuse(cbor::tag(18, cbor::array({cbor::bytes("\x01"), cbor::map({}), cbor::bytes(good.payload),
+                                    cbor::bytes(good.signature)})),
+         "protected header is not a CBOR map");
 }
 
 TEST(TrustedIdentityTest, ParsesRdnsWithEscapes) {
@@ -424,16 +526,21 @@ NotationTrust notation_go_trust() {
   return out;
 }
 
-TEST(NotationFixtureTest, NotationsTimestampedEnvelopeVerifies) {
-  const std::string envelope = testing_support::read_fixture("notation", "jwsWithTimestamp.sig");
-  const NotationVerified verified =
-      expect_verified(verify_notation_signature(jws_media_type, envelope, alpine_manifest, notation_go_trust(), now));
+// What the alpine leaf's envelopes say once verified, countersigned at `stamped`.
+void expect_alpine(const NotationVerified& verified, const std::string& stamped) {
   EXPECT_EQ(verified.signer, "C=US, ST=WA, L=Seattle, O=Notary, CN=alpine");
   EXPECT_TRUE(verified.timestamped);
-  EXPECT_EQ(format_rfc3339(verified.signing_time), "2024-06-18T06:29:37Z");
+  EXPECT_EQ(format_rfc3339(verified.signing_time), stamped);
   EXPECT_EQ(verified.target.media_type, "application/vnd.docker.distribution.manifest.v2+json");
   EXPECT_EQ(verified.target.size, 528);
   EXPECT_TRUE(verified.logged.empty());
+}
+
+TEST(NotationFixtureTest, NotationsTimestampedEnvelopeVerifies) {
+  const std::string envelope = testing_support::read_fixture("notation", "jwsWithTimestamp.sig");
+  expect_alpine(
+      expect_verified(verify_notation_signature(jws_media_type, envelope, alpine_manifest, notation_go_trust(), now)),
+      "2024-06-18T06:29:37Z");
   // Named for another manifest, or trusted through another root, it is refused.
   expect_refused(verify_notation_signature(jws_media_type, envelope, manifest, notation_go_trust(), now),
                  "integrity: signed for sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda, not");
@@ -443,18 +550,39 @@ TEST(NotationFixtureTest, NotationsTimestampedEnvelopeVerifies) {
                  "authenticity: certificate chain does not lead to the trust store");
 }
 
+// The ten-minute leaf both expired envelopes were signed with, from the JWS one's x5c.
+Certificate expired_leaf(const std::string& jws_envelope) {
+  std::string leaf;
+  EXPECT_TRUE(
+      registry::base64_decode(nlohmann::json::parse(jws_envelope)["header"]["x5c"][0].get<std::string>(), leaf));
+  return std::get<Certificate>(Certificate::from_der(leaf));
+}
+
 TEST(NotationFixtureTest, NotationsEnvelopeByAnExpiredCertificateVerifiesByItsTimestamp) {
   const std::string envelope = testing_support::read_fixture("notation", "jwsExpiredWithTimestamp.sig");
   NotationTrust trust = notation_go_trust();
-  std::string leaf;
-  ASSERT_TRUE(registry::base64_decode(nlohmann::json::parse(envelope)["header"]["x5c"][0].get<std::string>(), leaf));
-  trust.ca_roots = {std::get<Certificate>(Certificate::from_der(leaf))};
+  trust.ca_roots = {expired_leaf(envelope)};
   const NotationVerified verified =
       expect_verified(verify_notation_signature(jws_media_type, envelope, alpine_manifest, trust, now));
   EXPECT_EQ(format_rfc3339(verified.signing_time), "2024-06-18T07:21:42Z");
   trust.tsa_roots.clear();
   expect_refused(verify_notation_signature(jws_media_type, envelope, alpine_manifest, trust, now),
                  "(valid from 2024-06-18T07:20:31Z to 2024-06-18T07:30:31Z) is not valid at the verification time");
+}
+
+TEST(NotationFixtureTest, NotationsCoseEnvelopesVerify) {
+  const std::string envelope = testing_support::read_fixture("notation", "coseWithTimestamp.sig");
+  expect_alpine(
+      expect_verified(verify_notation_signature(cose_media_type, envelope, alpine_manifest, notation_go_trust(), now)),
+      "2024-06-18T06:27:16Z");
+
+  // Signed by the same ten-minute leaf as jwsExpiredWithTimestamp.sig.
+  NotationTrust trust = notation_go_trust();
+  trust.ca_roots = {expired_leaf(testing_support::read_fixture("notation", "jwsExpiredWithTimestamp.sig"))};
+  const std::string expired = testing_support::read_fixture("notation", "coseExpiredWithTimestamp.sig");
+  const NotationVerified saved =
+      expect_verified(verify_notation_signature(cose_media_type, expired, alpine_manifest, trust, now));
+  EXPECT_EQ(format_rfc3339(saved.signing_time), "2024-06-18T07:21:12Z");
 }
 
 }  // namespace
