@@ -279,13 +279,11 @@ bool matches(const TrustedIdentity& identity, const std::vector<std::pair<std::s
 }
 
 std::optional<std::string> identity_refusal(const Certificate& leaf, const std::vector<std::string>& identities) {
-  if (identities.empty()) return std::string("the trust policy names no trusted identity");
+  if (auto refusal = trusted_identities_refusal(identities)) return refusal;
   const auto subject = attributes_of(X509_get_subject_name(leaf.x509()));
   std::string listed;
   for (const std::string& text : identities) {
-    auto identity = parse_trusted_identity(text);
-    if (auto* error = std::get_if<std::string>(&identity)) return "trusted identity " + in_quotes(text) + ": " + *error;
-    if (matches(std::get<TrustedIdentity>(identity), subject)) return std::nullopt;
+    if (matches(std::get<TrustedIdentity>(parse_trusted_identity(text)), subject)) return std::nullopt;
     listed += (listed.empty() ? "" : "; ") + printable(text, max_quoted);
   }
   return "the signer " + in_quotes(subject_text(leaf)) + " is not a trusted identity (trusted: " + listed + ")";
@@ -427,6 +425,34 @@ std::variant<TrustedIdentity, std::string> parse_trusted_identity(std::string_vi
     if (!present) return "a trusted identity must name C, ST (or S) and O; it lacks " + std::string(required);
   }
   return identity;
+}
+
+std::optional<std::string> trusted_identities_refusal(const std::vector<std::string>& identities) {
+  if (identities.empty()) return std::string("the trust policy names no trusted identity");
+  if (identities.size() > 1 && std::find(identities.begin(), identities.end(), "*") != identities.end()) {
+    return std::string("the trusted identity \"*\" cannot stand with others");
+  }
+  std::vector<TrustedIdentity> parsed;
+  for (const std::string& text : identities) {
+    auto identity = parse_trusted_identity(text);
+    if (auto* error = std::get_if<std::string>(&identity)) return "trusted identity " + in_quotes(text) + ": " + *error;
+    parsed.push_back(std::get<TrustedIdentity>(std::move(identity)));
+  }
+  for (std::size_t i = 0; i < parsed.size(); ++i) {
+    for (std::size_t j = i + 1; j < parsed.size(); ++j) {
+      // Both hold for a subject with every attribute of both, unless a type they share
+      // has different values.
+      const bool disjoint = std::any_of(parsed[i].attributes.begin(), parsed[i].attributes.end(), [&](const auto& a) {
+        return std::any_of(parsed[j].attributes.begin(), parsed[j].attributes.end(),
+                           [&](const auto& b) { return a.first == b.first && a.second != b.second; });
+      });
+      if (!disjoint) {
+        return "trusted identities " + in_quotes(identities[i]) + " and " + in_quotes(identities[j]) +
+               " overlap: a certificate could match both";
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 std::variant<NotationVerified, std::string> verify_notation_signature(std::string_view media_type,

@@ -56,6 +56,14 @@ struct TrustedIdentity {
 // naming the fault otherwise. Multi-valued RDNs (an unescaped '+') are refused.
 std::variant<TrustedIdentity, std::string> parse_trusted_identity(std::string_view text);
 
+// The trusted identities of one trust policy statement, as the specification
+// constrains them: at least one; each parses; "*" stands alone; no two overlap, that
+// is no certificate could match both (every attribute type they share has equal
+// values: the specification's definition, which also catches pairs that are not
+// subsets of one another, as notation-go's check is). One line naming the fault.
+// verify_notation_signature applies it; a policy reader may call it at load time.
+std::optional<std::string> trusted_identities_refusal(const std::vector<std::string>& identities);
+
 // What a pullgate scope names for Notation signatures: the trust stores (the
 // certificates the policy's files hold, parsed) and the trust policy.
 struct NotationTrust {

@@ -500,6 +500,21 @@ TEST(TrustedIdentityTest, BadIdentitiesGiveOneLine) {
   EXPECT_EQ(refused("x509.subject: C=US, ST=WA, O r=a"), "RDN type \"O r\" is not an attribute name");
 }
 
+TEST(TrustedIdentityTest, AListMayNotOverlapOrMixTheWildcard) {
+  const std::string acme = "x509.subject: C=US, ST=WA, O=acme";
+  EXPECT_EQ(trusted_identities_refusal({acme, "x509.subject: C=US, ST=WA, O=other"}), std::nullopt);
+  EXPECT_EQ(trusted_identities_refusal({acme, "x509.subject: C=US, ST=WA, O=acme, OU=builds"}),
+            "trusted identities \"x509.subject: C=US, ST=WA, O=acme\" and \"x509.subject: C=US, ST=WA, O=acme, "
+            "OU=builds\" overlap: a certificate could match both");
+  // Neither is a subset of the other, yet "OU=a, CN=b" matches both.
+  EXPECT_NE(trusted_identities_refusal({acme + ", OU=a", acme + ", CN=b"}), std::nullopt);
+  EXPECT_EQ(trusted_identities_refusal({"*", acme}), "the trusted identity \"*\" cannot stand with others");
+  EXPECT_EQ(trusted_identities_refusal({}), "the trust policy names no trusted identity");
+  NotationTrust with = trust();
+  with.trusted_identities = {acme, acme + ", CN=release"};
+  expect_refused(verify(signed_by(pki().ec_leaf, "ES256"), with), "authenticity: trusted identities");
+}
+
 TEST(TrustedIdentityTest, ABadIdentityInThePolicyRefusesWithItsReason) {
   NotationTrust with = trust();
   with.trusted_identities = {"x509.subject: O=acme"};
