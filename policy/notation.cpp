@@ -310,7 +310,9 @@ std::optional<std::string> timestamp_refusal(const Envelope& envelope, const Not
     return validity_refusal(envelope.chain, *envelope.authentic_signing_time, *envelope.authentic_signing_time,
                             "the authentic signing time " + time_text(*envelope.authentic_signing_time));
   }
-  if (trust.tsa_roots.empty()) {
+  const bool expired = std::any_of(envelope.chain.begin(), envelope.chain.end(),
+                                   [&](const Certificate& certificate) { return now > certificate.not_after(); });
+  if (trust.tsa_roots.empty() || (trust.verify_timestamp == VerifyTimestamp::after_cert_expiry && !expired)) {
     return validity_refusal(envelope.chain, now, now, "the verification time " + time_text(now));
   }
   if (envelope.timestamp_token.empty()) {

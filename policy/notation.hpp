@@ -64,6 +64,8 @@ std::variant<TrustedIdentity, std::string> parse_trusted_identity(std::string_vi
 // verify_notation_signature applies it; a policy reader may call it at load time.
 std::optional<std::string> trusted_identities_refusal(const std::vector<std::string>& identities);
 
+enum class VerifyTimestamp { always, after_cert_expiry };
+
 // What a pullgate scope names for Notation signatures: the trust stores (the
 // certificates the policy's files hold, parsed) and the trust policy.
 struct NotationTrust {
@@ -72,6 +74,10 @@ struct NotationTrust {
   std::vector<Certificate> tsa_roots;                // "tsa": timestamp countersignatures
   std::vector<std::string> trusted_identities;       // parse_trusted_identity's texts
   VerificationLevel level = VerificationLevel::strict;
+  // signatureVerification.verifyTimestamp: "always" (the default), or
+  // "afterCertExpiry": the countersignature is read only once a certificate of the
+  // chain has expired at `now`; until then the chain is checked at `now`.
+  VerifyTimestamp verify_timestamp = VerifyTimestamp::always;
 };
 
 enum class SigningScheme { x509, x509_signing_authority };
@@ -125,7 +131,8 @@ struct NotationVerified {
 //    subject matches a trusted identity;
 //  - expiry: `now` not after io.cncf.notary.expiry;
 //  - authentic timestamp: for notary.x509, when trust.tsa_roots is not empty (a TSA
-//    trust store configured, verifyTimestamp "always"), the envelope must carry a
+//    trust store configured; with verify_timestamp after_cert_expiry, only once a
+//    chain certificate has expired at `now`), the envelope must carry a
 //    countersignature: an RFC 3161 TimeStampToken over the signature bytes that
 //    verifies against the TSA store (policy/timestamp.hpp; the token's embedded
 //    certificates serve as intermediates), and genTime, widened by its accuracy, lies

@@ -261,6 +261,23 @@ TEST(NotationTest, ATsaStoreRequiresACountersignature) {
   EXPECT_EQ(logged.logged[0].rfind("authentic timestamp: no timestamp countersignature", 0), 0u);
 }
 
+TEST(NotationTest, AfterCertExpiryReadsTheTimestampOnlyOnceTheChainHasExpired) {
+  NotationTrust after_expiry = with_tsa(trust());
+  after_expiry.verify_timestamp = VerifyTimestamp::after_cert_expiry;
+  // Unexpired: no countersignature needed, and one that is there is not read.
+  Jws jws = signed_by(pki().ec_leaf, "ES256");
+  EXPECT_FALSE(expect_verified(verify(jws, after_expiry)).timestamped);
+  jws.timestamp = timestamp_token("other bytes", pki().tsa.certificate.get(), pki().tsa.key.get(),
+                                  seconds_of("2026-05-01T00:00:00Z"));
+  EXPECT_FALSE(expect_verified(verify(jws, after_expiry)).timestamped);
+  // Expired: the countersignature decides.
+  Jws old = signed_by(pki().old_leaf, "ES256");
+  expect_refused(verify(old, after_expiry), "no timestamp countersignature was found");
+  old.timestamp = timestamp_token(old.signature, pki().tsa.certificate.get(), pki().tsa.key.get(),
+                                  seconds_of("2025-06-01T00:00:00Z"));
+  EXPECT_TRUE(expect_verified(verify(old, after_expiry)).timestamped);
+}
+
 TEST(NotationTest, TimestampOverOtherBytesOrByAStrangerIsRefused) {
   Jws jws = signed_by(pki().old_leaf, "ES256");
   jws.timestamp = timestamp_token("other bytes", pki().tsa.certificate.get(), pki().tsa.key.get(),
