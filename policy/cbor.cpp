@@ -85,6 +85,8 @@ class Reader {
     if (count > bytes_.size() || elements > bytes_.size() - at_) {
       return std::string("an array or map longer than what follows it");
     }
+    // Nor may it make room for more items than the reader will ever read.
+    if (elements > max_items - items_) return "more than " + std::to_string(max_items) + " items";
     out.kind = major == 4 ? Item::Kind::array : Item::Kind::map;
     out.items.resize(static_cast<std::size_t>(elements));
     for (std::size_t i = 0; i < out.items.size(); ++i) {

@@ -81,6 +81,16 @@ TEST(CborTest, LengthsAndNestingAreBounded) {
   std::string many = bytes_of({0x99, 0x27, 0x10});  // an array of 10,000 zeros: 10,001 items
   many.append(10'000, '\0');
   EXPECT_EQ(refusal(many), "not CBOR: more than 10000 items");
+  // An array of arrays, each claiming 9,000 elements of what follows: refused before
+  // the second claim is given room, so a 4 MiB input cannot ask for millions of items.
+  std::string claims = bytes_of({0x82, 0x99, 0x23, 0x28});
+  claims.append(9'000, '\0');
+  claims += bytes_of({0x99, 0x23, 0x28});
+  claims.append(9'000, '\0');
+  EXPECT_EQ(refusal(claims), "not CBOR: more than 10000 items");
+  std::string one_claim = bytes_of({0x9a, 0x00, 0x40, 0x00, 0x00});  // 4 Mi elements
+  one_claim.append(4 << 20, '\0');
+  EXPECT_EQ(refusal(one_claim), "not CBOR: more than 10000 items");
 }
 
 TEST(CborTest, WritesShortestHeads) {
