@@ -267,13 +267,11 @@ std::optional<std::string> chain_refusal(const std::vector<Certificate>& chain, 
 
 bool matches(const TrustedIdentity& identity, const std::vector<std::pair<std::string, std::string>>& subject) {
   if (identity.any) return true;
-  for (const auto& [type, value] : identity.attributes) {
+  for (const auto& wanted : identity.attributes) {
     const auto count =
-        std::count_if(subject.begin(), subject.end(), [&](const auto& rdn) { return rdn.first == type; });
-    const auto equal = std::find_if(subject.begin(), subject.end(),
-                                    [&](const auto& rdn) { return rdn.first == type && rdn.second == value; });
+        std::count_if(subject.begin(), subject.end(), [&](const auto& rdn) { return rdn.first == wanted.first; });
     // A subject naming a type twice matches no identity that names it (notation-go).
-    if (count != 1 || equal == subject.end()) return false;
+    if (count != 1 || std::find(subject.begin(), subject.end(), wanted) == subject.end()) return false;
   }
   return true;
 }
