@@ -403,7 +403,7 @@ std::variant<TrustedIdentity, std::string> parse_trusted_identity(std::string_vi
       const char next = text[++i];
       if (next != ',' && next != ';' && next != '\\' && next != '+' && next != ' ' && next != '"' && next != '=' &&
           next != '<' && next != '>' && next != '#') {
-        return "\\" + std::string(1, next) + " is not an escape a distinguished name allows";
+        return "the escape " + in_quotes("\\" + std::string(1, next)) + " is not one a distinguished name allows";
       }
       current += next;
       escaped.push_back(true);

@@ -513,7 +513,9 @@ TEST(TrustedIdentityTest, BadIdentitiesGiveOneLine) {
   EXPECT_EQ(refused("x509.subject: C=US, ST=WA, O=a+CN=b"), "multi-valued RDNs ('+') are not supported");
   EXPECT_EQ(refused("x509.subject: C=US, ST=WA, O=a;b"), "an unescaped ';' in a trusted identity (escape it as \\;)");
   EXPECT_EQ(refused("x509.subject: C=US, ST=WA, O=a\\"), "a trusted identity ends with a lone backslash");
-  EXPECT_EQ(refused("x509.subject: C=US, ST=WA, O=a\\q"), "\\q is not an escape a distinguished name allows");
+  EXPECT_EQ(refused("x509.subject: C=US, ST=WA, O=a\\q"), "the escape \"\\q\" is not one a distinguished name allows");
+  // What is quoted from the text stays on one line.
+  EXPECT_EQ(refused("x509.subject: C=US, ST=WA, O=a\\\n"), "the escape \"\\?\" is not one a distinguished name allows");
   EXPECT_EQ(refused("x509.subject: C=US, ST=WA, O r=a"), "RDN type \"O r\" is not an attribute name");
 }
 
