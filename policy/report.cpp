@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/json_reading.hpp"
 #include "policy/patterns.hpp"
 #include "registry/digest.hpp"
 #include "policy/text.hpp"
@@ -15,136 +16,21 @@
 namespace pullgate::policy {
 namespace {
 
-using json = nlohmann::json;
+using namespace detail;  // reading checked JSON values (policy/json_reading.hpp)
 
 constexpr std::size_t max_document_bytes = std::size_t{64} << 20;
 constexpr int max_nesting = 64;
 constexpr std::size_t max_findings = 200'000;
 
+
 constexpr std::array<Severity, 6> all_severities = {Severity::unknown, Severity::negligible, Severity::low,
                                                     Severity::medium,  Severity::high,       Severity::critical};
-
-// Counts brackets outside strings before the parser sees the text, so a hostile
-// report cannot make anything recurse deeply.
-bool nested_too_deep(std::string_view text) {
-  bool in_string = false;
-  int depth = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;  // the escaped character cannot end the string
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_nesting) return true;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
-}
-
-// Report text quoted inside an error: short, one line, printable.
-std::string shown(std::string_view text) { return "\"" + printable(text, 80) + "\""; }
-
-std::string one_line(std::string text) {
-  for (char& c : text) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  return text;
-}
-
-// The first problem found stops the reading: `Failure` carries it out as one line.
-struct Failure {
-  std::string message;
-};
-
-[[noreturn]] void fail(const std::string& path, const std::string& problem) {
-  throw Failure{(path.empty() ? std::string("document") : path) + ": " + problem};
-}
-
-std::string join(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : path + "." + std::string(key);
-}
-
-std::string index(const std::string& path, std::size_t i) { return path + "[" + std::to_string(i) + "]"; }
-
-std::string_view type_name(const json& value) {
-  switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-    case json::value_t::number_float: return "a number";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    default: return "not a JSON value";
-  }
-}
-
-void expect(bool ok, const json& value, const std::string& path, std::string_view wanted) {
-  if (!ok) fail(path, "must be " + std::string(wanted) + ", not " + std::string(type_name(value)));
-}
-
-// Fields are optional unless read with `required`; Go writes absent slices and
-// pointers as null, so null counts as absent.
-const json* field(const json& object, std::string_view key) {
-  const auto found = object.find(key);
-  if (found == object.end() || found->is_null()) return nullptr;
-  return &*found;
-}
-
-const json& required(const json& object, std::string_view key, const std::string& path) {
-  const json* value = field(object, key);
-  if (!value) fail(join(path, key), "missing");
-  return *value;
-}
-
-const json& as_object(const json& value, const std::string& path) {
-  expect(value.is_object(), value, path, "an object");
-  return value;
-}
-
-const json& as_array(const json& value, const std::string& path) {
-  expect(value.is_array(), value, path, "an array");
-  return value;
-}
-
-std::string as_string(const json& value, const std::string& path) {
-  expect(value.is_string(), value, path, "a string");
-  return value.get<std::string>();
-}
-
-std::string optional_string(const json& object, std::string_view key, const std::string& path) {
-  const json* value = field(object, key);
-  return value ? as_string(*value, join(path, key)) : std::string();
-}
-
-std::string required_string(const json& object, std::string_view key, const std::string& path) {
-  std::string text = as_string(required(object, key, path), join(path, key));
-  if (text.empty()) fail(join(path, key), "must not be empty");
-  return text;
-}
 
 Severity severity_field(const json& object, std::string_view key, const std::string& path) {
   const std::string text = as_string(required(object, key, path), join(path, key));
   const auto severity = parse_severity(text);
   if (!severity) fail(join(path, key), "unknown severity " + shown(text));
   return *severity;
-}
-
-std::optional<TimePoint> time_field(const json& object, std::string_view key, const std::string& path) {
-  const json* value = field(object, key);
-  if (!value) return std::nullopt;
-  const std::string text = as_string(*value, join(path, key));
-  const auto time = parse_rfc3339(text);
-  if (!time) fail(join(path, key), "must be an RFC 3339 time, not " + shown(text));
-  return time;
 }
 
 std::string checked_digest(const std::string& digest, const std::string& path) {
@@ -356,23 +242,6 @@ ReportSummary read_grype(const json& root, std::string_view override_digest) {
   return summary;
 }
 
-std::optional<json> parse_bounded(std::string_view document, std::string& error) {
-  if (document.size() > max_document_bytes) {
-    error = "document: larger than " + std::to_string(max_document_bytes) + " bytes (64 MiB)";
-    return std::nullopt;
-  }
-  if (nested_too_deep(document)) {
-    error = "document: nested deeper than " + std::to_string(max_nesting) + " levels";
-    return std::nullopt;
-  }
-  try {
-    return json::parse(document.begin(), document.end());
-  } catch (const json::exception& e) {
-    error = one_line("document: not JSON: " + std::string(e.what()));
-    return std::nullopt;
-  }
-}
-
 }  // namespace
 
 std::string_view to_string(Severity severity) {
@@ -403,7 +272,7 @@ ReportParse parse_report(std::string_view document, std::string_view digest_over
                    " is not a digest (sha256:<64 lowercase hex> or sha512:<128 lowercase hex>)";
     return result;
   }
-  auto root = parse_bounded(document, result.error);
+  auto root = parse_bounded(document, max_document_bytes, "64 MiB", max_nesting, result.error);
   if (!root) return result;
   if (!root->is_object()) {
     result.error = "document: must be an object, not " + std::string(type_name(*root));
@@ -455,7 +324,7 @@ std::string encode_summary(const ReportSummary& summary) {
 
 std::optional<ReportSummary> decode_summary(std::string_view text) {
   std::string error;
-  auto root = parse_bounded(text, error);
+  auto root = parse_bounded(text, max_document_bytes, "64 MiB", max_nesting, error);
   if (!root || !root->is_object()) return std::nullopt;
   try {
     const json& v = required(*root, "v", "");
