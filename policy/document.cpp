@@ -269,7 +269,13 @@ class DocumentReader {
     }
     catch_all.order = policy.scopes.size();
     policy.scopes.push_back(std::move(catch_all));
-    for (const auto& scope : policy.scopes) policy.needs_signals |= scope.signatures || scope.sbom || scope.provenance;
+    for (const auto& scope : policy.scopes) {
+      // Attached VEX is looked up like signatures; imported VEX needs no lookup.
+      const bool attached_vex = scope.vulnerabilities && scope.vulnerabilities->vex &&
+                                (!scope.vulnerabilities->vex->signers.keys.empty() ||
+                                 !scope.vulnerabilities->vex->signers.identities.empty());
+      policy.needs_signals |= scope.signatures || scope.sbom || scope.provenance || attached_vex;
+    }
 
     if (const json* exceptions = array_field(root, "exceptions", "exceptions")) {
       std::map<std::string, std::string> first_path;
@@ -658,13 +664,14 @@ class DocumentReader {
     return provenance;
   }
 
-  // keys, identities and recheck_s: who may sign (signatures, provenance).
-  std::optional<SignaturePolicy> read_signers(const json& value, const std::string& path) {
+  // keys, identities and recheck_s: who may sign (signatures, provenance, VEX).
+  // `anyone_required`: at least one key or identity (VEX may trust imported documents only).
+  std::optional<SignaturePolicy> read_signers(const json& value, const std::string& path, bool anyone_required = true) {
     SignaturePolicy signatures;
     const json* keys = value.contains("keys") ? array_field(value, "keys", path + ".keys") : nullptr;
     const json* identities = value.contains("identities") ? array_field(value, "identities", path + ".identities") : nullptr;
     if ((value.contains("keys") && !keys) || (value.contains("identities") && !identities)) return std::nullopt;
-    if ((!keys || keys->empty()) && (!identities || identities->empty())) {
+    if (anyone_required && (!keys || keys->empty()) && (!identities || identities->empty())) {
       fail(path, "must list at least one key name from the top-level \"keys\" or one keyless identity");
       return std::nullopt;
     }
@@ -698,6 +705,26 @@ class DocumentReader {
     if (auto recheck = recheck_field(value, path + ".recheck_s")) signatures.recheck = *recheck;
     if (!good) return std::nullopt;
     return signatures;
+  }
+
+  // Which VEX documents the scope believes: imported ones, and attached ones signed by
+  // one of the keys or identities.
+  std::optional<VexTrust> read_vex(const json& value, const std::string& path) {
+    if (!check_object(value, path, {"imported", "keys", "identities", "recheck_s"})) return std::nullopt;
+    const std::size_t errors_before = errors_.size();
+    VexTrust trust;
+    if (value.contains("imported")) {
+      if (!value.at("imported").is_boolean()) fail(path + ".imported", "must be true or false");
+      else trust.imported = value.at("imported").get<bool>();
+    }
+    auto signers = read_signers(value, path, false);
+    if (!signers || errors_.size() != errors_before) return std::nullopt;
+    trust.signers = std::move(*signers);
+    if (!trust.imported && trust.signers.keys.empty() && trust.signers.identities.empty()) {
+      fail(path, "trusts no VEX: set \"imported\" to true or list keys or keyless identities");
+      return std::nullopt;
+    }
+    return trust;
   }
 
   std::optional<SbomPolicy> read_sbom(const json& value, const std::string& path) {
@@ -740,7 +767,7 @@ class DocumentReader {
 
   std::optional<VulnerabilityPolicy> read_vulnerabilities(const json& value, const std::string& path) {
     if (!check_object(value, path,
-                      {"block", "warn", "max", "ignore_unfixed", "max_report_age", "unscanned", "hold_s"})) {
+                      {"block", "warn", "max", "ignore_unfixed", "max_report_age", "unscanned", "hold_s", "vex"})) {
       return std::nullopt;
     }
     VulnerabilityPolicy vulnerabilities;
@@ -822,6 +849,7 @@ class DocumentReader {
         }
       }
     }
+    if (value.contains("vex")) vulnerabilities.vex = read_vex(value.at("vex"), path + ".vex");
     return vulnerabilities;
   }
 

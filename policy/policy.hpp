@@ -88,19 +88,6 @@ struct Exception {
 // What a digest without a (fresh) vulnerability report gets in a scope.
 enum class Unscanned { deny, allow, warn, hold };
 
-// A scope's vulnerability policy (see policy/vulnerabilities.hpp for the judgement).
-// Severity's enumerators are not visible here, so the defaults for `block` (CRITICAL,
-// HIGH) and `warn` (MEDIUM) are filled in by parse_policy, not by this struct.
-struct VulnerabilityPolicy {
-  std::vector<Severity> block;                  // a finding of these severities denies
-  std::vector<Severity> warn;                   // ... warns; any other severity is only logged
-  std::map<Severity, std::uint32_t> max;        // these deny only when their count exceeds the max
-  bool ignore_unfixed = false;                  // findings without a known fix are not counted
-  std::chrono::seconds max_report_age{7 * 24 * 3600};  // older reports count as absent
-  Unscanned unscanned = Unscanned::deny;
-  std::chrono::seconds hold_for{30};            // how long a hold waits for a report
-};
-
 // Sets one finding aside: it is not counted while unexpired.
 struct CveException {
   std::string id;                     // CVE-2024-1234, GHSA-...; matched case-insensitively
@@ -171,6 +158,29 @@ struct SignaturePolicy {
   std::chrono::seconds recheck{60};        // how long "no valid signature" stands before the registry is asked again
 };
 
+// Which VEX documents a scope's vulnerability policy believes (policy/vex.hpp): those
+// imported by an operator, and those attached to the image as attestations signed by
+// one of `signers` (none listed: attached ones are not looked up). signers.recheck:
+// how long "no VEX attached" stands before the registry is asked again.
+struct VexTrust {
+  bool imported = true;
+  SignaturePolicy signers;
+};
+
+// A scope's vulnerability policy (see policy/vulnerabilities.hpp for the judgement).
+// Severity's enumerators are not visible here, so the defaults for `block` (CRITICAL,
+// HIGH) and `warn` (MEDIUM) are filled in by parse_policy, not by this struct.
+struct VulnerabilityPolicy {
+  std::vector<Severity> block;                  // a finding of these severities denies
+  std::vector<Severity> warn;                   // ... warns; any other severity is only logged
+  std::map<Severity, std::uint32_t> max;        // these deny only when their count exceeds the max
+  bool ignore_unfixed = false;                  // findings without a known fix are not counted
+  std::chrono::seconds max_report_age{7 * 24 * 3600};  // older reports count as absent
+  Unscanned unscanned = Unscanned::deny;
+  std::chrono::seconds hold_for{30};            // how long a hold waits for a report
+  std::optional<VexTrust> vex;                  // none: VEX documents are not consulted
+};
+
 // A scope's SBOM requirement: an SBOM attached to the image.
 struct SbomPolicy {
   std::chrono::seconds recheck{60};        // how long "no SBOM" stands before the registry is asked again
@@ -211,7 +221,7 @@ struct Policy {
   std::vector<CveException> cve_exceptions;
   std::vector<VerificationKey> keys;
   std::vector<TrustedRootRef> trusted_roots;
-  bool needs_signals = false;         // some scope requires signatures or an SBOM
+  bool needs_signals = false;         // some scope requires signatures, an SBOM or provenance, or believes attached VEX
   // Who may pull what (policy/access.hpp); none: everyone the listener let in.
   std::optional<AccessPolicy> access;
 

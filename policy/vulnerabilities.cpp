@@ -125,7 +125,8 @@ std::string_view to_string(Unscanned unscanned) {
 }
 
 std::optional<VulnerabilityJudgement> judge_report(const Policy& policy, const Scope& scope,
-                                                   const std::optional<ReportSummary>& report, TimePoint now) {
+                                                   const std::optional<ReportSummary>& report, TimePoint now,
+                                                   std::span<const VexSource> vex) {
   if (!scope.vulnerabilities) return std::nullopt;
   const VulnerabilityPolicy& rules = *scope.vulnerabilities;
 
@@ -144,11 +145,17 @@ std::optional<VulnerabilityJudgement> judge_report(const Policy& policy, const S
   VulnerabilityJudgement judgement;
   std::map<Severity, std::vector<const Finding*>, std::greater<>> by_severity;  // worst first
   std::size_t unfixed_ignored = 0;
+  std::size_t vex_set_aside = 0;
+  if (!rules.vex) vex = {};
   for (const Finding& finding : report->findings) {
+    std::optional<VexDecision> decision;
     if (rules.ignore_unfixed && !finding.fixed()) {
       ++unfixed_ignored;
     } else if (const CveException* exception = exception_for(policy, scope, finding, now)) {
       judgement.excepted.push_back(excepted_line(finding, *exception));
+    } else if ((decision = vex_decision(vex, report->digest, finding)) && sets_aside(*decision)) {
+      judgement.excepted.push_back(describe_vex(finding, *decision));
+      ++vex_set_aside;
     } else {
       by_severity[finding.severity].push_back(&finding);
     }
@@ -187,8 +194,11 @@ std::optional<VulnerabilityJudgement> judge_report(const Policy& policy, const S
     if (unfixed_ignored > 0) {
       notes += (notes.empty() ? "" : "; ") + std::to_string(unfixed_ignored) + " without a fix ignored";
     }
-    if (!judgement.excepted.empty()) {
-      notes += (notes.empty() ? "" : "; ") + std::to_string(judgement.excepted.size()) + " excepted";
+    if (const std::size_t excepted = judgement.excepted.size() - vex_set_aside; excepted > 0) {
+      notes += (notes.empty() ? "" : "; ") + std::to_string(excepted) + " excepted";
+    }
+    if (vex_set_aside > 0) {
+      notes += (notes.empty() ? "" : "; ") + std::to_string(vex_set_aside) + " set aside by VEX";
     }
     judgement.reasons.push_back(scanned + ": nothing blocks or warns" + (notes.empty() ? "" : " (" + notes + ")"));
   }

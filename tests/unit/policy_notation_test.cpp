@@ -547,7 +547,7 @@ const registry::Digest alpine_manifest =
     *registry::Digest::parse("sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda");
 
 Certificate fixture_certificate(const std::string& name) {
-  auto certificate = Certificate::from_der(testing_support::read_fixture("notation", name));
+  auto certificate = Certificate::from_der(testing_support::fixture_text("notation", name));
   EXPECT_TRUE(std::holds_alternative<Certificate>(certificate)) << std::get<std::string>(certificate);
   return std::get<Certificate>(std::move(certificate));
 }
@@ -571,7 +571,7 @@ void expect_alpine(const NotationVerified& verified, const std::string& stamped)
 }
 
 TEST(NotationFixtureTest, NotationsTimestampedEnvelopeVerifies) {
-  const std::string envelope = testing_support::read_fixture("notation", "jwsWithTimestamp.sig");
+  const std::string envelope = testing_support::fixture_text("notation", "jwsWithTimestamp.sig");
   expect_alpine(
       expect_verified(verify_notation_signature(jws_media_type, envelope, alpine_manifest, notation_go_trust(), now)),
       "2024-06-18T06:29:37Z");
@@ -593,7 +593,7 @@ Certificate expired_leaf(const std::string& jws_envelope) {
 }
 
 TEST(NotationFixtureTest, NotationsEnvelopeByAnExpiredCertificateVerifiesByItsTimestamp) {
-  const std::string envelope = testing_support::read_fixture("notation", "jwsExpiredWithTimestamp.sig");
+  const std::string envelope = testing_support::fixture_text("notation", "jwsExpiredWithTimestamp.sig");
   NotationTrust trust = notation_go_trust();
   trust.ca_roots = {expired_leaf(envelope)};
   const NotationVerified verified =
@@ -605,15 +605,15 @@ TEST(NotationFixtureTest, NotationsEnvelopeByAnExpiredCertificateVerifiesByItsTi
 }
 
 TEST(NotationFixtureTest, NotationsCoseEnvelopesVerify) {
-  const std::string envelope = testing_support::read_fixture("notation", "coseWithTimestamp.sig");
+  const std::string envelope = testing_support::fixture_text("notation", "coseWithTimestamp.sig");
   expect_alpine(
       expect_verified(verify_notation_signature(cose_media_type, envelope, alpine_manifest, notation_go_trust(), now)),
       "2024-06-18T06:27:16Z");
 
   // Signed by the same ten-minute leaf as jwsExpiredWithTimestamp.sig.
   NotationTrust trust = notation_go_trust();
-  trust.ca_roots = {expired_leaf(testing_support::read_fixture("notation", "jwsExpiredWithTimestamp.sig"))};
-  const std::string expired = testing_support::read_fixture("notation", "coseExpiredWithTimestamp.sig");
+  trust.ca_roots = {expired_leaf(testing_support::fixture_text("notation", "jwsExpiredWithTimestamp.sig"))};
+  const std::string expired = testing_support::fixture_text("notation", "coseExpiredWithTimestamp.sig");
   const NotationVerified saved =
       expect_verified(verify_notation_signature(cose_media_type, expired, alpine_manifest, trust, now));
   EXPECT_EQ(format_rfc3339(saved.signing_time), "2024-06-18T07:21:12Z");

@@ -1,16 +1,14 @@
 // Hostile and broken scanner reports: each gives one clear line of error and no crash.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "policy/report.hpp"
+#include "tests/unit/fixtures.hpp"
 
 namespace pullgate::policy {
 namespace {
@@ -19,14 +17,7 @@ using json = nlohmann::json;
 
 const std::string fixture_names[] = {"trivy-image.json", "grype-image.json"};
 
-std::string fixture(const std::string& name) {
-  const auto path = std::filesystem::path(__FILE__).parent_path().parent_path() / "fixtures" / "reports" / name;
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in) ADD_FAILURE() << "cannot read fixture " << path;
-  return text.str();
-}
+std::string fixture(const std::string& name) { return testing_support::fixture_text("reports", name); }
 
 void expect_clear_failure(const ReportParse& result, const std::string& what) {
   EXPECT_FALSE(result.summary) << what;

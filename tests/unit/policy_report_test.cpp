@@ -2,15 +2,13 @@
 // digest the report is about, and stored and read back unchanged.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "policy/report.hpp"
+#include "tests/unit/fixtures.hpp"
 
 namespace pullgate::policy {
 namespace {
@@ -24,14 +22,7 @@ const std::string alpine_manifest = "sha256:af83da507549506005677f0fdd9b1df817ac
 const std::string alpine_config = "sha256:a3fb57f0151dedf371aad91cb8f6df1e0e52d1adf7dac6c160edf2b4a2488403";
 const std::string alpine_index = "sha256:0c5ab2058a147f97350f8a33bece29884f8da99f848db9811b31172c74412967";
 
-std::string fixture(const std::string& name) {
-  const auto path = std::filesystem::path(__FILE__).parent_path().parent_path() / "fixtures" / "reports" / name;
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in) ADD_FAILURE() << "cannot read fixture " << path;
-  return text.str();
-}
+std::string fixture(const std::string& name) { return testing_support::fixture_text("reports", name); }
 
 json fixture_json(const std::string& name) { return json::parse(fixture(name)); }
 

@@ -19,10 +19,10 @@ inline const std::string beacon =
     "extremely-dangerous-oidc-beacon.yml@refs/heads/main";
 inline const std::string github_actions = "https://token.actions.githubusercontent.com";
 
-inline std::string sigstore_fixture(const std::string& name) { return read_fixture("sigstore", name); }
+inline std::string sigstore_fixture(const std::string& name) { return fixture_text("sigstore", name); }
 
 inline bool has_sigstore_fixture(const std::string& name) {
-  return std::filesystem::exists(std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests" / "fixtures" / "sigstore" / name);
+  return std::filesystem::exists(fixture_path("sigstore", name));
 }
 
 inline std::string unbase64(const std::string& text) {
