@@ -269,13 +269,7 @@ class DocumentReader {
     }
     catch_all.order = policy.scopes.size();
     policy.scopes.push_back(std::move(catch_all));
-    for (const auto& scope : policy.scopes) {
-      // Attached VEX is looked up like signatures; imported VEX needs no lookup.
-      const bool attached_vex = scope.vulnerabilities && scope.vulnerabilities->vex &&
-                                (!scope.vulnerabilities->vex->signers.keys.empty() ||
-                                 !scope.vulnerabilities->vex->signers.identities.empty());
-      policy.needs_signals |= scope.signatures || scope.sbom || scope.provenance || attached_vex;
-    }
+    for (const auto& scope : policy.scopes) policy.needs_signals |= scope.signatures || scope.sbom || scope.provenance;
 
     if (const json* exceptions = array_field(root, "exceptions", "exceptions")) {
       std::map<std::string, std::string> first_path;
@@ -664,14 +658,13 @@ class DocumentReader {
     return provenance;
   }
 
-  // keys, identities and recheck_s: who may sign (signatures, provenance, VEX).
-  // `anyone_required`: at least one key or identity (VEX may trust imported documents only).
-  std::optional<SignaturePolicy> read_signers(const json& value, const std::string& path, bool anyone_required = true) {
+  // keys, identities and recheck_s: who may sign (signatures, provenance).
+  std::optional<SignaturePolicy> read_signers(const json& value, const std::string& path) {
     SignaturePolicy signatures;
     const json* keys = value.contains("keys") ? array_field(value, "keys", path + ".keys") : nullptr;
     const json* identities = value.contains("identities") ? array_field(value, "identities", path + ".identities") : nullptr;
     if ((value.contains("keys") && !keys) || (value.contains("identities") && !identities)) return std::nullopt;
-    if (anyone_required && (!keys || keys->empty()) && (!identities || identities->empty())) {
+    if ((!keys || keys->empty()) && (!identities || identities->empty())) {
       fail(path, "must list at least one key name from the top-level \"keys\" or one keyless identity");
       return std::nullopt;
     }
@@ -707,21 +700,28 @@ class DocumentReader {
     return signatures;
   }
 
-  // Which VEX documents the scope believes: imported ones, and attached ones signed by
-  // one of the keys or identities.
+  // Which VEX documents the scope believes: imported ones (pullgate vex import). VEX
+  // attached to images as signed attestations is not looked for yet: a policy naming
+  // signers for it is refused rather than read as if it were.
   std::optional<VexTrust> read_vex(const json& value, const std::string& path) {
     if (!check_object(value, path, {"imported", "keys", "identities", "recheck_s"})) return std::nullopt;
-    const std::size_t errors_before = errors_.size();
+    for (const char* field : {"keys", "identities", "recheck_s"})
+      if (value.contains(field)) {
+        fail(path + "." + field,
+             "attached VEX attestations are not looked for yet; only imported documents (pullgate vex import) "
+             "are believed");
+        return std::nullopt;
+      }
     VexTrust trust;
     if (value.contains("imported")) {
-      if (!value.at("imported").is_boolean()) fail(path + ".imported", "must be true or false");
-      else trust.imported = value.at("imported").get<bool>();
+      if (!value.at("imported").is_boolean()) {
+        fail(path + ".imported", "must be true or false");
+        return std::nullopt;
+      }
+      trust.imported = value.at("imported").get<bool>();
     }
-    auto signers = read_signers(value, path, false);
-    if (!signers || errors_.size() != errors_before) return std::nullopt;
-    trust.signers = std::move(*signers);
-    if (!trust.imported && trust.signers.keys.empty() && trust.signers.identities.empty()) {
-      fail(path, "trusts no VEX: set \"imported\" to true or list keys or keyless identities");
+    if (!trust.imported) {
+      fail(path, "trusts no VEX: set \"imported\" to true (attached VEX attestations are not looked for yet)");
       return std::nullopt;
     }
     return trust;

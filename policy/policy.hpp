@@ -159,12 +159,10 @@ struct SignaturePolicy {
 };
 
 // Which VEX documents a scope's vulnerability policy believes (policy/vex.hpp): those
-// imported by an operator, and those attached to the image as attestations signed by
-// one of `signers` (none listed: attached ones are not looked up). signers.recheck:
-// how long "no VEX attached" stands before the registry is asked again.
+// imported by an operator (pullgate vex import, POST /v1/vex). VEX attached to images
+// as signed attestations is not looked for yet.
 struct VexTrust {
   bool imported = true;
-  SignaturePolicy signers;
 };
 
 // A scope's vulnerability policy (see policy/vulnerabilities.hpp for the judgement).
@@ -221,7 +219,7 @@ struct Policy {
   std::vector<CveException> cve_exceptions;
   std::vector<VerificationKey> keys;
   std::vector<TrustedRootRef> trusted_roots;
-  bool needs_signals = false;         // some scope requires signatures, an SBOM or provenance, or believes attached VEX
+  bool needs_signals = false;         // some scope requires signatures, an SBOM or provenance
   // Who may pull what (policy/access.hpp); none: everyone the listener let in.
   std::optional<AccessPolicy> access;
 

@@ -652,6 +652,8 @@ int main(int argc, char** argv) {
       {"report", "import|get", "file and read scanner reports (Trivy, Grype JSON)", cli::report_help, cli::run_report,
        Bare::shows_help},
       {"pending", "ls", "digests awaiting a scan", cli::report_help, cli::run_pending, Bare::shows_help},
+      {"vex", "import|get|rm", "file VEX documents (OpenVEX, CycloneDX) that set findings aside", cli::vex_help,
+       cli::run_vex, Bare::shows_help},
       {"exception", "add|ls|rm", "manage run-time exceptions (works while the server runs)", cli::exception_help,
        cli::run_exception, Bare::shows_help},
       {"explain", "IMAGE|DIGEST", "what the gate decides now, and why (reads the cache only)", cli::explain_help,

@@ -24,6 +24,7 @@
 #include "proxy/gate/explain.hpp"
 #include "proxy/telemetry/log.hpp"
 #include "proxy/gate/reports.hpp"
+#include "proxy/gate/vex_import.hpp"
 #include "registry/base64.hpp"
 #include "registry/errors.hpp"
 #include "registry/names.hpp"
@@ -296,6 +297,8 @@ AdminApi::Reply AdminApi::route(const Request& request, const RequestContext& co
     return exceptions(request, path.size() > 15 ? path.substr(15) : std::string(), context);
   if (path == "/v1/reports" || path.rfind("/v1/reports/", 0) == 0)
     return reports(request, path.size() > 12 ? path.substr(12) : std::string(), context);
+  if (path == "/v1/vex" || path.rfind("/v1/vex/", 0) == 0)
+    return vex(request, path.size() > 8 ? path.substr(8) : std::string(), context);
   if (path == "/v1/pending" || path.rfind("/v1/pending/", 0) == 0)
     return pending(request, path.substr(11), context);
   if (path == "/v1/explain") {
@@ -486,6 +489,44 @@ AdminApi::Reply AdminApi::reports(const Request& request, const std::string& res
   out["digest"] = result.digest;
   out["verdict_reset"] = result.replaced_verdict;
   return {200, out.dump()};
+}
+
+AdminApi::Reply AdminApi::vex(const Request& request, const std::string& rest, const RequestContext& context) {
+  std::string_view target = request.target();
+  auto q = target.find('?');
+  auto query = parse_query(q == std::string_view::npos ? std::string_view{} : target.substr(q + 1));
+  if (!query) return {400, error_json("malformed query string").dump()};
+  if (!rest.empty()) {
+    auto digest = registry::Digest::parse(rest);
+    if (!digest) return {400, error_json("not a digest: " + rest.substr(0, 200)).dump()};
+    if (request.method() == http::verb::get) {
+      auto records = meta_.vex_for(*digest);
+      if (records.empty()) return {404, error_json("no VEX document filed for " + digest->str()).dump()};
+      return {200, vex_json(digest->str(), records).dump()};
+    }
+    if (request.method() != http::verb::delete_) return {405, error_json("use GET or DELETE").dump()};
+    std::size_t removed = 0;
+    try {
+      removed = writes_.remove_vex(*digest, query->count("name") ? query->at("name") : std::string());
+    } catch (const std::runtime_error& e) {
+      return {409, error_json(e.what()).dump()};
+    }
+    if (removed == 0) return {404, error_json("no such VEX document filed for " + digest->str()).dump()};
+    log_event("info", "VEX removed", {{"digest", digest->str()}, {"removed", removed}, {"client", context.client}});
+    return {200, json{{"digest", digest->str()}, {"removed", removed}}.dump()};
+  }
+  if (request.method() != http::verb::post) return {405, error_json("use POST").dump()};
+  auto result = import_vex(writes_, context.body, query->count("digest") ? query->at("digest") : std::string(),
+                           query->count("by") ? query->at("by") : std::string(), now_ms());
+  if (!result.ok) return {400, error_json(result.error).dump()};
+  log_event("info", "VEX imported", {{"name", result.name}, {"digests", result.digests}, {"client", context.client},
+                                     {"statuses", result.statuses}});
+  return {200, json{{"name", result.name},
+                    {"digests", result.digests},
+                    {"statements", result.statements},
+                    {"statuses", result.statuses},
+                    {"verdict_reset", result.replaced_verdict}}
+                   .dump()};
 }
 
 }  // namespace pullgate::proxy

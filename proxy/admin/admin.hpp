@@ -111,6 +111,7 @@ class AdminApi final : public Handler {
   Reply exceptions(const Request& request, const std::string& rest, const RequestContext& context);
   Reply explain(const Request& request);
   Reply reports(const Request& request, const std::string& rest, const RequestContext& context);
+  Reply vex(const Request& request, const std::string& rest, const RequestContext& context);
   Reply pending(const Request& request, const std::string& rest, const RequestContext& context);  // pending_api.cpp
   Reply cache(const Request& request, const RequestContext& context);  // proxy/admin/cache_api.cpp
   asio::awaitable<Reply> cache_off_io(const Request& request, const RequestContext& context);

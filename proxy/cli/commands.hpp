@@ -26,6 +26,10 @@ extern const char report_help[];
 int run_report(const std::vector<std::string>& args);
 int run_pending(const std::vector<std::string>& args);
 
+// `pullgate vex import|get|rm`: imported VEX documents by manifest digest.
+extern const char vex_help[];
+int run_vex(const std::vector<std::string>& args);
+
 // `pullgate exception add|ls|rm`: run-time exceptions in the LMDB environment.
 extern const char exception_help[];
 int run_exception(const std::vector<std::string>& args);

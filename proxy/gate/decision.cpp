@@ -1,6 +1,7 @@
 #include "proxy/gate/decision.hpp"
 
 #include "policy/report.hpp"
+#include "policy/vex.hpp"
 #include "policy/vulnerabilities.hpp"
 #include "proxy/gate/signal_findings.hpp"
 
@@ -45,7 +46,21 @@ Judged judge_report(const DecisionContext& c, const policy::Scope& scope, const 
   if (!scope.vulnerabilities || policy::standing(outcome.source)) return judged;
   std::optional<policy::ReportSummary> report;
   if (auto record = c.meta.get_report(digest)) report = policy::decode_summary(record->summary_json);
-  auto judgement = policy::judge_report(c.policy, scope, report, c.now);
+  // The VEX documents the scope believes: those imported for the digest (pullgate vex
+  // import), when it trusts imported ones.
+  std::vector<policy::VexDocument> documents;
+  std::vector<std::string> origins;
+  if (report && scope.vulnerabilities->vex && scope.vulnerabilities->vex->imported) {
+    for (const auto& record : c.meta.vex_for(digest)) {
+      auto document = policy::decode_vex(record.document_json);
+      if (!document) continue;
+      documents.push_back(std::move(*document));
+      origins.push_back(record.by.empty() ? "imported" : "imported by " + record.by);
+    }
+  }
+  std::vector<policy::VexSource> vex;
+  for (std::size_t i = 0; i < documents.size(); ++i) vex.push_back({&documents[i], origins[i]});
+  auto judgement = policy::judge_report(c.policy, scope, report, c.now, vex);
   if (!judgement) return judged;
 
   if (judgement->unscanned && c.store) {
