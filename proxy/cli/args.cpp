@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "policy/policy.hpp"
 #include "proxy/config.hpp"
@@ -147,6 +148,18 @@ std::vector<UpstreamName> upstream_names(const Config& config, bool guess_host, 
       upstreams.push_back(UpstreamName{std::string(first), {}, false});
   }
   return upstreams;
+}
+
+std::optional<std::string> read_document(const std::string& path) {
+  std::stringstream text;
+  if (path == "-") {
+    text << std::cin.rdbuf();
+    return text.str();
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace pullgate::proxy::cli

@@ -53,6 +53,10 @@ CliArgs parse_cli(const std::vector<std::string>& args, std::size_t start, const
 // and lines starting with '#' skipped, each trimmed; nullopt when it cannot be read.
 std::optional<std::vector<std::string>> read_image_list(const std::string& path);
 
+// A document named on the command line, whole: FILE's bytes, or standard input for
+// "-". Nullopt when the file cannot be read.
+std::optional<std::string> read_document(const std::string& path);
+
 // --limit N: N, or `otherwise` without --limit; nullopt when N is not a positive
 // number.
 std::optional<std::size_t> limit_option(const CliArgs& cli, std::size_t otherwise);

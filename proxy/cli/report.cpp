@@ -1,7 +1,5 @@
 // `pullgate report import|get`
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/commands.hpp"
@@ -37,20 +35,10 @@ int run_report(const std::vector<std::string>& all) {
   if (!config) return 1;
 
   if (command == "import") {
-    std::string document;
-    if (cli.positional[0] == "-") {
-      std::stringstream in;
-      in << std::cin.rdbuf();
-      document = in.str();
-    } else {
-      std::ifstream in(cli.positional[0], std::ios::binary);
-      if (!in) {
-        std::cerr << "pullgate: cannot read report " << cli.positional[0] << "\n";
-        return 1;
-      }
-      std::stringstream text;
-      text << in.rdbuf();
-      document = text.str();
+    auto document = read_document(cli.positional[0]);
+    if (!document) {
+      std::cerr << "pullgate: cannot read report " << cli.positional[0] << "\n";
+      return 1;
     }
     auto meta = open_existing_store(*config);
     if (!meta) return 1;
@@ -59,7 +47,7 @@ int run_report(const std::vector<std::string>& all) {
     if (!writes) return 1;
     ImportResult result;
     try {
-      result = import_report(*writes->writes, document, override_digest, now_ms());
+      result = import_report(*writes->writes, *document, override_digest, now_ms());
     } catch (const std::exception& e) {
       std::cerr << "pullgate: " << e.what() << "\n";
       return 1;

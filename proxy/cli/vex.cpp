@@ -1,7 +1,5 @@
 // `pullgate vex import|get|rm`
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/commands.hpp"
@@ -23,20 +21,6 @@ statement covers; an affected statement never loosens. Importing or removing mak
 next pull decide again. Not with a fleet store (not shared through etcd yet).
 Works while the server runs.
 )";
-
-namespace {
-std::optional<std::string> read_document(const std::string& file) {
-  std::stringstream text;
-  if (file == "-") {
-    text << std::cin.rdbuf();
-    return text.str();
-  }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return std::nullopt;
-  text << in.rdbuf();
-  return text.str();
-}
-}  // namespace
 
 int run_vex(const std::vector<std::string>& all) {
   const std::string command = all[0];

@@ -150,6 +150,22 @@ class Fleet(unittest.TestCase):
         for pg in self.replicas:  # the fleet's queue no longer holds it
             h.wait_until(lambda pg=pg: self.scanned.digest not in h.admin_request(
                 pg, pg.token, "GET", "/v1/pending")[2].decode(), 10, "the pending entry gone")
+        # Imported VEX is not shared through etcd yet: refused on a replica, by the CLI
+        # and the admin API alike, rather than decided on by that replica alone.
+        vex = os.path.join(self.work.path, "vex.json")
+        with open(vex, "w") as f:
+            json.dump({"@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://acme.example/vex/fleet",
+                       "author": "Acme", "timestamp": "2026-12-01T00:00:00Z", "version": 1,
+                       "statements": [{"vulnerability": {"name": "CVE-2026-0001"},
+                                       "products": [{"@id": self.scanned.digest}], "status": "not_affected",
+                                       "justification": "component_not_present"}]}, f)
+        refused = self.c.cli("vex", "import", vex, "--config", self.c.config_path)
+        self.assertEqual(refused.returncode, 1, refused.stdout)
+        self.assertIn("not shared through the fleet store yet", refused.stderr)
+        with open(vex, "rb") as f:
+            status, _, answer = h.admin_request(self.a, self.a.token, "POST", "/v1/vex", body=f.read())
+        self.assertEqual(status, 400, answer[:300])
+        self.assertIn(b"not shared through the fleet store yet", answer)
 
     def test_4_with_the_etcd_leader_stopped_writes_still_succeed(self):
         self.everywhere(self.leader_img, 200)
