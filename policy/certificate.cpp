@@ -1,10 +1,11 @@
-// X.509 certificates from DER with OpenSSL 3: parsed once, their times as TimePoints.
+// X.509 certificates from DER or PEM with OpenSSL 3: parsed once, their times as TimePoints.
 #include "policy/certificate.hpp"
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include <array>
@@ -90,6 +91,29 @@ Certificate Certificate::from_openssl(X509* certificate) {
   out.subject_ = subject_of(certificate);
   out.not_before_ = time_of(X509_get0_notBefore(certificate));
   out.not_after_ = time_of(X509_get0_notAfter(certificate));
+  return out;
+}
+
+std::variant<std::vector<Certificate>, std::string> certificates_of_pem(std::string_view pem, const std::string& what,
+                                                                        std::size_t max_count) {
+  if (pem.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) return what + " is too large";
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) throw std::bad_alloc();
+  std::vector<Certificate> out;
+  while (true) {
+    std::unique_ptr<X509, X509Free> x(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!x) break;
+    if (out.size() == max_count) {
+      ERR_clear_error();
+      return what + " holds more than " + std::to_string(max_count) + " certificates";
+    }
+    out.push_back(Certificate::from_openssl(x.get()));
+  }
+  // What stopped the loop: the end of the text, or a block that is not a certificate.
+  const unsigned long error = ERR_peek_last_error();
+  ERR_clear_error();
+  if (out.empty()) return what + " holds no PEM certificate";
+  if (error != 0 && ERR_GET_REASON(error) != PEM_R_NO_START_LINE) return what + " holds a PEM block that is not a certificate";
   return out;
 }
 

@@ -1,12 +1,14 @@
 #pragma once
-// An X.509 certificate read from DER, with OpenSSL 3: the certificate authorities and
-// timestamp authorities of a Sigstore trusted root (policy/trusted_root.hpp) and the
-// Fulcio certificates they issue (policy/fulcio.hpp). Immutable once read; copies
-// share the one parsed certificate.
+// An X.509 certificate read from DER or PEM, with OpenSSL 3: the certificate
+// authorities and timestamp authorities of a Sigstore trusted root
+// (policy/trusted_root.hpp), the Fulcio certificates they issue (policy/fulcio.hpp),
+// Notation trust stores (policy/notation.hpp). Immutable once read; copies share the
+// one parsed certificate.
 #include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "policy/rfc3339.hpp"
 
@@ -42,5 +44,12 @@ class Certificate {
   std::string der_, subject_;
   TimePoint not_before_, not_after_;
 };
+
+// Every certificate of a PEM text (a bundle, or one certificate), in order: a trust
+// store file, cosign's certificate annotations. An error line starting with `what`
+// when the text holds none, a PEM block that is not a certificate, or more than
+// `max_count`.
+std::variant<std::vector<Certificate>, std::string> certificates_of_pem(std::string_view pem, const std::string& what,
+                                                                        std::size_t max_count);
 
 }  // namespace pullgate::policy

@@ -1,10 +1,5 @@
 #include "policy/keyless.hpp"
 
-#include <openssl/bio.h>
-#include <openssl/pem.h>
-#include <openssl/err.h>
-#include <openssl/x509.h>
-
 #include <memory>
 #include <set>
 
@@ -76,30 +71,6 @@ std::string difference(const KeylessIdentity& allowed, const FulcioIdentity& ide
   return {};
 }
 
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-
-// Every certificate of a PEM text, in order; an error line when there is none or
-// one cannot be read.
-std::variant<std::vector<Certificate>, std::string> certificates_of_pem(std::string_view pem,
-                                                                                   const std::string& what) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
-  if (!bio) return what + " could not be read";
-  std::vector<Certificate> out;
-  while (out.size() < 10) {
-    std::unique_ptr<X509, X509Free> x(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-    if (!x) break;
-    out.push_back(Certificate::from_openssl(x.get()));
-  }
-  // What stopped the loop: the end of the text, or a block that is not a certificate.
-  const unsigned long error = ERR_peek_last_error();
-  ERR_clear_error();
-  if (out.empty()) return what + " holds no PEM certificate";
-  if (error != 0 && ERR_GET_REASON(error) != PEM_R_NO_START_LINE) return what + " holds a PEM block that is not a certificate";
-  return out;
-}
-
 std::optional<std::string> hex_bytes(std::string_view text) {
   if (text.size() % 2 != 0) return std::nullopt;
   std::string out;
@@ -168,13 +139,13 @@ std::variant<sigstore::Bundle, std::string> bundle_of_cosign_annotations(const C
                                                                          std::string_view payload) {
   sigstore::Bundle bundle;
   bundle.minor_version = 1;
-  auto leaf = certificates_of_pem(annotations.certificate_pem, "the dev.sigstore.cosign/certificate annotation");
+  auto leaf = certificates_of_pem(annotations.certificate_pem, "the dev.sigstore.cosign/certificate annotation", 10);
   if (auto* error = std::get_if<std::string>(&leaf)) return *error;
   auto& leaves = std::get<std::vector<Certificate>>(leaf);
   if (leaves.size() != 1) return std::string("the dev.sigstore.cosign/certificate annotation holds more than one certificate");
   bundle.certificates.push_back(leaves.front());
   if (!annotations.chain_pem.empty()) {
-    auto chain = certificates_of_pem(annotations.chain_pem, "the dev.sigstore.cosign/chain annotation");
+    auto chain = certificates_of_pem(annotations.chain_pem, "the dev.sigstore.cosign/chain annotation", 10);
     if (auto* error = std::get_if<std::string>(&chain)) return *error;
     for (auto& c : std::get<std::vector<Certificate>>(chain)) bundle.certificates.push_back(std::move(c));
   }

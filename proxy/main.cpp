@@ -669,6 +669,8 @@ int main(int argc, char** argv) {
        Bare::shows_help},
       {"verify-bundle", "--bundle F ...", "verify a Sigstore bundle keyless, offline (why a signature is refused)",
        cli::verify_bundle_help, cli::run_verify_bundle, Bare::shows_help},
+      {"verify-notation", "--envelope F ...", "verify a Notation signature envelope, offline (why it is refused)",
+       cli::verify_notation_help, cli::run_verify_notation, Bare::shows_help},
       {"prefetch", "IMAGE...|--file LIST", "pull images into the cache through the running mirror's gate",
        prefetch::help, prefetch::run, Bare::shows_help},
       {"doctor", "[--mirror URL] [--json]", "on a node: can its container clients pull around the gate?",

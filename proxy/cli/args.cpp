@@ -156,9 +156,13 @@ std::optional<std::string> read_document(const std::string& path) {
     text << std::cin.rdbuf();
     return text.str();
   }
+  // A directory opens as a stream that reads nothing.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return std::nullopt;
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
   text << in.rdbuf();
+  if (in.bad()) return std::nullopt;
   return text.str();
 }
 

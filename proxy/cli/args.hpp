@@ -54,7 +54,7 @@ CliArgs parse_cli(const std::vector<std::string>& args, std::size_t start, const
 std::optional<std::vector<std::string>> read_image_list(const std::string& path);
 
 // A document named on the command line, whole: FILE's bytes, or standard input for
-// "-". Nullopt when the file cannot be read.
+// "-". Nullopt when the file cannot be read or is a directory.
 std::optional<std::string> read_document(const std::string& path);
 
 // --limit N: N, or `otherwise` without --limit; nullopt when N is not a positive

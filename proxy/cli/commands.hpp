@@ -66,4 +66,10 @@ int run_cache(const std::vector<std::string>& args);
 extern const char verify_bundle_help[];
 int run_verify_bundle(const std::vector<std::string>& args);
 
+// `pullgate verify-notation`: one Notary Project signature envelope verified offline
+// against trust stores and a trust policy given as options (no config, no data
+// directory).
+extern const char verify_notation_help[];
+int run_verify_notation(const std::vector<std::string>& args);
+
 }  // namespace pullgate::proxy::cli

@@ -1,12 +1,9 @@
 // `pullgate verify-bundle`: one Sigstore bundle verified keyless against a trusted
 // root, offline, as the gate will (policy/sigstore_bundle.hpp), for whoever debugs a
 // refusal. Reads only the files it is given.
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <variant>
 #include <vector>
@@ -52,19 +49,6 @@ yet, and are refused saying so); 2 for a usage mistake or a file that cannot be 
 namespace {
 
 constexpr std::string_view command = "verify-bundle";
-
-// The whole of a file, or nullopt when it cannot be read.
-std::optional<std::string> read_file(const std::string& path) {
-  // A directory opens as a stream that reads nothing.
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return std::nullopt;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return text.str();
-}
 
 // --NAME EXACT or --NAME-regexp RE, at most one; any name when neither is given.
 // nullopt (the usage error printed) when both are, or RE is not an expression.
@@ -158,12 +142,12 @@ int run_verify_bundle(const std::vector<std::string>& args) {
     if (auto* error = std::get_if<std::string>(&parsed)) return usage("--digest: " + *error, command);
     artifact = std::get<policy::sigstore::Artifact>(std::move(parsed));
   }
-  const auto bundle_text = read_file(*bundle_file);
+  const auto bundle_text = read_document(*bundle_file);
   if (!bundle_text) return usage("cannot read --bundle " + *bundle_file, command);
-  const auto root_text = read_file(*root_file);
+  const auto root_text = read_document(*root_file);
   if (!root_text) return usage("cannot read --trusted-root " + *root_file, command);
   if (artifact_file) {
-    auto bytes = read_file(*artifact_file);
+    auto bytes = read_document(*artifact_file);
     if (!bytes) return usage("cannot read --artifact " + *artifact_file, command);
     artifact = policy::sigstore::Artifact::of_bytes(std::move(*bytes));
   }

@@ -167,7 +167,8 @@ class Artifact:
     """One manifest pushed (or to push) into a repository: exact bytes, digest, media
     type, artifactType, and the blobs it references."""
 
-    def __init__(self, repo, manifest, media_type, artifact_type, blobs, payload=None, signature=None):
+    def __init__(self, repo, manifest, media_type, artifact_type, blobs, payload=None, signature=None,
+                 annotations=None):
         self.repo = repo
         self.manifest = manifest
         self.media_type = media_type
@@ -177,12 +178,15 @@ class Artifact:
         self.blobs = blobs           # [bytes]
         self.payload = payload       # the signed (or tampered) payload, for checking vectors
         self.signature = signature   # raw signature bytes
+        self.annotations = annotations  # the manifest's, which a referrers index repeats
 
     def descriptor(self):
         """The entry a referrers index lists for this artifact."""
         d = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.artifact_type:
             d["artifactType"] = self.artifact_type
+        if self.annotations:
+            d["annotations"] = self.annotations
         return d
 
     def push(self, registry, reference=None):
@@ -208,7 +212,7 @@ def _cosign_config(layer_blobs):
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _manifest(config_type, config, layers, artifact_type=None, subject=None):
+def _manifest(config_type, config, layers, artifact_type=None, subject=None, annotations=None):
     doc = {"schemaVersion": 2, "mediaType": h.MT_OCI_MANIFEST}
     if artifact_type:
         doc["artifactType"] = artifact_type
@@ -216,6 +220,8 @@ def _manifest(config_type, config, layers, artifact_type=None, subject=None):
     doc["layers"] = layers
     if subject is not None:
         doc["subject"] = subject
+    if annotations:
+        doc["annotations"] = annotations
     return json.dumps(doc, separators=(",", ":")).encode()
 
 

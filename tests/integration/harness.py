@@ -804,6 +804,58 @@ def pullgate_bin():
     return os.environ.get("PULLGATE_BIN", "/work/main/build/pullgate")
 
 
+def workdir_for_cli(test_class):
+    """For setUpClass of a test of CLI commands alone: checks that PULLGATE_BIN runs,
+    and returns a Workdir closed with the class."""
+    if not os.access(pullgate_bin(), os.X_OK):
+        raise RuntimeError("PULLGATE_BIN %r is not an executable" % pullgate_bin())
+    work = Workdir()
+    test_class.addClassCleanup(work.close)
+    return work
+
+
+def one_line(test, text):
+    """The only line of `text`, which must be exactly one line."""
+    test.assertTrue(text.endswith("\n") and text.count("\n") == 1, repr(text))
+    return text[:-1]
+
+
+class VerifyCommandAssertions:
+    """unittest.TestCase mixin for the offline verify commands (verify-bundle,
+    verify-notation): a refusal is exit 1, nothing on stdout and one stderr line
+    "pullgate: not verified: ..."; a usage mistake is exit 2 and one line pointing at
+    `pullgate <command> --help`. `command` names the command."""
+
+    command = None
+
+    def assert_refused(self, r, words):
+        self.assertEqual(r.returncode, 1, "stdout %r stderr %r" % (r.stdout, r.stderr))
+        self.assertEqual(r.stdout, "")
+        err = one_line(self, r.stderr)
+        self.assertTrue(err.startswith("pullgate: not verified: "), err)
+        self.assertIn(words, err)
+
+    def assert_usage_error(self, r, words):
+        self.assertEqual(r.returncode, 2, "stdout %r stderr %r" % (r.stdout, r.stderr))
+        err = one_line(self, r.stderr)
+        self.assertTrue(err.startswith("pullgate: "), err)
+        self.assertIn(words, err)
+        self.assertIn("pullgate %s --help" % self.command, err)
+
+    def assert_help(self, option):
+        """`--help` prints the usage, which names `option`, and exits 0; no argument
+        prints it and exits 2; `pullgate help` lists the command."""
+        r = pullgate_cli(self.command, "--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(option, r.stdout)
+        r = pullgate_cli(self.command)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("Usage:", r.stdout)
+        r = pullgate_cli("help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("pullgate %s " % self.command, r.stdout)
+
+
 def make_self_signed_cert(directory, ip="127.0.0.1"):
     """(cert_path, key_path) of a fresh self-signed RSA certificate with
     subjectAltName IP:<ip>, made with the openssl CLI."""

@@ -14,7 +14,6 @@ import subprocess
 import unittest
 
 import harness as h
-from test_verify_bundle import one_line
 
 IDENTITY = "https://github.com/octo/app/.github/workflows/release.yml@refs/tags/v1.0.0"
 ISSUER = "https://token.actions.githubusercontent.com"
@@ -52,7 +51,9 @@ def forge_bin():
     return os.environ.get("SIGSTORE_FORGE", "")
 
 
-class SigstoreForge(unittest.TestCase):
+class SigstoreForge(h.VerifyCommandAssertions, unittest.TestCase):
+    command = "verify-bundle"
+
     @classmethod
     def setUpClass(cls):
         if not os.access(h.pullgate_bin(), os.X_OK):
@@ -96,13 +97,6 @@ class SigstoreForge(unittest.TestCase):
         return subprocess.run([h.pullgate_bin(), "verify-bundle", "--bundle", bundle, *what, "--trusted-root",
                                self.root, "--identity", identity, "--issuer", ISSUER],
                               capture_output=True, text=True, timeout=60)
-
-    def assert_refused(self, r, words):
-        self.assertEqual(r.returncode, 1, "stdout %r stderr %r" % (r.stdout, r.stderr))
-        self.assertEqual(r.stdout, "")
-        err = one_line(self, r.stderr)
-        self.assertTrue(err.startswith("pullgate: not verified: "), err)
-        self.assertIn(words, err)
 
     def test_init_writes_a_trusted_root_and_the_keys(self):
         with open(self.root) as f:
@@ -285,7 +279,7 @@ class SigstoreForge(unittest.TestCase):
             with self.subTest(args=args[:1] + args[-2:]):
                 r = self.forge(*args)
                 self.assertEqual(r.returncode, 2, r.stderr)
-                err = one_line(self, r.stderr)
+                err = h.one_line(self, r.stderr)
                 self.assertTrue(err.startswith("sigstore_forge: "), err)
                 self.assertIn(words, err)
 

@@ -182,39 +182,18 @@ def case_args(name, identity=True):
     return args
 
 
-def one_line(test, text):
-    """The only line of `text`, which must be exactly one line."""
-    test.assertTrue(text.endswith("\n") and text.count("\n") == 1, repr(text))
-    return text[:-1]
+class VerifyBundle(h.VerifyCommandAssertions, unittest.TestCase):
+    command = "verify-bundle"
 
-
-class VerifyBundle(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not os.access(h.pullgate_bin(), os.X_OK):
-            raise RuntimeError("PULLGATE_BIN %r is not an executable" % h.pullgate_bin())
-        cls.work = h.Workdir()
-        cls.addClassCleanup(cls.work.close)
+        cls.work = h.workdir_for_cli(cls)
 
     def assert_verified(self, r, identity):
         self.assertEqual(r.returncode, 0, "stdout %r stderr %r" % (r.stdout, r.stderr))
         self.assertIn("identity: %s (" % identity, r.stdout)
         for label in ("verified: ", "issuer: ", "signed at: ", "log entry: "):
             self.assertIn("\n" + label, "\n" + r.stdout)
-
-    def assert_refused(self, r, words):
-        self.assertEqual(r.returncode, 1, "stdout %r stderr %r" % (r.stdout, r.stderr))
-        self.assertEqual(r.stdout, "")
-        err = one_line(self, r.stderr)
-        self.assertTrue(err.startswith("pullgate: not verified: "), err)
-        self.assertIn(words, err)
-
-    def assert_usage_error(self, r, words):
-        self.assertEqual(r.returncode, 2, "stdout %r stderr %r" % (r.stdout, r.stderr))
-        err = one_line(self, r.stderr)
-        self.assertTrue(err.startswith("pullgate: "), err)
-        self.assertIn(words, err)
-        self.assertIn("pullgate verify-bundle --help", err)
 
     def write(self, name, data):
         path = os.path.join(self.work.path, name)
@@ -348,15 +327,7 @@ class VerifyBundle(unittest.TestCase):
                 self.assert_usage_error(run(*argv), words)
 
     def test_help(self):
-        r = run("--help")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("--trusted-root FILE", r.stdout)
-        r = run()
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("Usage:", r.stdout)
-        r = subprocess.run([h.pullgate_bin(), "help"], capture_output=True, text=True, timeout=30)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("pullgate verify-bundle", r.stdout)
+        self.assert_help("--trusted-root FILE")
 
 
 if __name__ == "__main__":

@@ -316,6 +316,10 @@ TEST(CosignLegacyKeylessTest, MalformedAnnotationsAreOneLineNamingTheAnnotation)
        "holds more than one certificate"},
       {with([](LegacyVector& v) { v.annotations.chain_pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"; }),
        "the dev.sigstore.cosign/chain annotation holds no PEM certificate"},
+      {with([](LegacyVector& v) {
+         for (int i = 0; i < 11; ++i) v.annotations.chain_pem += v.annotations.certificate_pem;
+       }),
+       "the dev.sigstore.cosign/chain annotation holds more than 10 certificates"},
       {with([](LegacyVector& v) { v.annotations.bundle_json.clear(); }),
        "without its dev.sigstore.cosign/bundle annotation (no log entry)"},
       {with([](LegacyVector& v) { v.annotations.bundle_json = "[1]"; }), "bundle annotation is not a JSON object"},
