@@ -358,6 +358,7 @@ std::string encode(const SignalRecord& r) {
     j["provenance"] = r.provenance;
     j["provenance_detail"] = r.provenance_detail;
   }
+  if (r.signature_valid_until_ms != 0) j["signature_valid_until_ms"] = r.signature_valid_until_ms;
   return dump(j, "signal record");
 }
 
@@ -376,7 +377,7 @@ std::optional<SignalRecord> decode_signals(std::string_view value) {
   if (!version || !checked || !signature || !signature_detail || !key || !sbom || !sbom_detail || !artifact)
     return std::nullopt;
   SignalRecord record{std::move(*version), *checked,          std::move(*signature), std::move(*signature_detail),
-                      std::move(*key),     std::move(*sbom), std::move(*sbom_detail), *artifact, {}, {}};
+                      std::move(*key),     std::move(*sbom), std::move(*sbom_detail), *artifact, {}, {}, 0};
   // Written since provenance was added; absent in older records (not looked for).
   if (j->contains("provenance")) {
     auto provenance = field<std::string>(*j, "provenance");
@@ -384,6 +385,12 @@ std::optional<SignalRecord> decode_signals(std::string_view value) {
     if (!provenance || !provenance_detail) return std::nullopt;
     record.provenance = std::move(*provenance);
     record.provenance_detail = std::move(*provenance_detail);
+  }
+  // Written since Notation signatures were checked, and only when a signature lapses.
+  if (j->contains("signature_valid_until_ms")) {
+    auto until = field<std::int64_t>(*j, "signature_valid_until_ms");
+    if (!until) return std::nullopt;
+    record.signature_valid_until_ms = *until;
   }
   return record;
 }

@@ -129,6 +129,9 @@ struct SignalRecord {
   bool artifact = false;         // itself a signature, attestation or SBOM manifest
   std::string provenance;        // "valid" | "invalid" | "missing" | "" (not looked for)
   std::string provenance_detail; // one line
+  // When a valid signature stops counting by itself (a Notation signature's expiry, or
+  // its chain's notAfter when no timestamp vouched for the signing time); 0: never.
+  std::int64_t signature_valid_until_ms = 0;
 };
 
 // What one pull learned in one upstream repository, written in one transaction (one

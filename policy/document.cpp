@@ -236,11 +236,13 @@ class DocumentReader {
 
   void read(const json& root, Policy& policy) {
     if (!check_object(root, "document",
-                      {"default", "scopes", "exceptions", "cve_exceptions", "keys", "trusted_roots", "access"}))
+                      {"default", "scopes", "exceptions", "cve_exceptions", "keys", "trusted_roots", "trust_stores",
+                       "access"}))
       return;
     if (root.contains("access")) policy.access = read_access(root.at("access"), errors_, warnings_);
     if (root.contains("keys")) read_keys(root.at("keys"), policy);
     if (root.contains("trusted_roots")) read_trusted_roots(root.at("trusted_roots"), policy);
+    if (root.contains("trust_stores")) read_trust_stores(root.at("trust_stores"), policy);
     policy_ = &policy;
 
     if (const json* scopes = array_field(root, "scopes", "scopes")) {
@@ -441,93 +443,223 @@ class DocumentReader {
     return true;
   }
 
-  void read_keys(const json& value, Policy& policy) {
+  // The entries of a top-level object of named things (keys, trusted_roots,
+  // trust_stores): each name checked, each entry an object of `fields` only; `read`
+  // gets the well-formed ones with their path.
+  template <typename Read>
+  void for_each_named(const json& value, const std::string& section, const std::string& shape,
+                      const std::string& what, std::initializer_list<std::string_view> fields, Read read) {
     if (!value.is_object()) {
-      fail("keys", "must be an object: key name -> {\"pem\": ...} or {\"pem_file\": ...}");
+      fail(section, "must be an object: " + shape);
       return;
     }
     for (const auto& [name, entry] : value.items()) {
-      const std::string path = "keys." + name;
+      const std::string path = section + "." + name;
       if (!is_key_name(name)) {
-        fail(path, "a key name is 1 to 64 letters, digits, '.', '_' or '-'");
+        fail(path, what + " is 1 to 64 letters, digits, '.', '_' or '-'");
         continue;
       }
-      if (!check_object(entry, path, {"pem", "pem_file"})) continue;
+      if (check_object(entry, path, fields)) read(name, entry, path);
+    }
+  }
+
+  // Exactly one of `inline_field` and `file_field`; the file's path, not empty, when
+  // it is the one given (nullopt with an error otherwise, and when inline is).
+  std::optional<std::string> file_or_inline(const json& entry, const std::string& path, const std::string& inline_field,
+                                            const std::string& file_field, const std::string& choice) {
+    if (entry.contains(inline_field) == entry.contains(file_field)) {
+      fail(path, "give exactly one of " + choice);
+      return std::nullopt;
+    }
+    if (entry.contains(inline_field)) return std::nullopt;
+    auto file = text_field(entry, file_field, path + "." + file_field);
+    if (file && file->empty()) {
+      fail(path + "." + file_field, "must not be empty");
+      return std::nullopt;
+    }
+    return file;
+  }
+
+  void read_keys(const json& value, Policy& policy) {
+    for_each_named(value, "keys", "key name -> {\"pem\": ...} or {\"pem_file\": ...}", "a key name", {"pem", "pem_file"},
+                   [&](const std::string& name, const json& entry, const std::string& path) {
       VerificationKey key;
       key.name = name;
-      const bool has_pem = entry.contains("pem"), has_file = entry.contains("pem_file");
-      if (has_pem == has_file) {
-        fail(path, "give exactly one of pem (the PEM text) or pem_file (a path)");
-        continue;
-      }
-      if (has_pem) {
+      const std::size_t errors_before = errors_.size();
+      if (auto file = file_or_inline(entry, path, "pem", "pem_file",
+                                     "pem (the PEM text) or pem_file (a path)")) {
+        key.pem_file = std::move(*file);
+      } else if (errors_.size() != errors_before) {
+        return;
+      } else {
         const json& pem = entry.at("pem");
         if (!pem.is_string()) {
           fail(path + ".pem", "must be a string");
-          continue;
+          return;
         }
         auto parsed = PublicKey::from_pem(name, pem.get<std::string>());
         if (auto* error = std::get_if<std::string>(&parsed)) {
           fail(path + ".pem", *error);
-          continue;
+          return;
         }
         key.key = std::make_shared<const PublicKey>(std::move(std::get<PublicKey>(parsed)));
-      } else {
-        auto file = text_field(entry, "pem_file", path + ".pem_file");
-        if (!file) continue;
-        if (file->empty()) {
-          fail(path + ".pem_file", "must not be empty");
-          continue;
-        }
-        key.pem_file = std::move(*file);
       }
       policy.keys.push_back(std::move(key));
-    }
+    });
   }
 
   void read_trusted_roots(const json& value, Policy& policy) {
-    if (!value.is_object()) {
-      fail("trusted_roots", "must be an object: root name -> {\"file\": ...} or {\"root\": {...}}");
-      return;
-    }
-    for (const auto& [name, entry] : value.items()) {
-      const std::string path = "trusted_roots." + name;
-      if (!is_key_name(name)) {
-        fail(path, "a trusted root's name is 1 to 64 letters, digits, '.', '_' or '-'");
-        continue;
-      }
-      if (!check_object(entry, path, {"file", "root"})) continue;
+    for_each_named(value, "trusted_roots", "root name -> {\"file\": ...} or {\"root\": {...}}", "a trusted root's name",
+                   {"file", "root"}, [&](const std::string& name, const json& entry, const std::string& path) {
       TrustedRootRef ref;
       ref.name = name;
-      if (entry.contains("file") == entry.contains("root")) {
-        fail(path, "give exactly one of file (a trusted_root.json) or root (its document inline)");
-        continue;
-      }
-      if (entry.contains("root")) {
+      const std::size_t errors_before = errors_.size();
+      if (auto file = file_or_inline(entry, path, "root", "file",
+                                     "file (a trusted_root.json) or root (its document inline)")) {
+        ref.file = std::move(*file);
+      } else if (errors_.size() != errors_before) {
+        return;
+      } else {
         const json& inline_root = entry.at("root");
         if (!inline_root.is_object()) {
           fail(path + ".root", "must be a trusted root document (an object)");
-          continue;
+          return;
         }
         auto parsed = sigstore::TrustedRoot::parse(inline_root.dump());
         if (auto* error = std::get_if<std::string>(&parsed)) {
           fail(path + ".root", *error);
-          continue;
+          return;
         }
         auto& root = std::get<sigstore::TrustedRoot>(parsed);
         for (const auto& warning : root.warnings()) warnings_.push_back(path + ".root: " + warning);
         ref.root = std::make_shared<const sigstore::TrustedRoot>(std::move(root));
-      } else {
-        auto file = text_field(entry, "file", path + ".file");
-        if (!file) continue;
-        if (file->empty()) {
-          fail(path + ".file", "must not be empty");
-          continue;
-        }
-        ref.file = std::move(*file);
       }
       policy.trusted_roots.push_back(std::move(ref));
+    });
+  }
+
+  void read_trust_stores(const json& value, Policy& policy) {
+    for_each_named(value, "trust_stores", "store name -> {\"type\": ..., \"file\": ...} or {\"type\": ..., \"pem\": ...}",
+                   "a trust store's name", {"type", "file", "pem"},
+                   [&](const std::string& name, const json& entry, const std::string& path) {
+      NotationTrustStore store;
+      store.name = name;
+      if (!entry.contains("type")) {
+        fail(path + ".type", "is required: ca, signingAuthority or tsa");
+        return;
+      }
+      auto type = text_field(entry, "type", path + ".type");
+      if (!type) return;
+      if (*type == "ca") store.type = NotationTrustStore::Type::ca;
+      else if (*type == "signingAuthority") store.type = NotationTrustStore::Type::signing_authority;
+      else if (*type == "tsa") store.type = NotationTrustStore::Type::tsa;
+      else {
+        fail(path + ".type", "must be ca, signingAuthority or tsa (Notation's trust store types)");
+        return;
+      }
+      const std::size_t errors_before = errors_.size();
+      if (auto file = file_or_inline(entry, path, "pem", "file",
+                                     "file (a PEM file of certificates) or pem (the PEM text)")) {
+        store.file = std::move(*file);
+      } else if (errors_.size() != errors_before) {
+        return;
+      } else {
+        if (!entry.at("pem").is_string()) {
+          fail(path + ".pem", "must be a string");
+          return;
+        }
+        auto read = certificates_of_pem(entry.at("pem").get<std::string>(), "the text", max_trust_store_certificates);
+        if (auto* error = std::get_if<std::string>(&read)) {
+          fail(path + ".pem", *error);
+          return;
+        }
+        store.certificates =
+            std::make_shared<const std::vector<Certificate>>(std::move(std::get<std::vector<Certificate>>(read)));
+      }
+      policy.trust_stores.push_back(std::move(store));
+    });
+  }
+
+  // One Notation trust policy statement of a scope's signatures.
+  std::optional<NotationStatement> read_notation_statement(const json& value, const std::string& path) {
+    if (!check_object(value, path, {"trust_stores", "trusted_identities", "level", "verify_timestamp"}))
+      return std::nullopt;
+    NotationStatement statement;
+    bool good = true;
+    for (const char* required : {"trust_stores", "trusted_identities"})
+      if (!value.contains(required)) {
+        fail(path + "." + required, "is required");
+        good = false;
+      }
+    if (!good) return std::nullopt;
+    const json* stores = array_field(value, "trust_stores", path + ".trust_stores");
+    if (!stores) return std::nullopt;
+    bool signer_store = false;
+    for (std::size_t i = 0; i < stores->size(); ++i) {
+      const std::string item_path = path + ".trust_stores[" + std::to_string(i) + "]";
+      const json& item = (*stores)[i];
+      const NotationTrustStore* store = item.is_string() ? policy_->trust_store_named(item.get<std::string>()) : nullptr;
+      if (!store) {
+        fail(item_path, item.is_string() ? "no trust store named " + in_quotes(item.get<std::string>().substr(0, 64)) +
+                                               " in the top-level \"trust_stores\""
+                                         : std::string("must be a trust store's name"));
+        good = false;
+      } else if (std::find(statement.trust_stores.begin(), statement.trust_stores.end(), store->name) !=
+                 statement.trust_stores.end()) {
+        fail(item_path, "duplicate trust store " + in_quotes(store->name));
+        good = false;
+      } else {
+        signer_store = signer_store || store->type != NotationTrustStore::Type::tsa;
+        statement.trust_stores.push_back(store->name);
+      }
     }
+    if (good && !signer_store) {
+      fail(path + ".trust_stores", "must name at least one trust store of type ca or signingAuthority");
+      good = false;
+    }
+    const json* identities = array_field(value, "trusted_identities", path + ".trusted_identities");
+    if (!identities) return std::nullopt;
+    for (std::size_t i = 0; i < identities->size(); ++i) {
+      const json& item = (*identities)[i];
+      if (!item.is_string()) {
+        fail(path + ".trusted_identities[" + std::to_string(i) + "]", "must be \"*\" or \"x509.subject: ...\"");
+        good = false;
+        continue;
+      }
+      statement.trusted_identities.push_back(item.get<std::string>());
+    }
+    if (good) {
+      if (auto refusal = notation::trusted_identities_refusal(statement.trusted_identities)) {
+        fail(path + ".trusted_identities", *refusal);
+        good = false;
+      }
+    }
+    if (value.contains("level")) {
+      auto level = text_field(value, "level", path + ".level");
+      if (!level) return std::nullopt;
+      if (*level == "strict") statement.level = notation::VerificationLevel::strict;
+      else if (*level == "permissive") statement.level = notation::VerificationLevel::permissive;
+      else if (*level == "audit") statement.level = notation::VerificationLevel::audit;
+      else if (*level == "skip") {
+        fail(path + ".level", "skip verifies nothing: a scope that needs no signature has no \"signatures\"");
+        good = false;
+      } else {
+        fail(path + ".level", "must be strict, permissive or audit (Notation's signature verification levels)");
+        good = false;
+      }
+    }
+    if (value.contains("verify_timestamp")) {
+      auto when = text_field(value, "verify_timestamp", path + ".verify_timestamp");
+      if (!when) return std::nullopt;
+      if (*when == "always") statement.verify_timestamp = notation::VerifyTimestamp::always;
+      else if (*when == "afterCertExpiry") statement.verify_timestamp = notation::VerifyTimestamp::after_cert_expiry;
+      else {
+        fail(path + ".verify_timestamp", "must be always or afterCertExpiry");
+        good = false;
+      }
+    }
+    if (!good) return std::nullopt;
+    return statement;
   }
 
   // `field` exact or `field`_regexp: one of them, or (optional) neither.
@@ -630,8 +762,22 @@ class DocumentReader {
   }
 
   std::optional<SignaturePolicy> read_signatures(const json& value, const std::string& path) {
-    if (!check_object(value, path, {"keys", "identities", "recheck_s"})) return std::nullopt;
-    return read_signers(value, path);
+    if (!check_object(value, path, {"keys", "identities", "notation", "recheck_s"})) return std::nullopt;
+    std::vector<NotationStatement> notation;
+    bool good = true;
+    if (value.contains("notation")) {
+      const json* statements = array_field(value, "notation", path + ".notation");
+      if (!statements) return std::nullopt;
+      for (std::size_t i = 0; i < statements->size(); ++i) {
+        auto statement = read_notation_statement((*statements)[i], path + ".notation[" + std::to_string(i) + "]");
+        if (statement) notation.push_back(std::move(*statement));
+        else good = false;
+      }
+    }
+    auto signatures = read_signers(value, path, !notation.empty() || !good);
+    if (!signatures || !good) return std::nullopt;
+    signatures->notation = std::move(notation);
+    return signatures;
   }
 
   std::optional<ProvenancePolicy> read_provenance(const json& value, const std::string& path) {
@@ -659,13 +805,15 @@ class DocumentReader {
   }
 
   // keys, identities and recheck_s: who may sign (signatures, provenance).
-  std::optional<SignaturePolicy> read_signers(const json& value, const std::string& path) {
+  // `other_signers`: the caller has signers of another kind (Notation statements).
+  std::optional<SignaturePolicy> read_signers(const json& value, const std::string& path, bool other_signers = false) {
     SignaturePolicy signatures;
     const json* keys = value.contains("keys") ? array_field(value, "keys", path + ".keys") : nullptr;
     const json* identities = value.contains("identities") ? array_field(value, "identities", path + ".identities") : nullptr;
     if ((value.contains("keys") && !keys) || (value.contains("identities") && !identities)) return std::nullopt;
-    if ((!keys || keys->empty()) && (!identities || identities->empty())) {
-      fail(path, "must list at least one key name from the top-level \"keys\" or one keyless identity");
+    if ((!keys || keys->empty()) && (!identities || identities->empty()) && !other_signers) {
+      fail(path, "must list at least one key name from the top-level \"keys\" or one keyless identity" +
+                     std::string(value.contains("notation") ? " or Notation statement" : ""));
       return std::nullopt;
     }
     bool good = true;

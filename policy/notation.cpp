@@ -514,6 +514,15 @@ std::variant<NotationVerified, std::string> verify_notation_signature(std::strin
     verified.timestamped = true;
     verified.signing_time = *timestamp;
   }
+  // When this result stops holding: the expiry, and the chain's first notAfter when
+  // it was checked at `now` (no countersignature read), each where the level
+  // enforces that check.
+  const auto until = [&](TimePoint t) {
+    if (!verified.valid_until || t < *verified.valid_until) verified.valid_until = t;
+  };
+  if (envelope.expiry && enforced(trust.level, Check::expiry)) until(*envelope.expiry);
+  if (envelope.scheme == SigningScheme::x509 && !timestamp && enforced(trust.level, Check::authentic_timestamp))
+    for (const Certificate& certificate : envelope.chain) until(certificate.not_after());
   return verified;
 }
 

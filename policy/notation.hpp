@@ -101,6 +101,11 @@ struct NotationVerified {
   TimePoint signing_time;
   bool timestamped = false;
   std::optional<TimePoint> expiry;
+  // The first instant at which verifying again would refuse for time alone: the
+  // expiry, and, when the chain was checked at `now` (no countersignature read), its
+  // first certificate's notAfter; only where the level enforces that check. None: the
+  // result does not lapse by itself.
+  std::optional<TimePoint> valid_until;
   TargetArtifact target;
   std::string signing_agent;  // io.cncf.notary.signingAgent, printable; may be empty
   // Checks that failed and were only logged (permissive, audit), one line each.

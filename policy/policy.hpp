@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "policy/access.hpp"
+#include "policy/notation.hpp"
 #include "registry/digest.hpp"
 #include "registry/glob.hpp"
 #include "policy/rfc3339.hpp"  // Clock, TimePoint and how times are read and written
@@ -150,11 +151,38 @@ struct KeylessIdentity {
   std::vector<std::pair<std::string, std::string>> extensions;  // (name, exact value)
 };
 
-// A scope's signature requirement: a valid cosign signature by any of these keys, or
-// a keyless one by any of these identities.
+// A Notary Project trust store named in the policy ("trust_stores"): the certificates
+// of one type (ca: roots of notary.x509 signers; signingAuthority: of
+// notary.x509.signingAuthority; tsa: of timestamp authorities), given inline ("pem")
+// or as a PEM file read by whoever loads the document from disk (load_policy_file),
+// its bytes part of the policy's version. Notation names a store "type:name"; here the
+// type is the store's and a statement names it by its name alone.
+struct NotationTrustStore {
+  enum class Type { ca, signing_authority, tsa };
+  std::string name;
+  Type type = Type::ca;
+  std::string file;                                          // as written (relative to the policy file)
+  std::shared_ptr<const std::vector<Certificate>> certificates;  // null until read
+};
+inline constexpr std::size_t max_trust_store_certificates = 64;
+
+// One Notation trust policy statement, as a scope holds it (the scope stands for the
+// statement's registryScopes): the trust stores, trusted identities and verification
+// level a Notation signature of the scope's images is verified with.
+struct NotationStatement {
+  std::vector<std::string> trust_stores;        // names in Policy::trust_stores
+  std::vector<std::string> trusted_identities;  // "*" or "x509.subject: ..."
+  notation::VerificationLevel level = notation::VerificationLevel::strict;  // never skip
+  notation::VerifyTimestamp verify_timestamp = notation::VerifyTimestamp::always;
+};
+
+// A scope's signature requirement: a valid cosign signature by any of these keys, a
+// keyless one by any of these identities, or a Notation signature any of these
+// statements accepts.
 struct SignaturePolicy {
   std::vector<std::string> keys;           // names in Policy::keys
   std::vector<KeylessIdentity> identities;
+  std::vector<NotationStatement> notation;
   std::chrono::seconds recheck{60};        // how long "no valid signature" stands before the registry is asked again
 };
 
@@ -219,6 +247,7 @@ struct Policy {
   std::vector<CveException> cve_exceptions;
   std::vector<VerificationKey> keys;
   std::vector<TrustedRootRef> trusted_roots;
+  std::vector<NotationTrustStore> trust_stores;
   bool needs_signals = false;         // some scope requires signatures, an SBOM or provenance
   // Who may pull what (policy/access.hpp); none: everyone the listener let in.
   std::optional<AccessPolicy> access;
@@ -231,6 +260,11 @@ struct Policy {
   const TrustedRootRef* trusted_root_named(std::string_view name) const {
     for (const auto& r : trusted_roots)
       if (r.name == name) return &r;
+    return nullptr;
+  }
+  const NotationTrustStore* trust_store_named(std::string_view name) const {
+    for (const auto& s : trust_stores)
+      if (s.name == name) return &s;
     return nullptr;
   }
 };

@@ -21,6 +21,7 @@ namespace pullgate::proxy {
 
 namespace {
 constexpr std::size_t max_trusted_root_size = 4 * 1024 * 1024;  // Sigstore's own is about 10 KiB
+constexpr std::size_t max_trust_store_size = 1024 * 1024;        // a few certificates of 1 to 2 KiB
 }  // namespace
 
 policy::ParseResult load_policy_file(const std::string& path) {
@@ -82,6 +83,28 @@ policy::ParseResult load_policy_file(const std::string& path) {
     ref.root = std::make_shared<const policy::sigstore::TrustedRoot>(std::move(root));
     versioned += "\n" + ref.name + "=" + policy::content_version(text.str());
   }
+  // Notation trust stores given as files: likewise.
+  for (auto& store : result.policy->trust_stores) {
+    if (store.certificates) continue;
+    auto file = std::filesystem::path(store.file);
+    if (file.is_relative()) file = base / file;
+    const std::string where = "trust_stores." + store.name + ".file: ";
+    std::ifstream store_in(file, std::ios::binary);
+    std::stringstream text;
+    if (store_in) text << store_in.rdbuf();
+    if (!store_in || text.str().size() > max_trust_store_size) {
+      result.errors.push_back(where + "cannot read " + file.string() + (store_in ? " (larger than 1 MiB)" : ""));
+      continue;
+    }
+    auto read = policy::certificates_of_pem(text.str(), file.string(), policy::max_trust_store_certificates);
+    if (auto* error = std::get_if<std::string>(&read)) {
+      result.errors.push_back(where + *error);
+      continue;
+    }
+    store.certificates = std::make_shared<const std::vector<policy::Certificate>>(
+        std::move(std::get<std::vector<policy::Certificate>>(read)));
+    versioned += "\n" + store.name + "=" + policy::content_version(text.str());
+  }
   if (!result.errors.empty()) {
     result.policy.reset();
     return result;
@@ -118,6 +141,10 @@ policy::ParseResult parse_fleet_policy(const std::string& text) {
     if (!ref.root)
       result.errors.push_back("trusted_roots." + ref.name +
                               ".file: a policy kept in etcd carries its trusted roots inline (\"root\": the document)");
+  for (const auto& store : result.policy->trust_stores)
+    if (!store.certificates)
+      result.errors.push_back("trust_stores." + store.name +
+                              ".file: a policy kept in etcd carries its trust stores inline (\"pem\": the PEM text)");
   if (!result.errors.empty()) result.policy.reset();
   return result;
 }

@@ -22,6 +22,8 @@ bool signals_current(const cache::SignalRecord& record, const policy::Policy& po
   if (scope.signatures) {
     if (record.signature.empty()) return false;
     if (record.signature != "valid" && now >= record.checked_at_ms + seconds_ms(scope.signatures->recheck)) return false;
+    if (record.signature == "valid" && record.signature_valid_until_ms != 0 && now >= record.signature_valid_until_ms)
+      return false;
   }
   if (scope.sbom) {
     if (record.sbom.empty()) return false;
@@ -67,8 +69,10 @@ std::optional<std::int64_t> judge_signals(cache::MetaStore& meta, const policy::
     if (by && by->artifact) {
       notes.push_back("a signature or SBOM artifact: not itself required to be signed");
     } else if (by) {
-      notes.push_back(by->key.starts_with("keyless ") ? by->signature_detail + through
-                                                      : "signed by key " + by->key + through + ": " + by->signature_detail);
+      notes.push_back(by->key.starts_with("keyless ") || by->key.starts_with("notation ")
+                          ? by->signature_detail + through
+                          : "signed by key " + by->key + through + ": " + by->signature_detail);
+      if (by->signature_valid_until_ms != 0) until(by->signature_valid_until_ms);
     } else if (!own) {
       denials.push_back("the signature of " + digest.str() + " has not been checked yet");
       until(now);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/keyless.hpp"
+#include "policy/notation_policy.hpp"
 #include "policy/provenance.hpp"
 #include "policy/signature.hpp"
 #include "registry/base64.hpp"
@@ -39,7 +40,8 @@ bool is_artifact(const policy::ArtifactManifest& m) {
   const auto& t = m.artifact_type;
   if (m.subject) return true;
   if (t.rfind("application/vnd.dev.cosign", 0) == 0 || t.rfind(policy::bundle_media_type_prefix, 0) == 0 ||
-      t == policy::dsse_envelope_media_type || policy::is_sbom_media_type(t))
+      t == policy::dsse_envelope_media_type || t == policy::notation::signature_artifact_type ||
+      policy::is_sbom_media_type(t))
     return true;
   for (const auto& layer : m.layers)
     if (layer.media_type == policy::simple_signing_media_type || layer.media_type == policy::dsse_envelope_media_type ||
@@ -271,8 +273,9 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
       if (!signed_ok) {
         signed_ok = true;
         record.key = check.key;
-        record.signature_detail = check.key.starts_with("keyless ") ? check.detail + "; found in " + where
-                                                                    : "cosign signature found in " + where;
+        record.signature_detail = check.key.starts_with("keyless ") || check.key.starts_with("notation ")
+                                      ? check.detail + "; found in " + where
+                                      : "cosign signature found in " + where;
       }
     } else {
       failures.push_back(where + ": " + check.detail);
@@ -341,6 +344,37 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
     if (check.result != policy::SignatureCheck::Result::valid) return check;
     return policy::check_simple_signing_claims(payload, digest, check);
   };
+  // The envelope layers of a Notation signature manifest, verified with the scope's
+  // Notation statements.
+  auto check_notation_manifest = [&](const std::string& bytes, const std::string& where) -> asio::awaitable<void> {
+    auto artifact = policy::parse_artifact_manifest(bytes);
+    if (auto* error = std::get_if<std::string>(&artifact)) {
+      failures.push_back(where + ": " + *error);
+      co_return;
+    }
+    if (lookup.scope.signatures->notation.empty()) {
+      failures.push_back(where + ": a Notation signature, but the scope trusts no Notation signer "
+                                 "(signatures.notation)");
+      co_return;
+    }
+    std::size_t n = 0;
+    for (const auto& layer : std::get<policy::ArtifactManifest>(artifact).layers) {
+      if (signed_ok || ++n > max_layers) break;
+      if (layer.media_type != policy::notation::jws_media_type && layer.media_type != policy::notation::cose_media_type)
+        continue;
+      std::string problem;
+      auto envelope = co_await lookup.blob(layer.digest, layer.size, problem);
+      if (!envelope) {
+        failures.push_back(where + ": its envelope " + layer.digest.str() + " " + problem);
+        continue;
+      }
+      auto checked = policy::verify_notation_for(lookup.policy, *lookup.scope.signatures, layer.media_type, *envelope,
+                                                 lookup.digest, clock_());
+      if (checked.check.result == policy::SignatureCheck::Result::valid && !signed_ok && checked.valid_until)
+        record.signature_valid_until_ms = policy::ms_of(*checked.valid_until) + 1;
+      take(checked.check, where);
+    }
+  };
   // The simple-signing layers of a cosign signature manifest.
   auto check_signature_manifest = [&](const std::string& bytes, const std::string& where) -> asio::awaitable<void> {
     auto artifact = policy::parse_artifact_manifest(bytes);
@@ -386,14 +420,15 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
     if (found == Lookup::Found::yes) {
       for (const auto& [referrer, type] : referrer_entries(index)) {
         const bool sig = type == policy::cosign_sig_artifact_type;
+        const bool notary = type == policy::notation::signature_artifact_type;
         const bool bundle = type.rfind(policy::bundle_media_type_prefix, 0) == 0;
         if (want_sbom && !sbom_found && policy::is_sbom_media_type(type)) {
           sbom_found = true;
           sbom_where = "referrer " + referrer.str() + " (" + type + ") via " + where;
           continue;
         }
-        if (!sig && !bundle) continue;
-        if (sig && (signed_ok || !want_signature)) continue;
+        if (!sig && !bundle && !notary) continue;
+        if ((sig || notary) && (signed_ok || !want_signature)) continue;
         auto bytes = co_await lookup.manifest(referrer);
         std::string at = "referrer " + referrer.str() + " via " + where;
         if (!bytes) {
@@ -402,6 +437,10 @@ asio::awaitable<cache::SignalRecord> Signals::examine(Lookup& lookup, const cach
         }
         if (sig) {
           co_await check_signature_manifest(*bytes, at);
+          continue;
+        }
+        if (notary) {
+          co_await check_notation_manifest(*bytes, at);
           continue;
         }
         auto artifact = policy::parse_artifact_manifest(*bytes);

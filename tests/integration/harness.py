@@ -820,6 +820,42 @@ def one_line(test, text):
     return text[:-1]
 
 
+class GatedPulls:
+    """Pulls through a gated pullgate by raw HTTP, for a TestCase whose class holds
+    `pg` (a GatedPullgate) and `token` (its admin token): the manifest as skopeo asks
+    for it, served byte for byte with its blobs, or refused with DENIED; the audit
+    lines of a digest; a policy reload that must take."""
+
+    def get(self, path, timeout=30):
+        return self.pg.request("GET", path, headers=[("Accept", a) for a in SKOPEO_ACCEPTS], timeout=timeout)
+
+    def assert_pulled(self, image, what=""):
+        path = "/v2/%s/manifests/%s" % (image.repo, image.tag)
+        status, _, body = self.get(path)
+        self.assertEqual(status, 200, "%s GET %s: %d %r" % (what, path, status, body[:600]))
+        self.assertEqual(body, image.manifest, what)
+        for digest, data in image.blobs().items():
+            status, _, got = self.pg.request("GET", "/v2/%s/blobs/%s" % (image.repo, digest))
+            self.assertEqual(status, 200, "%s blob %s: %d" % (what, digest, status))
+            self.assertEqual(got, data, what)
+
+    def assert_denied(self, image, *texts, what=""):
+        path = "/v2/%s/manifests/%s" % (image.repo, image.tag)
+        status, _, body = self.get(path)
+        return assert_oci_denied(self, status, body, "%s GET %s" % (what, path), *texts)
+
+    def audit_for(self, digest, **fields):
+        return [a for a in self.pg.audit_records()
+                if a.get("digest") == digest and all(a.get(k) == v for k, v in fields.items())]
+
+    def reload(self):
+        status, _, body = admin_request(self.pg, self.token, "POST", "/v1/policy/reload")
+        self.assertEqual(status, 200, body)
+        doc = json.loads(body)
+        self.assertTrue(doc["reloaded"], doc)
+        return doc
+
+
 class VerifyCommandAssertions:
     """unittest.TestCase mixin for the offline verify commands (verify-bundle,
     verify-notation): a refusal is exit 1, nothing on stdout and one stderr line

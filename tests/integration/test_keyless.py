@@ -62,7 +62,7 @@ FAULTS = [
 ]
 
 
-class Keyless(h.PullgateAlive, unittest.TestCase):
+class Keyless(h.PullgateAlive, h.GatedPulls, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.forge_bin = os.environ.get("SIGSTORE_FORGE", "")
@@ -199,35 +199,6 @@ class Keyless(h.PullgateAlive, unittest.TestCase):
         bundle = cls.sign("bundle-dsse", image.digest, "--predicate", predicate_path,
                           "--ext", "source_repository_uri=" + REPO_URI)
         c.push_referrers(cls.registry, image, [c.keyless_bundle_referrer(image, bundle)])
-
-    def get(self, path, timeout=30):
-        return self.pg.request("GET", path, headers=[("Accept", a) for a in h.SKOPEO_ACCEPTS], timeout=timeout)
-
-    def assert_pulled(self, image, what=""):
-        path = "/v2/%s/manifests/%s" % (image.repo, image.tag)
-        status, headers, body = self.get(path)
-        self.assertEqual(status, 200, "%s GET %s: %d %r" % (what, path, status, body[:600]))
-        self.assertEqual(body, image.manifest, what)
-        for digest, data in image.blobs().items():
-            status, _, got = self.pg.request("GET", "/v2/%s/blobs/%s" % (image.repo, digest))
-            self.assertEqual(status, 200, "%s blob %s: %d" % (what, digest, status))
-            self.assertEqual(got, data, what)
-
-    def assert_denied(self, image, *texts, what=""):
-        path = "/v2/%s/manifests/%s" % (image.repo, image.tag)
-        status, _, body = self.get(path)
-        return h.assert_oci_denied(self, status, body, "%s GET %s" % (what, path), *texts)
-
-    def audit_for(self, digest, **fields):
-        return [a for a in self.pg.audit_records()
-                if a.get("digest") == digest and all(a.get(k) == v for k, v in fields.items())]
-
-    def reload(self):
-        status, _, body = h.admin_request(self.pg, self.token, "POST", "/v1/policy/reload")
-        self.assertEqual(status, 200, body)
-        doc = json.loads(body)
-        self.assertTrue(doc["reloaded"], doc)
-        return doc
 
     # ---------------------------------------------------------------- good signatures
 

@@ -189,7 +189,7 @@ TEST_F(EvictorTest, AManualVerdictSurvivesEvictionAndComputedFindingsGo) {
   auto image = put_image("v1", put_blob('c', 10), {put_blob('l', 100)});
   meta_->put_verdict(image, VerdictRecord{"deny", "manual", {"no"}, "", "ops", 1, std::nullopt, ""});
   meta_->put_verdict(image, VerdictRecord{"allow", "rule", {"ok"}, "p1", "", 1, std::nullopt, "default"});
-  meta_->put_signals(image, "default", SignalRecord{"p1", 1, "valid", "", "k", "found", "", false, "", ""});
+  meta_->put_signals(image, "default", SignalRecord{"p1", 1, "valid", "", "k", "found", "", false, "", "", 0});
   meta_->put_report(image, ReportRecord{"{}", "trivy", 1, 1});
   ExceptionRecord exception{"e1", image.str(), "", "", "because", "ops", 1, std::nullopt};
   meta_->put_exception(exception);

@@ -180,8 +180,8 @@ TEST_F(GarbageTest, SeenEntriesOfManifestsGoneAreRemovedAndAListedChildKeepsItsO
   meta_->put_manifest(index, ManifestRecord{"application/vnd.oci.image.index.v1+json", index_bytes, 1});
   meta_->add_references(index, {child});
   meta_->mark_seen(std::vector<Digest>{index, child, gone}, "up", "app");
-  meta_->put_signals(gone, "default", SignalRecord{"v1", 5, "valid", "", "", "", "", false, "", ""});
-  meta_->put_signals(index, "default", SignalRecord{"v1", 5, "valid", "", "", "", "", false, "", ""});
+  meta_->put_signals(gone, "default", SignalRecord{"v1", 5, "valid", "", "", "", "", false, "", "", 0});
+  meta_->put_signals(index, "default", SignalRecord{"v1", 5, "valid", "", "", "", "", false, "", "", 0});
   auto removed = meta_->remove_orphan_manifest_records(/*checked_before_ms=*/4);
   EXPECT_EQ(removed.seen, 1u);
   EXPECT_EQ(removed.signals, 0u);  // checked too recently: maybe a pull in progress
@@ -211,7 +211,7 @@ TEST_F(GarbageTest, ComputedVerdictsOfRemovedScopesGoAndManualOnesStay) {
   manual.decision = "deny";
   manual.source = "manual";
   meta_->put_verdict(b, manual);
-  meta_->put_signals(a, "old", SignalRecord{"v1", 5, "valid", "", "", "", "", false, "", ""});
+  meta_->put_signals(a, "old", SignalRecord{"v1", 5, "valid", "", "", "", "", false, "", "", 0});
   auto removed = meta_->remove_records_of_other_scopes({"prod", "default"});
   EXPECT_EQ(removed.verdicts, 1u);
   EXPECT_EQ(removed.signals, 1u);

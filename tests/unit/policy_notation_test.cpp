@@ -5,11 +5,14 @@
 // envelopes Notation made (tests/fixtures/notation).
 #include <gtest/gtest.h>
 
+#include <openssl/pem.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
 #include <variant>
 
 #include "policy/notation.hpp"
+#include "policy/notation_policy.hpp"
 #include "registry/base64.hpp"
 #include "tests/tools/notation_forge.hpp"
 #include "tests/tools/x509_make.hpp"
@@ -617,6 +620,164 @@ TEST(NotationFixtureTest, NotationsCoseEnvelopesVerify) {
   const NotationVerified saved =
       expect_verified(verify_notation_signature(cose_media_type, expired, alpine_manifest, trust, now));
   EXPECT_EQ(format_rfc3339(saved.signing_time), "2024-06-18T07:21:12Z");
+}
+
+// ---------------------------------------------------------------------------------
+// When a verified result lapses by itself (NotationVerified::valid_until).
+
+TEST(NotationValidUntilTest, AChainCheckedAtNowLapsesAtItsFirstNotAfter) {
+  const NotationVerified verified = expect_verified(verify(signed_by(pki().ec_leaf, "ES256")));
+  ASSERT_TRUE(verified.valid_until.has_value());
+  EXPECT_EQ(format_rfc3339(*verified.valid_until), "2027-01-01T00:00:00Z");  // the leaf's, before its CAs'
+}
+
+TEST(NotationValidUntilTest, TheExpiryComesFirstWhenEarlier) {
+  const std::string header = header_for("ES256", R"("io.cncf.notary.expiry":"2026-05-15T00:00:00Z",)",
+                                        R"(["io.cncf.notary.signingScheme","io.cncf.notary.expiry"])");
+  const NotationVerified verified =
+      expect_verified(verify(signed_by(pki().ec_leaf, "ES256", header), trust(), at("2026-05-14T00:00:00Z")));
+  ASSERT_TRUE(verified.valid_until.has_value());
+  EXPECT_EQ(format_rfc3339(*verified.valid_until), "2026-05-15T00:00:00Z");
+}
+
+TEST(NotationValidUntilTest, ATimestampedSignatureAndALenientLevelDoNotLapse) {
+  Jws jws = signed_by(pki().old_leaf, "ES256");
+  jws.timestamp = timestamp_token(jws.signature, pki().tsa.certificate.get(), pki().tsa.key.get(),
+                                  seconds_of("2025-06-01T00:00:00Z"));
+  EXPECT_FALSE(expect_verified(verify(jws, with_tsa(trust()))).valid_until.has_value());
+  // Permissive only logs expiry and the timestamp: time alone never refuses it.
+  EXPECT_FALSE(
+      expect_verified(verify(signed_by(pki().ec_leaf, "ES256"), trust(VerificationLevel::permissive))).valid_until);
+}
+
+// ---------------------------------------------------------------------------------
+// The policy's trust stores and a scope's Notation statements
+// (policy/notation_policy.hpp, "trust_stores" and signatures.notation).
+
+std::string pem_of(const Identity& identity) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  need(bio && PEM_write_bio_X509(bio.get(), identity.certificate.get()) == 1, "write PEM");
+  char* data = nullptr;
+  const long length = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(length));
+}
+
+ParseResult parse_with(const nlohmann::json& trust_stores, const nlohmann::json& signatures) {
+  nlohmann::json document = {{"trust_stores", trust_stores},
+                             {"scopes", {{{"name", "prod"}, {"repository", "prod/**"}, {"signatures", signatures}}}}};
+  return parse_policy(document.dump());
+}
+
+nlohmann::json acme_stores() {
+  return {{"acme", {{"type", "ca"}, {"pem", pem_of(pki().root)}}},
+          {"mallory", {{"type", "ca"}, {"pem", pem_of(pki().stranger_root)}}},
+          {"tsa", {{"type", "tsa"}, {"pem", pem_of(pki().tsa_root)}}}};
+}
+
+const Scope& prod(const Policy& policy) { return scope_for(policy, "docker.io", "prod/app"); }
+
+std::string errors_of(const ParseResult& result) {
+  std::string out;
+  for (const auto& e : result.errors) out += e + "\n";
+  return out;
+}
+
+TEST(NotationPolicyTest, AStatementNamesStoresIdentitiesAndALevel) {
+  const auto result = parse_with(acme_stores(), {{"notation",
+                                                  {{{"trust_stores", {"acme", "tsa"}},
+                                                    {"trusted_identities", {"x509.subject: C=US, ST=WA, O=acme"}},
+                                                    {"level", "permissive"},
+                                                    {"verify_timestamp", "afterCertExpiry"}}}}});
+  ASSERT_TRUE(result.policy) << errors_of(result);
+  const auto& signatures = *prod(*result.policy).signatures;
+  ASSERT_EQ(signatures.notation.size(), 1u);
+  EXPECT_TRUE(signatures.keys.empty());
+  const NotationTrust trust = notation_trust(*result.policy, signatures.notation[0]);
+  ASSERT_EQ(trust.ca_roots.size(), 1u);
+  EXPECT_EQ(trust.ca_roots[0].der(), certificate_of(pki().root).der());
+  ASSERT_EQ(trust.tsa_roots.size(), 1u);
+  EXPECT_TRUE(trust.signing_authority_roots.empty());
+  EXPECT_EQ(trust.level, VerificationLevel::permissive);
+  EXPECT_EQ(trust.verify_timestamp, VerifyTimestamp::after_cert_expiry);
+  EXPECT_EQ(trust.trusted_identities, std::vector<std::string>{"x509.subject: C=US, ST=WA, O=acme"});
+}
+
+TEST(NotationPolicyTest, MistakesGiveOneLineEach) {
+  const auto statement = [](nlohmann::json fields) {
+    nlohmann::json base = {{"trust_stores", {"acme"}}, {"trusted_identities", {"*"}}};
+    for (auto& [k, v] : fields.items()) base[k] = v;
+    return nlohmann::json{{"notation", {base}}};
+  };
+  const std::vector<std::pair<nlohmann::json, std::string>> cases = {
+      {statement({{"trust_stores", {"nobody"}}}), "no trust store named \"nobody\""},
+      {statement({{"trust_stores", {"tsa"}}}), "at least one trust store of type ca or signingAuthority"},
+      {statement({{"trust_stores", {"acme", "acme"}}}), "duplicate trust store \"acme\""},
+      {statement({{"trusted_identities", nlohmann::json::array()}}), "trusted_identities"},
+      {statement({{"trusted_identities", {"*", "x509.subject: C=US, ST=WA, O=acme"}}}), "trusted_identities"},
+      {statement({{"trusted_identities", {"CN=release"}}}), "x509.subject:"},
+      {statement({{"level", "skip"}}), "skip verifies nothing"},
+      {statement({{"level", "lenient"}}), "must be strict, permissive or audit"},
+      {statement({{"verify_timestamp", "sometimes"}}), "must be always or afterCertExpiry"},
+      {statement({{"registryScopes", {"*"}}}), "registryScopes"},
+      {{{"notation", {{{"trusted_identities", {"*"}}}}}}, "trust_stores: is required"},
+      {{{"notation", nlohmann::json::array()}}, "or Notation statement"},
+  };
+  for (const auto& [signatures, words] : cases) {
+    const auto result = parse_with(acme_stores(), signatures);
+    EXPECT_FALSE(result.policy) << signatures.dump();
+    EXPECT_NE(errors_of(result).find(words), std::string::npos) << signatures.dump() << "\n" << errors_of(result);
+  }
+  const std::vector<std::pair<nlohmann::json, std::string>> stores = {
+      {{{"x", {{"pem", pem_of(pki().root)}}}}, "trust_stores.x.type: is required"},
+      {{{"x", {{"type", "x509"}, {"pem", pem_of(pki().root)}}}}, "must be ca, signingAuthority or tsa"},
+      {{{"x", {{"type", "ca"}}}}, "give exactly one of file"},
+      {{{"x", {{"type", "ca"}, {"pem", "not a certificate"}}}}, "holds no PEM certificate"},
+      {{{"bad name", {{"type", "ca"}, {"pem", pem_of(pki().root)}}}}, "1 to 64 letters"},
+  };
+  for (const auto& [trust_stores, words] : stores) {
+    const auto result = parse_policy(nlohmann::json{{"trust_stores", trust_stores}}.dump());
+    EXPECT_FALSE(result.policy) << trust_stores.dump();
+    EXPECT_NE(errors_of(result).find(words), std::string::npos) << trust_stores.dump() << "\n" << errors_of(result);
+  }
+}
+
+TEST(NotationPolicyTest, TheFirstStatementThatAcceptsDecides) {
+  const auto result = parse_with(
+      acme_stores(), {{"notation",
+                       {{{"trust_stores", {"mallory"}}, {"trusted_identities", {"x509.subject: C=US, ST=WA, O=acme"}}},
+                        {{"trust_stores", {"acme"}}, {"trusted_identities", {"x509.subject: C=US, ST=WA, O=acme"}}}}}});
+  ASSERT_TRUE(result.policy) << errors_of(result);
+  const auto& signatures = *prod(*result.policy).signatures;
+  const std::string envelope = envelope_of(signed_by(pki().ec_leaf, "ES256"));
+  const NotationCheck good = verify_notation_for(*result.policy, signatures, jws_media_type, envelope, manifest, now);
+  ASSERT_EQ(good.check.result, SignatureCheck::Result::valid) << good.check.detail;
+  EXPECT_EQ(good.check.key, "notation C=US, ST=WA, L=Seattle, O=acme, CN=release");
+  EXPECT_NE(good.check.detail.find("Notation signature by \"C=US, ST=WA, L=Seattle, O=acme, CN=release\" "
+                                   "(notary.x509, trust stores acme), signed (by its own claim) 2026-05-01T07:01:20Z"),
+            std::string::npos)
+      << good.check.detail;
+  EXPECT_NE(good.check.detail.find("revocation not checked"), std::string::npos);
+  ASSERT_TRUE(good.valid_until.has_value());
+
+  // Signed by mallory's signer: each statement says why it refused.
+  Jws by_stranger = signed_by(pki().stranger, "ES256");
+  by_stranger.x5c = {der_of(pki().stranger.certificate.get()), der_of(pki().stranger_root.certificate.get())};
+  const std::string stranger = envelope_of(by_stranger);
+  const NotationCheck refused = verify_notation_for(*result.policy, signatures, jws_media_type, stranger, manifest, now);
+  EXPECT_EQ(refused.check.result, SignatureCheck::Result::wrong_key);
+  EXPECT_NE(refused.check.detail.find("statement 1 (mallory): Notation signature refused: authenticity: the signer "
+                                      "\"C=US, ST=WA, O=mallory, CN=x\" is not a trusted identity"),
+            std::string::npos)
+      << refused.check.detail;
+  EXPECT_NE(refused.check.detail.find("statement 2 (acme): Notation signature refused: authenticity"),
+            std::string::npos)
+      << refused.check.detail;
+
+  // Another image's signature fails integrity under every statement.
+  const registry::Digest other =
+      *registry::Digest::parse("sha256:0000000000000000000000000000000000000000000000000000000000000001");
+  EXPECT_EQ(verify_notation_for(*result.policy, signatures, jws_media_type, envelope, other, now).check.result,
+            SignatureCheck::Result::malformed);
 }
 
 }  // namespace

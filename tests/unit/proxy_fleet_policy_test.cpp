@@ -14,6 +14,7 @@
 #include "policy/policy.hpp"
 #include "proxy/gate/gate.hpp"
 #include "proxy/gate/policy_file.hpp"
+#include "registry/base64.hpp"
 #include "tests/unit/temp_dir.hpp"
 
 namespace pullgate::proxy {
@@ -104,6 +105,31 @@ TEST_F(FleetPolicy, TrustedRootsMustBeInline) {
   ASSERT_TRUE(inline_result.policy) << (inline_result.errors.empty() ? "" : inline_result.errors[0]);
   ASSERT_EQ(inline_result.policy->trusted_roots.size(), 1u);
   EXPECT_NE(inline_result.policy->trusted_roots[0].root, nullptr);
+}
+
+// Notation trust stores likewise: a file is refused, inline PEM is read with the document.
+TEST_F(FleetPolicy, TrustStoresMustBeInline) {
+  auto result = parse_fleet_policy(R"({"trust_stores": {"acme": {"type": "ca", "file": "acme-root.pem"}}})");
+  EXPECT_FALSE(result.policy);
+  ASSERT_FALSE(result.errors.empty());
+  EXPECT_NE(result.errors[0].find("trust_stores.acme.file: a policy kept in etcd carries its trust stores inline"),
+            std::string::npos)
+      << result.errors[0];
+
+  std::ifstream in(std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests/fixtures/notation/globalsignRoot.der",
+                   std::ios::binary);
+  std::stringstream der;
+  der << in.rdbuf();
+  ASSERT_FALSE(der.str().empty());
+  const std::string base64 = registry::base64_encode(der.str());
+  std::string pem = "-----BEGIN CERTIFICATE-----\\n";
+  for (std::size_t i = 0; i < base64.size(); i += 64) pem += base64.substr(i, 64) + "\\n";
+  pem += "-----END CERTIFICATE-----\\n";
+  auto inline_result = parse_fleet_policy(R"({"trust_stores": {"acme": {"type": "tsa", "pem": ")" + pem + R"("}}})");
+  ASSERT_TRUE(inline_result.policy) << (inline_result.errors.empty() ? "" : inline_result.errors[0]);
+  ASSERT_EQ(inline_result.policy->trust_stores.size(), 1u);
+  ASSERT_NE(inline_result.policy->trust_stores[0].certificates, nullptr);
+  EXPECT_EQ(inline_result.policy->trust_stores[0].certificates->size(), 1u);
 }
 
 // The record the command line reads (policy-in-force.json): what was written is read
