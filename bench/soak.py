@@ -68,6 +68,9 @@ def parse_args(argv):
                    help="pullgate's cache.memory_mb (its in-memory manifest and tag front; default: pullgate's, 32)")
     p.add_argument("--out", default=os.path.join(HERE, "results"),
                    help="directory for soak-<date>.json and .txt (default bench/results)")
+    p.add_argument("--dump-grown", metavar="DIR", default=None,
+                   help="at the end, copy the bytes of the anonymous mappings that grew most since minute 1 "
+                        "into DIR (<start>.bin, read from /proc/<pid>/mem: needs root), to tell what they hold")
     p.add_argument("--note", default="", help="free text kept in the result (e.g. what else ran on the machine)")
     p.add_argument("--pullgate", default=os.environ.get("PULLGATE_BIN") or os.path.join(bench.REPO_ROOT, "build",
                                                                                         "pullgate"))
@@ -347,6 +350,7 @@ class Soak:
         self.samples = []
         self.smaps_minute_1 = None  # anonymous memory per mapping near minute 1 and at the end
         self.smaps_end = None
+        self.dumped = []  # files written by --dump-grown
         self.loop_lag = []
         self.reloads = []
         self.flips = 0
@@ -590,6 +594,8 @@ class Soak:
                 self.smaps_minute_1 = anonymous_by_mapping(pid)
             if await self.pause(self.args.sample_every):
                 self.smaps_end = anonymous_by_mapping(pid)
+                if self.args.dump_grown and self.smaps_minute_1:
+                    self.dumped = dump_grown(pid, self.smaps_minute_1, self.smaps_end, self.args.dump_grown)
                 return
 
     async def lag_monitor(self):
@@ -700,6 +706,33 @@ def anonymous_by_mapping(pid):
             elif fields[0] == "Anonymous:" and key:
                 out[key]["anon_kib"] = int(fields[1])
     return out
+
+
+def dump_grown(pid, before, after, out_dir, count=4):
+    """Copies the `count` anonymous mappings that grew most between two snapshots
+    into out_dir/<start>.bin, so their contents can say what they are (a table of
+    pointers, text, zeroes). Returns [{"mapping", "file", "grew_kib"}]."""
+    grown = [(m["anon_kib"] - before.get(key, {}).get("anon_kib", 0), key, m) for key, m in after.items()
+             if m["kind"] == "anonymous"]
+    grown.sort(key=lambda g: -g[0])
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for grew, key, m in grown[:count]:
+            if grew <= 0:
+                break
+            start = int(key.split("-")[0], 16)
+            path = os.path.join(out_dir, f"{start:x}.bin")
+            try:
+                mem.seek(start)
+                data = mem.read(m["size_kib"] * 1024)
+            except OSError as e:
+                written.append({"mapping": key, "error": str(e), "grew_kib": grew})
+                continue
+            with open(path, "wb") as f:
+                f.write(data)
+            written.append({"mapping": key, "file": path, "grew_kib": grew})
+    return written
 
 
 def anonymous_growth(before, after, top=12):
@@ -872,6 +905,7 @@ def collect(soak, server, counters_before, meta):
         "memory": memory_summary(soak.samples), "samples": soak.samples,
         "anonymous_growth_after_minute_1": (anonymous_growth(soak.smaps_minute_1, soak.smaps_end)
                                             if soak.smaps_minute_1 and soak.smaps_end else None),
+        "dumped_mappings": soak.dumped,
         "per_connection": {"min": per_conn[0], "median": statistics.median(per_conn), "max": per_conn[-1],
                            "reconnects": sum(c.connects - 1 for c in soak.conns)},
         "cold": {"pushed": soak.cold_pushed, "pulled": kinds.get("cold_manifest", {}).get("requests", 0),

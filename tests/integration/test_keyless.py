@@ -13,8 +13,8 @@ included; a scope trusting keys and identities together; and the trusted root fi
 replaced and reloaded: what it no longer vouches for is refused, and allowed again
 when it is back. And SLSA provenance required in a scope: v1 keyless (bundle referrer),
 v0.2 keyed (bundle referrer and cosign's .att tag) allowed when the builder and source
-meet the scope's conditions; a fork's source, another builder, an untrusted key and an
-image with only a signature refused, naming what was found."""
+meet the scope's conditions (and with containerd); a fork's source, another builder, an
+untrusted key and an image with only a signature refused, naming what was found."""
 import json
 import os
 import shutil
@@ -322,6 +322,16 @@ class Keyless(h.PullgateAlive, h.GatedPulls, unittest.TestCase):
         rec = h.wait_until(lambda: self.audit_for(self.built_fork.digest, kind="manifest", decision="deny"), 10,
                            "the audit line of the refused pull")[-1]
         self.assertEqual(rec["source"], "provenance", rec)
+
+    def test_12_provenance_with_containerd(self):
+        ctrd = h.Containerd().start()
+        self.addCleanup(ctrd.close)
+        h.install_shipped_hosts_toml(ctrd, self.registry.address, self.pg.address)
+        good = ctrd.pull("provenance", "%s/%s:%s" % (self.registry.address, self.built_att.repo, self.built_att.tag))
+        self.assertEqual(good.returncode, 0, "ctr pull of an image with keyed provenance (.att) failed: " + good.stderr)
+        bad = ctrd.pull("provenance", "%s/%s:%s" % (self.registry.address, self.built_fork.repo, self.built_fork.tag))
+        self.assertNotEqual(bad.returncode, 0, "ctr pulled an image built from a fork: " + bad.stdout)
+        self.assertIn("github.com/mallory/app", bad.stderr + bad.stdout)
 
 
 if __name__ == "__main__":
