@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <variant>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,8 +22,42 @@
 namespace pullgate::proxy {
 
 namespace {
+constexpr std::size_t max_key_size = 64 * 1024;
 constexpr std::size_t max_trusted_root_size = 4 * 1024 * 1024;  // Sigstore's own is about 10 KiB
 constexpr std::size_t max_trust_store_size = 1024 * 1024;        // a few certificates of 1 to 2 KiB
+
+struct NamedFile {
+  std::filesystem::path path;
+  std::string text;
+};
+
+// A file the policy names (a key, a trusted root, a trust store), relative to the
+// policy file's directory, read whole but never past `limit` bytes. On failure the
+// one-line reason, prefixed with `where`, goes to `errors`.
+std::optional<NamedFile> read_named_file(const std::filesystem::path& base, const std::string& name,
+                                         std::size_t limit, const std::string& where,
+                                         std::vector<std::string>& errors) {
+  NamedFile file{std::filesystem::path(name), {}};
+  if (file.path.is_relative()) file.path = base / file.path;
+  std::ifstream in(file.path, std::ios::binary);
+  char chunk[16 * 1024];
+  while (in && file.text.size() <= limit) {
+    in.read(chunk, sizeof chunk);
+    file.text.append(chunk, static_cast<std::size_t>(in.gcount()));
+  }
+  if (!in.is_open() || in.bad()) {
+    errors.push_back(where + "cannot read " + file.path.string());
+    return std::nullopt;
+  }
+  if (file.text.size() > limit) {
+    errors.push_back(where + "cannot read " + file.path.string() + " (larger than " +
+                     (limit % (1024 * 1024) == 0 ? std::to_string(limit >> 20) + " MiB"
+                                                 : std::to_string(limit >> 10) + " KiB") +
+                     ")");
+    return std::nullopt;
+  }
+  return file;
+}
 }  // namespace
 
 policy::ParseResult load_policy_file(const std::string& path) {
@@ -35,75 +71,52 @@ policy::ParseResult load_policy_file(const std::string& path) {
   text << in.rdbuf();
   auto result = policy::parse_policy(text.str());
   if (!result.policy) return result;
-  // Keys given as files: read now, relative to the policy file; their content is
-  // part of the policy, so it is folded into the version.
-  auto base = std::filesystem::path(path).parent_path();
+  // Files the policy names (keys, trusted roots, trust stores) are read now, relative to
+  // the policy file; their content is part of the policy, so it is folded into the version.
+  const auto base = std::filesystem::path(path).parent_path();
   std::string versioned = result.policy->version;
   for (auto& key : result.policy->keys) {
     if (!key.key) {
-      auto file = std::filesystem::path(key.pem_file);
-      if (file.is_relative()) file = base / file;
-      std::ifstream pem_in(file, std::ios::binary);
-      std::stringstream pem;
-      if (pem_in) pem << pem_in.rdbuf();
-      if (!pem_in || pem.str().size() > 64 * 1024) {
-        result.errors.push_back("keys." + key.name + ".pem_file: cannot read " + file.string() +
-                                (pem_in ? " (larger than 64 KiB)" : ""));
-        continue;
-      }
-      auto parsed = policy::PublicKey::from_pem(key.name, pem.str());
+      const std::string where = "keys." + key.name + ".pem_file: ";
+      auto file = read_named_file(base, key.pem_file, max_key_size, where, result.errors);
+      if (!file) continue;
+      auto parsed = policy::PublicKey::from_pem(key.name, file->text);
       if (auto* error = std::get_if<std::string>(&parsed)) {
-        result.errors.push_back("keys." + key.name + ".pem_file: " + file.string() + ": " + *error);
+        result.errors.push_back(where + file->path.string() + ": " + *error);
         continue;
       }
       key.key = std::make_shared<const policy::PublicKey>(std::move(std::get<policy::PublicKey>(parsed)));
     }
     versioned += "\n" + key.name + "=" + key.key->fingerprint();
   }
-  // Trusted roots given as files: likewise, their bytes folded into the version.
   for (auto& ref : result.policy->trusted_roots) {
     if (ref.root) continue;
-    auto file = std::filesystem::path(ref.file);
-    if (file.is_relative()) file = base / file;
     const std::string where = "trusted_roots." + ref.name + ".file: ";
-    std::ifstream root_in(file, std::ios::binary);
-    std::stringstream text;
-    if (root_in) text << root_in.rdbuf();
-    if (!root_in || text.str().size() > max_trusted_root_size) {
-      result.errors.push_back(where + "cannot read " + file.string() + (root_in ? " (larger than 4 MiB)" : ""));
-      continue;
-    }
-    auto parsed = policy::sigstore::TrustedRoot::parse(text.str());
+    auto file = read_named_file(base, ref.file, max_trusted_root_size, where, result.errors);
+    if (!file) continue;
+    auto parsed = policy::sigstore::TrustedRoot::parse(file->text);
     if (auto* error = std::get_if<std::string>(&parsed)) {
-      result.errors.push_back(where + file.string() + ": " + *error);
+      result.errors.push_back(where + file->path.string() + ": " + *error);
       continue;
     }
     auto& root = std::get<policy::sigstore::TrustedRoot>(parsed);
-    for (const auto& warning : root.warnings()) result.warnings.push_back(where + file.string() + ": " + warning);
+    for (const auto& warning : root.warnings()) result.warnings.push_back(where + file->path.string() + ": " + warning);
     ref.root = std::make_shared<const policy::sigstore::TrustedRoot>(std::move(root));
-    versioned += "\n" + ref.name + "=" + policy::content_version(text.str());
+    versioned += "\n" + ref.name + "=" + policy::content_version(file->text);
   }
-  // Notation trust stores given as files: likewise.
   for (auto& store : result.policy->trust_stores) {
     if (store.certificates) continue;
-    auto file = std::filesystem::path(store.file);
-    if (file.is_relative()) file = base / file;
     const std::string where = "trust_stores." + store.name + ".file: ";
-    std::ifstream store_in(file, std::ios::binary);
-    std::stringstream text;
-    if (store_in) text << store_in.rdbuf();
-    if (!store_in || text.str().size() > max_trust_store_size) {
-      result.errors.push_back(where + "cannot read " + file.string() + (store_in ? " (larger than 1 MiB)" : ""));
-      continue;
-    }
-    auto read = policy::certificates_of_pem(text.str(), file.string(), policy::max_trust_store_certificates);
+    auto file = read_named_file(base, store.file, max_trust_store_size, where, result.errors);
+    if (!file) continue;
+    auto read = policy::certificates_of_pem(file->text, file->path.string(), policy::max_trust_store_certificates);
     if (auto* error = std::get_if<std::string>(&read)) {
       result.errors.push_back(where + *error);
       continue;
     }
     store.certificates = std::make_shared<const std::vector<policy::Certificate>>(
         std::move(std::get<std::vector<policy::Certificate>>(read)));
-    versioned += "\n" + store.name + "=" + policy::content_version(text.str());
+    versioned += "\n" + store.name + "=" + policy::content_version(file->text);
   }
   if (!result.errors.empty()) {
     result.policy.reset();

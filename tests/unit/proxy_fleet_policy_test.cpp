@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "policy/policy.hpp"
 #include "proxy/gate/gate.hpp"
@@ -33,6 +34,16 @@ policy::Outcome decide(const policy::Policy& p, const std::string& repository) {
 std::string read(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A fixture's root certificate as PEM, its lines ended by `newline`; empty if unread.
+std::string globalsign_pem(const std::string& newline) {
+  const std::string der = read(std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests/fixtures/notation/globalsignRoot.der");
+  if (der.empty()) return "";
+  const std::string base64 = registry::base64_encode(der);
+  std::string pem = "-----BEGIN CERTIFICATE-----" + newline;
+  for (std::size_t i = 0; i < base64.size(); i += 64) pem += base64.substr(i, 64) + newline;
+  return pem + "-----END CERTIFICATE-----" + newline;
 }
 
 class FleetPolicy : public ::testing::Test {
@@ -116,20 +127,60 @@ TEST_F(FleetPolicy, TrustStoresMustBeInline) {
             std::string::npos)
       << result.errors[0];
 
-  std::ifstream in(std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests/fixtures/notation/globalsignRoot.der",
-                   std::ios::binary);
-  std::stringstream der;
-  der << in.rdbuf();
-  ASSERT_FALSE(der.str().empty());
-  const std::string base64 = registry::base64_encode(der.str());
-  std::string pem = "-----BEGIN CERTIFICATE-----\\n";
-  for (std::size_t i = 0; i < base64.size(); i += 64) pem += base64.substr(i, 64) + "\\n";
-  pem += "-----END CERTIFICATE-----\\n";
+  const std::string pem = globalsign_pem("\\n");  // inside a JSON string
+  ASSERT_FALSE(pem.empty());
   auto inline_result = parse_fleet_policy(R"({"trust_stores": {"acme": {"type": "tsa", "pem": ")" + pem + R"("}}})");
   ASSERT_TRUE(inline_result.policy) << (inline_result.errors.empty() ? "" : inline_result.errors[0]);
   ASSERT_EQ(inline_result.policy->trust_stores.size(), 1u);
   ASSERT_NE(inline_result.policy->trust_stores[0].certificates, nullptr);
   EXPECT_EQ(inline_result.policy->trust_stores[0].certificates->size(), 1u);
+}
+
+// A policy file's named files (keys, trusted roots, trust stores) are read relative to
+// the policy file or by absolute path, their bytes part of the version; a missing, a
+// directory or an oversized one is a one-line error naming the entry and the path,
+// read no further than its limit.
+TEST_F(FleetPolicy, FilesAPolicyFileNamesAreReadBesideItAndBounded) {
+  const std::string pem = globalsign_pem("\n");
+  ASSERT_FALSE(pem.empty());
+  std::filesystem::create_directories(dir_ / "stores");
+  std::ofstream(dir_ / "stores/acme.pem") << pem;
+  std::ofstream(dir_ / "policy.json")
+      << R"({"trust_stores": {"acme": {"type": "ca", "file": "stores/acme.pem"}}})";
+  auto one = load_policy_file((dir_ / "policy.json").string());
+  ASSERT_TRUE(one.policy) << (one.errors.empty() ? "" : one.errors[0]);
+  ASSERT_NE(one.policy->trust_stores[0].certificates, nullptr);
+  EXPECT_EQ(one.policy->trust_stores[0].certificates->size(), 1u);
+
+  std::ofstream(dir_ / "stores/acme.pem", std::ios::trunc) << pem << pem;  // same policy text, other bytes
+  auto two = load_policy_file((dir_ / "policy.json").string());
+  ASSERT_TRUE(two.policy);
+  EXPECT_EQ(two.policy->trust_stores[0].certificates->size(), 2u);
+  EXPECT_NE(two.policy->version, one.policy->version);
+
+  const auto absolute = (dir_ / "stores/acme.pem").string();
+  std::ofstream(dir_ / "absolute.json")
+      << R"({"trust_stores": {"acme": {"type": "ca", "file": ")" + absolute + R"("}}})";
+  EXPECT_TRUE(load_policy_file((dir_ / "absolute.json").string()).policy);
+
+  std::ofstream(dir_ / "big.pem") << std::string(1024 * 1024 + 1, 'x');
+  std::ofstream(dir_ / "big.pub") << std::string(64 * 1024 + 1, 'x');
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"trust_stores": {"acme": {"type": "ca", "file": "missing.pem"}}})",
+       "trust_stores.acme.file: cannot read "},
+      {R"({"trust_stores": {"acme": {"type": "ca", "file": "stores"}}})", "trust_stores.acme.file: cannot read "},
+      {R"({"trust_stores": {"acme": {"type": "ca", "file": "big.pem"}}})", "(larger than 1 MiB)"},
+      {R"({"keys": {"release": {"pem_file": "big.pub"}}})", "keys.release.pem_file: cannot read "},
+      {R"({"keys": {"release": {"pem_file": "big.pub"}}})", "(larger than 64 KiB)"},
+      {R"({"trusted_roots": {"sigstore": {"file": "missing.json"}}})", "trusted_roots.sigstore.file: cannot read "},
+  };
+  for (const auto& [text, expected] : cases) {
+    std::ofstream(dir_ / "policy.json", std::ios::trunc) << text;
+    auto result = load_policy_file((dir_ / "policy.json").string());
+    EXPECT_FALSE(result.policy) << text;
+    ASSERT_EQ(result.errors.size(), 1u) << text;
+    EXPECT_NE(result.errors[0].find(expected), std::string::npos) << text << ": " << result.errors[0];
+  }
 }
 
 // The record the command line reads (policy-in-force.json): what was written is read
