@@ -66,6 +66,11 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2, help="pullgate I/O threads (default 2)")
     p.add_argument("--memory-mb", type=int, default=None,
                    help="pullgate's cache.memory_mb (its in-memory manifest and tag front; default: pullgate's, 32)")
+    p.add_argument("--max-unpulled", default=None, metavar="AGE",
+                   help="pullgate's cache.max_unpulled (e.g. 10m): cold images age out, so the store levels off "
+                        "(default: none, the store grows by every new image)")
+    p.add_argument("--eviction-interval", type=int, default=None, metavar="S",
+                   help="pullgate's cache.eviction_interval_s (default: pullgate's, 300)")
     p.add_argument("--out", default=os.path.join(HERE, "results"),
                    help="directory for soak-<date>.json and .txt (default bench/results)")
     p.add_argument("--dump-grown", metavar="DIR", default=None,
@@ -125,10 +130,10 @@ class SoakPullgate(bench.Pullgate):
     and reloaded."""
     name = "pullgate-soak"
 
-    def __init__(self, procs, work, upstream_url, threads, memory_mb=None):
+    def __init__(self, procs, work, upstream_url, threads, cache=None):
         super().__init__(procs, work, upstream_url, gate=True)
         self.threads = threads
-        self.memory_mb = memory_mb  # cache.memory_mb; None: pullgate's default
+        self.cache = cache or {}  # pullgate's "cache" section; empty: its defaults
         self.policy_path = os.path.join(self.dir, "policy.json")
         self.generation = 0
 
@@ -151,8 +156,8 @@ class SoakPullgate(bench.Pullgate):
             "gate": {"enabled": True, "policy_file": self.policy_path},
             "admin": {"listen": f"{LOOPBACK}:{self.admin_port}", "token_file": token_file},
         }
-        if self.memory_mb is not None:
-            config["cache"] = {"memory_mb": self.memory_mb}
+        if self.cache:
+            config["cache"] = self.cache
         path = os.path.join(self.dir, "pullgate.json")
         with open(path, "w") as f:
             json.dump(config, f, indent=2)
@@ -589,7 +594,9 @@ class Soak:
                                  "threads": status["Threads"], "fds": len(os.listdir(f"/proc/{pid}/fd")),
                                  "client_conns_open": sum(c.open for c in self.conns),
                                  "cpu_s": bench.cpu_seconds([pid]),
-                                 "memory_cache_kib": (self.server.metric("pullgate_memory_cache_bytes") or 0) / 1024})
+                                 "memory_cache_kib": (self.server.metric("pullgate_memory_cache_bytes") or 0) / 1024,
+                                 "cache_kib": (self.server.metric("pullgate_cache_bytes") or 0) / 1024,
+                                 "lmdb_used_kib": (self.server.metric("pullgate_lmdb_used_bytes") or 0) / 1024})
             if self.smaps_minute_1 is None and self.samples[-1]["t_s"] >= 60:
                 self.smaps_minute_1 = anonymous_by_mapping(pid)
             if await self.pause(self.args.sample_every):
@@ -767,6 +774,18 @@ def at_minute_one(samples):
     return min(later, key=lambda s: abs(s["t_s"] - 60))
 
 
+def cache_section(args):
+    """pullgate's "cache" config section from the soak's flags; empty: its defaults."""
+    cache = {}
+    if args.memory_mb is not None:
+        cache["memory_mb"] = args.memory_mb
+    if args.max_unpulled is not None:
+        cache["max_unpulled"] = args.max_unpulled
+    if args.eviction_interval is not None:
+        cache["eviction_interval_s"] = args.eviction_interval
+    return cache
+
+
 def memory_summary(samples):
     first_min = at_minute_one(samples)
     out = {"samples": len(samples),
@@ -785,10 +804,22 @@ def memory_summary(samples):
         out[f"{name}_max_after_minute_1"] = top / 1024 if key != "fds" else top
         out[f"{name}_ratio"] = top / ref if ref else None
     out["minute_1_sample_t_s"] = first_min["t_s"]
+    # Levelling off: the highest value in the second half of the load against the
+    # highest in the first half (after minute 1). Growth that stops, as a front or a
+    # store reaching its cap, gives a ratio near 1 where minute 1's ratio cannot.
+    half = (first_min["t_s"] + rest[-1]["t_s"]) / 2
+    early, late = [s for s in rest if s["t_s"] < half], [s for s in rest if s["t_s"] >= half]
+    if early and late:
+        out["half_t_s"] = half
+        for key, name in (("rss_kib", "rss"), ("anon_kib", "anon"), ("file_kib", "file"), ("fds", "fds")):
+            a, b = max(s[key] for s in early), max(s[key] for s in late)
+            out[f"{name}_second_half_ratio"] = b / a if a else None
     # The in-memory manifest and tag front grows with every new image until it is full
     # (cache.memory_mb): its own count, to hold up against the anonymous growth.
     out["memory_cache_mib_at_minute_1"] = first_min.get("memory_cache_kib", 0) / 1024
     out["memory_cache_mib_end"] = samples[-1].get("memory_cache_kib", 0) / 1024
+    out["cache_mib_end"] = samples[-1].get("cache_kib", 0) / 1024
+    out["lmdb_used_mib_end"] = samples[-1].get("lmdb_used_kib", 0) / 1024
     return out
 
 
@@ -813,7 +844,8 @@ def server_counters(server):
             "http_5xx": sum(n for code, n in by_status.items() if code.startswith("5")),
             "policy_reloads": reloads, "latency_buckets": buckets,
             "gate_evaluations": server.metric("pullgate_gate_evaluations_total"),
-            "gate_memo_entries": server.metric("pullgate_gate_memo_entries")}
+            "gate_memo_entries": server.metric("pullgate_gate_memo_entries"),
+            "evicted_bytes": server.metric("pullgate_evicted_bytes_total")}
 
 
 def server_quantiles(before, after):
@@ -853,6 +885,13 @@ def human(doc):
                      f"at the end (cache.memory_mb {m.get('memory_mb') or 'default, 32'})")
         lines.append(f"descriptors: {mem['fds_at_minute_1']} at minute 1, max after it {mem['fds_max_after_minute_1']}: "
                      f"ratio {mem['fds_ratio']:.3f}")
+        if "rss_second_half_ratio" in mem:
+            lines.append(f"levelling off, max of the second half (from t={mem['half_t_s']:.0f} s) over max of the first: "
+                         f"RSS {mem['rss_second_half_ratio']:.3f}, anonymous {mem['anon_second_half_ratio']:.3f}, "
+                         f"file-backed {mem['file_second_half_ratio']:.3f}, descriptors {mem['fds_second_half_ratio']:.3f}")
+        lines.append(f"the store at the end: {mem['cache_mib_end']:.1f} MiB of cache (pullgate_cache_bytes), "
+                     f"{mem['lmdb_used_mib_end']:.1f} MiB of LMDB used, {(r['server'].get('evicted_bytes') or 0) / 2**20:.1f} MiB "
+                     f"evicted (cache: {m.get('cache') or 'defaults'})")
     else:
         lines.append(f"RSS: {mem.get('note')}; start {mem['rss_mib_start']:.1f} MiB, max {mem['rss_mib_max']:.1f} MiB")
     growth = r.get("anonymous_growth_after_minute_1")
@@ -867,6 +906,11 @@ def human(doc):
     if by_minute and all(by_minute):
         lines.append("RSS at the end of each minute, MiB: " + ", ".join(f"{s['rss_kib'] / 1024:.1f}" for s in by_minute)
                      + "; descriptors: " + ", ".join(str(s["fds"]) for s in by_minute))
+        lines.append("anonymous at the end of each minute, MiB: "
+                     + ", ".join(f"{s['anon_kib'] / 1024:.1f}" for s in by_minute))
+        if any("cache_kib" in s for s in by_minute):
+            lines.append("cache at the end of each minute, MiB: "
+                         + ", ".join(f"{s.get('cache_kib', 0) / 1024:.1f}" for s in by_minute))
     lines.append(f"client connections open: min {mem['client_conns_open_min']} of {m['connections']} over "
                  f"{mem['samples']} samples; requests per connection min {r['per_connection']['min']}, "
                  f"median {r['per_connection']['median']}, reconnects {r['per_connection']['reconnects']}")
@@ -961,7 +1005,7 @@ def main():
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
             "minutes": args.minutes, "connections": args.connections, "rate": args.rate,
             "cold_every_s": args.cold_every, "reload_every_s": args.reload_every, "flip_every_s": args.flip_every,
-            "threads": args.threads, "memory_mb": args.memory_mb, "weights": WEIGHTS, "note": args.note, "generator_nofile": nofile,
+            "threads": args.threads, "memory_mb": args.memory_mb, "cache": cache_section(args), "weights": WEIGHTS, "note": args.note, "generator_nofile": nofile,
             "pullgate_bin": args.pullgate, "loadavg_start": os.getloadavg()[0]}
     try:
         copy = os.path.join(work, "pullgate-under-test")
@@ -982,7 +1026,7 @@ def main():
             seed.push_image(upstream_port, image)
         log(f"upstream on :{upstream_port} with {len(images['warm']) + len(images['denied']) + 1} images")
 
-        server = SoakPullgate(procs, work, f"http://{LOOPBACK}:{upstream_port}", args.threads, args.memory_mb)
+        server = SoakPullgate(procs, work, f"http://{LOOPBACK}:{upstream_port}", args.threads, cache_section(args))
         server.restart(fresh=True)
         admin_headers = {"Authorization": f"Bearer {server.admin_token}"}
         warm_up(server, images, admin_headers)
