@@ -300,6 +300,58 @@ std::string pem_certificate_der(std::string_view pem) {
   return out;
 }
 
+// The DER SubjectPublicKeyInfo of the one public key in a PEM text, or empty.
+std::string pem_public_key_der(std::string_view pem) {
+  const ErrorQueueGuard clear_errors;
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return {};
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr),
+                                                          EVP_PKEY_free);
+  if (!key) return {};
+  unsigned char* der = nullptr;
+  const int length = i2d_PUBKEY(key.get(), &der);
+  if (length <= 0) return {};
+  std::string out(reinterpret_cast<const char*>(der), static_cast<std::size_t>(length));
+  OPENSSL_free(der);
+  return out;
+}
+
+// Who signed: a Fulcio certificate's key (keyless) or a public key the verifier was
+// given (key-based bundles). The log entry must name the same certificate or key, and
+// reasons name it as the one or the other.
+struct Signer {
+  const Certificate* certificate = nullptr;  // keyless; null for a given key
+  registry::PublicKey key;                   // the certificate's, or the given one
+  std::shared_ptr<EVP_PKEY> pkey;            // the same key, for OpenSSL's own checks
+  std::string key_name;                      // "signing certificate's key" | "given key"
+  std::string by;                            // "the bundle's certificate" | "the given key"
+
+  // The DER of the certificate or key a log entry must name.
+  const std::string& logged_der() const { return certificate ? certificate->der() : key.der(); }
+  // A PEM text a Rekor v1 body carries (a certificate, or a public key) as DER.
+  std::string der_of_pem(std::string_view pem) const {
+    return certificate ? pem_certificate_der(pem) : pem_public_key_der(pem);
+  }
+  // "log entry's certificate is not the bundle's" or its key-based counterpart.
+  std::string mismatch() const {
+    return certificate ? "log entry's certificate is not the bundle's" : "log entry's public key is not the given key";
+  }
+};
+
+std::optional<Signer> signer_of(registry::PublicKey key, const Certificate* certificate) {
+  const ErrorQueueGuard clear_errors;
+  const auto* start = reinterpret_cast<const unsigned char*>(key.der().data());
+  std::shared_ptr<EVP_PKEY> pkey(d2i_PUBKEY(nullptr, &start, static_cast<long>(key.der().size())), EVP_PKEY_free);
+  if (!pkey) return std::nullopt;
+  Signer signer;
+  signer.certificate = certificate;
+  signer.key = std::move(key);
+  signer.pkey = std::move(pkey);
+  signer.key_name = certificate ? "signing certificate's key" : "given key";
+  signer.by = certificate ? "the bundle's certificate" : "the given key";
+  return signer;
+}
+
 const json* path(const json& value, std::initializer_list<std::string_view> keys) {
   const json* at = &value;
   for (const std::string_view key : keys) {
@@ -346,8 +398,7 @@ struct KeyDetails {
   const EVP_MD* md = nullptr;
 };
 
-std::optional<KeyDetails> key_details_of(const Certificate& leaf) {
-  const EVP_PKEY* key = X509_get0_pubkey(leaf.x509());
+std::optional<KeyDetails> key_details_of(const EVP_PKEY* key) {
   if (key == nullptr) return std::nullopt;
   const KeyDetails sha256{"", "SHA2_256", "sha256", EVP_sha256()};
   const KeyDetails sha384{"", "SHA2_384", "sha384", EVP_sha384()};
@@ -383,16 +434,22 @@ std::string digest_with(const EVP_MD* md, std::string_view bytes) {
   return out;
 }
 
-// A Rekor v2 Verifier: the bundle's certificate, with its key's details.
-Check verifier_is(const json& verifier, const Certificate& leaf, const KeyDetails& details) {
-  if (path(verifier, {"publicKey"}) != nullptr)
-    return failed("log entry names a public key, not the bundle's certificate");
-  if (unbase64(string_at(verifier, {"x509Certificate", "rawBytes"})) != leaf.der()) {
-    return failed("log entry's certificate is not the bundle's");
+// A Rekor v2 Verifier: the bundle's certificate or the given key, with its details.
+Check verifier_is(const json& verifier, const Signer& signer, const KeyDetails& details) {
+  if (signer.certificate) {
+    if (path(verifier, {"publicKey"}) != nullptr)
+      return failed("log entry names a public key, not the bundle's certificate");
+    if (unbase64(string_at(verifier, {"x509Certificate", "rawBytes"})) != signer.certificate->der()) {
+      return failed(signer.mismatch());
+    }
+  } else {
+    if (path(verifier, {"x509Certificate"}) != nullptr)
+      return failed("log entry names a certificate, not the given key");
+    if (unbase64(string_at(verifier, {"publicKey", "rawBytes"})) != signer.key.der()) return failed(signer.mismatch());
   }
   if (const std::string logged = string_at(verifier, {"keyDetails"}); logged != details.name) {
-    return failed("log entry's keyDetails " + in_quotes(logged) + " are not " + details.name +
-                  ", the bundle's certificate key's");
+    return failed("log entry's keyDetails " + in_quotes(logged) + " are not " + details.name + ", " +
+                  (signer.certificate ? "the bundle's certificate key's" : "the given key's"));
   }
   return passed();
 }
@@ -402,17 +459,18 @@ Check verifier_is(const json& verifier, const Certificate& leaf, const KeyDetail
 // PAE's (how Rekor v2 logs an envelope, and what sigstore-go rebuilds the entry from),
 // hashed as the key signs. dsse 0.0.2 logs the payload's hash and the envelope's
 // signatures with their verifiers.
-Check rekor_v2_body_matches(const json& body, const TlogEntry& entry, const Bundle& bundle, const Artifact& artifact) {
-  const Certificate& leaf = bundle.certificates.front();
-  const std::optional<KeyDetails> details = key_details_of(leaf);
-  if (!details) return failed("signing certificate's key is not one Rekor v2 logs");
+Check rekor_v2_body_matches(const json& body, const TlogEntry& entry, const Bundle& bundle, const Artifact& artifact,
+                            const Signer& signer) {
+  const std::optional<KeyDetails> details = key_details_of(signer.pkey.get());
+  if (!details) return failed(signer.key_name + " is not one Rekor v2 logs");
   if (entry.kind == "hashedrekord") {
     const json* spec = path(body, {"spec", "hashedRekordV002"});
     if (spec == nullptr) return failed("log entry has no spec.hashedRekordV002");
     const std::string algorithm = string_at(*spec, {"data", "algorithm"});
     if (algorithm != details->algorithm) {
       return failed("log entry's digest algorithm " + in_quotes(algorithm) + " is not " + details->algorithm +
-                    ", the one the certificate's key signs with");
+                    ", the one the " + (signer.certificate ? std::string("certificate's key") : signer.key_name) +
+                    " signs with");
     }
     const std::string logged = unbase64(string_at(*spec, {"data", "digest"}));
     std::string wanted;
@@ -440,7 +498,7 @@ Check rekor_v2_body_matches(const json& body, const TlogEntry& entry, const Bund
       return failed("log entry's signature is not the bundle's");
     }
     const json* verifier = path(*spec, {"signature", "verifier"});
-    return verifier_is(verifier ? *verifier : json::object(), leaf, *details);
+    return verifier_is(verifier ? *verifier : json::object(), signer, *details);
   }
   if (!bundle.dsse_envelope) return failed("log entry is a dsse, but the bundle signs a message");
   const DsseEnvelope& envelope = *bundle.dsse_envelope;
@@ -458,11 +516,11 @@ Check rekor_v2_body_matches(const json& body, const TlogEntry& entry, const Bund
   for (const json& signature : *signatures) {
     const json* verifier = path(signature, {"verifier"});
     if (unbase64(string_at(signature, {"content"})) == envelope.signature && verifier != nullptr &&
-        verifier_is(*verifier, leaf, *details)) {
+        verifier_is(*verifier, signer, *details)) {
       return passed();
     }
   }
-  return failed("log entry holds no signature that is the envelope's by the bundle's certificate");
+  return failed("log entry holds no signature that is the envelope's by " + signer.by);
 }
 
 bool is_rekor_v2(const TlogEntry& entry) {
@@ -470,16 +528,16 @@ bool is_rekor_v2(const TlogEntry& entry) {
 }
 
 // sigstore-go tlog/entry.go and verify/tlog.go: the logged body must be this bundle's
-// signature, by this certificate, over this artifact (memo section 3.6).
-Check body_matches(const json& body, const TlogEntry& entry, const Bundle& bundle, const Artifact& artifact) {
-  const Certificate& leaf = bundle.certificates.front();
+// signature, by this certificate or key, over this artifact (memo section 3.6).
+Check body_matches(const json& body, const TlogEntry& entry, const Bundle& bundle, const Artifact& artifact,
+                   const Signer& signer) {
   const std::string spec_kind = string_at(body, {"kind"});
   const std::string spec_version = string_at(body, {"apiVersion"});
   if (spec_kind != entry.kind || spec_version != entry.version) {
     return failed("log entry's body is " + in_quotes(spec_kind + "/" + spec_version) + ", its kindVersion " +
                   in_quotes(entry.kind + "/" + entry.version));
   }
-  if (is_rekor_v2(entry)) return rekor_v2_body_matches(body, entry, bundle, artifact);
+  if (is_rekor_v2(entry)) return rekor_v2_body_matches(body, entry, bundle, artifact, signer);
   if (entry.kind == "hashedrekord" && entry.version == "0.0.1") {
     if (!bundle.message_signature) return failed("log entry is a hashedrekord, but the bundle signs a DSSE envelope");
     if (auto check = hash_matches(body, {"spec", "data", "hash"}, artifact.sha256, "artifact digest", "the artifact's");
@@ -488,8 +546,9 @@ Check body_matches(const json& body, const TlogEntry& entry, const Bundle& bundl
     if (unbase64(string_at(body, {"spec", "signature", "content"})) != bundle.message_signature->signature) {
       return failed("log entry's signature is not the bundle's");
     }
-    if (pem_certificate_der(unbase64(string_at(body, {"spec", "signature", "publicKey", "content"}))) != leaf.der()) {
-      return failed("log entry's certificate is not the bundle's");
+    if (signer.der_of_pem(unbase64(string_at(body, {"spec", "signature", "publicKey", "content"}))) !=
+        signer.logged_der()) {
+      return failed(signer.mismatch());
     }
     return passed();
   }
@@ -505,11 +564,11 @@ Check body_matches(const json& body, const TlogEntry& entry, const Bundle& bundl
     if (!signatures || !signatures->is_array()) return failed("log entry has no signatures");
     for (const json& signature : *signatures) {
       if (unbase64(string_at(signature, {"signature"})) == envelope.signature &&
-          pem_certificate_der(unbase64(string_at(signature, {"verifier"}))) == leaf.der()) {
+          signer.der_of_pem(unbase64(string_at(signature, {"verifier"}))) == signer.logged_der()) {
         return passed();
       }
     }
-    return failed("log entry holds no signature that is the envelope's by the bundle's certificate");
+    return failed("log entry holds no signature that is the envelope's by " + signer.by);
   }
   if (entry.kind == "intoto" && entry.version == "0.0.2") {
     if (auto check = hash_matches(body, {"spec", "content", "payloadHash"}, sha256_of(envelope.payload), "payload hash",
@@ -522,11 +581,11 @@ Check body_matches(const json& body, const TlogEntry& entry, const Bundle& bundl
     // Rekor stores intoto 0.0.2 signatures and keys base64 once more than DSSE does.
     for (const json& signature : *signatures) {
       if (unbase64(unbase64(string_at(signature, {"sig"}))) == envelope.signature &&
-          pem_certificate_der(unbase64(string_at(signature, {"publicKey"}))) == leaf.der()) {
+          signer.der_of_pem(unbase64(string_at(signature, {"publicKey"}))) == signer.logged_der()) {
         return passed();
       }
     }
-    return failed("log entry holds no signature that is the envelope's by the bundle's certificate");
+    return failed("log entry holds no signature that is the envelope's by " + signer.by);
   }
   return failed("log entry kind " + in_quotes(entry.kind + "/" + entry.version) + " is not one pullgate reads");
 }
@@ -540,7 +599,7 @@ struct VerifiedEntry {
 // `stamped`: the first verified RFC 3161 time, when the bundle has one; a Rekor v2
 // entry has no time of its own, so its log must be trusted then.
 VerifiedEntry verify_entry(const TlogEntry& entry, const Bundle& bundle, const Artifact& artifact,
-                           const TrustedRoot& root, std::optional<TimePoint> stamped) {
+                           const TrustedRoot& root, std::optional<TimePoint> stamped, const Signer& signer) {
   VerifiedEntry out;
   const std::string name = "log entry " + std::to_string(entry.log_index);
   auto refuse = [&](const std::string& reason) {
@@ -593,22 +652,22 @@ VerifiedEntry verify_entry(const TlogEntry& entry, const Bundle& bundle, const A
     const Check same_tree = transparency::proof_matches_checkpoint(proof.tree_size, proof.root_hash, checkpoint);
     if (!same_tree) return refuse("checkpoint: " + same_tree.reason);
   }
-  if (const Check matches = body_matches(body, entry, bundle, artifact); !matches) return refuse(matches.reason);
+  if (const Check matches = body_matches(body, entry, bundle, artifact, signer); !matches) {
+    return refuse(matches.reason);
+  }
   if (entry.signed_entry_timestamp) out.time = integrated;
   out.check = passed();
   return out;
 }
 
-bool is_p256(const Certificate& leaf) {
-  const EVP_PKEY* key = X509_get0_pubkey(leaf.x509());
+bool is_p256(const EVP_PKEY* key) {
   return key && EVP_PKEY_get_base_id(key) == EVP_PKEY_EC && EVP_PKEY_get_bits(key) == 256;
 }
 
 // ECDSA P-256 over the artifact's SHA-256 alone, when its bytes are not at hand.
-bool verify_prehashed(const Certificate& leaf, std::string_view digest, std::string_view signature) {
+bool verify_prehashed(EVP_PKEY* key, std::string_view digest, std::string_view signature) {
   const ErrorQueueGuard clear_errors;
-  EVP_PKEY* key = X509_get0_pubkey(leaf.x509());
-  if (!is_p256(leaf)) return false;
+  if (!is_p256(key)) return false;
   std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new(key, nullptr));
   if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) != 1) {
     return false;
@@ -629,8 +688,7 @@ std::optional<registry::PublicKey> leaf_key(const Certificate& leaf) {
   return std::get<registry::PublicKey>(std::move(key));
 }
 
-Check verify_signature(const Bundle& bundle, const Artifact& artifact) {
-  const Certificate& leaf = bundle.certificates.front();
+Check verify_signature(const Bundle& bundle, const Artifact& artifact, const Signer& signer) {
   if (bundle.message_signature) {
     const MessageSignature& message = *bundle.message_signature;
     if (!message.digest.empty() && message.digest != artifact.sha256) {
@@ -639,22 +697,19 @@ Check verify_signature(const Bundle& bundle, const Artifact& artifact) {
     }
     bool valid = false;
     if (artifact.bytes) {
-      const auto key = leaf_key(leaf);
-      valid = key && key->verify(*artifact.bytes, message.signature);
-    } else if (is_p256(leaf)) {
-      valid = verify_prehashed(leaf, artifact.sha256, message.signature);
+      valid = signer.key.verify(*artifact.bytes, message.signature);
+    } else if (is_p256(signer.pkey.get())) {
+      valid = verify_prehashed(signer.pkey.get(), artifact.sha256, message.signature);
     } else {
       // Ed25519 signs the message itself, and P-384 a SHA-384 the SHA-256 cannot give.
-      return failed(
-          "signing certificate's key is not ECDSA P-256: its signature needs the artifact's bytes, not only "
-          "its SHA-256");
+      return failed(signer.key_name +
+                    " is not ECDSA P-256: its signature needs the artifact's bytes, not only its SHA-256");
     }
-    return valid ? passed() : failed("signature over the artifact does not verify with the signing certificate's key");
+    return valid ? passed() : failed("signature over the artifact does not verify with the " + signer.key_name);
   }
   const DsseEnvelope& envelope = *bundle.dsse_envelope;
-  const auto key = leaf_key(leaf);
-  if (!key || !key->verify(pae(envelope), envelope.signature)) {
-    return failed("DSSE envelope's signature does not verify with the signing certificate's key");
+  if (!signer.key.verify(pae(envelope), envelope.signature)) {
+    return failed("DSSE envelope's signature does not verify with the " + signer.key_name);
   }
   if (envelope.payload_type != in_toto_payload_type) {
     return failed("DSSE payloadType " + in_quotes(envelope.payload_type) + " is not an in-toto statement");
@@ -678,9 +733,63 @@ bool matches(const IdentityMatch& expected, const std::string& actual) {
   }
 }
 
-KeylessVerdict refused(std::string reason) {
-  KeylessVerdict verdict;
+template <typename Verdict>
+Verdict refused(std::string reason) {
+  Verdict verdict;
   verdict.reason = std::move(reason);
+  return verdict;
+}
+
+// What keyless and key-based verification share, in sigstore-go's order: every RFC
+// 3161 timestamp, then the log entries (threshold one), and at least one time that a
+// log or an authority vouches for. Verified: the times and the entry, with `verified`
+// set; else the refusal.
+BundleVerdict verify_log_and_times(const Bundle& bundle, const Artifact& artifact, const TrustedRoot& root,
+                                   const Signer& signer) {
+  if (bundle.tlog_entries.empty()) return refused<BundleVerdict>("bundle has no transparency log entry");
+  // The Sigstore client spec: a timestamp that does not verify aborts verification
+  // (sigstore-go's VerifyObserverTimestamps), so every one must, each at its genTime.
+  const std::string& signature_bytes =
+      bundle.message_signature ? bundle.message_signature->signature : bundle.dsse_envelope->signature;
+  std::vector<VerifiedTimestamp> stamps;
+  for (std::size_t i = 0; i < bundle.rfc3161_timestamps.size(); ++i) {
+    auto stamp = verify_rfc3161_timestamp(bundle.rfc3161_timestamps[i], signature_bytes, root);
+    if (auto* error = std::get_if<std::string>(&stamp)) {
+      return refused<BundleVerdict>("RFC 3161 timestamp " + std::to_string(i) + ": " + *error);
+    }
+    stamps.push_back(std::get<VerifiedTimestamp>(std::move(stamp)));
+  }
+
+  // Threshold one, as sigstore-go's default: the first entry that verifies, preferring
+  // one whose signed entry timestamp gives a time (a Rekor v2 entry never has one).
+  std::optional<VerifiedEntry> verified;
+  std::uint64_t verified_index = 0;
+  std::string first_refusal;
+  for (const TlogEntry& entry : bundle.tlog_entries) {
+    VerifiedEntry result =
+        verify_entry(entry, bundle, artifact, root,
+                     stamps.empty() ? std::nullopt : std::optional<TimePoint>(stamps.front().time), signer);
+    if (result.check && (result.time || !verified)) {
+      verified = std::move(result);
+      verified_index = entry.log_index;
+      if (verified->time) break;
+    }
+    if (!result.check && first_refusal.empty()) first_refusal = result.check.reason;
+  }
+  if (!verified) return refused<BundleVerdict>(first_refusal);
+  if (!verified->time && stamps.empty()) {
+    return refused<BundleVerdict>(
+        "log entry " + std::to_string(verified_index) +
+        ": no signed entry timestamp vouches for its integrated time, and the bundle carries no RFC 3161 "
+        "timestamp: nothing says when it was signed");
+  }
+  BundleVerdict verdict;
+  verdict.verified = true;
+  verdict.signed_at = verified->time ? *verified->time : stamps.front().time;
+  verdict.logged_time = verified->time.has_value();
+  verdict.timestamps = std::move(stamps);
+  verdict.log_base_url = verified->base_url;
+  verdict.log_index = verified_index;
   return verdict;
 }
 
@@ -721,81 +830,71 @@ std::variant<Artifact, std::string> Artifact::of_digest(std::string_view digest)
 KeylessVerdict verify_keyless(const Bundle& bundle, const Artifact& artifact, const TrustedRoot& root,
                               const ExpectedIdentity& expected) {
   if (bundle.certificates.empty()) {
-    return refused("bundle is signed with a public key, not a Fulcio certificate: verify it with its key");
+    return refused<KeylessVerdict>(
+        "bundle is signed with a public key, not a Fulcio certificate: verify it with its key");
   }
-  if (bundle.tlog_entries.empty()) return refused("bundle has no transparency log entry");
+  if (bundle.tlog_entries.empty()) return refused<KeylessVerdict>("bundle has no transparency log entry");
   const Certificate& leaf = bundle.certificates.front();
-
-  // The Sigstore client spec: a timestamp that does not verify aborts verification
-  // (sigstore-go's VerifyObserverTimestamps), so every one must, each at its genTime.
-  const std::string& signature_bytes =
-      bundle.message_signature ? bundle.message_signature->signature : bundle.dsse_envelope->signature;
-  std::vector<VerifiedTimestamp> stamps;
-  for (std::size_t i = 0; i < bundle.rfc3161_timestamps.size(); ++i) {
-    auto stamp = verify_rfc3161_timestamp(bundle.rfc3161_timestamps[i], signature_bytes, root);
-    if (auto* error = std::get_if<std::string>(&stamp)) {
-      return refused("RFC 3161 timestamp " + std::to_string(i) + ": " + *error);
-    }
-    stamps.push_back(std::get<VerifiedTimestamp>(std::move(stamp)));
+  auto leaf_public_key = leaf_key(leaf);
+  std::optional<Signer> signer =
+      leaf_public_key ? signer_of(std::move(*leaf_public_key), &leaf) : std::optional<Signer>();
+  if (!signer) {
+    return refused<KeylessVerdict>(
+        "signing certificate's key is not one pullgate verifies (ECDSA P-256/P-384, RSA of 2048 bits or more, "
+        "Ed25519)");
   }
-
-  // Threshold one, as sigstore-go's default: the first entry that verifies, preferring
-  // one whose signed entry timestamp gives a time (a Rekor v2 entry never has one).
-  std::optional<VerifiedEntry> verified;
-  std::uint64_t verified_index = 0;
-  std::string first_refusal;
-  for (const TlogEntry& entry : bundle.tlog_entries) {
-    VerifiedEntry result =
-        verify_entry(entry, bundle, artifact, root,
-                     stamps.empty() ? std::nullopt : std::optional<TimePoint>(stamps.front().time));
-    if (result.check && (result.time || !verified)) {
-      verified = std::move(result);
-      verified_index = entry.log_index;
-      if (verified->time) break;
-    }
-    if (!result.check && first_refusal.empty()) first_refusal = result.check.reason;
-  }
-  if (!verified) return refused(first_refusal);
+  KeylessVerdict verdict;
+  static_cast<BundleVerdict&>(verdict) = verify_log_and_times(bundle, artifact, root, *signer);
+  if (!verdict) return verdict;
 
   // The times a log or an authority vouched for; the certificate must hold at each.
   std::vector<TimePoint> times;
-  if (verified->time) times.push_back(*verified->time);
-  for (const VerifiedTimestamp& stamp : stamps) times.push_back(stamp.time);
-  if (times.empty()) {
-    return refused("log entry " + std::to_string(verified_index) +
-                   ": no signed entry timestamp vouches for its integrated time, and the bundle carries no RFC 3161 "
-                   "timestamp: nothing says when it was signed");
-  }
+  if (verdict.logged_time) times.push_back(verdict.signed_at);
+  for (const VerifiedTimestamp& stamp : verdict.timestamps) times.push_back(stamp.time);
   std::optional<CertificateChain> chain;
   for (const TimePoint time : times) {
     auto at = verify_fulcio_chain(leaf, root, time);
-    if (auto* error = std::get_if<std::string>(&at)) return refused("signing certificate: " + *error);
+    if (auto* error = std::get_if<std::string>(&at)) return refused<KeylessVerdict>("signing certificate: " + *error);
     if (!chain) chain = std::get<CertificateChain>(std::move(at));
   }
   if (const Check sct = verify_embedded_sct(*chain, root); !sct) {
-    return refused("signing certificate's SCT: " + sct.reason);
+    return refused<KeylessVerdict>("signing certificate's SCT: " + sct.reason);
   }
-  if (const Check signature = verify_signature(bundle, artifact); !signature) return refused(signature.reason);
+  if (const Check signature = verify_signature(bundle, artifact, *signer); !signature) {
+    return refused<KeylessVerdict>(signature.reason);
+  }
 
   auto identity = read_fulcio_identity(leaf);
-  if (auto* error = std::get_if<std::string>(&identity)) return refused("signing certificate's identity: " + *error);
+  if (auto* error = std::get_if<std::string>(&identity)) {
+    return refused<KeylessVerdict>("signing certificate's identity: " + *error);
+  }
   FulcioIdentity& found = std::get<FulcioIdentity>(identity);
   if (!matches(expected.issuer, found.issuer)) {
-    return refused("signed by issuer " + identity_in_quotes(found.issuer) + ", not " +
-                   (expected.issuer.regex ? "one matching " : "") + identity_in_quotes(expected.issuer.text));
+    return refused<KeylessVerdict>("signed by issuer " + identity_in_quotes(found.issuer) + ", not " +
+                                   (expected.issuer.regex ? "one matching " : "") +
+                                   identity_in_quotes(expected.issuer.text));
   }
   if (!matches(expected.subject, found.subject)) {
-    return refused("signed by " + identity_in_quotes(found.subject) + ", not " +
-                   (expected.subject.regex ? "one matching " : "") + identity_in_quotes(expected.subject.text));
+    return refused<KeylessVerdict>("signed by " + identity_in_quotes(found.subject) + ", not " +
+                                   (expected.subject.regex ? "one matching " : "") +
+                                   identity_in_quotes(expected.subject.text));
   }
-  KeylessVerdict verdict;
-  verdict.verified = true;
   verdict.identity = std::move(found);
-  verdict.signed_at = times.front();
-  verdict.logged_time = verified->time.has_value();
-  verdict.timestamps = std::move(stamps);
-  verdict.log_base_url = verified->base_url;
-  verdict.log_index = verified_index;
+  return verdict;
+}
+
+BundleVerdict verify_with_key(const Bundle& bundle, const Artifact& artifact, const TrustedRoot& root,
+                              const registry::PublicKey& key) {
+  if (!bundle.certificates.empty()) {
+    return refused<BundleVerdict>("bundle is signed with a Fulcio certificate, not a public key: verify it keyless");
+  }
+  std::optional<Signer> signer = signer_of(key, nullptr);
+  if (!signer) return refused<BundleVerdict>("given key cannot be read back from its DER");
+  BundleVerdict verdict = verify_log_and_times(bundle, artifact, root, *signer);
+  if (!verdict) return verdict;
+  if (const Check signature = verify_signature(bundle, artifact, *signer); !signature) {
+    return refused<BundleVerdict>(signature.reason);
+  }
   return verdict;
 }
 

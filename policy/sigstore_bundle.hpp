@@ -8,7 +8,7 @@
 // certificate checked at each time they and the log vouch for. Rekor v2 entries
 // (hashedrekord and dsse 0.0.2) are verified by their inclusion proof and checkpoint
 // and their body against the bundle; they carry no time, so such a bundle needs a
-// timestamp.
+// timestamp. Key-based bundles are verified against the key given (verify_with_key).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +21,10 @@
 #include "policy/rfc3339.hpp"
 #include "policy/timestamp.hpp"
 #include "policy/trusted_root.hpp"
+
+namespace pullgate::registry {
+class PublicKey;
+}  // namespace pullgate::registry
 
 namespace pullgate::policy::sigstore {
 
@@ -93,10 +97,10 @@ struct ExpectedIdentity {
   IdentityMatch subject;
 };
 
-struct KeylessVerdict {
+// What a verified bundle's log and timestamps vouch for, keyless or key-based alike.
+struct BundleVerdict {
   bool verified = false;
   std::string reason;        // one line: which check failed; empty when verified
-  FulcioIdentity identity;   // when verified
   // The log's verified integrated time, or else the first timestamp's time.
   TimePoint signed_at;
   bool logged_time = false;  // signed_at is the log's (Rekor v1 with a signed entry timestamp)
@@ -106,7 +110,18 @@ struct KeylessVerdict {
   explicit operator bool() const { return verified; }
 };
 
+struct KeylessVerdict : BundleVerdict {
+  FulcioIdentity identity;  // when verified
+};
+
 KeylessVerdict verify_keyless(const Bundle& bundle, const Artifact& artifact, const TrustedRoot& root,
                               const ExpectedIdentity& expected);
+
+// A key-based bundle (cosign sign-blob --key, sigstore-go's managed keys): the same
+// log entry, body and timestamp checks, the entry naming `key`, and the signature
+// over the artifact or the DSSE envelope by `key`. No identity: the key is the signer.
+// A bundle with a certificate is refused, saying to verify it keyless.
+BundleVerdict verify_with_key(const Bundle& bundle, const Artifact& artifact, const TrustedRoot& root,
+                              const registry::PublicKey& key);
 
 }  // namespace pullgate::policy::sigstore

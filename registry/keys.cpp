@@ -132,10 +132,12 @@ std::variant<PublicKey, std::string> PublicKey::from_key(std::string name, std::
   unsigned int sum_length = 0;
   const int digested = EVP_Digest(der, static_cast<std::size_t>(der_length), sum.data(), &sum_length, EVP_sha256(),
                                   nullptr);
+  std::string der_bytes(reinterpret_cast<const char*>(der), static_cast<std::size_t>(der_length));
   OPENSSL_free(der);
   if (digested != 1) return "key " + name + ": sha256 of the key failed";
 
   PublicKey out;
+  out.der_ = std::move(der_bytes);
   out.name_ = std::move(name);
   out.algorithm_ = std::move(algorithm);
   out.fingerprint_ = hex(sum.data(), sum_length);

@@ -26,6 +26,8 @@ class PublicKey {
   const std::string& algorithm() const { return algorithm_; }
   // sha256 of the DER SubjectPublicKeyInfo, lowercase hex: how bundles hint at keys.
   const std::string& fingerprint() const { return fingerprint_; }
+  // The DER SubjectPublicKeyInfo: what a log entry that names this key must hold.
+  const std::string& der() const { return der_; }
 
   // True when `signature` (raw bytes, not base64) is this key's signature over
   // `message`: ECDSA as DER with SHA-256 (P-256) or SHA-384 (P-384); RSA PKCS#1 v1.5
@@ -36,7 +38,7 @@ class PublicKey {
   // The checks both forms share: an accepted kind, then its algorithm and fingerprint.
   static std::variant<PublicKey, std::string> from_key(std::string name, std::shared_ptr<evp_pkey_st> key);
 
-  std::string name_, algorithm_, fingerprint_;
+  std::string name_, algorithm_, fingerprint_, der_;
   std::shared_ptr<evp_pkey_st> key_;
 };
 

@@ -1,6 +1,7 @@
-// `pullgate verify-bundle`: one Sigstore bundle verified keyless against a trusted
-// root, offline, as the gate will (policy/sigstore_bundle.hpp), for whoever debugs a
-// refusal. Reads only the files it is given.
+// `pullgate verify-bundle`: one Sigstore bundle verified keyless, or with the public
+// key given, against a trusted root, offline, with the checks of
+// policy/sigstore_bundle.hpp, for whoever debugs a refusal. Reads only the files it is
+// given.
 #include <iostream>
 #include <optional>
 #include <regex>
@@ -13,6 +14,7 @@
 #include "policy/trusted_root.hpp"
 #include "proxy/cli/args.hpp"
 #include "proxy/cli/commands.hpp"
+#include "registry/keys.hpp"
 
 namespace pullgate::proxy::cli {
 
@@ -21,15 +23,23 @@ const char verify_bundle_help[] = R"(Usage:
                          --trusted-root FILE
                          [--identity EXACT | --identity-regexp RE]
                          [--issuer EXACT | --issuer-regexp RE]
+  pullgate verify-bundle --bundle FILE (--artifact FILE | --digest sha256:HEX)
+                         --trusted-root FILE --key PEM
 
-Verifies one Sigstore bundle (v0.1 to v0.3) keyless, offline, with the checks the
-gate uses: the transparency-log entry, Rekor v1 or v2 (its signed entry timestamp,
-inclusion proof and checkpoint, and its body against the bundle), every RFC 3161
-timestamp (by a timestamp authority of the trusted root, over the signature), the
-Fulcio certificate's chain to a certificate authority of the trusted root at each
-time the log and the timestamps vouch for and its embedded SCT, the signature over
-the artifact (or the DSSE envelope whose in-toto subject is the artifact), and the
-signer's identity.
+Verifies one Sigstore bundle (v0.1 to v0.3) offline, with the checks the gate uses
+for keyless signatures: the transparency-log entry, Rekor v1 or v2 (its signed entry
+timestamp, inclusion proof and checkpoint, and its body against the bundle), every
+RFC 3161 timestamp (by a timestamp authority of the trusted root, over the
+signature), the Fulcio certificate's chain to a certificate authority of the trusted
+root at each time the log and the timestamps vouch for and its embedded SCT, the
+signature over the artifact (or the DSSE envelope whose in-toto subject is the
+artifact), and the signer's identity.
+
+With --key, a key-based bundle (cosign sign-blob --key, a managed key) instead: the
+same log entry, body and timestamp checks, the log entry naming that key, and the
+signature by it. The key is the signer: there is no identity to match. (At the gate
+a policy key's DSSE bundle counts by its signature alone, as with keys everywhere in
+the policy; this command holds it to its log entry too, as cosign verify-blob does.)
 
   --bundle FILE        the bundle (.sigstore.json)
   --artifact FILE      what was signed; or
@@ -38,12 +48,14 @@ signer's identity.
   --identity EXACT     the certificate's subject alternative name must be this
   --identity-regexp RE ... or match all of this ECMAScript expression
   --issuer EXACT       the OIDC issuer must be this (--issuer-regexp RE: match RE)
+  --key PEM            the public key of a key-based bundle (PEM PUBLIC KEY)
 Without an identity or issuer option any is accepted, and printed.
 
-Exit 0 and the signer's identity, its Fulcio extensions, the signing time, each
-timestamp and its authority, and the log entry when it verifies; 1 and one line
-naming the check that failed when it does not (key-based bundles are not verified
-yet, and are refused saying so); 2 for a usage mistake or a file that cannot be read.
+Exit 0 and the signer (its identity and Fulcio extensions, or the key's algorithm
+and sha256 fingerprint), the signing time, each timestamp and its authority, and the
+log entry when it verifies; 1 and one line naming the check that failed when it does
+not (a key that is not a usable public key is one); 2 for a usage mistake or a file
+that cannot be read.
 )";
 
 namespace {
@@ -84,6 +96,17 @@ const char* kind_name(policy::sigstore::FulcioIdentity::Kind kind) {
   return "";
 }
 
+// The signing time, each timestamp and the log entry, keyless or key-based alike.
+void print_times_and_log(const policy::sigstore::BundleVerdict& verdict) {
+  std::cout << "signed at: " << policy::format_rfc3339(verdict.signed_at)
+            << (verdict.logged_time ? " (the log's integrated time, vouched for by its signed entry timestamp)\n"
+                                    : " (its RFC 3161 timestamp's time; the log gives none)\n");
+  for (const auto& stamp : verdict.timestamps) {
+    std::cout << "timestamped at: " << policy::format_rfc3339(stamp.time) << " by " << stamp.authority << "\n";
+  }
+  std::cout << "log entry: " << verdict.log_index << " in " << verdict.log_base_url << "\n";
+}
+
 void print_verified(const std::string& bundle_file, const policy::sigstore::KeylessVerdict& verdict) {
   const auto& id = verdict.identity;
   std::cout << "verified: " << bundle_file << "\n";
@@ -100,13 +123,7 @@ void print_verified(const std::string& bundle_file, const policy::sigstore::Keyl
   print_if("build trigger: ", id.build_trigger.empty() ? id.github_workflow_trigger : id.build_trigger);
   print_if("run: ", id.run_invocation_uri);
   print_if("runner: ", id.runner_environment);
-  std::cout << "signed at: " << policy::format_rfc3339(verdict.signed_at)
-            << (verdict.logged_time ? " (the log's integrated time, vouched for by its signed entry timestamp)\n"
-                                    : " (its RFC 3161 timestamp's time; the log gives none)\n");
-  for (const auto& stamp : verdict.timestamps) {
-    std::cout << "timestamped at: " << policy::format_rfc3339(stamp.time) << " by " << stamp.authority << "\n";
-  }
-  std::cout << "log entry: " << verdict.log_index << " in " << verdict.log_base_url << "\n";
+  print_times_and_log(verdict);
 }
 
 }  // namespace
@@ -114,7 +131,7 @@ void print_verified(const std::string& bundle_file, const policy::sigstore::Keyl
 int run_verify_bundle(const std::vector<std::string>& args) {
   auto cli = parse_cli(args, 0,
                        {"--bundle", "--artifact", "--digest", "--trusted-root", "--identity", "--identity-regexp",
-                        "--issuer", "--issuer-regexp"});
+                        "--issuer", "--issuer-regexp", "--key"});
   if (cli.help) {
     std::cout << verify_bundle_help;
     return 0;
@@ -129,6 +146,14 @@ int run_verify_bundle(const std::vector<std::string>& args) {
   if (!root_file) return usage("verify-bundle needs --trusted-root FILE", command);
   if (artifact_file && digest) return usage("give --artifact FILE or --digest sha256:HEX, not both", command);
   if (!artifact_file && !digest) return usage("verify-bundle needs --artifact FILE or --digest sha256:HEX", command);
+  const std::string* key_file = cli.get("--key");
+  if (key_file) {
+    for (const char* option : {"--identity", "--identity-regexp", "--issuer", "--issuer-regexp"}) {
+      if (cli.get(option)) {
+        return usage(std::string("--key verifies a key-based bundle, which has no identity: drop ") + option, command);
+      }
+    }
+  }
 
   int status = 0;
   const auto subject = identity_option(cli, "identity", status);
@@ -151,6 +176,11 @@ int run_verify_bundle(const std::vector<std::string>& args) {
     if (!bytes) return usage("cannot read --artifact " + *artifact_file, command);
     artifact = policy::sigstore::Artifact::of_bytes(std::move(*bytes));
   }
+  std::optional<std::string> key_text;
+  if (key_file) {
+    key_text = read_document(*key_file);
+    if (!key_text) return usage("cannot read --key " + *key_file, command);
+  }
 
   // What the files hold is a verdict, not a usage mistake: exit 1, one line.
   auto root = policy::sigstore::TrustedRoot::parse(*root_text);
@@ -164,6 +194,26 @@ int run_verify_bundle(const std::vector<std::string>& args) {
     return 1;
   }
   const auto& trusted = std::get<policy::sigstore::TrustedRoot>(root);
+  if (key_text) {
+    auto key = registry::PublicKey::from_pem(*key_file, *key_text);
+    if (auto* error = std::get_if<std::string>(&key)) {
+      std::cerr << "pullgate: not verified: " << *error << "\n";
+      return 1;
+    }
+    const auto& public_key = std::get<registry::PublicKey>(key);
+    const auto verdict = policy::sigstore::verify_with_key(std::get<policy::sigstore::Bundle>(bundle), *artifact,
+                                                           trusted, public_key);
+    if (!verdict) {
+      std::cerr << "pullgate: not verified: " << verdict.reason << "\n";
+      return 1;
+    }
+    std::cout << "verified: " << *bundle_file << "\n";
+    std::cout << "key: " << public_key.algorithm() << " sha256:" << public_key.fingerprint() << " (" << *key_file
+              << ")\n";
+    print_times_and_log(verdict);
+    for (const auto& warning : trusted.warnings()) std::cerr << "pullgate: note: trusted root: " << warning << "\n";
+    return 0;
+  }
   const auto verdict = policy::sigstore::verify_keyless(std::get<policy::sigstore::Bundle>(bundle), *artifact, trusted,
                                                         policy::sigstore::ExpectedIdentity{*issuer, *subject});
   if (!verdict) {

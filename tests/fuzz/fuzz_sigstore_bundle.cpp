@@ -1,7 +1,8 @@
 // Sigstore bundles and trusted roots (policy/sigstore_bundle.hpp, policy/trusted_root.hpp)
-// as keyless verification reads them. Input: one byte choosing the reader, then
+// as verification reads them. Input: one byte choosing the reader, then
 //   0 (and any even byte): a bundle, parsed and verified against Sigstore's production
-//      trusted root (tests/fixtures/sigstore) for the conformance artifact a.txt;
+//      trusted root (tests/fixtures/sigstore) for the conformance artifact a.txt,
+//      keyless and with the managed-key cases' key;
 //   1 (and any odd byte): a trusted root.
 #include <cstdio>
 #include <fstream>
@@ -10,6 +11,7 @@
 
 #include "policy/sigstore_bundle.hpp"
 #include "policy/trusted_root.hpp"
+#include "registry/keys.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 using namespace pullgate::policy::sigstore;
@@ -44,6 +46,16 @@ const ExpectedIdentity& beacon() {
   return expected;
 }
 
+// The key of the conformance suite's managed-key cases.
+const pullgate::registry::PublicKey& managed_key() {
+  static const pullgate::registry::PublicKey key = [] {
+    auto parsed = pullgate::registry::PublicKey::from_pem("key.pub", fixture("managed-key-and-trusted-root/key.pub"));
+    require(std::holds_alternative<pullgate::registry::PublicKey>(parsed), "the managed key reads");
+    return std::get<pullgate::registry::PublicKey>(std::move(parsed));
+  }();
+  return key;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -66,6 +78,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   const auto& bundle = std::get<Bundle>(parsed);
+  if (auto keyed = verify_with_key(bundle, artifact, production(), managed_key()); !keyed) {
+    require(one_line(keyed.reason), "a one-line reason", keyed.reason);
+  } else {
+    require(bundle.certificates.empty(), "a key-based bundle");
+    require(!keyed.log_base_url.empty(), "the log that holds the entry");
+    require(!verify_with_key(bundle, other, production(), managed_key()),
+            "a verified bundle does not verify another artifact");
+  }
   auto verdict = verify_keyless(bundle, artifact, production(), beacon());
   if (!verdict) {
     require(one_line(verdict.reason), "a one-line reason", verdict.reason);

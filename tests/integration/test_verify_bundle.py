@@ -1,8 +1,8 @@
 """`pullgate verify-bundle` over the Sigstore conformance cases of tests/fixtures/sigstore:
 each case the unit test (tests/unit/policy_sigstore_bundle_test.cpp) says passes exits 0
-and prints its signer; each in-scope `_fail` case exits 1 with one line naming the check;
-the out-of-scope cases exit 1 saying why; bad arguments exit 2 with one line. Offline:
-it reads only the files it is given."""
+and prints its signer (an identity, or with --key the key); each `_fail` case exits 1
+with one line naming the check; bad arguments exit 2 with one line. Offline: it reads
+only the files it is given."""
 import hashlib
 import os
 import subprocess
@@ -17,11 +17,8 @@ BEACON = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oi
           "extremely-dangerous-oidc-beacon.yml@refs/heads/main")
 GITHUB_ACTIONS = "https://token.actions.githubusercontent.com"
 
-KEYED = "signed with a public key, not a Fulcio certificate"
-
 # The lists of the unit test, with the same words: files kept once where cases share
-# them byte for byte, every in-scope case with the words of its reason (empty: it
-# passes), and the cases out of scope with why.
+# them byte for byte, and every case with the words of its reason (empty: it passes).
 SHARED_FILES = {
     'intoto-expired-certificate_fail/trusted_root.json': 'intoto-with-custom-trust-root/trusted_root.json',
     'intoto-log-entry-mismatch_fail/artifact': 'intoto-expired-certificate_fail/artifact',
@@ -100,6 +97,10 @@ CONFORMANCE = [
     ('invalid-ct-key_fail', "signing certificate's SCT: certificate's embedded SCT does not verify: no ctlogs entry"),
     ('invalid-inclusion-proof_fail',
      "bundle's verificationMaterial.tlogEntries[0].inclusionProof.checkpoint is missing"),
+    ('managed-key-and-trusted-root', ''),
+    ('managed-key-happy-path', ''),
+    ('managed-key-no-key_fail', 'bundle is signed with a public key, not a Fulcio certificate'),
+    ('managed-key-wrong-key_fail', 'is not a readable PEM public key'),
     ('message-digest-mismatch_fail', "bundle's messageDigest is sha256:a1cfc712"),
     ('rekor2-checkpoint-cosigned', ''),
     ('rekor2-checkpoint-missing-log-signature_fail', 'log entry 735: checkpoint: checkpoint has no signature lines'),
@@ -142,14 +143,6 @@ CONFORMANCE = [
     ('wrong-hashedrekord-entry_fail', "log entry's artifact digest is sha256:9d92fa52"),
     ('wrong-material_fail', "the artifact's is sha256:1fa70528"),
 ]
-OUT_OF_SCOPE = [
-    ('managed-key-and-trusted-root', 'key-based (key.pub)', KEYED),
-    ('managed-key-happy-path', 'key-based (key.pub)', KEYED),
-    ('managed-key-no-key_fail', 'key-based bundle', KEYED),
-    ('managed-key-wrong-key_fail', 'key-based (key.pub)', KEYED),
-]
-
-
 def case_file(name, file):
     """The path of a case's file: its own, the one it shares, or None."""
     own = os.path.join(FIXTURES, name, file)
@@ -173,10 +166,15 @@ def run(*args, timeout=30):
 
 
 def case_args(name, identity=True):
+    """What the conformance harness passes: a case with a key.pub is verified with it
+    (--key), the others keyless with their identity and issuer."""
     args = ["--bundle", case_file(name, "bundle.sigstore.json"),
             "--artifact", case_file(name, "artifact") or os.path.join(FIXTURES, "a.txt"),
             "--trusted-root", case_file(name, "trusted_root.json") or os.path.join(FIXTURES,
                                                                                   "production_trusted_root.json")]
+    key = case_file(name, "key.pub")
+    if key:
+        return args + ["--key", key]
     if identity:
         args += ["--identity", case_text(name, "identity", BEACON), "--issuer", case_text(name, "issuer", GITHUB_ACTIONS)]
     return args
@@ -195,6 +193,16 @@ class VerifyBundle(h.VerifyCommandAssertions, unittest.TestCase):
         for label in ("verified: ", "issuer: ", "signed at: ", "log entry: "):
             self.assertIn("\n" + label, "\n" + r.stdout)
 
+    def assert_verified_with_key(self, r, key_file):
+        self.assertEqual(r.returncode, 0, "stdout %r stderr %r" % (r.stdout, r.stderr))
+        fingerprint = subprocess.run(["openssl", "pkey", "-pubin", "-in", key_file, "-outform", "DER"],
+                                     capture_output=True, check=True).stdout
+        self.assertIn("key: ecdsa-p256 sha256:%s (%s)\n" % (hashlib.sha256(fingerprint).hexdigest(), key_file),
+                      r.stdout)
+        self.assertNotIn("identity: ", r.stdout)
+        for label in ("verified: ", "signed at: ", "log entry: "):
+            self.assertIn("\n" + label, "\n" + r.stdout)
+
     def write(self, name, data):
         path = os.path.join(self.work.path, name)
         with open(path, "wb") as f:
@@ -204,7 +212,7 @@ class VerifyBundle(h.VerifyCommandAssertions, unittest.TestCase):
     # ---------------------------------------------------------------- the corpus
 
     def test_every_case_is_listed_once(self):
-        names = [n for n, _ in CONFORMANCE] + [n for n, _, _ in OUT_OF_SCOPE]
+        names = [n for n, _ in CONFORMANCE]
         self.assertEqual(len(names), 70)
         self.assertEqual(len(set(names)), 70)
         for entry in os.listdir(FIXTURES):
@@ -219,17 +227,33 @@ class VerifyBundle(h.VerifyCommandAssertions, unittest.TestCase):
                 if name.endswith("_fail"):
                     self.assert_refused(r, words)
                     failed += 1
+                elif case_file(name, "key.pub"):
+                    self.assertEqual(words, "")
+                    self.assert_verified_with_key(r, case_file(name, "key.pub"))
+                    passed += 1
                 else:
                     self.assertEqual(words, "")
                     self.assert_verified(r, case_text(name, "identity", BEACON))
                     self.assertIn("issuer: %s\n" % case_text(name, "issuer", GITHUB_ACTIONS), r.stdout)
                     passed += 1
-        self.assertEqual((passed, failed), (19, 47))
+        self.assertEqual((passed, failed), (21, 49))
 
-    def test_out_of_scope_cases_fail_saying_why(self):
-        for name, why, words in OUT_OF_SCOPE:
-            with self.subTest(name, why=why):
-                self.assert_refused(run(*case_args(name)), words)
+    def test_a_key_based_bundle_gives_its_key_times_and_log(self):
+        args = case_args("managed-key-happy-path")
+        r = run(*args)
+        self.assert_verified_with_key(r, case_file("managed-key-happy-path", "key.pub"))
+        self.assertIn("signed at: 2025-12-18T17:04:39Z (the log's integrated time", r.stdout)
+        self.assertIn("timestamped at: ", r.stdout)
+        self.assertIn("log entry: 771488337 in https://rekor.sigstore.dev\n", r.stdout)
+        # Another valid key did not sign it; a keyless bundle is not key-based.
+        other = self.write("other.pub", subprocess.run(
+            ["openssl", "pkey", "-pubout"], input=subprocess.run(
+                ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                capture_output=True, check=True).stdout, capture_output=True, check=True).stdout)
+        args[args.index("--key") + 1] = other
+        self.assert_refused(run(*args), "log entry's public key is not the given key")
+        keyless = case_args("happy-path-v0.3", identity=False) + ["--key", other]
+        self.assert_refused(run(*keyless), "bundle is signed with a Fulcio certificate, not a public key")
 
     # ---------------------------------------------------------------- what it prints
 
@@ -319,7 +343,10 @@ class VerifyBundle(h.VerifyCommandAssertions, unittest.TestCase):
              "--issuer-regexp [a- is not a regular expression"),
             ("identity twice", args + ["--identity-regexp", ".*"], "--identity or --identity-regexp, not both"),
             ("issuer twice", args + ["--issuer-regexp", ".*"], "--issuer or --issuer-regexp, not both"),
-            ("unknown option", args + ["--key", "k.pub"], "unknown option --key"),
+            ("unknown option", args + ["--cert", "c.pem"], "unknown option --cert"),
+            ("key and identity", args + ["--key", os.path.join(FIXTURES, "managed-key-and-trusted-root", "key.pub")],
+             "--key verifies a key-based bundle, which has no identity: drop --identity"),
+            ("missing key", case_args("happy-path-v0.3", identity=False) + ["--key", missing], "cannot read --key"),
             ("positional", args + ["extra"], "unexpected argument extra"),
             ("no value", args + ["--digest"], "--digest needs a value"),
         ]:

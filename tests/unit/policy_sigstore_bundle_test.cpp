@@ -1,7 +1,7 @@
-// Sigstore bundles verified keyless (policy/sigstore_bundle.hpp): every case of the
-// sigstore-conformance corpus in tests/fixtures/sigstore with the identity, issuer,
-// artifact and trusted root its files give, and real bundles altered here one field at
-// a time.
+// Sigstore bundles verified keyless or with a key (policy/sigstore_bundle.hpp): every
+// case of the sigstore-conformance corpus in tests/fixtures/sigstore with the identity,
+// issuer, key, artifact and trusted root its files give, and real bundles altered here
+// one field at a time.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include "policy/sigstore_bundle.hpp"
 #include "policy/text.hpp"
 #include "registry/base64.hpp"
+#include "registry/keys.hpp"
 #include "tests/unit/sigstore_fixtures.hpp"
 
 namespace pullgate::policy::sigstore {
@@ -96,7 +97,9 @@ std::string trimmed(std::string text) {
 }
 
 // How a case verifies, with what the conformance harness would pass (memo section 5.1):
-// the parse error, the trusted root's error, or verify_keyless's verdict.
+// the parse error, the trusted root's error, the key's error, or the verdict of
+// verify_with_key (a case with a key.pub, as the harness passes --key) or of
+// verify_keyless.
 struct Outcome {
   bool verified = false;
   std::string reason;
@@ -112,6 +115,14 @@ Outcome run_case(const std::string& name) {
   auto bundle = Bundle::parse(*bundle_text);
   if (auto* error = std::get_if<std::string>(&bundle)) return {false, *error};
   const Artifact artifact = Artifact::of_bytes(case_file(name, "artifact").value_or(sigstore_fixture("a.txt")));
+  if (const auto key_text = case_file(name, "key.pub")) {
+    auto key = registry::PublicKey::from_pem("key.pub", *key_text);
+    if (auto* error = std::get_if<std::string>(&key)) return {false, *error};
+    const BundleVerdict verdict = verify_with_key(std::get<Bundle>(bundle), artifact, std::get<TrustedRoot>(root),
+                                                  std::get<registry::PublicKey>(key));
+    EXPECT_EQ(verdict.reason.find('\n'), std::string::npos) << verdict.reason;
+    return {verdict.verified, verdict.reason};
+  }
   const ExpectedIdentity expected{IdentityMatch::exact(trimmed(case_file(name, "issuer").value_or(github_actions))),
                                   IdentityMatch::exact(trimmed(case_file(name, "identity").value_or(beacon)))};
   const KeylessVerdict verdict =
@@ -163,6 +174,10 @@ const Expected conformance[] = {
     {"invalid-ct-key_fail", "signing certificate's SCT: certificate's embedded SCT does not verify: no ctlogs entry"},
     {"invalid-inclusion-proof_fail",
      "bundle's verificationMaterial.tlogEntries[0].inclusionProof.checkpoint is missing"},
+    {"managed-key-and-trusted-root", ""},
+    {"managed-key-happy-path", ""},
+    {"managed-key-no-key_fail", "bundle is signed with a public key, not a Fulcio certificate"},
+    {"managed-key-wrong-key_fail", "key key.pub is not a readable PEM public key"},
     {"message-digest-mismatch_fail", "bundle's messageDigest is sha256:a1cfc712"},
     {"rekor2-checkpoint-cosigned", ""},
     {"rekor2-checkpoint-missing-log-signature_fail", "log entry 735: checkpoint: checkpoint has no signature lines"},
@@ -207,28 +222,11 @@ const Expected conformance[] = {
     {"wrong-material_fail", "the artifact's is sha256:1fa70528"},
 };
 
-// Cases that need what verify_keyless does not do yet: each must fail, saying so.
-struct OutOfScope {
-  const char* name;
-  const char* why;
-  const char* words;
-};
-
-constexpr const char* keyed = "signed with a public key, not a Fulcio certificate";
-
-const OutOfScope out_of_scope[] = {
-    {"managed-key-and-trusted-root", "key-based (key.pub)", keyed},
-    {"managed-key-happy-path", "key-based (key.pub)", keyed},
-    {"managed-key-no-key_fail", "key-based bundle", keyed},
-    {"managed-key-wrong-key_fail", "key-based (key.pub)", keyed},
-};
-
 bool should_fail(const std::string& name) { return name.ends_with("_fail"); }
 
 TEST(SigstoreConformanceTest, EveryCaseIsListedOnce) {
   std::set<std::string> listed;
   for (const Expected& expected : conformance) EXPECT_TRUE(listed.insert(expected.name).second) << expected.name;
-  for (const OutOfScope& skipped : out_of_scope) EXPECT_TRUE(listed.insert(skipped.name).second) << skipped.name;
   EXPECT_EQ(listed.size(), 70u);  // the corpus at a73de49
   const auto fixtures = std::filesystem::path(PULLGATE_SOURCE_DIR) / "tests" / "fixtures" / "sigstore";
   for (const auto& entry : std::filesystem::directory_iterator(fixtures)) {
@@ -252,15 +250,6 @@ TEST(SigstoreConformanceTest, CasesPassOrFailAsNamed) {
       EXPECT_STREQ(expected.words, "");
       EXPECT_TRUE(outcome.verified) << outcome.reason;
     }
-  }
-}
-
-TEST(SigstoreConformanceTest, OutOfScopeCasesFailSayingWhy) {
-  for (const OutOfScope& skipped : out_of_scope) {
-    SCOPED_TRACE(std::string(skipped.name) + " (" + skipped.why + ")");
-    const Outcome outcome = run_case(skipped.name);
-    EXPECT_FALSE(outcome.verified);
-    EXPECT_NE(outcome.reason.find(skipped.words), std::string::npos) << outcome.reason;
   }
 }
 
@@ -305,7 +294,7 @@ KeylessVerdict verify(const json& document, const Artifact& artifact,
 
 Artifact a_txt() { return Artifact::of_bytes(sigstore_fixture("a.txt")); }
 
-void expect_refused(const KeylessVerdict& verdict, const std::string& words) {
+void expect_refused(const BundleVerdict& verdict, const std::string& words) {
   EXPECT_FALSE(verdict.verified);
   EXPECT_NE(verdict.reason.find(words), std::string::npos) << verdict.reason;
 }
@@ -568,6 +557,70 @@ TEST(SigstoreKeylessTest, ARekorV2EntryIsTimedByItsTimestamps) {
 TEST(SigstoreKeylessTest, AKeyBasedBundleIsNotKeyless) {
   expect_refused(verify(bundle_json("managed-key-happy-path"), a_txt()),
                  "bundle is signed with a public key, not a Fulcio certificate: verify it with its key");
+}
+
+// --- key-based bundles ------------------------------------------------------------
+
+registry::PublicKey managed_key() {
+  return std::get<registry::PublicKey>(
+      registry::PublicKey::from_pem("key.pub", sigstore_fixture("managed-key-and-trusted-root/key.pub")));
+}
+
+// A valid key that did not sign the managed-key bundles: the production log's own.
+registry::PublicKey another_key() {
+  const json root = json::parse(sigstore_fixture("production_trusted_root.json"));
+  std::string der;
+  EXPECT_TRUE(registry::base64_decode(root["tlogs"][0]["publicKey"]["rawBytes"].get<std::string>(), der));
+  return std::get<registry::PublicKey>(registry::PublicKey::from_der("rekor", der));
+}
+
+BundleVerdict verify_keyed(const json& document, const Artifact& artifact, const registry::PublicKey& key) {
+  const BundleVerdict verdict = verify_with_key(parsed(document), artifact, production(), key);
+  EXPECT_EQ(verdict.reason.find('\n'), std::string::npos) << verdict.reason;
+  EXPECT_EQ(verdict.verified, verdict.reason.empty()) << verdict.reason;
+  return verdict;
+}
+
+TEST(SigstoreKeyedTest, GivesTheTimesAndLog) {
+  const json document = bundle_json("managed-key-happy-path");
+  const json& entry = document["verificationMaterial"]["tlogEntries"][0];
+  const BundleVerdict verdict = verify_keyed(document, a_txt(), managed_key());
+  ASSERT_TRUE(verdict) << verdict.reason;
+  EXPECT_TRUE(verdict.logged_time);
+  EXPECT_EQ(verdict.signed_at, TimePoint(std::chrono::seconds(std::stoll(entry["integratedTime"].get<std::string>()))));
+  EXPECT_EQ(verdict.timestamps.size(), 1u);
+  EXPECT_EQ(verdict.log_base_url, "https://rekor.sigstore.dev");
+  EXPECT_EQ(verdict.log_index, std::stoull(entry["logIndex"].get<std::string>()));
+  // By digest: the key is ECDSA P-256, so the SHA-256 alone verifies.
+  auto digest = Artifact::of_digest("sha256:" + hex(a_txt().sha256));
+  ASSERT_TRUE(std::holds_alternative<Artifact>(digest));
+  EXPECT_TRUE(verify_keyed(document, std::get<Artifact>(digest), managed_key()));
+}
+
+TEST(SigstoreKeyedTest, AnotherKeyAnotherArtifactOrAKeylessBundleIsRefused) {
+  const json document = bundle_json("managed-key-happy-path");
+  expect_refused(verify_keyed(document, a_txt(), another_key()), "log entry's public key is not the given key");
+  expect_refused(verify_keyed(document, Artifact::of_bytes("another artifact"), managed_key()),
+                 "log entry's artifact digest is");
+  expect_refused(verify_keyed(bundle_json("happy-path-v0.3"), a_txt(), managed_key()),
+                 "bundle is signed with a Fulcio certificate, not a public key: verify it keyless");
+  json tampered = document;
+  tampered["verificationMaterial"].erase("timestampVerificationData");  // it stamps the signature
+  tampered["messageSignature"]["signature"] = "MEUCIQ" + std::string(90, 'A');
+  expect_refused(verify_keyed(tampered, a_txt(), managed_key()), "log entry's signature is not the bundle's");
+}
+
+TEST(SigstoreKeyedTest, ATimeMustBeVouchedFor) {
+  json document = bundle_json("managed-key-happy-path");
+  document["verificationMaterial"]["tlogEntries"][0].erase("inclusionPromise");
+  const BundleVerdict stamped = verify_keyed(document, a_txt(), managed_key());
+  ASSERT_TRUE(stamped) << stamped.reason;  // its RFC 3161 timestamp still gives one
+  EXPECT_FALSE(stamped.logged_time);
+  EXPECT_EQ(stamped.signed_at, stamped.timestamps.at(0).time);
+  document["verificationMaterial"].erase("timestampVerificationData");
+  expect_refused(verify_keyed(document, a_txt(), managed_key()),
+                 "no signed entry timestamp vouches for its integrated time, and the bundle carries no RFC 3161 "
+                 "timestamp: nothing says when it was signed");
 }
 
 }  // namespace
