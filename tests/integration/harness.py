@@ -1249,6 +1249,29 @@ def install_shipped_hosts_toml(containerd, upstream, mirror):
     return text
 
 
+def containerd_through_mirror(test, upstream, mirror):
+    """A private containerd whose shipped hosts.toml sends `upstream` to pullgate at
+    `mirror`; closed when the test ends."""
+    ctrd = Containerd().start()
+    test.addCleanup(ctrd.close)
+    install_shipped_hosts_toml(ctrd, upstream, mirror)
+    return ctrd
+
+
+def assert_ctr_pulls(test, ctrd, namespace, upstream, image, what):
+    """`ctr pull` of upstream/image (repo and tag) through the mirror succeeds."""
+    r = ctrd.pull(namespace, "%s/%s:%s" % (upstream, image.repo, image.tag))
+    test.assertEqual(r.returncode, 0, "ctr pull of %s failed: %s" % (what, r.stderr))
+
+
+def assert_ctr_refused(test, ctrd, namespace, upstream, image, what, words=None):
+    """`ctr pull` of upstream/image fails, its output naming `words` when given."""
+    r = ctrd.pull(namespace, "%s/%s:%s" % (upstream, image.repo, image.tag))
+    test.assertNotEqual(r.returncode, 0, "ctr pulled %s: %s" % (what, r.stdout))
+    if words is not None:
+        test.assertIn(words, r.stderr + r.stdout)
+
+
 def render_shipped_registries_conf(upstream, mirror):
     """deploy/crio-podman/registries.conf with Docker Hub's names replaced by upstream
     (registry-1.docker.io first: it contains docker.io) and the example mirror host by

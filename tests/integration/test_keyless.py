@@ -216,15 +216,11 @@ class Keyless(h.PullgateAlive, h.GatedPulls, unittest.TestCase):
         self.assertIn("logged as entry", reasons)
 
     def test_02_keyless_bundle_referrer_allows_containerd(self):
-        ctrd = h.Containerd().start()
-        self.addCleanup(ctrd.close)
-        h.install_shipped_hosts_toml(ctrd, self.registry.address, self.pg.address)
-        good = ctrd.pull("keyless", "%s/%s:%s" % (self.registry.address, self.bundle.repo, self.bundle.tag))
-        self.assertEqual(good.returncode, 0, "ctr pull of a keyless bundle-signed image failed: " + good.stderr)
+        ctrd = h.containerd_through_mirror(self, self.registry.address, self.pg.address)
+        h.assert_ctr_pulls(self, ctrd, "keyless", self.registry.address, self.bundle, "a keyless bundle-signed image")
         self.assert_pulled(self.bundle, "bundle keyless:")
-        bad = ctrd.pull("keyless", "%s/%s:%s" % (self.registry.address, self.forked.repo, self.forked.tag))
-        self.assertNotEqual(bad.returncode, 0, "ctr pulled an image signed from a fork: " + bad.stdout)
-        self.assertIn("source_repository_uri", bad.stderr + bad.stdout)
+        h.assert_ctr_refused(self, ctrd, "keyless", self.registry.address, self.forked, "an image signed from a fork",
+                             "source_repository_uri")
 
     # ---------------------------------------------------------------- identities
 
@@ -324,14 +320,11 @@ class Keyless(h.PullgateAlive, h.GatedPulls, unittest.TestCase):
         self.assertEqual(rec["source"], "provenance", rec)
 
     def test_12_provenance_with_containerd(self):
-        ctrd = h.Containerd().start()
-        self.addCleanup(ctrd.close)
-        h.install_shipped_hosts_toml(ctrd, self.registry.address, self.pg.address)
-        good = ctrd.pull("provenance", "%s/%s:%s" % (self.registry.address, self.built_att.repo, self.built_att.tag))
-        self.assertEqual(good.returncode, 0, "ctr pull of an image with keyed provenance (.att) failed: " + good.stderr)
-        bad = ctrd.pull("provenance", "%s/%s:%s" % (self.registry.address, self.built_fork.repo, self.built_fork.tag))
-        self.assertNotEqual(bad.returncode, 0, "ctr pulled an image built from a fork: " + bad.stdout)
-        self.assertIn("github.com/mallory/app", bad.stderr + bad.stdout)
+        ctrd = h.containerd_through_mirror(self, self.registry.address, self.pg.address)
+        h.assert_ctr_pulls(self, ctrd, "provenance", self.registry.address, self.built_att,
+                           "an image with keyed provenance (.att)")
+        h.assert_ctr_refused(self, ctrd, "provenance", self.registry.address, self.built_fork,
+                             "an image built from a fork", "github.com/mallory/app")
 
 
 if __name__ == "__main__":

@@ -114,14 +114,11 @@ class Notation(h.PullgateAlive, h.GatedPulls, unittest.TestCase):
         self.assertIn("via tag sha256-" + self.good.digest.split(":", 1)[1], reasons)
 
     def test_02_a_ps384_signature_allows_containerd(self):
-        ctrd = h.Containerd().start()
-        self.addCleanup(ctrd.close)
-        h.install_shipped_hosts_toml(ctrd, self.registry.address, self.pg.address)
-        good = ctrd.pull("notation", "%s/%s:%s" % (self.registry.address, self.good_rsa.repo, self.good_rsa.tag))
-        self.assertEqual(good.returncode, 0, "ctr pull of a Notation-signed image failed: " + good.stderr)
+        ctrd = h.containerd_through_mirror(self, self.registry.address, self.pg.address)
+        h.assert_ctr_pulls(self, ctrd, "notation", self.registry.address, self.good_rsa, "a Notation-signed image")
         self.assert_pulled(self.good_rsa, "notation rsa:")
-        bad = ctrd.pull("notation", "%s/%s:%s" % (self.registry.address, self.by_mallory.repo, self.by_mallory.tag))
-        self.assertNotEqual(bad.returncode, 0, "ctr pulled an image signed by another CA: " + bad.stdout)
+        h.assert_ctr_refused(self, ctrd, "notation", self.registry.address, self.by_mallory,
+                             "an image signed by another CA")
 
     # ---------------------------------------------------------------- refusals
 

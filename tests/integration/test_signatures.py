@@ -243,14 +243,10 @@ class Signatures(h.PullgateAlive, unittest.TestCase):
         self.assertIn("no signature", " ".join(doc["reasons"]))
 
     def test_04b_containerd_shows_the_reason(self):
-        ctrd = h.Containerd().start()
-        self.addCleanup(ctrd.close)
-        h.install_shipped_hosts_toml(ctrd, self.registry.address, self.pg.address)
-        good = ctrd.pull("sig", "%s/%s:%s" % (self.registry.address, self.legacy.repo, self.legacy.tag))
-        self.assertEqual(good.returncode, 0, "ctr pull of a signed image failed: " + good.stderr)
-        bad = ctrd.pull("sig", "%s/%s:%s" % (self.registry.address, self.unsigned.repo, self.unsigned.tag))
-        self.assertNotEqual(bad.returncode, 0, "ctr pulled an unsigned image: " + bad.stdout)
-        self.assertIn("no signature", bad.stderr + bad.stdout)
+        ctrd = h.containerd_through_mirror(self, self.registry.address, self.pg.address)
+        h.assert_ctr_pulls(self, ctrd, "sig", self.registry.address, self.legacy, "a signed image")
+        h.assert_ctr_refused(self, ctrd, "sig", self.registry.address, self.unsigned, "an unsigned image",
+                             "no signature")
 
     def test_04c_a_signature_one_scope_trusts_does_not_pass_another(self):
         self.assertEqual(self.promoted.digest, self.promoted_strict.digest)
